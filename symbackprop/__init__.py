@@ -1,0 +1,25 @@
+"""symbackprop: backpropagation derived by SymPy, shown step by step, checked three ways.
+
+One function per stage of the flow, each a module::
+
+    spec          load / compact / from_dict   -> Spec (Network + example values)
+    network       layered / graph               -> Network, a DAG of SymPy definitions
+    derivation    derive                        -> Derivation: generic and concrete Steps
+    verification  verify                        -> Report of the three witnesses
+    examples      example                       -> numbers and one gradient-descent step
+    rendering     render / write_notes          -> Markdown notes from jinja2 templates
+"""
+from .derivation import Derivation, Step, derive, instantiate
+from .errors import SpecError
+from .examples import Example, example
+from .functions import Activation, Loss, activation, custom_activation, custom_loss, loss
+from .network import Network, graph, layered
+from .numerics import Compiled, Values, random_values
+from .rendering import render, write_notes
+from .spec import Spec, compact, from_dict, load
+from .verification import Report, verify
+
+__all__ = ["Activation", "Compiled", "Derivation", "Example", "Loss", "Network", "Report", "Spec",
+           "SpecError", "Step", "Values", "activation", "compact", "custom_activation", "custom_loss",
+           "derive", "example", "from_dict", "graph", "instantiate", "layered", "load", "loss",
+           "random_values", "render", "verify", "write_notes"]

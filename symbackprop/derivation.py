@@ -1,0 +1,351 @@
+"""The chain rule, applied by SymPy, as an ordered list of steps (data, no prose).
+
+Two levels of the same derivation:
+
+* *generic*: neuron k of an output layer and neuron j of a hidden layer, with indices
+  i, j, k, ``IndexedBase`` symbols and a sum over the units j feeds: what a lecture shows;
+* *concrete*: one formula for every delta, weight and bias of the given network, in
+  terms of the symbols z, a and delta, so the work grows with the number of parameters
+  and not exponentially with depth.
+
+Every right-hand side is the result of SymPy differentiating the network's own defining
+expressions; nothing is typed in.  The delta recursion is the structure::
+
+    dE/da_u = [u is an output] dl/da_u + sum over successors l of w_ul delta_l
+    delta_u = g'(z_u) dE/da_u                  (softmax: sum over its group instead)
+    dE/dw   = sum over the edges of w of delta_destination * a_source;  dE/db_u = delta_u
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .functions import A, K as OUTPUT_COUNT, Z
+from .network import Group, Network, Unit
+
+#: Generic symbols of the lecture formulas.
+E = sp.Symbol("E")
+ETA = sp.Symbol("eta", positive=True)
+w, b, z, a, t, delta = (sp.IndexedBase(n) for n in ("w", "b", "z", "a", "t", "delta"))
+g = sp.Function("g")
+_N = sp.Symbol("N", integer=True, positive=True)  # the size of the layer an index runs over
+i, j, k, m = (sp.Idx(n, _N) for n in "ijkm")
+_dummy = sp.Idx("l", _N)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One equation ``lhs = rhs`` and the rule that produced it.
+
+    ``uses`` holds indices of earlier steps of the same derivation, ``subject`` says what
+    the step is about (a group for generic steps, a unit or parameter name otherwise).
+    """
+
+    lhs: sp.Expr
+    rhs: sp.Expr
+    rule: str
+    uses: tuple[int, ...] = ()
+    level: str = "concrete"
+    subject: str = ""
+
+    @property
+    def equation(self) -> sp.Eq:
+        return sp.Eq(self.lhs, self.rhs, evaluate=False)
+
+
+@dataclass(frozen=True)
+class GenericLayer:
+    """The lecture formulas of one group of units, to be instantiated per unit.
+
+    ``unit``, ``predecessor`` and ``successor`` are the index letters bound on
+    instantiation (successor is None for an output layer).
+    """
+
+    group: str
+    is_output: bool
+    unit: sp.Idx
+    predecessor: sp.Idx
+    successor: sp.Idx | None
+    delta: sp.Expr
+    gradient_weight: sp.Expr
+    gradient_bias: sp.Expr | None
+    update_weight: sp.Expr
+
+
+@dataclass
+class Derivation:
+    """The result of :func:`derive`: steps in order, and the formulas they establish."""
+
+    network: Network
+    steps: list[Step] = field(default_factory=list)
+    generic: dict[str, GenericLayer] = field(default_factory=dict)
+    output_errors: dict[str, sp.Expr] = field(default_factory=dict)  # unit -> dE/da
+    deltas: dict[str, sp.Expr] = field(default_factory=dict)  # unit -> delta in symbols
+    gradients: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)  # parameter -> dE/dparameter
+
+    def add(self, step: Step) -> int:
+        self.steps.append(step)
+        return len(self.steps) - 1
+
+    def backward_definitions(self) -> list[tuple[sp.Symbol, sp.Expr]]:
+        """(delta symbol, formula) in the order a backward pass computes them."""
+        return [(self.network[name].delta, formula) for name, formula in self.deltas.items()]
+
+    def expanded(self, expression: sp.Expr) -> sp.Expr:
+        """``expression`` with delta, a and z replaced down to inputs, targets and parameters."""
+        full: dict[sp.Symbol, sp.Expr] = {}
+        for symbol, formula in self.backward_definitions():
+            full[symbol] = formula.xreplace(full)
+        return self.network.expanded(expression.xreplace(full))
+
+    def gradient_expanded(self, parameter: sp.Symbol) -> sp.Expr:
+        return self.expanded(self.gradients[parameter])
+
+
+def derive(network: Network) -> Derivation:
+    """Apply the chain rule to ``network``: generic lecture formulas and concrete ones."""
+    derivation = Derivation(network)
+    for group in network.groups:
+        derivation.generic[group.name] = _derive_generic(derivation, group)
+    _derive_concrete(derivation)
+    return derivation
+
+
+# ---------------------------------------------------------------------------------------
+# generic level
+
+def _in_range(expression: sp.Expr) -> sp.Expr:
+    """Drop the ``Piecewise((x, index in range), (0, True))`` SymPy leaves after summing a
+    KroneckerDelta: our indices always lie within their layer."""
+    return expression.replace(
+        lambda e: isinstance(e, sp.Piecewise) and len(e.args) == 2 and e.args[1].cond == sp.true
+        and e.args[1].expr == 0,
+        lambda e: e.args[0].expr)
+
+
+def _simplest(expression: sp.Expr) -> sp.Expr:
+    """SymPy's simplification where it shortens the formula (a - t for matched pairs),
+    the formula as derived where it does not (softmax with squared error keeps its sum)."""
+    simplified = sp.factor_terms(sp.simplify(expression))
+    return simplified if sp.count_ops(simplified) < sp.count_ops(expression) else expression
+
+
+def _sum(term: sp.Expr, index: sp.Idx) -> sp.Sum:
+    return sp.Sum(term, (index, 0, _N - 1))
+
+
+def _pull_constants(expression: sp.Expr) -> sp.Expr:
+    """sum_m a_k t_m -> a_k sum_m t_m, so identities on the sum can apply."""
+    return expression.replace(lambda e: isinstance(e, sp.Sum), lambda e: sp.factor_terms(e))
+
+
+def _sum_to_one(expression: sp.Expr, base: sp.IndexedBase, members) -> sp.Expr:
+    """Apply sum_m base_m = 1 (softmax outputs; probability targets)."""
+    if isinstance(members, sp.Idx):
+        total = _sum(base[members], members)
+        return _in_range(_pull_constants(sp.expand(expression).doit())).subs(total, 1)
+    total = sp.Add(*members)
+    symbols = sorted(expression.free_symbols - set(members), key=sp.default_sort_key)
+    return sp.collect(sp.expand(expression), symbols).subs(total, 1)
+
+
+def _activation_derivative_steps(derivation: Derivation, group: Group, unit: sp.Idx, uses: int) -> sp.Expr:
+    """g'(z_u) for an elementwise group, in the textbook form when SymPy finds one."""
+    activation = group.activation
+    generic = sp.diff(g(z[unit]), z[unit])
+    actual = activation.derivative.subs(Z, z[unit])
+    step = derivation.add(Step(generic, actual, "activation_derivative", (uses,), "generic", group.name))
+    in_a = activation.derivative_in_activation
+    if in_a is None:
+        return actual
+    in_a = in_a.subs(A, a[unit])
+    derivation.add(Step(generic, in_a, "rewrite_in_activation", (step,), "generic", group.name))
+    return in_a
+
+
+def _normalized_jacobian(group: Group, row: sp.Idx, column: sp.Idx) -> sp.Expr:
+    """da_row/dz_column of a normalized activation, in terms of a.
+
+    a_m = f(z_m) / sum_l f(z_l) is unchanged when every f(z_l) is scaled by one factor,
+    so replacing f(z_l) by a_l (the scale 1/sum) is exact for f' = f (softmax); then
+    sum_l a_l = 1.
+    """
+    f = group.activation.expression
+    definition = f.subs(Z, z[row]) / _sum(f.subs(Z, z[_dummy]), _dummy)
+    jacobian = _in_range(sp.diff(definition, z[column]).doit())
+    jacobian = jacobian.replace(lambda e: e.func == f.func and isinstance(e.args[0], sp.Indexed)
+                                and e.args[0].base == z, lambda e: a[e.args[0].indices[0]])
+    return sp.factor_terms(jacobian.subs(_sum(a[_dummy], _dummy), 1))
+
+
+def _derive_generic(derivation: Derivation, group: Group) -> GenericLayer:
+    net = derivation.network
+    is_output = group.units[0] in net.outputs
+    u, p, s = (k, j, None) if is_output else (j, i, k)
+    level, name = "generic", group.name
+    has_bias = any(net[n].bias is not None for n in group.units)
+    add = derivation.add
+
+    def step(lhs, rhs, rule, *uses):
+        return add(Step(lhs, rhs, rule, uses, level, name))
+
+    activation = group.activation
+    if activation.normalized:
+        f = activation.expression
+        a_def = step(a[u], f.subs(Z, z[u]) / _sum(f.subs(Z, z[_dummy]), _dummy), "definition")
+    else:
+        step(g(z[u]), activation.expression.subs(Z, z[u]), "activation")
+        a_def = step(a[u], g(z[u]), "definition")
+    z_def_rhs = (b[u] if has_bias else 0) + _sum(w[_dummy, u] * a[_dummy], _dummy)
+    z_def = step(z[u], z_def_rhs, "definition")
+    chain = step(sp.Derivative(E, w[p, u]),
+                 sp.Mul(sp.Derivative(E, z[u]), sp.Derivative(z[u], w[p, u]), evaluate=False), "chain_rule")
+
+    # dE/da for the unit (or each member m of a normalized group)
+    target = m if activation.normalized else u
+    if is_output:
+        e_rhs = _sum(net.loss.per_output(a[_dummy], t[_dummy], OUTPUT_COUNT), _dummy)
+        e_def = step(E, e_rhs, "definition")
+        d_e_da = _in_range(sp.diff(e_rhs, a[target]).doit())
+        de_da = step(sp.Derivative(E, a[target]), d_e_da, "differentiate", e_def)
+    else:
+        successor_z = b[s] + _sum(w[_dummy, s] * a[_dummy], _dummy)
+        dz_da = _in_range(sp.diff(successor_z, a[target]).doit())
+        first = step(sp.Derivative(E, a[target]),
+                     _sum(sp.Mul(sp.Derivative(E, z[s]), sp.Derivative(z[s], a[target]), evaluate=False), s),
+                     "sum_over_successors")
+        dz = step(sp.Derivative(z[s], a[target]), dz_da, "differentiate")
+        step(delta[s], sp.Derivative(E, z[s]), "definition")
+        d_e_da = _sum(dz_da * delta[s], s)
+        de_da = step(sp.Derivative(E, a[target]), d_e_da, "substitute", first, dz)
+
+    if activation.normalized:
+        jac = _normalized_jacobian(group, m, u)
+        j_step = step(sp.Derivative(a[m], z[u]), jac, "differentiate", a_def)
+        step(sp.Derivative(E, z[u]),
+             _sum(sp.Mul(sp.Derivative(E, a[m]), sp.Derivative(a[m], z[u]), evaluate=False), m),
+             "chain_rule")
+        local = _in_range(_pull_constants(sp.expand(_sum(d_e_da * jac, m)).doit()))
+        uses = (de_da, j_step)
+    else:
+        step(sp.Derivative(E, z[u]),
+             sp.Mul(sp.Derivative(E, a[u]), sp.Derivative(a[u], z[u]), evaluate=False), "chain_rule")
+        step(sp.Derivative(E, z[u]), sp.Mul(sp.diff(g(z[u]), z[u]), d_e_da, evaluate=False),
+             "local_gradient", de_da)
+        local = _activation_derivative_steps(derivation, group, u, a_def) * d_e_da
+        uses = (de_da, len(derivation.steps) - 1)
+    if is_output:
+        local = _simplest(local)
+        if net.loss.targets_sum_to_one:
+            local = sp.factor_terms(_sum_to_one(local, t, m if activation.normalized else u))
+    step(delta[u], local, "local_gradient", *uses)
+
+    dz_dw = _in_range(sp.diff(z_def_rhs, w[p, u]).doit())
+    dzw = step(sp.Derivative(z[u], w[p, u]), dz_dw, "differentiate", z_def)
+    grad_w = delta[u] * dz_dw
+    step(sp.Derivative(E, w[p, u]), grad_w, "gradient", chain, dzw)
+    grad_b = None
+    if has_bias:
+        grad_b = delta[u] * _in_range(sp.diff(z_def_rhs, b[u]).doit())
+        step(sp.Derivative(E, b[u]), grad_b, "gradient", z_def)
+    update = w[p, u] - ETA * grad_w
+    step(w[p, u], update, "gradient_descent")
+    return GenericLayer(group.name, is_output, u, p, s, local, grad_w, grad_b, update)
+
+
+# ---------------------------------------------------------------------------------------
+# concrete level
+
+def _local_gradient(derivation: Derivation, unit: Unit, error: dict[str, sp.Expr]) -> sp.Expr:
+    """delta_u from dE/da of the unit (or of its whole group, for softmax)."""
+    net = derivation.network
+    group = net.group_by_name[unit.group]
+    activation = group.activation
+    if not activation.normalized:
+        in_a = activation.derivative_in_activation
+        slope = in_a.subs(A, unit.a) if in_a is not None else activation.derivative.subs(Z, unit.z)
+        return slope * error[unit.name]
+    members = [net[name] for name in group.units]
+    exps = {activation.expression.subs(Z, v.z): v.a for v in members}
+    total = sp.Add(*(v.a for v in members))
+    jacobian = {v.name: sp.diff(net.activation_of(v), unit.z).subs(exps).subs(total, 1) for v in members}
+    return sp.Add(*(sp.factor_terms(jacobian[v.name]) * error[v.name] for v in members))
+
+
+def _derive_concrete(derivation: Derivation) -> None:
+    net = derivation.network
+    count = len(net.outputs)
+    add = derivation.add
+    errors: dict[str, sp.Expr] = {}
+    for name in net.outputs:
+        unit = net[name]
+        errors[name] = net.loss.derivative.subs({A: unit.a, Z: unit.z}).subs(
+            {sp.Symbol("t", real=True): net.targets[name], OUTPUT_COUNT: count})
+        derivation.output_errors[name] = errors[name]
+        add(Step(sp.Derivative(E, unit.a), errors[name], "differentiate", subject=name))
+    targets = list(net.targets.values())
+    for unit in reversed(net.computing_units):
+        if unit.name not in errors:
+            errors[unit.name] = sp.Add(*(weight * net[succ].delta for succ, weight in net.successors[unit.name]))
+            add(Step(sp.Derivative(E, unit.a), errors[unit.name], "sum_over_successors", subject=unit.name))
+    for unit in reversed(net.computing_units):
+        local = _local_gradient(derivation, unit, errors)
+        if unit.name in net.outputs:
+            local = _simplest(local)
+            if net.loss.targets_sum_to_one:
+                local = sp.factor_terms(_sum_to_one(local, None, targets))
+        derivation.deltas[unit.name] = local
+        add(Step(unit.delta, local, "local_gradient", subject=unit.name))
+    for parameter in net.weights:
+        uses = [(net[edge.source], unit) for unit in net.computing_units for edge in unit.inputs
+                if edge.weight == parameter]
+        formula = sp.Add(*(dest.delta * source.a for source, dest in uses))
+        derivation.gradients[parameter] = formula
+        add(Step(sp.Derivative(E, parameter), formula,
+                 "tied_weight_sum" if len(uses) > 1 else "gradient", subject=str(parameter)))
+    for unit in net.computing_units:
+        if unit.bias is not None:
+            derivation.gradients[unit.bias] = unit.delta
+            add(Step(sp.Derivative(E, unit.bias), unit.delta, "gradient", subject=str(unit.bias)))
+
+
+def instantiate(derivation: Derivation, expression: sp.Expr, unit: str, predecessor: str | None = None) -> sp.Expr:
+    """A generic formula of ``unit``'s layer, written in the network's own symbols.
+
+    The unit's index letter is bound to ``unit``, the predecessor letter to
+    ``predecessor``; a sum over the successor letter becomes the sum over the units that
+    ``unit`` actually feeds, and a sum over a softmax group over its members.  This is
+    how the lecture formula is checked against the concrete one, unit by unit.
+    """
+    net = derivation.network
+    layer = derivation.generic[net[unit].group]
+    binding = {layer.unit: unit}
+    if predecessor is not None:
+        binding[layer.predecessor] = predecessor
+
+    def members(index: sp.Idx, bound: dict) -> list[str]:
+        if index == layer.successor:
+            return [name for name, _ in net.successors[bound[layer.unit]]]
+        if index == m:
+            return list(net.group_by_name[net[unit].group].units)
+        raise ValueError(f"no range for index {index} in {expression}")
+
+    def bind(e: sp.Expr, bound: dict) -> sp.Expr:
+        e = e.replace(lambda s: isinstance(s, sp.Sum),
+                      lambda s: sp.Add(*(bind(s.function, {**bound, s.limits[0][0]: name})
+                                         for name in members(s.limits[0][0], bound))))
+        return e.replace(lambda s: isinstance(s, sp.Indexed), lambda s: _concrete(net, s, bound))
+
+    return bind(expression, binding)
+
+
+def _concrete(net: Network, indexed: sp.Indexed, bound: dict) -> sp.Expr:
+    names = [bound[index] for index in indexed.indices]
+    base = indexed.base
+    if base == w:
+        source, dest = names
+        return next(e.weight for e in net[dest].inputs if e.source == source)
+    unit = net[names[0]]
+    return {a: unit.a, z: unit.z, delta: unit.delta, b: unit.bias,
+            t: net.targets.get(unit.name)}[base]

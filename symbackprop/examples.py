@@ -1,0 +1,72 @@
+"""The worked example: numbers for one sample or a mini-batch, and one gradient step.
+
+Kept apart from :mod:`numerics` because this is what users read (the JSON of
+``example`` and the tables of the notes), nested the way the spec nests its values.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .derivation import Derivation, derive
+from .network import Network, layer_bias, layer_weight
+from .numerics import Compiled, Evaluation, Values
+
+
+@dataclass(frozen=True)
+class Example:
+    """Values, learning rate and the evaluation at them."""
+
+    network: Network
+    values: Values
+    learning_rate: float
+    evaluation: Evaluation
+
+    def as_dict(self) -> dict:
+        """The JSON of ``python -m symbackprop example``: nested as in the spec."""
+        net, ev = self.network, self.evaluation
+        per_sample = lambda table, inputs=None: [  # noqa: E731
+            _layers(net, {name: float(v[s]) for name, v in table.items()}, inputs[s] if inputs is not None else None)
+            for s in range(len(self.values.inputs))]
+        single = len(self.values.inputs) == 1
+        unwrap = (lambda x: x[0]) if single else (lambda x: x)
+        return {"loss": ev.loss,
+                "z": unwrap(per_sample(ev.z)),
+                "a": unwrap(per_sample(ev.a, self.values.inputs)),
+                "delta": unwrap(per_sample(ev.delta)),
+                "grad": _parameters(net, ev.gradients),
+                "updated": _parameters(net, ev.updated),
+                "learning_rate": self.learning_rate}
+
+
+def example(network: Network, values: Values, learning_rate: float = 0.5,
+            derivation: Derivation | None = None) -> Example:
+    """Forward pass, loss, deltas, gradients (mean over a mini-batch) and one SGD step,
+    all weights updated simultaneously from the same gradients."""
+    compiled = Compiled(derivation or derive(network))
+    return Example(network, values, learning_rate, compiled.evaluate(values, learning_rate))
+
+
+def _layers(net: Network, by_unit: dict[str, float], inputs=None):
+    """Per-layer lists for a layered network (inputs first when given), else a name map."""
+    if net.layers is None:
+        named = dict(by_unit)
+        if inputs is not None:
+            named = {**{u.name: float(x) for u, x in zip(net.inputs, inputs)}, **named}
+        return named
+    layers = [[by_unit[u.name] for u in net.computing_units if u.position[0] == l]
+              for l in range(1, len(net.layers))]
+    return ([[float(x) for x in inputs]] if inputs is not None else []) + layers
+
+
+def _parameters(net: Network, table: dict) -> dict:
+    if net.layers is None:
+        return {"parameters": {str(p): table[p] for p in net.parameters}}
+    sizes = net.layers
+    weights = [[[table[layer_weight(l, i, j)] for j in range(sizes[l + 1])] for i in range(sizes[l])]
+               for l in range(len(sizes) - 1)]
+    out = {"weights": weights}
+    if net.biases:
+        out["biases"] = [[table[layer_bias(l, j)] for j in range(sizes[l + 1])] for l in range(len(sizes) - 1)]
+    return out

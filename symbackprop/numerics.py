@@ -1,0 +1,146 @@
+"""Numbers from the derivation: forward pass, loss, deltas, gradients, one SGD step.
+
+The derived formulas are turned into NumPy code with ``sympy.lambdify``.  Its ``cse``
+hook receives the network's own intermediate definitions (z, a forward, then delta
+backward) as the common subexpressions, so the generated code is the backward pass
+itself and never the exponentially large expanded gradient.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import sympy as sp
+
+from .derivation import Derivation
+from .network import Network
+
+_MODULES = [{"Heaviside": lambda x, h0=0.5: np.heaviside(x, h0)}, "numpy"]
+
+
+def _lambdify(arguments, outputs, assignments):
+    """NumPy function of ``arguments`` computing ``outputs`` after ``assignments`` in order.
+
+    Symbols are renamed to plain identifiers first: ``w[0][1][2]`` is a fine SymPy name
+    but not a Python variable.
+    """
+    assignments = list(assignments)
+    names = {symbol: sp.Symbol(f"v{n}") for n, symbol in enumerate(
+        dict.fromkeys([*arguments, *(lhs for lhs, _ in assignments)]))}
+    rename = lambda e: sp.sympify(e).xreplace(names)  # noqa: E731
+    renamed = [(rename(lhs), rename(rhs)) for lhs, rhs in assignments]
+    return sp.lambdify([names[s] for s in arguments], [rename(e) for e in outputs], modules=_MODULES,
+                       cse=lambda exprs: (renamed, list(exprs)), docstring_limit=0)
+
+
+@dataclass(frozen=True)
+class Values:
+    """Numbers for one network: inputs x[sample][i], targets t[sample][k], and parameters."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    parameters: Mapping[sp.Symbol, float]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything one forward and backward pass computes, per sample and averaged."""
+
+    loss: float  # mean over samples
+    z: dict[str, np.ndarray]  # unit -> value per sample
+    a: dict[str, np.ndarray]
+    delta: dict[str, np.ndarray]
+    gradients: dict[sp.Symbol, float]  # mean over samples
+    updated: dict[sp.Symbol, float]
+
+
+class Compiled:
+    """The derivation as NumPy functions of (inputs, targets, parameters).
+
+    Inputs and targets broadcast: pass arrays of samples, or a 2-D grid of parameter
+    values against samples to evaluate many perturbed networks in one call.
+    """
+
+    def __init__(self, derivation: Derivation):
+        net = derivation.network
+        self.derivation = derivation
+        self.network = net
+        self.parameters = net.parameters
+        self.arguments = ([u.a for u in net.inputs] + list(net.targets.values()) + list(self.parameters))
+        forward = list(net.definitions)
+        backward = derivation.backward_definitions()
+        loss = net.loss_expression()
+        self._units = net.computing_units
+        self._forward = _lambdify(self.arguments, [loss] + [u.z for u in self._units], forward)
+        outputs = ([loss] + [u.z for u in self._units] + [u.a for u in self._units]
+                   + [u.delta for u in self._units] + [derivation.gradients[p] for p in self.parameters])
+        self._full = _lambdify(self.arguments, outputs, forward + backward)
+
+    def _call(self, function, values: Values, parameter_arrays=None):
+        x = np.asarray(values.inputs, dtype=float)
+        t = np.asarray(values.targets, dtype=float)
+        params = parameter_arrays if parameter_arrays is not None else [values.parameters[p] for p in self.parameters]
+        return function(*x.T, *t.T, *params)
+
+    def evaluate(self, values: Values, learning_rate: float = 0.0) -> Evaluation:
+        """Forward pass, loss, deltas and gradients; mini-batches average loss and gradients."""
+        samples = len(values.inputs)
+        results = [np.broadcast_to(np.asarray(r, dtype=float), (samples,))
+                   for r in self._call(self._full, values)]
+        n = len(self._units)
+        loss, zs, acts, deltas, grads = (results[0], results[1:1 + n], results[1 + n:1 + 2 * n],
+                                         results[1 + 2 * n:1 + 3 * n], results[1 + 3 * n:])
+        names = [u.name for u in self._units]
+        gradients = {p: float(g.mean()) for p, g in zip(self.parameters, grads)}
+        updated = {p: float(values.parameters[p] - learning_rate * gradients[p]) for p in self.parameters}
+        return Evaluation(float(loss.mean()), dict(zip(names, zs)), dict(zip(names, acts)),
+                          dict(zip(names, deltas)), gradients, updated)
+
+    def forward(self, values: Values, parameter_arrays=None):
+        """(loss per sample, z per unit per sample); parameters may be arrays that broadcast."""
+        loss, *zs = self._call(self._forward, values, parameter_arrays)
+        return loss, dict(zip((u.name for u in self._units), zs))
+
+    def finite_differences(self, values: Values, step: float = 1e-6):
+        """Central differences of the mean loss for every parameter, in one batched call.
+
+        Returns (gradient per parameter, crossed) where ``crossed[p]`` is True when the
+        perturbation of p moves some unit across a kink of its activation (ReLU or step
+        at 0, ...), so the difference quotient means nothing there.
+        """
+        count = len(self.parameters)
+        base = np.array([values.parameters[p] for p in self.parameters], dtype=float)
+        grid = np.repeat(base[None, :], 2 * count, axis=0)
+        h = step * np.maximum(1.0, np.abs(base))
+        grid[np.arange(count), np.arange(count)] += h
+        grid[count + np.arange(count), np.arange(count)] -= h
+        loss, zs = self.forward(values, [column[:, None] for column in grid.T])
+        loss = np.broadcast_to(loss, (2 * count, len(values.inputs))).mean(axis=1)
+        gradient = (loss[:count] - loss[count:]) / (2 * h)
+        crossed = np.zeros(count, dtype=bool)
+        for unit in self._units:
+            activation = self.network.group_by_name[unit.group].activation
+            for kink in activation.kinks:
+                side = np.sign(sp.lambdify(sp.Symbol("z", real=True), kink, "numpy")(np.asarray(zs[unit.name])))
+                side = np.broadcast_to(side, (2 * count, len(values.inputs)))
+                crossed |= np.any(side[:count] != side[count:], axis=1) | np.any(side == 0, axis=1)[:count]
+        return dict(zip(self.parameters, gradient)), dict(zip(self.parameters, crossed))
+
+
+def random_values(network: Network, samples: int = 1, seed: int = 0) -> Values:
+    """Seeded random inputs, targets and parameters with two decimals, so runs repeat
+    and a worked example reads like one from a textbook.
+
+    Targets lie in [0.05, 0.95]; for probability losses (cross-entropy) each sample's
+    targets are one-hot, as the derivation assumed they sum to one.
+    """
+    rng = np.random.default_rng(seed)
+    inputs = rng.uniform(-1, 1, (samples, len(network.inputs))).round(2)
+    if network.loss.targets_sum_to_one:
+        targets = np.eye(len(network.outputs))[rng.integers(0, len(network.outputs), samples)]
+    else:
+        targets = rng.uniform(0.05, 0.95, (samples, len(network.outputs))).round(2)
+    drawn = rng.uniform(-1, 1, len(network.parameters)).round(2)
+    return Values(inputs, targets, {p: float(v) for p, v in zip(network.parameters, drawn)})

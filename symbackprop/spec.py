@@ -1,0 +1,264 @@
+"""From what a user writes to a validated network with example values.
+
+Three ways in, one result (:class:`Spec`): a TOML file (:func:`load`), a compact string
+such as ``2-3-1`` with flags (:func:`compact`), or a dict with the TOML's structure
+(:func:`from_dict`).  Every problem is a :class:`SpecError` naming the field and what
+would be right.  Expression text is read by :mod:`symbackprop.parsing`, never ``eval``.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+import numpy as np
+import sympy as sp
+
+from .errors import SpecError
+from .functions import ACTIVATIONS, LOSSES, A, Activation, Loss, T, Z
+from .functions import activation as named_activation, custom_activation, custom_loss, loss as named_loss
+from .network import Network, graph, layer_bias, layer_weight, layered
+from .numerics import Values, random_values
+from .parsing import ExpressionError, parse_expression
+
+#: The built-in default: 2 inputs, 3 sigmoid hidden units, 1 linear output, half SSE.
+DEFAULT = {"network": {"layers": [2, 3, 1], "activation": ["sigmoid", "identity"],
+                       "loss": "half_sse", "bias": True}}
+DEFAULT_LEARNING_RATE = 0.5
+MAX_SPEC_BYTES = 1_000_000
+
+_NETWORK_FIELDS = {"layers", "activation", "loss", "bias", "inputs", "outputs", "units"}
+_UNIT_FIELDS = {"name", "inputs", "weights", "activation", "bias", "group"}
+_EXAMPLE_FIELDS = {"inputs", "targets", "learning_rate", "weights", "biases", "parameters", "seed"}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A network and the numbers of its worked example."""
+
+    network: Network
+    values: Values
+    learning_rate: float
+
+
+def load(path: str | Path) -> Spec:
+    """Read a TOML spec file."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise SpecError(str(path), f"cannot read the spec file ({error.strerror}); give the path of a "
+                                   "TOML file, or a compact form such as 2-3-1") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(str(path), f"is {len(raw)} bytes; a spec is at most {MAX_SPEC_BYTES}")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise SpecError(str(path), f"is not valid TOML: {error}") from None
+    return from_dict(data)
+
+
+def compact(form: str, activation: str | None = None, loss: str | None = None, bias: bool = True,
+            seed: int = 0) -> Spec:
+    """A layered network from ``"2-3-1"``, ``activation="sigmoid,identity"`` and a loss name."""
+    try:
+        sizes = [int(part) for part in form.split("-")]
+    except ValueError:
+        raise SpecError("layers", f"{form!r} is neither a spec file nor a compact form such as 2-3-1") from None
+    names = (activation or "sigmoid").split(",")
+    network = {"layers": sizes, "activation": names[0] if len(names) == 1 else names,
+               "loss": loss or "half_sse", "bias": bias}
+    return from_dict({"network": network, "example": {"seed": seed}})
+
+
+def from_dict(data: Mapping) -> Spec:
+    """A spec from a mapping with the structure of the TOML file."""
+    _known(data, {"network", "example"}, "")
+    if "network" not in data:
+        raise SpecError("network", "missing; a spec needs a [network] table")
+    net_data = _table(data["network"], "network")
+    _known(net_data, _NETWORK_FIELDS, "network")
+    network = _network(net_data)
+    example = _table(data.get("example", {}), "example")
+    _known(example, _EXAMPLE_FIELDS, "example")
+    return Spec(network, _values(network, example), _number(example.get("learning_rate", DEFAULT_LEARNING_RATE),
+                                                                "example.learning_rate"))
+
+
+def _table(value, field: str) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise SpecError(field, f"must be a table, not {type(value).__name__}")
+    return value
+
+
+def _known(table: Mapping, allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"allowed fields: {', '.join(sorted(allowed))}"
+            raise SpecError(f"{where}.{key}" if where else str(key), f"unknown field; {hint}")
+
+
+def _network(data: Mapping) -> Network:
+    loss = _loss(data.get("loss", "half_sse"))
+    if "units" in data:
+        if "layers" in data:
+            raise SpecError("network", "give either layers (a layered network) or units (a graph), not both")
+        return _graph(data, loss)
+    if "layers" not in data:
+        raise SpecError("network.layers", "missing; give layer sizes such as [2, 3, 1], or units for a graph")
+    bias = data.get("bias", True)
+    if not isinstance(bias, bool):
+        raise SpecError("network.bias", f"must be true or false, not {bias!r}")
+    layers = data["layers"]
+    activations = data.get("activation", "sigmoid")
+    if isinstance(activations, list):
+        activations = [_activation(a, f"network.activation[{n}]") for n, a in enumerate(activations)]
+    else:
+        activations = _activation(activations, "network.activation")
+    return layered(layers, activations, loss, bias)
+
+
+def _graph(data: Mapping, loss: Loss) -> Network:
+    units = data["units"]
+    if not isinstance(units, list) or not units:
+        raise SpecError("network.units", "must be a non-empty array of unit tables ([[network.units]])")
+    specs = []
+    for n, unit in enumerate(units):
+        field = f"network.units[{n}]"
+        _known(_table(unit, field), _UNIT_FIELDS, field)
+        if not isinstance(unit.get("name"), str):
+            raise SpecError(f"{field}.name", "missing; every unit needs a name")
+        specs.append({**unit, "activation": _activation(unit.get("activation", "sigmoid"), f"{field}.activation")})
+    for key in ("inputs", "outputs"):
+        if not isinstance(data.get(key), list) or not all(isinstance(x, str) for x in data[key]):
+            raise SpecError(f"network.{key}", "must be a list of unit names")
+    return graph(data["inputs"], specs, data["outputs"], loss)
+
+
+def _activation(value, field: str) -> Activation:
+    """A name, a table {name = ..., parameter = ...}, or an expression in z."""
+    if isinstance(value, Mapping):
+        name = value.get("name")
+        if name not in ACTIVATIONS:
+            raise SpecError(f"{field}.name", f"{name!r} is not one of {', '.join(ACTIVATIONS)}")
+        parameters = {k: v for k, v in value.items() if k != "name"}
+        allowed = set(inspect.signature(ACTIVATIONS[name][0]).parameters)
+        for key, v in parameters.items():
+            if key not in allowed:
+                raise SpecError(f"{field}.{key}", f"{name} takes {', '.join(sorted(allowed)) or 'no parameters'}")
+            _number(v, f"{field}.{key}")
+        return named_activation(name, **parameters)
+    if not isinstance(value, str):
+        raise SpecError(field, f"must be a name or an expression in z, not {value!r}")
+    if value in ACTIVATIONS:
+        return named_activation(value)
+    expression = _expression(value, {"z": Z}, field, f"an activation name ({', '.join(ACTIVATIONS)}) "
+                                                      "or an expression in z")
+    if Z not in expression.free_symbols:
+        raise SpecError(field, f"{value!r} is not a function of z")
+    return custom_activation(expression, value)
+
+
+def _loss(value) -> Loss:
+    if not isinstance(value, str):
+        raise SpecError("network.loss", f"must be a name or an expression in a and t, not {value!r}")
+    if value in LOSSES:
+        return named_loss(value)
+    expression = _expression(value, {"a": A, "t": T}, "network.loss",
+                             f"a loss name ({', '.join(LOSSES)}) or an expression in a and t")
+    if A not in expression.free_symbols:
+        raise SpecError("network.loss", f"{value!r} is not a function of the output a")
+    return custom_loss(expression, value)
+
+
+def _expression(text: str, symbols: dict, field: str, expected: str) -> sp.Expr:
+    try:
+        return parse_expression(text, symbols)
+    except ExpressionError as error:
+        raise SpecError(field, f"{text[:80]!r} is not {expected}: {error}") from None
+
+
+def _number(value, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(field, f"must be a number, not {value!r}")
+    if not math.isfinite(value):
+        raise SpecError(field, f"must be a finite number, not {value}")
+    return float(value)
+
+
+def _matrix(value, shape: tuple[int, ...], field: str) -> np.ndarray:
+    """A nested list of finite numbers of exactly ``shape``, with a message naming the entry."""
+    if not shape:
+        return np.asarray(_number(value, field))
+    if not isinstance(value, list) or len(value) != shape[0]:
+        got = f"{len(value)} entries" if isinstance(value, list) else repr(value)
+        raise SpecError(field, f"must be a list of {shape[0]} entries, got {got}")
+    return np.array([_matrix(v, shape[1:], f"{field}[{n}]") for n, v in enumerate(value)])
+
+
+def _samples(value, width: int, field: str) -> np.ndarray:
+    """One sample [..] or a mini-batch [[..], [..]]."""
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return _matrix(value, (len(value), width), field)
+    return _matrix(value, (width,), field)[None, :]
+
+
+def _values(network: Network, example: Mapping) -> Values:
+    seed = example.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise SpecError("example.seed", f"must be an integer, not {seed!r}")
+    drawn = random_values(network, samples=1, seed=seed)
+    inputs = (_samples(example["inputs"], len(network.inputs), "example.inputs")
+              if "inputs" in example else drawn.inputs)
+    targets = (_samples(example["targets"], len(network.outputs), "example.targets")
+               if "targets" in example else drawn.targets[:1].repeat(len(inputs), axis=0))
+    if len(inputs) != len(targets):
+        raise SpecError("example.targets", f"has {len(targets)} samples for {len(inputs)} input samples")
+    if network.loss.targets_sum_to_one and not np.allclose(targets.sum(axis=1), 1):
+        raise SpecError("example.targets", f"{network.loss.name} expects probability targets: each sample's "
+                                           "targets must sum to 1 (one-hot, e.g. [0, 1, 0])")
+    parameters = dict(drawn.parameters)
+    parameters.update(_layered_parameters(network, example))
+    named = _table(example.get("parameters", {}), "example.parameters")
+    by_name = {str(p): p for p in network.parameters}
+    for name, v in named.items():
+        if name not in by_name:
+            close = difflib.get_close_matches(name, list(by_name), n=1)
+            raise SpecError(f"example.parameters.{name}", "is not a parameter of the network"
+                            + (f"; did you mean {close[0]!r}?" if close else ""))
+        parameters[by_name[name]] = float(_number(v, f"example.parameters.{name}"))
+    return Values(inputs, targets, parameters)
+
+
+def _layered_parameters(network: Network, example: Mapping) -> dict:
+    out = {}
+    if ("weights" in example or "biases" in example) and network.layers is None:
+        raise SpecError("example.weights", "nested weights/biases need a layered network; "
+                                           "name parameters in [example.parameters] instead")
+    sizes = network.layers
+    if "weights" in example:
+        if not isinstance(example["weights"], list) or len(example["weights"]) != len(sizes) - 1:
+            raise SpecError("example.weights", f"must hold {len(sizes) - 1} matrices weights[l][i][j] "
+                                               f"for layers {sizes}")
+        for l, matrix in enumerate(example["weights"]):
+            values = _matrix(matrix, (sizes[l], sizes[l + 1]), f"example.weights[{l}]")
+            for (i, j), v in np.ndenumerate(values):
+                out[layer_weight(l, i, j)] = float(v)
+    if "biases" in example:
+        if not any(u.bias is not None for u in network.computing_units):
+            raise SpecError("example.biases", "the network has bias = false; remove biases or set bias = true")
+        if not isinstance(example["biases"], list) or len(example["biases"]) != len(sizes) - 1:
+            raise SpecError("example.biases", f"must hold {len(sizes) - 1} lists biases[l][j] for layers {sizes}")
+        for l, row in enumerate(example["biases"]):
+            for j, v in enumerate(_matrix(row, (sizes[l + 1],), f"example.biases[{l}]")):
+                out[layer_bias(l, j)] = float(v)
+    return out

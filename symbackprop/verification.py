@@ -1,0 +1,174 @@
+"""Three independent witnesses for every derived result.
+
+1. generic == concrete: the lecture formula of each layer, instantiated for every unit
+   and edge, equals the concrete formula (compared at the same numeric point);
+2. concrete == brute force: each gradient, expanded down to inputs and parameters,
+   equals ``sympy.diff`` of the fully expanded loss (30-digit evaluation at random
+   rational points; small networks are also proved equal by simplification);
+3. numeric == finite differences: the lambdified gradients against central differences
+   of the lambdified loss, with kinks (ReLU, step at 0) detected and reported.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from .derivation import Derivation, derive, instantiate
+from .network import Network
+from .numerics import Compiled, Values, random_values
+
+#: |g - n| / max(|g|, |n|, FLOOR) below TOLERANCE passes; central differences with
+#: h = 1e-6 carry about 1e-10 of rounding and truncation error, so 1e-4 leaves a wide
+#: margin while any real mistake (a missing factor, a wrong index) is off by O(1).
+TOLERANCE = 1e-4
+FLOOR = 1e-6
+#: Networks up to this many parameters get the brute-force witness by default.
+BRUTE_FORCE_LIMIT = 120
+#: ... and up to this many are also proved by exact simplification.
+EXACT_LIMIT = 8
+
+
+@dataclass(frozen=True)
+class ParameterCheck:
+    name: str
+    analytic: float
+    numeric: float
+    rel_error: float
+    kink: bool  # the finite difference crosses a kink: its value is not a witness
+    brute_force: bool | None  # None when the witness was not run
+
+
+@dataclass
+class Report:
+    """The verdict of :func:`verify`; ``ok`` when every witness that ran agrees."""
+
+    parameters: list[ParameterCheck]
+    generic_mismatches: list[str] = field(default_factory=list)
+    brute_force: str = "skipped"  # "proved", "agrees at random points", "skipped", "failed"
+
+    @property
+    def max_rel_error(self) -> float:
+        errors = [p.rel_error for p in self.parameters if not p.kink]
+        return max(errors, default=0.0)
+
+    @property
+    def ok(self) -> bool:
+        return (not self.generic_mismatches and self.brute_force != "failed"
+                and all(p.kink or p.rel_error < TOLERANCE for p in self.parameters))
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "max_rel_error": self.max_rel_error,
+                "brute_force": self.brute_force, "generic_mismatches": self.generic_mismatches,
+                "parameters": [{"name": p.name, "analytic": p.analytic, "numeric": p.numeric,
+                                "rel_error": p.rel_error, "kink": p.kink} for p in self.parameters]}
+
+
+def relative_error(analytic: float, numeric: float) -> float:
+    return abs(analytic - numeric) / max(abs(analytic), abs(numeric), FLOOR)
+
+
+def verify(network: Network, derivation: Derivation | None = None, values: Values | None = None,
+           *, brute_force: bool | None = None, seed: int = 0) -> Report:
+    """Check ``derivation`` of ``network`` with the three witnesses at ``values``.
+
+    ``brute_force`` forces the expanded ``sympy.diff`` witness on or off; by default it
+    runs for networks of up to :data:`BRUTE_FORCE_LIMIT` parameters.
+    """
+    derivation = derivation or derive(network)
+    values = values or random_values(network, seed=seed)
+    compiled = Compiled(derivation)
+    evaluation = compiled.evaluate(values)
+    numeric, crossed = compiled.finite_differences(values)
+    report = Report([])
+    report.generic_mismatches = _generic_mismatches(derivation, values, evaluation)
+    if brute_force is None:
+        brute_force = len(network.parameters) <= BRUTE_FORCE_LIMIT
+    agreement = _brute_force(derivation, seed) if brute_force else {}
+    if brute_force:
+        exact = len(network.parameters) <= EXACT_LIMIT and all(agreement.values())
+        report.brute_force = ("failed" if not all(agreement.values())
+                              else "proved" if exact and _proved(derivation) else "agrees at random points")
+    for p in network.parameters:
+        g, n = evaluation.gradients[p], float(numeric[p])
+        report.parameters.append(ParameterCheck(str(p), g, n, relative_error(g, n), bool(crossed[p]),
+                                                agreement.get(p)))
+    return report
+
+
+def _point(derivation: Derivation, values: Values, evaluation) -> dict:
+    net = derivation.network
+    point = {p: v for p, v in values.parameters.items()}
+    point.update({u.a: x for u, x in zip(net.inputs, values.inputs[0])})
+    point.update({net.targets[k]: v for k, v in zip(net.outputs, values.targets[0])})
+    for unit in net.computing_units:
+        point.update({unit.z: evaluation.z[unit.name][0], unit.a: evaluation.a[unit.name][0],
+                      unit.delta: evaluation.delta[unit.name][0]})
+    return {s: sp.Float(v, 30) for s, v in point.items()}
+
+
+def _generic_mismatches(derivation: Derivation, values: Values, evaluation) -> list[str]:
+    """Witness 1: every unit's delta and every edge's gradient, generic vs concrete."""
+    net = derivation.network
+    point = _point(derivation, values, evaluation)
+    mismatches = []
+
+    def differs(x: sp.Expr, y: sp.Expr) -> bool:
+        x, y = complex(x.xreplace(point).evalf(30)), complex(y.xreplace(point).evalf(30))
+        return abs(x - y) > 1e-12 * max(1.0, abs(x), abs(y))
+
+    for unit in net.computing_units:
+        layer = derivation.generic[unit.group]
+        if differs(instantiate(derivation, layer.delta, unit.name), derivation.deltas[unit.name]):
+            mismatches.append(f"delta of {unit.name}")
+        for edge in unit.inputs:
+            if differs(instantiate(derivation, layer.gradient_weight, unit.name, edge.source),
+                       unit.delta * net[edge.source].a):
+                mismatches.append(f"dE/d{edge.weight} on the edge {edge.source} -> {unit.name}")
+    return mismatches
+
+
+def _random_point(derivation: Derivation, seed: int) -> dict:
+    """Random rationals for inputs, targets and parameters (targets sum to 1 when the
+    loss assumes probabilities), away from kinks with probability 1."""
+    net = derivation.network
+    rng = np.random.default_rng(seed + 1)
+    draw = lambda: sp.Rational(int(rng.integers(-900, 900)), 1000)  # noqa: E731
+    point = {u.a: draw() for u in net.inputs}
+    point.update({p: draw() for p in net.parameters})
+    targets = [sp.Rational(int(rng.integers(50, 950)), 1000) for _ in net.outputs]
+    if net.loss.targets_sum_to_one:
+        total = sum(targets)
+        targets = [v / total for v in targets]
+    point.update(dict(zip(net.targets.values(), targets)))
+    return point
+
+
+def _brute_force(derivation: Derivation, seed: int) -> dict[sp.Symbol, bool]:
+    """Witness 2 at a random rational point, evaluated to 30 digits."""
+    net = derivation.network
+    loss = net.expanded(net.loss_expression())
+    point = _random_point(derivation, seed)
+    agreement = {}
+    for p in net.parameters:
+        x = sp.diff(loss, p).xreplace(point).evalf(30)
+        y = derivation.gradient_expanded(p).xreplace(point).evalf(30)
+        agreement[p] = bool(abs(x - y) <= sp.Float("1e-20") * max(1, abs(x)))
+    return agreement
+
+
+def _proved(derivation: Derivation) -> bool:
+    """Exact: simplify(diff(expanded E) - expanded gradient) == 0 for every parameter."""
+    net = derivation.network
+    loss = net.expanded(net.loss_expression())
+    if net.loss.targets_sum_to_one:
+        *others, last = net.targets.values()
+        loss = loss.subs(last, 1 - sp.Add(*others))
+    for p in net.parameters:
+        gradient = derivation.gradient_expanded(p)
+        if net.loss.targets_sum_to_one:
+            gradient = gradient.subs(last, 1 - sp.Add(*others))
+        if sp.simplify(sp.diff(loss, p) - gradient) != 0:
+            return False
+    return True
