@@ -92,15 +92,20 @@ class Derivation:
         """(delta symbol, formula) in the order a backward pass computes them."""
         return [(self.network[name].delta, formula) for name, formula in self.deltas.items()]
 
-    def expanded(self, expression: sp.Expr) -> sp.Expr:
-        """``expression`` with delta, a and z replaced down to inputs, targets and parameters."""
-        full: dict[sp.Symbol, sp.Expr] = {}
+    def expanded(self, expression: sp.Expr, point: dict | None = None) -> sp.Expr:
+        """``expression`` with delta, a and z replaced down to inputs, targets and parameters
+        (see :meth:`Network.expanded` for ``point``)."""
+        net = self.network
+        full: dict[sp.Symbol, sp.Expr] = dict(point or {})
+        for symbol, definition in net.definitions:
+            full[symbol] = definition.xreplace(full)
         for symbol, formula in self.backward_definitions():
             full[symbol] = formula.xreplace(full)
-        return self.network.expanded(expression.xreplace(full))
+        return expression.xreplace(full)
 
-    def gradient_expanded(self, parameter: sp.Symbol) -> sp.Expr:
-        return self.expanded(self.gradients[parameter])
+    def gradient_expanded(self, parameter: sp.Symbol, point: dict | None = None) -> sp.Expr:
+        """dE/dparameter written out in inputs, targets and parameters only."""
+        return self.expanded(self.gradients[parameter], point)
 
 
 def derive(network: Network) -> Derivation:
@@ -337,7 +342,7 @@ def instantiate(derivation: Derivation, expression: sp.Expr, unit: str, predeces
                                          for name in members(s.limits[0][0], bound))))
         return e.replace(lambda s: isinstance(s, sp.Indexed), lambda s: _concrete(net, s, bound))
 
-    return bind(expression, binding)
+    return bind(expression, binding).xreplace({OUTPUT_COUNT: len(net.outputs)})
 
 
 def _concrete(net: Network, indexed: sp.Indexed, bound: dict) -> sp.Expr:

@@ -104,7 +104,7 @@ class Loss:
     targets_sum_to_one: bool = False
 
     def per_output(self, a: sp.Expr, t: sp.Expr, outputs: sp.Expr) -> sp.Expr:
-        return self.expression.subs({A: a, T: t, K: outputs}, simultaneous=True)
+        return self.expression.xreplace({A: a, T: t, K: outputs})
 
     @cached_property
     def derivative(self) -> sp.Expr:

@@ -139,9 +139,10 @@ class Network:
             return g.expression.subs(Z, unit.z)
         return g.expression.subs(Z, unit.z) / sp.Add(*(g.expression.subs(Z, self[m].z) for m in group.units))
 
+    @cached_property
     def loss_expression(self) -> sp.Expr:
         """E = sum over outputs of the loss, in the output activation and target symbols."""
-        count = len(self.outputs)
+        count = sp.Integer(len(self.outputs))
         return sp.Add(*(self.loss.per_output(self[k].a, self.targets[k], count) for k in self.outputs))
 
     @cached_property
@@ -156,13 +157,15 @@ class Network:
                 out.extend((self[m].a, self.activation_of(self[m])) for m in members)
         return tuple(out)
 
-    def expanded(self, expression: sp.Expr) -> sp.Expr:
+    def expanded(self, expression: sp.Expr, point: Mapping[sp.Symbol, sp.Expr] | None = None) -> sp.Expr:
         """``expression`` with every z and a replaced by its definition down to the inputs.
 
         Only for the brute-force witness and on request: the size grows exponentially
-        with depth, which is why the derivation keeps z, a and delta as symbols.
+        with depth, which is why the derivation keeps z, a and delta as symbols.  With a
+        ``point`` (numbers for some inputs, targets or parameters) the substitution is made
+        as the definitions are expanded, so what remains stays small.
         """
-        full: dict[sp.Symbol, sp.Expr] = {}
+        full: dict[sp.Symbol, sp.Expr] = dict(point or {})
         for symbol, definition in self.definitions:
             full[symbol] = definition.xreplace(full)
         return expression.xreplace(full)

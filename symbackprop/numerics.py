@@ -71,7 +71,7 @@ class Compiled:
         self.arguments = ([u.a for u in net.inputs] + list(net.targets.values()) + list(self.parameters))
         forward = list(net.definitions)
         backward = derivation.backward_definitions()
-        loss = net.loss_expression()
+        loss = net.loss_expression
         self._units = net.computing_units
         self._forward = _lambdify(self.arguments, [loss] + [u.z for u in self._units], forward)
         outputs = ([loss] + [u.z for u in self._units] + [u.a for u in self._units]
@@ -103,7 +103,7 @@ class Compiled:
         loss, *zs = self._call(self._forward, values, parameter_arrays)
         return loss, dict(zip((u.name for u in self._units), zs))
 
-    def finite_differences(self, values: Values, step: float = 1e-6):
+    def finite_differences(self, values: Values, step: float = 5e-6):
         """Central differences of the mean loss for every parameter, in one batched call.
 
         Returns (gradient per parameter, crossed) where ``crossed[p]`` is True when the

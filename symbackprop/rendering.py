@@ -90,7 +90,7 @@ def render(derivation: Derivation, example: Example | None = None, report: Repor
                for name in derivation.generic}
     concrete = [s for s in derivation.steps if s.level == "concrete"]
     context = {"network": net, "derivation": derivation, "generic": generic, "concrete": concrete,
-               "definitions": net.definitions, "loss": net.loss_expression(),
+               "definitions": net.definitions, "loss": net.loss_expression,
                "example": example, "report": report, "E": sp.Symbol("E")}
     return _environment(templates).get_template(f"notes.{format}.j2").render(context)
 

@@ -20,12 +20,15 @@ from .network import Network
 from .numerics import Compiled, Values, random_values
 
 #: |g - n| / max(|g|, |n|, FLOOR) below TOLERANCE passes; central differences with
-#: h = 1e-6 carry about 1e-10 of rounding and truncation error, so 1e-4 leaves a wide
+#: h = 5e-6 carry about 1e-10 of rounding and truncation error, so 1e-4 leaves a wide
 #: margin while any real mistake (a missing factor, a wrong index) is off by O(1).
 TOLERANCE = 1e-4
-FLOOR = 1e-6
-#: Networks up to this many parameters get the brute-force witness by default.
-BRUTE_FORCE_LIMIT = 120
+FLOOR = 1e-5
+#: Networks up to this many parameters and non-input layers get the brute-force witness
+#: by default: SymPy's automatic evaluation of the expanded loss grows exponentially with
+#: depth (tanh/cosh assumption queries alone took minutes at five layers).
+BRUTE_FORCE_LIMIT = 40
+BRUTE_FORCE_DEPTH = 3
 #: ... and up to this many are also proved by exact simplification.
 EXACT_LIMIT = 8
 
@@ -74,7 +77,8 @@ def verify(network: Network, derivation: Derivation | None = None, values: Value
     """Check ``derivation`` of ``network`` with the three witnesses at ``values``.
 
     ``brute_force`` forces the expanded ``sympy.diff`` witness on or off; by default it
-    runs for networks of up to :data:`BRUTE_FORCE_LIMIT` parameters.
+    runs for networks of up to :data:`BRUTE_FORCE_LIMIT` parameters and
+    :data:`BRUTE_FORCE_DEPTH` non-input layers.
     """
     derivation = derivation or derive(network)
     values = values or random_values(network, seed=seed)
@@ -84,7 +88,8 @@ def verify(network: Network, derivation: Derivation | None = None, values: Value
     report = Report([])
     report.generic_mismatches = _generic_mismatches(derivation, values, evaluation)
     if brute_force is None:
-        brute_force = len(network.parameters) <= BRUTE_FORCE_LIMIT
+        brute_force = (len(network.parameters) <= BRUTE_FORCE_LIMIT
+                       and _depth(network) <= BRUTE_FORCE_DEPTH)
     agreement = _brute_force(derivation, seed) if brute_force else {}
     if brute_force:
         exact = len(network.parameters) <= EXACT_LIMIT and all(agreement.values())
@@ -95,6 +100,14 @@ def verify(network: Network, derivation: Derivation | None = None, values: Value
         report.parameters.append(ParameterCheck(str(p), g, n, relative_error(g, n), bool(crossed[p]),
                                                 agreement.get(p)))
     return report
+
+
+def _depth(network: Network) -> int:
+    """The number of computing units on the longest path from an input to an output."""
+    depth: dict[str, int] = {}
+    for unit in network.units:
+        depth[unit.name] = max((depth[e.source] + 1 for e in unit.inputs), default=0)
+    return max(depth.values())
 
 
 def _point(derivation: Derivation, values: Values, evaluation) -> dict:
@@ -146,22 +159,43 @@ def _random_point(derivation: Derivation, seed: int) -> dict:
 
 
 def _brute_force(derivation: Derivation, seed: int) -> dict[sp.Symbol, bool]:
-    """Witness 2 at a random rational point, evaluated to 30 digits."""
+    """Witness 2 at a random rational point, in 30-digit arithmetic.
+
+    ``sympy.diff`` of the fully expanded loss, evaluated by :func:`_evaluate`, which
+    visits each shared subexpression once (the expanded tree is exponential in depth,
+    its DAG is not).
+    """
     net = derivation.network
-    loss = net.expanded(net.loss_expression())
-    point = _random_point(derivation, seed)
+    loss = net.expanded(net.loss_expression)
+    point = {s: sp.Float(v, 30) for s, v in _random_point(derivation, seed).items()}
     agreement = {}
     for p in net.parameters:
-        x = sp.diff(loss, p).xreplace(point).evalf(30)
-        y = derivation.gradient_expanded(p).xreplace(point).evalf(30)
-        agreement[p] = bool(abs(x - y) <= sp.Float("1e-20") * max(1, abs(x)))
+        x = _evaluate(sp.diff(loss, p), point, {})
+        y = derivation.gradient_expanded(p, point).evalf(30)
+        agreement[p] = bool(abs(x - y) <= sp.Float("1e-20", 30) * max(1, abs(x)))
     return agreement
+
+
+def _evaluate(expression: sp.Basic, point: dict, memo: dict) -> sp.Basic:
+    """``expression`` at ``point``, each distinct subexpression evaluated once."""
+    if expression in memo:
+        return memo[expression]
+    if expression in point:
+        value = point[expression]
+    elif not expression.args:
+        value = expression.evalf(30) if isinstance(expression, sp.Expr) else expression
+    else:
+        value = expression.func(*(_evaluate(arg, point, memo) for arg in expression.args))
+        if isinstance(value, sp.Expr):
+            value = value.evalf(30)
+    memo[expression] = value
+    return value
 
 
 def _proved(derivation: Derivation) -> bool:
     """Exact: simplify(diff(expanded E) - expanded gradient) == 0 for every parameter."""
     net = derivation.network
-    loss = net.expanded(net.loss_expression())
+    loss = net.expanded(net.loss_expression)
     if net.loss.targets_sum_to_one:
         *others, last = net.targets.values()
         loss = loss.subs(last, 1 - sp.Add(*others))

@@ -1,0 +1,154 @@
+"""The command line as a user runs it: output, JSON shapes, and every kind of bad input."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+import symbackprop as sb
+from symbackprop.cli import main
+
+
+def run(*args, cwd=None):
+    """The CLI in a fresh interpreter, as a user runs it (catches tracebacks and exit codes)."""
+    return subprocess.run([sys.executable, "-m", "symbackprop", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+MAZUR = """
+[network]
+layers = [2, 2, 2]
+activation = ["sigmoid", "sigmoid"]
+loss = "half_sse"
+bias = true
+
+[example]
+inputs = [0.05, 0.10]
+targets = [0.01, 0.99]
+learning_rate = 0.5
+weights = [[[0.15, 0.25], [0.20, 0.30]], [[0.40, 0.50], [0.45, 0.55]]]
+biases = [[0.35, 0.35], [0.60, 0.60]]
+"""
+
+
+def test_example_json_reproduces_the_published_mazur_numbers(tmp_path):
+    """Matt Mazur's worked example (the spec in the issue): E_total = 0.298371109,
+    w5+ = 0.35891648, w1+ = 0.149780716 (his w1 is input 1 -> hidden 1, w5 hidden 1 -> output 1)."""
+    spec = tmp_path / "mazur.toml"
+    spec.write_text(MAZUR)
+    result = run("example", str(spec), "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["loss"] == pytest.approx(0.298371109, abs=1e-9)
+    assert data["updated"]["weights"][1][0][0] == pytest.approx(0.35891648, abs=1e-8)
+    assert data["updated"]["weights"][0][0][0] == pytest.approx(0.149780716, abs=1e-9)
+    assert data["a"][0] == [0.05, 0.10] and len(data["a"]) == 3
+    assert data["a"][1][0] == pytest.approx(0.593269992, abs=1e-9)
+    assert len(data["grad"]["biases"]) == 2
+
+
+def test_verify_json_lists_every_parameter_and_exits_zero():
+    result = run("verify", "3-4-2", "--activation", "tanh,softmax", "--loss", "cross_entropy", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["ok"] is True and len(data["parameters"]) == 3 * 4 + 4 * 2 + 4 + 2
+    assert {"name", "analytic", "numeric", "rel_error"} <= set(data["parameters"][0])
+
+
+def test_verify_table_and_default_network(capsys):
+    assert main(["verify"]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: all witnesses agree" in out and "w[1][2][0]" in out
+
+
+def test_verify_exits_one_when_a_witness_disagrees(monkeypatch, capsys):
+    real = sb.derive
+
+    def broken(network):  # a derivation with one wrong gradient: drop a factor
+        derivation = real(network)
+        p = network.parameters[0]
+        derivation.gradients[p] = 2 * derivation.gradients[p]
+        return derivation
+
+    monkeypatch.setattr(sb.verification, "derive", broken)
+    assert main(["verify", "2-2-1"]) == 1
+    assert "MISMATCH" in capsys.readouterr().out
+
+
+def test_derive_writes_notes_and_prints_the_path(tmp_path):
+    result = run("derive", "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    notes = tmp_path / "out" / "notes.md"
+    assert result.stdout.strip() == str(notes)
+    text = notes.read_text()
+    assert r"\delta_{j}" in text and "all witnesses agree" in text
+
+
+def test_graph_spec_file_with_tied_weights(tmp_path):
+    readme = (__import__("pathlib").Path(__file__).parent.parent / "README.md").read_text()
+    elman = readme.split("An Elman network unrolled over two steps:\n\n```toml\n")[1].split("```")[0]
+    spec = tmp_path / "elman.toml"
+    spec.write_text(elman)
+    result = run("verify", str(spec), "--json")
+    assert result.returncode == 0, result.stderr
+    names = [p["name"] for p in json.loads(result.stdout)["parameters"]]
+    assert names.count("u") == 1 and names.count("v") == 1
+
+
+BAD_SPECS = [
+    ("[network]\nlayers = [2, 1]\nactivaton = 'sigmoid'\n", "network.activaton", "did you mean 'activation'"),
+    ("[network]\nlayers = [2, 0]\n", "network.layers", "positive integers"),
+    ("[network]\nlayers = [2]\n", "network.layers", "at least two"),
+    ("[network]\nlayers = [2, 3, 1]\nactivation = ['sigmoid']\n", "network.activation", "one per non-input layer"),
+    ("[network]\nlayers = [2, 1]\nactivation = 'sigmoidd'\n", "network.activation", "unknown name 'sigmoidd'"),
+    ("[network]\nlayers = [2, 1]\nloss = 'hinge'\n", "network.loss", "a loss name"),
+    ("[network]\nlayers = [2, 1]\nactivation = '2*x'\n", "network.activation", "unknown name 'x'"),
+    ("[network]\nlayers = [2, 1]\nactivation = '3'\n", "network.activation", "not a function of z"),
+    ("[network]\nlayers = [2, 1]\nloss = 't^2'\n", "network.loss", "not a function of the output a"),
+    ("[network]\nlayers = [2, 1]\nactivation = '__import__(\"os\")'\n", "network.activation", "is not an activation"),
+    ("[network]\nlayers = [2, 1]\n[example]\ninputs = [0.1]\n", "example.inputs", "2 entries"),
+    ("[network]\nlayers = [2, 1]\n[example]\ninputs = [0.1, nan]\n", "example.inputs[1]", "finite"),
+    ("[network]\nlayers = [2, 1]\n[example]\ntargets = [inf]\n", "example.targets[0]", "finite"),
+    ("[network]\nlayers = [2, 1]\n[example]\nlearning_rate = 'fast'\n", "example.learning_rate", "must be a number"),
+    ("[network]\nlayers = [2, 1]\n[example]\nweights = [[[0.1], [0.2], [0.3]]]\n", "example.weights[0]", "2 entries"),
+    ("[network]\nlayers = [2, 1]\nbias = false\n[example]\nbiases = [[0.1]]\n", "example.biases", "bias = false"),
+    ("[network]\nlayers = [2, 2]\nactivation = 'softmax'\nloss = 'cross_entropy'\n[example]\ntargets = [0.5, 0.9]\n",
+     "example.targets", "sum to 1"),
+    ("[network]\nlayers = [2, 1]\nactivation = {name = 'leaky_relu', slop = 0.1}\n", "network.activation.slop", "slope"),
+    ("[network]\ninputs = ['x']\noutputs = ['y']\n[[network.units]]\nname = 'y'\ninputs = ['h']\n",
+     "unit 'y'.inputs", "not a unit defined before it"),
+    ("[network]\nlayers = [2, 1\n", "", "not valid TOML"),
+    ("[netwrk]\nlayers = [2, 1]\n", "netwrk", "did you mean 'network'"),
+]
+
+
+@pytest.mark.parametrize("text, field, message", BAD_SPECS)
+def test_bad_spec_names_the_field_and_exits_two(tmp_path, capsys, text, field, message):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(text)
+    out = tmp_path / "out"
+    assert main(["derive", str(spec), "-o", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and field in error and message in error, error
+    assert "Traceback" not in error and not out.exists()
+
+
+def test_bad_input_through_a_real_process_has_no_traceback(tmp_path):
+    for args in (["verify", "2-x-1"], ["example", str(tmp_path / "missing.toml")],
+                 ["verify", "2-1", "--activation", "relu,relu"]):
+        result = run(*args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.startswith("error: ")
+
+
+def test_interrupted_write_leaves_no_half_written_file(tmp_path, monkeypatch):
+    target = tmp_path / "notes.md"
+    target.write_text("previous notes")
+
+    def interrupted(source, destination):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sb.rendering.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sb.rendering.write_atomically(target, "new notes")
+    assert target.read_text() == "previous notes"
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.md"]
