@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 
 from .derivation import Derivation, derive
 from .network import Network, layer_bias, layer_weight
@@ -55,8 +54,8 @@ def _layers(net: Network, by_unit: dict[str, float], inputs=None):
         if inputs is not None:
             named = {**{u.name: float(x) for u, x in zip(net.inputs, inputs)}, **named}
         return named
-    layers = [[by_unit[u.name] for u in net.computing_units if u.position[0] == l]
-              for l in range(1, len(net.layers))]
+    layers = [[by_unit[u.name] for u in net.computing_units if u.position[0] == layer]
+              for layer in range(1, len(net.layers))]
     return ([[float(x) for x in inputs]] if inputs is not None else []) + layers
 
 
@@ -64,9 +63,10 @@ def _parameters(net: Network, table: dict) -> dict:
     if net.layers is None:
         return {"parameters": {str(p): table[p] for p in net.parameters}}
     sizes = net.layers
-    weights = [[[table[layer_weight(l, i, j)] for j in range(sizes[l + 1])] for i in range(sizes[l])]
-               for l in range(len(sizes) - 1)]
+    weights = [[[table[layer_weight(layer, i, j)] for j in range(sizes[layer + 1])] for i in range(sizes[layer])]
+               for layer in range(len(sizes) - 1)]
     out = {"weights": weights}
     if net.biases:
-        out["biases"] = [[table[layer_bias(l, j)] for j in range(sizes[l + 1])] for l in range(len(sizes) - 1)]
+        out["biases"] = [[table[layer_bias(layer, j)] for j in range(sizes[layer + 1])]
+                         for layer in range(len(sizes) - 1)]
     return out

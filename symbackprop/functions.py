@@ -7,7 +7,7 @@ writes as ``sigma' = a(1 - a)`` is *found* here by SymPy (see
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import sympy as sp
@@ -167,7 +167,7 @@ LOSSES = {
 def activation(name: str, **parameters) -> Activation:
     """The named activation of :data:`ACTIVATIONS`, with its parameters (e.g. ``slope``)."""
     builder, normalized = ACTIVATIONS[name]
-    values = {k: sp.Rational(str(v)) if isinstance(v, float) else sp.sympify(v) for k, v in parameters.items()}
+    values = {k: v if isinstance(v, sp.Basic) else sp.Rational(str(v)) for k, v in parameters.items()}
     return Activation(name, builder(**values), normalized)
 
 

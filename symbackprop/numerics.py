@@ -7,9 +7,8 @@ itself and never the exponentially large expanded gradient.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import sympy as sp

@@ -249,16 +249,16 @@ def _layered_parameters(network: Network, example: Mapping) -> dict:
         if not isinstance(example["weights"], list) or len(example["weights"]) != len(sizes) - 1:
             raise SpecError("example.weights", f"must hold {len(sizes) - 1} matrices weights[l][i][j] "
                                                f"for layers {sizes}")
-        for l, matrix in enumerate(example["weights"]):
-            values = _matrix(matrix, (sizes[l], sizes[l + 1]), f"example.weights[{l}]")
+        for layer, matrix in enumerate(example["weights"]):
+            values = _matrix(matrix, (sizes[layer], sizes[layer + 1]), f"example.weights[{layer}]")
             for (i, j), v in np.ndenumerate(values):
-                out[layer_weight(l, i, j)] = float(v)
+                out[layer_weight(layer, i, j)] = float(v)
     if "biases" in example:
         if not any(u.bias is not None for u in network.computing_units):
             raise SpecError("example.biases", "the network has bias = false; remove biases or set bias = true")
         if not isinstance(example["biases"], list) or len(example["biases"]) != len(sizes) - 1:
             raise SpecError("example.biases", f"must hold {len(sizes) - 1} lists biases[l][j] for layers {sizes}")
-        for l, row in enumerate(example["biases"]):
-            for j, v in enumerate(_matrix(row, (sizes[l + 1],), f"example.biases[{l}]")):
-                out[layer_bias(l, j)] = float(v)
+        for layer, row in enumerate(example["biases"]):
+            for j, v in enumerate(_matrix(row, (sizes[layer + 1],), f"example.biases[{layer}]")):
+                out[layer_bias(layer, j)] = float(v)
     return out

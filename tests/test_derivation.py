@@ -32,9 +32,6 @@ def networks(draw):
     return sb.layered(sizes, hidden + [output], loss, bias=draw(st.booleans())), draw(st.integers(0, 10**6))
 
 
-LARGEST_ERROR = []
-
-
 @settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(networks())
 def test_three_witnesses_agree_on_random_networks(case):
@@ -47,7 +44,6 @@ def test_three_witnesses_agree_on_random_networks(case):
         assert all(p.brute_force for p in report.parameters)
     compared = [p for p in report.parameters if not p.kink]
     assert all(p.rel_error < 1e-4 for p in compared), [(p.name, p.rel_error) for p in compared]
-    LARGEST_ERROR.append(report.max_rel_error)
 
 
 def test_textbook_activation_derivatives_are_found_by_sympy():
