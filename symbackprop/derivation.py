@@ -34,6 +34,12 @@ i, j, k, m = (sp.Idx(n, _N) for n in "ijkm")
 _dummy = sp.Idx("l", _N)
 
 
+def _bound(index: sp.Idx) -> sp.Idx:
+    """A summation index that prints as ``index`` (z_j = b_j + sum_i w_ij a_i) but is a
+    different SymPy object, so differentiating by w_ij leaves a KroneckerDelta to sum."""
+    return sp.Idx(index.label, sp.Symbol("M", integer=True, positive=True))
+
+
 @dataclass(frozen=True)
 class Step:
     """One equation ``lhs = rhs`` and the rule that produced it.
@@ -202,7 +208,8 @@ def _derive_generic(derivation: Derivation, group: Group) -> GenericLayer:
     else:
         step(g(z[u]), activation.expression.subs(Z, z[u]), "activation")
         a_def = step(a[u], g(z[u]), "definition")
-    z_def_rhs = (b[u] if has_bias else 0) + _sum(w[_dummy, u] * a[_dummy], _dummy)
+    bound_p = _bound(p)
+    z_def_rhs = (b[u] if has_bias else 0) + _sum(w[bound_p, u] * a[bound_p], bound_p)
     z_def = step(z[u], z_def_rhs, "definition")
     chain = step(sp.Derivative(E, w[p, u]),
                  sp.Mul(sp.Derivative(E, z[u]), sp.Derivative(z[u], w[p, u]), evaluate=False), "chain_rule")
@@ -210,12 +217,14 @@ def _derive_generic(derivation: Derivation, group: Group) -> GenericLayer:
     # dE/da for the unit (or each member m of a normalized group)
     target = m if activation.normalized else u
     if is_output:
-        e_rhs = _sum(net.loss.per_output(a[_dummy], t[_dummy], OUTPUT_COUNT), _dummy)
+        bound_k = _bound(k)
+        e_rhs = _sum(net.loss.per_output(a[bound_k], t[bound_k], OUTPUT_COUNT), bound_k)
         e_def = step(E, e_rhs, "definition")
         d_e_da = _in_range(sp.diff(e_rhs, a[target]).doit())
         de_da = step(sp.Derivative(E, a[target]), d_e_da, "differentiate", e_def)
     else:
-        successor_z = b[s] + _sum(w[_dummy, s] * a[_dummy], _dummy)
+        bound_u = _bound(u)
+        successor_z = b[s] + _sum(w[bound_u, s] * a[bound_u], bound_u)
         dz_da = _in_range(sp.diff(successor_z, a[target]).doit())
         first = step(sp.Derivative(E, a[target]),
                      _sum(sp.Mul(sp.Derivative(E, z[s]), sp.Derivative(z[s], a[target]), evaluate=False), s),
