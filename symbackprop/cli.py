@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     derive = commands.add_parser("derive", help="write the step-by-step derivation (notes)")
     _add_spec(derive)
-    derive.add_argument("--format", choices=["md"], default="md", help="output format")
+    derive.add_argument("--format", choices=["md", "tex", "all"], default="all",
+                        help="Markdown, LaTeX, or both (default)")
     derive.add_argument("-o", "--output", default="output", help="directory for the notes (default: output)")
     derive.add_argument("--templates", help="a directory of jinja2 templates overriding the built-in ones")
     for name, text in (("verify", "check every gradient with three witnesses"),
@@ -96,7 +97,8 @@ def _example(args, spec) -> int:
 
 
 def _derive(args, spec) -> int:
-    for path in api.write_notes(spec, Path(args.output), formats=[args.format],
+    formats = ["md", "tex"] if args.format == "all" else [args.format]
+    for path in api.write_notes(spec, Path(args.output), formats=formats,
                                 templates=Path(args.templates) if args.templates else None):
         print(path)
     return 0

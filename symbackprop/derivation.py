@@ -59,6 +59,10 @@ class Step:
     def equation(self) -> sp.Eq:
         return sp.Eq(self.lhs, self.rhs, evaluate=False)
 
+    def _repr_latex_(self) -> str:
+        from .rendering import latex
+        return f"${latex(self.lhs)} = {latex(self.rhs)}$"
+
 
 @dataclass(frozen=True)
 class GenericLayer:
@@ -89,6 +93,11 @@ class Derivation:
     output_errors: dict[str, sp.Expr] = field(default_factory=dict)  # unit -> dE/da
     deltas: dict[str, sp.Expr] = field(default_factory=dict)  # unit -> delta in symbols
     gradients: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)  # parameter -> dE/dparameter
+
+    def _repr_markdown_(self) -> str:
+        """The notes, shown as rendered math in a Jupyter notebook."""
+        from .rendering import render
+        return render(self)
 
     def add(self, step: Step) -> int:
         self.steps.append(step)

@@ -7,6 +7,7 @@ skip connections, several outputs and tied weights (one parameter on several edg
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -16,6 +17,9 @@ import sympy as sp
 from .errors import SpecError
 from .functions import ACTIVATIONS, LOSSES, Activation, Loss, Z
 from .functions import activation as named_activation, loss as named_loss
+
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,30}$")
 
 
 @dataclass(frozen=True)
@@ -257,6 +261,9 @@ def graph(inputs: Sequence[str], units: Sequence[Mapping], outputs: Sequence[str
     ``activation`` (name or :class:`Activation`), ``bias`` (bool or a parameter name)
     and ``group`` (units of one group share an activation; softmax normalizes over it).
     """
+    for name in [*inputs, *(spec.get("name") for spec in units)]:
+        if not isinstance(name, str) or not _PLAIN_NAME.match(name):
+            raise SpecError("network.units", f"unit name {name!r} must be letters and digits, starting with a letter")
     built = [Unit(name) for name in inputs]
     members: dict[str, list[str]] = {}
     group_activation: dict[str, Activation] = {}
@@ -264,9 +271,13 @@ def graph(inputs: Sequence[str], units: Sequence[Mapping], outputs: Sequence[str
         name = spec["name"]
         sources = list(spec.get("inputs", []))
         weight_names = list(spec.get("weights") or [f"w[{src}->{name}]" for src in sources])
+        bias = spec.get("bias", True)
+        for parameter in weight_names + ([bias] if isinstance(bias, str) else []):
+            if not isinstance(parameter, str) or not (_PLAIN_NAME.match(parameter) or parameter.startswith("w[")):
+                raise SpecError(f"unit {name!r}.weights", f"parameter name {parameter!r} must be letters and "
+                                                          "digits, starting with a letter")
         if len(weight_names) != len(sources):
             raise SpecError(f"unit {name!r}.weights", f"has {len(weight_names)} names for {len(sources)} inputs")
-        bias = spec.get("bias", True)
         bias_symbol = sp.Symbol(bias if isinstance(bias, str) else f"b[{name}]", real=True) if bias else None
         group = spec.get("group", name)
         g = _as_activation(spec.get("activation", "sigmoid"), f"unit {name!r}.activation")

@@ -79,7 +79,15 @@ def _environment(templates: Path | None) -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["tex"] = latex
+    env.filters["texescape"] = _texescape
     return env
+
+
+def _texescape(text: str) -> str:
+    """Plain text (a unit or loss name) safe inside LaTeX."""
+    special = {c: "\\" + c for c in "&%$#_{}"}
+    special.update({"~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"})
+    return "".join(special.get(c, c) for c in str(text))
 
 
 def render(derivation: Derivation, example: Example | None = None, report: Report | None = None,
