@@ -320,9 +320,12 @@ def _derive_concrete(derivation: Derivation) -> None:
                 local = sp.factor_terms(_sum_to_one(local, None, targets))
         derivation.deltas[unit.name] = local
         add(Step(unit.delta, local, "local_gradient", subject=unit.name))
+    uses_of: dict[sp.Symbol, list[tuple[Unit, Unit]]] = {}
+    for unit in net.computing_units:
+        for edge in unit.inputs:
+            uses_of.setdefault(edge.weight, []).append((net[edge.source], unit))
     for parameter in net.weights:
-        uses = [(net[edge.source], unit) for unit in net.computing_units for edge in unit.inputs
-                if edge.weight == parameter]
+        uses = uses_of[parameter]
         formula = sp.Add(*(dest.delta * source.a for source, dest in uses))
         derivation.gradients[parameter] = formula
         add(Step(sp.Derivative(E, parameter), formula,

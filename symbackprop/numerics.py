@@ -14,6 +14,7 @@ import numpy as np
 import sympy as sp
 
 from .derivation import Derivation
+from .functions import Z
 from .network import Network
 
 _MODULES = [{"Heaviside": lambda x, h0=0.5: np.heaviside(x, h0)}, "numpy"]
@@ -102,29 +103,35 @@ class Compiled:
         loss, *zs = self._call(self._forward, values, parameter_arrays)
         return loss, dict(zip((u.name for u in self._units), zs))
 
-    def finite_differences(self, values: Values, step: float = 5e-6):
-        """Central differences of the mean loss for every parameter, in one batched call.
+    def finite_differences(self, values: Values, step: float = 5e-6, batch: int = 2**21):
+        """Central differences of the mean loss for every parameter, in batched calls.
 
+        Perturbed parameter vectors are evaluated as rows of one broadcast call, ``batch``
+        entries (rows x parameters) at a time, so memory stays bounded for large networks.
         Returns (gradient per parameter, crossed) where ``crossed[p]`` is True when the
         perturbation of p moves some unit across a kink of its activation (ReLU or step
         at 0, ...), so the difference quotient means nothing there.
         """
         count = len(self.parameters)
         base = np.array([values.parameters[p] for p in self.parameters], dtype=float)
-        grid = np.repeat(base[None, :], 2 * count, axis=0)
         h = step * np.maximum(1.0, np.abs(base))
-        grid[np.arange(count), np.arange(count)] += h
-        grid[count + np.arange(count), np.arange(count)] -= h
-        loss, zs = self.forward(values, [column[:, None] for column in grid.T])
-        loss = np.broadcast_to(loss, (2 * count, len(values.inputs))).mean(axis=1)
-        gradient = (loss[:count] - loss[count:]) / (2 * h)
+        gradient = np.empty(count)
         crossed = np.zeros(count, dtype=bool)
-        for unit in self._units:
-            activation = self.network.group_by_name[unit.group].activation
-            for kink in activation.kinks:
-                side = np.sign(sp.lambdify(sp.Symbol("z", real=True), kink, "numpy")(np.asarray(zs[unit.name])))
-                side = np.broadcast_to(side, (2 * count, len(values.inputs)))
-                crossed |= np.any(side[:count] != side[count:], axis=1) | np.any(side == 0, axis=1)[:count]
+        kinks = [(unit.name, sp.lambdify(Z, kink, "numpy")) for unit in self._units
+                 for kink in self.network.group_by_name[unit.group].activation.kinks]
+        chunk = max(1, batch // (2 * count))
+        for start in range(0, count, chunk):
+            index = np.arange(start, min(start + chunk, count))
+            grid = np.repeat(base[None, :], 2 * len(index), axis=0)
+            grid[np.arange(len(index)), index] += h[index]
+            grid[len(index) + np.arange(len(index)), index] -= h[index]
+            loss, zs = self.forward(values, [column[:, None] for column in grid.T])
+            loss = np.broadcast_to(loss, (2 * len(index), len(values.inputs))).mean(axis=1)
+            gradient[index] = (loss[:len(index)] - loss[len(index):]) / (2 * h[index])
+            for name, kink in kinks:
+                side = np.broadcast_to(np.sign(kink(np.asarray(zs[name]))), (2 * len(index), len(values.inputs)))
+                plus, minus = side[:len(index)], side[len(index):]
+                crossed[index] |= np.any(plus != minus, axis=1) | np.any(plus == 0, axis=1)
         return dict(zip(self.parameters, gradient)), dict(zip(self.parameters, crossed))
 
 
