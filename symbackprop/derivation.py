@@ -177,7 +177,7 @@ def _activation_derivative_steps(derivation: Derivation, group: Group, unit: sp.
     actual = activation.derivative.subs(Z, z[unit])
     step = derivation.add(Step(generic, actual, "activation_derivative", (uses,), "generic", group.name))
     in_a = activation.derivative_in_activation
-    if in_a is None:
+    if in_a is None or in_a == activation.derivative:
         return actual
     in_a = in_a.subs(A, a[unit])
     derivation.add(Step(generic, in_a, "rewrite_in_activation", (step,), "generic", group.name))

@@ -202,6 +202,9 @@ def _validate(net: Network) -> None:
             raise SpecError("network.outputs", f"{name!r} is not a computing unit of the network")
         if name in fed:
             raise SpecError("network.outputs", f"output {name!r} feeds another unit; outputs must be sinks")
+    for group in net.groups:
+        if len({name in net.outputs for name in group.units}) > 1:
+            raise SpecError(f"group {group.name!r}", "mixes output and hidden units; give them separate groups")
     parameters = [e.weight for u in net.units for e in u.inputs] + [u.bias for u in net.units if u.bias is not None]
     values = {u.z for u in net.units} | {u.a for u in net.units} | {u.delta for u in net.units}
     if values & set(parameters):

@@ -117,6 +117,10 @@ BAD_SPECS = [
     ("[network]\nlayers = [2, 1]\nactivation = {name = 'leaky_relu', slop = 0.1}\n", "network.activation.slop", "slope"),
     ("[network]\ninputs = ['x']\noutputs = ['y']\n[[network.units]]\nname = 'y'\ninputs = ['h']\n",
      "unit 'y'.inputs", "not a unit defined before it"),
+    ("[network]\ninputs = ['x']\noutputs = ['y']\n[[network.units]]\nname = 'h'\ninputs = ['x']\ngroup = 'g'\n"
+     "[[network.units]]\nname = 'y'\ninputs = ['h']\ngroup = 'g'\n", "group 'g'", "mixes output and hidden"),
+    ("[network]\ninputs = ['x']\noutputs = ['y}']\n[[network.units]]\nname = 'y}'\ninputs = ['x']\n",
+     "network.units", "letters and digits"),
     ("[network]\nlayers = [2, 1\n", "", "not valid TOML"),
     ("[netwrk]\nlayers = [2, 1]\n", "netwrk", "did you mean 'network'"),
 ]
