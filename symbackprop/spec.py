@@ -7,9 +7,12 @@ would be right.  Expression text is read by :mod:`symbackprop.parsing`, never ``
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import math
+import signal
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,8 @@ DEFAULT = {"network": {"layers": [2, 3, 1], "activation": ["sigmoid", "identity"
                        "loss": "half_sse", "bias": True}}
 DEFAULT_LEARNING_RATE = 0.5
 MAX_SPEC_BYTES = 1_000_000
+#: Time SymPy may spend building one expression of a spec.
+EXPRESSION_SECONDS = 5
 
 _NETWORK_FIELDS = {"layers", "activation", "loss", "bias", "inputs", "outputs", "units"}
 _UNIT_FIELDS = {"name", "inputs", "weights", "activation", "bias", "group"}
@@ -182,9 +187,34 @@ def _loss(value) -> Loss:
 
 def _expression(text: str, symbols: dict, field: str, expected: str) -> sp.Expr:
     try:
-        return parse_expression(text, symbols)
+        with _time_limit(EXPRESSION_SECONDS):
+            return parse_expression(text, symbols)
     except ExpressionError as error:
         raise SpecError(field, f"{text[:80]!r} is not {expected}: {error}") from None
+    except TimeoutError:
+        raise SpecError(field, f"{text[:80]!r} took SymPy more than {EXPRESSION_SECONDS} s to build; "
+                               "write a simpler expression") from None
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Raise TimeoutError in the block after ``seconds``: the parser bounds size and depth,
+    but SymPy's automatic evaluation of a small nested expression can still run for minutes.
+    Only the main thread can take a signal; elsewhere the block runs unbounded."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _number(value, field: str) -> float:

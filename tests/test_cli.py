@@ -121,6 +121,9 @@ BAD_SPECS = [
      "[[network.units]]\nname = 'y'\ninputs = ['h']\ngroup = 'g'\n", "group 'g'", "mixes output and hidden"),
     ("[network]\ninputs = ['x']\noutputs = ['y}']\n[[network.units]]\nname = 'y}'\ninputs = ['x']\n",
      "network.units", "letters and digits"),
+    # 83 characters that keep SymPy's automatic evaluation busy for minutes (found by fuzzing the parser)
+    ("[network]\nlayers = [1, 1]\nactivation = 'abs((heaviside(log(pi (cos((sinh((7(pi))^10))^3)+7) "
+     "(tan(max(1e-3,sqrt(z)))))))**z)'\n", "network.activation", "more than 5 s"),
     ("[network]\nlayers = [2, 1\n", "", "not valid TOML"),
     ("[netwrk]\nlayers = [2, 1]\n", "netwrk", "did you mean 'network'"),
 ]
