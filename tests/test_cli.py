@@ -159,3 +159,11 @@ def test_interrupted_write_leaves_no_half_written_file(tmp_path, monkeypatch):
         sb.rendering.write_atomically(target, "new notes")
     assert target.read_text() == "previous notes"
     assert [p.name for p in tmp_path.iterdir()] == ["notes.md"]
+
+
+def test_readme_python_example_runs(tmp_path):
+    readme = (__import__("pathlib").Path(__file__).parent.parent / "README.md").read_text()
+    code = readme.split("## Python\n\n```python\n")[1].split("```")[0]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert r"\begin{document}" in result.stdout
