@@ -1,6 +1,8 @@
 """The notes as a reader gets them: LaTeX that compiles, deterministic files, Jupyter display."""
+import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +47,16 @@ def test_jupyter_display():
     derivation = sb.derive(SPECS["default"].network)
     assert derivation._repr_markdown_().startswith("# Backpropagation")
     assert derivation.steps[0]._repr_latex_().startswith("$")
+
+
+KATEX = Path(__file__).parent.parent / ".ci" / "node" / "node_modules" / "katex"
+
+
+@pytest.mark.skipif(shutil.which("node") is None or not KATEX.is_dir(),
+                    reason="node and katex not installed (.ci/run installs them into .ci/node)")
+def test_markdown_math_renders_in_katex(tmp_path):
+    files = [str(sb.write_notes(spec, tmp_path / name, formats=["md"])[0]) for name, spec in SPECS.items()]
+    result = subprocess.run(["node", str(Path(__file__).parent / "katex_check.js"), *files], capture_output=True,
+                            text=True, timeout=120, env={"NODE_PATH": str(KATEX.parent), "PATH": os.environ["PATH"]})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert " 0 failed" in result.stdout
