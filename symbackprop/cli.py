@@ -92,7 +92,7 @@ def _example(args, spec) -> int:
               f"{ev.delta[unit.name].mean():>12.6g}")
     print(f"{'parameter':<16} {'value':>12} {'gradient':>12} {'updated':>12}")
     for p in net.parameters:
-        print(f"{str(p):<16} {spec.values.parameters[p]:>12.6g} {ev.gradients[p]:>12.6g} {ev.updated[p]:>12.6g}")
+        print(f"{p!s:<16} {spec.values.parameters[p]:>12.6g} {ev.gradients[p]:>12.6g} {ev.updated[p]:>12.6g}")
     return 0
 
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .functions import A, K as OUTPUT_COUNT, Z
+from .functions import A, Z
+from .functions import K as OUTPUT_COUNT
 from .network import Group, Network, Unit
 
 #: Generic symbols of the lecture formulas.

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 from .derivation import Derivation, derive
 from .network import Network, layer_bias, layer_weight
 from .numerics import Compiled, Evaluation, Values
@@ -25,7 +24,7 @@ class Example:
     def as_dict(self) -> dict:
         """The JSON of ``python -m symbackprop example``: nested as in the spec."""
         net, ev = self.network, self.evaluation
-        per_sample = lambda table, inputs=None: [  # noqa: E731
+        per_sample = lambda table, inputs=None: [
             _layers(net, {name: float(v[s]) for name, v in table.items()}, inputs[s] if inputs is not None else None)
             for s in range(len(self.values.inputs))]
         single = len(self.values.inputs) == 1

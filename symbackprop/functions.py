@@ -129,7 +129,10 @@ def _sigmoid(z):
     return 1 / (1 + sp.exp(-z))
 
 
-def _leaky_relu(slope=sp.Rational(1, 100)):
+_DEFAULT_SLOPE = sp.Rational(1, 100)
+
+
+def _leaky_relu(slope=_DEFAULT_SLOPE):
     return sp.Piecewise((Z, Z > 0), (slope * Z, True))
 
 

@@ -16,8 +16,8 @@ import sympy as sp
 
 from .errors import SpecError
 from .functions import ACTIVATIONS, LOSSES, Activation, Loss, Z
-from .functions import activation as named_activation, loss as named_loss
-
+from .functions import activation as named_activation
+from .functions import loss as named_loss
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,30}$")
 

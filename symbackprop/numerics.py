@@ -29,7 +29,7 @@ def _lambdify(arguments, outputs, assignments):
     assignments = list(assignments)
     names = {symbol: sp.Symbol(f"v{n}") for n, symbol in enumerate(
         dict.fromkeys([*arguments, *(lhs for lhs, _ in assignments)]))}
-    rename = lambda e: sp.sympify(e).xreplace(names)  # noqa: E731
+    rename = lambda e: sp.sympify(e).xreplace(names)
     renamed = [(rename(lhs), rename(rhs)) for lhs, rhs in assignments]
     return sp.lambdify([names[s] for s in arguments], [rename(e) for e in outputs], modules=_MODULES,
                        cse=lambda exprs: (renamed, list(exprs)), docstring_limit=0)

@@ -28,7 +28,7 @@ from types import MappingProxyType
 import lark
 import sympy
 
-__all__ = ["ExpressionError", "FUNCTIONS", "parse_expression"]
+__all__ = ["FUNCTIONS", "ExpressionError", "parse_expression"]
 
 
 class ExpressionError(ValueError):

@@ -64,8 +64,12 @@ class NotationPrinter(LatexPrinter):
         if isinstance(function, sp.core.function.AppliedUndef) and len(expr.variables) == 1:
             # g'(z_j) for an activation, as every textbook writes it
             return f"{function.func.__name__}'({self._print(function.args[0])})"
+        if len(expr.variable_count) > 1:
+            return super()._print_Derivative(expr)
         (variable, count), = expr.variable_count
-        return f"\\frac{{\\partial {self._print(function)}}}{{\\partial {self._print(variable)}}}"
+        order = f"^{{{count}}}" if count != 1 else ""
+        return (f"\\frac{{\\partial{order} {self._print(function)}}}"
+                f"{{\\partial {self._print(variable)}{order}}}")
 
 
 def latex(expression, **settings) -> str:

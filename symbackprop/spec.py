@@ -26,8 +26,9 @@ import numpy as np
 import sympy as sp
 
 from .errors import SpecError
-from .functions import ACTIVATIONS, LOSSES, A, Activation, Loss, T, Z
-from .functions import activation as named_activation, custom_activation, custom_loss, loss as named_loss
+from .functions import ACTIVATIONS, LOSSES, A, Activation, Loss, T, Z, custom_activation, custom_loss
+from .functions import activation as named_activation
+from .functions import loss as named_loss
 from .network import Network, graph, layer_bias, layer_weight, layered
 from .numerics import Values, random_values
 from .parsing import ExpressionError, parse_expression

@@ -147,7 +147,7 @@ def _random_point(derivation: Derivation, seed: int) -> dict:
     loss assumes probabilities), away from kinks with probability 1."""
     net = derivation.network
     rng = np.random.default_rng(seed + 1)
-    draw = lambda: sp.Rational(int(rng.integers(-900, 900)), 1000)  # noqa: E731
+    draw = lambda: sp.Rational(int(rng.integers(-900, 900)), 1000)
     point = {u.a: draw() for u in net.inputs}
     point.update({p: draw() for p in net.parameters})
     targets = [sp.Rational(int(rng.integers(50, 950)), 1000) for _ in net.outputs]

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import symbackprop as sb
 from symbackprop.functions import Z

@@ -9,7 +9,8 @@ import time
 import lark
 import pytest
 import sympy
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from symbackprop import parsing
 from symbackprop.parsing import FUNCTIONS, ExpressionError, parse_expression
