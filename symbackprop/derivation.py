@@ -84,9 +84,12 @@ class GenericLayer:
     update_weight: sp.Expr
 
 
-@dataclass
+@dataclass(eq=False)
 class Derivation:
-    """The result of :func:`derive`: steps in order, and the formulas they establish."""
+    """The result of :func:`derive`: steps in order, and the formulas they establish.
+
+    Compared by identity, so the numeric code generated for it can be cached per object.
+    """
 
     network: Network
     steps: list[Step] = field(default_factory=list)

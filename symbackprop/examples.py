@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import numerics
 from .derivation import Derivation, derive
 from .network import Network, layer_bias, layer_weight
-from .numerics import Compiled, Evaluation, Values
+from .numerics import Evaluation, Values
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def example(network: Network, values: Values, learning_rate: float = 0.5,
             derivation: Derivation | None = None) -> Example:
     """Forward pass, loss, deltas, gradients (mean over a mini-batch) and one SGD step,
     all weights updated simultaneously from the same gradients."""
-    compiled = Compiled(derivation or derive(network))
+    compiled = numerics.compiled(derivation or derive(network))
     return Example(network, values, learning_rate, compiled.evaluate(values, learning_rate))
 
 

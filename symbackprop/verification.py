@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
+from . import numerics
 from .derivation import Derivation, derive, instantiate
 from .network import Network
-from .numerics import Compiled, Values, random_values
+from .numerics import Values, random_values
 
 #: |g - n| / max(|g|, |n|, FLOOR) below TOLERANCE passes; central differences with
 #: h = 5e-6 carry about 1e-10 of rounding and truncation error, so 1e-4 leaves a wide
@@ -82,7 +83,7 @@ def verify(network: Network, derivation: Derivation | None = None, values: Value
     """
     derivation = derivation or derive(network)
     values = values or random_values(network, seed=seed)
-    compiled = Compiled(derivation)
+    compiled = numerics.compiled(derivation)
     evaluation = compiled.evaluate(values)
     numeric, crossed = compiled.finite_differences(values)
     report = Report([])
