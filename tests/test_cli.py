@@ -167,3 +167,10 @@ def test_readme_python_example_runs(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False)
     assert result.returncode == 0, result.stderr
     assert r"\begin{document}" in result.stdout
+
+
+def test_output_piped_into_head_stops_quietly():
+    # 2,128 parameters make ~250 KB of JSON, more than a pipe holds, so the write meets the closed pipe
+    pipeline = subprocess.run(f"{sys.executable} -m symbackprop verify 16-64-16 --json | head -c 8", shell=True,
+                              capture_output=True, text=True, timeout=300, check=False)
+    assert pipeline.stdout == '{"ok": t' and "Traceback" not in pipeline.stderr
