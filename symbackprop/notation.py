@@ -1,0 +1,156 @@
+"""Notation presets: which symbol a course writes for each role, as data files.
+
+The mathematics never depends on notation.  A preset (``notations/<name>.toml``) maps
+the roles of the derivation (input, pre-activation, activation, weight, ...) to LaTeX
+symbols and fixes the conventions a text makes: the order of a weight's indices, where
+the bias lives, the sign of the local gradient, how layers are numbered and which index
+letters a lecture uses.  The printer (:mod:`symbackprop.rendering`) and the answer
+checker read a :class:`Notation`; neither branches on a preset's name.
+"""
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import SpecError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+_PACKAGED = Path(__file__).parent / "notations"
+_SOURCE = Path(__file__).parent.parent / "notations"
+PRESETS = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
+
+#: Every role a preset names.  ``output`` is the activation of an output unit (Bishop's
+#: y_k beside the hidden z_j), ``hidden`` that of a hidden unit where a text gives it its
+#: own letter (h_j), ``error_signal`` Haykin's e_j = d_j - y_j.
+ROLES = ("input", "pre_activation", "activation", "hidden", "output", "function", "weight", "bias",
+         "target", "error", "error_signal", "delta", "learning_rate")
+_CONVENTIONS = ("weight_order", "bias", "delta_sign", "update", "layer_style", "first_layer", "loss")
+_WEIGHT_ORDERS = ("from_to", "to_from")
+_BIASES = ("symbol", "weight")
+_LAYER_STYLES = ("parenthesized", "superscript")
+
+
+@dataclass(frozen=True)
+class Letters:
+    """Index letters of the lecture formulas: the unit the formula is about, the unit
+    feeding it and (hidden layers) the unit it feeds."""
+
+    output: tuple[str, str]  # (predecessor, unit) of an output layer
+    hidden: tuple[str, str, str]  # (predecessor, unit, successor) of a hidden layer
+
+
+@dataclass(frozen=True)
+class Notation:
+    """One course's way of writing backpropagation (see ``notations/*.toml``)."""
+
+    name: str
+    title: str
+    sources: tuple[str, ...]
+    symbols: Mapping[str, str]  # role -> LaTeX
+    plain: Mapping[str, tuple[str, ...]]  # role -> plain-text spellings a student may type
+    letters: Letters
+    weight_order: str = "from_to"  # w_ij: i -> j ("from_to") or w_ji: to j from i ("to_from")
+    bias: str = "symbol"  # "symbol": b_j;  "weight": w_j0, the weight from a unit fixed at +1
+    delta_sign: int = 1  # +1: delta_j = dE/dz_j;  -1: delta_j = -dE/dz_j (Haykin)
+    update: str = "descent"  # "descent": w <- w - eta dE/dw, written as a new value or Delta w
+    layer_style: str = "parenthesized"  # z^{(l)}_j or z^l_j
+    first_layer: int = 1  # the number of the first layer after the inputs (Nielsen counts inputs as 1)
+    loss: str = "half_sse"  # the error function the text starts from
+    equation_names: Mapping[str, str] = field(default_factory=dict)  # e.g. Nielsen's BP1-BP4
+
+    def symbol(self, role: str) -> str:
+        """The LaTeX of ``role``; roles a text leaves unnamed fall back on their parent."""
+        fallback = {"hidden": "activation", "output": "activation"}
+        while role not in self.symbols and role in fallback:
+            role = fallback[role]
+        return self.symbols[role]
+
+    def weight_indices(self, source: str, destination: str) -> tuple[str, str]:
+        """The index pair of the weight from ``source`` to ``destination``, in this order."""
+        return (source, destination) if self.weight_order == "from_to" else (destination, source)
+
+
+def names() -> list[str]:
+    """The presets that ship with symbackprop."""
+    return sorted(path.stem for path in PRESETS.glob("*.toml"))
+
+
+def load(name_or_path: str | Path = "default") -> Notation:
+    """A preset by name, or a user's TOML file that starts from one (``base = "haykin"``)
+    and overrides any role's symbol or convention."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" and path.is_file():
+        data = _read(path, "notation")
+    elif str(name_or_path) in names():
+        data = _read(PRESETS / f"{name_or_path}.toml", "notation")
+    else:
+        raise SpecError("notation", f"no preset or file {str(name_or_path)!r}; choose one of "
+                        f"{', '.join(names())} or give a .toml file")
+    return from_dict(data)
+
+
+def from_dict(data: Mapping) -> Notation:
+    """A :class:`Notation` from a preset's table, on top of its ``base`` preset if named."""
+    base = data.get("base")
+    if base is not None:
+        if base not in names():
+            raise SpecError("notation.base", f"no preset {base!r}; choose one of {', '.join(names())}")
+        data = _merge(_read(PRESETS / f"{base}.toml", "notation"), {k: v for k, v in data.items() if k != "base"})
+    _check_keys(data, ("name", "title", "sources", "symbols", "plain", "letters", "conventions",
+                       "equation_names"), "notation")
+    symbols = dict(data.get("symbols", {}))
+    _check_keys(symbols, ROLES, "notation.symbols")
+    missing = [r for r in ROLES if r not in symbols and r not in ("hidden", "output", "error_signal")]
+    if missing:
+        raise SpecError("notation.symbols", f"give a symbol for {', '.join(missing)}")
+    plain = {role: tuple([spelling] if isinstance(spelling, str) else spelling)
+             for role, spelling in data.get("plain", {}).items()}
+    _check_keys(plain, ROLES, "notation.plain")
+    letters = data.get("letters", {})
+    conventions = dict(data.get("conventions", {}))
+    _check_keys(conventions, _CONVENTIONS, "notation.conventions")
+    notation = Notation(
+        name=str(data.get("name", "custom")), title=str(data.get("title", "")),
+        sources=tuple(data.get("sources", ())), symbols=symbols, plain=plain,
+        letters=Letters(tuple(letters.get("output", ("j", "k"))), tuple(letters.get("hidden", ("i", "j", "k")))),
+        equation_names=dict(data.get("equation_names", {})))
+    notation = replace(notation, **conventions)
+    _check_choice(notation.weight_order, _WEIGHT_ORDERS, "weight_order")
+    _check_choice(notation.bias, _BIASES, "bias")
+    _check_choice(notation.layer_style, _LAYER_STYLES, "layer_style")
+    _check_choice(notation.delta_sign, (1, -1), "delta_sign")
+    return notation
+
+
+def _read(path: Path, field_name: str) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise SpecError(field_name, f"cannot read {path}: {error}") from None
+
+
+def _merge(base: Mapping, override: Mapping) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, Mapping) and key in base else value
+    return merged
+
+
+def _check_keys(table: Mapping, allowed, where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(allowed)}"
+            raise SpecError(f"{where}.{key}", f"unknown key; {hint}")
+
+
+def _check_choice(value, choices, key: str) -> None:
+    if value not in choices:
+        raise SpecError(f"notation.conventions.{key}", f"{value!r} is not one of {', '.join(map(str, choices))}")
