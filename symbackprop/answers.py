@@ -1,0 +1,638 @@
+"""Student answers (LaTeX or plain text) read into SymPy, through a notation preset.
+
+Answers are untrusted, so, as in :mod:`symbackprop.parsing`, nothing here calls
+``eval``, ``exec``, ``sympify`` or ``parse_expr``: one LALR grammar (lark) covers the
+LaTeX subset students write (``\\frac``, ``\\sum_k``, ``\\partial``, ``\\varphi'(v_j)``,
+``w^{l+1}_{kj}``) and plain text (``g'(z_j)*sum(w_jk*delta_k, k)``), since the two
+differ only in spelling.  Every command outside a whitelist is refused before parsing,
+and length, nesting, tree size and exponents are bounded first.
+
+The tree is built with ``evaluate=False`` throughout: SymPy never simplifies, queries
+assumptions or expands, so building is linear in the size of the answer.  Symbols map
+to the derivation's internal convention, whatever the notation: ``w[x, y]`` is the
+weight from x to y, ``delta`` is dE/dz, Haykin's ``e_j`` is ``t_j - a_j``.  Index
+letters become the role symbols :data:`P`, :data:`U`, :data:`S` (the unit feeding the
+unit, the unit, the unit it feeds); other letters stay as they are and must be summed.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import lark
+import sympy as sp
+
+from .notation import Notation
+from .parsing import FUNCTIONS, ExpressionError, parse_expression
+
+__all__ = ["Answer", "ExpressionError", "Vocabulary", "read_answer"]
+
+#: Index roles: the unit feeding the unit (P), the unit (U), the unit it feeds (S).
+P, U, S = sp.Symbol("pred."), sp.Symbol("unit."), sp.Symbol("succ.")
+z, a, t, b, delta, w, dEda = (sp.IndexedBase(n) for n in ("z", "a", "t", "b", "delta", "w", "dEda"))
+ETA = sp.Symbol("eta")
+DELTA = sp.Symbol("Delta")  # the "change of" marker of an update's left-hand side
+g, dg = sp.Function("g"), sp.Function("dg")  # the layer's activation and its derivative
+updated = sp.Function("updated")  # w^+, w(n+1): the new value of a weight
+_SUM_END = sp.Symbol("N")
+
+MAX_LENGTH = 2000
+MAX_DEPTH = 60
+MAX_NODES = 4000
+MAX_EXPONENT = 64
+#: literal functions: name -> name of its derivative (None: no prime allowed)
+_DERIVATIVES = {"sigmoid": "dsigmoid", "tanh": "dtanh", "exp": "exp", "log": "dlog", "ln": "dlog"}
+_GREEK_FUNCTIONS = {"sigma": "sigmoid"}
+
+_COMMANDS = frozenset({
+    "frac", "dfrac", "tfrac", "sum", "partial", "cdot", "times", "ast", "leftarrow", "gets", "coloneqq",
+    "mathcal", "mathrm", "text", "operatorname", "mathit", "hat", "left", "right", "big", "Big", "bigl", "bigr",
+    "Bigl", "Bigr", "limits", "nolimits", "displaystyle", "quad", "qquad", "prime", "ell", "in", "to",
+    "rightarrow", "exp", "log", "ln", "tanh", "sinh", "cosh", "sin", "cos", "tan", "sqrt",
+    "alpha", "delta", "Delta", "eta", "sigma", "varphi", "phi", "theta", "epsilon", "varepsilon", "mu", "lambda",
+})
+_UNICODE = {"δ": r"\delta ", "Δ": r"\Delta ", "η": r"\eta ", "σ": r"\sigma ", "φ": r"\varphi ", "ϕ": r"\phi ",
+            "α": r"\alpha ", "∂": r"\partial ", "Σ": r"\sum ", "∑": r"\sum ", "·": r"\cdot ", "×": r"\times ",
+            "−": "-", "′": "'", "ℓ": r"\ell ", "←": r"\leftarrow ", "∈": r"\in "}
+_TIME_INDEX = re.compile(r"\(\s*n\s*\)")
+_NEXT_TIME = re.compile(r"\(\s*n\s*\+\s*1\s*\)")
+
+_GRAMMAR = r"""
+start: sum (REL sum)*
+?sum: term ((PLUS | MINUS) term)*
+?term: factor ((STAR | SLASH) factor | implicit)*
+?factor: (PLUS | MINUS) factor -> signed
+       | power
+?power: atom
+      | atom POW script -> pow
+?implicit: operand
+         | operand POW script -> pow
+?atom: NUMBER -> number
+     | operand
+?operand: symbol
+        | symbol LPAR sum (COMMA sum)* RPAR -> apply
+        | LPAR sum RPAR -> group
+        | LBRACE sum RBRACE -> group
+        | FRAC LBRACE sum RBRACE LBRACE sum RBRACE -> frac
+        | FRAC DIGIT DIGIT -> frac
+        | BIGSUM limits term -> bigsum
+        | PARTIAL symbol -> partial
+symbol: head decoration*
+head: NAME | CMD | FONT LBRACE (NAME | CMD) RBRACE | FONT NAME
+?decoration: SUB script -> sub
+           | POW script -> sup
+           | PRIME -> prime
+           | LSQB DIGITS RSQB -> bracket
+limits: (SUB script)? (POW script)?
+script: INDEX | CMD | LBRACE item* RBRACE | LPAR item* RPAR | MINUS INDEX
+?item: INDEX | CMD | COMMA | PLUS | MINUS | EQ | ARROW | STAR | SLASH | DOT | PRIME | POW
+     | LPAR item* RPAR -> nested
+     | LBRACE item* RBRACE -> nested
+
+REL.3: "=" | ":=" | "<-" | /\\(leftarrow|gets|coloneqq)(?![A-Za-z])/
+FRAC.3: /\\[dt]?frac(?![A-Za-z])/
+BIGSUM.3: /\\sum(?![A-Za-z])/
+PARTIAL.3: /\\partial(?![A-Za-z])/
+FONT.3: /\\(mathcal|mathrm|text|operatorname|mathit|hat)(?![A-Za-z])/
+STAR.3: "*" | /\\(cdot|times|ast)(?![A-Za-z])/
+CMD: /\\[A-Za-z]+/
+NAME: /[A-Za-z]+/
+INDEX: /[A-Za-z0-9]+/
+DIGITS: /[0-9]+/
+DIGIT: /[0-9]/
+NUMBER: /(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?/
+ARROW: "->"
+PLUS: "+"
+MINUS: "-"
+SLASH: "/"
+POW: "^" | "**"
+SUB: "_"
+PRIME: "'"
+EQ: "="
+DOT: "."
+COMMA: ","
+LPAR: "("
+RPAR: ")"
+LBRACE: "{"
+RBRACE: "}"
+LSQB: "["
+RSQB: "]"
+%ignore /[ \t\r\n~]+/
+%ignore /\\[,;:! ]/
+%ignore /\\(left|right|bigl|bigr|Bigl|Bigr|big|Big|limits|nolimits|displaystyle|quad|qquad)(?![A-Za-z])/
+"""
+
+_PARSER = lark.Lark(_GRAMMAR, parser="lalr", propagate_positions=True)
+_ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                     "_.+-*/^()[]{},'=:<>\\ ~\t\r\n")
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What the symbols of one target's answers mean.
+
+    ``letters`` maps a student's index letter (``\\ell`` is ``l``) to :data:`P`, :data:`U`
+    or :data:`S`; ``layers`` gives each role's layer superscript relative to the unit
+    (P: -1, U: 0, S: +1) and ``layer_bases`` the letters that name the unit's layer (``l``,
+    or also ``L`` for an output unit); ``names`` maps a concrete network's symbol names
+    (``w[0][1][2]``, ``w13``) to its SymPy symbols.
+    """
+
+    notation: Notation
+    letters: Mapping[str, sp.Symbol] = field(default_factory=dict)
+    layer_bases: tuple[str, ...] = ("l",)
+    names: Mapping[str, sp.Expr] = field(default_factory=dict)
+
+    def role_of(self, spelling: str) -> str | None:
+        return _spellings(self.notation).get(spelling)
+
+    def describe(self) -> str:
+        """The symbols a student of this notation may use, for error messages."""
+        plain = self.notation.plain
+        seen = dict.fromkeys(plain[role][0] for role in plain)
+        return ", ".join(seen)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer read: its sides (``a = b = c`` gives three), how they are related
+    (``=`` or ``<-``) and remarks that already make it wrong (a layer superscript that
+    contradicts the index letter)."""
+
+    sides: tuple[sp.Expr, ...]
+    relations: tuple[str, ...]
+    remarks: tuple[str, ...] = ()
+
+
+_SPELLINGS: dict[str, dict[str, str]] = {}
+
+
+def _spellings(notation: Notation) -> dict[str, str]:
+    """spelling -> role: the notation's plain spellings and its LaTeX symbols, read the
+    way the grammar reads them (``\\mathcal{E}`` is E, ``\\hat{y}`` is yhat)."""
+    key = repr(notation)
+    if key not in _SPELLINGS:
+        table = {}
+        for role, latex in notation.symbols.items():
+            table[_latex_name(latex)] = role
+        for role, spellings in notation.plain.items():
+            for spelling in spellings:
+                table[spelling.replace("_", "")] = role
+        _SPELLINGS[key] = table
+    return _SPELLINGS[key]
+
+
+def _latex_name(latex: str) -> str:
+    match = re.fullmatch(r"\\(?:mathcal|mathrm|text|operatorname|mathit)\{(\w+)\}|\\hat\{(\w+)\}|\\?(\w+)", latex)
+    if not match:
+        return latex
+    font, hat, plain = match.groups()
+    return font or (hat + "hat" if hat else plain)
+
+
+def read_answer(text: str, vocabulary: Vocabulary) -> Answer:
+    """Read one answer; raises ExpressionError with a one-line message naming what is
+    wrong and where (1-based column)."""
+    if not isinstance(text, str):
+        raise ExpressionError(f"the answer must be text, got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"the answer is {len(text)} characters long; at most {MAX_LENGTH} are read")
+    text = _normalize(text)
+    _scan(text)
+    try:
+        tree = _PARSER.parse(text)
+    except lark.exceptions.UnexpectedInput as error:
+        raise ExpressionError(_syntax_message(error, text)) from None
+    _check_tree(tree)
+    builder = _Builder(vocabulary)
+    try:
+        sides, relations = builder.transform(tree)
+    except lark.exceptions.VisitError as error:
+        if isinstance(error.orig_exc, ExpressionError):
+            raise error.orig_exc from None
+        raise
+    return Answer(tuple(sides), tuple(relations), tuple(builder.remarks))
+
+
+def _normalize(text: str) -> str:
+    """Unicode Greek and operators to their LaTeX spelling; Haykin's time index (n)
+    dropped and (n+1) read as "the new value" (columns are kept)."""
+    text = "".join(_UNICODE.get(char, char) for char in text)
+    text = _NEXT_TIME.sub(lambda m: "^{+}".ljust(len(m.group())), text)
+    return _TIME_INDEX.sub(lambda m: " " * len(m.group()), text)
+
+
+def _scan(text: str) -> None:
+    """Characters, commands, bracket balance and nesting, before the parser sees the text."""
+    if not text.strip():
+        raise ExpressionError("the answer is empty")
+    opened = []
+    pairs = {")": "(", "}": "{", "]": "["}
+    for column, char in enumerate(text, 1):
+        if char not in _ALLOWED:
+            hint = ("write Greek letters as \\delta or delta, and use plain ASCII" if not char.isascii()
+                    else "allowed: letters, digits, spaces and _ ^ ' + - * / = ( ) { } [ ] , \\")
+            raise ExpressionError(f"character {char!r} (U+{ord(char):04X}) at column {column} is not allowed; {hint}")
+        if char in "({[":
+            opened.append((char, column))
+            if len(opened) > MAX_DEPTH:
+                raise ExpressionError(f"brackets nested too deeply at column {column} (at most {MAX_DEPTH})")
+        elif char in pairs:
+            if not opened or opened[-1][0] != pairs[char]:
+                raise ExpressionError(f"unmatched {char!r} at column {column}")
+            opened.pop()
+    if opened:
+        char, column = opened[-1]
+        raise ExpressionError(f"{char!r} at column {column} is never closed")
+    for match in re.finditer(r"\\([A-Za-z]+)", text):
+        if match.group(1) not in _COMMANDS:
+            raise ExpressionError(f"the command \\{match.group(1)} at column {match.start() + 1} is not allowed; "
+                                  "answers may use \\frac, \\sum, \\partial, \\cdot and Greek letters")
+    backslash = re.search(r"\\(?![A-Za-z,;:! ])", text)
+    if backslash:
+        raise ExpressionError(f"'\\' at column {backslash.start() + 1} does not start a command")
+
+
+def _syntax_message(error, text: str) -> str:
+    if isinstance(error, lark.exceptions.UnexpectedCharacters):
+        return f"unexpected {text[error.pos_in_stream]!r} at column {error.pos_in_stream + 1}"
+    token = getattr(error, "token", None)
+    if token is None or token.type == "$END":
+        return "the answer ends too early (an operator or a bracket without what follows)"
+    return f"unexpected {token.value!r} at column {token.start_pos + 1}"
+
+
+def _check_tree(tree) -> None:
+    depth, nodes = {}, 1
+    for sub in tree.iter_subtrees():
+        nodes += len(sub.children)
+        depth[id(sub)] = 1 + max((depth[id(c)] for c in sub.children if isinstance(c, lark.Tree)), default=0)
+        if depth[id(sub)] > 3 * MAX_DEPTH:
+            raise ExpressionError(f"the answer is nested too deeply (at most {MAX_DEPTH} levels)")
+    if nodes > MAX_NODES:
+        raise ExpressionError(f"the answer is too large ({nodes} parts; at most {MAX_NODES})")
+
+
+@dataclass
+class _Sym:
+    """A symbol as written, before it is resolved: head, sub- and superscripts, primes."""
+
+    head: str
+    column: int
+    subs: list = field(default_factory=list)
+    sups: list = field(default_factory=list)
+    primes: int = 0
+    brackets: list = field(default_factory=list)
+
+    @property
+    def written(self) -> str:
+        text = self.head + "'" * self.primes
+        text += "".join(f"^{{{''.join(s)}}}" for s in self.sups)
+        text += "".join(f"_{{{''.join(s)}}}" for s in self.subs)
+        return text + "".join(f"[{n}]" for n in self.brackets)
+
+
+@dataclass
+class _Partial:
+    symbol: _Sym
+
+
+class _Builder(lark.visitors.Transformer_NonRecursive):
+    """Parse tree -> SymPy, resolving every symbol through the vocabulary."""
+
+    def __init__(self, vocabulary: Vocabulary):
+        super().__init__()
+        self.vocabulary = vocabulary
+        self.notation = vocabulary.notation
+        self.remarks: list[str] = []
+
+    # --- structure ---------------------------------------------------------------------
+    def start(self, children):
+        sides, relations = [self.value(children[0])], []
+        for relation, side in zip(children[1::2], children[2::2]):
+            relations.append("<-" if relation != "=" else "=")
+            sides.append(self.value(side))
+        return sides, relations
+
+    def sum(self, children):
+        terms, sign = [self.value(children[0])], "+"
+        for child in children[1:]:
+            if isinstance(child, lark.Token):
+                sign = child
+            else:
+                value = self.value(child)
+                terms.append(value if sign == "+" else sp.Mul(-1, value, evaluate=False))
+        return sp.Add(*terms, evaluate=False)
+
+    def term(self, children):
+        factors, divide = [self.value(children[0])], False
+        for child in children[1:]:
+            if isinstance(child, lark.Token):
+                divide = child == "/"
+                continue
+            value = self.value(child)
+            factors.append(sp.Pow(value, -1, evaluate=False) if divide else value)
+            divide = False
+        return sp.Mul(*factors, evaluate=False)
+
+    def signed(self, children):
+        sign, value = children
+        value = self.value(value)
+        return value if sign == "+" else sp.Mul(-1, value, evaluate=False)
+
+    def group(self, children):
+        return children[1]
+
+    def number(self, children):
+        token, = children
+        if sum(c.isdigit() for c in token) > 20:
+            raise ExpressionError(f"the number at column {token.start_pos + 1} has more than 20 digits")
+        return parse_expression(str(token), {})
+
+    def pow(self, children):
+        base, token, exponent = children
+        return sp.Pow(self.value(base), self.exponent(exponent, token.start_pos + 1), evaluate=False)
+
+    def exponent(self, items, column):
+        text = "".join(items)
+        try:
+            value = parse_expression(text, {}, max_exponent=MAX_EXPONENT)
+        except ExpressionError:
+            value = None
+        if value is None or not value.is_Rational or abs(value) > MAX_EXPONENT:
+            raise ExpressionError(f"exponent {text!r} at column {column}: exponents must be numbers "
+                                  f"of at most {MAX_EXPONENT} (write exp(...) for e^x)")
+        return value
+
+    def frac(self, children):
+        if len(children) == 3:
+            return sp.Mul(int(children[1]), sp.Pow(int(children[2]), -1, evaluate=False), evaluate=False)
+        numerator, denominator = children[2], children[5]
+        if isinstance(numerator, _Partial) and isinstance(denominator, _Partial):
+            return self.derivative(numerator.symbol, denominator.symbol)
+        return sp.Mul(self.value(numerator), sp.Pow(self.value(denominator), -1, evaluate=False), evaluate=False)
+
+    def partial(self, children):
+        return _Partial(children[1])
+
+    def bigsum(self, children):
+        _, limits, body = children
+        if not limits or limits[0] is None:
+            raise ExpressionError(f"\\sum at column {children[0].start_pos + 1} needs its index: \\sum_k")
+        index = self.summation_index(limits[0], children[0].start_pos + 1)
+        return sp.Sum(self.value(body), (index, 0, _SUM_END))
+
+    def limits(self, children):
+        return [children[1] if children and children[0] == "_" else None]
+
+    def summation_index(self, items, column):
+        letters = [x for x in self.indices(items, column) if x != "="]
+        if not letters or not letters[0].isalpha() or len(letters[0]) > 1:
+            raise ExpressionError(f"the sum at column {column} needs one index letter, e.g. \\sum_k")
+        return self.vocabulary.letters.get(letters[0], sp.Symbol(letters[0]))
+
+    # --- scripts and symbols -----------------------------------------------------------
+    def script(self, children):
+        items = [str(x) for c in children for x in (c if isinstance(c, list) else [c])]
+        return items[1:-1] if items[0] in ("{", "(") else items
+
+    def nested(self, children):
+        inner = [str(x) for c in children[1:-1] for x in (c if isinstance(c, list) else [c])]
+        return ["(", *inner, ")"]
+
+    def head(self, children):
+        name = str(children[-2] if children[-1] == "}" else children[-1]).lstrip("\\")
+        if children[0].type == "FONT" and str(children[0]) == "\\hat":
+            name += "hat"
+        return _Sym(name, children[0].start_pos + 1)
+
+    def symbol(self, children):
+        sym = children[0]
+        for kind, payload in children[1:]:
+            if kind == "prime" or kind == "sup" and payload in (["\\prime"], ["'"]):
+                sym.primes += 1
+            else:
+                getattr(sym, {"sub": "subs", "sup": "sups", "bracket": "brackets"}[kind]).append(payload)
+        return sym
+
+    def sub(self, children):
+        return "sub", children[1]
+
+    def sup(self, children):
+        return "sup", children[1]
+
+    def prime(self, children):
+        return "prime", None
+
+    def bracket(self, children):
+        return "bracket", int(children[1])
+
+    def apply(self, children):
+        sym, args = children[0], [c for c in children[2:-1] if not (isinstance(c, lark.Token) and c == ",")]
+        if isinstance(sym, _Sym):
+            if sym.head == "sum" and not sym.subs and len(args) == 2 and isinstance(args[1], _Sym):
+                index = self.summation_index([args[1].head], args[1].column)
+                return sp.Sum(self.value(args[0]), (index, 0, _SUM_END))
+            function = self.function(sym, len(args))
+            if function is not None:
+                return function(*(self.value(x) for x in args))
+        if len(args) != 1:
+            raise ExpressionError(f"{sym.written if isinstance(sym, _Sym) else 'this'} is not a function; "
+                                  "write a product with *")
+        return sp.Mul(self.value(sym), self.value(args[0]), evaluate=False)
+
+    def function(self, sym: _Sym, count: int):
+        """The SymPy function ``sym(...)`` stands for, or None when sym is a quantity."""
+        role = self.vocabulary.role_of(sym.head)
+        name = _GREEK_FUNCTIONS.get(sym.head, sym.head)
+        if role != "function" and name not in FUNCTIONS:
+            if sym.primes:
+                raise ExpressionError(f"{sym.written} at column {sym.column}: a prime needs a function "
+                                      f"({self.notation.plain['function'][0]}'(...))")
+            return None
+        if count != 1 and name not in ("max", "min"):
+            raise ExpressionError(f"{sym.head}() at column {sym.column} takes exactly one argument")
+        if sym.primes > 1:
+            raise ExpressionError(f"{sym.written} at column {sym.column}: only first derivatives are read")
+        if role == "function":
+            return dg if sym.primes else g
+        if sym.primes:
+            if name not in _DERIVATIVES:
+                raise ExpressionError(f"{sym.written} at column {sym.column}: write the derivative of {name} out")
+            return sp.Function(_DERIVATIVES[name])
+        return sp.Function(name)
+
+    def value(self, node) -> sp.Expr:
+        """A finished SymPy expression for a child node."""
+        if isinstance(node, _Sym):
+            return self.resolve(node)
+        if isinstance(node, _Partial):
+            raise ExpressionError(f"\\partial before {node.symbol.written} at column {node.symbol.column} must be "
+                                  "inside \\frac{\\partial ...}{\\partial ...}")
+        return node
+
+    def indices(self, items, column) -> list[str]:
+        """Subscript tokens -> index letters (``jk`` -> j, k; ``\\ell`` -> l; ``j0`` -> j, 0)."""
+        out = []
+        for item in items:
+            if item in ("\\ell", "l"):
+                out.append("l")
+            elif item in (",", "\\to", "\\rightarrow", "->", "\\in", "(", ")"):
+                continue
+            elif item == "=":
+                out.append("=")
+            elif re.fullmatch(r"[A-Za-z0-9]+", item):
+                out.extend(re.findall(r"[A-Za-z]|[0-9]+", item))
+            else:
+                raise ExpressionError(f"subscript {''.join(items)!r} at column {column} is not an index")
+        return out
+
+    def resolve(self, sym: _Sym) -> sp.Expr:
+        concrete = self.concrete(sym)
+        if concrete is not None:
+            return concrete
+        role = self.vocabulary.role_of(sym.head)
+        if role is None:
+            if sym.head == "Delta" and not sym.subs and not sym.sups:
+                return DELTA
+            if sym.head in FUNCTIONS or sym.head in _GREEK_FUNCTIONS:
+                raise ExpressionError(f"{sym.head} at column {sym.column} needs its argument: {sym.head}(z)")
+            raise ExpressionError(f"unknown symbol {sym.written} at column {sym.column}: the {self.notation.name} "
+                                  f"notation has {self.vocabulary.describe()}")
+        if role == "function":
+            raise ExpressionError(f"{sym.written} at column {sym.column} needs its argument, e.g. "
+                                  f"{sym.head}{chr(39) * sym.primes}(z_j)")
+        if sym.primes:
+            raise ExpressionError(f"{sym.written} at column {sym.column}: a prime needs a function")
+        if sym.brackets:
+            raise ExpressionError(f"{sym.written} at column {sym.column}: [..] indices name a concrete network's "
+                                  "units; this target is generic, write letters: "
+                                  f"{sym.head}_j")
+        power, new, layer = None, False, None
+        for items in sym.sups:
+            kind, payload = self.superscript(items, sym)
+            if kind == "power":
+                power = payload
+            elif kind == "new":
+                new = True
+            else:
+                layer = payload
+        letters = [x for items in sym.subs for x in self.indices(items, sym.column)]
+        quantity = self.quantity(role, letters, sym, layer)
+        if new:
+            if role != "weight":
+                raise ExpressionError(f"{sym.written} at column {sym.column}: only a weight has a new value")
+            quantity = updated(quantity)
+        return sp.Pow(quantity, power, evaluate=False) if power is not None else quantity
+
+    def superscript(self, items, sym: _Sym):
+        text = "".join(items).replace(" ", "")
+        if text in ("+", "new", "*", "(+)", "(t+1)", "(new)"):
+            return "new", None
+        if text == "T":
+            raise ExpressionError(f"{sym.written} at column {sym.column}: matrix form is not read; write the "
+                                  "formula for one neuron j with a sum over k")
+        layer = re.fullmatch(r"\(?([lL])([+-]\d)?\)?", text)
+        if layer:
+            return "layer", (layer.group(1), int(layer.group(2) or 0))
+        return "power", self.exponent(items, sym.column)
+
+    def quantity(self, role: str, letters: list[str], sym: _Sym, layer) -> sp.Expr:
+        notation = self.notation
+        arity = {"weight": 2, "error": 0, "learning_rate": 0}.get(role, 1)
+        if len(letters) != arity:
+            example = {0: sym.head, 1: f"{sym.head}_j", 2: f"{sym.head}_{{jk}}"}[arity]
+            hint = " (one neuron at a time: the vector form is not read)" if not letters else ""
+            raise ExpressionError(f"{sym.written} at column {sym.column} needs {arity} index letter(s), "
+                                  f"like {example}{hint}")
+        if role == "error":
+            raise ExpressionError(f"{sym.written} at column {sym.column}: the error appears only in derivatives, "
+                                  f"\\frac{{\\partial {sym.head}}}{{\\partial ...}}")
+        if role == "learning_rate":
+            return ETA
+        if role == "weight" and notation.weight_order == "to_from":
+            letters = letters[::-1]
+        if role == "weight" and letters[0] == "0" and notation.bias == "weight":
+            return self.indexed(b, [letters[1]], sym, layer)
+        if letters[0] == "0" and role in ("input", "activation", "hidden") and notation.bias == "weight":
+            return sp.Integer(1)  # y_0 = +1, the unit the bias weight comes from
+        base = {"input": a, "activation": a, "hidden": a, "output": a, "pre_activation": z, "weight": w,
+                "bias": b, "target": t, "delta": delta, "error_signal": None}[role]
+        if role == "error_signal":
+            return sp.Add(self.indexed(t, letters, sym, layer),
+                          sp.Mul(-1, self.indexed(a, letters, sym, layer), evaluate=False), evaluate=False)
+        value = self.indexed(base, letters, sym, layer)
+        if role == "delta" and notation.delta_sign == -1:
+            return sp.Mul(-1, value, evaluate=False)
+        return value
+
+    def indexed(self, base, letters, sym: _Sym, layer) -> sp.Expr:
+        indices = []
+        for letter in letters:
+            if not letter.isalpha():
+                raise ExpressionError(f"{sym.written} at column {sym.column}: index {letter} is a number; "
+                                      "generic answers use index letters")
+            indices.append(self.vocabulary.letters.get(letter, sp.Symbol(letter)))
+        if layer is not None:
+            self.check_layer(base, indices, sym, layer)
+        return base[tuple(indices)]
+
+    def check_layer(self, base, indices, sym: _Sym, layer) -> None:
+        """w^{l+1}_{kj}: the superscript must be the layer of the unit the letter names (for a
+        weight, of the unit it feeds); a contradiction makes the answer wrong, not unreadable."""
+        letter, offset = layer
+        role = indices[-1]
+        expected = {P: -1, U: 0, S: 1}.get(role)
+        if expected is None:
+            return
+        if letter not in self.vocabulary.layer_bases or offset != expected:
+            name = {0: "l"}.get(expected, f"l{expected:+d}")
+            self.remarks.append(f"{sym.written}: the layer superscript should be {name} here "
+                                f"(the index letter names a unit of layer {name})")
+
+    def concrete(self, sym: _Sym) -> sp.Expr | None:
+        """A concrete network's own symbol: w[0][1][2], z[1][0], w13 written w_13, or the
+        notation's letter with brackets (Haykin's v[1][0] is z[1][0])."""
+        names = self.vocabulary.names
+        if not names:
+            return None
+        if sym.brackets:
+            role = self.vocabulary.role_of(sym.head)
+            base = {"input": "x", "activation": "a", "hidden": "a", "output": "a", "pre_activation": "z",
+                    "weight": "w", "bias": "b", "target": "t", "delta": "delta"}.get(role, sym.head)
+            key = base + "".join(f"[{n}]" for n in sym.brackets)
+            if key not in names:
+                raise ExpressionError(f"{sym.written} at column {sym.column} is not a symbol of this network "
+                                      "(indices are 0-based: w[l][i][j], z[l][j], a[l][j], x[i], t[k])")
+            value = names[key]
+            return sp.Mul(-1, value, evaluate=False) if role == "delta" and self.notation.delta_sign == -1 \
+                else value
+        joined = sym.head + "".join(x for items in sym.subs for x in items if x not in "{},")
+        return names.get(joined) if not sym.sups and not sym.primes else None
+
+    def derivative(self, numerator: _Sym, denominator: _Sym) -> sp.Expr:
+        """The partial derivatives a chain-rule answer is made of, by what they equal."""
+        lower = self.resolve(denominator)
+        bottom = self.vocabulary.role_of(denominator.head)
+        if self.vocabulary.role_of(numerator.head) == "error" and not numerator.subs and isinstance(lower, sp.Indexed):
+            if bottom in ("activation", "hidden", "output", "input"):
+                return dEda[lower.indices]
+            if lower.base in (z, b):  # dE/dz_j = delta_j (the internal one), dE/db_j = delta_j
+                return delta[lower.indices]
+            if lower.base == w:
+                source, destination = lower.indices
+                return sp.Mul(delta[destination], a[source], evaluate=False)
+        upper = None if self.vocabulary.role_of(numerator.head) == "error" else self.resolve(numerator)
+        if isinstance(upper, sp.Indexed) and isinstance(lower, sp.Indexed):
+            pair = (upper.base, lower.base)
+            if pair == (a, z):
+                return dg(lower) if upper.indices == lower.indices else sp.Integer(0)
+            if pair == (z, a):
+                return w[lower.indices[0], upper.indices[0]]
+            if pair == (z, w):
+                return a[lower.indices[0]] if lower.indices[1] == upper.indices[0] else sp.Integer(0)
+            if pair == (z, b):
+                return sp.Integer(1) if lower.indices == upper.indices else sp.Integer(0)
+        raise ExpressionError(f"\\partial {numerator.written} / \\partial {denominator.written} at column "
+                              f"{numerator.column}: not a derivative this checker reads; write what it equals")
