@@ -8,11 +8,14 @@ One function per stage of the flow, each a module::
     verification  verify                        -> Report of the three witnesses
     examples      example                       -> numbers and one gradient-descent step
     rendering     render / write_notes          -> Markdown notes from jinja2 templates
+    answers       read_answer                   -> a student's LaTeX or plain answer as SymPy
+    grading       check / grade                 -> Verdict per answer, a class report
 """
 from .derivation import Derivation, Step, derive, instantiate
 from .errors import SpecError
 from .examples import Example, example
 from .functions import Activation, Loss, activation, custom_activation, custom_loss, loss
+from .grading import Verdict, check, grade
 from .network import Network, graph, layered
 from .numerics import Compiled, Values, random_values
 from .rendering import render, write_notes
@@ -20,6 +23,6 @@ from .spec import Spec, compact, from_dict, load
 from .verification import Report, verify
 
 __all__ = ["Activation", "Compiled", "Derivation", "Example", "Loss", "Network", "Report", "Spec",
-           "SpecError", "Step", "Values", "activation", "compact", "custom_activation", "custom_loss",
-           "derive", "example", "from_dict", "graph", "instantiate", "layered", "load", "loss",
+           "SpecError", "Step", "Values", "Verdict", "activation", "check", "compact", "custom_activation",
+           "custom_loss", "derive", "example", "from_dict", "grade", "graph", "instantiate", "layered", "load", "loss",
            "random_values", "render", "verify", "write_notes"]

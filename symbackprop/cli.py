@@ -13,7 +13,9 @@ from pathlib import Path
 
 import symbackprop as api
 
+from . import grading
 from .errors import SpecError
+from .notation import names as notation_names
 
 SPEC_HELP = ("a TOML spec file, or a compact form such as 2-3-1 (with --activation, --loss); "
              "default: 2 inputs, 3 sigmoid hidden units, 1 linear output, half sum of squares")
@@ -38,12 +40,81 @@ def _parser() -> argparse.ArgumentParser:
                         help="Markdown, LaTeX, or both (default)")
     derive.add_argument("-o", "--output", default="output", help="directory for the notes (default: output)")
     derive.add_argument("--templates", help="a directory of jinja2 templates overriding the built-in ones")
+    _add_homework(commands)
     for name, text in (("verify", "check every gradient with three witnesses"),
                        ("example", "print the worked numbers: forward pass, deltas, gradients, one step")):
         command = commands.add_parser(name, help=text)
         _add_spec(command)
         command.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+ANSWER_HELP = """\
+targets:
+  generic, about neuron j of a layer in the notation's own index letters:
+    delta_output delta_hidden grad_w_output grad_w_hidden grad_b_output grad_b_hidden
+    update_w_output update_w_hidden
+  concrete, one quantity of the spec's network (0-based, like weights[l][i][j], biases[l][j]):
+    delta[l][j] grad_b[l][j] grad_w[l][i][j] update_w[l][i][j]
+
+answers: LaTeX or plain text, with or without a left-hand side, e.g.
+  '\\delta_j = g'(z_j) \\sum_k w_{jk} \\delta_k'     "g'(z_j)*sum(w_jk*delta_k, k)"
+  '\\frac{\\partial E}{\\partial a_k} \\sigma'(z_k)'    '\\Delta w_{ij} = -\\eta \\delta_j a_i'
+  concrete: 'delta[1][0]*a[0][2]', "g'(z[0][1])*w[1][1][0]*delta[1][0]", or a number
+symbols follow --notation (haykin: v_j, y_i, phi, w_{kj}, d_j, e_j; nielsen: z^l_j, sigma, w^{l+1}_{kj}).
+An update answer with Delta on the left, or without the weight itself, is the change; with
+w <- / w^+ / w(n+1) on the left, or containing the weight, it is the new weight.
+exit status: 0 correct, 1 incorrect, 2 cannot read (or bad input)."""
+
+
+def _add_homework(commands) -> None:
+    notations = ", ".join(notation_names())
+    check = commands.add_parser("check", help="check one homework answer against the derivation",
+                                description="Check one answer: correct, incorrect (with the mistake named and a "
+                                            "point where it differs) or cannot read.",
+                                epilog=ANSWER_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_spec(check)
+    check.add_argument("--target", required=True, help="what the answer is for (see below)")
+    check.add_argument("--answer", required=True, help="the answer, LaTeX or plain text")
+    check.add_argument("--notation", default="default", help=f"notation preset ({notations}) or a .toml file")
+    check.add_argument("--json", action="store_true", help="print {verdict, message, diagnosis, counterexample}")
+    grade = commands.add_parser("grade", help="grade a CSV of answers (id,target,answer) into a report",
+                                description="Grade every row of SUBMISSIONS (header id,target,answer; other "
+                                            "columns are carried over) in worker processes; write REPORT (.csv, "
+                                            "one row per answer) and REPORT with .md (the summary).",
+                                epilog=ANSWER_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_spec(grade)
+    grade.add_argument("submissions", help="CSV file with a header row id,target,answer")
+    grade.add_argument("-o", "--output", required=True, help="report path; writes REPORT.csv and REPORT.md")
+    grade.add_argument("--notation", default="default", help=f"notation preset ({notations}) or a .toml file")
+    grade.add_argument("--workers", type=int, help="worker processes (default: every core)")
+    grade.add_argument("--timeout", type=float, default=grading.SECONDS_PER_ANSWER,
+                       help="seconds per answer before its worker is stopped (default %(default)s)")
+
+
+def _check(args, spec) -> int:
+    verdict = grading.check(spec, args.target, args.answer, args.notation)
+    if args.json:
+        print(json.dumps(verdict.as_dict()))
+        return verdict.exit_status
+    print(f"{verdict.verdict}: {verdict.message}")
+    for line in verdict.diagnosis:
+        print(f"  {line}")
+    if verdict.counterexample:
+        print(f"  differs at: {json.dumps(verdict.counterexample)}")
+    return verdict.exit_status
+
+
+def _grade(args, spec) -> int:
+    if args.workers is not None and args.workers < 1:
+        raise SpecError("--workers", "must be at least 1")
+    header, rows = grading.read_submissions(Path(args.submissions))
+    verdicts = grading.grade(spec, rows, args.notation, args.workers, args.timeout,
+                                 grading.progress_bar(sys.stderr))
+    report = Path(args.output)
+    for path in grading.write_report(report.with_suffix(".csv"), header, rows, verdicts):
+        print(path)
+    return 0
 
 
 def _spec(args) -> api.spec.Spec:
@@ -109,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         spec = _spec(args)
-        return {"derive": _derive, "verify": _verify, "example": _example}[args.command](args, spec)
+        commands = {"derive": _derive, "verify": _verify, "example": _example, "check": _check, "grade": _grade}
+        return commands[args.command](args, spec)
     except SpecError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

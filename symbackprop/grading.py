@@ -523,7 +523,7 @@ def _letters(notation: Notation, target: Target) -> dict:
         p, u = map(clean, notation.letters.output)
         return {p: P, u: U}
     p, u, s = map(clean, notation.letters.hidden)
-    letters = {s: S, p: P} if target.kind == "delta" else {p: P, s: S}
+    letters = {p: P, s: S} if target.kind == "delta" else {s: S, p: P}
     letters[u] = U
     return letters
 
