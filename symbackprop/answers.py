@@ -86,7 +86,7 @@ head: NAME | CMD | FONT LBRACE (NAME | CMD) RBRACE | FONT NAME
            | LSQB DIGITS RSQB -> bracket
 limits: (SUB script)? (POW script)?
 script: INDEX | CMD | LBRACE item* RBRACE | LPAR item* RPAR | MINUS INDEX
-?item: INDEX | CMD | COMMA | PLUS | MINUS | EQ | ARROW | STAR | SLASH | DOT | PRIME | POW
+?item: INDEX | CMD | COMMA | PLUS | MINUS | EQ | ARROW | STAR | SLASH | DOT | PRIME | POW | SUB
      | LPAR item* RPAR -> nested
      | LBRACE item* RBRACE -> nested
 
@@ -95,7 +95,7 @@ FRAC.3: /\\[dt]?frac(?![A-Za-z])/
 BIGSUM.3: /\\sum(?![A-Za-z])/
 PARTIAL.3: /\\partial(?![A-Za-z])/
 FONT.3: /\\(mathcal|mathrm|text|operatorname|mathit|hat)(?![A-Za-z])/
-STAR.3: "*" | /\\(cdot|times|ast)(?![A-Za-z])/
+STAR.3: /\*(?!\*)/ | /\\(cdot|times|ast)(?![A-Za-z])/
 CMD: /\\[A-Za-z]+/
 NAME: /[A-Za-z]+/
 INDEX: /[A-Za-z0-9]+/
@@ -106,7 +106,7 @@ ARROW: "->"
 PLUS: "+"
 MINUS: "-"
 SLASH: "/"
-POW: "^" | "**"
+POW.3: "^" | "**"
 SUB: "_"
 PRIME: "'"
 EQ: "="
@@ -118,14 +118,14 @@ LBRACE: "{"
 RBRACE: "}"
 LSQB: "["
 RSQB: "]"
-%ignore /[ \t\r\n~]+/
-%ignore /\\[,;:! ]/
-%ignore /\\(left|right|bigl|bigr|Bigl|Bigr|big|Big|limits|nolimits|displaystyle|quad|qquad)(?![A-Za-z])/
+SPACE.4: /[ \t\r\n~]+/ | /\\[,;:! ]/
+    | /\\(left|right|bigl|bigr|Bigl|Bigr|big|Big|limits|nolimits|displaystyle|quad|qquad)(?![A-Za-z])/
+%ignore SPACE
 """
 
 _PARSER = lark.Lark(_GRAMMAR, parser="lalr", propagate_positions=True)
 _ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                     "_.+-*/^()[]{},'=:<>\\ ~\t\r\n")
+                     "_.+-*/^()[]{},'=:;!<>\\ ~\t\r\n")
 
 
 @dataclass(frozen=True)

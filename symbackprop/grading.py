@@ -715,7 +715,7 @@ def _judge(prepared: Prepared, side, values, number: int, count: int) -> Verdict
         return _judge_number(prepared, float(values[0]), where)
     if not np.all(np.isfinite(values)):
         bad = int(np.argmin(np.isfinite(values)))
-        return Verdict("incorrect", f"{where}the answer is undefined (division by zero, log of a negative "
+        return Verdict("incorrect", f"{where}The answer is undefined (division by zero, log of a negative "
                                     "number, overflow) at a point where the target is defined.", [],
                        _counterexample(prepared, values, bad))
     if _close(values, reference):
