@@ -580,12 +580,12 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
 
     def check_layer(self, base, indices, sym: _Sym, layer) -> None:
         """w^{l+1}_{kj}: the superscript must be the layer of the unit the letter names (for a
-        weight, of the unit it feeds); a contradiction makes the answer wrong, not unreadable."""
+        weight, of the later of its two units); a contradiction makes the answer wrong, not unreadable."""
         letter, offset = layer
-        role = indices[-1]
-        expected = {P: -1, U: 0, S: 1}.get(role)
-        if expected is None:
+        roles = [{P: -1, U: 0, S: 1}.get(index) for index in indices]
+        if None in roles:
             return
+        expected = max(roles)  # a weight carries the layer of the later unit, even with swapped indices
         if letter not in self.vocabulary.layer_bases or offset != expected:
             name = {0: "l"}.get(expected, f"l{expected:+d}")
             self.remarks.append(f"{sym.written}: the layer superscript should be {name} here "

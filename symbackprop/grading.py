@@ -45,6 +45,7 @@ from . import numerics
 from .answers import (
     DELTA,
     ETA,
+    MAX_LENGTH,
     Answer,
     ExpressionError,
     P,
@@ -960,7 +961,11 @@ def report_csv(header: list[str], rows: list[dict], verdicts: list[Verdict]) -> 
     writer = csv.writer(out)
     writer.writerow([*REQUIRED_COLUMNS, *extra, "verdict", "message", "diagnosis", "counterexample"])
     for row, verdict in zip(rows, verdicts):
-        writer.writerow([*(row.get(c) or "" for c in (*REQUIRED_COLUMNS, *extra)), verdict.verdict,
+        answer = row.get("answer") or ""
+        if len(answer) > MAX_LENGTH:  # never read past this, so the report does not copy it
+            answer = f"{answer[:200]}... [{len(answer)} characters]"
+        cells = [row.get("id") or "", row.get("target") or "", answer, *(row.get(c) or "" for c in extra)]
+        writer.writerow([*cells, verdict.verdict,
                          verdict.message, " | ".join(verdict.diagnosis),
                          json.dumps(verdict.counterexample) if verdict.counterexample else ""])
     return out.getvalue()

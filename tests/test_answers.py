@@ -9,7 +9,7 @@ import sympy as sp
 from hostile import CORPUS
 
 from symbackprop import notation
-from symbackprop.answers import DELTA, ETA, P, S, U, Vocabulary, a, b, delta, dEda, dg, read_answer, t, updated, w, z
+from symbackprop.answers import DELTA, ETA, P, S, U, Vocabulary, a, b, dEda, delta, dg, read_answer, t, updated, w, z
 from symbackprop.parsing import ExpressionError
 
 HIDDEN = {"default": {"i": P, "j": U, "k": S}, "haykin": {"i": P, "j": U, "k": S},
@@ -47,7 +47,7 @@ BP_HIDDEN = dg(z[U]) * total(w[U, S] * delta[S])
     ("\\sum_{k \\in K} \\delta_k w_{jk} \\; g^{\\prime}(z_j)", "default"),
     ("δ_j = g′(z_j) Σ_k w_{jk} δ_k", "default"),
     ("\\varphi'(\\mathrm{net}_j) \\sum_{\\ell} w_{j\\ell} \\delta_\\ell", "wikipedia"),
-    ("\\varphi'_j(v_j) \\sum_k \\delta_k w_{kj}", "bishop" if False else "haykin"),
+    ("\\varphi'_j(v_j) \\sum_k \\delta_k w_{kj}", "haykin"),
     ("h'(a_j) \\sum_k w_{kj} \\delta_k", "bishop"),
     ("\\delta^l_j = \\sum_k w^{l+1}_{kj} \\delta^{l+1}_k \\sigma'(z^l_j)", "nielsen"),
     ("\\delta^{(l)}_j = \\sum_k w^{(l+1)}_{kj} \\delta^{(l+1)}_k \\sigma'(z^{(l)}_j)", "nielsen"),
