@@ -32,6 +32,7 @@ __all__ = ["Answer", "ExpressionError", "Vocabulary", "read_answer"]
 P, U, S = sp.Symbol("pred."), sp.Symbol("unit."), sp.Symbol("succ.")
 z, a, t, b, delta, w, dEda = (sp.IndexedBase(n) for n in ("z", "a", "t", "b", "delta", "w", "dEda"))
 ETA = sp.Symbol("eta")
+OUTPUTS = sp.Symbol("K")  # the number of output units (the mean squared error divides by it)
 DELTA = sp.Symbol("Delta")  # the "change of" marker of an update's left-hand side
 g, dg = sp.Function("g"), sp.Function("dg")  # the layer's activation and its derivative
 updated = sp.Function("updated")  # w^+, w(n+1): the new value of a weight
@@ -496,6 +497,8 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
         if role is None:
             if sym.head == "Delta" and not sym.subs and not sym.sups:
                 return DELTA
+            if sym.head == "K" and not sym.subs and not sym.sups:
+                return OUTPUTS
             if sym.head in FUNCTIONS or sym.head in _GREEK_FUNCTIONS:
                 raise ExpressionError(f"{sym.head} at column {sym.column} needs its argument: {sym.head}(z)")
             raise ExpressionError(f"unknown symbol {sym.written} at column {sym.column}: the {self.notation.name} "

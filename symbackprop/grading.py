@@ -4,7 +4,7 @@ How an answer is decided (the README's "Checking homework" says the same):
 
 * The reference numbers come from the derivation itself (:func:`derive` and the NumPy code
   of :mod:`numerics`): for a generic target, on two layered networks of different widths
-  and depths built from the spec's activations and loss (2-3-2 and 3-4-4-2; hidden targets
+  and depths built from the spec's activations and loss (2-3-2 and 3-4-4-3; hidden targets
   at every hidden layer), at four random points each, with the unit, the unit feeding it
   and the learning rate drawn at random per point; for a concrete target, on the spec's
   network at its worked example and at random points.
@@ -46,6 +46,7 @@ from .answers import (
     DELTA,
     ETA,
     MAX_LENGTH,
+    OUTPUTS,
     Answer,
     ExpressionError,
     P,
@@ -79,7 +80,6 @@ NUMBER_RTOL = 1e-3
 POINTS = 4
 PAD = 6  # every layer's tables have this many positions; beyond a layer's width, fixed random values
 SECONDS_PER_ANSWER = 5.0
-_K = sp.Symbol("K")
 
 
 @dataclass
@@ -127,10 +127,17 @@ class Cases:
         return len(self.eta)
 
 
+class _NotElementwise(Exception):
+    """g or g' of a softmax layer: not one number per unit."""
+
+
+def _refuse(x):
+    raise _NotElementwise
+
+
 def _activation_functions(activation: Activation):
     if activation.normalized:
-        undefined = lambda x: np.full_like(x, np.nan)
-        return undefined, undefined
+        return _refuse, _refuse
     modules = [{"Heaviside": lambda x, h0=0.5: np.heaviside(x, h0)}, "numpy"]
     value = sp.lambdify(sp.Symbol("z", real=True), activation.expression, modules)
     slope = sp.lambdify(sp.Symbol("z", real=True), activation.derivative, modules)
@@ -279,7 +286,7 @@ def _value(e, cases: Cases, env):
         return total
     if e == ETA:
         return cases.eta
-    if e == _K:
+    if e == OUTPUTS:
         return cases.outputs
     if isinstance(e, sp.Symbol):
         if e in cases.symbols:
@@ -331,6 +338,8 @@ class Target:
 def parse_target(name: str, network: Network) -> Target:
     if name in GENERIC_TARGETS:
         kind, _, where = name.rpartition("_")
+        if kind == "grad_b" and not any(u.bias is not None for u in network.computing_units):
+            raise SpecError("--target", f"{name}: the network has no biases")
         return Target(name, kind, where == "output")
     match = _CONCRETE.fullmatch(name.replace(" ", ""))
     if not match:
@@ -356,7 +365,7 @@ def _templates(network_loss, output_activation: Activation, output: bool) -> sp.
         return sp.Mul(dg(z[U]), sp.Sum(sp.Mul(w[U, S], delta[S]), (S, 0, sp.Symbol("N"))))
     if output_activation.normalized:
         return delta[U]
-    error = network_loss.derivative.xreplace({A: a[U], T: t[U], K: _K})
+    error = network_loss.derivative.xreplace({A: a[U], T: t[U], K: OUTPUTS})
     return sp.Mul(error, dg(z[U]))
 
 
@@ -382,7 +391,7 @@ def _derivative_inside(e):
 def _output_formula(e, loss):
     if not e.has(sp.Sum):
         return None
-    return _replace_sum(e, lambda s: loss.derivative.xreplace({A: a[U], T: t[U], K: _K}))
+    return _replace_sum(e, lambda s: loss.derivative.xreplace({A: a[U], T: t[U], K: OUTPUTS}))
 
 
 @dataclass(frozen=True)
@@ -504,7 +513,7 @@ def _generic_points(network: Network, output: bool, rng) -> list:
         raise SpecError("--target", "hidden-layer targets need a spec with a hidden layer")
     first, last = (hidden[0], hidden[-1]) if hidden else (out, out)
     shallow = _Family(layered([2, 3, 2], [first, out], network.loss, bias))
-    deep = _Family(layered([3, 4, 4, 2], [first, last, out], network.loss, bias))
+    deep = _Family(layered([3, 4, 4, 3], [first, last, out], network.loss, bias))
     homes = [(shallow, 2), (deep, 3)] if output else [(shallow, 1), (deep, 1), (deep, 2)]
     points = []
     for family, level in homes:
@@ -586,7 +595,7 @@ def _mutate(mistake: Mistake, expression, loss, cases: Cases, seen: list):
         return None
     try:
         values = evaluate(changed, cases)
-    except _Unbound:
+    except (_Unbound, _NotElementwise):
         return None
     if not np.all(np.isfinite(values)) or any(_close(values, v) for v in seen):
         return None
@@ -666,6 +675,10 @@ def check_prepared(prepared: Prepared, text: str) -> Verdict:
     except _Unbound as error:
         return Verdict("incorrect", f"The index {error} is neither bound to the unit of the target nor summed "
                                     f"over; the formula for {prepared.words['u']} cannot depend on it.")
+    except _NotElementwise:
+        return Verdict("incorrect", f"{prepared.words['g_u']} is not defined for a softmax layer: each output "
+                                    "depends on every z of its layer (the Jacobian is a matrix); write what "
+                                    "the delta equals, e.g. in terms of a and t.")
     except ExpressionError as error:
         return Verdict("cannot read", str(error))
     for number, (side, values) in enumerate(sides):

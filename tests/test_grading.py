@@ -289,3 +289,26 @@ def test_a_stuck_answer_is_stopped_and_the_batch_goes_on(monkeypatch):
     assert time.perf_counter() - start < 30
     assert verdicts[0].verdict == "cannot read" and "longer than 1 s" in verdicts[0].message
     assert verdicts[1].verdict == "correct"
+
+
+def test_softmax_cross_entropy_and_mean_squared_error_outputs():
+    softmax = sb.compact("3-4-3", "tanh,softmax", "cross_entropy")
+    prepared = grading.prepare(softmax.network, "delta_output")
+    assert grading.check_prepared(prepared, "a_k - t_k").verdict == "correct"
+    assert grading.check_prepared(prepared, "t_k - a_k").message == "Sign error."
+    assert "softmax" in grading.check_prepared(prepared, "(a_k - t_k) g'(z_k)").message
+    # mse = sum (a - t)^2 / K: the test networks have 2 and 3 outputs, so 2/K = 1 cannot pass by luck
+    mse = sb.compact("2-3-2", "relu,identity", "mse")
+    prepared = grading.prepare(mse.network, "delta_output")
+    assert grading.check_prepared(prepared, "2 (a_k - t_k) / K").verdict == "correct"
+    assert grading.check_prepared(prepared, "(a_k - t_k)").verdict == "incorrect"
+
+
+def test_graph_specs_take_generic_targets_and_biasless_networks_refuse_bias_targets():
+    net = sb.graph(["x1", "x2"], [{"name": "h1", "inputs": ["x1", "x2"], "activation": "tanh", "group": "h"},
+                                  {"name": "h2", "inputs": ["x1", "x2"], "activation": "tanh", "group": "h"},
+                                  {"name": "o", "inputs": ["h1", "h2"], "activation": "identity"}], ["o"])
+    prepared = grading.prepare(net, "delta_hidden")
+    assert grading.check_prepared(prepared, "(1 - a_j^2) sum(w_jk delta_k, k)").verdict == "correct"
+    with pytest.raises(sb.SpecError, match="no biases"):
+        grading.prepare(sb.compact("2-3-1", bias=False).network, "grad_b_hidden")
