@@ -135,13 +135,15 @@ class Vocabulary:
 
     ``letters`` maps a student's index letter (``\\ell`` is ``l``) to :data:`P`, :data:`U`
     or :data:`S`; ``layers`` gives each role's layer superscript relative to the unit
-    (P: -1, U: 0, S: +1) and ``layer_bases`` the letters that name the unit's layer (``l``,
+    (P: -1, U: 0, S: +1), ``output`` says the unit is an output unit (then a lone
+    target or output symbol, as in a one-output text's y - t, is the unit's own), and ``layer_bases`` the letters that name the unit's layer (``l``,
     or also ``L`` for an output unit); ``names`` maps a concrete network's symbol names
     (``w[0][1][2]``, ``w13``) to its SymPy symbols.
     """
 
     notation: Notation
     letters: Mapping[str, sp.Symbol] = field(default_factory=dict)
+    output: bool = False  # the unit is an output: y and t without an index mean its own
     layer_bases: tuple[str, ...] = ("l",)
     names: Mapping[str, sp.Expr] = field(default_factory=dict)
 
@@ -437,11 +439,23 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
                 return sp.Sum(self.value(args[0]), (index, 0, _SUM_END))
             function = self.function(sym, len(args))
             if function is not None:
-                return function(*(self.value(x) for x in args))
+                values = [self.value(x) for x in args]
+                if function in (g, dg) and sym.subs:
+                    self.check_function_index(sym, values[0])
+                return function(*values)
         if len(args) != 1:
             raise ExpressionError(f"{sym.written if isinstance(sym, _Sym) else 'this'} is not a function; "
                                   "write a product with *")
         return sp.Mul(self.value(sym), self.value(args[0]), evaluate=False)
+
+    def check_function_index(self, sym: _Sym, argument) -> None:
+        """f_j'(s_j): a unit's own function carries the unit's index; f_i'(s_j) is the
+        derivative of the wrong unit's activation."""
+        letters = [x for items in sym.subs for x in self.indices(items, sym.column)]
+        units = [x.indices[0] for x in sp.preorder_traversal(argument) if isinstance(x, sp.Indexed) and x.base == z]
+        if len(letters) == 1 and units and self.vocabulary.letters.get(letters[0], sp.Symbol(letters[0])) != units[0]:
+            self.remarks.append(f"{sym.written}: the function's index {letters[0]} names another unit than its "
+                                f"argument; the activation derivative of a unit carries that unit's index")
 
     def function(self, sym: _Sym, count: int):
         """The SymPy function ``sym(...)`` stands for, or None when sym is a quantity."""
@@ -544,6 +558,8 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
     def quantity(self, role: str, letters: list[str], sym: _Sym, layer) -> sp.Expr:
         notation = self.notation
         arity = {"weight": 2, "error": 0, "learning_rate": 0}.get(role, 1)
+        if not letters and role in ("target", "output", "error_signal") and self.vocabulary.output:
+            letters = [next(k for k, v in self.vocabulary.letters.items() if v == U)]  # one output: y - t
         if len(letters) != arity:
             example = {0: sym.head, 1: f"{sym.head}_j", 2: f"{sym.head}_{{jk}}"}[arity]
             hint = " (one neuron at a time: the vector form is not read)" if not letters else ""

@@ -448,12 +448,20 @@ MISTAKES = (
 )
 
 
+def _label(target: Target, notation: Notation, p: str, u: str) -> str:
+    """The target as the student's notation names it: delta_j, dE/dw_ij, Delta w_ji."""
+    plain = notation.plain
+    weight = plain["weight"][0] + "_" + "".join(notation.weight_indices(p, u))
+    return {"delta": f"{plain['delta'][0]}_{u}", "grad_w": f"d{plain['error'][0]}/d{weight}",
+            "grad_b": f"d{plain['error'][0]}/d{plain['bias'][0]}_{u}", "update_w": f"Delta {weight}"}[target.kind]
+
+
 def _words(notation: Notation, target: Target, loss_name: str) -> dict:
     """The spellings a message uses, in the student's notation and index letters."""
     plain = notation.plain
     letters = notation.letters.output if target.output else notation.letters.hidden[:2]
-    p, u = (x.lstrip("\\") for x in letters)
-    s = notation.letters.hidden[2].lstrip("\\") if not target.output else "m"
+    p, u = (x.lstrip("\\").replace("ell", "l") for x in letters)
+    s = notation.letters.hidden[2].lstrip("\\").replace("ell", "l") if not target.output else "m"
     if s == p and not target.output:
         s = s if target.kind == "delta" else "m"
     f, zz, aa = plain["function"][0], plain["pre_activation"][0], plain["activation"][0]
@@ -463,20 +471,24 @@ def _words(notation: Notation, target: Target, loss_name: str) -> dict:
         i, j = notation.weight_indices(x, y)
         return f"{plain['weight'][0]}_{i}{j}"
 
-    error = plain["error"][0]
-    sign = {"delta": f"Sign error: your answer is the negative of {dd}_{u}. "
-                     + (f"In this notation {dd}_{u} = -d{error}/d{zz}_{u}, so the output error term is "
-                        f"({tt}_{u} - {aa}_{u}) (e = {tt} - {aa})." if notation.delta_sign < 0 else
-                        f"{dd}_{u} = d{error}/d{zz}_{u}; for the output the error term is ({aa}_{u} - {tt}_{u}), "
-                        f"not ({tt}_{u} - {aa}_{u})."),
-            "update_w": f"Wrong sign in the update: gradient descent moves against the gradient, "
-                        f"Delta {weight(p, u)} = -{plain['learning_rate'][0]} d{error}/d{weight(p, u)}."}
+    error, eta = plain["error"][0], plain["learning_rate"][0]
+    negative = f"Sign error: your answer is the negative of {_label(target, notation, p, u)}. "
+    if target.kind == "update_w":
+        sign = (f"Wrong sign in the update: gradient descent moves against the gradient, "
+                f"Delta {weight(p, u)} = -{eta} d{error}/d{weight(p, u)}.")
+    elif target.kind == "delta" and not target.output:
+        sign = negative + (f"The sign comes from the output error and passes unchanged through "
+                           f"{weight(u, s)} {dd}_{s} and {f}'({zz}_{u}).")
+    elif notation.delta_sign < 0:
+        sign = negative + (f"In this notation {dd}_{u} = -d{error}/d{zz}_{u}: the output's is e_{u} {f}'({zz}_{u}) "
+                           f"with e = {tt} - {aa}, and d{error}/d{weight(p, u)} = -{dd}_{u} {aa}_{p}.")
+    else:
+        sign = negative + (f"{dd}_{u} = d{error}/d{zz}_{u}, and the output's error term is ({aa} - {tt}), "
+                           f"not ({tt} - {aa}).")
     return {"p": p, "u": u, "s": s, "g_u": f"{f}'({zz}_{u})", "g_s": f"{f}'({zz}_{s})", "g_p": f"{f}'({zz}_{p})",
             "a_u": f"{aa}_{u}", "a_p": f"{aa}_{p}", "z_u": f"{zz}_{u}", "w_us": weight(u, s), "w_su": weight(s, u),
             "w_pu": weight(p, u), "sum_us": f"{weight(u, s)} {dd}_{s}", "error_u": f"({aa}_{u} - {tt}_{u})",
-            "eta": plain["learning_rate"][0],
-            "sign": sign.get(target.kind, f"Sign error: your answer is the negative of the correct one; "
-                                          f"{dd}_{u} = d{error}/d{zz}_{u} carries the sign of ({aa} - {tt})."),
+            "eta": eta, "sign": sign, "target": _label(target, notation, p, u),
             "half": " (the 1/2 of E = 1/2 sum (a - t)^2 cancels the 2 of the square)"
             if loss_name == "half_sse" else ""}
 
@@ -560,8 +572,8 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
     if target.concrete is not None:
         cases.symbols = _symbol_values(cases, names)
         cases.symbol_layer = {symbol: spot[1] for symbol, spot in names.items() if spot[0] == "z"}
-    vocabulary = Vocabulary(notation, _letters(notation, target), ("l", "L") if target.output else ("l",),
-                            {str(s): s for s in names})
+    vocabulary = Vocabulary(notation, _letters(notation, target), target.output,
+                            ("l", "L") if target.output else ("l",), {str(s): s for s in names})
     weight = w[P, U] if target.concrete is None else layer_weight(*target.concrete)
     words = _words(notation, target, network.loss.name)
     mutants = _mutants(template, reference, cases, network.loss, words)
@@ -669,7 +681,7 @@ def check_prepared(prepared: Prepared, text: str) -> Verdict:
     except ExpressionError as error:
         return Verdict("cannot read", str(error))
     if answer.remarks:
-        return Verdict("incorrect", "Layer superscripts do not match the index letters.", list(answer.remarks))
+        return Verdict("incorrect", "An index names the wrong unit or layer.", list(answer.remarks))
     try:
         sides = _answer_sides(prepared, answer)
     except _Unbound as error:
@@ -724,21 +736,25 @@ def _answer_sides(prepared: Prepared, answer: Answer) -> list:
 def _judge(prepared: Prepared, side, values, number: int, count: int) -> Verdict | None:
     """None when ``side`` equals the target, else the verdict on it."""
     reference = prepared.reference
-    where = "" if count == 1 else ("The left-hand side: " if number == 0 else f"Side {number + 1}: ")
+    where = "" if count == 1 else f"Side {number + 1}: "
     if not side.free_symbols and prepared.example is not None:  # a number: the worked example's value
         return _judge_number(prepared, float(values[0]), where)
     if not np.all(np.isfinite(values)):
         bad = int(np.argmin(np.isfinite(values)))
         return Verdict("incorrect", f"{where}The answer is undefined (division by zero, log of a negative "
                                     "number, overflow) at a point where the target is defined.", [],
-                       _counterexample(prepared, values, bad))
+                       _counterexample(prepared, values, bad, side))
     if _close(values, reference):
         return None
+    if number == 0 and count > 1:
+        return Verdict("incorrect", f"The left-hand side is not {prepared.words['target']}.",
+                       [f"The target is {prepared.words['target']}; the left-hand side names another quantity."],
+                       _counterexample(prepared, values, side=side))
     for names, messages, mutant in prepared.mutants:
         if _close(values, mutant):
             label = " and ".join(names)
             return Verdict("incorrect", f"{where}{label[0].upper()}{label[1:]}.", list(messages),
-                           _counterexample(prepared, values))
+                           _counterexample(prepared, values, side=side))
     diagnosis = []
     with np.errstate(all="ignore"):
         ratio = values / reference
@@ -748,7 +764,7 @@ def _judge(prepared: Prepared, side, values, number: int, count: int) -> Verdict
     elif count == 1 and _close(np.abs(values), np.abs(reference)):
         diagnosis.append("Right size, wrong sign at some points.")
     return Verdict("incorrect", f"{where}The answer differs from the target.", diagnosis,
-                   _counterexample(prepared, values))
+                   _counterexample(prepared, values, side=side))
 
 
 def _judge_number(prepared: Prepared, value: float, where: str) -> Verdict | None:
@@ -770,8 +786,9 @@ def _judge_number(prepared: Prepared, value: float, where: str) -> Verdict | Non
                    {"expected": expected, "answer": value, "at": "the spec's worked example"})
 
 
-def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = None) -> dict:
-    """The test point where the answer is furthest from the target, in the student's words."""
+def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = None, side=None) -> dict:
+    """The test point where the answer is furthest from the target, in the student's words
+    (for a concrete target, the network's symbols the answer uses)."""
     reference = prepared.reference
     if case is None:
         with np.errstate(all="ignore"):
@@ -779,16 +796,24 @@ def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = N
         case = int(np.nanargmax(gap)) if np.any(np.isfinite(gap)) else 0
     cases, words = prepared.cases, prepared.words
     label = cases.labels[case]
-    shown = {words["z_u"]: z[U], words["a_u"]: a[U], words["a_p"]: a[P]}
-    if prepared.target.output:
-        shown[f"{prepared.vocabulary.notation.plain['target'][0]}_{words['u']}"] = t[U]
+    found = {"network": label["network"]}
+    if prepared.target.concrete is None:
+        shown = {words["z_u"]: z[U], words["a_u"]: a[U], words["a_p"]: a[P]}
+        if prepared.target.output:
+            shown[f"{prepared.vocabulary.notation.plain['target'][0]}_{words['u']}"] = t[U]
+        positions = label["positions"]
+        found.update({"layer": label["layer"], "units": {words["u"]: positions[str(U)], words["p"]: positions[str(P)]}})
+    else:
+        used = side.free_symbols if side is not None else ()
+        shown = {str(symbol): symbol for symbol in sorted(used, key=str) if symbol in cases.symbols}
+        found["at"] = "the spec's worked example (first sample)" if case == 0 else f"random point {case}"
     if prepared.target.kind == "update_w":
         shown[words["eta"]] = ETA
-    point = {name: round(float(evaluate(e, cases)[case]), 12) for name, e in shown.items()}
-    positions = label["positions"]
-    return {"network": label["network"], "layer": label["layer"],
-            "units": {words["u"]: positions[str(U)], words["p"]: positions[str(P)]},
-            "values": point, "expected": float(reference[case]), "answer": float(values[case])}
+    sign = prepared.vocabulary.notation.delta_sign  # a Haykin student's delta is -dE/dz
+    found["values"] = {name: round(float(evaluate(e, cases)[case]) * (sign if name.startswith("delta") else 1), 12)
+                       for name, e in shown.items()}
+    found.update({"expected": float(reference[case]), "answer": float(values[case])})
+    return found
 
 
 # ---------------------------------------------------------------------------------------
@@ -989,11 +1014,14 @@ def report_markdown(rows: list[dict], verdicts: list[Verdict], title: str = "Hom
     by_target: dict[str, Counter] = {}
     mistakes: dict[str, Counter] = {}
     unreadable: Counter = Counter()
+    examples: dict[tuple, list] = {}  # (target, mistake) -> ids of the first answers that made it
     for row, verdict in zip(rows, verdicts):
         target = (row.get("target") or "").strip() or "(no target)"
         by_target.setdefault(target, Counter())[verdict.verdict] += 1
         if verdict.verdict == "incorrect":
-            mistakes.setdefault(target, Counter())[verdict.message.rstrip(".")] += 1
+            mistake = verdict.message.rstrip(".")
+            mistakes.setdefault(target, Counter())[mistake] += 1
+            examples.setdefault((target, mistake), []).append(row.get("id") or "?")
         elif verdict.verdict == "cannot read":
             unreadable[re.sub(r"column \d+", "column ...", verdict.message)[:100]] += 1
     total = Counter(v.verdict for v in verdicts)
@@ -1007,7 +1035,8 @@ def report_markdown(rows: list[dict], verdicts: list[Verdict], title: str = "Hom
     lines += ["", "## Commonest mistakes", ""]
     for target, counts in sorted(mistakes.items()):
         lines.append(f"### {target}")
-        lines += [f"- {count} x {name}" for name, count in counts.most_common(8)]
+        lines += [f"- {count} x {name} (e.g. id {', '.join(examples[target, name][:3])})"
+                  for name, count in counts.most_common(8)]
         lines.append("")
     if unreadable:
         lines += ["## Answers that could not be read", ""]

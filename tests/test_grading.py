@@ -312,3 +312,30 @@ def test_graph_specs_take_generic_targets_and_biasless_networks_refuse_bias_targ
     assert grading.check_prepared(prepared, "(1 - a_j^2) sum(w_jk delta_k, k)").verdict == "correct"
     with pytest.raises(sb.SpecError, match="no biases"):
         grading.prepare(sb.compact("2-3-1", bias=False).network, "grad_b_hidden")
+
+
+def test_one_output_texts_and_the_index_of_a_units_function(prepared):
+    # the blog in shared/seeds/002 writes delta_j = (y-hat - y) f'_j(s_j) for its single output
+    assert verdict(prepared, "delta_output", "\\delta_j = (\\hat{y} - y)f'_j(s_j)", "arrows").verdict == "correct"
+    # shared/seeds/003 speaks of "fi prime at neuron j": the derivative of another unit's function
+    wrong = verdict(prepared, "delta_output", "(\\hat{y} - y)f'_i(s_j)", "arrows")
+    assert wrong.verdict == "incorrect" and "function's index i" in wrong.diagnosis[0]
+
+
+def test_sign_messages_fit_the_target_and_the_notation(prepared):
+    hidden = verdict(prepared, "delta_hidden", "-g'(z_j) sum(w_jk delta_k, k)")
+    assert "passes unchanged through w_jk delta_k" in hidden.diagnosis[0]
+    haykin = verdict(prepared, "grad_w_hidden", "delta_j y_i", "haykin")
+    assert haykin.message == "Sign error." and "dE/dw_ji = -delta_j y_i" in haykin.diagnosis[0]
+    update = verdict(prepared, "update_w_output", "eta delta_k a_j")
+    assert "gradient descent moves against the gradient" in update.diagnosis[0]
+
+
+def test_report_lists_counts_and_example_ids():
+    rows = [{"id": str(n), "target": "delta_hidden", "answer": answer}
+            for n, answer in enumerate(["g'(z_j) w_jk delta_k", "g'(z_j) w_jk delta_k", "q", "delta_j"])]
+    verdicts = [grading.Verdict("incorrect", "Missing sum."), grading.Verdict("incorrect", "Missing sum."),
+                grading.Verdict("cannot read", "unknown symbol q at column 1"), grading.Verdict("correct", "Correct.")]
+    summary = grading.report_markdown(rows, verdicts)
+    assert "| delta_hidden | 4 | 1 | 2 | 1 |" in summary
+    assert "- 2 x Missing sum (e.g. id 0, 1)" in summary and "unknown symbol q at column ..." in summary
