@@ -31,10 +31,12 @@ PRESETS = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
 #: own letter (h_j), ``error_signal`` Haykin's e_j = d_j - y_j.
 ROLES = ("input", "pre_activation", "activation", "hidden", "output", "function", "weight", "bias",
          "target", "error", "error_signal", "delta", "learning_rate")
-_CONVENTIONS = ("weight_order", "bias", "delta_sign", "update", "layer_style", "first_layer", "loss")
+_CONVENTIONS = ("weight_order", "weight_separator", "bias", "delta_sign", "update", "layer_style", "first_layer",
+                "loss")
 _WEIGHT_ORDERS = ("from_to", "to_from")
 _BIASES = ("symbol", "weight")
 _LAYER_STYLES = ("parenthesized", "superscript")
+_UPDATES = ("assignment", "change")
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,10 @@ class Notation:
     plain: Mapping[str, tuple[str, ...]]  # role -> plain-text spellings a student may type
     letters: Letters
     weight_order: str = "from_to"  # w_ij: i -> j ("from_to") or w_ji: to j from i ("to_from")
+    weight_separator: str = ""  # between a weight's two indices: w_{12}, or w_{1\to 2} (a comma past 9)
     bias: str = "symbol"  # "symbol": b_j;  "weight": w_j0, the weight from a unit fixed at +1
     delta_sign: int = 1  # +1: delta_j = dE/dz_j;  -1: delta_j = -dE/dz_j (Haykin)
-    update: str = "descent"  # "descent": w <- w - eta dE/dw, written as a new value or Delta w
+    update: str = "assignment"  # gradient descent as w <- w - eta dE/dw, or as the change Delta w
     layer_style: str = "parenthesized"  # z^{(l)}_j or z^l_j
     first_layer: int = 1  # the number of the first layer after the inputs (Nielsen counts inputs as 1)
     loss: str = "half_sse"  # the error function the text starts from
@@ -125,6 +128,7 @@ def from_dict(data: Mapping) -> Notation:
     _check_choice(notation.weight_order, _WEIGHT_ORDERS, "weight_order")
     _check_choice(notation.bias, _BIASES, "bias")
     _check_choice(notation.layer_style, _LAYER_STYLES, "layer_style")
+    _check_choice(notation.update, _UPDATES, "update")
     _check_choice(notation.delta_sign, (1, -1), "delta_sign")
     return notation
 
