@@ -7,7 +7,8 @@ One function per stage of the flow, each a module::
     derivation    derive                        -> Derivation: generic and concrete Steps
     verification  verify                        -> Report of the three witnesses
     examples      example                       -> numbers and one gradient-descent step
-    rendering     render / write_notes          -> Markdown notes from jinja2 templates
+    notation      notation.load                 -> Notation: a course's symbols and conventions (data)
+    rendering     render / write_notes          -> Markdown and LaTeX notes from jinja2 templates
 """
 from .derivation import Derivation, Step, derive, instantiate
 from .errors import SpecError
@@ -15,11 +16,14 @@ from .examples import Example, example
 from .functions import Activation, Loss, activation, custom_activation, custom_loss, loss
 from .network import Network, graph, layered
 from .numerics import Compiled, Values, random_values
+from . import notation, rendering
+from .notation import Notation
+from .printing import latex
 from .rendering import render, write_notes
 from .spec import Spec, compact, from_dict, load
 from .verification import Report, verify
 
-__all__ = ["Activation", "Compiled", "Derivation", "Example", "Loss", "Network", "Report", "Spec",
+__all__ = ["Activation", "Compiled", "Derivation", "Example", "Loss", "Network", "Notation", "Report", "Spec",
            "SpecError", "Step", "Values", "activation", "compact", "custom_activation", "custom_loss",
-           "derive", "example", "from_dict", "graph", "instantiate", "layered", "load", "loss",
-           "random_values", "render", "verify", "write_notes"]
+           "derive", "example", "from_dict", "graph", "instantiate", "latex", "layered", "load", "loss", "notation",
+           "random_values", "render", "rendering", "verify", "write_notes"]

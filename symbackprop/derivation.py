@@ -61,7 +61,7 @@ class Step:
         return sp.Eq(self.lhs, self.rhs, evaluate=False)
 
     def _repr_latex_(self) -> str:
-        from .rendering import latex
+        from .printing import latex
         return f"${latex(self.lhs)} = {latex(self.rhs)}$"
 
 

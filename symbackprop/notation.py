@@ -28,9 +28,10 @@ PRESETS = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
 
 #: Every role a preset names.  ``output`` is the activation of an output unit (Bishop's
 #: y_k beside the hidden z_j), ``hidden`` that of a hidden unit where a text gives it its
-#: own letter (h_j), ``error_signal`` Haykin's e_j = d_j - y_j.
-ROLES = ("input", "pre_activation", "activation", "hidden", "output", "function", "weight", "bias",
-         "target", "error", "error_signal", "delta", "learning_rate")
+#: own letter (h_j), ``weight_matrix`` the matrix of a layer's weights (W, or Nielsen's w),
+#: ``error_signal`` Haykin's e_j = d_j - y_j.
+ROLES = ("input", "pre_activation", "activation", "hidden", "output", "function", "weight", "weight_matrix",
+         "bias", "target", "error", "error_signal", "delta", "learning_rate")
 _CONVENTIONS = ("weight_order", "weight_separator", "bias", "delta_sign", "update", "layer_style", "first_layer",
                 "loss")
 _WEIGHT_ORDERS = ("from_to", "to_from")
@@ -70,6 +71,8 @@ class Notation:
 
     def symbol(self, role: str) -> str:
         """The LaTeX of ``role``; roles a text leaves unnamed fall back on their parent."""
+        if role == "weight_matrix" and role not in self.symbols:
+            return self.symbols["weight"].upper()
         fallback = {"hidden": "activation", "output": "activation"}
         while role not in self.symbols and role in fallback:
             role = fallback[role]
@@ -110,7 +113,7 @@ def from_dict(data: Mapping) -> Notation:
                        "equation_names"), "notation")
     symbols = dict(data.get("symbols", {}))
     _check_keys(symbols, ROLES, "notation.symbols")
-    missing = [r for r in ROLES if r not in symbols and r not in ("hidden", "output", "error_signal")]
+    missing = [r for r in ROLES if r not in symbols and r not in ("hidden", "output", "weight_matrix", "error_signal")]
     if missing:
         raise SpecError("notation.symbols", f"give a symbol for {', '.join(missing)}")
     plain = {role: tuple([spelling] if isinstance(spelling, str) else spelling)
