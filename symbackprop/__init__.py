@@ -10,14 +10,14 @@ One function per stage of the flow, each a module::
     notation      notation.load                 -> Notation: a course's symbols and conventions (data)
     rendering     render / write_notes          -> Markdown and LaTeX notes from jinja2 templates
 """
+from . import notation, rendering
 from .derivation import Derivation, Step, derive, instantiate
 from .errors import SpecError
 from .examples import Example, example
 from .functions import Activation, Loss, activation, custom_activation, custom_loss, loss
 from .network import Network, graph, layered
-from .numerics import Compiled, Values, random_values
-from . import notation, rendering
 from .notation import Notation
+from .numerics import Compiled, Values, random_values
 from .printing import latex
 from .rendering import render, write_notes
 from .spec import Spec, compact, from_dict, load

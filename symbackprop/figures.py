@@ -54,8 +54,8 @@ def tikz(network: Network, latex) -> str:
     shape = layout(network, latex)
     where = _positions(shape.columns, 3.2, 1.6)
     ids = {name: f"u{n}" for n, name in enumerate(where)}
-    lines = [r"\begin{tikzpicture}[unit/.style={circle,draw,minimum size=9mm,inner sep=0pt},"
-             r"weight/.style={fill=white,inner sep=1pt,font=\scriptsize}]"]
+    lines = [(r"\begin{tikzpicture}[unit/.style={circle,draw,minimum size=9mm,inner sep=0pt},"
+             r"weight/.style={fill=white,inner sep=1pt,font=\scriptsize}]")]
     lines += [rf"\node[unit] ({ids[n]}) at ({x:.2f},{y:.2f}) {{${shape.labels[n]}$}};" for n, (x, y) in where.items()]
     for x, column in enumerate(shape.columns):
         if None in column:
@@ -90,12 +90,13 @@ def _svg_text(latex: str) -> str:
         latex = latex.replace(command, char)
     latex = re.sub(r"\\math(?:rm|it)\{([^{}]*)\}", r"\1", latex).replace("\\", "")
     parts, position = [], 0
+    plain = lambda text: escape(text.replace("{", "").replace("}", ""))  # grouping braces
     for match in _SCRIPT.finditer(latex):
-        parts.append(escape(latex[position:match.start()]))
+        parts.append(plain(latex[position:match.start()]))
         shift = "super" if match.group(1) == "^" else "sub"
         parts.append(f'<tspan baseline-shift="{shift}" font-size="70%">{escape(match.group(2))}</tspan>')
         position = match.end()
-    parts.append(escape(latex[position:]))
+    parts.append(plain(latex[position:]))
     return "".join(parts)
 
 
@@ -108,10 +109,10 @@ def svg(network: Network, latex) -> str:
     where = {n: (x, y - top + margin) for n, (x, y) in where.items()}
     width = max(x for x, _ in where.values()) + margin
     height = max(y for _, y in where.values()) + margin
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-           f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="serif" font-size="15">',
-           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
-           'orient="auto"><path d="M0,0 L10,5 L0,10 z"/></marker></defs>', '<rect width="100%" height="100%" fill="white"/>']
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+           f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="serif" font-size="15">'),
+           ('<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+           'orient="auto"><path d="M0,0 L10,5 L0,10 z"/></marker></defs>'), '<rect width="100%" height="100%" fill="white"/>']
     for source, destination, weight in shape.edges:
         (x1, y1), (x2, y2) = where[source], where[destination]
         length = ((x2 - x1) ** 2 + (y2 - y1) ** 2) ** 0.5

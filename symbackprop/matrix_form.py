@@ -30,28 +30,25 @@ class MatrixStep:
 
 
 class Symbols:
-    """The matrix symbols of one layered network: W[l], b[l], z[l], a[l], delta[l], g'(z[l])."""
+    """The matrix symbols of one layered network, by layer (0 = inputs).
+
+    Vectors: ``z``, ``a``, ``b``, ``delta``, ``slope`` = g'(z), ``error`` = grad_a E of the
+    output layer, ``db`` = dE/db; matrices: ``W``, ``dW`` = dE/dW, ``jacobian`` = da/dz
+    of a softmax layer.  The printer writes each name in the notation.
+    """
 
     def __init__(self, sizes, rows_are_sources: bool):
         self.sizes = sizes
         self.rows_are_sources = rows_are_sources
 
-    def _vector(self, name: str, layer: int) -> MatrixSymbol:
+    def vector(self, name: str, layer: int) -> MatrixSymbol:
         return MatrixSymbol(f"{name}[{layer}]", self.sizes[layer], 1)
 
-    def weights(self, layer: int) -> MatrixSymbol:
+    def matrix(self, name: str, layer: int) -> MatrixSymbol:
+        if name == "jacobian":
+            return MatrixSymbol(f"jacobian[{layer}]", self.sizes[layer], self.sizes[layer])
         shape = (self.sizes[layer - 1], self.sizes[layer])
-        return MatrixSymbol(f"W[{layer}]", *(shape if self.rows_are_sources else shape[::-1]))
-
-    def weight_gradient(self, layer: int) -> MatrixSymbol:
-        return MatrixSymbol(f"dW[{layer}]", *self.weights(layer).shape)
-
-    def __getattr__(self, name: str):
-        if name in ("z", "a", "b", "delta", "slope", "db", "error", "jacobian"):
-            if name == "jacobian":
-                return lambda layer: MatrixSymbol(f"jacobian[{layer}]", self.sizes[layer], self.sizes[layer])
-            return lambda layer: self._vector(name, layer)
-        raise AttributeError(name)
+        return MatrixSymbol(f"{name}[{layer}]", *(shape if self.rows_are_sources else shape[::-1]))
 
 
 def matrix_form(network: Network, rows_are_sources: bool) -> list[MatrixStep]:
@@ -68,21 +65,25 @@ def matrix_form(network: Network, rows_are_sources: bool) -> list[MatrixStep]:
 
     steps = []
     for layer in range(1, last + 1):
-        z = applied(s.weights(layer), s.a(layer - 1))
-        steps.append(MatrixStep(s.z(layer), z + s.b(layer) if has_bias else z, "definition", layer))
+        z = applied(s.matrix("W", layer), s.vector("a", layer - 1))
+        z = z + s.vector("b", layer) if has_bias else z
+        steps.append(MatrixStep(s.vector("z", layer), z, "definition", layer))
     for layer in range(last, 0, -1):
         normalized = network.group_by_name[f"layer {layer}"].activation.normalized
         if layer == last:
-            error = s.error(layer)
+            error = s.vector("error", layer)
         else:
-            error = back(s.weights(layer + 1), s.delta(layer + 1))
-        delta = Transpose(s.jacobian(layer)) * error if normalized else HadamardProduct(error, s.slope(layer))
-        steps.append(MatrixStep(s.delta(layer), delta, "local_gradient", layer))
+            error = back(s.matrix("W", layer + 1), s.vector("delta", layer + 1))
+        if normalized:
+            delta = Transpose(s.matrix("jacobian", layer)) * error
+        else:
+            delta = HadamardProduct(error, s.vector("slope", layer))
+        steps.append(MatrixStep(s.vector("delta", layer), delta, "local_gradient", layer))
         if has_bias:
-            steps.append(MatrixStep(s.db(layer), s.delta(layer), "gradient", layer))
-        outer = (s.a(layer - 1) * Transpose(s.delta(layer)) if rows_are_sources
-                 else s.delta(layer) * Transpose(s.a(layer - 1)))
-        steps.append(MatrixStep(s.weight_gradient(layer), outer, "gradient", layer))
+            steps.append(MatrixStep(s.vector("db", layer), s.vector("delta", layer), "gradient", layer))
+        outer = (s.vector("a", layer - 1) * Transpose(s.vector("delta", layer)) if rows_are_sources
+                 else s.vector("delta", layer) * Transpose(s.vector("a", layer - 1)))
+        steps.append(MatrixStep(s.matrix("dW", layer), outer, "gradient", layer))
     return steps
 
 
@@ -96,24 +97,25 @@ def explicit(expression: sp.MatrixExpr, derivation: Derivation, rows_are_sources
     column = lambda values: sp.Matrix(len(values), 1, values)
     replacements = {}
     for layer in range(len(sizes)):
-        replacements[s.a(layer)] = column([u.a for u in units(layer)])
+        replacements[s.vector("a", layer)] = column([u.a for u in units(layer)])
         if layer == 0:
             continue
         layer_units = units(layer)
         activation = net.group_by_name[f"layer {layer}"].activation
-        replacements[s.z(layer)] = column([u.z for u in layer_units])
-        replacements[s.delta(layer)] = column([u.delta for u in layer_units])
+        replacements[s.vector("z", layer)] = column([u.z for u in layer_units])
+        replacements[s.vector("delta", layer)] = column([u.delta for u in layer_units])
         if net.biases:
-            replacements[s.b(layer)] = column([layer_bias(layer - 1, j) for j in range(sizes[layer])])
+            replacements[s.vector("b", layer)] = column([layer_bias(layer - 1, j) for j in range(sizes[layer])])
         if activation.normalized:
-            replacements[s.jacobian(layer)] = sp.Matrix(
+            replacements[s.matrix("jacobian", layer)] = sp.Matrix(
                 [[sp.diff(net.activation_of(row), col.z) for col in layer_units] for row in layer_units])
         else:
             in_a = activation.derivative_in_activation
-            replacements[s.slope(layer)] = column([in_a.subs(A, u.a) if in_a is not None
-                                                   else activation.derivative.subs(Z, u.z) for u in layer_units])
-        weights = sp.Matrix(sizes[layer - 1], sizes[layer], lambda i, j: layer_weight(layer - 1, i, j))
-        replacements[s.weights(layer)] = weights if rows_are_sources else weights.T
+            replacements[s.vector("slope", layer)] = column([
+                in_a.subs(A, u.a) if in_a is not None else activation.derivative.subs(Z, u.z) for u in layer_units])
+        weights = sp.Matrix([[layer_weight(layer - 1, i, j) for j in range(sizes[layer])]
+                             for i in range(sizes[layer - 1])])
+        replacements[s.matrix("W", layer)] = weights if rows_are_sources else weights.T
     last = len(sizes) - 1
-    replacements[s.error(last)] = column([derivation.output_errors[u.name] for u in units(last)])
+    replacements[s.vector("error", last)] = column([derivation.output_errors[u.name] for u in units(last)])
     return sp.Matrix(expression.xreplace(replacements).doit())

@@ -15,8 +15,8 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
-from . import figures, numerics
 from . import derivation as generic
+from . import figures, numerics
 from .derivation import Derivation, GenericLayer, Step, derive
 from .examples import Example, example
 from .matrix_form import matrix_form
