@@ -90,6 +90,7 @@ class NotationPrinter(LatexPrinter):
     def __init__(self, notation: Notation | None = None, network: Network | None = None,
                  layer: GenericLayer | None = None, settings=None):
         super().__init__(settings)
+        self.network = network
         self.notation = notation or load_notation("default")
         self.table = symbol_table(network, self.notation) if network is not None else {
             d.E: self.notation.symbol("error"), d.ETA: self.notation.symbol("learning_rate")}
@@ -151,9 +152,18 @@ class NotationPrinter(LatexPrinter):
         return _script(n.symbol(role), letter, "" if base in (d.t, ERROR_SIGNAL) else tag)
 
     def _print_Sum(self, expr):
-        # the sum over a layer's units, as lectures write it: \sum_k
+        # the sum over a layer's units, as lectures write it: \sum_k, with a sign pulled out
+        if expr.function.could_extract_minus_sign():
+            return "- " + self._print(sp.Sum(-expr.function, *expr.limits))
         indices = "".join(self._print(limit[0]) for limit in expr.limits)
         return f"\\sum_{{{indices}}} {self.parenthesize(expr.function, 40)}"
+
+    def _print_KroneckerDelta(self, expr, exp=None):
+        # I_km (Bishop's identity-matrix entry): delta_km would clash with the local gradient
+        return "I_{" + "".join(self._print(i) for i in expr.args) + "}"
+
+    def _print_log(self, expr, exp=None):
+        return self._print_Function(expr, exp)
 
     def _print_Function(self, expr, exp=None):
         name = expr.func.__name__

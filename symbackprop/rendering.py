@@ -90,13 +90,16 @@ class _Notes:
         if rule == "gradient_descent":
             if self.notation.update == "change":
                 lhs, rhs = sp.Symbol("Delta") * lhs, rhs - lhs
-            else:
+            else:  # w <- w - eta dE/dw, in that order
                 relation = r"\leftarrow"
+                printer = NotationPrinter(self.notation, printer.network, printer.layer, {"order": "none"})
         chain = None
         if rule == "chain_rule":
             through = next(e for e in sp.preorder_traversal(rhs) if isinstance(e, sp.Derivative)).variables[0]
             chain = tuple(printer.doprint(e) for e in (lhs.expr, lhs.variables[0], through))
         lhs, rhs = in_notation(lhs, rhs, self.notation, self.network, layer)
+        if relation != "=":
+            rhs = sp.Add(lhs, rhs - lhs, evaluate=False)
         return Shown(printer.doprint(lhs), printer.doprint(rhs), rule, tuple(uses), relation, name, chain)
 
     @property

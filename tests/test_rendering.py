@@ -98,7 +98,7 @@ def test_formulas_come_from_sympy_for_a_custom_activation():
 # in notations/*.toml (sigmoid hidden layer, linear output, E = 1/2 sum of squares).
 PUBLISHED = {
     "default": [r"\delta_j = (1 - a_j) a_j \sum_k \delta_k w_{jk}", r"\frac{\partial E}{\partial w_{ij}} = a_i \delta_j",
-                r"\delta_k = a_k - t_k", r"w_{ij} \leftarrow - \eta a_i \delta_j + w_{ij}"],
+                r"\delta_k = a_k - t_k", r"w_{ij} \leftarrow w_{ij} - \eta a_i \delta_j"],
     # Haykin 4.14, 4.24, 4.12: delta_j = e_j phi'(v_j) (phi' = 1 here), phi'_j(v_j) sum_k delta_k w_kj, eta delta_j y_i
     "haykin": [r"\delta_j = e_j", r"\delta_j = (1 - y_j) y_j \sum_k \delta_k w_{kj}", r"\Delta w_{ji} = \eta y_i \delta_j",
                r"e_1 = d_1 - y^{(2)}_1", r"v_j = w_{j0} + \sum_i y_i w_{ji}"],
