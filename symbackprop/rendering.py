@@ -48,6 +48,7 @@ class Shown:
     relation: str = "="
     name: str = ""  # which lecture formula it is (delta_output, gradient_weight, ...), for named equations
     chain: tuple[str, str, str] | None = None  # chain rule steps: (what, with respect to, through)
+    tag: str = ""  # the notation's name for the equation (Nielsen's BP1-BP4)
 
     @property
     def equation(self) -> str:
@@ -100,7 +101,8 @@ class _Notes:
         lhs, rhs = in_notation(lhs, rhs, self.notation, self.network, layer)
         if relation != "=":
             rhs = sp.Add(lhs, rhs - lhs, evaluate=False)
-        return Shown(printer.doprint(lhs), printer.doprint(rhs), rule, tuple(uses), relation, name, chain)
+        return Shown(printer.doprint(lhs), printer.doprint(rhs), rule, tuple(uses), relation, name, chain,
+                     self.notation.equation_names.get(name, ""))
 
     @property
     def forward(self) -> list[Shown]:
@@ -164,8 +166,16 @@ class _Notes:
             return []
         rows_are_sources = self.notation.weight_order == "from_to"
         printer = _MatrixPrinter(self.notation, self.network)
-        return [Shown(printer.doprint(s.lhs), printer.doprint(s.rhs), s.rule)
-                for s in matrix_form(self.network, rows_are_sources)]
+        last = len(self.network.layers) - 1
+        names = {"local_gradient": ("delta_output", "delta_hidden"), "db": ("gradient_bias",) * 2,
+                 "dW": ("gradient_weight",) * 2}
+        shown = []
+        for s in matrix_form(self.network, rows_are_sources):
+            kind = s.lhs.name.split("[")[0] if s.rule == "gradient" else s.rule
+            name = names[kind][s.layer != last] if kind in names else ""
+            shown.append(Shown(printer.doprint(s.lhs), printer.doprint(s.rhs), s.rule, name=name,
+                               tag=self.notation.equation_names.get(name, "")))
+        return shown
 
     @property
     def concrete(self) -> list[Shown]:
@@ -216,17 +226,17 @@ class _MatrixPrinter(NotationPrinter):
         number = layer - 1 + n.first_layer
         mark = f"({number})" if n.layer_style == "parenthesized" else str(number)
         if name == "a" and layer == 0:
-            return rf"\mathbf{{{n.symbol('input')}}}"
-        bold = lambda role: rf"\mathbf{{{n.symbol(role)}}}^{{{mark}}}"
+            return rf"\boldsymbol{{{n.symbol('input')}}}"
+        bold = lambda role: rf"\boldsymbol{{{n.symbol(role)}}}^{{{mark}}}"
         last = layer == len(self.network_layers) - 1
         return {"W": rf"{n.symbol('weight_matrix')}^{{{mark}}}",
                 "z": bold("pre_activation"), "b": bold("bias"), "delta": bold("delta"),
                 "a": bold("output" if last else "hidden"),
-                "slope": rf"{n.symbol('function')}'(\mathbf{{{n.symbol('pre_activation')}}}^{{{mark}}})",
-                "error": rf"\nabla_{{\mathbf{{{n.symbol('output')}}}}} {n.symbol('error')}",
-                "jacobian": rf"\left(\frac{{\partial \mathbf{{{n.symbol('output')}}}}}"
-                            rf"{{\partial \mathbf{{{n.symbol('pre_activation')}}}^{{{mark}}}}}\right)",
-                "db": rf"\frac{{\partial {n.symbol('error')}}}{{\partial \mathbf{{{n.symbol('bias')}}}^{{{mark}}}}}",
+                "slope": rf"{n.symbol('function')}'(\boldsymbol{{{n.symbol('pre_activation')}}}^{{{mark}}})",
+                "error": rf"\nabla_{{\boldsymbol{{{n.symbol('output')}}}}} {n.symbol('error')}",
+                "jacobian": rf"\left(\frac{{\partial \boldsymbol{{{n.symbol('output')}}}}}"
+                            rf"{{\partial \boldsymbol{{{n.symbol('pre_activation')}}}^{{{mark}}}}}\right)",
+                "db": rf"\frac{{\partial {n.symbol('error')}}}{{\partial \boldsymbol{{{n.symbol('bias')}}}^{{{mark}}}}}",
                 "dW": rf"\frac{{\partial {n.symbol('error')}}}{{\partial "
                       rf"{n.symbol('weight_matrix')}^{{{mark}}}}}"}[name]
 

@@ -107,8 +107,8 @@ PUBLISHED = {
                 r"\frac{\partial C}{\partial w^l_{jk}} = a^{l-1}_k \delta^l_j", r"(BP4)",
                 r"\frac{\partial C}{\partial b^l_j} = \delta^l_j", r"(BP3)",
                 # BP1a and BP2 in matrix form, the input layer being layer 1
-                r"\mathbf{\delta}^{3} = \nabla_{\mathbf{a}} C \odot \sigma'(\mathbf{z}^{3})",
-                r"\mathbf{\delta}^{2} = ((w^{3})^{T} \mathbf{\delta}^{3}) \odot \sigma'(\mathbf{z}^{2})"],
+                r"\boldsymbol{\delta}^{3} = \nabla_{\boldsymbol{a}} C \odot \sigma'(\boldsymbol{z}^{3})",
+                r"\boldsymbol{\delta}^{2} = ((w^{3})^{T} \boldsymbol{\delta}^{3}) \odot \sigma'(\boldsymbol{z}^{2})"],
     # Wikipedia: dE/dw_ij = o_i delta_j, sum over successors l in L of w_jl delta_l, Delta w_ij = -eta o_i delta_j
     "wikipedia": [r"\frac{\partial E}{\partial w_{ij}} = o_i \delta_j", r"\sum_\ell \delta_\ell w_{j\ell}",
                   r"\Delta w_{ij} = - \eta o_i \delta_j", r"\mathrm{net}_j"],
