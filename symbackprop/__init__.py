@@ -7,22 +7,26 @@ One function per stage of the flow, each a module::
     derivation    derive                        -> Derivation: generic and concrete Steps
     verification  verify                        -> Report of the three witnesses
     examples      example                       -> numbers and one gradient-descent step
-    rendering     render / write_notes          -> Markdown notes from jinja2 templates
+    notation      notation.load                 -> Notation: a course's symbols and conventions (data)
+    rendering     render / write_notes          -> Markdown and LaTeX notes from jinja2 templates
     answers       read_answer                   -> a student's LaTeX or plain answer as SymPy
     grading       check / grade                 -> Verdict per answer, a class report
 """
+from . import notation, rendering
 from .derivation import Derivation, Step, derive, instantiate
 from .errors import SpecError
 from .examples import Example, example
 from .functions import Activation, Loss, activation, custom_activation, custom_loss, loss
 from .grading import Verdict, check, grade
 from .network import Network, graph, layered
+from .notation import Notation
 from .numerics import Compiled, Values, random_values
+from .printing import latex
 from .rendering import render, write_notes
 from .spec import Spec, compact, from_dict, load
 from .verification import Report, verify
 
-__all__ = ["Activation", "Compiled", "Derivation", "Example", "Loss", "Network", "Report", "Spec",
+__all__ = ["Activation", "Compiled", "Derivation", "Example", "Loss", "Network", "Notation", "Report", "Spec",
            "SpecError", "Step", "Values", "Verdict", "activation", "check", "compact", "custom_activation",
-           "custom_loss", "derive", "example", "from_dict", "grade", "graph", "instantiate", "layered", "load", "loss",
-           "random_values", "render", "verify", "write_notes"]
+           "custom_loss", "derive", "example", "from_dict", "grade", "graph", "instantiate", "latex", "layered", "load",
+           "loss", "notation", "random_values", "render", "rendering", "verify", "write_notes"]

@@ -178,7 +178,8 @@ def _spellings(notation: Notation) -> dict[str, str]:
     if key not in _SPELLINGS:
         table = {}
         for role, latex in notation.symbols.items():
-            table[_latex_name(latex)] = role
+            if role != "weight_matrix":  # answers are read one neuron at a time: Nielsen's w is w^l_jk
+                table[_latex_name(latex)] = role
         for role, spellings in notation.plain.items():
             for spelling in spellings:
                 table[spelling.replace("_", "")] = role

@@ -11,11 +11,12 @@ import os
 import sys
 from pathlib import Path
 
+import jinja2
+
 import symbackprop as api
 
 from . import grading
 from .errors import SpecError
-from .notation import names as notation_names
 
 SPEC_HELP = ("a TOML spec file, or a compact form such as 2-3-1 (with --activation, --loss); "
              "default: 2 inputs, 3 sigmoid hidden units, 1 linear output, half sum of squares")
@@ -39,7 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     derive.add_argument("--format", choices=["md", "tex", "all"], default="all",
                         help="Markdown, LaTeX, or both (default)")
     derive.add_argument("-o", "--output", default="output", help="directory for the notes (default: output)")
-    derive.add_argument("--templates", help="a directory of jinja2 templates overriding the built-in ones")
+    derive.add_argument("--templates", help="a directory of jinja2 templates overriding the built-in ones "
+                                            "(notes.j2: the text; md.j2, tex.j2: how each format writes it)")
+    derive.add_argument("--notation", default="default",
+                        help=f"a preset ({', '.join(api.notation.names())}) or a TOML file starting from one "
+                             "(base = \"haykin\") that overrides any role's symbol")
+    for part in api.rendering.PARTS:
+        derive.add_argument(f"--no-{part}", dest="parts", action="append_const", const=part,
+                            help=f"leave out the {part} section")
     _add_homework(commands)
     for name, text in (("verify", "check every gradient with three witnesses"),
                        ("example", "print the worked numbers: forward pass, deltas, gradients, one step")):
@@ -68,7 +76,7 @@ exit status: 0 correct, 1 incorrect, 2 cannot read (or bad input)."""
 
 
 def _add_homework(commands) -> None:
-    notations = ", ".join(notation_names())
+    notations = ", ".join(api.notation.names())
     check = commands.add_parser("check", help="check one homework answer against the derivation",
                                 description="Check one answer: correct, incorrect (with the mistake named and a "
                                             "point where it differs) or cannot read.",
@@ -170,8 +178,17 @@ def _example(args, spec) -> int:
 
 def _derive(args, spec) -> int:
     formats = ["md", "tex"] if args.format == "all" else [args.format]
-    for path in api.write_notes(spec, Path(args.output), formats=formats,
-                                templates=Path(args.templates) if args.templates else None):
+    templates = Path(args.templates) if args.templates else None
+    if templates is not None and not templates.is_dir():
+        raise SpecError("--templates", f"{templates} is not a directory of jinja2 templates")
+    notation = api.notation.load(args.notation)
+    parts = [p for p in api.rendering.PARTS if p not in (args.parts or [])]
+    try:
+        paths = api.write_notes(spec, Path(args.output), formats, templates, notation, parts)
+    except jinja2.TemplateError as error:
+        where = f" ({error.filename}, line {error.lineno})" if getattr(error, "lineno", None) else ""
+        raise SpecError("--templates", f"a template failed{where}: {error.message}") from None
+    for path in paths:
         print(path)
     return 0
 

@@ -61,7 +61,7 @@ class Step:
         return sp.Eq(self.lhs, self.rhs, evaluate=False)
 
     def _repr_latex_(self) -> str:
-        from .rendering import latex
+        from .printing import latex
         return f"${latex(self.lhs)} = {latex(self.rhs)}$"
 
 
@@ -237,12 +237,13 @@ def _derive_generic(derivation: Derivation, group: Group) -> GenericLayer:
         de_da = step(sp.Derivative(E, a[target]), d_e_da, "differentiate", e_def)
     else:
         bound_u = _bound(u)
-        successor_z = b[s] + _sum(w[bound_u, s] * a[bound_u], bound_u)
+        successor_z = (b[s] if net.biases else 0) + _sum(w[bound_u, s] * a[bound_u], bound_u)
         dz_da = _in_range(sp.diff(successor_z, a[target]).doit())
         first = step(sp.Derivative(E, a[target]),
                      _sum(sp.Mul(sp.Derivative(E, z[s]), sp.Derivative(z[s], a[target]), evaluate=False), s),
                      "sum_over_successors")
-        dz = step(sp.Derivative(z[s], a[target]), dz_da, "differentiate")
+        successor_def = step(z[s], successor_z, "definition")
+        dz = step(sp.Derivative(z[s], a[target]), dz_da, "differentiate", successor_def)
         step(delta[s], sp.Derivative(E, z[s]), "definition")
         d_e_da = _sum(dz_da * delta[s], s)
         de_da = step(sp.Derivative(E, a[target]), d_e_da, "substitute", first, dz)

@@ -28,13 +28,16 @@ PRESETS = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
 
 #: Every role a preset names.  ``output`` is the activation of an output unit (Bishop's
 #: y_k beside the hidden z_j), ``hidden`` that of a hidden unit where a text gives it its
-#: own letter (h_j), ``error_signal`` Haykin's e_j = d_j - y_j.
-ROLES = ("input", "pre_activation", "activation", "hidden", "output", "function", "weight", "bias",
-         "target", "error", "error_signal", "delta", "learning_rate")
-_CONVENTIONS = ("weight_order", "bias", "delta_sign", "update", "layer_style", "first_layer", "loss")
+#: own letter (h_j), ``weight_matrix`` the matrix of a layer's weights (W, or Nielsen's w),
+#: ``error_signal`` Haykin's e_j = d_j - y_j.
+ROLES = ("input", "pre_activation", "activation", "hidden", "output", "function", "weight", "weight_matrix",
+         "bias", "target", "error", "error_signal", "delta", "learning_rate")
+_CONVENTIONS = ("weight_order", "weight_separator", "bias", "delta_sign", "update", "layer_style", "first_layer",
+                "loss")
 _WEIGHT_ORDERS = ("from_to", "to_from")
 _BIASES = ("symbol", "weight")
 _LAYER_STYLES = ("parenthesized", "superscript")
+_UPDATES = ("assignment", "change")
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,10 @@ class Notation:
     plain: Mapping[str, tuple[str, ...]]  # role -> plain-text spellings a student may type
     letters: Letters
     weight_order: str = "from_to"  # w_ij: i -> j ("from_to") or w_ji: to j from i ("to_from")
+    weight_separator: str = ""  # between a weight's two indices: w_{12}, or w_{1\to 2} (a comma past 9)
     bias: str = "symbol"  # "symbol": b_j;  "weight": w_j0, the weight from a unit fixed at +1
     delta_sign: int = 1  # +1: delta_j = dE/dz_j;  -1: delta_j = -dE/dz_j (Haykin)
-    update: str = "descent"  # "descent": w <- w - eta dE/dw, written as a new value or Delta w
+    update: str = "assignment"  # gradient descent as w <- w - eta dE/dw, or as the change Delta w
     layer_style: str = "parenthesized"  # z^{(l)}_j or z^l_j
     first_layer: int = 1  # the number of the first layer after the inputs (Nielsen counts inputs as 1)
     loss: str = "half_sse"  # the error function the text starts from
@@ -67,6 +71,8 @@ class Notation:
 
     def symbol(self, role: str) -> str:
         """The LaTeX of ``role``; roles a text leaves unnamed fall back on their parent."""
+        if role == "weight_matrix" and role not in self.symbols:
+            return self.symbols["weight"].upper()
         fallback = {"hidden": "activation", "output": "activation"}
         while role not in self.symbols and role in fallback:
             role = fallback[role]
@@ -107,7 +113,7 @@ def from_dict(data: Mapping) -> Notation:
                        "equation_names"), "notation")
     symbols = dict(data.get("symbols", {}))
     _check_keys(symbols, ROLES, "notation.symbols")
-    missing = [r for r in ROLES if r not in symbols and r not in ("hidden", "output", "error_signal")]
+    missing = [r for r in ROLES if r not in symbols and r not in ("hidden", "output", "weight_matrix", "error_signal")]
     if missing:
         raise SpecError("notation.symbols", f"give a symbol for {', '.join(missing)}")
     plain = {role: tuple([spelling] if isinstance(spelling, str) else spelling)
@@ -125,6 +131,7 @@ def from_dict(data: Mapping) -> Notation:
     _check_choice(notation.weight_order, _WEIGHT_ORDERS, "weight_order")
     _check_choice(notation.bias, _BIASES, "bias")
     _check_choice(notation.layer_style, _LAYER_STYLES, "layer_style")
+    _check_choice(notation.update, _UPDATES, "update")
     _check_choice(notation.delta_sign, (1, -1), "delta_sign")
     return notation
 

@@ -79,9 +79,47 @@ def test_derive_writes_notes_and_prints_the_path(tmp_path):
     result = run("derive", "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     notes = tmp_path / "out" / "notes.md"
-    assert result.stdout.split() == [str(notes), str(notes.with_suffix(".tex"))]
+    assert result.stdout.split() == [str(notes), str(notes.with_suffix(".tex")), str(notes.with_suffix(".svg"))]
     text = notes.read_text()
     assert r"\delta_{j}" in text and "all witnesses agree" in text
+
+
+def test_derive_in_a_notation_leaving_parts_out(tmp_path):
+    out = tmp_path / "out"
+    result = run("derive", "--notation", "haykin", "--no-matrix", "--no-example", "--format", "tex", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["notes.tex"]
+    text = (out / "notes.tex").read_text()
+    assert r"\varphi'(v_{j})" in text and "Matrix form" not in text and "Worked example" not in text
+    assert "Verification" in text
+
+
+def test_user_templates_override_the_built_in_ones(tmp_path):
+    own = tmp_path / "templates"
+    own.mkdir()
+    (own / "notes.j2").write_text("{{ f.m(notes.loss.equation) }}\n")
+    assert main(["derive", "--templates", str(own), "--format", "md", "--no-figure", "-o", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "notes.md").read_text() == "$E = \\frac{({a^{(2)}_{1}} - t_{1})^{2}}{2}$\n"
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--notation", "hayking"], "notation"),
+    (["--templates", "missing-folder"], "--templates"),
+    (["--templates", "BROKEN"], "--templates"),
+    (["--notation", "BADNOTATION"], "notation.symbols.pre_activaton"),
+])
+def test_bad_notation_or_templates_exit_two_and_write_nothing(tmp_path, capsys, args, field):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "notes.j2").write_text("{% if %}")
+    bad_notation = tmp_path / "mine.toml"
+    bad_notation.write_text('base = "haykin"\n[symbols]\npre_activaton = "u"\n')
+    args = [{"BROKEN": str(broken), "BADNOTATION": str(bad_notation)}.get(a, a) for a in args]
+    out = tmp_path / "out"
+    assert main(["derive", *args, "-o", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and field in error, error
+    assert not out.exists()
 
 
 def test_graph_spec_file_with_tied_weights(tmp_path):

@@ -1,0 +1,218 @@
+"""SymPy expressions -> LaTeX in a course's notation.
+
+The derivation is written in notation-free symbols (``z[0][1]``, ``w[1][2][0]``, the
+IndexedBase ``w[i, j]`` from i to j, ``delta`` = dE/dz).  A :class:`NotationPrinter`
+is SymPy's LaTeX printer configured by a :class:`~symbackprop.notation.Notation`:
+symbols per role, index order and letters, layer marks.  Sign conventions (Haykin's
+delta = -dE/dv) are applied to the expressions by :func:`in_notation` before printing,
+so what is printed is still the result of SymPy operations.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+from . import derivation as d
+from .derivation import GenericLayer
+from .network import Network, Unit
+from .notation import Notation
+from .notation import load as load_notation
+
+#: Haykin's error signal e_k = d_k - y_k of a generic output unit.
+ERROR_SIGNAL = sp.IndexedBase("e")
+#: Functions printed as \name(x) rather than SymPy's \name{\left(x \right)}.
+_OPERATORS = {"tanh", "cosh", "sinh", "log", "sin", "cos", "tan", "atan", "sign"}
+
+
+def _join(first: str, second: str, separator: str) -> str:
+    """Two weight indices: w_{12}, w_{jl}; a comma where they would run together (w_{10,2})."""
+    if separator:
+        return f"{first}{separator}{second}"
+    atom = lambda x: len(x) == 1 or (x.startswith("\\") and x[1:].isalpha())
+    return f"{first}{second}" if atom(first) and atom(second) else f"{first},{second}"
+
+
+def _script(base: str, sub: str = "", sup: str = "") -> str:
+    """base^{sup}_{sub}, braced when it has a superscript so that a power of it stays valid."""
+    text = base + (f"^{{{sup}}}" if sup else "") + (f"_{{{sub}}}" if sub else "")
+    return f"{{{text}}}" if sup else text
+
+
+def symbol_table(network: Network, notation: Notation) -> dict[sp.Symbol, str]:
+    """LaTeX for every symbol of ``network``: units, parameters and targets."""
+    table: dict[sp.Symbol, str] = {}
+    outputs = set(network.outputs)
+
+    def index(unit: Unit) -> str:
+        return str(unit.position[1] + 1) if unit.position else rf"\mathrm{{{unit.name}}}"
+
+    def mark(unit: Unit) -> str:
+        if not unit.position:
+            return ""
+        layer = unit.position[0] - 1 + notation.first_layer
+        return f"({layer})" if notation.layer_style == "parenthesized" else str(layer)
+
+    def weight(source: str, destination: str, sup: str) -> str:
+        return _script(notation.symbol("weight"), _join(*notation.weight_indices(source, destination),
+                                                        notation.weight_separator), sup)
+
+    for unit in network.units:
+        if unit.is_input:
+            table[unit.a] = _script(notation.symbol("input"), index(unit))
+            continue
+        i, sup = index(unit), mark(unit)
+        table[unit.z] = _script(notation.symbol("pre_activation"), i, sup)
+        table[unit.a] = _script(notation.symbol("output" if unit.name in outputs else "hidden"), i, sup)
+        table[unit.delta] = _script(notation.symbol("delta"), i, sup)
+        if unit.bias is not None and unit.bias.name.startswith("b["):
+            table[unit.bias] = (weight("0", i, sup) if notation.bias == "weight"
+                                else _script(notation.symbol("bias"), i, sup))
+        for edge in unit.inputs:
+            if edge.weight.name.startswith("w["):
+                table[edge.weight] = weight(index(network[edge.source]), i, sup)
+    for name, target in network.targets.items():
+        table[target] = _script(notation.symbol("target"), index(network[name]))
+    for unit_name in network.outputs:  # Haykin's error signal e_k = d_k - y_k
+        table[sp.Symbol(f"e{unit_name}")] = _script(notation.symbols.get("error_signal", "e"),
+                                                    index(network[unit_name]))
+    table[d.E] = notation.symbol("error")
+    table[d.ETA] = notation.symbol("learning_rate")
+    return table
+
+
+class NotationPrinter(LatexPrinter):
+    """LaTeX with the network's and the lecture's symbols written as a course writes them.
+
+    ``layer`` gives the context of a generic formula: which index letter is the unit,
+    its predecessor and successor, and whether the unit is an output.
+    """
+
+    def __init__(self, notation: Notation | None = None, network: Network | None = None,
+                 layer: GenericLayer | None = None, settings=None):
+        super().__init__(settings)
+        self.network = network
+        self.notation = notation or load_notation("default")
+        self.table = symbol_table(network, self.notation) if network is not None else {
+            d.E: self.notation.symbol("error"), d.ETA: self.notation.symbol("learning_rate")}
+        self.layer = layer
+        self.letters, self.tags = self._letters(layer)
+
+    def _letters(self, layer):
+        """Internal index label -> (notation letter, layer tag such as l-1, l, l+1)."""
+        if layer is None:
+            return {}, {}
+        n = self.notation
+        if layer.is_output:
+            names, tags = n.letters.output, ("L-1", "L")
+            internal = (layer.predecessor, layer.unit)
+        else:
+            names, tags = n.letters.hidden, ("l-1", "l", "l+1")
+            internal = (layer.predecessor, layer.unit, layer.successor)
+        letters = {str(idx.label): name for idx, name in zip(internal, names)}
+        tag = {str(idx.label): t for idx, t in zip(internal, tags)}
+        tag[str(d.m.label)] = tag[str(layer.unit.label)]
+        return letters, tag
+
+    def doprint(self, expr):
+        # textbook parentheses: SymPy's \left( ... \right) everywhere reads as noise
+        return super().doprint(expr).replace(r"\left(", "(").replace(r"\right)", ")")
+
+    def _print_Symbol(self, expr, style="plain"):
+        if expr in self.table:
+            return self.table[expr]
+        if expr.name.startswith(("w[", "b[")):
+            return rf"{expr.name[0]}_{{\mathrm{{{expr.name[2:-1]}}}}}"
+        return super()._print_Symbol(expr, style)
+
+    def _print_Idx(self, expr):
+        label = str(expr.label)
+        return self.letters.get(label, label)
+
+    def _tag(self, index) -> str:
+        if self.notation.layer_style != "superscript":
+            return ""
+        return self.tags.get(str(index.label), "")
+
+    def _print_Indexed(self, expr):
+        n, base, indices = self.notation, expr.base, expr.indices
+        if base == d.w:
+            source, destination = (self._print(x) for x in indices)
+            return _script(n.symbol("weight"), _join(*n.weight_indices(source, destination), n.weight_separator),
+                           self._tag(indices[1]))
+        index, = indices
+        letter, tag = self._print(index), self._tag(index)
+        if base == d.b and n.bias == "weight":
+            return _script(n.symbol("weight"), _join(*n.weight_indices("0", letter), n.weight_separator), tag)
+        role = {d.z: "pre_activation", d.delta: "delta", d.b: "bias", d.t: "target",
+                ERROR_SIGNAL: "error_signal"}.get(base)
+        if role is None:  # an activation: of an output unit, a hidden unit, or the one feeding it
+            role = "activation"
+            if self.layer is not None and str(index.label) in (str(self.layer.unit.label), str(d.m.label)):
+                role = "output" if self.layer.is_output else "hidden"
+        return _script(n.symbol(role), letter, "" if base in (d.t, ERROR_SIGNAL) else tag)
+
+    def _print_Sum(self, expr):
+        # the sum over a layer's units, as lectures write it: \sum_k, with a sign pulled out
+        if expr.function.could_extract_minus_sign():
+            return "- " + self._print(sp.Sum(-expr.function, *expr.limits))
+        indices = "".join(self._print(limit[0]) for limit in expr.limits)
+        return f"\\sum_{{{indices}}} {self.parenthesize(expr.function, 40)}"
+
+    def _print_KroneckerDelta(self, expr, exp=None):
+        # I_km (Bishop's identity-matrix entry): delta_km would clash with the local gradient
+        return "I_{" + "".join(self._print(i) for i in expr.args) + "}"
+
+    def _print_log(self, expr, exp=None):
+        return self._print_Function(expr, exp)
+
+    def _print_Function(self, expr, exp=None):
+        name = expr.func.__name__
+        if expr.func == d.g:
+            return f"{self.notation.symbol('function')}({self._print(expr.args[0])})"
+        if name in _OPERATORS and len(expr.args) == 1:
+            power = f"^{{{exp}}}" if exp else ""
+            return f"\\{name}{power}({self._print(expr.args[0])})"
+        return super()._print_Function(expr, exp)
+
+    def _print_Derivative(self, expr):
+        function = expr.expr
+        if isinstance(function, sp.core.function.AppliedUndef) and len(expr.variables) == 1:
+            # g'(z_j) for an activation, as every textbook writes it
+            return f"{self.notation.symbol('function')}'({self._print(function.args[0])})"
+        if len(expr.variable_count) > 1:
+            return super()._print_Derivative(expr)
+        (variable, count), = expr.variable_count
+        order = f"^{{{count}}}" if count != 1 else ""
+        return (f"\\frac{{\\partial{order} {self._print(function)}}}"
+                f"{{\\partial {self._print(variable)}{order}}}")
+
+
+def latex(expression, notation: Notation | None = None, network: Network | None = None,
+          layer: GenericLayer | None = None) -> str:
+    """``expression`` in LaTeX, in ``notation`` (default: the default preset)."""
+    return NotationPrinter(notation, network, layer).doprint(expression)
+
+
+def in_notation(lhs: sp.Expr, rhs: sp.Expr, notation: Notation, network: Network | None = None,
+                layer: GenericLayer | None = None):
+    """The equation ``lhs = rhs`` rewritten in the notation's sign conventions.
+
+    With ``delta_sign = -1`` every delta is replaced by minus the notation's delta (which
+    prints the same) and the equation is solved for the left-hand side again, so
+    ``delta_k = a_k - t_k`` becomes Haykin's ``delta_k = t_k - a_k``, which notations that
+    name the error signal write ``e_k``.
+    """
+    if notation.delta_sign == -1:
+        flip = {u.delta: -u.delta for u in network.computing_units} if network is not None else {}
+        flip_indexed = lambda e: e.replace(lambda x: isinstance(x, sp.Indexed) and x.base == d.delta, lambda x: -x)
+        lhs, rhs = (flip_indexed(e.xreplace(flip)) for e in (lhs, rhs))
+        if lhs.could_extract_minus_sign():
+            lhs, rhs = -lhs, -rhs
+        rhs = sp.factor_terms(rhs)
+    if "error_signal" in notation.symbols:
+        pairs = [(network.targets[u], network[u].a, sp.Symbol(f"e{u}")) for u in network.outputs] if network else []
+        if layer is not None and layer.is_output:
+            pairs.append((d.t[layer.unit], d.a[layer.unit], ERROR_SIGNAL[layer.unit]))
+        for target, activation, signal in pairs:
+            rhs = rhs.subs({target - activation: signal, activation - target: -signal})
+    return lhs, rhs

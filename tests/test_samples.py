@@ -1,0 +1,51 @@
+"""output/ holds regenerated sample notes; this test fails when they are out of date.
+
+Regenerate them with ``python tests/test_samples.py``.  The relative errors of the finite
+differences are rounding noise (about 1e-10) whose last digits may differ between CPUs,
+so they are masked before comparing; every other byte must match.
+"""
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+import symbackprop as sb
+
+OUTPUT = Path(__file__).parent.parent / "output"
+DEEP = sb.compact("2-3-3-2", "tanh,relu,sigmoid", "binary_cross_entropy")
+SOFTMAX = sb.compact("2-3-3", "tanh,softmax", "cross_entropy")
+CUSTOM = sb.from_dict({"network": {"layers": [2, 2, 1], "activation": ["z/(1+exp(-z))", "identity"],
+                                   "loss": "log(cosh(a - t))"}})
+#: directory under output/ -> (spec, notation); "" is what `python -m symbackprop derive` writes
+SAMPLES = {"": (sb.from_dict(sb.spec.DEFAULT), "default"),
+           **{n: (sb.from_dict(sb.spec.DEFAULT), n) for n in sb.notation.names() if n != "default"},
+           "deep-nielsen": (DEEP, "nielsen"), "softmax-bishop": (SOFTMAX, "bishop"),
+           "custom-activation": (CUSTOM, "default")}
+
+
+def write(directory: Path) -> list[Path]:
+    paths = []
+    for name, (spec, notation) in SAMPLES.items():
+        paths += sb.write_notes(spec, directory / name, formats=["md", "tex"], notation=notation)
+    return paths
+
+
+def masked(text: str) -> str:
+    return re.sub(r"\d\.\de-\d\d", "#.#e-##", text)
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_samples_in_output_are_up_to_date(tmp_path, name):
+    spec, notation = SAMPLES[name]
+    for fresh in sb.write_notes(spec, tmp_path, formats=["md", "tex"], notation=notation):
+        kept = OUTPUT / name / fresh.name
+        assert kept.is_file(), f"{kept} is missing: run python tests/test_samples.py"
+        assert masked(kept.read_text()) == masked(fresh.read_text()), \
+            f"{kept} is out of date: run python tests/test_samples.py"
+
+
+if __name__ == "__main__":
+    for path in write(OUTPUT):
+        print(path)
+    sys.exit(0)
