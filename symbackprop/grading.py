@@ -467,9 +467,11 @@ def _words(notation: Notation, target: Target, loss_name: str) -> dict:
     f, zz, aa = plain["function"][0], plain["pre_activation"][0], plain["activation"][0]
     dd, tt = plain["delta"][0], plain["target"][0]
 
+    separator = "->" if "arrow" in notation.weight_separator or "\\to" in notation.weight_separator else ""
+
     def weight(x, y):
         i, j = notation.weight_indices(x, y)
-        return f"{plain['weight'][0]}_{i}{j}"
+        return f"{plain['weight'][0]}_{i}{separator}{j}"
 
     error, eta = plain["error"][0], plain["learning_rate"][0]
     negative = f"Sign error: your answer is the negative of {_label(target, notation, p, u)}. "
