@@ -45,6 +45,7 @@ MAX_EXPONENT = 64
 #: literal functions: name -> name of its derivative (None: no prime allowed)
 _DERIVATIVES = {"sigmoid": "dsigmoid", "tanh": "dtanh", "exp": "exp", "log": "dlog", "ln": "dlog"}
 _GREEK_FUNCTIONS = {"sigma": "sigmoid"}
+_FUNCTION_LETTERS = ("f", "g", "h", "phi", "varphi")
 
 _COMMANDS = frozenset({
     "frac", "dfrac", "tfrac", "sum", "partial", "cdot", "times", "ast", "leftarrow", "gets", "coloneqq",
@@ -148,7 +149,10 @@ class Vocabulary:
     names: Mapping[str, sp.Expr] = field(default_factory=dict)
 
     def role_of(self, spelling: str) -> str | None:
-        return _spellings(self.notation).get(spelling)
+        """A spelling's role; f, g, h, phi also name the activation function where the notation
+        gives them no other meaning (students bring letters from other courses)."""
+        table = _spellings(self.notation)
+        return table.get(spelling, "function" if spelling in _FUNCTION_LETTERS else None)
 
     def describe(self) -> str:
         """The symbols a student of this notation may use, for error messages."""
@@ -330,14 +334,27 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
         return sp.Add(*terms, evaluate=False)
 
     def term(self, children):
-        factors, divide = [self.value(children[0])], False
-        for child in children[1:]:
+        parts, divide = [], False  # (divide?, node)
+        for child in children:
             if isinstance(child, lark.Token):
                 divide = child == "/"
-                continue
-            value = self.value(child)
+            else:
+                parts.append((divide, child))
+                divide = False
+        return self.product(parts)
+
+    def product(self, parts):
+        """A product; a plain ``sum_k`` factor sums the rest of the product, as ``\\sum_k`` does."""
+        factors = []
+        for n, (divide, node) in enumerate(parts):
+            if isinstance(node, _Sym) and node.head == "sum" and node.subs and not node.sups:
+                if n + 1 == len(parts):
+                    raise ExpressionError(f"sum_{''.join(node.subs[0])} at column {node.column} has nothing to sum")
+                index = self.summation_index(node.subs[0], node.column)
+                factors.append(sp.Sum(self.product(parts[n + 1:]), (index, 0, _SUM_END)))
+                break
+            value = self.value(node)
             factors.append(sp.Pow(value, -1, evaluate=False) if divide else value)
-            divide = False
         return sp.Mul(*factors, evaluate=False)
 
     def signed(self, children):
@@ -438,6 +455,8 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
             if sym.head == "sum" and not sym.subs and len(args) == 2 and isinstance(args[1], _Sym):
                 index = self.summation_index([args[1].head], args[1].column)
                 return sp.Sum(self.value(args[0]), (index, 0, _SUM_END))
+            if sym.head == "sum" and sym.subs and len(args) == 1:  # sum_k(w_jk delta_k)
+                return sp.Sum(self.value(args[0]), (self.summation_index(sym.subs[0], sym.column), 0, _SUM_END))
             function = self.function(sym, len(args))
             if function is not None:
                 values = [self.value(x) for x in args]
@@ -509,11 +528,18 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
         if concrete is not None:
             return concrete
         role = self.vocabulary.role_of(sym.head)
+        if role is None and not sym.subs and not sym.brackets:
+            split = self.split(sym)
+            if split is not None:
+                return self.resolve(split)
         if role is None:
             if sym.head == "Delta" and not sym.subs and not sym.sups:
                 return DELTA
             if sym.head == "K" and not sym.subs and not sym.sups:
                 return OUTPUTS
+            if sym.head == "sum":
+                raise ExpressionError(f"sum at column {sym.column} needs its index and what it sums: "
+                                      "sum_k w_jk*delta_k, or sum(w_jk*delta_k, k)")
             if sym.head in FUNCTIONS or sym.head in _GREEK_FUNCTIONS:
                 raise ExpressionError(f"{sym.head} at column {sym.column} needs its argument: {sym.head}(z)")
             raise ExpressionError(f"unknown symbol {sym.written} at column {sym.column}: the {self.notation.name} "
@@ -543,6 +569,16 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
                 raise ExpressionError(f"{sym.written} at column {sym.column}: only a weight has a new value")
             quantity = updated(quantity)
         return sp.Pow(quantity, power, evaluate=False) if power is not None else quantity
+
+    def split(self, sym: _Sym) -> _Sym | None:
+        """``zj``, ``wjk``, ``deltak``: a symbol and index letters run together, read as ``z_j``
+        when the tail is made of the target's index letters only."""
+        for cut in range(len(sym.head) - 1, 0, -1):
+            head, tail = sym.head[:cut], sym.head[cut:]
+            role = self.vocabulary.role_of(head)
+            if role not in (None, "function") and all(c in self.vocabulary.letters for c in tail):
+                return _Sym(head, sym.column, [[tail]], sym.sups, sym.primes)
+        return None
 
     def superscript(self, items, sym: _Sym):
         text = "".join(items).replace(" ", "")

@@ -112,6 +112,8 @@ def test_layer_superscripts_that_contradict_the_letter_are_remarks():
     ("a'_j(z_j)", "default", ["prime needs a function"]),
     ("a_j^{z_j}", "default", ["exponents must be numbers"]),
     ("E", "default", ["only in derivatives"]),
+    ("sum(w_jk delta_k)", "default", ["sum at column 1 needs its index"]),
+    ("zj + qk", "default", ["unknown symbol qk"]),
     ("\\frac{\\partial t_j}{\\partial b_j}", "default", ["not a derivative this checker reads"]),
     ("a_j \u00e9", "default", ["U+00E9", "column 5"]),
 ])
