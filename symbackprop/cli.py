@@ -65,10 +65,10 @@ targets:
   concrete, one quantity of the spec's network (0-based, like weights[l][i][j], biases[l][j]):
     delta[l][j] grad_b[l][j] grad_w[l][i][j] update_w[l][i][j]
 
-answers: LaTeX or plain text, with or without a left-hand side, e.g.
-  '\\delta_j = g'(z_j) \\sum_k w_{jk} \\delta_k'     "g'(z_j)*sum(w_jk*delta_k, k)"
-  '\\frac{\\partial E}{\\partial a_k} \\sigma'(z_k)'    '\\Delta w_{ij} = -\\eta \\delta_j a_i'
-  concrete: 'delta[1][0]*a[0][2]', "g'(z[0][1])*w[1][1][0]*delta[1][0]", or a number
+answers: LaTeX or plain text, with or without a left-hand side, e.g. (shell-quoted)
+  "\\delta_j = g'(z_j) \\sum_k w_{jk} \\delta_k"     "g'(z_j)*sum(w_jk*delta_k, k)"     "g'(z_j) sum_k w_jk delta_k"
+  "\\frac{\\partial E}{\\partial a_k} \\sigma'(z_k)"    "\\Delta w_{ij} = -\\eta \\delta_j a_i"    "w_ij - eta*delta_j*a_i"
+  concrete: "delta[1][0]*a[0][2]", "g'(z[0][1])*w[1][1][0]*delta[1][0]", or a number
 symbols follow --notation (haykin: v_j, y_i, phi, w_{kj}, d_j, e_j; nielsen: z^l_j, sigma, w^{l+1}_{kj}).
 An update answer with Delta on the left, or without the weight itself, is the change; with
 w <- / w^+ / w(n+1) on the left, or containing the weight, it is the new weight.
@@ -120,7 +120,11 @@ def _grade(args, spec) -> int:
     verdicts = grading.grade(spec, rows, args.notation, args.workers, args.timeout,
                                  grading.progress_bar(sys.stderr))
     report = Path(args.output)
-    for path in grading.write_report(report.with_suffix(".csv"), header, rows, verdicts):
+    try:
+        paths = grading.write_report(report.with_suffix(".csv"), header, rows, verdicts)
+    except OSError as error:
+        raise SpecError("-o", f"cannot write the report {report} ({error.strerror})") from None
+    for path in paths:
         print(path)
     return 0
 

@@ -832,6 +832,9 @@ def _serve(connection, prepared: dict) -> None:
             verdict = check_prepared(prepared[target], text)
         except RecursionError:
             verdict = Verdict("cannot read", "the answer is nested too deeply")
+        except Exception as error:  # noqa: BLE001 - a bug must cost one row, not the batch
+            verdict = Verdict("cannot read", f"the checker failed on this answer ({type(error).__name__}); "
+                                             "please report it")
         connection.send((row, verdict.as_dict()))
 
 
@@ -938,9 +941,11 @@ def read_submissions(path: Path) -> tuple[list[str], list[dict]]:
     """Header and rows of a submissions CSV; raises SpecError when it cannot be used."""
     csv.field_size_limit(16 * 1024 * 1024)
     try:
-        with open(path, encoding="utf-8", errors="replace", newline="") as stream:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as stream:
             reader = csv.DictReader(stream)
-            header = list(reader.fieldnames or [])
+            header = [name.strip() for name in reader.fieldnames or []]
+            header = [name.lower() if name.lower() in REQUIRED_COLUMNS else name for name in header]
+            reader.fieldnames = header
             missing = [c for c in REQUIRED_COLUMNS if c not in header]
             if missing:
                 raise SpecError(str(path), f"the header row must name {', '.join(REQUIRED_COLUMNS)}; "
@@ -1047,13 +1052,17 @@ def report_markdown(rows: list[dict], verdicts: list[Verdict], title: str = "Hom
 
 
 def write_report(path: Path, header, rows, verdicts) -> list[Path]:
-    """``path`` (CSV, one row per answer) and ``path`` with .md (the summary), each written
-    whole or not at all."""
+    """``path`` (CSV, one row per answer) and ``path`` with .md (the summary): both whole, or
+    neither (each file is renamed into place; the CSV is removed if the summary fails)."""
     path = Path(path)
     summary = path.with_suffix(".md")
     csv_text, markdown = report_csv(header, rows, verdicts), report_markdown(rows, verdicts)
     write_atomically(path, csv_text)
-    write_atomically(summary, markdown)
+    try:
+        write_atomically(summary, markdown)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     return [path, summary]
 
 

@@ -342,3 +342,22 @@ def test_report_lists_counts_and_example_ids():
     summary = grading.report_markdown(rows, verdicts)
     assert "| delta_hidden | 4 | 1 | 2 | 1 |" in summary
     assert "- 2 x Missing sum (e.g. id 0, 1)" in summary and "unknown symbol q at column ..." in summary
+
+
+def test_spreadsheet_exports_with_a_byte_order_mark_and_capitalised_headers_are_read(tmp_path):
+    submissions = tmp_path / "export.csv"
+    submissions.write_bytes("\ufeffID, Target ,Answer,student\n1,delta_hidden,delta_j,ann\n2,delta_hidden\n"
+                            .encode("utf-8"))
+    header, rows = grading.read_submissions(submissions)
+    assert header[:3] == ["id", "target", "answer"] and rows[0]["student"] == "ann"
+    verdicts = grading.grade(SPEC, rows, workers=1)
+    assert verdicts[0].verdict == "correct" and verdicts[1].message == "the row has no answer column"
+
+
+def test_a_report_that_cannot_be_written_leaves_no_file(tmp_path):
+    (tmp_path / "report.md").mkdir()  # the summary cannot be written where a folder is
+    rows = [{"id": "1", "target": "delta_hidden", "answer": "delta_j"}]
+    with pytest.raises(OSError):
+        grading.write_report(tmp_path / "report.csv", ["id", "target", "answer"], rows,
+                             [grading.Verdict("correct", "Correct.")])
+    assert not (tmp_path / "report.csv").exists()
