@@ -24,6 +24,7 @@ How an answer is decided (the README's "Checking homework" says the same):
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import multiprocessing
@@ -146,13 +147,19 @@ def _activation_functions(activation: Activation):
 
 
 class _Family:
-    """Cases on one network: derivation, numeric code, and a growing list of points."""
+    """One test network with its derivation and numeric code."""
 
     def __init__(self, network: Network):
         self.network = network
         self.derivation = derive(network)
         self.compiled = numerics.compiled(self.derivation)
         self.sizes = network.layers
+
+
+@functools.lru_cache(maxsize=16)
+def _family(network: Network) -> _Family:
+    """Derived once per network: every target of a batch shares the test networks."""
+    return _Family(network)
 
 
 def _random_values(network: Network, rng) -> Values:
@@ -526,8 +533,8 @@ def _generic_points(network: Network, output: bool, rng) -> list:
     if not hidden and not output:
         raise SpecError("--target", "hidden-layer targets need a spec with a hidden layer")
     first, last = (hidden[0], hidden[-1]) if hidden else (out, out)
-    shallow = _Family(layered([2, 3, 2], [first, out], network.loss, bias))
-    deep = _Family(layered([3, 4, 4, 3], [first, last, out], network.loss, bias))
+    shallow = _family(layered([2, 3, 2], [first, out], network.loss, bias))
+    deep = _family(layered([3, 4, 4, 3], [first, last, out], network.loss, bias))
     homes = [(shallow, 2), (deep, 3)] if output else [(shallow, 1), (deep, 1), (deep, 2)]
     points = []
     for family, level in homes:
@@ -621,7 +628,7 @@ def _mutate(mistake: Mistake, expression, loss, cases: Cases, seen: list):
 
 def _concrete_points(network, target, values, learning_rate, rng):
     level, source, unit = target.concrete
-    family = _Family(network)
+    family = _family(network)
     sizes = network.layers
     points = []
     first = Values(values.inputs[:1], values.targets[:1], values.parameters) if values is not None else None
@@ -660,7 +667,7 @@ def _attach_example(prepared: Prepared, network: Network, values: Values | None,
     if values is None:
         return
     level, source, unit = prepared.target.concrete
-    result = numerics.compiled(derive(network)).evaluate(values, learning_rate)
+    result = _family(network).compiled.evaluate(values, learning_rate)
     kind = prepared.target.kind
     if kind == "delta":
         value = float(np.mean(result.delta[f"[{level}][{unit}]"])) * prepared.vocabulary.notation.delta_sign
