@@ -42,7 +42,7 @@ MAX_LENGTH = 2000
 MAX_DEPTH = 60
 MAX_NODES = 4000
 MAX_EXPONENT = 64
-#: literal functions: name -> name of its derivative (None: no prime allowed)
+#: literal functions a prime may follow: name -> name of the derivative's function
 _DERIVATIVES = {"sigmoid": "dsigmoid", "tanh": "dtanh", "exp": "exp", "log": "dlog", "ln": "dlog"}
 _GREEK_FUNCTIONS = {"sigma": "sigmoid"}
 _FUNCTION_LETTERS = ("f", "g", "h", "phi", "varphi")
@@ -135,11 +135,11 @@ class Vocabulary:
     """What the symbols of one target's answers mean.
 
     ``letters`` maps a student's index letter (``\\ell`` is ``l``) to :data:`P`, :data:`U`
-    or :data:`S`; ``layers`` gives each role's layer superscript relative to the unit
-    (P: -1, U: 0, S: +1), ``output`` says the unit is an output unit (then a lone
-    target or output symbol, as in a one-output text's y - t, is the unit's own), and ``layer_bases`` the letters that name the unit's layer (``l``,
-    or also ``L`` for an output unit); ``names`` maps a concrete network's symbol names
-    (``w[0][1][2]``, ``w13``) to its SymPy symbols.
+    or :data:`S`; ``output`` says the unit is an output unit (then a lone target or output
+    symbol, as in a one-output text's y - t, is the unit's own); ``layer_bases`` are the
+    letters a layer superscript may name the unit's layer with (``l``, and ``L`` for an
+    output unit); ``names`` maps a concrete network's symbol names (``w[0][1][2]``,
+    ``w13``) to its SymPy symbols.
     """
 
     notation: Notation
@@ -369,7 +369,11 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
         token, = children
         if sum(c.isdigit() for c in token) > 20:
             raise ExpressionError(f"the number at column {token.start_pos + 1} has more than 20 digits")
-        return parse_expression(str(token), {})
+        try:
+            return parse_expression(str(token), {}, max_exponent=MAX_EXPONENT)
+        except ExpressionError:
+            raise ExpressionError(f"the number {token!s} at column {token.start_pos + 1} is out of range "
+                                  f"(decimal exponent at most {MAX_EXPONENT})") from None
 
     def pow(self, children):
         base, token, exponent = children
