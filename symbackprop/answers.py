@@ -36,6 +36,9 @@ OUTPUTS = sp.Symbol("K")  # the number of output units (the mean squared error d
 DELTA = sp.Symbol("Delta")  # the "change of" marker of an update's left-hand side
 g, dg = sp.Function("g"), sp.Function("dg")  # the layer's activation and its derivative
 updated = sp.Function("updated")  # w^+, w(n+1): the new value of a weight
+#: dE/dz, dE/dw, dE/db as written: equal to what they stand for, but an answer that only
+#: restates its target (dE/dw_ij for dE/dw_ij) can be told from one that derives it
+quoted = sp.Function("quoted")
 _SUM_END = sp.Symbol("N")
 
 MAX_LENGTH = 2000
@@ -138,8 +141,8 @@ class Vocabulary:
     or :data:`S`; ``output`` says the unit is an output unit (then a lone target or output
     symbol, as in a one-output text's y - t, is the unit's own); ``layer_bases`` are the
     letters a layer superscript may name the unit's layer with (``l``, and ``L`` for an
-    output unit); ``names`` maps a concrete network's symbol names (``w[0][1][2]``,
-    ``w13``) to its SymPy symbols.
+    output unit); ``names`` maps a concrete network's symbol names (``w[0][1][2]``) to
+    its SymPy symbols.
     """
 
     notation: Notation
@@ -652,8 +655,8 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
                                 f"(the index letter names a unit of layer {name})")
 
     def concrete(self, sym: _Sym) -> sp.Expr | None:
-        """A concrete network's own symbol: w[0][1][2], z[1][0], w13 written w_13, or the
-        notation's letter with brackets (Haykin's v[1][0] is z[1][0])."""
+        """A concrete network's own symbol, w[0][1][2], z[1][0], or the notation's letter with
+        brackets (Haykin's v[1][0] is z[1][0])."""
         names = self.vocabulary.names
         if not names:
             return None
@@ -668,8 +671,7 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
             value = names[key]
             return sp.Mul(-1, value, evaluate=False) if role == "delta" and self.notation.delta_sign == -1 \
                 else value
-        joined = sym.head + "".join(x for items in sym.subs for x in items if x not in "{},")
-        return names.get(joined) if not sym.sups and not sym.primes else None
+        return None
 
     def derivative(self, numerator: _Sym, denominator: _Sym) -> sp.Expr:
         """The partial derivatives a chain-rule answer is made of, by what they equal."""
@@ -679,10 +681,10 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
             if bottom in ("activation", "hidden", "output", "input"):
                 return dEda[lower.indices]
             if lower.base in (z, b):  # dE/dz_j = delta_j (the internal one), dE/db_j = delta_j
-                return delta[lower.indices]
+                return quoted(delta[lower.indices])
             if lower.base == w:
                 source, destination = lower.indices
-                return sp.Mul(delta[destination], a[source], evaluate=False)
+                return quoted(sp.Mul(delta[destination], a[source], evaluate=False))
         upper = None if self.vocabulary.role_of(numerator.head) == "error" else self.resolve(numerator)
         if isinstance(upper, sp.Indexed) and isinstance(lower, sp.Indexed):
             pair = (upper.base, lower.base)

@@ -55,8 +55,10 @@ from .answers import (
     U,
     Vocabulary,
     a,
+    dEda,
     delta,
     dg,
+    quoted,
     read_answer,
     t,
     updated,
@@ -317,6 +319,8 @@ def _value(e, cases: Cases, env):
                 mask = kinds == kind
                 out[mask] = cases.functions[kind][name == "dg"](args[0][mask])
             return out
+        if name == "quoted":
+            return args[0]
         if name in ("max", "min"):
             return (np.maximum if name == "max" else np.minimum).reduce(args)
         if name in _NUMPY:
@@ -459,8 +463,10 @@ def _label(target: Target, notation: Notation, p: str, u: str) -> str:
     """The target as the student's notation names it: delta_j, dE/dw_ij, Delta w_ji."""
     plain = notation.plain
     weight = plain["weight"][0] + "_" + "".join(notation.weight_indices(p, u))
+    bias = (plain["weight"][0] + "_" + "".join(notation.weight_indices("0", u)) if notation.bias == "weight"
+            else f"{plain['bias'][0]}_{u}")
     return {"delta": f"{plain['delta'][0]}_{u}", "grad_w": f"d{plain['error'][0]}/d{weight}",
-            "grad_b": f"d{plain['error'][0]}/d{plain['bias'][0]}_{u}", "update_w": f"Delta {weight}"}[target.kind]
+            "grad_b": f"d{plain['error'][0]}/d{bias}", "update_w": f"Delta {weight}"}[target.kind]
 
 
 def _words(notation: Notation, target: Target, loss_name: str) -> dict:
@@ -706,7 +712,30 @@ def check_prepared(prepared: Prepared, text: str) -> Verdict:
         verdict = _judge(prepared, side, values, number, len(sides))
         if verdict is not None:
             return verdict
+    restated = _restates(prepared, sides[-1][0])
+    if restated:
+        return Verdict("incorrect", "The answer restates what it should derive.", [restated])
     return Verdict("correct", "Correct." if len(sides) == 1 else "Correct: every side equals the target.")
+
+
+def _restates(prepared: Prepared, side) -> str | None:
+    """Why a right-hand side that equals the target is no derivation: it names the target
+    itself (delta_j for delta_j, dE/dw_ij for dE/dw_ij), or, for a hidden unit, leaves dE/da_j
+    unworked (BP1's dE/da_k is the answer for an output unit, not for a hidden one)."""
+    target, words = prepared.target, prepared.words
+    if target.concrete is not None:
+        level, _, unit = target.concrete
+        own = sp.Symbol(f"delta[{level}][{unit}]", real=True)
+        return (f"{words['target']} is what the answer should work out" if target.kind == "delta" and side.has(own)
+                else None)
+    itself = {"delta": delta[U], "grad_w": quoted(sp.Mul(delta[U], a[P], evaluate=False)),
+              "grad_b": quoted(delta[U])}.get(target.kind)
+    if itself is not None and side.has(itself):
+        return f"{words['target']} is what the answer should work out, in terms of the network's quantities."
+    if not target.output and target.kind != "update_w" and side.has(dEda[U]):
+        return (f"d{prepared.vocabulary.notation.plain['error'][0]}/d{words['a_u']} is left unworked: for a hidden "
+                f"unit it is {words['sum_us']}, summed over {words['s']}.")
+    return None
 
 
 def _answer_sides(prepared: Prepared, answer: Answer) -> list:

@@ -42,7 +42,7 @@ CORRECT = [
     ("default", "delta_hidden", "sum(delta_k*w_jk, k)*g'(z_j)"),
     ("default", "delta_hidden", "a_j (1 - a_j) \\sum_k w_{jk} \\delta_k"),
     ("default", "delta_hidden", "\\sigma'(z_j) \\sum_m w_{jm} \\delta_m"),
-    ("default", "delta_hidden", "\\frac{\\partial E}{\\partial a_j} \\frac{\\partial a_j}{\\partial z_j}"),
+    ("default", "delta_hidden", "\\delta_j = \\frac{\\partial E}{\\partial z_j} = g'(z_j)\\sum_k w_{jk}\\delta_k"),
     ("default", "delta_hidden", "(a_j - a_j^2) sum(w_jk*delta_k, k)"),
     ("default", "delta_hidden", "sigmoid(z_j)*(1 - sigmoid(z_j))*sum(w_jk*delta_k, k)"),
     ("default", "delta_output", "(a_k - t_k) a_k (1 - a_k)"),
@@ -346,7 +346,7 @@ def test_report_lists_counts_and_example_ids():
 
 def test_spreadsheet_exports_with_a_byte_order_mark_and_capitalised_headers_are_read(tmp_path):
     submissions = tmp_path / "export.csv"
-    submissions.write_bytes("\ufeffID, Target ,Answer,student\n1,delta_hidden,delta_j,ann\n2,delta_hidden\n"
+    submissions.write_bytes("\ufeffID, Target ,Answer,student\n1,delta_hidden,g'(z_j) sum_k w_jk delta_k,ann\n2,delta_hidden\n"
                             .encode("utf-8"))
     header, rows = grading.read_submissions(submissions)
     assert header[:3] == ["id", "target", "answer"] and rows[0]["student"] == "ann"
@@ -361,3 +361,20 @@ def test_a_report_that_cannot_be_written_leaves_no_file(tmp_path):
         grading.write_report(tmp_path / "report.csv", ["id", "target", "answer"], rows,
                              [grading.Verdict("correct", "Correct.")])
     assert not (tmp_path / "report.csv").exists()
+
+
+@pytest.mark.parametrize("notation, target, answer", [
+    ("default", "delta_hidden", "\\delta_j"),
+    ("default", "delta_hidden", "\\frac{\\partial E}{\\partial z_j}"),
+    ("default", "delta_hidden", "\\frac{\\partial E}{\\partial a_j} \\frac{\\partial a_j}{\\partial z_j}"),
+    ("default", "grad_w_output", "\\frac{\\partial E}{\\partial w_{jk}}"),
+    ("haykin", "delta_hidden", "-\\frac{\\partial E}{\\partial v_j}"),
+    ("haykin", "grad_b_output", "\\frac{\\partial E}{\\partial w_{j0}}"),
+])
+def test_restating_the_target_is_no_derivation(prepared, notation, target, answer):
+    result = verdict(prepared, target, answer, notation)
+    assert result.verdict == "incorrect" and result.message == "The answer restates what it should derive."
+
+
+def test_bp1_with_de_da_is_the_output_answer(prepared):
+    assert verdict(prepared, "delta_output", "\\frac{\\partial E}{\\partial a_k} g'(z_k)").verdict == "correct"
