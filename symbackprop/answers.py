@@ -90,7 +90,7 @@ head: NAME | CMD | FONT LBRACE (NAME | CMD) RBRACE | FONT NAME
            | PRIME -> prime
            | LSQB DIGITS RSQB -> bracket
 limits: (SUB script)? (POW script)?
-script: INDEX | CMD | LBRACE item* RBRACE | LPAR item* RPAR | MINUS INDEX
+script: INDEX | CMD | LBRACE item* RBRACE | LPAR item* RPAR | MINUS INDEX | PLUS | STAR
 ?item: INDEX | CMD | COMMA | PLUS | MINUS | EQ | ARROW | STAR | SLASH | DOT | PRIME | POW | SUB
      | LPAR item* RPAR -> nested
      | LBRACE item* RBRACE -> nested

@@ -706,6 +706,8 @@ def check_prepared(prepared: Prepared, text: str) -> Verdict:
         return Verdict("incorrect", f"{prepared.words['g_u']} is not defined for a softmax layer: each output "
                                     "depends on every z of its layer (the Jacobian is a matrix); write what "
                                     "the delta equals, e.g. in terms of a and t.")
+    except _Wrong as error:
+        return Verdict("incorrect", str(error))
     except ExpressionError as error:
         return Verdict("cannot read", str(error))
     for number, (side, values) in enumerate(sides):
@@ -716,6 +718,10 @@ def check_prepared(prepared: Prepared, text: str) -> Verdict:
     if restated:
         return Verdict("incorrect", "The answer restates what it should derive.", [restated])
     return Verdict("correct", "Correct." if len(sides) == 1 else "Correct: every side equals the target.")
+
+
+class _Wrong(Exception):
+    """An answer wrong in its form (the left-hand side names another quantity)."""
 
 
 def _restates(prepared: Prepared, side) -> str | None:
@@ -748,6 +754,8 @@ def _answer_sides(prepared: Prepared, answer: Answer) -> list:
     new_value = False
     if any(s.has(DELTA) for s in sides[1:]) or (sides[0].has(DELTA) and len(sides) == 1):
         raise ExpressionError("Delta (the change of a weight) belongs on the left-hand side only")
+    if not update and (sides[0].has(DELTA) or sides[0].has(updated) or answer.relations[:1] == ("<-",)):
+        raise _Wrong(f"The left-hand side is a weight update; the target is {prepared.words['target']}.")
     if len(sides) > 1 and update:
         left = sides.pop(0)
         if left.has(DELTA):
@@ -757,7 +765,7 @@ def _answer_sides(prepared: Prepared, answer: Answer) -> list:
             named = left.replace(lambda x: isinstance(x, sp.Function) and type(x).__name__ == "updated",
                                  lambda x: x.args[0])
         if not _close(evaluate(named, cases), evaluate(weight, cases)):
-            raise ExpressionError("the left-hand side names another weight than the target's")
+            raise _Wrong(f"The left-hand side is not {prepared.words['target']}.")
     elif update:
         new_value = sides[0].has(weight)
     if any(s.has(updated) for s in sides):

@@ -378,3 +378,11 @@ def test_restating_the_target_is_no_derivation(prepared, notation, target, answe
 
 def test_bp1_with_de_da_is_the_output_answer(prepared):
     assert verdict(prepared, "delta_output", "\\frac{\\partial E}{\\partial a_k} g'(z_k)").verdict == "correct"
+
+
+def test_left_hand_sides_of_updates(prepared):
+    assert verdict(prepared, "update_w_hidden", "w_{ij}^+ = w_{ij} - \\eta\\delta_j a_i").verdict == "correct"
+    assert verdict(prepared, "update_w_hidden", "\\Delta w_{jk} = -\\eta\\delta_j a_i").message == \
+        "The left-hand side is not Delta w_ij."
+    assert verdict(prepared, "delta_hidden", "\\Delta w_{ij} = g'(z_j)").message.startswith(
+        "The left-hand side is a weight update")
