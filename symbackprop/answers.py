@@ -45,6 +45,7 @@ MAX_LENGTH = 2000
 MAX_DEPTH = 60
 MAX_NODES = 4000
 MAX_EXPONENT = 64
+MAX_SUMS = 3
 #: literal functions a prime may follow: name -> name of the derivative's function
 _DERIVATIVES = {"sigmoid": "dsigmoid", "tanh": "dtanh", "exp": "exp", "log": "dlog", "ln": "dlog"}
 _GREEK_FUNCTIONS = {"sigma": "sigmoid"}
@@ -223,7 +224,15 @@ def read_answer(text: str, vocabulary: Vocabulary) -> Answer:
         if isinstance(error.orig_exc, ExpressionError):
             raise error.orig_exc from None
         raise
+    if max(map(_sum_depth, sides)) > MAX_SUMS:  # each level multiplies the work by a layer's width
+        raise ExpressionError(f"sums nested more than {MAX_SUMS} deep are not read")
     return Answer(tuple(sides), tuple(relations), tuple(builder.remarks))
+
+
+def _sum_depth(expression) -> int:
+    """How many summation indices are open at the deepest point of ``expression``."""
+    inner = max((_sum_depth(arg) for arg in expression.args), default=0)
+    return inner + (len(expression.limits) if isinstance(expression, sp.Sum) else 0)
 
 
 def _normalize(text: str) -> str:

@@ -284,15 +284,8 @@ def _value(e, cases: Cases, env):
             return cases.weights[rows, np.maximum(lx, ly), px, py]
         (level, pos), = spots
         return cases.tables[str(e.base)][rows, level, pos]
-    if isinstance(e, sp.Sum):
-        variable = e.limits[0][0]
-        role = variable if variable in (P, U, S) else cases.summed
-        level = env[role][0]
-        total = 0.0
-        for r in range(PAD):
-            inner = {**env, variable: (level, np.full(cases.count, r))}
-            total = total + np.where(r < cases.width[rows, level], _value(e.function, cases, inner), 0.0)
-        return total
+    if isinstance(e, sp.Sum):  # SymPy merges nested sums into one with several limits
+        return _sum(e.function, [limit[0] for limit in e.limits], cases, env)
     if e == ETA:
         return cases.eta
     if e == OUTPUTS:
@@ -326,6 +319,21 @@ def _value(e, cases: Cases, env):
         if name in _NUMPY:
             return _NUMPY[name](args[0])
     raise _Unbound(str(e))
+
+
+def _sum(function, variables, cases: Cases, env):
+    """The sum of ``function`` over the last variable (the outermost limit), then the rest;
+    each runs over the layer of its role, masked to each case's width."""
+    if not variables:
+        return _value(function, cases, env)
+    variable = variables[-1]
+    level = env[variable if variable in (P, U, S) else cases.summed][0]
+    total = 0.0
+    for r in range(PAD):
+        inner = {**env, variable: (level, np.full(cases.count, r))}
+        term = _sum(function, variables[:-1], cases, inner)
+        total = total + np.where(r < cases.width[np.arange(cases.count), level], term, 0.0)
+    return total
 
 
 def _close(x: np.ndarray, y: np.ndarray, rtol: float = RTOL) -> bool:
@@ -396,7 +404,7 @@ def _swap_weights(e):
 def _derivative_inside(e):
     if not e.has(dg(z[U])) or not e.has(sp.Sum):
         return None
-    return _replace_sum(e.xreplace({dg(z[U]): 1}), lambda s: sp.Sum(s.function * dg(z[S]), s.limits))
+    return _replace_sum(e.xreplace({dg(z[U]): 1}), lambda s: sp.Sum(s.function * dg(z[S]), *s.limits))
 
 
 def _output_formula(e, loss):

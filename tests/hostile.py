@@ -47,6 +47,8 @@ CORPUS = [
     "w_{{jk",
     "}}",
     "\\sum",
+    "\\sum_k " * 40 + "a_j",
+    "sum(sum(sum(sum(sum(a_k*a_m*a_n*a_p*a_q, k), m), n), p), q)",
     "\\sum_k",
     "a_j +",
     "* a_j",
