@@ -46,6 +46,7 @@ MAX_DEPTH = 60
 MAX_NODES = 4000
 MAX_EXPONENT = 64
 MAX_SUMS = 3
+MAX_SYMBOLS = 300
 #: literal functions a prime may follow: name -> name of the derivative's function
 _DERIVATIVES = {"sigmoid": "dsigmoid", "tanh": "dtanh", "exp": "exp", "log": "dlog", "ln": "dlog"}
 _GREEK_FUNCTIONS = {"sigma": "sigmoid"}
@@ -284,14 +285,17 @@ def _syntax_message(error, text: str) -> str:
 
 
 def _check_tree(tree) -> None:
-    depth, nodes = {}, 1
+    depth, nodes, symbols = {}, 1, 0
     for sub in tree.iter_subtrees():
         nodes += len(sub.children)
+        symbols += sub.data == "symbol"
         depth[id(sub)] = 1 + max((depth[id(c)] for c in sub.children if isinstance(c, lark.Tree)), default=0)
         if depth[id(sub)] > 3 * MAX_DEPTH:
             raise ExpressionError(f"the answer is nested too deeply (at most {MAX_DEPTH} levels)")
     if nodes > MAX_NODES:
         raise ExpressionError(f"the answer is too large ({nodes} parts; at most {MAX_NODES})")
+    if symbols > MAX_SYMBOLS:
+        raise ExpressionError(f"the answer names {symbols} symbols; at most {MAX_SYMBOLS} are read")
 
 
 @dataclass

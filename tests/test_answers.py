@@ -131,6 +131,8 @@ def test_layer_superscripts_that_contradict_the_letter_are_remarks():
     ("a_j^{z_j}", "default", ["exponents must be numbers"]),
     ("E", "default", ["only in derivatives"]),
     ("sum(w_jk delta_k)", "default", ["sum at column 1 needs its index"]),
+    ("+".join(["a_j"] * 301), "default", ["names 301 symbols; at most 300"]),
+    ("sum(sum(sum(sum(a_k*a_m*a_n*a_p, k), m), n), p)", "default", ["nested more than 3 deep"]),
     ("zj + qk", "default", ["unknown symbol qk"]),
     ("\\frac{\\partial t_j}{\\partial b_j}", "default", ["not a derivative this checker reads"]),
     ("a_j \u00e9", "default", ["U+00E9", "column 5"]),
