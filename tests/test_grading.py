@@ -386,3 +386,19 @@ def test_left_hand_sides_of_updates(prepared):
         "The left-hand side is not Delta w_ij."
     assert verdict(prepared, "delta_hidden", "\\Delta w_{ij} = g'(z_j)").message.startswith(
         "The left-hand side is a weight update")
+
+
+def test_progress_only_on_a_terminal():
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert grading.progress_bar(io.StringIO()) is None
+    terminal = Terminal()
+    show = grading.progress_bar(terminal)
+    for done in range(1, 101):
+        show(done, 100)
+    shown = terminal.getvalue()
+    assert "\rgraded 50/100" in shown and "\rgraded 100/100" in shown and shown.endswith("/s)\n")
