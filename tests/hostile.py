@@ -54,6 +54,7 @@ CORPUS = [
     "* a_j",
     "a_j = = delta_j",
     "exp(exp(exp(exp(exp(exp(exp(exp(exp(exp(exp(z_j)))))))))))",
+    "cosh(tanh(sinh(cosh(tanh(sinh(cosh(tanh(z_j*a_j + exp(a_j - t_j)))))))))^2 - sinh(cosh(a_j))^3",
     "sigmoid(sigmoid(sigmoid(sigmoid(sigmoid(sigmoid(sigmoid(sigmoid(z_j))))))))" * 20,
     "1/0",
     "log(0) * a_j",
