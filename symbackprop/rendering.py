@@ -178,11 +178,17 @@ class _Notes:
         return shown
 
     @property
-    def concrete(self) -> list[Shown]:
+    def concrete(self) -> dict[str, list[Shown]]:
+        """The network's own formulas by kind: dE/da per unit, deltas, then gradients."""
         if "concrete" not in self.parts:
-            return []
-        return [self._shown(s.lhs, s.rhs, s.rule, self.printer) for s in self.derivation.steps
-                if s.level == "concrete"]
+            return {}
+        kinds = {"differentiate": "errors", "sum_over_successors": "errors", "local_gradient": "deltas",
+                 "gradient": "gradients", "tied_weight_sum": "gradients"}
+        grouped: dict[str, list[Shown]] = {"errors": [], "deltas": [], "gradients": []}
+        for s in self.derivation.steps:
+            if s.level == "concrete":
+                grouped[kinds[s.rule]].append(self._shown(s.lhs, s.rhs, s.rule, self.printer))
+        return grouped
 
     @property
     def figure(self) -> dict | None:
