@@ -118,7 +118,7 @@ def _grade(args, spec) -> int:
         raise SpecError("--workers", "must be at least 1")
     header, rows = grading.read_submissions(Path(args.submissions))
     verdicts = grading.grade(spec, rows, args.notation, args.workers, args.timeout,
-                                 grading.progress_bar(sys.stderr))
+                             grading.progress_bar(sys.stderr))
     report = Path(args.output)
     try:
         paths = grading.write_report(report.with_suffix(".csv"), header, rows, verdicts)
@@ -126,6 +126,8 @@ def _grade(args, spec) -> int:
         raise SpecError("-o", f"cannot write the report {report} ({error.strerror})") from None
     for path in paths:
         print(path)
+    counts = {kind: sum(v.verdict == kind for v in verdicts) for kind in ("correct", "incorrect", "cannot read")}
+    print(f"{len(verdicts)} answers: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
     return 0
 
 

@@ -250,6 +250,8 @@ def test_grade_cli_marks_every_row_and_writes_both_reports(tmp_path):
     report = tmp_path / "out" / "report.csv"
     result = run("grade", str(SPEC_FILE(tmp_path)), str(submissions), "-o", str(report))
     assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == [str(report), str(report.with_suffix(".md"))]
+    assert result.stdout.splitlines()[2].startswith(f"{len(rows)} answers: 2 correct, ")
     with open(report, newline="", encoding="utf-8") as stream:
         graded = list(csv.DictReader(stream))
     assert [r["id"] for r in graded] == [r[0] for r in rows] and graded[0]["student"] == "alice"
