@@ -362,7 +362,7 @@ def parse_target(name: str, network: Network) -> Target:
         return Target(name, kind, where == "output")
     match = _CONCRETE.fullmatch(name.replace(" ", ""))
     if not match:
-        raise SpecError("--target", f"unknown target {name!r}; use one of {', '.join(GENERIC_TARGETS)}, or "
+        raise SpecError("--target", f"unknown target {name[:60]!r}; use one of {', '.join(GENERIC_TARGETS)}, or "
                                     "delta[l][j], grad_b[l][j], grad_w[l][i][j], update_w[l][i][j] (0-based)")
     if network.layers is None:
         raise SpecError("--target", "concrete targets name layered units (delta[l][j]); this spec is a graph")
@@ -378,7 +378,7 @@ def parse_target(name: str, network: Network) -> Target:
     return Target(name.replace(" ", ""), kind, level == len(sizes) - 2, (level, source, unit))
 
 
-def _templates(network_loss, output_activation: Activation, output: bool) -> sp.Expr:
+def _local_gradient(network_loss, output_activation: Activation, output: bool) -> sp.Expr:
     """delta (dE/dz, internal) of unit U as the chain rule writes it, with g' explicit."""
     if not output:
         return sp.Mul(dg(z[U]), sp.Sum(sp.Mul(w[U, S], delta[S]), (S, 0, sp.Symbol("N"))))
@@ -586,7 +586,7 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
         points, names = _concrete_points(network, target, values, learning_rate, rng)
     cases, numbers = _build_cases(points, U if target.output else S)
     _, output_activation, _ = _spec_parts(network)
-    local = _templates(network.loss, output_activation, target.output)
+    local = _local_gradient(network.loss, output_activation, target.output)
     column = {"delta": 0, "grad_w": 1, "grad_b": 2, "update_w": 1}[target.kind]
     reference = numbers[:, column] * {"delta": notation.delta_sign, "update_w": -cases.eta}.get(target.kind, 1)
     template = _reference_expression(target.kind, local, notation.delta_sign)
@@ -1052,16 +1052,19 @@ def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", work
     return verdicts
 
 
+def _short(text: str, limit: int) -> str:
+    """``text``, or its start and length when longer than was ever read (hostile rows)."""
+    return text if len(text) <= limit else f"{text[:min(limit, 200)]}... [{len(text)} characters]"
+
+
 def report_csv(header: list[str], rows: list[dict], verdicts: list[Verdict]) -> str:
     out = io.StringIO()
     extra = [c for c in header if c not in REQUIRED_COLUMNS]
     writer = csv.writer(out)
     writer.writerow([*REQUIRED_COLUMNS, *extra, "verdict", "message", "diagnosis", "counterexample"])
     for row, verdict in zip(rows, verdicts):
-        answer = row.get("answer") or ""
-        if len(answer) > MAX_LENGTH:  # never read past this, so the report does not copy it
-            answer = f"{answer[:200]}... [{len(answer)} characters]"
-        cells = [row.get("id") or "", row.get("target") or "", answer, *(row.get(c) or "" for c in extra)]
+        cells = [row.get("id") or "", _short(row.get("target") or "", 100), _short(row.get("answer") or "", MAX_LENGTH),
+                 *(row.get(c) or "" for c in extra)]
         writer.writerow([*cells, verdict.verdict,
                          verdict.message, " | ".join(verdict.diagnosis),
                          json.dumps(verdict.counterexample) if verdict.counterexample else ""])
@@ -1075,7 +1078,7 @@ def report_markdown(rows: list[dict], verdicts: list[Verdict], title: str = "Hom
     unreadable: Counter = Counter()
     examples: dict[tuple, list] = {}  # (target, mistake) -> ids of the first answers that made it
     for row, verdict in zip(rows, verdicts):
-        target = (row.get("target") or "").strip() or "(no target)"
+        target = _short((row.get("target") or "").strip(), 100) or "(no target)"
         by_target.setdefault(target, Counter())[verdict.verdict] += 1
         if verdict.verdict == "incorrect":
             mistake = verdict.message.rstrip(".")
