@@ -242,6 +242,7 @@ def test_grade_cli_marks_every_row_and_writes_both_reports(tmp_path):
             ("3", "grad_w_output", "delta_k a_j", "carol"),
             ("4", "no_such_target", "a_j", "dave")]
     rows += [(str(10 + n), "delta_hidden", text.format(canary=canary), "mallory") for n, text in enumerate(CORPUS)]
+    rows.append(("99", "delta[0][0]" * 10_000, "a_j", "eve"))  # a hostile target is marked, not copied
     submissions = tmp_path / "answers.csv"
     with open(submissions, "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
@@ -258,6 +259,7 @@ def test_grade_cli_marks_every_row_and_writes_both_reports(tmp_path):
     assert [r["verdict"] for r in graded[:4]] == ["correct", "incorrect", "correct", "cannot read"]
     assert graded[1]["message"] == "Missing sum."
     assert all(r["verdict"] in ("cannot read", "incorrect") for r in graded[4:])
+    assert "unknown target" in graded[-1]["message"] and len(graded[-1]["target"]) < 300
     summary = report.with_suffix(".md").read_text()
     assert "| delta_hidden |" in summary and "Missing sum" in summary
     assert not canary.exists()
