@@ -12,6 +12,8 @@ import time
 
 import pytest
 from hostile import CORPUS
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import symbackprop as sb
 from symbackprop import grading
@@ -406,3 +408,26 @@ def test_progress_only_on_a_terminal():
         show(done, 100)
     shown = terminal.getvalue()
     assert "\rgraded 50/100" in shown and "\rgraded 100/100" in shown and shown.endswith("/s)\n")
+
+
+SLOPES = ["g'(z_j)", "a_j (1 - a_j)", "(a_j - a_j^2)", "sigmoid(z_j)*(1 - sigmoid(z_j))", "\\sigma'(z_j)",
+          "\\frac{\\partial a_j}{\\partial z_j}", "\\frac{1}{1 + exp(-z_j)} \\frac{exp(-z_j)}{1 + exp(-z_j)}"]
+BACKWARD = ["\\sum_k w_{jk}\\delta_k", "sum(delta_k*w_jk, k)", "\\sum_{m} \\delta_m w_{jm}", "sum_k w_jk delta_k",
+            "\\sum_k \\frac{\\partial z_k}{\\partial a_j} \\delta_k"]
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(st.sampled_from(SLOPES), st.sampled_from(BACKWARD), st.booleans(), st.booleans(),
+       st.sampled_from(["", "1*", "2*0.5*", "\\frac{3}{3}"]))
+def test_every_spelling_of_bp2_passes(prepared, slope, backward, swap, left, unit):
+    factors = [f"({slope})", f"({backward})"]
+    text = unit + (" ".join(factors[::-1]) if swap else " ".join(factors))
+    assert verdict(prepared, "delta_hidden", ("\\delta_j = " if left else "") + text).verdict == "correct", text
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.sampled_from(SLOPES), st.sampled_from(BACKWARD),
+       st.sampled_from([" + 0.001 a_j", "*1.0001", " - 0.0001", "*a_j", " + \\delta_j", "*(1 + t_j - t_j + 1e-5)"]))
+def test_every_small_change_of_bp2_fails(prepared, slope, backward, change):
+    text = f"({slope}) ({backward}){change}"
+    assert verdict(prepared, "delta_hidden", text).verdict == "incorrect", text
