@@ -51,6 +51,7 @@ MAX_SYMBOLS = 300
 _DERIVATIVES = {"sigmoid": "dsigmoid", "tanh": "dtanh", "exp": "exp", "log": "dlog", "ln": "dlog"}
 _GREEK_FUNCTIONS = {"sigma": "sigmoid"}
 _FUNCTION_LETTERS = ("f", "g", "h", "phi", "varphi")
+_LATEX_WORDS = ("frac", "partial", "displaystyle", "cdot", "mathrm", "text", "left", "right", "ext")
 
 _COMMANDS = frozenset({
     "frac", "dfrac", "tfrac", "sum", "partial", "cdot", "times", "ast", "leftarrow", "gets", "coloneqq",
@@ -560,6 +561,9 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
             if sym.head == "sum":
                 raise ExpressionError(f"sum at column {sym.column} needs its index and what it sums: "
                                       "sum_k w_jk*delta_k, or sum(w_jk*delta_k, k)")
+            if sym.head in _LATEX_WORDS:  # pasted from a page that dropped the backslashes (seeds/001)
+                raise ExpressionError(f"{sym.head} at column {sym.column} looks like LaTeX that lost its "
+                                      f"backslash: write \\{sym.head}")
             if sym.head in FUNCTIONS or sym.head in _GREEK_FUNCTIONS:
                 raise ExpressionError(f"{sym.head} at column {sym.column} needs its argument: {sym.head}(z)")
             raise ExpressionError(f"unknown symbol {sym.written} at column {sym.column}: the {self.notation.name} "

@@ -134,6 +134,7 @@ def test_layer_superscripts_that_contradict_the_letter_are_remarks():
     ("+".join(["a_j"] * 301), "default", ["names 301 symbols; at most 300"]),
     ("sum(sum(sum(sum(a_k*a_m*a_n*a_p, k), m), n), p)", "default", ["nested more than 3 deep"]),
     ("zj + qk", "default", ["unknown symbol qk"]),
+    ("{frac {partial E}{partial w_{ij}}}", "wikipedia", ["looks like LaTeX that lost its backslash"]),
     ("\\frac{\\partial t_j}{\\partial b_j}", "default", ["not a derivative this checker reads"]),
     ("a_j \u00e9", "default", ["U+00E9", "column 5"]),
 ])
