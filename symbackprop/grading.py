@@ -510,7 +510,7 @@ def _words(notation: Notation, target: Target, loss_name: str) -> dict:
                            f"not ({tt} - {aa}).")
     return {"p": p, "u": u, "s": s, "g_u": f"{f}'({zz}_{u})", "g_s": f"{f}'({zz}_{s})", "g_p": f"{f}'({zz}_{p})",
             "a_u": f"{aa}_{u}", "a_p": f"{aa}_{p}", "z_u": f"{zz}_{u}", "w_us": weight(u, s), "w_su": weight(s, u),
-            "w_pu": weight(p, u), "sum_us": f"{weight(u, s)} {dd}_{s}", "error_u": f"({aa}_{u} - {tt}_{u})",
+            "w_pu": weight(p, u), "sum_us": f"{weight(u, s)} {dd}_{s}", "delta_s": f"{dd}_{s}", "error_u": f"({aa}_{u} - {tt}_{u})",
             "eta": eta, "sign": sign, "target": _label(target, notation, p, u),
             "half": " (the 1/2 of E = 1/2 sum (a - t)^2 cancels the 2 of the square)"
             if loss_name == "half_sse" else ""}
@@ -866,8 +866,19 @@ def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = N
     sign = prepared.vocabulary.notation.delta_sign  # a Haykin student's delta is -dE/dz
     found["values"] = {name: round(float(evaluate(e, cases)[case]) * (sign if name.startswith("delta") else 1), 12)
                        for name, e in shown.items()}
+    if prepared.target.concrete is None and not prepared.target.output:  # enough to redo BP2 by hand
+        for name, quantity, factor in ((words["w_us"], w[U, S], 1), (f"{words['delta_s']}", delta[S], sign)):
+            found["values"][f"{name} for {words['s']} = 0, 1, ..."] = _over_successors(quantity, cases, case, factor)
     found.update({"expected": float(reference[case]), "answer": float(values[case])})
     return found
+
+
+def _over_successors(quantity, cases: Cases, case: int, factor: int) -> list[float]:
+    """``quantity`` at one case for every unit the bound unit feeds."""
+    level = int(cases.layer[S][case])
+    env = {role: (cases.layer[role], cases.position[role]) for role in (P, U)}
+    return [round(float(_value(quantity, cases, {**env, S: (cases.layer[S], np.full(cases.count, r))})[case])
+                  * factor, 12) for r in range(int(cases.width[case, level]))]
 
 
 # ---------------------------------------------------------------------------------------

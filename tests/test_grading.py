@@ -431,3 +431,13 @@ def test_every_spelling_of_bp2_passes(prepared, slope, backward, swap, left, uni
 def test_every_small_change_of_bp2_fails(prepared, slope, backward, change):
     text = f"({slope}) ({backward}){change}"
     assert verdict(prepared, "delta_hidden", text).verdict == "incorrect", text
+
+
+def test_a_hidden_counterexample_has_what_bp2_needs_to_be_redone_by_hand(prepared):
+    """Haykin: delta_j = y_j (1 - y_j) sum_k delta_k w_kj (sigmoid hidden layer), from the shown numbers."""
+    result = verdict(prepared, "delta_hidden", "phi'(v_j) sum_k delta_k w_jk", "haykin")
+    shown = result.counterexample["values"]
+    y = shown["y_j"]
+    by_hand = y * (1 - y) * sum(d * w for d, w in zip(shown["delta_k for k = 0, 1, ..."],
+                                                       shown["w_kj for k = 0, 1, ..."]))
+    assert by_hand == pytest.approx(result.counterexample["expected"], rel=1e-9)
