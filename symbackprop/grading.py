@@ -34,7 +34,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -69,7 +69,7 @@ from .derivation import derive
 from .errors import SpecError
 from .functions import A, Activation, K, T
 from .network import Network, layer_bias, layer_weight, layered
-from .notation import Notation
+from .notation import Letters, Notation
 from .numerics import Values
 from .rendering import write_atomically
 
@@ -477,6 +477,9 @@ def _label(target: Target, notation: Notation, p: str, u: str) -> str:
             "grad_b": f"d{plain['error'][0]}/d{bias}", "update_w": f"Delta {weight}"}[target.kind]
 
 
+_MISTAKE_NAMES = frozenset(m.name for m in MISTAKES)
+
+
 def _words(notation: Notation, target: Target, loss_name: str) -> dict:
     """The spellings a message uses, in the student's notation and index letters."""
     plain = notation.plain
@@ -532,6 +535,7 @@ class Prepared:
     words: dict
     example: float | None = None  # concrete targets: the worked example's value (mean over samples)
     example_mutants: list = field(default_factory=list)
+    renamed: Prepared | None = None  # an output target read with the hidden-layer letters (j fed by i)
 
 
 def _spec_parts(network: Network):
@@ -599,27 +603,32 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
                             ("l", "L") if target.output else ("l",), {str(s): s for s in names})
     weight = w[P, U] if target.concrete is None else layer_weight(*target.concrete)
     words = _words(notation, target, network.loss.name)
-    mutants = _mutants(template, reference, cases, network.loss, words)
+    mutants = _mutants(template, reference, cases, network.loss)
     prepared = Prepared(target, vocabulary, cases, reference, weight, mutants, words)
+    hidden_letters = Letters(notation.letters.hidden[:2], notation.letters.hidden)
+    if target.concrete is None and target.output and notation.letters.output != hidden_letters.output:
+        renamed = replace(notation, letters=hidden_letters)
+        prepared.renamed = replace(prepared, vocabulary=replace(vocabulary, letters=_letters(renamed, target)),
+                                   words=_words(renamed, target, network.loss.name))
     if target.concrete is not None:
         _attach_example(prepared, network, values, learning_rate)
     return prepared
 
 
-def _mutants(template, reference, cases, loss, words) -> list:
+def _mutants(template, reference, cases, loss) -> list:
     """Known mistakes applied to the reference, alone and in pairs, kept when they differ
     from the reference and from each other at the test points."""
     singles, seen = [], [reference]
     for index, mistake in enumerate(MISTAKES):
         changed = _mutate(mistake, template, loss, cases, seen)
         if changed is not None:
-            singles.append((index, (mistake.name,), (mistake.message.format(**words),), *changed))
+            singles.append((index, (mistake.name,), (mistake.message,), *changed))
     pairs = []
     for first, names, messages, expression, _ in singles:
         for mistake in MISTAKES[first + 1:]:
             changed = _mutate(mistake, expression, loss, cases, seen)
             if changed is not None and mistake.name not in names:
-                pairs.append((first, (*names, mistake.name), (*messages, mistake.message.format(**words)), *changed))
+                pairs.append((first, (*names, mistake.name), (*messages, mistake.message), *changed))
     return [(names, messages, values) for _, names, messages, _, values in singles + pairs]
 
 
@@ -698,7 +707,26 @@ def _attach_example(prepared: Prepared, network: Network, values: Values | None,
 # one answer
 
 def check_prepared(prepared: Prepared, text: str) -> Verdict:
-    """Grade one answer against a prepared target."""
+    """Grade one answer against a prepared target.  An output-layer answer that is wrong in
+    the notation's letters but right, or wrong in a known way, with the hidden-layer letters
+    (neuron j fed by i, as most texts call the unit of a formula) is read that way: renaming
+    the free indices consistently changes nothing."""
+    verdict = _check_read(prepared, text)
+    if verdict.verdict != "incorrect" or prepared.renamed is None:
+        return verdict
+    other = prepared.renamed
+    renamed = _check_read(other, text)
+    reading = (f"read with {other.words['u']} as the output unit and {other.words['p']} feeding it (this "
+               f"notation writes {prepared.words['u']} and {prepared.words['p']})")
+    if renamed.verdict == "correct":
+        return Verdict("correct", f"Correct, {reading}.")
+    if renamed.verdict == "incorrect" and _named(renamed) and not _named(verdict):
+        return Verdict("incorrect", renamed.message, [f"Answer {reading}.", *renamed.diagnosis],
+                       renamed.counterexample)
+    return verdict
+
+
+def _check_read(prepared: Prepared, text: str) -> Verdict:
     try:
         answer = read_answer(text, prepared.vocabulary)
     except ExpressionError as error:
@@ -806,8 +834,7 @@ def _judge(prepared: Prepared, side, values, number: int, count: int) -> Verdict
                        _counterexample(prepared, values, side=side))
     for names, messages, mutant in prepared.mutants:
         if _close(values, mutant):
-            label = " and ".join(names)
-            return Verdict("incorrect", f"{where}{label[0].upper()}{label[1:]}.", list(messages),
+            return Verdict("incorrect", f"{where}{_headline(names)}", [m.format(**prepared.words) for m in messages],
                            _counterexample(prepared, values, side=side))
     diagnosis = []
     with np.errstate(all="ignore"):
@@ -821,6 +848,17 @@ def _judge(prepared: Prepared, side, values, number: int, count: int) -> Verdict
                    _counterexample(prepared, values, side=side))
 
 
+def _headline(names) -> str:
+    """"Sign error and missing sum." for the mistakes an answer made."""
+    label = " and ".join(names)
+    return f"{label[0].upper()}{label[1:]}."
+
+
+def _named(verdict: Verdict) -> bool:
+    """Whether a verdict names known mistakes (rather than "differs")."""
+    return all(part in _MISTAKE_NAMES for part in verdict.message.rstrip(".").lower().split(" and "))
+
+
 def _judge_number(prepared: Prepared, value: float, where: str) -> Verdict | None:
     expected = prepared.example
     close = lambda x, y: abs(x - y) <= NUMBER_RTOL * max(abs(x), abs(y)) + 1e-9
@@ -832,8 +870,7 @@ def _judge_number(prepared: Prepared, value: float, where: str) -> Verdict | Non
             return None
     for names, messages, mutant in prepared.example_mutants:
         if close(value, mutant):
-            label = " and ".join(names)
-            return Verdict("incorrect", f"{where}{label[0].upper()}{label[1:]}.", list(messages),
+            return Verdict("incorrect", f"{where}{_headline(names)}", [m.format(**prepared.words) for m in messages],
                            {"expected": expected, "answer": value, "at": "the spec's worked example"})
     return Verdict("incorrect", f"{where}The number differs from the worked example's value {expected:.6g} "
                                 f"(relative tolerance {NUMBER_RTOL:g}).", [],

@@ -441,3 +441,12 @@ def test_a_hidden_counterexample_has_what_bp2_needs_to_be_redone_by_hand(prepare
     by_hand = y * (1 - y) * sum(d * w for d, w in zip(shown["delta_k for k = 0, 1, ..."],
                                                        shown["w_kj for k = 0, 1, ..."]))
     assert by_hand == pytest.approx(result.counterexample["expected"], rel=1e-9)
+
+
+def test_an_output_answer_in_the_hidden_layer_letters_is_read_that_way(prepared):
+    """The default notation calls the output unit k (fed by j); many students call it j (fed by i)."""
+    right = verdict(prepared, "grad_w_output", "\\delta_j a_i")
+    assert right.verdict == "correct" and "read with j as the output unit" in right.message
+    wrong = verdict(prepared, "delta_output", "(t_j - a_j) a_j (1 - a_j)")
+    assert wrong.message == "Sign error." and "negative of delta_j" in wrong.diagnosis[1]
+    assert verdict(prepared, "delta_output", "(a_j - t_k) g'(z_j)").verdict == "incorrect"
