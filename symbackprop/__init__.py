@@ -6,6 +6,7 @@ One function per stage of the flow, each a module::
     network       layered / graph               -> Network, a DAG of SymPy definitions
     derivation    derive                        -> Derivation: generic and concrete Steps
     verification  verify                        -> Report of the three witnesses
+    matrix        MatrixCompiled                -> batched gradients of a layered network
     examples      example                       -> numbers and one gradient-descent step
     rendering     render / write_notes          -> Markdown notes from jinja2 templates
 """
@@ -13,13 +14,14 @@ from .derivation import Derivation, Step, derive, instantiate
 from .errors import SpecError
 from .examples import Example, example
 from .functions import Activation, Loss, activation, custom_activation, custom_loss, loss
+from .matrix import MatrixCompiled
 from .network import Network, graph, layered
 from .numerics import Compiled, Values, random_values
 from .rendering import render, write_notes
 from .spec import Spec, compact, from_dict, load
 from .verification import Report, verify
 
-__all__ = ["Activation", "Compiled", "Derivation", "Example", "Loss", "Network", "Report", "Spec",
+__all__ = ["Activation", "Compiled", "Derivation", "Example", "Loss", "MatrixCompiled", "Network", "Report", "Spec",
            "SpecError", "Step", "Values", "activation", "compact", "custom_activation", "custom_loss",
            "derive", "example", "from_dict", "graph", "instantiate", "layered", "load", "loss",
            "random_values", "render", "verify", "write_notes"]

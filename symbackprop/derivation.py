@@ -24,6 +24,7 @@ import sympy as sp
 from .functions import A, Z
 from .functions import K as OUTPUT_COUNT
 from .network import Group, Network, Unit
+from .progress import Progress, progress
 
 #: Generic symbols of the lecture formulas.
 E = sp.Symbol("E")
@@ -130,9 +131,11 @@ class Derivation:
 def derive(network: Network) -> Derivation:
     """Apply the chain rule to ``network``: generic lecture formulas and concrete ones."""
     derivation = Derivation(network)
-    for group in network.groups:
-        derivation.generic[group.name] = _derive_generic(derivation, group)
-    _derive_concrete(derivation)
+    with progress("deriving", len(network.groups) + len(network.computing_units) + len(network.parameters)) as bar:
+        for group in network.groups:
+            derivation.generic[group.name] = _derive_generic(derivation, group)
+            bar.advance()
+        _derive_concrete(derivation, bar)
     return derivation
 
 
@@ -300,7 +303,7 @@ def _local_gradient(derivation: Derivation, unit: Unit, error: dict[str, sp.Expr
     return sp.Add(*(sp.factor_terms(jacobian[v.name]) * error[v.name] for v in members))
 
 
-def _derive_concrete(derivation: Derivation) -> None:
+def _derive_concrete(derivation: Derivation, bar: Progress) -> None:
     net = derivation.network
     count = len(net.outputs)
     add = derivation.add
@@ -324,6 +327,7 @@ def _derive_concrete(derivation: Derivation) -> None:
                 local = sp.factor_terms(_sum_to_one(local, None, targets))
         derivation.deltas[unit.name] = local
         add(Step(unit.delta, local, "local_gradient", subject=unit.name))
+        bar.advance()
     uses_of: dict[sp.Symbol, list[tuple[Unit, Unit]]] = {}
     for unit in net.computing_units:
         for edge in unit.inputs:
@@ -334,10 +338,12 @@ def _derive_concrete(derivation: Derivation) -> None:
         derivation.gradients[parameter] = formula
         add(Step(sp.Derivative(E, parameter), formula,
                  "tied_weight_sum" if len(uses) > 1 else "gradient", subject=str(parameter)))
+        bar.advance()
     for unit in net.computing_units:
         if unit.bias is not None:
             derivation.gradients[unit.bias] = unit.delta
             add(Step(sp.Derivative(E, unit.bias), unit.delta, "gradient", subject=str(unit.bias)))
+            bar.advance()
 
 
 def instantiate(derivation: Derivation, expression: sp.Expr, unit: str, predecessor: str | None = None) -> sp.Expr:

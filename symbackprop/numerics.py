@@ -20,18 +20,24 @@ from sympy.printing.pycode import PythonCodePrinter
 from .derivation import Derivation
 from .functions import Z
 from .network import Network
+from .progress import Progress, progress
 
 _MODULES = [{"Heaviside": lambda x, h0=0.5: np.heaviside(x, h0)}, "numpy"]
 _SCALAR_MODULES = [{"Heaviside": lambda x, h0=0.5: h0 if x == 0 else float(x > 0)}, "math"]
 
 
-def _printer(base: type, names: dict[sp.Symbol, str], functions: dict):
+def _printer(base: type, names: dict[sp.Symbol, str], functions: set, bar: Progress):
     """A code printer that writes each symbol under its identifier in ``names`` and keeps
     SymPy's order of terms: sorting every 785-term sum of 784-30-10 for printing took 80%
-    of the code generation, and renaming the expressions by ``xreplace`` most of the rest."""
+    of the code generation, and renaming the expressions by ``xreplace`` most of the rest.
+    Each top-level expression printed advances ``bar``."""
     class Printer(base):
         def _print_Symbol(self, symbol):
             return names.get(symbol) or super()._print_Symbol(symbol)
+
+        def doprint(self, expr, *args, **kwargs):
+            bar.advance()
+            return super().doprint(expr, *args, **kwargs)
 
     return Printer({"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True,
                     "user_functions": {name: name for name in functions}, "order": "none"})
@@ -50,9 +56,11 @@ def _lambdify(arguments, outputs, assignments, modules=None):
         dict.fromkeys([*arguments, *(lhs for lhs, _ in assignments)]))}
     functions = {name for module in modules if isinstance(module, dict) for name in module}
     base = NumPyPrinter if "numpy" in modules else PythonCodePrinter
-    return sp.lambdify([sp.Symbol(names[s]) for s in arguments], list(outputs), modules=modules,
-                       printer=_printer(base, names, functions), cse=lambda exprs: (assignments, list(exprs)),
-                       docstring_limit=0)
+    outputs = list(outputs)
+    with progress("generating code", len(assignments) + len(outputs)) as bar:
+        return sp.lambdify([sp.Symbol(names[s]) for s in arguments], outputs, modules=modules,
+                           printer=_printer(base, names, functions, bar),
+                           cse=lambda exprs: (assignments, list(exprs)), docstring_limit=0)
 
 
 @dataclass(frozen=True)
@@ -93,10 +101,16 @@ class Compiled:
         backward = derivation.backward_definitions()
         loss = net.loss_expression
         self._units = net.computing_units
-        self._forward = _lambdify(self.arguments, [loss] + [u.z for u in self._units], forward)
+        self._definitions = forward
         outputs = ([loss] + [u.z for u in self._units] + [u.a for u in self._units]
                    + [u.delta for u in self._units] + [derivation.gradients[p] for p in self.parameters])
         self._full = _lambdify(self.arguments, outputs, forward + backward)
+
+    @cached_property
+    def _forward(self):
+        """Loss and z only, for finite differences; layered networks use the matrix form."""
+        return _lambdify(self.arguments, [self.network.loss_expression] + [u.z for u in self._units],
+                         self._definitions)
 
     @cached_property
     def sample_gradient(self):
