@@ -56,18 +56,25 @@ def seconds(function, *arguments):
     return time.perf_counter() - start, result
 
 
-def per_call(function, budget: float) -> float:
-    """Seconds per call: the best of three rounds of about ``budget / 3`` seconds each."""
-    def run(calls: int) -> float:
+def per_call(functions: dict, budget: float) -> dict:
+    """Seconds per call of each function: the best of five rounds, the functions taking
+    turns within a round, so that a change of load on a shared machine hits all alike."""
+    def run(function, calls: int) -> float:
         start = time.perf_counter()
         for _ in range(calls):
             function()
         return time.perf_counter() - start
 
-    calls = 1
-    while run(calls) < budget / 3:
-        calls *= 4
-    return min(run(calls) / calls for _ in range(3))
+    calls = {}
+    for key, function in functions.items():
+        calls[key] = 1
+        while run(function, calls[key]) < budget / 10:
+            calls[key] *= 4
+    best = dict.fromkeys(functions, np.inf)
+    for _ in range(5):
+        for key, function in functions.items():
+            best[key] = min(best[key], run(function, calls[key]) / calls[key])
+    return best
 
 
 # ---------------------------------------------------------------------------------------
@@ -139,18 +146,20 @@ def speed(net, compiled, matrix, budget: float) -> dict:
     arrays = matrix.arrays(values.parameters)
     arguments = [*x[0], *t[0], *(values.parameters[p] for p in net.parameters)]
     one = x[:1], t[:1]
-    times = {"scalar 1": per_call(lambda: compiled.sample_gradient(*arguments), budget),
-             "matrix 1": per_call(lambda: matrix.gradients(*one, arrays), budget),
-             "numpy 1": per_call(lambda: numpy_backprop(*one, arrays), budget),
-             "matrix B": per_call(lambda: matrix.gradients(x, t, arrays), budget),
-             "numpy B": per_call(lambda: numpy_backprop(x, t, arrays), budget)}
+    single = {"scalar 1": lambda: compiled.sample_gradient(*arguments),
+              "matrix 1": lambda: matrix.gradients(*one, arrays),
+              "numpy 1": lambda: numpy_backprop(*one, arrays)}
+    batch = {"matrix B": lambda: matrix.gradients(x, t, arrays),
+             "numpy B": lambda: numpy_backprop(x, t, arrays)}
     if len(net.parameters) < 2000:  # 784-30-10: 70,000 NumPy calls for one batch
-        times["scalar B"] = per_call(lambda: compiled.evaluate(values), budget)
+        batch["scalar B"] = lambda: compiled.evaluate(values)
     if torch is not None:
         parameters = [torch.tensor(a, requires_grad=True) for pair in arrays for a in pair]
         tx, tt = torch.tensor(x), torch.tensor(t)
-        times["torch 1"] = per_call(lambda: torch_backprop(tx[:1], tt[:1], parameters), budget)
-        times["torch B"] = per_call(lambda: torch_backprop(tx, tt, parameters), budget)
+        single["torch 1"] = lambda: torch_backprop(tx[:1], tt[:1], parameters)
+        batch["torch B"] = lambda: torch_backprop(tx, tt, parameters)
+    times = per_call(single, budget)
+    times.update(per_call(batch, budget))
     return times
 
 

@@ -35,7 +35,7 @@ _MODULES = [{"row_sum": lambda x: np.sum(x, axis=-1, keepdims=True)}, *numerics.
 
 
 def _elementwise(arguments, expression):
-    return sp.lambdify(arguments, expression, modules=_MODULES, docstring_limit=0)
+    return numerics._lambdify(arguments, expression, modules=_MODULES)
 
 
 def _in_matrices(expression: sp.Expr, layer: GenericLayer, outputs: int) -> sp.Expr:
@@ -75,12 +75,14 @@ class MatrixCompiled:
                                    for i in range(sizes[layer])]) for layer in range(len(sizes) - 1)]
         self._biases = [np.array([position[layer_bias(layer, j)] for j in range(sizes[layer + 1])])
                         if net.biases else None for layer in range(len(sizes) - 1)]
-        self._activations, self._deltas, self._kinks = [], [], []
+        self._activations, self._deltas, self._uses_z, self._kinks = [], [], [], []
         for group in net.groups:
             g = group.activation.expression.subs(Z, _Z)
             self._activations.append(_elementwise([_Z], g / _row_sum(g) if group.activation.normalized else g))
             layer = derivation.generic[group.name]
-            self._deltas.append(_elementwise([_Z, _A, _T, _E], _in_matrices(layer.delta, layer, outputs)))
+            delta = _in_matrices(layer.delta, layer, outputs)
+            self._deltas.append(_elementwise([_Z, _A, _T, _E], delta))
+            self._uses_z.append(delta.has(_Z))
             self._kinks.append([_elementwise([_Z], kink.subs(Z, _Z)) for kink in group.activation.kinks])
         self._loss = _elementwise([_A, _T], _row_sum(net.loss.per_output(_A, _T, outputs)))
 
@@ -101,7 +103,9 @@ class MatrixCompiled:
         return dict(zip(self.network.parameters, vector.tolist()))
 
     def _layer(self, n: int, below: np.ndarray, weight: np.ndarray, bias) -> tuple[np.ndarray, np.ndarray]:
-        z = below @ weight if bias is None else below @ weight + bias
+        z = below @ weight
+        if bias is not None:
+            z += bias  # in place: one 4096 x 64 temporary less is 10% of a batch's time
         return z, self._activations[n](z)
 
     def forward(self, inputs: np.ndarray, arrays: list[tuple]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -119,16 +123,18 @@ class MatrixCompiled:
     def gradients(self, inputs, targets, arrays: list[tuple]) -> tuple[float, list[tuple]]:
         """(mean loss, (dE/dW, dE/db) per layer averaged over the samples)."""
         x, t = np.asarray(inputs, dtype=float), np.asarray(targets, dtype=float)
-        states = self.forward(x, arrays)
-        samples = len(x)
+        activations, pre = [x], []
+        for n, (weight, bias) in enumerate(arrays):
+            z, a = self._layer(n, activations[-1], weight, bias)
+            pre.append(z if self._uses_z[n] else None)  # g'(z) in a (sigmoid, tanh): z may go,
+            activations.append(a)                         # and 4096 x 64 arrays kept cost time
         grads, error = [], None
         for n in reversed(range(len(arrays))):
-            z, a = states[n]
-            delta = np.broadcast_to(self._deltas[n](z, a, t, error), z.shape)  # g' may be a constant
-            below = states[n - 1][1] if n else x
-            grads.append((below.T @ delta / samples, None if arrays[n][1] is None else delta.mean(axis=0)))
-            error = delta @ arrays[n][0].T
-        return float(self.loss(states[-1][1], t).mean()), grads[::-1]
+            a = activations[n + 1]
+            delta = np.broadcast_to(self._deltas[n](pre[n], a, t, error), a.shape)  # g' may be a constant
+            grads.append((activations[n].T @ delta / len(x), None if arrays[n][1] is None else delta.mean(axis=0)))
+            error = delta @ arrays[n][0].T if n else None
+        return float(self.loss(activations[-1], t).mean()), grads[::-1]
 
     def gradient(self, values: Values) -> dict[sp.Symbol, float]:
         """dE/dp for every parameter, averaged over the samples of ``values``."""

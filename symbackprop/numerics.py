@@ -15,6 +15,7 @@ from functools import cached_property
 import numpy as np
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
 from .derivation import Derivation
@@ -24,6 +25,17 @@ from .progress import Progress, progress
 
 _MODULES = [{"Heaviside": lambda x, h0=0.5: np.heaviside(x, h0)}, "numpy"]
 _SCALAR_MODULES = [{"Heaviside": lambda x, h0=0.5: h0 if x == 0 else float(x > 0)}, "math"]
+
+
+class _NumPyPrinter(NumPyPrinter):
+    """NumPy code with x**-n printed as 1/x**n: SymPy prints x**(-1.0), and NumPy's float
+    power takes 70% longer than a division (sigmoid's 1/(1 + exp(-z)) on 4096 x 64)."""
+
+    def _print_Pow(self, expr, rational=False):
+        if expr.exp.is_integer and expr.exp.is_negative:
+            divisor = expr.base if expr.exp == -1 else sp.Pow(expr.base, -expr.exp)
+            return f"1/{self.parenthesize(divisor, PRECEDENCE['Mul'], strict=True)}"
+        return super()._print_Pow(expr, rational)
 
 
 def _printer(base: type, names: dict[sp.Symbol, str], functions: set, bar: Progress):
@@ -43,8 +55,9 @@ def _printer(base: type, names: dict[sp.Symbol, str], functions: set, bar: Progr
                     "user_functions": {name: name for name in functions}, "order": "none"})
 
 
-def _lambdify(arguments, outputs, assignments, modules=None):
-    """Function of ``arguments`` computing ``outputs`` after ``assignments`` in order.
+def _lambdify(arguments, outputs, assignments=(), modules=None):
+    """Function of ``arguments`` computing ``outputs`` (a list, or one expression) after
+    ``assignments`` in order.
 
     Symbols are printed as plain identifiers: ``w[0][1][2]`` is a fine SymPy name but not
     a Python variable.  ``modules`` are lambdify's (default NumPy); "math" gives code for
@@ -55,12 +68,11 @@ def _lambdify(arguments, outputs, assignments, modules=None):
     names = {symbol: f"v{n}" for n, symbol in enumerate(
         dict.fromkeys([*arguments, *(lhs for lhs, _ in assignments)]))}
     functions = {name for module in modules if isinstance(module, dict) for name in module}
-    base = NumPyPrinter if "numpy" in modules else PythonCodePrinter
-    outputs = list(outputs)
-    with progress("generating code", len(assignments) + len(outputs)) as bar:
+    base = _NumPyPrinter if "numpy" in modules else PythonCodePrinter
+    with progress("generating code", len(assignments) + (len(outputs) if isinstance(outputs, list) else 1)) as bar:
         return sp.lambdify([sp.Symbol(names[s]) for s in arguments], outputs, modules=modules,
                            printer=_printer(base, names, functions, bar),
-                           cse=lambda exprs: (assignments, list(exprs)), docstring_limit=0)
+                           cse=lambda exprs: (assignments, exprs), docstring_limit=0)
 
 
 @dataclass(frozen=True)
