@@ -1,7 +1,13 @@
 """Performance of symbackprop against the baselines a user has, as ratios measured in one run.
 
-Run: python bench/run.py [--quick]   (--quick: no naive baseline above 100 parameters, no
-scalar finite differences for 784-30-10, shorter timings; PyTorch columns when installed)
+Run: python bench/run.py [--quick] [--threads N]   (--quick: no naive baseline above 100
+parameters, no scalar finite differences for 784-30-10, shorter timings; PyTorch columns
+when it is installed)
+
+NumPy's BLAS and PyTorch get the same number of threads, 1 by default: on a 2-core
+machine shared with other work, two spinning thread pools per library thrash (a 4-8-4
+batch took PyTorch 80 ms instead of 0.7 ms, 64-64-10 NumPy 120 ms instead of 5 ms).
+``--threads 2`` compares on an idle machine.
 
 Every network is sigmoid throughout with half the sum of squared errors, the case the
 hand-written baselines below are typed for.  Tables, one row per network shape:
@@ -256,12 +262,22 @@ def report(rows: list[dict]) -> None:
           ["shape", "answers / s"], [[r["shape"], r["check"]] for r in rows])
 
 
+def pin_threads(threads: int) -> None:
+    """Run again with ``threads`` BLAS threads: NumPy reads the setting when it loads."""
+    if os.environ.get("OPENBLAS_NUM_THREADS") != str(threads):
+        variables = dict.fromkeys(["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"], str(threads))
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **variables})
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the slow baselines, shorter timings")
-    quick = parser.parse_args().quick
-    if torch is not None:
-        torch.set_num_threads(2)
+    parser.add_argument("--threads", type=int, default=1, help="threads for NumPy's BLAS and PyTorch (default 1)")
+    args = parser.parse_args()
+    pin_threads(args.threads)
+    quick = args.quick
     rows, naive_limit = [], 100.0 if quick else np.inf
     for shape in SHAPES:
         print(f"measuring {name(shape)} ...", file=sys.stderr, flush=True)
@@ -269,8 +285,8 @@ def main() -> None:
         if rows[-1]["naive"] is None:  # out of time: larger networks will be too
             naive_limit = min(naive_limit, rows[-1]["parameters"])
     print(f"python -m symbackprop derive, cold start: {cold_start():.2f} s; PyTorch "
-          f"{torch.__version__ + ' (CPU, 2 threads)' if torch is not None else 'not installed'}; "
-          f"{os.cpu_count()} cores")
+          f"{torch.__version__ + ' (CPU)' if torch is not None else 'not installed'}; "
+          f"{args.threads} thread(s) for BLAS and PyTorch; {os.cpu_count()} cores")
     report(rows)
 
 
