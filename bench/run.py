@@ -92,21 +92,24 @@ def naive(net) -> list:
     return [sp.diff(loss, p) for p in net.parameters]
 
 
-def _naive_child(net, queue):
-    queue.put(seconds(naive, net)[0])
+def _naive_child(shape, queue):
+    queue.put(seconds(naive, sb.layered(shape, "sigmoid", "half_sse"))[0])
 
 
-def naive_seconds(net) -> float | None:
-    """The naive baseline in a child process, None when it runs out of time."""
-    queue = multiprocessing.get_context("fork").Queue()
-    child = multiprocessing.get_context("fork").Process(target=_naive_child, args=(net, queue))
+def naive_seconds(shape) -> float | None:
+    """The naive baseline in a fresh interpreter (no SymPy cache from our own derivation,
+    whose brute-force witness differentiates the same expanded loss), None after the timeout."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_naive_child, args=(shape, queue))
     child.start()
-    child.join(NAIVE_TIMEOUT)
+    child.join(NAIVE_TIMEOUT + 10)  # + the child's imports
     if child.is_alive():
         child.terminate()
         child.join()
         return None
-    return queue.get()
+    elapsed = queue.get()
+    return elapsed if elapsed < NAIVE_TIMEOUT else None
 
 
 def numpy_backprop(x, t, layers):
@@ -189,13 +192,13 @@ def cold_start() -> float:
 def measure(shape, quick: bool, naive_limit: float) -> dict:
     net = sb.layered(shape, "sigmoid", "half_sse")
     row = {"shape": name(shape), "parameters": len(net.parameters)}
+    row["naive"] = naive_seconds(shape) if len(net.parameters) < naive_limit else "not run"
     row["derive"], derivation = seconds(sb.derive, net)
     row["codegen"], (compiled, matrix) = seconds(lambda: (numerics.compiled(derivation),
                                                           sb.MatrixCompiled(derivation)))
     values = sb.random_values(net, seed=0)
     row["verify"], report = seconds(sb.verify, net, derivation, values)
     assert report.ok, name(shape)
-    row["naive"] = naive_seconds(net) if len(net.parameters) < naive_limit else "not run"
     row["forward ops"], row["gradient ops"] = operations(net, derivation)
     row["fd matrix"], _ = seconds(matrix.finite_differences, values)
     if not (quick and len(net.parameters) > 2000):

@@ -6,7 +6,9 @@
    equals ``sympy.diff`` of the fully expanded loss (30-digit evaluation at random
    rational points; small networks are also proved equal by simplification);
 3. numeric == finite differences: the lambdified gradients against central differences
-   of the lambdified loss, with kinks (ReLU, step at 0) detected and reported.
+   of the lambdified loss, with kinks (ReLU, step at 0) detected and reported; layered
+   networks perturb their weight matrices (:meth:`MatrixCompiled.finite_differences`:
+   0.03 s instead of 24 s for the 23,860 parameters of 784-30-10).
 """
 from __future__ import annotations
 
