@@ -234,7 +234,7 @@ def ratio(a, b) -> str:
 
 def report(rows: list[dict]) -> None:
     table("Derivation + code generation (verify: all three witnesses, brute force where it runs by default)",
-          ["shape", "parameters", "derive", "codegen", "verify", "total", "per 1000 parameters", "naive diff",
+          ["shape", "parameters", "derive", "codegen", "verify", "total", "derive + codegen per 1000 parameters", "naive diff",
            "naive / derive"],
           [[r["shape"], f"{r['parameters']:,}", fmt(r["derive"]), fmt(r["codegen"]), fmt(r["verify"]),
             fmt(r["derive"] + r["codegen"] + r["verify"]),

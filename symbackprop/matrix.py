@@ -60,7 +60,9 @@ class MatrixCompiled:
 
     Parameters are ``(W, b)`` per layer: W[i, j] is w[l][i][j], b[j] is b[l][j] (None
     without biases); :meth:`arrays` and :meth:`mapping` convert from and to the
-    ``{symbol: value}`` form of :class:`~symbackprop.Values`.
+    ``{symbol: value}`` form of :class:`~symbackprop.Values`.  Formulas are evaluated as
+    derived: softmax is exp(z) / sum exp(z), not shifted by the row's maximum, exactly as
+    in the scalar code it is checked against (z beyond ~700 overflows in both).
     """
 
     def __init__(self, derivation: Derivation):
