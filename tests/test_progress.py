@@ -25,6 +25,7 @@ def test_a_terminal_sees_one_updating_line_that_is_erased_at_the_end(monkeypatch
 
 def test_nothing_is_printed_when_stderr_is_not_a_terminal(monkeypatch, capsys):
     monkeypatch.setattr(progress, "DELAY", -1.0)
+    monkeypatch.setattr(progress, "INTERVAL", -1.0)
     net = sb.layered([2, 3, 1])
     sb.verify(net, sb.derive(net))
     assert capsys.readouterr().err == ""
@@ -36,3 +37,15 @@ def test_quick_work_prints_nothing_on_a_terminal(monkeypatch):
     net = sb.layered([2, 3, 1])
     sb.verify(net, sb.derive(net))
     assert terminal.getvalue() == ""
+
+
+def test_derive_codegen_and_verify_report_progress(monkeypatch):
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    monkeypatch.setattr(progress, "DELAY", -1.0)
+    monkeypatch.setattr(progress, "INTERVAL", -1.0)
+    net = sb.layered([2, 3, 1])  # 2 layers, 4 units, 13 parameters
+    sb.verify(net, sb.derive(net))
+    written = terminal.getvalue()
+    for label in ("deriving: 19/19", "generating code:", "checking generic formulas: 4/4", "brute force: 13/13"):
+        assert label in written, label
