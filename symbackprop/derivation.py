@@ -17,7 +17,7 @@ expressions; nothing is typed in.  The delta recursion is the structure::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import sympy as sp
@@ -134,7 +134,7 @@ def derive(network: Network) -> Derivation:
     derivation = Derivation(network)
     with progress("deriving", len(network.groups) + len(network.computing_units) + len(network.parameters)) as bar:
         for group in network.groups:
-            derivation.generic[group.name] = _derive_generic(derivation, group)
+            derivation.generic[group.name] = _generic_layer(derivation, group)
             bar.advance()
         _derive_concrete(derivation, bar)
     return derivation
@@ -217,6 +217,25 @@ def _normalized_jacobian(group: Group, row: sp.Idx, column: sp.Idx) -> sp.Expr:
     jacobian = jacobian.replace(lambda e: e.func == f.func and isinstance(e.args[0], sp.Indexed)
                                 and e.args[0].base == z, lambda e: a[e.args[0].indices[0]])
     return sp.factor_terms(jacobian.subs(_sum(a[_dummy], _dummy), 1))
+
+
+_GENERIC: dict[tuple, tuple[GenericLayer, list[Step]]] = {}
+
+
+def _generic_layer(derivation: Derivation, group: Group) -> GenericLayer:
+    """:func:`_derive_generic`, its steps replayed when an earlier network had a group with
+    the same name, activation, loss, place (output or hidden) and bias: the lecture
+    formulas depend on nothing else, and deriving them is most of the time for small nets."""
+    net = derivation.network
+    key = (group.name, group.activation, net.loss, group.units[0] in net.outputs,
+           any(net[n].bias is not None for n in group.units))
+    if key not in _GENERIC:
+        scratch = Derivation(net)
+        _GENERIC[key] = _derive_generic(scratch, group), scratch.steps
+    layer, steps = _GENERIC[key]
+    offset = len(derivation.steps)
+    derivation.steps.extend(replace(step, uses=tuple(use + offset for use in step.uses)) for step in steps)
+    return layer
 
 
 def _derive_generic(derivation: Derivation, group: Group) -> GenericLayer:
