@@ -35,6 +35,7 @@ _MODULES = [{"row_sum": lambda x: np.sum(x, axis=-1, keepdims=True)}, *numerics.
 
 
 def _elementwise(arguments, expression):
+    """NumPy function of whole matrices, printed as the scalar code is (1/x, not x**-1.0)."""
     return numerics._lambdify(arguments, expression, modules=_MODULES)
 
 
