@@ -131,6 +131,7 @@ class Compiled:
 
         Python arithmetic on floats, no arrays: a few microseconds for small networks, where
         NumPy's per-call overhead would dominate (for many samples use :meth:`evaluate`).
+        ``math.exp`` raises OverflowError where NumPy would return inf (|z| beyond ~709).
         """
         return _lambdify(self.arguments, [self.derivation.gradients[p] for p in self.parameters],
                          list(self.network.definitions) + self.derivation.backward_definitions(),
