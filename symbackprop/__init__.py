@@ -6,6 +6,7 @@ One function per stage of the flow, each a module::
     network       layered / graph               -> Network, a DAG of SymPy definitions
     derivation    derive                        -> Derivation: generic and concrete Steps
     verification  verify                        -> Report of the three witnesses
+    matrix        MatrixCompiled                -> batched gradients of a layered network
     examples      example                       -> numbers and one gradient-descent step
     notation      notation.load                 -> Notation: a course's symbols and conventions (data)
     rendering     render / write_notes          -> Markdown and LaTeX notes from jinja2 templates
@@ -18,6 +19,7 @@ from .errors import SpecError
 from .examples import Example, example
 from .functions import Activation, Loss, activation, custom_activation, custom_loss, loss
 from .grading import Verdict, check, grade
+from .matrix import MatrixCompiled
 from .network import Network, graph, layered
 from .notation import Notation
 from .numerics import Compiled, Values, random_values
@@ -26,7 +28,7 @@ from .rendering import render, write_notes
 from .spec import Spec, compact, from_dict, load
 from .verification import Report, verify
 
-__all__ = ["Activation", "Compiled", "Derivation", "Example", "Loss", "Network", "Notation", "Report", "Spec",
-           "SpecError", "Step", "Values", "Verdict", "activation", "check", "compact", "custom_activation",
+__all__ = ["Activation", "Compiled", "Derivation", "Example", "Loss", "MatrixCompiled", "Network", "Notation", "Report",
+           "Spec", "SpecError", "Step", "Values", "Verdict", "activation", "check", "compact", "custom_activation",
            "custom_loss", "derive", "example", "from_dict", "grade", "graph", "instantiate", "latex", "layered", "load",
            "loss", "notation", "random_values", "render", "rendering", "verify", "write_notes"]

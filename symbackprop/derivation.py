@@ -17,13 +17,15 @@ expressions; nothing is typed in.  The delta recursion is the structure::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import sympy as sp
 
-from .functions import A, Z
+from .functions import A, T, Z
 from .functions import K as OUTPUT_COUNT
 from .network import Group, Network, Unit
+from .progress import Progress, progress
 
 #: Generic symbols of the lecture formulas.
 E = sp.Symbol("E")
@@ -130,9 +132,11 @@ class Derivation:
 def derive(network: Network) -> Derivation:
     """Apply the chain rule to ``network``: generic lecture formulas and concrete ones."""
     derivation = Derivation(network)
-    for group in network.groups:
-        derivation.generic[group.name] = _derive_generic(derivation, group)
-    _derive_concrete(derivation)
+    with progress("deriving", len(network.groups) + len(network.computing_units) + len(network.parameters)) as bar:
+        for group in network.groups:
+            derivation.generic[group.name] = _generic_layer(derivation, group)
+            bar.advance()
+        _derive_concrete(derivation, bar)
     return derivation
 
 
@@ -148,9 +152,21 @@ def _in_range(expression: sp.Expr) -> sp.Expr:
         lambda e: e.args[0].expr)
 
 
+@lru_cache(maxsize=1024)
+def _differentiated(expression: sp.Expr, variable: sp.Expr) -> sp.Expr:
+    """d expression / d variable with its sums evaluated (KroneckerDelta summed away).
+
+    Cached like :func:`_simplest`: summing the KroneckerDelta is most of what is left."""
+    return _in_range(sp.diff(expression, variable).doit())
+
+
+@lru_cache(maxsize=1024)
 def _simplest(expression: sp.Expr) -> sp.Expr:
     """SymPy's simplification where it shortens the formula (a - t for matched pairs),
-    the formula as derived where it does not (softmax with squared error keeps its sum)."""
+    the formula as derived where it does not (softmax with squared error keeps its sum).
+
+    Cached: a session derives the same activations and losses again and again, and
+    ``simplify`` is most of the time of deriving a small network."""
     simplified = sp.factor_terms(sp.simplify(expression))
     return simplified if sp.count_ops(simplified) < sp.count_ops(expression) else expression
 
@@ -197,10 +213,29 @@ def _normalized_jacobian(group: Group, row: sp.Idx, column: sp.Idx) -> sp.Expr:
     """
     f = group.activation.expression
     definition = f.subs(Z, z[row]) / _sum(f.subs(Z, z[_dummy]), _dummy)
-    jacobian = _in_range(sp.diff(definition, z[column]).doit())
+    jacobian = _differentiated(definition, z[column])
     jacobian = jacobian.replace(lambda e: e.func == f.func and isinstance(e.args[0], sp.Indexed)
                                 and e.args[0].base == z, lambda e: a[e.args[0].indices[0]])
     return sp.factor_terms(jacobian.subs(_sum(a[_dummy], _dummy), 1))
+
+
+_GENERIC: dict[tuple, tuple[GenericLayer, list[Step]]] = {}
+
+
+def _generic_layer(derivation: Derivation, group: Group) -> GenericLayer:
+    """:func:`_derive_generic`, its steps replayed when an earlier network had a group with
+    the same name, activation, loss, place (output or hidden) and biases: the lecture
+    formulas depend on nothing else, and deriving them is most of the time for small nets."""
+    net = derivation.network
+    key = (group.name, group.activation, net.loss, group.units[0] in net.outputs,
+           any(net[n].bias is not None for n in group.units), bool(net.biases))
+    if key not in _GENERIC:
+        scratch = Derivation(net)
+        _GENERIC[key] = _derive_generic(scratch, group), scratch.steps
+    layer, steps = _GENERIC[key]
+    offset = len(derivation.steps)
+    derivation.steps.extend(replace(step, uses=tuple(use + offset for use in step.uses)) for step in steps)
+    return layer
 
 
 def _derive_generic(derivation: Derivation, group: Group) -> GenericLayer:
@@ -233,12 +268,12 @@ def _derive_generic(derivation: Derivation, group: Group) -> GenericLayer:
         bound_k = _bound(k)
         e_rhs = _sum(net.loss.per_output(a[bound_k], t[bound_k], OUTPUT_COUNT), bound_k)
         e_def = step(E, e_rhs, "definition")
-        d_e_da = _in_range(sp.diff(e_rhs, a[target]).doit())
+        d_e_da = _differentiated(e_rhs, a[target])
         de_da = step(sp.Derivative(E, a[target]), d_e_da, "differentiate", e_def)
     else:
         bound_u = _bound(u)
         successor_z = (b[s] if net.biases else 0) + _sum(w[bound_u, s] * a[bound_u], bound_u)
-        dz_da = _in_range(sp.diff(successor_z, a[target]).doit())
+        dz_da = _differentiated(successor_z, a[target])
         first = step(sp.Derivative(E, a[target]),
                      _sum(sp.Mul(sp.Derivative(E, z[s]), sp.Derivative(z[s], a[target]), evaluate=False), s),
                      "sum_over_successors")
@@ -269,13 +304,13 @@ def _derive_generic(derivation: Derivation, group: Group) -> GenericLayer:
             local = sp.factor_terms(_sum_to_one(local, t, m if activation.normalized else u))
     step(delta[u], local, "local_gradient", *uses)
 
-    dz_dw = _in_range(sp.diff(z_def_rhs, w[p, u]).doit())
+    dz_dw = _differentiated(z_def_rhs, w[p, u])
     dzw = step(sp.Derivative(z[u], w[p, u]), dz_dw, "differentiate", z_def)
     grad_w = delta[u] * dz_dw
     step(sp.Derivative(E, w[p, u]), grad_w, "gradient", chain, dzw)
     grad_b = None
     if has_bias:
-        grad_b = delta[u] * _in_range(sp.diff(z_def_rhs, b[u]).doit())
+        grad_b = delta[u] * _differentiated(z_def_rhs, b[u])
         step(sp.Derivative(E, b[u]), grad_b, "gradient", z_def)
     update = w[p, u] - ETA * grad_w
     step(w[p, u], update, "gradient_descent")
@@ -301,7 +336,16 @@ def _local_gradient(derivation: Derivation, unit: Unit, error: dict[str, sp.Expr
     return sp.Add(*(sp.factor_terms(jacobian[v.name]) * error[v.name] for v in members))
 
 
-def _derive_concrete(derivation: Derivation) -> None:
+def _simplest_output_delta(local: sp.Expr, unit: Unit, target: sp.Symbol) -> sp.Expr:
+    """:func:`_simplest` of an output delta, simplified once in the symbols a, z, t when it
+    involves no other unit (every output of an elementwise layer then shares one call)."""
+    own = {unit.a: A, unit.z: Z, target: T}
+    if not local.free_symbols <= set(own):
+        return _simplest(local)
+    return _simplest(local.xreplace(own)).xreplace({v: k for k, v in own.items()})
+
+
+def _derive_concrete(derivation: Derivation, bar: Progress) -> None:
     net = derivation.network
     count = len(net.outputs)
     add = derivation.add
@@ -320,11 +364,12 @@ def _derive_concrete(derivation: Derivation) -> None:
     for unit in reversed(net.computing_units):
         local = _local_gradient(derivation, unit, errors)
         if unit.name in net.outputs:
-            local = _simplest(local)
+            local = _simplest_output_delta(local, unit, net.targets[unit.name])
             if net.loss.targets_sum_to_one:
                 local = sp.factor_terms(_sum_to_one(local, None, targets))
         derivation.deltas[unit.name] = local
         add(Step(unit.delta, local, "local_gradient", subject=unit.name))
+        bar.advance()
     uses_of: dict[sp.Symbol, list[tuple[Unit, Unit]]] = {}
     for unit in net.computing_units:
         for edge in unit.inputs:
@@ -335,10 +380,12 @@ def _derive_concrete(derivation: Derivation) -> None:
         derivation.gradients[parameter] = formula
         add(Step(sp.Derivative(E, parameter), formula,
                  "tied_weight_sum" if len(uses) > 1 else "gradient", subject=str(parameter)))
+        bar.advance()
     for unit in net.computing_units:
         if unit.bias is not None:
             derivation.gradients[unit.bias] = unit.delta
             add(Step(sp.Derivative(E, unit.bias), unit.delta, "gradient", subject=str(unit.bias)))
+            bar.advance()
 
 
 def instantiate(derivation: Derivation, expression: sp.Expr, unit: str, predecessor: str | None = None) -> sp.Expr:

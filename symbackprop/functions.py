@@ -8,7 +8,7 @@ writes as ``sigma' = a(1 - a)`` is *found* here by SymPy (see
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import sympy as sp
 
@@ -50,31 +50,7 @@ class Activation:
         (``simplify(g' - P(g)) == 0``), so sigmoid gives a(1 - a) and tanh 1 - a^2
         without either being named anywhere.
         """
-        if self.normalized or self.expression.has(sp.Piecewise, sp.Heaviside, sp.Max, sp.Min, sp.Abs):
-            return None
-        g, dg = self.expression, self.derivative
-        if not dg.has(Z):
-            return dg
-        coefficients = sp.symbols("c0:3")
-        candidate = sum(c * A**n for n, c in enumerate(coefficients))
-        equations = []
-        for point in _FIT_POINTS:
-            g_value = g.subs(Z, point).evalf(30)
-            equations.append(candidate.subs(A, g_value) - dg.subs(Z, point).evalf(30))
-        try:
-            fitted = sp.solve_linear_system(
-                sp.Matrix([[e.coeff(c) for c in coefficients] + [-e.subs({c: 0 for c in coefficients})]
-                           for e in equations[:3]]), *coefficients)
-        except (TypeError, ValueError, ZeroDivisionError):
-            return None
-        if not fitted or any(not v.is_number for v in fitted.values()):
-            return None
-        exact = {c: sp.nsimplify(fitted[c], rational=True, tolerance=1e-12) for c in coefficients}
-        form = _tidiest(candidate.subs(exact))
-        residual = [abs(sp.N(e.subs(exact))) for e in equations]
-        if max(residual) > 1e-12 or sp.simplify(dg - form.subs(A, g)) != 0:
-            return None
-        return form
+        return None if self.normalized else _in_activation(self.expression)
 
     @cached_property
     def kinks(self) -> tuple[sp.Expr, ...]:
@@ -110,6 +86,37 @@ class Loss:
     def derivative(self) -> sp.Expr:
         """d(per-output loss)/da, by SymPy."""
         return sp.diff(self.expression, A)
+
+
+@lru_cache(maxsize=256)
+def _in_activation(expression: sp.Expr) -> sp.Expr | None:
+    """:attr:`Activation.derivative_in_activation` of g = ``expression``; cached across
+    activations with equal expressions (every network built by name makes new ones)."""
+    if expression.has(sp.Piecewise, sp.Heaviside, sp.Max, sp.Min, sp.Abs):
+        return None
+    g, dg = expression, sp.diff(expression, Z)
+    if not dg.has(Z):
+        return dg
+    coefficients = sp.symbols("c0:3")
+    candidate = sum(c * A**n for n, c in enumerate(coefficients))
+    equations = []
+    for point in _FIT_POINTS:
+        g_value = g.subs(Z, point).evalf(30)
+        equations.append(candidate.subs(A, g_value) - dg.subs(Z, point).evalf(30))
+    try:
+        fitted = sp.solve_linear_system(
+            sp.Matrix([[e.coeff(c) for c in coefficients] + [-e.subs({c: 0 for c in coefficients})]
+                       for e in equations[:3]]), *coefficients)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not fitted or any(not v.is_number for v in fitted.values()):
+        return None
+    exact = {c: sp.nsimplify(fitted[c], rational=True, tolerance=1e-12) for c in coefficients}
+    form = _tidiest(candidate.subs(exact))
+    residual = [abs(sp.N(e.subs(exact))) for e in equations]
+    if max(residual) > 1e-12 or sp.simplify(dg - form.subs(A, g)) != 0:
+        return None
+    return form
 
 
 def _tidiest(polynomial: sp.Expr) -> sp.Expr:

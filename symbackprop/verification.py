@@ -6,7 +6,9 @@
    equals ``sympy.diff`` of the fully expanded loss (30-digit evaluation at random
    rational points; small networks are also proved equal by simplification);
 3. numeric == finite differences: the lambdified gradients against central differences
-   of the lambdified loss, with kinks (ReLU, step at 0) detected and reported.
+   of the lambdified loss, with kinks (ReLU, step at 0) detected and reported; layered
+   networks perturb their weight matrices (:meth:`MatrixCompiled.finite_differences`:
+   0.03 s instead of 24 s for the 23,860 parameters of 784-30-10).
 """
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ import sympy as sp
 
 from . import numerics
 from .derivation import Derivation, derive, instantiate
+from .matrix import MatrixCompiled
 from .network import Network
 from .numerics import Values, random_values
+from .progress import progress
 
 #: |g - n| / max(|g|, |n|, FLOOR) below TOLERANCE passes; central differences with
 #: h = 5e-6 carry about 1e-10 of rounding and truncation error, so 1e-4 leaves a wide
@@ -32,6 +36,11 @@ BRUTE_FORCE_LIMIT = 40
 BRUTE_FORCE_DEPTH = 3
 #: ... and up to this many are also proved by exact simplification.
 EXACT_LIMIT = 8
+#: The generic check instantiates dE/dw_ij = delta_j a_i for at most this many edges of
+#: each unit, evenly spaced (first and last included); every unit's delta is always
+#: checked.  The formula is one per layer, and instantiating it for all 23,550 edges of
+#: 784-30-10 took 5 s, the longest part of its verification.
+GENERIC_EDGES_PER_UNIT = 32
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,7 @@ def verify(network: Network, derivation: Derivation | None = None, values: Value
     values = values or random_values(network, seed=seed)
     compiled = numerics.compiled(derivation)
     evaluation = compiled.evaluate(values)
-    numeric, crossed = compiled.finite_differences(values)
+    numeric, crossed = (MatrixCompiled(derivation) if network.layers else compiled).finite_differences(values)
     report = Report([])
     report.generic_mismatches = _generic_mismatches(derivation, values, evaluation)
     if brute_force is None:
@@ -132,15 +141,23 @@ def _generic_mismatches(derivation: Derivation, values: Values, evaluation) -> l
         x, y = complex(x.xreplace(point).evalf(30)), complex(y.xreplace(point).evalf(30))
         return abs(x - y) > 1e-12 * max(1.0, abs(x), abs(y))
 
-    for unit in net.computing_units:
-        layer = derivation.generic[unit.group]
-        if differs(instantiate(derivation, layer.delta, unit.name), derivation.deltas[unit.name]):
-            mismatches.append(f"delta of {unit.name}")
-        for edge in unit.inputs:
-            if differs(instantiate(derivation, layer.gradient_weight, unit.name, edge.source),
-                       unit.delta * net[edge.source].a):
-                mismatches.append(f"dE/d{edge.weight} on the edge {edge.source} -> {unit.name}")
+    with progress("checking generic formulas", len(net.computing_units)) as bar:
+        for unit in net.computing_units:
+            layer = derivation.generic[unit.group]
+            if differs(instantiate(derivation, layer.delta, unit.name), derivation.deltas[unit.name]):
+                mismatches.append(f"delta of {unit.name}")
+            for edge in _spread(unit.inputs, GENERIC_EDGES_PER_UNIT):
+                if differs(instantiate(derivation, layer.gradient_weight, unit.name, edge.source),
+                           unit.delta * net[edge.source].a):
+                    mismatches.append(f"dE/d{edge.weight} on the edge {edge.source} -> {unit.name}")
+            bar.advance()
     return mismatches
+
+
+def _spread(items: tuple, count: int) -> list:
+    """At most ``count`` of ``items``, evenly spaced, first and last included."""
+    return [items[n] for n in sorted(set(np.linspace(0, len(items) - 1, count).round().astype(int)))] \
+        if len(items) > count else list(items)
 
 
 def _random_point(derivation: Derivation, seed: int) -> dict:
@@ -170,10 +187,12 @@ def _brute_force(derivation: Derivation, seed: int) -> dict[sp.Symbol, bool]:
     loss = net.expanded(net.loss_expression)
     point = {s: sp.Float(v, 30) for s, v in _random_point(derivation, seed).items()}
     agreement = {}
-    for p in net.parameters:
-        x = _evaluate(sp.diff(loss, p), point, {})
-        y = derivation.gradient_expanded(p, point).evalf(30)
-        agreement[p] = bool(abs(x - y) <= sp.Float("1e-20", 30) * max(1, abs(x)))
+    with progress("brute force", len(net.parameters)) as bar:
+        for p in net.parameters:
+            x = _evaluate(sp.diff(loss, p), point, {})
+            y = derivation.gradient_expanded(p, point).evalf(30)
+            agreement[p] = bool(abs(x - y) <= sp.Float("1e-20", 30) * max(1, abs(x)))
+            bar.advance()
     return agreement
 
 

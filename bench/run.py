@@ -1,0 +1,305 @@
+"""Performance of symbackprop against the baselines a user has, as ratios measured in one run.
+
+Run: python bench/run.py [--quick] [--threads N]   (--quick: no naive baseline above 100
+parameters, no scalar finite differences for 784-30-10, shorter timings; PyTorch columns
+when it is installed)
+
+NumPy's BLAS and PyTorch get the same number of threads, 1 by default: on a 2-core
+machine shared with other work, two spinning thread pools per library thrash (a 4-8-4
+batch took PyTorch 80 ms instead of 0.7 ms, 64-64-10 NumPy 120 ms instead of 5 ms).
+``--threads 2`` compares on an idle machine.
+
+Every network is sigmoid throughout with half the sum of squared errors, the case the
+hand-written baselines below are typed for.  Tables, one row per network shape:
+
+1. derivation and code generation against the parameter count, with the naive baseline
+   (``sympy.diff`` of the fully expanded loss for every parameter, stopped after 30 s);
+2. arithmetic operations of the generated code (``sympy.count_ops`` of each assignment's
+   right-hand side: + - * / ** exp ... each count one; a bare symbol counts zero): the
+   gradient code (forward definitions, deltas, gradients) over the forward pass
+   (definitions and loss);
+3. one gradient per call on a single sample, and the gradient of a batch of 4096 samples,
+   against a hand-written NumPy backprop and PyTorch autograd on the CPU;
+4. verification: finite differences of every parameter, and ``verify`` as a whole;
+5. ``check`` throughput (answers graded per second): a hook until ``symbackprop.grading``
+   exists.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import sympy as sp
+
+import symbackprop as sb
+from symbackprop import numerics
+
+try:
+    import torch
+except ImportError:  # PyTorch is optional
+    torch = None
+
+SHAPES = [(2, 3, 1), (4, 8, 4), (8, 16, 8), (4, 8, 8, 4), (16, 32, 16), (64, 64, 10), (4, 16, 16, 16, 16, 4),
+          (784, 30, 10)]
+BATCH = 4096
+NAIVE_TIMEOUT = 30.0
+
+
+def name(shape) -> str:
+    return "-".join(map(str, shape))
+
+
+def seconds(function, *arguments):
+    start = time.perf_counter()
+    result = function(*arguments)
+    return time.perf_counter() - start, result
+
+
+def per_call(functions: dict, budget: float) -> dict:
+    """Seconds per call of each function: the best of five rounds, the functions taking
+    turns within a round, so that a change of load on a shared machine hits all alike."""
+    def run(function, calls: int) -> float:
+        start = time.perf_counter()
+        for _ in range(calls):
+            function()
+        return time.perf_counter() - start
+
+    calls = {}
+    for key, function in functions.items():
+        calls[key] = 1
+        while run(function, calls[key]) < budget / 10:
+            calls[key] *= 4
+    best = dict.fromkeys(functions, np.inf)
+    for _ in range(5):
+        for key, function in functions.items():
+            best[key] = min(best[key], run(function, calls[key]) / calls[key])
+    return best
+
+
+# ---------------------------------------------------------------------------------------
+# baselines, typed by hand on purpose: what a user writes without symbackprop
+
+def naive(net) -> list:
+    """Expand the loss down to the inputs, differentiate it by every parameter."""
+    loss = net.expanded(net.loss_expression)
+    return [sp.diff(loss, p) for p in net.parameters]
+
+
+def _naive_child(shape, queue):
+    queue.put(seconds(naive, sb.layered(shape, "sigmoid", "half_sse"))[0])
+
+
+def naive_seconds(shape) -> float | None:
+    """The naive baseline in a fresh interpreter (no SymPy cache from our own derivation,
+    whose brute-force witness differentiates the same expanded loss), None after the timeout."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_naive_child, args=(shape, queue))
+    child.start()
+    child.join(NAIVE_TIMEOUT + 10)  # + the child's imports
+    if child.is_alive():
+        child.terminate()
+        child.join()
+        return None
+    elapsed = queue.get()
+    return elapsed if elapsed < NAIVE_TIMEOUT else None
+
+
+def numpy_backprop(x, t, layers):
+    """Hand-written NumPy backprop of a sigmoid network with half-SSE: (loss, gradients)."""
+    activations = [x]
+    for weight, bias in layers:
+        activations.append(1 / (1 + np.exp(-(activations[-1] @ weight + bias))))
+    a = activations[-1]
+    loss = 0.5 * ((a - t) ** 2).sum(axis=1).mean()
+    delta = (a - t) * a * (1 - a)
+    gradients = []
+    for n in reversed(range(len(layers))):
+        gradients.append((activations[n].T @ delta / len(x), delta.mean(axis=0)))
+        if n:
+            delta = (delta @ layers[n][0].T) * activations[n] * (1 - activations[n])
+    return loss, gradients[::-1]
+
+
+def torch_backprop(x, t, parameters):
+    """PyTorch autograd of the same network and loss: (loss, gradients)."""
+    a = x
+    for weight, bias in zip(parameters[::2], parameters[1::2]):
+        a = torch.sigmoid(a @ weight + bias)
+    loss = 0.5 * ((a - t) ** 2).sum(dim=1).mean()
+    return loss, torch.autograd.grad(loss, parameters)
+
+
+# ---------------------------------------------------------------------------------------
+# measurements
+
+def operations(net, derivation) -> tuple[int, int]:
+    """(operations of the forward pass with the loss, operations of the gradient code)."""
+    count = lambda pairs: sum(sp.count_ops(rhs) for _, rhs in pairs)
+    forward = count(net.definitions) + sp.count_ops(net.loss_expression)
+    gradients = [(p, derivation.gradients[p]) for p in net.parameters]
+    return forward, count(net.definitions) + count(derivation.backward_definitions()) + count(gradients)
+
+
+def speed(net, compiled, matrix, budget: float) -> dict:
+    """Seconds per gradient call on one sample and on a batch, ours and the baselines."""
+    values = sb.random_values(net, samples=BATCH, seed=1)
+    x, t = values.inputs, values.targets
+    arrays = matrix.arrays(values.parameters)
+    arguments = [*x[0], *t[0], *(values.parameters[p] for p in net.parameters)]
+    one = x[:1], t[:1]
+    single = {"scalar 1": lambda: compiled.sample_gradient(*arguments),
+              "matrix 1": lambda: matrix.gradients(*one, arrays),
+              "numpy 1": lambda: numpy_backprop(*one, arrays)}
+    batch = {"matrix B": lambda: matrix.gradients(x, t, arrays),
+             "numpy B": lambda: numpy_backprop(x, t, arrays)}
+    if len(net.parameters) < 2000:  # 784-30-10: 70,000 NumPy calls for one batch
+        batch["scalar B"] = lambda: compiled.evaluate(values)
+    if torch is not None:
+        parameters = [torch.tensor(a, requires_grad=True) for pair in arrays for a in pair]
+        tx, tt = torch.tensor(x), torch.tensor(t)
+        single["torch 1"] = lambda: torch_backprop(tx[:1], tt[:1], parameters)
+        batch["torch B"] = lambda: torch_backprop(tx, tt, parameters)
+    times = per_call(single, budget)
+    times.update(per_call(batch, budget))
+    return times
+
+
+def check_throughput(shape) -> str:
+    """Answers graded per second by ``grading.grade`` (worker processes on every core): 400
+    mixed answers of bench/grade.py to the generic targets of this shape's spec, preparation of
+    the references included.  Generic references use fixed 2-3-2 and 3-4-4-3 test networks built
+    from the spec's activations and loss, so the figure does not grow with the shape."""
+    if importlib.util.find_spec("symbackprop.grading") is None:
+        return "n/a"
+    from grade import rows_of  # bench/grade.py, beside this file
+
+    from symbackprop import grading
+    rows = [row for row in rows_of(600) if "[" not in row["target"]][:400]
+    spec = sb.compact(name(shape), "sigmoid", "half_sse")
+    elapsed, _ = seconds(grading.grade, spec, rows)
+    return f"{len(rows) / elapsed:.0f}"
+
+
+def cold_start() -> float:
+    """Seconds of ``python -m symbackprop derive`` (default network) in a fresh interpreter."""
+    with tempfile.TemporaryDirectory() as scratch:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "symbackprop", "derive", "-o", scratch], check=True,
+                       capture_output=True)
+        return time.perf_counter() - start
+
+
+def measure(shape, quick: bool, naive_limit: float) -> dict:
+    net = sb.layered(shape, "sigmoid", "half_sse")
+    row = {"shape": name(shape), "parameters": len(net.parameters)}
+    row["naive"] = naive_seconds(shape) if len(net.parameters) < naive_limit else "not run"
+    row["derive"], derivation = seconds(sb.derive, net)
+    row["codegen"], (compiled, matrix) = seconds(lambda: (numerics.compiled(derivation),
+                                                          sb.MatrixCompiled(derivation)))
+    values = sb.random_values(net, seed=0)
+    row["verify"], report = seconds(sb.verify, net, derivation, values)
+    assert report.ok, name(shape)
+    row["forward ops"], row["gradient ops"] = operations(net, derivation)
+    row["fd matrix"], _ = seconds(matrix.finite_differences, values)
+    if not (quick and len(net.parameters) > 2000):
+        compiled.forward(values)  # generate the scalar forward code before timing its differences
+        row["fd scalar"], _ = seconds(compiled.finite_differences, values)
+    row.update(speed(net, compiled, matrix, 0.1 if quick else 0.3))
+    row["check"] = check_throughput(shape)
+    return row
+
+
+# ---------------------------------------------------------------------------------------
+# tables (Markdown, to paste into the README)
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    print(f"\n{title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
+    for cells in rows:
+        print("| " + " | ".join(cells) + " |")
+
+
+def fmt(value, unit: str = "s", scale: float = 1.0, digits: int = 2) -> str:
+    if value is None:
+        return f"> {NAIVE_TIMEOUT:.0f} s"
+    if isinstance(value, str):
+        return value
+    return f"{value * scale:,.{digits}f} {unit}".strip()
+
+
+def ratio(a, b) -> str:
+    return f"{a / b:.2f}" if isinstance(a, float) and isinstance(b, float) else ""
+
+
+def report(rows: list[dict]) -> None:
+    table("Derivation + code generation (verify: all three witnesses, brute force where it runs by default)",
+          ["shape", "parameters", "derive", "codegen", "verify", "total", "derive + codegen per 1000 parameters", "naive diff",
+           "naive / derive"],
+          [[r["shape"], f"{r['parameters']:,}", fmt(r["derive"]), fmt(r["codegen"]), fmt(r["verify"]),
+            fmt(r["derive"] + r["codegen"] + r["verify"]),
+            fmt((r["derive"] + r["codegen"]) / r["parameters"] * 1000, digits=3), fmt(r["naive"]),
+            ratio(r["naive"], r["derive"])] for r in rows])
+    table("Operations (sympy.count_ops of every assignment)",
+          ["shape", "forward pass + loss", "gradient code", "gradient / forward"],
+          [[r["shape"], f"{r['forward ops']:,}", f"{r['gradient ops']:,}",
+            f"{r['gradient ops'] / r['forward ops']:.2f}"] for r in rows])
+    us = {"unit": "µs", "scale": 1e6, "digits": 1}
+    table("One sample per call (scalar: generated code on floats; matrix: the matrix form, one row)",
+          ["shape", "scalar", "matrix", "hand NumPy", "PyTorch", "best / NumPy", "best / PyTorch"],
+          [[r["shape"], fmt(r["scalar 1"], **us), fmt(r["matrix 1"], **us), fmt(r["numpy 1"], **us),
+            fmt(r.get("torch 1", "n/a"), **us), ratio(min(r["scalar 1"], r["matrix 1"]), r["numpy 1"]),
+            ratio(min(r["scalar 1"], r["matrix 1"]), r.get("torch 1"))] for r in rows])
+    ms = {"unit": "ms", "scale": 1e3, "digits": 2}
+    table(f"Batch of {BATCH} samples per call (matrix form; scalar: the generated code on arrays)",
+          ["shape", "matrix", "scalar", "hand NumPy", "PyTorch", "matrix / faster baseline", "scalar / NumPy"],
+          [[r["shape"], fmt(r["matrix B"], **ms), fmt(r.get("scalar B", "not run"), **ms), fmt(r["numpy B"], **ms),
+            fmt(r.get("torch B", "n/a"), **ms), ratio(r["matrix B"], min(r["numpy B"], r.get("torch B", np.inf))),
+            ratio(r.get("scalar B"), r["numpy B"])] for r in rows])
+    table("Finite differences of every parameter (central, one sample)",
+          ["shape", "parameters", "matrix form", "scalar code", "scalar / matrix"],
+          [[r["shape"], f"{r['parameters']:,}", fmt(r["fd matrix"], digits=3), fmt(r.get("fd scalar", "not run"),
+                                                                                  digits=3),
+            ratio(r.get("fd scalar"), r["fd matrix"])] for r in rows])
+    table("check throughput (answers graded per second, generic targets, references prepared in the run)",
+          ["shape", "answers / s"], [[r["shape"], r["check"]] for r in rows])
+
+
+def pin_threads(threads: int) -> None:
+    """Run again with ``threads`` BLAS threads: NumPy reads the setting when it loads."""
+    if os.environ.get("OPENBLAS_NUM_THREADS") != str(threads):
+        variables = dict.fromkeys(["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"], str(threads))
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **variables})
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip the slow baselines, shorter timings")
+    parser.add_argument("--threads", type=int, default=1, help="threads for NumPy's BLAS and PyTorch (default 1)")
+    args = parser.parse_args()
+    pin_threads(args.threads)
+    quick = args.quick
+    rows, naive_limit = [], 100.0 if quick else np.inf
+    for shape in SHAPES:
+        print(f"measuring {name(shape)} ...", file=sys.stderr, flush=True)
+        rows.append(measure(shape, quick, naive_limit))
+        if rows[-1]["naive"] is None:  # out of time: larger networks will be too
+            naive_limit = min(naive_limit, rows[-1]["parameters"])
+    print(f"python -m symbackprop derive, cold start: {cold_start():.2f} s; PyTorch "
+          f"{torch.__version__ + ' (CPU)' if torch is not None else 'not installed'}; "
+          f"{args.threads} thread(s) for BLAS and PyTorch; {os.cpu_count()} cores")
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()

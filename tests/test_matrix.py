@@ -1,0 +1,93 @@
+"""The matrix form and the per-sample code against independent witnesses: the scalar code
+generated from the concrete formulas, and its own finite differences."""
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import symbackprop as sb
+from symbackprop.functions import Z
+
+HIDDEN = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "softplus", "elu", "softmax",
+          sb.custom_activation(Z / (1 + sp.exp(-Z)), "swish")]
+OUTPUT = {"half_sse": ["identity", "sigmoid", "tanh", "softmax"], "mse": ["identity", "sigmoid", "softmax"],
+          "binary_cross_entropy": ["sigmoid"], "cross_entropy": ["softmax"]}
+LOG_COSH = sb.custom_loss(sp.log(sp.cosh(sp.Symbol("a", real=True) - sp.Symbol("t", real=True))))
+
+
+def _activation(choice):
+    return choice if isinstance(choice, sb.Activation) else sb.activation(choice)
+
+
+@st.composite
+def layered_networks(draw):
+    sizes = draw(st.lists(st.integers(1, 5), min_size=2, max_size=5))
+    loss = draw(st.sampled_from([*OUTPUT, LOG_COSH]))
+    output = draw(st.sampled_from(OUTPUT.get(loss, ["identity", "tanh"])))
+    hidden = [_activation(draw(st.sampled_from(HIDDEN))) for _ in sizes[2:]]
+    net = sb.layered(sizes, hidden + [_activation(output)], loss, bias=draw(st.booleans()))
+    return net, sb.random_values(net, samples=draw(st.integers(1, 4)), seed=draw(st.integers(0, 10**6)))
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(layered_networks())
+def test_matrix_form_agrees_with_the_scalar_code_and_finite_differences(case):
+    net, values = case
+    derivation = sb.derive(net)
+    scalar, matrix = sb.numerics.compiled(derivation), sb.MatrixCompiled(derivation)
+    expected = scalar.evaluate(values)
+    loss, _ = matrix.gradients(values.inputs, values.targets, matrix.arrays(values.parameters))
+    assert loss == pytest.approx(expected.loss, rel=1e-12, abs=1e-12)
+    gradients = matrix.gradient(values)
+    for p in net.parameters:
+        assert gradients[p] == pytest.approx(expected.gradients[p], rel=1e-9, abs=1e-12), p
+    numeric, crossed = matrix.finite_differences(values)
+    witness, witness_crossed = scalar.finite_differences(values)
+    for p in net.parameters:
+        assert crossed[p] == witness_crossed[p], p
+        if not crossed[p]:
+            assert numeric[p] == pytest.approx(witness[p], rel=1e-6, abs=1e-8), p
+            assert numeric[p] == pytest.approx(gradients[p], rel=1e-4, abs=1e-5), p
+
+
+def test_parameter_arrays_round_trip_in_the_spec_layout():
+    net = sb.layered([3, 2, 1])
+    values = sb.random_values(net, seed=3)
+    matrix = sb.MatrixCompiled(sb.derive(net))
+    (w0, b0), _ = matrix.arrays(values.parameters)
+    assert w0.shape == (3, 2) and w0[2, 1] == values.parameters[sb.network.layer_weight(0, 2, 1)]
+    assert b0[1] == values.parameters[sb.network.layer_bias(0, 1)]
+    assert matrix.mapping(matrix.arrays(values.parameters)) == values.parameters
+
+
+def test_kink_crossed_by_a_perturbation_is_flagged_in_a_deeper_layer():
+    net = sb.layered([1, 1, 1, 1], ["identity", "relu", "identity"], "half_sse")
+    w0, w1, b1 = sb.network.layer_weight(0, 0, 0), sb.network.layer_weight(1, 0, 0), sb.network.layer_bias(1, 0)
+    values = sb.Values(np.array([[1.0]]), np.array([[0.5]]),
+                       {**sb.random_values(net).parameters, w0: 0.5, sb.network.layer_bias(0, 0): 0.0,
+                        w1: 2.0, b1: -1.0})  # the relu unit's z = 2 * 0.5 - 1 = 0
+    matrix = sb.MatrixCompiled(sb.derive(net))
+    numeric, crossed = matrix.finite_differences(values)
+    assert crossed[w0] and crossed[w1] and crossed[b1]
+    w2 = sb.network.layer_weight(2, 0, 0)  # above the kink: the loss is smooth in it
+    assert not crossed[w2] and numeric[w2] == pytest.approx(matrix.gradient(values)[w2], rel=1e-6, abs=1e-9)
+
+
+def test_graph_networks_have_no_matrix_form():
+    net = sb.graph(["x"], [{"name": "y", "inputs": ["x"], "activation": "identity"}], ["y"])
+    with pytest.raises(ValueError, match="layered"):
+        sb.MatrixCompiled(sb.derive(net))
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu", "leaky_relu", "softmax"])
+def test_per_sample_gradient_on_floats_matches_the_array_code(activation):
+    net = sb.layered([3, 4, 2], [activation, "softmax" if activation == "softmax" else "identity"],
+                     "cross_entropy" if activation == "softmax" else "half_sse")
+    values = sb.random_values(net, seed=5)
+    compiled = sb.numerics.compiled(sb.derive(net))
+    gradients = compiled.sample_gradient(*values.inputs[0], *values.targets[0],
+                                         *(values.parameters[p] for p in net.parameters))
+    expected = compiled.evaluate(values).gradients
+    assert all(isinstance(g, float) for g in gradients)
+    assert list(gradients) == pytest.approx([expected[p] for p in net.parameters], rel=1e-12, abs=1e-15)
