@@ -48,12 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     for part in api.rendering.PARTS:
         derive.add_argument(f"--no-{part}", dest="parts", action="append_const", const=part,
                             help=f"leave out the {part} section")
-    _add_homework(commands)
     for name, text in (("verify", "check every gradient with three witnesses"),
                        ("example", "print the worked numbers: forward pass, deltas, gradients, one step")):
         command = commands.add_parser(name, help=text)
         _add_spec(command)
         command.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_homework(commands)
     return parser
 
 
