@@ -273,11 +273,20 @@ def report(rows: list[dict]) -> None:
           ["shape", "answers / s"], [[r["shape"], r["check"]] for r in rows])
 
 
+#: glibc returns freed memory above this size to the system and faults it in again on the next
+#: allocation; whether a 4096 x 16 temporary pays that depended on the allocation history, not on
+#: the code timed (8-16-8 measured 2.9x hand NumPy one way, 1.03x the other).  Both limits high,
+#: every contender computes on memory already mapped.
+_ALLOCATOR = {"MALLOC_TRIM_THRESHOLD_": str(2**30), "MALLOC_MMAP_THRESHOLD_": str(2**30)}
+
+
 def pin_threads(threads: int) -> None:
-    """Run again with ``threads`` BLAS threads: NumPy reads the setting when it loads."""
-    if os.environ.get("OPENBLAS_NUM_THREADS") != str(threads):
+    """Run again with ``threads`` BLAS threads (NumPy reads the setting when it loads) and
+    the allocator settings above (glibc reads them at start)."""
+    if os.environ.get("OPENBLAS_NUM_THREADS") != str(threads) or any(
+            os.environ.get(k) != v for k, v in _ALLOCATOR.items()):
         variables = dict.fromkeys(["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"], str(threads))
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **variables})
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **variables, **_ALLOCATOR})
     if torch is not None:
         torch.set_num_threads(threads)
 
