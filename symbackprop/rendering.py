@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import jinja2
@@ -123,13 +124,12 @@ class _Notes:
         return [Shown(self.tex(sp.Symbol(f"e{u}")), in_order(sp.Add(net.targets[u], -net[u].a, evaluate=False)),
                       "definition") for u in net.outputs]
 
-    @property
+    @cached_property
     def layers(self) -> list[dict]:
         """The lecture formulas per group, output layer first, then backwards."""
         derivation = self.derivation
-        order = sorted(derivation.generic.values(), key=lambda layer: not layer.is_output)
-        hidden = [layer for layer in order if not layer.is_output]
-        order = [layer for layer in order if layer.is_output] + hidden[::-1]
+        layers = list(derivation.generic.values())
+        order = [layer for layer in layers if layer.is_output] + [layer for layer in layers if not layer.is_output][::-1]
         sections = []
         for layer in order:
             printer = NotationPrinter(self.notation, None, layer)
@@ -148,7 +148,7 @@ class _Notes:
                                                                       layer.successor) if i is not None]})
         return sections
 
-    @property
+    @cached_property
     def activations(self) -> list[dict]:
         """Each distinct activation with its derivative, in terms of a where SymPy found it."""
         seen, out = set(), []
@@ -160,7 +160,7 @@ class _Notes:
             out.append({"name": layer["activation"], "steps": [s for s in layer["steps"] if s.rule in rules]})
         return [a for a in out if a["steps"]]
 
-    @property
+    @cached_property
     def matrix(self) -> list[Shown]:
         if "matrix" not in self.parts or self.network.layers is None:
             return []
@@ -177,7 +177,7 @@ class _Notes:
                                tag=self.notation.equation_names.get(name, "")))
         return shown
 
-    @property
+    @cached_property
     def concrete(self) -> dict[str, list[Shown]]:
         """The network's own formulas by kind: dE/da per unit, deltas, then gradients."""
         if "concrete" not in self.parts:
@@ -190,19 +190,19 @@ class _Notes:
                 grouped[kinds[s.rule]].append(self._shown(s.lhs, s.rhs, s.rule, self.printer))
         return grouped
 
-    @property
+    @cached_property
     def figure(self) -> dict | None:
         if "figure" not in self.parts:
             return None
         return {"tikz": figures.tikz(self.network, self.tex)}
 
-    @property
+    @cached_property
     def worked(self) -> dict | None:
         if "example" not in self.parts or self.example is None:
             return None
         return _worked(self.example, self.derivation, self)
 
-    @property
+    @cached_property
     def verification(self) -> dict | None:
         if "verification" not in self.parts or self.report is None:
             return None
@@ -234,7 +234,7 @@ class _MatrixPrinter(NotationPrinter):
         if name == "a" and layer == 0:
             return rf"\boldsymbol{{{n.symbol('input')}}}"
         bold = lambda role: rf"\boldsymbol{{{n.symbol(role)}}}^{{{mark}}}"
-        last = layer == len(self.network_layers) - 1
+        last = layer == len(self.network.layers) - 1
         return {"W": rf"{n.symbol('weight_matrix')}^{{{mark}}}",
                 "z": bold("pre_activation"), "b": bold("bias"), "delta": bold("delta"),
                 "a": bold("output" if last else "hidden"),
@@ -245,10 +245,6 @@ class _MatrixPrinter(NotationPrinter):
                 "db": rf"\frac{{\partial {n.symbol('error')}}}{{\partial \boldsymbol{{{n.symbol('bias')}}}^{{{mark}}}}}",
                 "dW": rf"\frac{{\partial {n.symbol('error')}}}{{\partial "
                       rf"{n.symbol('weight_matrix')}^{{{mark}}}}}"}[name]
-
-    def __init__(self, notation, network):
-        super().__init__(notation, network)
-        self.network_layers = network.layers
 
     def _print_HadamardProduct(self, expr):
         return r" \odot ".join(self.parenthesize(arg, 50) for arg in expr.args)
