@@ -17,6 +17,7 @@ import symbackprop as api
 
 from . import grading
 from .errors import SpecError
+from .progress import progress
 
 SPEC_HELP = ("a TOML spec file, or a compact form such as 2-3-1 (with --activation, --loss); "
              "default: 2 inputs, 3 sigmoid hidden units, 1 linear output, half sum of squares")
@@ -117,8 +118,9 @@ def _grade(args, spec) -> int:
     if args.workers is not None and args.workers < 1:
         raise SpecError("--workers", "must be at least 1")
     header, rows = grading.read_submissions(Path(args.submissions))
-    verdicts = grading.grade(spec, rows, args.notation, args.workers, args.timeout,
-                             grading.progress_bar(sys.stderr))
+    with progress("grading", len(rows)) as bar:
+        verdicts = grading.grade(spec, rows, args.notation, args.workers, args.timeout,
+                                 lambda done, total: bar.advance(done - bar.done))
     report = Path(args.output)
     try:
         paths = grading.write_report(report.with_suffix(".csv"), header, rows, verdicts)

@@ -30,7 +30,6 @@ import json
 import multiprocessing
 import os
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -1167,17 +1166,3 @@ def write_report(path: Path, header, rows, verdicts) -> list[Path]:
         path.unlink(missing_ok=True)
         raise
     return [path, summary]
-
-
-def progress_bar(stream=sys.stderr) -> Callable | None:
-    """A progress line on stderr when it is a terminal, else None."""
-    if not stream.isatty():
-        return None
-    start = time.monotonic()
-
-    def show(done: int, total: int) -> None:
-        if done == total or done % 50 == 0:
-            rate = done / max(time.monotonic() - start, 1e-9)
-            stream.write(f"\rgraded {done}/{total} ({rate:.0f}/s)" + ("\n" if done == total else ""))
-            stream.flush()
-    return show

@@ -394,20 +394,24 @@ def test_left_hand_sides_of_updates(prepared):
         "The left-hand side is a weight update")
 
 
-def test_progress_only_on_a_terminal():
+def test_grade_shows_progress_on_a_terminal(tmp_path, monkeypatch):
     import io
+
+    from symbackprop import progress
+    from symbackprop.cli import main
 
     class Terminal(io.StringIO):
         def isatty(self):
             return True
 
-    assert grading.progress_bar(io.StringIO()) is None
     terminal = Terminal()
-    show = grading.progress_bar(terminal)
-    for done in range(1, 101):
-        show(done, 100)
-    shown = terminal.getvalue()
-    assert "\rgraded 50/100" in shown and "\rgraded 100/100" in shown and shown.endswith("/s)\n")
+    monkeypatch.setattr("sys.stderr", terminal)
+    monkeypatch.setattr(progress, "DELAY", -1.0)
+    monkeypatch.setattr(progress, "INTERVAL", -1.0)
+    submissions = tmp_path / "answers.csv"
+    submissions.write_text("id,target,answer\n" + "".join(f"s{n},delta_output,a_k - t_k\n" for n in range(3)))
+    assert main(["grade", str(submissions), "-o", str(tmp_path / "report")]) == 0
+    assert "\rgrading: 3/3" in terminal.getvalue()
 
 
 SLOPES = ["g'(z_j)", "a_j (1 - a_j)", "(a_j - a_j^2)", "sigmoid(z_j)*(1 - sigmoid(z_j))", "\\sigma'(z_j)",
