@@ -136,7 +136,9 @@ def _grade(args, spec) -> int:
 def _spec(args) -> api.spec.Spec:
     if args.spec is None or not Path(args.spec).exists() and _looks_compact(args.spec):
         if args.spec is None and not (args.activation or args.loss or args.no_bias):
-            return api.from_dict(api.spec.DEFAULT)
+            # the built-in network, with the error function of the notation's text
+            notation = api.notation.load(getattr(args, "notation", "default"))
+            return api.from_dict({"network": {**api.spec.DEFAULT["network"], "loss": notation.loss}})
         return api.compact(args.spec or "2-3-1", args.activation, args.loss, not args.no_bias, args.seed)
     if args.activation or args.loss or args.no_bias:
         raise SpecError("--activation/--loss/--no-bias", "apply to a compact form such as 2-3-1, "

@@ -21,12 +21,15 @@ from .network import Network, layer_bias, layer_weight
 
 @dataclass(frozen=True)
 class MatrixStep:
-    """``lhs = rhs`` for one layer (1-based, inputs are layer 0); ``rule`` as in Step."""
+    """``lhs = rhs`` for one layer (1-based, inputs are layer 0); ``rule`` as in Step, ``name``
+    which of the four backpropagation equations it is (delta_output, delta_hidden,
+    gradient_bias, gradient_weight; empty for the forward pass)."""
 
     lhs: sp.MatrixExpr
     rhs: sp.MatrixExpr
     rule: str
     layer: int
+    name: str = ""
 
 
 class Symbols:
@@ -78,12 +81,14 @@ def matrix_form(network: Network, rows_are_sources: bool) -> list[MatrixStep]:
             delta = Transpose(s.matrix("jacobian", layer)) * error
         else:
             delta = HadamardProduct(error, s.vector("slope", layer))
-        steps.append(MatrixStep(s.vector("delta", layer), delta, "local_gradient", layer))
+        steps.append(MatrixStep(s.vector("delta", layer), delta, "local_gradient", layer,
+                                "delta_output" if layer == last else "delta_hidden"))
         if has_bias:
-            steps.append(MatrixStep(s.vector("db", layer), s.vector("delta", layer), "gradient", layer))
+            steps.append(MatrixStep(s.vector("db", layer), s.vector("delta", layer), "gradient", layer,
+                                    "gradient_bias"))
         outer = (s.vector("a", layer - 1) * Transpose(s.vector("delta", layer)) if rows_are_sources
                  else s.vector("delta", layer) * Transpose(s.vector("a", layer - 1)))
-        steps.append(MatrixStep(s.matrix("dW", layer), outer, "gradient", layer))
+        steps.append(MatrixStep(s.matrix("dW", layer), outer, "gradient", layer, "gradient_weight"))
     return steps
 
 

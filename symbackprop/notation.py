@@ -66,7 +66,7 @@ class Notation:
     update: str = "assignment"  # gradient descent as w <- w - eta dE/dw, or as the change Delta w
     layer_style: str = "parenthesized"  # z^{(l)}_j or z^l_j
     first_layer: int = 1  # the number of the first layer after the inputs (Nielsen counts inputs as 1)
-    loss: str = "half_sse"  # the error function the text starts from
+    loss: str = "half_sse"  # the text's error function (with or without the 1/2): the default network's loss
     equation_names: Mapping[str, str] = field(default_factory=dict)  # e.g. Nielsen's BP1-BP4
 
     def symbol(self, role: str) -> str:

@@ -38,6 +38,11 @@ def _script(base: str, sub: str = "", sup: str = "") -> str:
     return f"{{{text}}}" if sup else text
 
 
+def error_signal(unit: str) -> sp.Symbol:
+    """Haykin's e_k = d_k - y_k of output ``unit``: a name for the difference, not a new quantity."""
+    return sp.Symbol(f"e{unit}")
+
+
 def symbol_table(network: Network, notation: Notation) -> dict[sp.Symbol, str]:
     """LaTeX for every symbol of ``network``: units, parameters and targets."""
     table: dict[sp.Symbol, str] = {}
@@ -73,7 +78,7 @@ def symbol_table(network: Network, notation: Notation) -> dict[sp.Symbol, str]:
     for name, target in network.targets.items():
         table[target] = _script(notation.symbol("target"), index(network[name]))
     for unit_name in network.outputs:  # Haykin's error signal e_k = d_k - y_k
-        table[sp.Symbol(f"e{unit_name}")] = _script(notation.symbols.get("error_signal", "e"),
+        table[error_signal(unit_name)] = _script(notation.symbols.get("error_signal", "e"),
                                                     index(network[unit_name]))
     table[d.E] = notation.symbol("error")
     table[d.ETA] = notation.symbol("learning_rate")
@@ -120,8 +125,6 @@ class NotationPrinter(LatexPrinter):
     def _print_Symbol(self, expr, style="plain"):
         if expr in self.table:
             return self.table[expr]
-        if expr.name.startswith(("w[", "b[")):
-            return rf"{expr.name[0]}_{{\mathrm{{{expr.name[2:-1]}}}}}"
         return super()._print_Symbol(expr, style)
 
     def _print_Idx(self, expr):
@@ -210,7 +213,7 @@ def in_notation(lhs: sp.Expr, rhs: sp.Expr, notation: Notation, network: Network
             lhs, rhs = -lhs, -rhs
         rhs = sp.factor_terms(rhs)
     if "error_signal" in notation.symbols:
-        pairs = [(network.targets[u], network[u].a, sp.Symbol(f"e{u}")) for u in network.outputs] if network else []
+        pairs = [(network.targets[u], network[u].a, error_signal(u)) for u in network.outputs] if network else []
         if layer is not None and layer.is_output:
             pairs.append((d.t[layer.unit], d.a[layer.unit], ERROR_SIGNAL[layer.unit]))
         for target, activation, signal in pairs:

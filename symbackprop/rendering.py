@@ -24,7 +24,7 @@ from .matrix_form import matrix_form
 from .notation import Notation
 from .notation import load as load_notation
 from .numerics import Values
-from .printing import NotationPrinter, in_notation
+from .printing import NotationPrinter, error_signal, in_notation
 from .spec import Spec
 from .verification import Report, verify
 
@@ -121,7 +121,7 @@ class _Notes:
             return []
         net = self.network
         in_order = NotationPrinter(self.notation, net, settings={"order": "none"}).doprint
-        return [Shown(self.tex(sp.Symbol(f"e{u}")), in_order(sp.Add(net.targets[u], -net[u].a, evaluate=False)),
+        return [Shown(self.tex(error_signal(u)), in_order(sp.Add(net.targets[u], -net[u].a, evaluate=False)),
                       "definition") for u in net.outputs]
 
     @cached_property
@@ -166,16 +166,9 @@ class _Notes:
             return []
         rows_are_sources = self.notation.weight_order == "from_to"
         printer = _MatrixPrinter(self.notation, self.network)
-        last = len(self.network.layers) - 1
-        names = {"local_gradient": ("delta_output", "delta_hidden"), "db": ("gradient_bias",) * 2,
-                 "dW": ("gradient_weight",) * 2}
-        shown = []
-        for s in matrix_form(self.network, rows_are_sources):
-            kind = s.lhs.name.split("[")[0] if s.rule == "gradient" else s.rule
-            name = names[kind][s.layer != last] if kind in names else ""
-            shown.append(Shown(printer.doprint(s.lhs), printer.doprint(s.rhs), s.rule, name=name,
-                               tag=self.notation.equation_names.get(name, "")))
-        return shown
+        return [Shown(printer.doprint(s.lhs), printer.doprint(s.rhs), s.rule, name=s.name,
+                      tag=self.notation.equation_names.get(s.name, ""))
+                for s in matrix_form(self.network, rows_are_sources)]
 
     @cached_property
     def concrete(self) -> dict[str, list[Shown]]:

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -92,6 +93,16 @@ def test_derive_in_a_notation_leaving_parts_out(tmp_path):
     text = (out / "notes.tex").read_text()
     assert r"\varphi'(v_{j})" in text and "Matrix form" not in text and "Worked example" not in text
     assert "Verification" in text
+
+
+def test_without_spec_the_default_network_takes_the_notations_error_function(tmp_path):
+    own = tmp_path / "no-half.toml"
+    own.write_text('base = "default"\n[conventions]\nloss = "sse"\n')
+    for notation, error in ((str(own), "E = ({a^{(2)}_{1}} - t_{1})^{2}"),
+                            ("default", "E = \\frac{({a^{(2)}_{1}} - t_{1})^{2}}{2}")):
+        out = tmp_path / Path(notation).stem
+        assert main(["derive", "--notation", notation, "--format", "md", "-o", str(out)]) == 0
+        assert f"$${error}$$" in (out / "notes.md").read_text()
 
 
 def test_user_templates_override_the_built_in_ones(tmp_path):

@@ -48,9 +48,8 @@ def test_matrix_form_equals_the_concrete_formulas(case):
         elif step.rule == "local_gradient":
             expected = lhs.applyfunc(lambda d: derivation.deltas[next(u.name for u in net.units if u.delta == d)])
         else:  # gradients: dE/dW and dE/db are the matrices of the parameters' gradients
-            name = step.lhs.name
             layer = step.layer - 1
-            if name.startswith("db"):
+            if step.name == "gradient_bias":
                 expected = sp.Matrix([derivation.gradients[sb.network.layer_bias(layer, j)]
                                       for j in range(net.layers[step.layer])])
             else:
