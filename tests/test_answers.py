@@ -9,7 +9,7 @@ import sympy as sp
 from hostile import CORPUS
 
 from symbackprop import notation
-from symbackprop.answers import (
+from symbackprop.grading.reading import (
     DELTA,
     ETA,
     P,
@@ -163,7 +163,7 @@ def test_hostile_inputs_are_refused_or_read_as_mathematics_quickly(text, tmp_pat
 def test_the_reader_never_calls_eval_exec_or_sympify():
     import inspect
 
-    from symbackprop import answers
+    from symbackprop.grading import reading as answers
     source = inspect.getsource(answers)
     for name in ("eval(", "exec(", "sympify(", "parse_expr(", "parse_latex("):
         assert name not in source

@@ -283,14 +283,14 @@ def test_grade_cli_refuses_a_file_without_the_header_and_writes_nothing(tmp_path
 
 
 def test_a_stuck_answer_is_stopped_and_the_batch_goes_on(monkeypatch):
-    original = grading.check_prepared
+    original = grading.judging.check_prepared
 
     def slow(prepared, text):
         if text == "STUCK":
             time.sleep(60)
         return original(prepared, text)
 
-    monkeypatch.setattr(grading, "check_prepared", slow)  # forked workers inherit it
+    monkeypatch.setattr(grading.judging, "check_prepared", slow)  # forked workers inherit it
     rows = [{"id": "1", "target": "delta_hidden", "answer": "STUCK"},
             {"id": "2", "target": "delta_hidden", "answer": "g'(z_j)*sum(w_jk*delta_k, k)"}]
     start = time.perf_counter()

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import lark
 import sympy as sp
 
-from .notation import Notation
-from .parsing import FUNCTIONS, ExpressionError, parse_expression
+from ..notation import Notation
+from ..parsing import FUNCTIONS, ExpressionError, parse_expression
 
 __all__ = ["Answer", "ExpressionError", "Vocabulary", "read_answer"]
 

@@ -1,0 +1,106 @@
+"""A class's submissions in (CSV), its reports out: one row per answer (CSV) and a summary (Markdown)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+from ..errors import SpecError
+from ..rendering import write_atomically
+from .judging import Verdict
+from .reading import MAX_LENGTH
+
+REQUIRED_COLUMNS = ("id", "target", "answer")
+
+
+def read_submissions(path: Path) -> tuple[list[str], list[dict]]:
+    """Header and rows of a submissions CSV; raises SpecError when it cannot be used."""
+    csv.field_size_limit(16 * 1024 * 1024)
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as stream:
+            reader = csv.DictReader(stream)
+            header = [name.strip() for name in reader.fieldnames or []]
+            header = [name.lower() if name.lower() in REQUIRED_COLUMNS else name for name in header]
+            reader.fieldnames = header
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if missing:
+                raise SpecError(str(path), f"the header row must name {', '.join(REQUIRED_COLUMNS)}; "
+                                           f"missing {', '.join(missing)}")
+            rows = list(reader)
+    except OSError as error:
+        raise SpecError(str(path), f"cannot read the submissions ({error.strerror})") from None
+    except csv.Error as error:
+        raise SpecError(str(path), f"is not a readable CSV file: {error}") from None
+    return header, rows
+
+
+def _short(text: str, limit: int) -> str:
+    """``text``, or its start and length when longer than was ever read (hostile rows)."""
+    return text if len(text) <= limit else f"{text[:min(limit, 200)]}... [{len(text)} characters]"
+
+
+def report_csv(header: list[str], rows: list[dict], verdicts: list[Verdict]) -> str:
+    out = io.StringIO()
+    extra = [c for c in header if c not in REQUIRED_COLUMNS]
+    writer = csv.writer(out)
+    writer.writerow([*REQUIRED_COLUMNS, *extra, "verdict", "message", "diagnosis", "counterexample"])
+    for row, verdict in zip(rows, verdicts):
+        cells = [row.get("id") or "", _short(row.get("target") or "", 100), _short(row.get("answer") or "", MAX_LENGTH),
+                 *(row.get(c) or "" for c in extra)]
+        writer.writerow([*cells, verdict.verdict,
+                         verdict.message, " | ".join(verdict.diagnosis),
+                         json.dumps(verdict.counterexample) if verdict.counterexample else ""])
+    return out.getvalue()
+
+
+def report_markdown(rows: list[dict], verdicts: list[Verdict], title: str = "Homework report") -> str:
+    """A summary a TA reads first: per target how many were right, the commonest mistakes."""
+    by_target: dict[str, Counter] = {}
+    mistakes: dict[str, Counter] = {}
+    unreadable: Counter = Counter()
+    examples: dict[tuple, list] = {}  # (target, mistake) -> ids of the first answers that made it
+    for row, verdict in zip(rows, verdicts):
+        target = _short((row.get("target") or "").strip(), 100) or "(no target)"
+        by_target.setdefault(target, Counter())[verdict.verdict] += 1
+        if verdict.verdict == "incorrect":
+            mistake = verdict.message.rstrip(".")
+            mistakes.setdefault(target, Counter())[mistake] += 1
+            examples.setdefault((target, mistake), []).append(row.get("id") or "?")
+        elif verdict.verdict == "cannot read":
+            unreadable[re.sub(r"column \d+", "column ...", verdict.message)[:100]] += 1
+    total = Counter(v.verdict for v in verdicts)
+    counts_line = (f"{len(verdicts)} answers: {total['correct']} correct, {total['incorrect']} incorrect, "
+                   f"{total['cannot read']} cannot read.")
+    lines = [f"# {title}", "", counts_line, "", "| target | answers | correct | incorrect | cannot read |",
+             "|---|---:|---:|---:|---:|"]
+    for target, counts in sorted(by_target.items()):
+        lines.append(f"| {target} | {sum(counts.values())} | {counts['correct']} | {counts['incorrect']} | "
+                     f"{counts['cannot read']} |")
+    lines += ["", "## Commonest mistakes", ""]
+    for target, counts in sorted(mistakes.items()):
+        lines.append(f"### {target}")
+        lines += [f"- {count} x {name} (e.g. id {', '.join(examples[target, name][:3])})"
+                  for name, count in counts.most_common(8)]
+        lines.append("")
+    if unreadable:
+        lines += ["## Answers that could not be read", ""]
+        lines += [f"- {count} x {message}" for message, count in unreadable.most_common(8)]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(path: Path, header, rows, verdicts) -> list[Path]:
+    """``path`` (CSV, one row per answer) and ``path`` with .md (the summary): both whole, or
+    neither (each file is renamed into place; the CSV is removed if the summary fails)."""
+    path = Path(path)
+    summary = path.with_suffix(".md")
+    csv_text, markdown = report_csv(header, rows, verdicts), report_markdown(rows, verdicts)
+    write_atomically(path, csv_text)
+    try:
+        write_atomically(summary, markdown)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return [path, summary]
