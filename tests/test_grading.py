@@ -229,7 +229,7 @@ def test_check_cli_exit_status_and_json():
     assert right.returncode == 0 and right.stdout.startswith("correct")
     wrong = run("check", "--target", "delta_hidden", "--answer", "g'(z_j)*sum(w_kj*delta_k, k)", "--json")
     data = json.loads(wrong.stdout)
-    assert wrong.returncode == 1 and set(data) == {"verdict", "message", "diagnosis", "counterexample"}
+    assert wrong.returncode == 1 and set(data) == {"verdict", "message", "diagnosis", "counterexample", "lines"}
     assert data["message"] == "Transposed weight index." and "expected" in data["counterexample"]
     unreadable = run("check", "--target", "delta_hidden", "--answer", "\\input{/etc/passwd}")
     assert unreadable.returncode == 2 and unreadable.stdout.startswith("cannot read")

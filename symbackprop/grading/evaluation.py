@@ -130,7 +130,8 @@ class Unbound(Exception):
 
 _NUMPY = {"exp": np.exp, "log": np.log, "ln": np.log, "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos, "tan": np.tan,
           "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "abs": np.abs, "sign": np.sign,
-          "heaviside": lambda x: np.heaviside(x, 0.5), "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+          "heaviside": lambda x: np.heaviside(x, 0.5), "relu": lambda x: np.maximum(x, 0.0), "sech": lambda x: 1 / np.cosh(x),
+          "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
           "dsigmoid": lambda x: np.exp(-x) / (1 + np.exp(-x)) ** 2, "dtanh": lambda x: 1 - np.tanh(x) ** 2,
           "dlog": lambda x: 1 / x}
 

@@ -7,14 +7,34 @@ with the worked example to 1e-3 (four significant digits).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import sympy as sp
 
 from .evaluation import Cases, NotElementwise, Unbound, close, evaluate, value_at
 from .mistakes import MISTAKE_NAMES
-from .reading import DELTA, ETA, Answer, ExpressionError, P, S, U, a, dEda, delta, quoted, read_answer, t, updated, w, z
+from .reading import (
+    DELTA,
+    ETA,
+    MAX_LENGTH,
+    Answer,
+    ExpressionError,
+    P,
+    S,
+    U,
+    a,
+    dEda,
+    delta,
+    quoted,
+    read_answer,
+    t,
+    updated,
+    w,
+    z,
+)
+from .spelling import lines_of
 from .targets import Prepared
 
 NUMBER_RTOL = 1e-3
@@ -28,26 +48,59 @@ class Verdict:
     message: str
     diagnosis: list[str] = field(default_factory=list)
     counterexample: dict | None = None
+    lines: list[dict] = field(default_factory=list)  # a derivation's lines: {"line", "text", "verdict", "message"}
 
     @property
     def exit_status(self) -> int:
         return {"correct": 0, "incorrect": 1}.get(self.verdict, 2)
 
+    @property
+    def first_wrong_line(self) -> int | None:
+        """The number of the first line that is not right (1 for a wrong one-line answer)."""
+        return next((line["line"] for line in self.lines if line["verdict"] != "correct"), None)
+
     def as_dict(self) -> dict:
         return {"verdict": self.verdict, "message": self.message, "diagnosis": self.diagnosis,
-                "counterexample": self.counterexample or {}}
+                "counterexample": self.counterexample or {}, "lines": self.lines}
 
 
 def check_prepared(prepared: Prepared, text: str) -> Verdict:
-    """Grade one answer against a prepared target.  An output-layer answer that is wrong in
-    the notation's letters but right, or wrong in a known way, with the hidden-layer letters
-    (neuron j fed by i, as most texts call the unit of a formula) is read that way: renaming
-    the free indices consistently changes nothing."""
-    verdict = _check_read(prepared, text)
+    """Grade one answer against a prepared target.  A derivation of several lines (``\\\\``,
+    ``\\begin{aligned}``, newlines; a line ``= ...`` continues the one before) is checked line by
+    line, as STACK's equivalence reasoning is: every line must equal the target, and the verdict
+    is the first line's that does not."""
+    if not isinstance(text, str):
+        return Verdict("cannot read", f"the answer must be text, got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        return Verdict("cannot read", f"the answer is {len(text)} characters long; at most {MAX_LENGTH} are read")
+    try:
+        lines = lines_of(text)
+    except ExpressionError as error:
+        return Verdict("cannot read", str(error))
+    verdicts = [_check_formula(prepared, re.sub(r"^\s*=", "", line), n + 1 == len(lines))
+                for n, line in enumerate(lines)]
+    table = [{"line": n + 1, "text": line.strip(), "verdict": v.verdict, "message": v.message}
+             for n, (line, v) in enumerate(zip(lines, verdicts))]
+    wrong = next((n for n, v in enumerate(verdicts) if v.verdict != "correct"), None)
+    if len(lines) == 1:
+        return replace(verdicts[0], lines=table)
+    if wrong is None:
+        return Verdict("correct", f"Correct: each of the {len(lines)} lines equals the target.", lines=table)
+    first = verdicts[wrong]
+    message = first.message[0].lower() + first.message[1:]
+    return replace(first, message=f"Line {wrong + 1}: {message}", lines=table)
+
+
+def _check_formula(prepared: Prepared, text: str, final: bool) -> Verdict:
+    """One formula.  An output-layer answer that is wrong in the notation's letters but right,
+    or wrong in a known way, with the hidden-layer letters (neuron j fed by i, as most texts
+    call the unit of a formula) is read that way: renaming the free indices consistently
+    changes nothing."""
+    verdict = _check_read(prepared, text, final)
     if verdict.verdict != "incorrect" or prepared.renamed is None:
         return verdict
     other = prepared.renamed
-    renamed = _check_read(other, text)
+    renamed = _check_read(other, text, final)
     reading = (f"read with {other.words['u']} as the output unit and {other.words['p']} feeding it (this "
                f"notation writes {prepared.words['u']} and {prepared.words['p']})")
     if renamed.verdict == "correct":
@@ -58,7 +111,9 @@ def check_prepared(prepared: Prepared, text: str) -> Verdict:
     return verdict
 
 
-def _check_read(prepared: Prepared, text: str) -> Verdict:
+def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
+    """One formula in one reading; ``final`` (the last line of a derivation) must not merely
+    restate its target."""
     try:
         answer = read_answer(text, prepared.vocabulary)
     except ExpressionError as error:
@@ -69,7 +124,8 @@ def _check_read(prepared: Prepared, text: str) -> Verdict:
         sides = _answer_sides(prepared, answer)
     except Unbound as error:
         return Verdict("incorrect", f"The index {error} is neither bound to the unit of the target nor summed "
-                                    f"over; the formula for {prepared.words['u']} cannot depend on it.")
+                                    f"over; the formula for {prepared.words['u']} cannot depend on it.",
+                       [_letters_hint(prepared)])
     except NotElementwise:
         return Verdict("incorrect", f"{prepared.words['g_u']} is not defined for a softmax layer: each output "
                                     "depends on every z of its layer (the Jacobian is a matrix); write what "
@@ -78,14 +134,26 @@ def _check_read(prepared: Prepared, text: str) -> Verdict:
         return Verdict("incorrect", str(error))
     except ExpressionError as error:
         return Verdict("cannot read", str(error))
+    at_example = answer.decimals and prepared.target.concrete is not None and prepared.example is not None
     for number, (side, values) in enumerate(sides):
-        verdict = _judge(prepared, side, values, number, len(sides))
+        verdict = _judge(prepared, side, values, number, len(sides), at_example and bool(side.free_symbols))
         if verdict is not None:
             return verdict
-    restated = _restates(prepared, sides[-1][0])
+    restated = final and _restates(prepared, sides[-1][0])
     if restated:
         return Verdict("incorrect", "The answer restates what it should derive.", [restated])
-    return Verdict("correct", "Correct." if len(sides) == 1 else "Correct: every side equals the target.")
+    correct = "Correct." if len(sides) == 1 else "Correct: every side equals the target."
+    return Verdict("correct", correct, [_AT_EXAMPLE_ONLY] if at_example else [])
+
+
+def _letters_hint(prepared: Prepared) -> str:
+    """The index letters of the student's notation, for an answer written in other letters."""
+    words, notation = prepared.words, prepared.vocabulary.notation
+    roles = f"the unit {words['u']} and the unit {words['p']} feeding it"
+    if not prepared.target.output:
+        roles += f", with {words['s']} for the units it feeds"
+    return (f"The {notation.name} notation names {roles} ({words['target']}); "
+            "write the answer with these letters.")
 
 
 class _Wrong(Exception):
@@ -147,12 +215,15 @@ def _answer_sides(prepared: Prepared, answer: Answer) -> list:
     return out
 
 
-def _judge(prepared: Prepared, side, values, number: int, count: int) -> Verdict | None:
-    """None when ``side`` equals the target, else the verdict on it."""
+def _judge(prepared: Prepared, side, values, number: int, count: int, at_example: bool) -> Verdict | None:
+    """None when ``side`` equals the target, else the verdict on it; ``at_example``: compared at
+    the worked example only (numbers from it mixed with symbols hold nowhere else)."""
     reference = prepared.reference
-    where = "" if count == 1 else f"Side {number + 1}: "
+    where = _where(number, count)
     if not side.free_symbols and prepared.example is not None:  # a number: the worked example's value
         return _judge_number(prepared, float(values[0]), where)
+    if at_example:
+        return _judge_at_example(prepared, values, where)
     if not np.all(np.isfinite(values)):
         bad = int(np.argmin(np.isfinite(values)))
         return Verdict("incorrect", f"{where}The answer is undefined (division by zero, log of a negative "
@@ -180,6 +251,35 @@ def _judge(prepared: Prepared, side, values, number: int, count: int) -> Verdict
                    _counterexample(prepared, values, side=side))
 
 
+def _where(number: int, count: int) -> str:
+    """Which side of ``a = b = c`` a message is about, for a student who may have written no left side."""
+    if count == 1:
+        return ""
+    if number == count - 1:
+        return "The right-hand side: "
+    ordinal = {1: "first", 2: "second", 3: "third"}.get(number, f"{number}th")
+    return f"The expression after the {ordinal} '=': "
+
+
+def _judge_at_example(prepared: Prepared, values, where: str) -> Verdict | None:
+    """An expression with the worked example's numbers in it, against the worked example only."""
+    value, expected = float(values[0]), float(prepared.reference[0])
+    if _near(value, expected):
+        return None
+    named = next((names for names, _, mutant in prepared.mutants if _near(value, float(mutant[0]))), None)
+    headline = _headline(named) if named else "The answer differs from the target at the worked example."
+    shown = {"answer": value, "at": "the spec's worked example", **({"expected": expected} if prepared.reveal else {})}
+    return Verdict("incorrect", f"{where}{headline}", [_AT_EXAMPLE_ONLY], shown)
+
+
+_AT_EXAMPLE_ONLY = ("The answer mixes numbers with symbols, so it holds at most at the worked example: "
+                    "it was checked there only.")
+
+
+def _near(x: float, y: float) -> bool:
+    return abs(x - y) <= NUMBER_RTOL * max(abs(x), abs(y)) + 1e-9
+
+
 def _headline(names) -> str:
     """"Sign error and missing sum." for the mistakes an answer made."""
     label = " and ".join(names)
@@ -192,21 +292,22 @@ def _named(verdict: Verdict) -> bool:
 
 
 def _judge_number(prepared: Prepared, value: float, where: str) -> Verdict | None:
+    """A number against the worked example's value, which is shown only when the grader reveals it."""
     expected = prepared.example
-    close = lambda x, y: abs(x - y) <= NUMBER_RTOL * max(abs(x), abs(y)) + 1e-9
-    if close(value, expected):
+    if _near(value, expected):
         return None
     if prepared.target.kind == "update_w":
         new = float(prepared.cases.symbols.get(prepared.weight, [np.nan])[0]) + expected
-        if close(value, new):
+        if _near(value, new):
             return None
+    shown = {"answer": value, "at": "the spec's worked example", **({"expected": expected} if prepared.reveal else {})}
     for names, messages, mutant in prepared.example_mutants:
-        if close(value, mutant):
+        if _near(value, mutant):
             return Verdict("incorrect", f"{where}{_headline(names)}", [m.format(**prepared.words) for m in messages],
-                           {"expected": expected, "answer": value, "at": "the spec's worked example"})
-    return Verdict("incorrect", f"{where}The number differs from the worked example's value {expected:.6g} "
-                                f"(relative tolerance {NUMBER_RTOL:g}).", [],
-                   {"expected": expected, "answer": value, "at": "the spec's worked example"})
+                           shown)
+    value_shown = f" {expected:.6g}" if prepared.reveal else ""
+    return Verdict("incorrect", f"{where}The number differs from the worked example's value{value_shown} "
+                                f"(relative tolerance {NUMBER_RTOL:g}).", [], shown)
 
 
 def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = None, side=None) -> dict:
@@ -216,7 +317,9 @@ def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = N
     if case is None:
         with np.errstate(all="ignore"):
             gap = np.abs(values - reference) / np.maximum(np.abs(reference), 1e-12)
-        case = int(np.nanargmax(gap)) if np.any(np.isfinite(gap)) else 0
+        if prepared.target.concrete is not None and not prepared.reveal:
+            gap[0] = np.nan  # the worked example's value is the exercise's answer: a random point instead
+        case = int(np.nanargmax(gap)) if np.any(np.isfinite(gap)) else 1 % len(gap)
     cases, words = prepared.cases, prepared.words
     label = cases.labels[case]
     found = {"network": label["network"]}

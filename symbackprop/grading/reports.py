@@ -1,6 +1,7 @@
 """A class's submissions in (CSV), its reports out: one row per answer (CSV) and a summary (Markdown)."""
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -16,25 +17,52 @@ from .reading import MAX_LENGTH
 REQUIRED_COLUMNS = ("id", "target", "answer")
 
 
+MAX_SUBMISSION_BYTES = 256 * 1024 * 1024
+#: byte order marks, longest first (UTF-32's little-endian mark starts like UTF-16's)
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
 def read_submissions(path: Path) -> tuple[list[str], list[dict]]:
-    """Header and rows of a submissions CSV; raises SpecError when it cannot be used."""
-    csv.field_size_limit(16 * 1024 * 1024)
+    """Header and rows of a submissions CSV; raises SpecError when it cannot be used.  The text is
+    UTF-8 unless a byte order mark says UTF-16 or UTF-32; anything else is refused at its first
+    undecodable byte rather than read with replacement characters."""
     try:
-        with open(path, encoding="utf-8-sig", errors="replace", newline="") as stream:
-            reader = csv.DictReader(stream)
-            header = [name.strip() for name in reader.fieldnames or []]
-            header = [name.lower() if name.lower() in REQUIRED_COLUMNS else name for name in header]
-            reader.fieldnames = header
-            missing = [c for c in REQUIRED_COLUMNS if c not in header]
-            if missing:
-                raise SpecError(str(path), f"the header row must name {', '.join(REQUIRED_COLUMNS)}; "
-                                           f"missing {', '.join(missing)}")
-            rows = list(reader)
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_SUBMISSION_BYTES + 1)
     except OSError as error:
         raise SpecError(str(path), f"cannot read the submissions ({error.strerror})") from None
+    if len(data) > MAX_SUBMISSION_BYTES:
+        raise SpecError(str(path), f"is larger than {MAX_SUBMISSION_BYTES // 2**20} MB; split the class into files")
+    csv.field_size_limit(MAX_SUBMISSION_BYTES)  # a huge cell is refused in its row (grade), not here
+    try:
+        reader = csv.DictReader(io.StringIO(_decode(data, path), newline=""))
+        header = [name.strip() for name in reader.fieldnames or []]
+        header = [name.lower() if name.lower() in REQUIRED_COLUMNS else name for name in header]
+        reader.fieldnames = header
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise SpecError(str(path), f"the header row must name {', '.join(REQUIRED_COLUMNS)}; "
+                                       f"missing {', '.join(missing)}")
+        rows = list(reader)
     except csv.Error as error:
         raise SpecError(str(path), f"is not a readable CSV file: {error}") from None
     return header, rows
+
+
+def _decode(data: bytes, path: Path) -> str:
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise SpecError(str(path), f"byte {error.start} (0x{data[error.start]:02X}, line {line}) is not "
+                                   f"{encoding.removesuffix('-sig').upper()}; save the file as UTF-8 "
+                                   "(a spreadsheet's \"CSV UTF-8\") and grade it again") from None
+    if encoding == "utf-8" and 0 in data[:2]:  # "id" in UTF-16 is i, NUL, d, NUL
+        raise SpecError(str(path), f"byte {data.index(0)} is a NUL byte: the file looks like UTF-16 without a "
+                                   "byte order mark; save it as UTF-8")
+    return text
 
 
 def _short(text: str, limit: int) -> str:

@@ -95,6 +95,7 @@ class Prepared:
     words: dict
     example: float | None = None  # concrete targets: the worked example's value (mean over samples)
     example_mutants: list = field(default_factory=list)
+    reveal: bool = False  # messages may show the worked example's value (the exercise's answer)
     renamed: Prepared | None = None  # an output target read with the hidden-layer letters (j fed by i)
 
 
@@ -138,7 +139,7 @@ def _letters(notation: Notation, target: Target) -> dict:
 
 
 def prepare(network: Network, target_name: str, notation: str | Notation = "default",
-            values: Values | None = None, learning_rate: float = 0.5, seed: int = 0) -> Prepared:
+            values: Values | None = None, learning_rate: float = 0.5, seed: int = 0, reveal: bool = False) -> Prepared:
     """The reference and the known-mistake mutants of one target, computed once per batch."""
     notation = notation if isinstance(notation, Notation) else notations.load(notation)
     target = parse_target(target_name, network)
@@ -164,7 +165,7 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
     weight = w[P, U] if target.concrete is None else layer_weight(*target.concrete)
     words = wording(notation, target, network.loss.name)
     mutants = mutants_of(template, reference, cases, network.loss)
-    prepared = Prepared(target, vocabulary, cases, reference, weight, mutants, words)
+    prepared = Prepared(target, vocabulary, cases, reference, weight, mutants, words, reveal=reveal)
     hidden_letters = Letters(notation.letters.hidden[:2], notation.letters.hidden)
     if target.concrete is None and target.output and notation.letters.output != hidden_letters.output:
         renamed = replace(notation, letters=hidden_letters)

@@ -16,6 +16,7 @@ from ..network import Network
 from ..notation import Notation
 from . import judging
 from .judging import Verdict
+from .reading import MAX_LENGTH
 from .targets import prepare
 
 SECONDS_PER_ANSWER = 5.0
@@ -111,11 +112,11 @@ class Pool:
 
 
 def check(spec, target: str, answer: str, notation: str | Notation = "default",
-          seconds: float = SECONDS_PER_ANSWER) -> Verdict:
+          seconds: float = SECONDS_PER_ANSWER, reveal: bool = False) -> Verdict:
     """Grade one answer; ``spec`` is a :class:`Spec` or a :class:`Network`.  The answer is
     checked in a child process stopped after ``seconds``."""
     network, values, rate = _unpack(spec)
-    prepared = {target: prepare(network, target, notation, values, rate)}
+    prepared = {target: prepare(network, target, notation, values, rate, reveal=reveal)}
     results = {}
     pool = Pool(prepared, 1, seconds)
     try:
@@ -132,10 +133,11 @@ def _unpack(spec):
 
 
 def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", workers: int | None = None,
-          seconds: float = SECONDS_PER_ANSWER, progress: Callable | None = None) -> list[Verdict]:
+          seconds: float = SECONDS_PER_ANSWER, progress: Callable | None = None, reveal: bool = False) -> list[Verdict]:
     """A verdict for every row (``target`` and ``answer`` keys); a bad row is marked, never
     stops the batch.  Each target's reference is prepared once, answers are checked in
-    ``workers`` processes (default: every core)."""
+    ``workers`` processes (default: every core); ``reveal`` lets messages show the worked
+    example's values."""
     network, values, rate = _unpack(spec)
     notation = notation if isinstance(notation, Notation) else notations.load(notation)
     prepared, verdicts = {}, [None] * len(rows)
@@ -146,9 +148,12 @@ def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", work
         if answer is None:
             verdicts[n] = Verdict("cannot read", "the row has no answer column")
             continue
+        if len(answer) > MAX_LENGTH:  # refused here: a 50 MB cell is not sent to a worker
+            verdicts[n] = Verdict("cannot read", f"answer longer than {MAX_LENGTH} characters ({len(answer)})")
+            continue
         if target not in prepared:
             try:
-                prepared[target] = prepare(network, target, notation, values, rate)
+                prepared[target] = prepare(network, target, notation, values, rate, reveal=reveal)
             except SpecError as error:
                 prepared[target] = error
         if isinstance(prepared[target], SpecError):
