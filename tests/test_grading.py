@@ -5,12 +5,15 @@ delta (delta_j = g'(z_j) sum_k w_jk delta_k), (a_k - t_k) g'(z_k) for an output 
 half the sum of squares, dE/dw_ij = delta_j a_i, Delta w_ij = -eta delta_j a_i, each in the
 spelling of the notation preset (Haykin: delta_j = -dE/dv_j, e_j = d_j - y_j)."""
 import csv
+import functools
 import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+import tomllib
 from hostile import CORPUS
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -454,3 +457,147 @@ def test_an_output_answer_in_the_hidden_layer_letters_is_read_that_way(prepared)
     wrong = verdict(prepared, "delta_output", "(t_j - a_j) a_j (1 - a_j)")
     assert wrong.message == "Sign error." and "negative of delta_j" in wrong.diagnosis[1]
     assert verdict(prepared, "delta_output", "(a_j - t_k) g'(z_j)").verdict == "incorrect"
+
+
+TEXTBOOK = tomllib.loads((Path(__file__).parent / "textbook_answers.toml").read_text(encoding="utf-8"))["answer"]
+
+
+@pytest.mark.parametrize("entry", TEXTBOOK, ids=lambda e: f"{e['notation']}-{e['target']}-{e['answer'][:30]}")
+def test_textbook_spellings_of_correct_answers_are_read_and_correct(prepared, entry):
+    spec = spec_with(entry.get("activations", "sigmoid,sigmoid"))
+    result = verdict(prepared, entry["target"], entry["answer"], entry["notation"], spec)
+    assert result.verdict == "correct", (result.message, result.diagnosis)
+
+
+@functools.lru_cache
+def spec_with(activations):
+    return SPEC if activations == "sigmoid,sigmoid" else sb.compact("2-3-2", activations)
+
+
+def test_a_power_on_a_function_is_no_false_accept(prepared):
+    """softplus' is sigma, not sigma^2; tanh' is 1 - tanh^2, not 1 - tanh."""
+    softplus, tanh = spec_with("softplus,sigmoid"), spec_with("tanh,sigmoid")
+    wrong = verdict(prepared, "delta_hidden", "\\delta_j = \\sigma^2(z_j)\\sum_k w_{jk}\\delta_k", spec=softplus)
+    assert wrong.verdict == "incorrect"
+    for power in ("\\sigma^{3}(z_j)", "\\tanh^2(z_j)", "\\cosh^2(z_j)"):
+        assert verdict(prepared, "delta_hidden", f"{power} \\sum_k w_{{jk}}\\delta_k", spec=softplus).verdict == \
+            "incorrect"
+    right = verdict(prepared, "delta_hidden", "(1-\\tanh^2(z_j))\\sum_k w_{jk}\\delta_k", spec=tanh)
+    assert right.verdict == "correct"
+    assert verdict(prepared, "delta_hidden", "(1-\\tanh(z_j))\\sum_k w_{jk}\\delta_k", spec=tanh).verdict == \
+        "incorrect"
+
+
+DERIVATION = ["\\delta_j = \\frac{\\partial E}{\\partial z_j}",
+              ("= \\sum_k \\frac{\\partial E}{\\partial z_k} \\frac{\\partial z_k}{\\partial a_j} "
+               "\\frac{\\partial a_j}{\\partial z_j}"),
+              "= g'(z_j) \\sum_k w_{jk} \\delta_k"]
+
+
+@pytest.mark.parametrize("joined", ["\n", " \\\\ ", "aligned"])
+def test_a_right_derivation_is_correct_line_by_line(prepared, joined):
+    text = ("\\begin{aligned}" + " \\\\ ".join(line.replace("=", "&=", 1) for line in DERIVATION) + "\\end{aligned}"
+            if joined == "aligned" else joined.join(DERIVATION))
+    result = verdict(prepared, "delta_hidden", text)
+    assert result.verdict == "correct" and result.message == "Correct: each of the 3 lines equals the target."
+    assert [line["verdict"] for line in result.lines] == ["correct"] * 3 and result.first_wrong_line is None
+    assert result.lines[2] == {"line": 3, "text": DERIVATION[2], "verdict": "correct", "message": "Correct."}
+
+
+def test_a_wrong_second_line_is_named_with_its_mistake(prepared):
+    lines = [DERIVATION[0], "= \\sum_k w_{jk} \\delta_k", DERIVATION[2]]
+    result = verdict(prepared, "delta_hidden", "\n".join(lines))
+    assert result.verdict == "incorrect" and result.message == "Line 2: missing activation derivative."
+    assert result.first_wrong_line == 2 and [x["verdict"] for x in result.lines] == ["correct", "incorrect", "correct"]
+
+
+def test_a_wrong_last_line_and_a_restating_last_line(prepared):
+    wrong = verdict(prepared, "delta_hidden", "\n".join([*DERIVATION[:2], "= g'(z_j) w_{jk} \\delta_k"]))
+    assert wrong.message == "Line 3: missing sum." and wrong.first_wrong_line == 3
+    restated = verdict(prepared, "delta_hidden", "\n".join([DERIVATION[2], "= \\delta_j"]))
+    assert restated.message == "Line 2: the answer restates what it should derive."
+
+
+@pytest.mark.parametrize("hostile", ["__import__('os').system('touch {canary}')", "9**9**9**9", "\\input{{{canary}}}",
+                                     "(" * 900 + "a_j" + ")" * 900])
+def test_a_derivation_with_a_hostile_line(prepared, hostile, tmp_path):
+    canary = tmp_path / "canary"
+    text = "\n".join([DERIVATION[0], hostile.format(canary=canary), DERIVATION[2]])
+    start = time.perf_counter()
+    result = verdict(prepared, "delta_hidden", text)
+    assert time.perf_counter() - start < 2 and not canary.exists()
+    assert result.verdict in ("cannot read", "incorrect") and result.message.startswith("Line 2: ")
+    assert result.lines[2]["verdict"] == "correct"
+
+
+def test_messages_say_right_hand_side_not_side_2(prepared):
+    result = verdict(prepared, "delta_hidden", "\\delta_j = g'(z_j) w_{jk} \\delta_k")
+    assert result.message == "The right-hand side: missing sum."
+    chained = verdict(prepared, "delta_hidden", "\\delta_j = g'(z_j) w_{jk} \\delta_k = g'(z_j) \\sum_k w_{jk} \\delta_k")
+    assert chained.message == "The expression after the first '=': missing sum."
+
+
+def test_numbers_do_not_reveal_the_worked_example_unless_asked():
+    example = sb.example(SPEC.network, SPEC.values, SPEC.learning_rate)
+    gradient = example.evaluation.gradients[sb.network.layer_weight(1, 2, 0)]
+    hidden = grading.prepare(SPEC.network, "grad_w[1][2][0]", "default", SPEC.values, SPEC.learning_rate)
+    shown = grading.prepare(SPEC.network, "grad_w[1][2][0]", "default", SPEC.values, SPEC.learning_rate, reveal=True)
+    for prepared, reveal in ((hidden, False), (shown, True)):
+        wrong = grading.check_prepared(prepared, f"{gradient * 1.7:.6f}")
+        assert wrong.verdict == "incorrect"
+        assert (f"{gradient:.6g}" in wrong.message) == reveal and ("expected" in wrong.counterexample) == reveal
+        symbolic = grading.check_prepared(prepared, "delta[1][0]*a[0][1]")  # shown at a random point instead
+        assert reveal or symbolic.counterexample["at"].startswith("random point")
+
+
+def test_numbers_mixed_with_symbols_are_checked_at_the_worked_example_only(prepared):
+    weight = sb.network.layer_weight(1, 2, 0)
+    gradient = sb.example(SPEC.network, SPEC.values, SPEC.learning_rate).evaluation.gradients[weight]
+    right = verdict(prepared, "update_w[1][2][0]", f"w[1][2][0] - {SPEC.learning_rate}*{gradient:.9f}")
+    assert right.verdict == "correct" and "checked there only" in right.diagnosis[0]
+    wrong = verdict(prepared, "update_w[1][2][0]", f"w[1][2][0] - {SPEC.learning_rate}*{2 * gradient:.9f}")
+    assert wrong.verdict == "incorrect" and "checked there only" in wrong.diagnosis[0]
+
+
+def test_letters_the_notation_leaves_free_get_a_hint_with_its_letters(prepared):
+    """The blog behind the arrows preset calls the output unit o and the hidden unit k."""
+    result = verdict(prepared, "delta_output", "\\delta_o = (\\hat{y}_o - y_o) f'_o(s_o)", "arrows")
+    assert result.verdict == "incorrect" and "index o" in result.message
+    assert "names the unit j and the unit i feeding it" in result.diagnosis[0]
+    nielsen = verdict(prepared, "delta_hidden", "\\sigma'(z_q) \\sum_k w_{kq} \\delta_k", "nielsen")
+    assert "names the unit j and the unit k feeding it, with k for the units it feeds" in nielsen.diagnosis[0]
+
+
+def test_a_huge_answer_refuses_only_its_row(tmp_path):
+    submissions = tmp_path / "answers.csv"
+    with open(submissions, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["id", "target", "answer"])
+        writer.writerow(["big", "delta_hidden", "a" * 50_000_000])
+        writer.writerow(["ok", "delta_hidden", "g'(z_j)*sum(w_jk*delta_k, k)"])
+    _, rows = grading.read_submissions(submissions)
+    verdicts = grading.grade(SPEC, rows, workers=1)
+    assert verdicts[0].verdict == "cannot read" and verdicts[0].message.startswith(
+        f"answer longer than {grading.reading.MAX_LENGTH} characters")
+    assert verdicts[1].verdict == "correct"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "utf-32"])
+def test_a_csv_with_a_byte_order_mark_is_decoded_by_it(tmp_path, encoding):
+    submissions = tmp_path / "answers.csv"
+    submissions.write_bytes("id,target,answer,name\n1,delta_hidden,delta_j,Müller\n".encode(encoding))
+    _, rows = grading.read_submissions(submissions)
+    assert rows[0]["name"] == "Müller" and rows[0]["id"] == "1"
+
+
+@pytest.mark.parametrize("data, words", [
+    ("id,target,answer,name\n1,delta_hidden,delta_j,Müller\n".encode("latin-1"), ["byte 46 (0xFC, line 2)", "UTF-8"]),
+    ("id,target,answer\n".encode("utf-16-le"), ["byte 1 is a NUL byte", "UTF-16"]),
+])
+def test_a_csv_in_another_encoding_exits_2_naming_the_byte(tmp_path, data, words):
+    submissions = tmp_path / "answers.csv"
+    submissions.write_bytes(data)
+    result = run("grade", str(submissions), "-o", str(tmp_path / "report"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert all(word in result.stderr for word in words), result.stderr
+    assert not (tmp_path / "report.csv").exists()

@@ -8,6 +8,7 @@ with the worked example to 1e-3 (four significant digits).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -226,8 +227,8 @@ def _judge(prepared: Prepared, side, values, number: int, count: int, at_example
         return _judge_at_example(prepared, values, where)
     if not np.all(np.isfinite(values)):
         bad = int(np.argmin(np.isfinite(values)))
-        return Verdict("incorrect", f"{where}The answer is undefined (division by zero, log of a negative "
-                                    "number, overflow) at a point where the target is defined.", [],
+        return Verdict("incorrect", where("The answer is undefined (division by zero, log of a negative "
+                                          "number, overflow) at a point where the target is defined."), [],
                        _counterexample(prepared, values, bad, side))
     if close(values, reference):
         return None
@@ -237,7 +238,7 @@ def _judge(prepared: Prepared, side, values, number: int, count: int, at_example
                        _counterexample(prepared, values, side=side))
     for names, messages, mutant in prepared.mutants:
         if close(values, mutant):
-            return Verdict("incorrect", f"{where}{_headline(names)}", [m.format(**prepared.words) for m in messages],
+            return Verdict("incorrect", where(_headline(names)), [m.format(**prepared.words) for m in messages],
                            _counterexample(prepared, values, side=side))
     diagnosis = []
     with np.errstate(all="ignore"):
@@ -247,21 +248,21 @@ def _judge(prepared: Prepared, side, values, number: int, count: int, at_example
                          "factor is wrong.")
     elif count == 1 and close(np.abs(values), np.abs(reference)):
         diagnosis.append("Right size, wrong sign at some points.")
-    return Verdict("incorrect", f"{where}The answer differs from the target.", diagnosis,
+    return Verdict("incorrect", where("The answer differs from the target."), diagnosis,
                    _counterexample(prepared, values, side=side))
 
 
-def _where(number: int, count: int) -> str:
-    """Which side of ``a = b = c`` a message is about, for a student who may have written no left side."""
+def _where(number: int, count: int) -> Callable[[str], str]:
+    """A message about one side of ``a = b = c``, saying which in words a student who wrote no
+    left-hand side understands too."""
     if count == 1:
-        return ""
-    if number == count - 1:
-        return "The right-hand side: "
+        return lambda message: message
     ordinal = {1: "first", 2: "second", 3: "third"}.get(number, f"{number}th")
-    return f"The expression after the {ordinal} '=': "
+    side = "The right-hand side" if number == count - 1 else f"The expression after the {ordinal} '='"
+    return lambda message: f"{side}: {message[0].lower()}{message[1:]}"
 
 
-def _judge_at_example(prepared: Prepared, values, where: str) -> Verdict | None:
+def _judge_at_example(prepared: Prepared, values, where: Callable[[str], str]) -> Verdict | None:
     """An expression with the worked example's numbers in it, against the worked example only."""
     value, expected = float(values[0]), float(prepared.reference[0])
     if _near(value, expected):
@@ -269,7 +270,7 @@ def _judge_at_example(prepared: Prepared, values, where: str) -> Verdict | None:
     named = next((names for names, _, mutant in prepared.mutants if _near(value, float(mutant[0]))), None)
     headline = _headline(named) if named else "The answer differs from the target at the worked example."
     shown = {"answer": value, "at": "the spec's worked example", **({"expected": expected} if prepared.reveal else {})}
-    return Verdict("incorrect", f"{where}{headline}", [_AT_EXAMPLE_ONLY], shown)
+    return Verdict("incorrect", where(headline), [_AT_EXAMPLE_ONLY], shown)
 
 
 _AT_EXAMPLE_ONLY = ("The answer mixes numbers with symbols, so it holds at most at the worked example: "
@@ -291,7 +292,7 @@ def _named(verdict: Verdict) -> bool:
     return all(part in MISTAKE_NAMES for part in verdict.message.rstrip(".").lower().split(" and "))
 
 
-def _judge_number(prepared: Prepared, value: float, where: str) -> Verdict | None:
+def _judge_number(prepared: Prepared, value: float, where: Callable[[str], str]) -> Verdict | None:
     """A number against the worked example's value, which is shown only when the grader reveals it."""
     expected = prepared.example
     if _near(value, expected):
@@ -303,11 +304,11 @@ def _judge_number(prepared: Prepared, value: float, where: str) -> Verdict | Non
     shown = {"answer": value, "at": "the spec's worked example", **({"expected": expected} if prepared.reveal else {})}
     for names, messages, mutant in prepared.example_mutants:
         if _near(value, mutant):
-            return Verdict("incorrect", f"{where}{_headline(names)}", [m.format(**prepared.words) for m in messages],
+            return Verdict("incorrect", where(_headline(names)), [m.format(**prepared.words) for m in messages],
                            shown)
     value_shown = f" {expected:.6g}" if prepared.reveal else ""
-    return Verdict("incorrect", f"{where}The number differs from the worked example's value{value_shown} "
-                                f"(relative tolerance {NUMBER_RTOL:g}).", [], shown)
+    return Verdict("incorrect", where(f"The number differs from the worked example's value{value_shown} "
+                                      f"(relative tolerance {NUMBER_RTOL:g})."), [], shown)
 
 
 def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = None, side=None) -> dict:

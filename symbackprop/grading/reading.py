@@ -316,7 +316,10 @@ class _Sym:
 
 @dataclass
 class _Partial:
+    """``\\partial x`` of a derivative written with a slash (``-\\partial E/\\partial w``)."""
+
     symbol: _Sym
+    sign: int = 1
 
 
 class _Builder(lark.visitors.Transformer_NonRecursive):
@@ -373,7 +376,8 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
                 break
             following = parts[n + 1] if n + 1 < len(parts) else None
             if isinstance(node, _Partial) and following and following[0] and isinstance(following[1], _Partial):
-                value, n = self.derivative(node.symbol, following[1].symbol), n + 2  # \partial E / \partial w
+                value = self.derivative(node.symbol, following[1].symbol)  # \partial E / \partial w
+                value, n = (value if node.sign > 0 else sp.Mul(-1, value, evaluate=False)), n + 2
             elif following and not following[0] and self.bare_function(node):
                 value, n = self.call(node, [following[1]]), n + 2  # \tanh z_j, \cosh^2 z_j
             else:
@@ -389,6 +393,8 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
 
     def signed(self, children):
         sign, value = children
+        if isinstance(value, _Partial):
+            return _Partial(value.symbol, -value.sign if sign == "-" else value.sign)
         value = self.value(value)
         return value if sign == "+" else sp.Mul(-1, value, evaluate=False)
 

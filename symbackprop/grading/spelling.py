@@ -24,8 +24,8 @@ _NEXT_TIME = re.compile(r"(?<=[A-Za-z0-9}'])\(\s*(?:n|t|\\tau)\s*\+\s*1\s*\)")
 _ERROR_NAMES = r"(?:E_n|E|C|L|J|\\mathcal\{E\})"
 #: dE/dw_ij, dC/dw^l_jk: the derivative of the error written with plain d's
 _PLAIN_DERIVATIVE = re.compile(rf"(?<![A-Za-z\\])d({_ERROR_NAMES})\s*/\s*d(?=[A-Za-z\\])")
-_INDICATOR = re.compile(r"(?:\\mathbb|\\mathbf)\{1\}\s*(?:_\{|\[|\\\{|\{|\()([^\]\}\)]*?)(>|\\gt|\\geq|\\ge|>=)\s*0\s*"
-                        r"(?:\]|\\\}|\}|\))")
+#: the indicator 1[z_j > 0], 1_{z_j > 0}, 1\{z_j > 0\}
+_INDICATOR = re.compile(r"\\math(?:bb|bf|rm)\{1\}\s*(?:_\{([^{}]*)\}|\[([^\[\]]*)\]|\\\{(.*?)\\\}|\(([^()]*)\))")
 _CASES = re.compile(r"\\begin\{cases\}(.*?)\\end\{cases\}", re.DOTALL)
 _ENVIRONMENT = re.compile(r"\\(?:begin|end)\{(?:aligned|align\*?|split|gathered|eqnarray\*?)\}")
 _CONDITION = re.compile(r"^\s*(?:\\text\{\s*(?:if|for)\s*\}|if|for)?\s*(.+?)\s*(>=|<=|>|<|\\geq|\\ge|\\leq|\\le|\\gt|"
@@ -41,7 +41,6 @@ _WRAPPED_NAME = re.compile(r"\{\s*(\\(?:text|mathrm|operatorname|mathit)\{[A-Za-
 def lines_of(text: str) -> list[str]:
     """The lines of a derivation (``\\begin{aligned}`` rows, ``\\\\`` or newlines); one line for a
     single formula.  Each is read (and :func:`normalize`-d) on its own."""
-    text = text.replace("$", " ")
     text = _CASES.sub(_cases, text)
     text = _ENVIRONMENT.sub(" ", text)
     lines = []
@@ -57,9 +56,9 @@ def lines_of(text: str) -> list[str]:
 
 def normalize(line: str) -> str:
     """One line in the grammar's spelling."""
-    line = "".join(UNICODE.get(char, char) for char in line)
+    line = "".join(UNICODE.get(char, char) for char in line).replace("$", " ")
     line = _REMARK.sub("", line)
-    line = _INDICATOR.sub(lambda m: f"heaviside({m.group(1)})", line)
+    line = _INDICATOR.sub(lambda m: _step(next(filter(None, m.groups()))), line)
     line = _WRAPPED_NAME.sub(lambda m: m.group(1), line)
     line = _PLAIN_DERIVATIVE.sub(lambda m: rf"\partial {m.group(1)} / \partial ", line)
     line = _NEXT_TIME.sub("^{+}", line)
@@ -82,22 +81,24 @@ def _square_brackets(line: str) -> str:
     return "".join(chars)
 
 
+def _step(condition: str) -> str:
+    """A condition x > y (or <, \\geq, \\le, ...) as the step function of x - y, 1 where it holds."""
+    parts = _CONDITION.match(condition)
+    if not parts:
+        raise ExpressionError(f"the condition {condition.strip()[:40]!r} is not read; "
+                              "write z_j > 0, z_j \\le 0 or \\text{otherwise}")
+    left, relation, right = parts.groups()
+    greater = relation.lstrip("\\").startswith(("g", ">"))
+    return f"heaviside(({left}) - ({right}))" if greater else f"heaviside(({right}) - ({left}))"
+
+
 def _cases(match) -> str:
     """\\begin{cases} v_1 & c_1 \\\\ v_2 & c_2 \\end{cases} as v_1 H(c_1) + v_2 H(c_2), with H the
     step function of the condition (z > 0 is heaviside(z)) and "otherwise" what the others leave."""
     terms, taken = [], []
     for row in filter(str.strip, match.group(1).split(r"\\")):
         value, _, condition = row.partition("&")
-        if _OTHERWISE.match(condition):
-            step = "(1" + "".join(f" - {s}" for s in taken) + ")"
-        else:
-            parts = _CONDITION.match(condition)
-            if not parts:
-                raise ExpressionError(f"the condition {condition.strip()[:40]!r} of a cases block is not read; "
-                                      "write z_j > 0, z_j \\le 0 or \\text{otherwise}")
-            left, relation, right = parts.groups()
-            greater = relation.lstrip("\\").startswith(("g", ">"))
-            step = f"heaviside(({left}) - ({right}))" if greater else f"heaviside(({right}) - ({left}))"
+        step = "(1" + "".join(f" - {s}" for s in taken) + ")" if _OTHERWISE.match(condition) else _step(condition)
         taken.append(step)
         terms.append(f"({value}) {step}")
     return "(" + " + ".join(terms) + ")" if terms else " "
