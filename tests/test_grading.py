@@ -119,6 +119,32 @@ MISTAKES = [
     ("haykin", "update_w_hidden", "\\delta_j y_i", "missing learning rate"),
     ("default", "update_w_hidden", "w_{ij} + \\eta \\delta_j a_i", "sign error"),
     ("haykin", "update_w_hidden", "\\Delta w_{ji} = -\\eta \\delta_j y_i", "sign error"),
+    ("default", "delta_hidden", "(1 - a_j^2) \\sum_k w_{jk} \\delta_k", "another activation's derivative"),
+    ("haykin", "delta_hidden", "(1 - y_j^2) \\sum_k \\delta_k w_{kj}", "another activation's derivative"),
+    ("default", "grad_w_hidden", "\\delta_i a_j", "swapped unit indices"),
+    ("haykin", "grad_w_hidden", "-\\delta_i y_j", "swapped unit indices"),
+    ("nielsen", "grad_w_hidden", "a_j \\delta_k", "swapped unit indices"),
+    ("default", "grad_w_hidden", "\\delta_j z_i", "pre-activation for the activation"),
+    ("wikipedia", "grad_w_hidden", "\\delta_j net_i", "pre-activation for the activation"),
+    ("default", "delta_hidden", "g'(z_j) \\sum_k w_{jk} (a_k - t_k) g'(z_k)", "output delta in a hidden formula"),
+    ("haykin", "delta_hidden", "\\varphi'(v_j) \\sum_k e_k \\varphi'(v_k) w_{kj}", "output delta in a hidden formula"),
+    ("default", "update_w_output", "w_{jk} \\leftarrow -\\eta \\delta_k a_j", "old weight missing"),
+    ("nielsen", "update_w_hidden", "w^l_{jk} \\rightarrow -\\eta a^{l-1}_k \\delta^l_j", "old weight missing"),
+]
+#: mistakes only a particular network can show: (activations, loss) of a 2-3-2 network
+SPEC_MISTAKES = [
+    (("tanh,sigmoid", "half_sse"), "default", "delta_hidden", "a_j (1 - a_j) \\sum_k w_{jk} \\delta_k",
+     "another activation's derivative"),
+    (("softplus,sigmoid", "half_sse"), "nielsen", "delta_hidden", ("\\sigma(z^l_j)(1 - \\sigma(z^l_j)) \\sum_k "
+     "w^{l+1}_{kj} \\delta^{l+1}_k"), "another activation's derivative"),
+    (("sigmoid,identity", "half_sse"), "default", "delta_hidden", "\\sum_k a_k (1 - a_k) w_{jk} \\delta_k",
+     "derivative of the wrong unit"),
+    (("sigmoid,identity", "half_sse"), "haykin", "delta_hidden", "\\sum_k y_k (1 - y_k) \\delta_k w_{kj}",
+     "derivative of the wrong unit"),
+    (("sigmoid,sigmoid", "mse"), "default", "delta_output", "(a_k - t_k) g'(z_k)", "missing 2/K"),
+    (("sigmoid,sigmoid", "mse"), "haykin", "delta_output", "e_j \\varphi'(v_j)", "missing 2/K"),
+    (("sigmoid,sigmoid", "mse"), "default", "delta_output", "2 (a_k - t_k) g'(z_k)", "missing 1/K"),
+    (("sigmoid,sigmoid", "mse"), "nielsen", "delta_output", "2 (a_j - y_j) \\sigma'(z_j)", "missing 1/K"),
 ]
 
 
@@ -130,9 +156,18 @@ def test_known_mistakes_are_named_with_a_point_where_they_differ(prepared, notat
     assert result.diagnosis and result.counterexample["expected"] != result.counterexample["answer"]
 
 
+@pytest.mark.parametrize("network, notation, target, answer, mistake", SPEC_MISTAKES)
+def test_mistakes_a_network_shows_are_named(prepared, network, notation, target, answer, mistake):
+    spec = sb.compact("2-3-2", network[0], network[1])
+    result = grading.check_prepared(prepared(target, notation, spec), answer)
+    assert result.message.rstrip(".") == mistake[0].upper() + mistake[1:], (result.message, result.diagnosis)
+    assert result.diagnosis and result.counterexample["expected"] != result.counterexample["answer"]
+
+
 def test_every_diagnosis_is_tested_in_two_notations():
+    named = [(n, m) for n, _, _, m in MISTAKES] + [(n, m) for _, n, _, _, m in SPEC_MISTAKES]
     for name in {m.name for m in grading.MISTAKES}:
-        assert len({n for n, _, _, m in MISTAKES if m == name}) >= 2, name
+        assert len({n for n, m in named if m == name}) >= 2, name
 
 
 def test_diagnoses_speak_in_the_students_notation(prepared):
@@ -174,6 +209,14 @@ def test_activation_specific_forms_follow_the_spec():
     assert grading.check_prepared(prepared, "(1 - a_j^2) sum(w_jk*delta_k, k)").verdict == "correct"
     assert grading.check_prepared(prepared, "g'(z_j) sum(w_jk*delta_k, k)").verdict == "correct"
     assert grading.check_prepared(prepared, "a_j(1 - a_j) sum(w_jk*delta_k, k)").verdict == "incorrect"
+
+
+def test_swapped_subscripts_under_right_superscripts_are_named_as_a_swap(prepared):
+    """Nielsen's a^{l-1}_j delta^l_k: the layers are right, the letters swapped; changing the
+    superscripts (the advice a layer check alone gives) would still be wrong."""
+    result = verdict(prepared, "grad_w_hidden", "a^{l-1}_j \\delta^l_k", "nielsen")
+    assert result.message == "Swapped unit indices." and "exchange j and k" in result.diagnosis[0]
+    assert not any("superscript should be" in line for line in result.diagnosis)
 
 
 def test_layer_superscripts_against_the_letters(prepared):

@@ -120,7 +120,8 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
     except ExpressionError as error:
         return Verdict("cannot read", str(error))
     if answer.remarks:
-        return Verdict("incorrect", "An index names the wrong unit or layer.", list(answer.remarks))
+        headline = "Swapped unit indices." if answer.swapped else "An index names the wrong unit or layer."
+        return Verdict("incorrect", headline, list(answer.remarks))
     try:
         sides = _answer_sides(prepared, answer)
     except Unbound as error:

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import sympy as sp
 
-from ..functions import A, K, T
+from ..functions import A, K, T, activation
 from ..notation import Notation
 from .evaluation import Cases, NotElementwise, Unbound, close, evaluate
-from .reading import ETA, OUTPUTS, P, S, U, a, dg, t, w, z
+from .reading import ETA, OUTPUTS, P, S, U, a, delta, dg, t, w, z
 
 if TYPE_CHECKING:
     from .targets import Target
@@ -38,7 +38,46 @@ def _derivative_inside(e):
 def _output_formula(e, loss):
     if not e.has(sp.Sum):
         return None
-    return _replace_sum(e, lambda s: loss.derivative.xreplace({A: a[U], T: t[U], K: OUTPUTS}))
+    return _replace_sum(e, lambda s: _output_error(loss, U))
+
+
+def _output_error(loss, unit):
+    """dE/da of an output unit, at ``unit``."""
+    return loss.derivative.xreplace({A: a[unit], T: t[unit], K: OUTPUTS})
+
+
+def _slope(name: str, unit) -> sp.Expr:
+    """Activation ``name``'s derivative written in its output (sigmoid: a(1 - a), tanh: 1 - a^2)."""
+    return activation(name).derivative_in_activation.xreplace({A: a[unit]})
+
+
+def _other_slope(name: str):
+    """g' of the unit replaced by another activation's derivative (sigmoid's for a tanh layer)."""
+    return _if_has(dg(z[U]), lambda e: e.xreplace({dg(z[U]): _slope(name, U)}))
+
+
+def _slope_inside(name: str):
+    """The unit's derivative, spelled as an activation's in its output, moved inside the sum."""
+    def transform(e, loss):
+        if not e.has(dg(z[U])) or not e.has(sp.Sum):
+            return None
+        return _replace_sum(e.xreplace({dg(z[U]): 1}), lambda s: sp.Sum(s.function * _slope(name, S), *s.limits))
+    return transform
+
+
+def _inlined_output_delta(e, loss):
+    """The next layer's delta replaced by the output formula: right only above the output layer."""
+    if not e.has(delta[S]) or not e.has(sp.Sum):
+        return None
+    return _replace_sum(e, lambda s: sp.Sum(s.function.xreplace({delta[S]: _output_error(loss, S) * dg(z[S])}),
+                                                         *s.limits))
+
+
+def _swapped_units(e, loss):
+    """delta_i a_j for delta_j a_i: the gradient (or step) of a weight with its two units exchanged."""
+    if not e.has(a[P]):
+        return None
+    return (-ETA if e.has(ETA) else 1) * delta[P] * a[U]
 
 
 @dataclass(frozen=True)
@@ -92,6 +131,36 @@ MISTAKES = (
             "of unit {p}, where the weight starts)."),
     Mistake("missing learning rate", _if_has(ETA, lambda e: e.xreplace({ETA: 1})),
             "The learning rate {eta} is missing: the step is {eta} times the gradient."),
+    Mistake("another activation's derivative", _other_slope("sigmoid"),
+            "{sigmoid_slope_u} is the sigmoid's derivative; this layer's activation has another one: correct if "
+            "it were {g_u}."),
+    Mistake("another activation's derivative", _other_slope("tanh"),
+            "{tanh_slope_u} is the derivative of tanh; this layer's activation has another one: correct if it "
+            "were {g_u}."),
+    Mistake("derivative of the wrong unit", _slope_inside("sigmoid"),
+            "The activation derivative belongs to unit {u}, not to the units it feeds: correct if "
+            "{sigmoid_slope_s} inside the sum were {g_u} in front of it."),
+    Mistake("derivative of the wrong unit", _slope_inside("tanh"),
+            "The activation derivative belongs to unit {u}, not to the units it feeds: correct if "
+            "{tanh_slope_s} inside the sum were {g_u} in front of it."),
+    Mistake("swapped unit indices", _swapped_units,
+            "The unit indices are swapped: correct if {delta_p} {a_u} were {delta_u} {a_p} (the weight from {p} to "
+            "{u} gets the delta of {u}, where it ends, times the activation of {p}, where it starts)."),
+    Mistake("pre-activation for the activation", _if_has(a[P], lambda e: e.xreplace({a[P]: z[P]})),
+            "{z_p} is the weighted input of unit {p}; the weight multiplies its output: correct if {z_p} were "
+            "{a_p}."),
+    Mistake("output delta in a hidden formula", _inlined_output_delta,
+            "The output layer's delta is written in for {delta_s}: that is right only when the units {u} feeds are "
+            "outputs (the last hidden layer); in general {delta_s} is the delta of the next layer, whatever it is."),
+    Mistake("missing 2/K", _if_has(OUTPUTS, lambda e: e.xreplace({OUTPUTS: 2})),
+            "The 2/K of the mean squared error is missing: E = 1/K sum_k (a_k - t_k)^2 over K outputs gives "
+            "dE/da_k = 2 (a_k - t_k)/K, which is (a_k - t_k) only when K = 2."),
+    Mistake("missing 1/K", _if_has(OUTPUTS, lambda e: e.xreplace({OUTPUTS: 1})),
+            "The 1/K of the mean squared error is missing: E = 1/K sum_k (a_k - t_k)^2 over K outputs gives "
+            "dE/da_k = 2 (a_k - t_k)/K."),
+    Mistake("old weight missing", _if_has(ETA, lambda e: e - w[P, U]),
+            "The old weight is missing: the new weight is {w_pu} plus the step, {w_pu} - {eta} d{error}/d{w_pu}; "
+            "your answer is the step alone."),
 )
 
 
@@ -139,12 +208,20 @@ def wording(notation: Notation, target: Target, loss_name: str) -> dict:
     else:
         sign = negative + (f"{dd}_{u} = d{error}/d{zz}_{u}, and the output's error term is ({aa} - {tt}), "
                            f"not ({tt} - {aa}).")
+    slopes = {f"{name}_slope_{x}": _printed(_slope(name, U), {a[U]: f"{aa}_{letter}"})
+              for name in ("sigmoid", "tanh") for x, letter in (("u", u), ("s", s))}
     return {"p": p, "u": u, "s": s, "g_u": f"{f}'({zz}_{u})", "g_s": f"{f}'({zz}_{s})", "g_p": f"{f}'({zz}_{p})",
-            "a_u": f"{aa}_{u}", "a_p": f"{aa}_{p}", "z_u": f"{zz}_{u}", "w_us": weight(u, s), "w_su": weight(s, u),
-            "w_pu": weight(p, u), "sum_us": f"{weight(u, s)} {dd}_{s}", "delta_s": f"{dd}_{s}", "error_u": f"({aa}_{u} - {tt}_{u})",
-            "eta": eta, "sign": sign, "target": _label(target, notation, p, u),
+            "a_u": f"{aa}_{u}", "a_p": f"{aa}_{p}", "z_u": f"{zz}_{u}", "z_p": f"{zz}_{p}", "w_us": weight(u, s),
+            "w_su": weight(s, u), "w_pu": weight(p, u), "sum_us": f"{weight(u, s)} {dd}_{s}", "delta_s": f"{dd}_{s}",
+            "delta_u": f"{dd}_{u}", "delta_p": f"{dd}_{p}", "error_u": f"({aa}_{u} - {tt}_{u})", "error": error,
+            "eta": eta, "sign": sign, "target": _label(target, notation, p, u), **slopes,
             "half": " (the 1/2 of E = 1/2 sum (a - t)^2 cancels the 2 of the square)"
             if loss_name == "half_sse" else ""}
+
+
+def _printed(expression, names: dict) -> str:
+    """A SymPy expression in the student's spelling of its symbols (a(1 - a) as y_j*(1 - y_j))."""
+    return sp.sstr(expression.xreplace({k: sp.Symbol(v) for k, v in names.items()}))
 
 
 def mutants_of(template, reference, cases, loss) -> list:

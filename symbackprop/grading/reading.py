@@ -180,6 +180,7 @@ class Answer:
     relations: tuple[str, ...]
     remarks: tuple[str, ...] = ()
     decimals: bool = False  # a number with a decimal point or exponent (a value read off the worked example)
+    swapped: bool = False  # the remark is that two unit letters are exchanged
 
 
 _SPELLINGS: dict[str, dict[str, str]] = {}
@@ -232,7 +233,9 @@ def read_answer(text: str, vocabulary: Vocabulary) -> Answer:
         raise
     if max(map(_sum_depth, sides)) > MAX_SUMS:  # each level multiplies the work by a layer's width
         raise ExpressionError(f"sums nested more than {MAX_SUMS} deep are not read")
-    return Answer(tuple(sides), tuple(relations), tuple(builder.remarks), builder.decimals)
+    swapped = builder.swapped_letters()
+    remarks = (swapped,) if swapped else tuple(builder.remarks)
+    return Answer(tuple(sides), tuple(relations), remarks, builder.decimals, bool(swapped))
 
 
 def _sum_depth(expression) -> int:
@@ -330,6 +333,7 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
         self.vocabulary = vocabulary
         self.notation = vocabulary.notation
         self.remarks: list[str] = []
+        self.clashes: list[tuple] = []  # (symbol as written, its unit's role, the layer its superscript names)
         self.decimals = False
 
     # --- structure ---------------------------------------------------------------------
@@ -721,6 +725,23 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
             name = {0: "l"}.get(expected, f"l{expected:+d}")
             self.remarks.append(f"{sym.written}: the layer superscript should be {name} here "
                                 f"(the index letter names a unit of layer {name})")
+            if len(indices) == 1 and letter in self.vocabulary.layer_bases:
+                self.clashes.append((sym.written, str(indices[0]), offset))
+
+    def swapped_letters(self) -> str | None:
+        """Why superscripts that contradict their letters are right and the subscripts swapped
+        (Nielsen's a^{l-1}_j delta^l_k for a^{l-1}_k delta^l_j): advice to change the layers
+        would still be wrong."""
+        letter_of = {({P: -1, U: 0, S: 1}[role]): letter for letter, role in self.vocabulary.letters.items()}
+        role_letter = {str(role): letter for letter, role in self.vocabulary.letters.items()}
+        pairs = {(role_letter.get(used), letter_of.get(offset)) for _, used, offset in self.clashes}
+        if not self.clashes or len(self.clashes) != len(self.remarks) or any(None in p for p in pairs) \
+                or any((b, a) not in pairs for a, b in pairs):
+            return None
+        first, second = min(pairs)
+        written = ", ".join(w for w, _, _ in self.clashes)
+        return (f"The subscripts are swapped, not the layers: exchange {first} and {second} in {written} "
+                "(the layer superscripts are right; each letter must name the unit of its layer)")
 
     def concrete(self, sym: _Sym) -> sp.Expr | None:
         """A concrete network's own symbol, w[0][1][2], z[1][0], or the notation's letter with
