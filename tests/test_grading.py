@@ -6,6 +6,7 @@ half the sum of squares, dE/dw_ij = delta_j a_i, Delta w_ij = -eta delta_j a_i, 
 spelling of the notation preset (Haykin: delta_j = -dE/dv_j, e_j = d_j - y_j)."""
 import csv
 import functools
+import io
 import json
 import subprocess
 import sys
@@ -309,7 +310,7 @@ def test_grade_cli_marks_every_row_and_writes_both_reports(tmp_path):
     assert all(r["verdict"] in ("cannot read", "incorrect") for r in graded[4:])
     assert "unknown target" in graded[-1]["message"] and len(graded[-1]["target"]) < 300
     summary = report.with_suffix(".md").read_text()
-    assert "| delta_hidden |" in summary and "Missing sum" in summary
+    assert "| `delta_hidden` |" in summary and "Missing sum" in summary
     assert not canary.exists()
 
 
@@ -392,8 +393,8 @@ def test_report_lists_counts_and_example_ids():
     verdicts = [grading.Verdict("incorrect", "Missing sum."), grading.Verdict("incorrect", "Missing sum."),
                 grading.Verdict("cannot read", "unknown symbol q at column 1"), grading.Verdict("correct", "Correct.")]
     summary = grading.report_markdown(rows, verdicts)
-    assert "| delta_hidden | 4 | 1 | 2 | 1 |" in summary
-    assert "- 2 x Missing sum (e.g. id 0, 1)" in summary and "unknown symbol q at column ..." in summary
+    assert "| `delta_hidden` | 4 | 1 | 2 | 1 |" in summary
+    assert "- 2 x Missing sum (e.g. id `0`, `1`)" in summary and "unknown symbol q at column ..." in summary
 
 
 def test_spreadsheet_exports_with_a_byte_order_mark_and_capitalised_headers_are_read(tmp_path):
@@ -644,3 +645,90 @@ def test_a_csv_in_another_encoding_exits_2_naming_the_byte(tmp_path, data, words
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert all(word in result.stderr for word in words), result.stderr
     assert not (tmp_path / "report.csv").exists()
+
+
+HOSTILE_CELLS = ["=HYPERLINK(\"http://evil\",\"x\")", "@SUM(A1)", "=cmd|' /C calc'!A0", "+1+1", "-2+3", "\tx", "\rx",
+                 "'quoted"]
+
+
+def test_report_csv_cells_are_inert_for_spreadsheets_and_recoverable():
+    rows = [{"id": cell, "target": cell, "answer": cell, "note": cell} for cell in HOSTILE_CELLS]
+    verdicts = [grading.Verdict("cannot read", "-x", ["=y"]) for _ in rows]
+    text = grading.report_csv(["id", "target", "answer", "note"], rows, verdicts)
+    graded = list(csv.DictReader(io.StringIO(text, newline="")))
+    for row, cell in zip(graded, HOSTILE_CELLS):
+        for column in ("id", "target", "answer", "note", "message", "diagnosis"):
+            assert row[column].startswith("'") and not row[column].startswith(("=", "+", "-", "@", "\t", "\r"))
+        assert row["answer"][1:] == cell  # drop the first ' of a cell that starts with one: the raw text
+    assert graded[0]["first_wrong_line"] == ""
+
+
+def test_report_markdown_escapes_html_markdown_pipes_and_newlines():
+    hostile = "<script>alert(1)</script> <img src=x onerror=alert(1)> ![x](http://e/x.png) [x](javascript:alert(1))"
+    rows = [{"id": "a|b\n# injected", "target": "t|x\n## head", "answer": "a"},
+            {"id": "2", "target": "delta_hidden", "answer": "a"}]
+    verdicts = [grading.Verdict("incorrect", hostile + " | col\n# heading"), grading.Verdict("cannot read", hostile)]
+    summary = grading.report_markdown(rows, verdicts)
+    assert "<script" not in summary and "<img" not in summary and "](" not in summary.replace("\\](", "")
+    assert not any(line.startswith(("# injected", "## head", "# heading")) for line in summary.splitlines())
+    table = [line for line in summary.splitlines() if line.startswith("| `")]
+    assert all(line.count("|") - line.count("\\|") == 6 for line in table)  # no cell added by a |
+
+
+def test_report_counts_where_derivations_first_go_wrong_and_keeps_words_whole():
+    rows = [{"id": str(n), "target": "grad_w_hidden", "answer": "a"} for n in range(4)]
+    lines = lambda *verdicts: [{"line": n + 1, "text": "x", "verdict": v, "message": ""} for n, v in enumerate(verdicts)]
+    message = "unknown symbol grad_w_hidden_and_a_long_tail at column 1: the default notation has " + "x, " * 40
+    verdicts = [grading.Verdict("incorrect", "Line 2: missing sum.", lines=lines("correct", "incorrect", "correct")),
+                grading.Verdict("incorrect", "Line 2: missing sum.", lines=lines("correct", "incorrect")),
+                grading.Verdict("correct", "Correct.", lines=lines("correct", "correct")),
+                grading.Verdict("cannot read", message, lines=lines("cannot read"))]
+    summary = grading.report_markdown(rows, verdicts)
+    assert "3 answers of several lines, 1 right on every line." in summary and "| 2 | 2 |" in summary
+    assert "- 2 x Missing sum" in summary
+    unread = next(line for line in summary.splitlines() if "unknown symbol" in line)
+    assert "grad\\_w\\_hidden\\_and\\_a\\_long\\_tail" in unread and unread.endswith(", ...")
+    report = grading.report_csv(["id", "target", "answer"], rows, verdicts)
+    assert [r["first_wrong_line"] for r in csv.DictReader(io.StringIO(report))] == ["2", "2", "", "1"]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_when_the_grade_process_is_killed(tmp_path):
+    submissions = tmp_path / "answers.csv"
+    submissions.write_text("id,target,answer\n" + "".join(f"{n},delta_hidden,g'(z_j) w_jk delta_k + {n}\n"
+                                                          for n in range(20_000)))
+    main = subprocess.Popen([sys.executable, "-m", "symbackprop", "grade", str(submissions), "-o",
+                             str(tmp_path / "report"), "--workers", "2"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers := _children(main.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(workers) == 2, "the workers never started"
+    finally:
+        main.kill()
+        main.wait()
+    deadline = time.monotonic() + 10
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_alive, workers))

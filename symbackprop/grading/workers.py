@@ -4,8 +4,11 @@ Forked, so the prepared targets are shared without pickling; one worker per core
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import wait
@@ -22,10 +25,32 @@ from .targets import prepare
 SECONDS_PER_ANSWER = 5.0
 
 
-def _serve(connection, prepared: dict) -> None:
-    """Worker loop: (row, target, text) in, (row, verdict dict) out; None ends it."""
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+def _die_with(parent: int, inherited: list) -> None:
+    """A forked worker ends with its parent, however the parent ends (even SIGKILL): Linux sends it
+    SIGKILL then (prctl PR_SET_PDEATHSIG); and it holds no other process's pipe ends, so a read
+    from its own pipe ends too once the parent is gone."""
+    for connection in inherited:
+        connection.close()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # no prctl: the closed pipe ends still end the worker
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)
+
+
+def _serve(connection, prepared: dict, parent: int, inherited: list) -> None:
+    """Worker loop: (row, target, text) in, (row, verdict dict) out; None (or the parent's end) ends it."""
+    _die_with(parent, inherited)
     while True:
-        task = connection.recv()
+        try:
+            task = connection.recv()
+        except EOFError:
+            return
         if task is None:
             return
         row, target, text = task
@@ -46,11 +71,15 @@ class Pool:
     def __init__(self, prepared: dict, workers: int, seconds: float):
         self.prepared, self.seconds = prepared, seconds
         self.context = multiprocessing.get_context("fork")
-        self.workers = [self._start() for _ in range(max(1, workers))]
+        self.workers = []
+        for _ in range(max(1, workers)):
+            self.workers.append(self._start())
 
     def _start(self):
         mine, theirs = self.context.Pipe()
-        process = self.context.Process(target=_serve, args=(theirs, self.prepared), daemon=True)
+        inherited = [mine, *(worker["connection"] for worker in self.workers)]
+        process = self.context.Process(target=_serve, args=(theirs, self.prepared, os.getpid(), inherited),
+                                       daemon=True)
         process.start()
         theirs.close()
         return {"process": process, "connection": mine, "task": None, "since": 0.0}
