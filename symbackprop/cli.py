@@ -73,6 +73,8 @@ answers: LaTeX or plain text, with or without a left-hand side, e.g. (shell-quot
 symbols follow --notation (haykin: v_j, y_i, phi, w_{kj}, d_j, e_j; nielsen: z^l_j, sigma, w^{l+1}_{kj}).
 An update answer with Delta on the left, or without the weight itself, is the change; with
 w <- / w^+ / w(n+1) on the left, or containing the weight, it is the new weight.
+A derivation of several lines (newlines, \\, \begin{aligned}; "= ..." continues a line) is checked
+line by line: every line must equal the target; the verdict names the first line that does not.
 exit status: 0 correct, 1 incorrect, 2 cannot read (or bad input)."""
 
 

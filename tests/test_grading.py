@@ -732,3 +732,18 @@ def test_workers_die_when_the_grade_process_is_killed(tmp_path):
     while any(map(_alive, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(map(_alive, workers))
+
+
+def test_check_cli_lines_and_reveal():
+    derivation = "\n".join([DERIVATION[0], "= \\sum_k w_{jk} \\delta_k", DERIVATION[2]])
+    result = run("check", "2-3-2", "--activation", "sigmoid,sigmoid", "--target", "delta_hidden", "--answer",
+                 derivation, "--json")
+    data = json.loads(result.stdout)
+    assert result.returncode == 1 and data["message"] == "Line 2: missing activation derivative."
+    assert [line["line"] for line in data["lines"]] == [1, 2, 3] and data["lines"][1]["verdict"] == "incorrect"
+    text = run("check", "--target", "delta_hidden", "--answer", derivation)
+    assert "  line 2: incorrect: = \\sum_k w_{jk} \\delta_k" in text.stdout.splitlines()
+    wrong = ["check", "--target", "grad_w[1][2][0]", "--answer", "0.123456"]
+    hidden, shown = run(*wrong), run(*wrong, "--reveal")
+    assert hidden.returncode == shown.returncode == 1 and "expected" not in hidden.stdout
+    assert "expected" in shown.stdout and "worked example's value " in shown.stdout
