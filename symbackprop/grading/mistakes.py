@@ -51,6 +51,10 @@ def _slope(name: str, unit) -> sp.Expr:
     return activation(name).derivative_in_activation.xreplace({A: a[unit]})
 
 
+#: activations whose derivative students write out in the activation (a(1 - a), 1 - a^2)
+SPELLED_SLOPES = ("sigmoid", "tanh")
+
+
 def _other_slope(name: str):
     """g' of the unit replaced by another activation's derivative (sigmoid's for a tanh layer)."""
     return _if_has(dg(z[U]), lambda e: e.xreplace({dg(z[U]): _slope(name, U)}))
@@ -131,18 +135,12 @@ MISTAKES = (
             "of unit {p}, where the weight starts)."),
     Mistake("missing learning rate", _if_has(ETA, lambda e: e.xreplace({ETA: 1})),
             "The learning rate {eta} is missing: the step is {eta} times the gradient."),
-    Mistake("another activation's derivative", _other_slope("sigmoid"),
-            "{sigmoid_slope_u} is the sigmoid's derivative; this layer's activation has another one: correct if "
-            "it were {g_u}."),
-    Mistake("another activation's derivative", _other_slope("tanh"),
-            "{tanh_slope_u} is the derivative of tanh; this layer's activation has another one: correct if it "
-            "were {g_u}."),
-    Mistake("derivative of the wrong unit", _slope_inside("sigmoid"),
-            "The activation derivative belongs to unit {u}, not to the units it feeds: correct if "
-            "{sigmoid_slope_s} inside the sum were {g_u} in front of it."),
-    Mistake("derivative of the wrong unit", _slope_inside("tanh"),
-            "The activation derivative belongs to unit {u}, not to the units it feeds: correct if "
-            "{tanh_slope_s} inside the sum were {g_u} in front of it."),
+    *(Mistake("another activation's derivative", _other_slope(name),
+              f"{{{name}_slope_u}} is the derivative of {name}; this layer's activation has another one: correct "
+              "if it were {g_u}.") for name in SPELLED_SLOPES),
+    *(Mistake("derivative of the wrong unit", _slope_inside(name),
+              "The activation derivative belongs to unit {u}, not to the units it feeds: correct if "
+              f"{{{name}_slope_s}} inside the sum were {{g_u}} in front of it.") for name in SPELLED_SLOPES),
     Mistake("swapped unit indices", _swapped_units,
             "The unit indices are swapped: correct if {delta_p} {a_u} were {delta_u} {a_p} (the weight from {p} to "
             "{u} gets the delta of {u}, where it ends, times the activation of {p}, where it starts)."),
@@ -209,7 +207,7 @@ def wording(notation: Notation, target: Target, loss_name: str) -> dict:
         sign = negative + (f"{dd}_{u} = d{error}/d{zz}_{u}, and the output's error term is ({aa} - {tt}), "
                            f"not ({tt} - {aa}).")
     slopes = {f"{name}_slope_{x}": _printed(_slope(name, U), {a[U]: f"{aa}_{letter}"})
-              for name in ("sigmoid", "tanh") for x, letter in (("u", u), ("s", s))}
+              for name in SPELLED_SLOPES for x, letter in (("u", u), ("s", s))}
     return {"p": p, "u": u, "s": s, "g_u": f"{f}'({zz}_{u})", "g_s": f"{f}'({zz}_{s})", "g_p": f"{f}'({zz}_{p})",
             "a_u": f"{aa}_{u}", "a_p": f"{aa}_{p}", "z_u": f"{zz}_{u}", "z_p": f"{zz}_{p}", "w_us": weight(u, s),
             "w_su": weight(s, u), "w_pu": weight(p, u), "sum_us": f"{weight(u, s)} {dd}_{s}", "delta_s": f"{dd}_{s}",
