@@ -57,6 +57,7 @@ _FUNCTION_ALIASES = {"sigma": "sigmoid", "ReLU": "relu", "RELU": "relu", "Relu":
                      "Heaviside": "heaviside"}
 KNOWN_FUNCTIONS = frozenset({*FUNCTIONS, "relu", "sech"})
 _FUNCTION_LETTERS = ("f", "g", "h", "phi", "varphi")
+_ERROR_LETTERS = ("E", "L", "J", "C")  # the error, cost or loss, where the notation gives them no other meaning
 _LATEX_WORDS = ("frac", "partial", "displaystyle", "cdot", "mathrm", "text", "left", "right", "ext")
 
 _COMMANDS = frozenset({
@@ -65,7 +66,7 @@ _COMMANDS = frozenset({
     "Bigl", "Bigr", "limits", "nolimits", "displaystyle", "quad", "qquad", "prime", "ell", "in", "to",
     "rightarrow", "exp", "log", "ln", "tanh", "sinh", "cosh", "sin", "cos", "tan", "sqrt",
     "alpha", "delta", "Delta", "eta", "sigma", "varphi", "phi", "theta", "epsilon", "varepsilon", "mu", "lambda",
-    "tau", "sech", "mapsto",
+    "tau", "sech", "mapsto", "bigg", "Bigg", "biggl", "biggr", "Biggl", "Biggr", "textstyle", "nonumber", "notag",
 })
 
 _GRAMMAR = r"""
@@ -130,7 +131,7 @@ RBRACE: "}"
 LSQB: "["
 RSQB: "]"
 SPACE.4: /[ \t\r\n~]+/ | /\\[,;:! ]/
-    | /\\(left|right|bigl|bigr|Bigl|Bigr|big|Big|limits|nolimits|displaystyle|quad|qquad)(?![A-Za-z])/
+    | /\\(left|right|[bB]igg?[lr]?|limits|nolimits|displaystyle|textstyle|quad|qquad|nonumber|notag)(?![A-Za-z])/
 %ignore SPACE
 """
 
@@ -158,10 +159,12 @@ class Vocabulary:
     names: Mapping[str, sp.Expr] = field(default_factory=dict)
 
     def role_of(self, spelling: str) -> str | None:
-        """A spelling's role; f, g, h, phi also name the activation function where the notation
-        gives them no other meaning (students bring letters from other courses)."""
+        """A spelling's role; f, g, h, phi also name the activation function, and E, L, J, C the
+        error, where the notation gives them no other meaning (students bring letters from other courses)."""
         table = _spellings(self.notation)
-        return table.get(spelling, "function" if spelling in _FUNCTION_LETTERS else None)
+        if spelling in table:
+            return table[spelling]
+        return "function" if spelling in _FUNCTION_LETTERS else "error" if spelling in _ERROR_LETTERS else None
 
     def describe(self) -> str:
         """The symbols a student of this notation may use, for error messages."""

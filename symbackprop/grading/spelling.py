@@ -35,6 +35,10 @@ _OTHERWISE = re.compile(r"^\s*(?:\\text\{\s*(?:otherwise|else|if not)\s*\}|other
 _REMARK = re.compile(r"(\\q?quad|,?\s*\\text\{[^{}]*[^A-Za-z{}][^{}]*\}).*$")
 _OPERATOR_START = re.compile(r"\s*([-+*/]|\\cdot|\\times)")
 _OPERATOR_END = re.compile(r"([-+*/(]|\\cdot|\\times)\s*$")
+#: \frac{dE}{dw_ij}, \frac{\mathrm{d} E}{\mathrm{d} w}: derivatives written with d (delta is no d)
+_D_FRACTION = re.compile(r"\\[dt]?frac\{\s*(?:\\mathrm\{d\}|d(?!elta))\s*(?=[A-Za-z\\])([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}"
+                         r"\{\s*(?:\\mathrm\{d\}|d(?!elta))\s*(?=[A-Za-z\\])")
+_EQUATION_LABEL = re.compile(r"\\(?:tag|label)\{[^{}]*\}")
 _WRAPPED_NAME = re.compile(r"\{\s*(\\(?:text|mathrm|operatorname|mathit)\{[A-Za-z]+\})\s*\}(?=\s*[_^'])")
 
 
@@ -57,8 +61,11 @@ def lines_of(text: str) -> list[str]:
 def normalize(line: str) -> str:
     """One line in the grammar's spelling."""
     line = "".join(UNICODE.get(char, char) for char in line).replace("$", " ")
+    line = _EQUATION_LABEL.sub(" ", line)
     line = _REMARK.sub("", line)
+    line = _D_FRACTION.sub(lambda m: rf"\frac{{\partial {m.group(1)}}}{{\partial ", line)
     line = _INDICATOR.sub(lambda m: _step(next(filter(None, m.groups()))), line)
+    line = line.replace("\\{", "(").replace("\\}", ")")  # \left\{ ... \right\} as brackets
     line = _WRAPPED_NAME.sub(lambda m: m.group(1), line)
     line = _PLAIN_DERIVATIVE.sub(lambda m: rf"\partial {m.group(1)} / \partial ", line)
     line = _NEXT_TIME.sub("^{+}", line)
