@@ -185,14 +185,24 @@ def _restates(prepared: Prepared, side) -> str | None:
 def _answer_sides(prepared: Prepared, answer: Answer) -> list:
     """(expression, values) of each side to compare with the reference; an update's left
     side says whether the answer is the change (Delta w) or the new weight (w <-, w^+)."""
-    sides = list(answer.sides)
+    sides, relations = list(answer.sides), list(answer.relations)
     cases = prepared.cases
     update = prepared.target.kind == "update_w"
     weight = prepared.weight
     new_value = False
+    if relations[:1] == ["->"]:  # Nielsen's w -> w' = ...: what the arrow starts from is the old weight
+        old = sides.pop(0)
+        relations.pop(0)
+        if not update:
+            raise _Wrong(f"The left-hand side is a weight update; the target is {prepared.words['target']}.")
+        if not close(evaluate(old, cases), evaluate(weight, cases)):
+            raise _Wrong(f"What the arrow starts from is not the weight the update changes ({prepared.words['target']} "
+                         "changes it).")
+    if "->" in relations:
+        raise ExpressionError("an arrow goes once, from the old weight to the new one: w -> w' = ...")
     if any(s.has(DELTA) for s in sides[1:]) or (sides[0].has(DELTA) and len(sides) == 1):
         raise ExpressionError("Delta (the change of a weight) belongs on the left-hand side only")
-    if not update and (sides[0].has(DELTA) or sides[0].has(updated) or answer.relations[:1] == ("<-",)):
+    if not update and (sides[0].has(DELTA) or sides[0].has(updated) or relations[:1] == ["<-"]):
         raise _Wrong(f"The left-hand side is a weight update; the target is {prepared.words['target']}.")
     if len(sides) > 1 and update:
         left = sides.pop(0)

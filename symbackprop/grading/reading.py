@@ -345,10 +345,9 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
         for relation, side in zip(children[1::2], children[2::2]):
             relations.append("->" if relation.type == "ARROWREL" else "<-" if relation != "=" else "=")
             sides.append(self.value(side))
-        for n in range(len(relations) - 2, -1, -1):  # Nielsen's w -> w' = w - eta dC/dw: the new w' is named
-            if relations[n] == "->":
-                del sides[n], relations[n]
-        return sides, ["<-" if r == "->" else r for r in relations]
+        if relations == ["->"]:  # w -> w - eta dC/dw: an assignment
+            relations = ["<-"]
+        return sides, relations  # Nielsen's w -> w' = w - eta dC/dw keeps its arrow: w must be the old weight
 
     def sum(self, children):
         terms, sign = [self.value(children[0])], "+"

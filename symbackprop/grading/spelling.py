@@ -31,10 +31,14 @@ _ENVIRONMENT = re.compile(r"\\(?:begin|end)\{(?:aligned|align\*?|split|gathered|
 _CONDITION = re.compile(r"^\s*(?:\\text\{\s*(?:if|for)\s*\}|if|for)?\s*(.+?)\s*(>=|<=|>|<|\\geq|\\ge|\\leq|\\le|\\gt|"
                         r"\\lt)\s*(.+?)\s*$")
 _OTHERWISE = re.compile(r"^\s*(?:\\text\{\s*(?:otherwise|else|if not)\s*\}|otherwise|else)\s*$")
-#: a remark after the formula: \quad \text{for hidden units}, or a \text{...} made of words
-_REMARK = re.compile(r"(\\q?quad|,?\s*\\text\{[^{}]*[^A-Za-z{}][^{}]*\}).*$")
+#: where a remark after the formula may start: \quad, or a \text{...} made of words
+_REMARK = re.compile(r"\\q?quad|,?\s*\\text\{[^{}]*[^A-Za-z{}][^{}]*\}")
+#: what a remark holds besides its words: index letters, "\in", an equation number; anything else
+#: may be a second formula ("\quad \text{or} \quad ..."), which must be read, not dropped
+_REMARK_REST = re.compile(r"(?:[\s,.]|[A-Za-z](?![A-Za-z_^'(])|\\(?:q?quad|in|forall|ldots|dots|ell)(?![A-Za-z])"
+                          r"|\(\s*[\d.]+\s*\))*")
 _OPERATOR_START = re.compile(r"\s*([-+*/]|\\cdot|\\times)")
-_OPERATOR_END = re.compile(r"([-+*/(]|\\cdot|\\times)\s*$")
+_OPERATOR_END = re.compile(r"([-+*/(=]|\\cdot|\\times|\\leftarrow|\\gets)\s*$")
 #: \frac{dE}{dw_ij}, \frac{\mathrm{d} E}{\mathrm{d} w}: derivatives written with d (delta is no d)
 _D_FRACTION = re.compile(r"\\[dt]?frac\{\s*(?:\\mathrm\{d\}|d(?!elta))\s*(?=[A-Za-z\\])([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}"
                          r"\{\s*(?:\\mathrm\{d\}|d(?!elta))\s*(?=[A-Za-z\\])")
@@ -62,7 +66,7 @@ def normalize(line: str) -> str:
     """One line in the grammar's spelling."""
     line = "".join(UNICODE.get(char, char) for char in line).replace("$", " ")
     line = _EQUATION_LABEL.sub(" ", line)
-    line = _REMARK.sub("", line)
+    line = _without_remark(line)
     line = _D_FRACTION.sub(lambda m: rf"\frac{{\partial {m.group(1)}}}{{\partial ", line)
     line = _INDICATOR.sub(lambda m: _step(next(filter(None, m.groups()))), line)
     line = line.replace("\\{", "(").replace("\\}", ")")  # \left\{ ... \right\} as brackets
@@ -73,6 +77,15 @@ def normalize(line: str) -> str:
     line = re.sub(r"\\equiv(?![A-Za-z])", "=", line)
     line = re.sub(r"[\s.,;]+$", "", line)  # the full stop or comma that ends a displayed formula
     return _square_brackets(line)
+
+
+def _without_remark(line: str) -> str:
+    """The line without a closing remark (\\quad \\text{for every hidden unit } j, \\quad (4.14))."""
+    start = _REMARK.search(line)
+    if start is None:
+        return line
+    rest = re.sub(r"\\text\{[^{}]*\}", " ", line[start.start():])
+    return line[:start.start()] if _REMARK_REST.fullmatch(rest) else line
 
 
 def _square_brackets(line: str) -> str:
