@@ -747,3 +747,19 @@ def test_check_cli_lines_and_reveal():
     hidden, shown = run(*wrong), run(*wrong, "--reveal")
     assert hidden.returncode == shown.returncode == 1 and "expected" not in hidden.stdout
     assert "expected" in shown.stdout and "worked example's value " in shown.stdout
+
+
+BASES = {"default": "\\delta_j = g'(z_j) \\sum_k w_{jk} \\delta_k",
+         "haykin": "\\delta_j = \\varphi'(v_j) \\sum_k \\delta_k w_{kj}",
+         "nielsen": "\\delta^l_j = \\sum_k w^{l+1}_{kj} \\delta^{l+1}_k \\sigma'(z^l_j)",
+         "wikipedia": "\\delta_j = \\varphi'(\\mathrm{net}_j) \\sum_{\\ell} w_{j\\ell} \\delta_\\ell",
+         "bishop": "\\delta_j = h'(a_j) \\sum_k w_{kj} \\delta_k"}
+WRAPPERS = ["${}$", "$$ {} $$", "{}.", "{},", "{} \\quad \\text{{for every hidden unit }} j",
+            "\\begin{{aligned}} {} \\end{{aligned}}", "{} \\tag{{2}}", "\\[ {} \\]", "{}\n"]
+
+
+@pytest.mark.parametrize("wrapper", WRAPPERS)
+@pytest.mark.parametrize("notation", sorted(BASES))
+def test_every_wrapper_is_read_in_every_notation(prepared, notation, wrapper):
+    result = verdict(prepared, "delta_hidden", wrapper.format(BASES[notation]), notation)
+    assert result.verdict == "correct", (result.message, wrapper)

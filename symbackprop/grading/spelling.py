@@ -65,6 +65,7 @@ def lines_of(text: str) -> list[str]:
 def normalize(line: str) -> str:
     """One line in the grammar's spelling."""
     line = "".join(UNICODE.get(char, char) for char in line).replace("$", " ")
+    line = re.sub(r"\\[\[\]()]", " ", line)  # \[ ... \] and \( ... \): display and inline math, like $
     line = _EQUATION_LABEL.sub(" ", line)
     line = _without_remark(line)
     line = _D_FRACTION.sub(lambda m: rf"\frac{{\partial {m.group(1)}}}{{\partial ", line)
