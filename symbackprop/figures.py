@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 from xml.sax.saxutils import escape
 
 from .derivation import E
@@ -32,12 +33,14 @@ SHOWN_UNITS = 6
 LABEL_EM, UNIT_EM = 8 / 72.27 * 2.54, 11 / 72.27 * 2.54
 #: A label that more edges than this cross is not legible (unless only a few weights are labelled).
 CROSSED = 1
-#: Room kept between a label and anything else, and between an edge and a unit it passes, in cm.
-LABEL_ROOM, EDGE_ROOM = 0.05, 0.12
+#: Room kept between a label and anything else, between a label and a unit (for the arrowheads
+#: there), and between an edge and a unit it passes, in cm.
+LABEL_ROOM, TIP_ROOM, EDGE_ROOM = 0.05, 0.15, 0.12
 #: Preferred spacing of columns and of units in a column, the smallest unit radius, the widest figure (cm).
 COLUMN_SPACING, ROW_SPACING, RADIUS, WIDEST = 4.0, 1.6, 0.45, 15.5
-#: SVG pixels per centimetre, and the grey of the edges a crowded figure leaves unlabelled.
-PIXELS, _FAINT = 48.0, "#b3b3b3"
+#: SVG pixels per centimetre, the grey of the edges a crowded figure leaves unlabelled, and fonts
+#: close to TeX's (the label boxes are measured for Computer Modern).
+PIXELS, _FAINT, _FONTS = 48.0, "#b3b3b3", "Latin Modern Math, STIX Two Math, Times New Roman, serif"
 
 Point = tuple[float, float]
 
@@ -106,6 +109,8 @@ class Arrow:
 
 @dataclass(frozen=True)
 class Figure:
+    """A picture placed and labelled, ready to be written as TikZ or SVG."""
+
     nodes: tuple[Node, ...]
     arrows: tuple[Arrow, ...]
     gaps: tuple[Point, ...]  # where a column's elided units are (a vertical ellipsis)
@@ -123,10 +128,10 @@ class Figure:
     def tikz(self) -> str:
         """A ``tikzpicture``: units, then edges, then the labels on white over them."""
         ids = {node.name: f"u{n}" for n, node in enumerate(self.nodes)}
-        lines = [r"\begin{tikzpicture}[>=stealth,"
-                 rf"unit/.style={{circle,draw,inner sep=0pt,minimum size={2 * self.nodes[0].radius:.2f}cm}},"
-                 r"bias/.style={unit,fill=black!8},error/.style={unit,double},"
-                 r"weight/.style={fill=white,inner sep=0.5pt,font=\scriptsize}]"]
+        lines = [(r"\begin{tikzpicture}[>=stealth,"
+                  rf"unit/.style={{circle,draw,inner sep=0pt,minimum size={2 * self.nodes[0].radius:.2f}cm}},"
+                  r"bias/.style={unit,fill=black!8},error/.style={unit,double},"
+                  r"weight/.style={fill=white,inner sep=0.5pt,font=\scriptsize}]")]
         lines += [rf"\node[{node.kind}] ({ids[node.name]}) at ({node.x:.2f},{node.y:.2f}) {{${node.label}$}};"
                   for node in self.nodes]
         lines += [rf"\node at ({x:.2f},{y:.2f}) {{$\vdots$}};" for x, y in self.gaps]
@@ -148,10 +153,10 @@ class Figure:
         height = (top - min(n.y - n.radius for n in self.nodes) + 0.3) * PIXELS
         px = lambda x, y: ((x - left) * PIXELS, (top - y) * PIXELS)
         out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-                f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="Latin Modern Math, STIX Two Math, Times New Roman, serif" font-size="{UNIT_EM * PIXELS:.1f}">'),
-               '<defs>' + "".join(f'<marker id="{name}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-                                  f'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>'
-                                  for name, colour in (("arrow", "black"), ("faint", _FAINT))) + '</defs>',
+                f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{_FONTS}" font-size="{UNIT_EM * PIXELS:.1f}">'),
+               "<defs>" + "".join(f'<marker id="{name}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+                                  f'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/>'
+                                  "</marker>" for name, colour in (("arrow", "black"), ("faint", _FAINT))) + "</defs>",
                '<rect width="100%" height="100%" fill="white"/>']
         radius = {n.name: n.radius for n in self.nodes}
         for arrow in self.arrows:
@@ -172,9 +177,7 @@ class Figure:
             out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{node.radius * PIXELS:.1f}" {looks[node.kind]} '
                        'stroke="black"/>')
             out.append(_svg_label(x, y, node.label, UNIT_EM))
-        for gap in self.gaps:
-            x, y = px(*gap)
-            out.append(f'<text x="{x:.1f}" y="{y + 0.3 * UNIT_EM * PIXELS:.1f}" text-anchor="middle">⋮</text>')
+        out += [_svg_label(*px(*gap), "⋮", UNIT_EM) for gap in self.gaps]
         out.append("</svg>")
         return "\n".join(out) + "\n"
 
@@ -280,7 +283,7 @@ def _slots(graph: _Graph, ordered: bool) -> tuple[list[list[str]], dict[int, lis
     if ordered:
         neighbours: dict[str, list[str]] = {}
         for chain in chains.values():
-            for a, b in zip(chain, chain[1:]):
+            for a, b in pairwise(chain):
                 neighbours.setdefault(a, []).append(b)
                 neighbours.setdefault(b, []).append(a)
         for sweep in range(4):
@@ -345,7 +348,7 @@ def _clear(nodes, arrows) -> bool:
         for node in nodes:
             if node.name in (arrow.source, arrow.destination):
                 continue
-            for p, q in zip(arrow.points, arrow.points[1:]):
+            for p, q in pairwise(arrow.points):
                 if _distance((node.x, node.y), p, q) < node.radius + EDGE_ROOM:
                     return False
     return True
@@ -385,7 +388,7 @@ def _place(nodes, arrows: list[Arrow], gaps, chosen: list[int], most_crossed: in
     """A box on its own edge for every chosen label, clear of units and of each other and crossed
     by at most ``most_crossed`` other edges (None if there is none): greedily, the edges with
     fewest places first, each at the place that covers fewest other edges."""
-    obstacles = [((n.x, n.y), n.radius + LABEL_ROOM) for n in nodes] + [(g, 0.3) for g in gaps]
+    obstacles = [((n.x, n.y), n.radius + TIP_ROOM) for n in nodes] + [(g, 0.3) for g in gaps]
     places = {}
     for n in chosen:
         width, height = _extent(arrows[n].label, LABEL_EM)
@@ -396,7 +399,7 @@ def _place(nodes, arrows: list[Arrow], gaps, chosen: list[int], most_crossed: in
             if not any(box.meets_circle(c, r) for c, r in obstacles):
                 near = Box(box.left - LABEL_ROOM, box.bottom - LABEL_ROOM, box.right + LABEL_ROOM, box.top + LABEL_ROOM)
                 crossed = sum(near.meets_segment(p, q) for m, a in enumerate(arrows) if m != n
-                              for p, q in zip(a.points, a.points[1:]))
+                              for p, q in pairwise(a.points))
                 if crossed <= most_crossed:
                     where.append((crossed, box))
         places[n] = sorted(where, key=lambda pair: pair[0])  # stable: the middle first among equals
@@ -411,9 +414,9 @@ def _place(nodes, arrows: list[Arrow], gaps, chosen: list[int], most_crossed: in
 
 def _along(points: tuple[Point, ...], s: float) -> Point:
     """The point a fraction ``s`` of the way along a polyline."""
-    lengths = [math.dist(p, q) for p, q in zip(points, points[1:])]
+    lengths = [math.dist(p, q) for p, q in pairwise(points)]
     left = s * sum(lengths)
-    for (p, q), length in zip(zip(points, points[1:]), lengths):
+    for (p, q), length in zip(pairwise(points), lengths):
         if left <= length:
             t = left / length if length else 0.0
             return p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])
@@ -500,7 +503,8 @@ def _measure(tokens: list[str], level: int, stacked: bool) -> tuple[float, set[s
 
 
 _UNICODE = {r"\varphi": "φ", r"\phi": "ϕ", r"\delta": "δ", r"\eta": "η", r"\alpha": "α", r"\sigma": "σ",
-            r"\ell": "ℓ", r"\rightarrow": "→", r"\to": "→", r"\mathcal{E}": "ℰ", r"\hat{y}": "ŷ", r"\theta": "θ"}
+            r"\ell": "ℓ", r"\rightarrow": "→", r"\to": "→", r"\mathcal{E}": "ℰ", r"\hat{y}": "ŷ",
+            r"\theta": "θ"}
 _SCRIPT = re.compile(r"([_^])\{([^{}]*)\}")
 
 

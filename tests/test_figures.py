@@ -3,13 +3,14 @@ touch, in the SVG as written and in the TikZ as pdflatex typesets it; the bias u
 the notation has one; the local gradients drawn backwards along the same edges."""
 import math
 import re
-import tomllib
 import shutil
 import subprocess
+from itertools import pairwise
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -64,7 +65,7 @@ def assert_clean(labels, circles, paths, room):
         for name, (centre, radius) in circles.items():
             if name in touched:
                 continue
-            for p, q in zip(points, points[1:]):
+            for p, q in pairwise(points):
                 assert distance_to_segment(centre, p, q) > radius + room, f"an edge of {touched} crosses {name}"
 
 
@@ -75,8 +76,9 @@ def svg_geometry(text: str):
     root = ElementTree.fromstring(text)
     circles = {n: ((float(c.get("cx")), float(c.get("cy"))), float(c.get("r")))
                for n, c in enumerate(root.iter(SVG + "circle"))}
+    rects = [r for r in root.iter(SVG + "rect") if r.get("class") == "label"]
     labels = [(float(r.get("x")), float(r.get("y")), float(r.get("x")) + float(r.get("width")),
-               float(r.get("y")) + float(r.get("height"))) for r in root.iter(SVG + "rect") if r.get("class") == "label"]
+               float(r.get("y")) + float(r.get("height"))) for r in rects]
     paths = []
     for path in root.iter(SVG + "path"):
         if "marker-end" not in path.attrib:
@@ -120,7 +122,7 @@ def typeset(pictures: list[str], directory: Path) -> dict[int, dict]:
                 r"\usepackage{tikz}" + REPORT + r"\begin{document}" + "\n\n".join(body) + r"\end{document}")
     (directory / "figure.tex").write_text(document)
     result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "figure.tex"], cwd=directory,
-                            capture_output=True, text=True, timeout=120)
+                            check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-2000:]
     log = (directory / "figure.log").read_text()
     pictures, current = [], {}
@@ -211,16 +213,20 @@ def test_elman_graph_draws_x2_to_h2_clear_of_h1_with_every_weight_labelled():
         where = {n.name: n for n in forward.nodes}
         x2_h2 = next(a for a in forward.arrows if (a.source, a.destination) == ("x2", "h2"))
         h1 = where["h1"]
-        assert min(distance_to_segment((h1.x, h1.y), p, q) for p, q in zip(x2_h2.points, x2_h2.points[1:])) \
+        assert min(distance_to_segment((h1.x, h1.y), p, q) for p, q in pairwise(x2_h2.points)) \
             > h1.radius + ROOM_CM
+
+
+def forward_2_3_1(notation: str):
+    """The notation, its printer and the forward figure of the 2-3-1 network."""
+    network = NETWORKS["2-3-1"]
+    n = sb.notation.load(notation)
+    return network, n, NotationPrinter(n, network).doprint, drawn(network, notation)["forward"]
 
 
 @pytest.mark.parametrize("notation", sb.notation.names())
 def test_bias_is_a_unit_plus_one_exactly_where_the_notation_makes_it_a_weight(notation):
-    network = NETWORKS["2-3-1"]
-    n = sb.notation.load(notation)
-    latex = NotationPrinter(n, network).doprint
-    forward = drawn(network, notation)["forward"]
+    network, n, latex, forward = forward_2_3_1(notation)
     ones = [node for node in forward.nodes if node.label == "+1"]
     from_ones = {(a.destination, a.label) for a in forward.arrows if a.source in {o.name for o in ones}}
     if n.bias == "weight":  # Haykin's fixed input y_0 = +1, Bishop's z_0 = 1, xhy's constant input
@@ -233,14 +239,12 @@ def test_bias_is_a_unit_plus_one_exactly_where_the_notation_makes_it_a_weight(no
                 if node.label == "+1"]
 
 
-@pytest.mark.parametrize("notation", NOTATIONS)
+@pytest.mark.parametrize("notation", sb.notation.names())
 def test_labels_are_the_notations_symbols_for_the_weights(notation):
-    network = NETWORKS["2-3-1"]
-    n = sb.notation.load(notation)
-    latex = NotationPrinter(n, network).doprint
-    forward = drawn(network, notation)["forward"]
+    network, n, latex, forward = forward_2_3_1(notation)
     assert forward.labelled == "all"
-    expected = {latex(w) for w in network.weights} | ({latex(b) for b in network.biases} if n.bias == "weight" else set())
+    biases = {latex(b) for b in network.biases} if n.bias == "weight" else set()
+    expected = {latex(w) for w in network.weights} | biases
     assert {a.label for a in forward.arrows if a.box} == expected
     assert {node.label for node in forward.nodes if node.kind == "unit"} == {latex(u.a) for u in network.units}
 
@@ -304,3 +308,12 @@ def test_label_extent_grows_with_the_label():
     width = lambda s: figures._extent(s, figures.LABEL_EM)[0]
     assert width("w") < width("w_{1}") < width("w^{(1)}_{12}") < width(r"w_{\mathrm{x1},\mathrm{h1}}")
     assert figures._extent("w^{(1)}_{1}", 1)[1] > figures._extent("w", 1)[1]
+
+
+def test_the_module_functions_rendering_called_before_still_draw_the_forward_figure():
+    network = NETWORKS["2-3-1"]
+    latex = NotationPrinter(sb.notation.load("haykin"), network).doprint
+    haykin = sb.notation.load("haykin")
+    assert figures.tikz(network, latex, haykin) == figures.forward(network, latex, haykin).tikz()
+    assert figures.svg(network, latex) == figures.forward(network, latex).svg()
+    assert "+1" not in figures.svg(network, latex)  # without a notation: no bias unit
