@@ -304,11 +304,12 @@ def _figure(network: Network, latex, bias_unit: bool, backward: bool) -> Figure:
     """Placed, then labelled.  The layouts tried are those where no edge grazes a unit it does
     not touch: columns wider and wider, and for a layered net with no such layout, fewer units
     of each wide layer."""
-    for shown in range(SHOWN_UNITS, 2, -1):
+    widest = max(network.layers) if network.layers else 0
+    for shown in [SHOWN_UNITS] + [n for n in range(SHOWN_UNITS - 1, 2, -1) if n < widest]:
         graph = _graph(network, latex, bias_unit, backward, shown)
         tried = [_placed(graph, network.layers is None, stretch, backward) for stretch in (1.0, 1.2, 1.45, 1.75)]
         layouts = [layout for layout in tried if _clear(layout[0], layout[1])]
-        if layouts or not graph.gaps:
+        if layouts:
             break
     return _labelled(layouts or tried[-1:], backward, graph.crowded)
 

@@ -176,7 +176,7 @@ def assert_figure_clean(figure: figures.Figure):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.integers(1, 7), min_size=2, max_size=4), st.sampled_from(sb.notation.names()), st.booleans())
+@given(st.lists(st.integers(1, 7), min_size=2, max_size=7), st.sampled_from(sb.notation.names()), st.booleans())
 def test_random_layered_networks_draw_cleanly(sizes, notation, bias):
     network = sb.layered(sizes, bias=bias)
     for figure in drawn(network, notation).values():
