@@ -30,6 +30,9 @@ def _add_spec(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", help="compact form: the loss name (half_sse, cross_entropy, ...)")
     parser.add_argument("--no-bias", action="store_true", help="compact form: no biases")
     parser.add_argument("--seed", type=int, default=0, help="compact form: seed of the example values")
+    parser.add_argument("--recurrent", action="store_true",
+                        help="compact form: an Elman network (each hidden layer feeds itself at the next step)")
+    parser.add_argument("--steps", type=int, help="compact form with --recurrent: the number of time steps T")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -147,14 +150,19 @@ def _grade(args, spec) -> int:
 
 def _spec(args) -> api.spec.Spec:
     if args.spec is None or not Path(args.spec).exists() and _looks_compact(args.spec):
-        if args.spec is None and not (args.activation or args.loss or args.no_bias):
+        if args.steps is not None and not args.recurrent:
+            raise SpecError("--steps", "applies with --recurrent; add --recurrent or remove --steps")
+        if args.recurrent and args.steps is None:
+            raise SpecError("--recurrent", "needs --steps T, the number of time steps")
+        if args.spec is None and not (args.activation or args.loss or args.no_bias or args.recurrent):
             # the built-in network, with the error function of the notation's text
             notation = api.notation.load(getattr(args, "notation", "default"))
             return api.from_dict({"network": {**api.spec.DEFAULT["network"], "loss": notation.loss}})
-        return api.compact(args.spec or "2-3-1", args.activation, args.loss, not args.no_bias, args.seed)
-    if args.activation or args.loss or args.no_bias:
-        raise SpecError("--activation/--loss/--no-bias", "apply to a compact form such as 2-3-1, "
-                                                         "not to a spec file; set them in the file")
+        return api.compact(args.spec or "2-3-1", args.activation, args.loss, not args.no_bias, args.seed,
+                           args.steps)
+    if args.activation or args.loss or args.no_bias or args.recurrent or args.steps is not None:
+        raise SpecError("--activation/--loss/--no-bias/--recurrent/--steps", "apply to a compact form such as "
+                                                                            "2-3-1, not to a spec file; set them in the file")
     return api.load(args.spec)
 
 

@@ -13,7 +13,7 @@ expressions; nothing is typed in.  The delta recursion is the structure::
 
     dE/da_u = [u is an output] dl/da_u + sum over successors l of w_ul delta_l
     delta_u = g'(z_u) dE/da_u                  (softmax: sum over its group instead)
-    dE/dw   = sum over the edges of w of delta_destination * a_source;  dE/db_u = delta_u
+    dE/dw   = sum over the edges of w of delta_destination * a_source;  dE/db = sum of delta_u over the units of b
 """
 from __future__ import annotations
 
@@ -347,7 +347,7 @@ def _simplest_output_delta(local: sp.Expr, unit: Unit, target: sp.Symbol) -> sp.
 
 def _derive_concrete(derivation: Derivation, bar: Progress) -> None:
     net = derivation.network
-    count = len(net.outputs)
+    count = net.loss_outputs
     add = derivation.add
     errors: dict[str, sp.Expr] = {}
     for name in net.outputs:
@@ -381,11 +381,16 @@ def _derive_concrete(derivation: Derivation, bar: Progress) -> None:
         add(Step(sp.Derivative(E, parameter), formula,
                  "tied_weight_sum" if len(uses) > 1 else "gradient", subject=str(parameter)))
         bar.advance()
+    users_of: dict[sp.Symbol, list[Unit]] = {}
     for unit in net.computing_units:
         if unit.bias is not None:
-            derivation.gradients[unit.bias] = unit.delta
-            add(Step(sp.Derivative(E, unit.bias), unit.delta, "gradient", subject=str(unit.bias)))
-            bar.advance()
+            users_of.setdefault(unit.bias, []).append(unit)
+    for parameter, users in users_of.items():
+        formula = sp.Add(*(unit.delta for unit in users))
+        derivation.gradients[parameter] = formula
+        add(Step(sp.Derivative(E, parameter), formula,
+                 "tied_weight_sum" if len(users) > 1 else "gradient", subject=str(parameter)))
+        bar.advance()
 
 
 def instantiate(derivation: Derivation, expression: sp.Expr, unit: str, predecessor: str | None = None) -> sp.Expr:
@@ -415,7 +420,7 @@ def instantiate(derivation: Derivation, expression: sp.Expr, unit: str, predeces
                                          for name in members(s.limits[0][0], bound))))
         return e.replace(lambda s: isinstance(s, sp.Indexed), lambda s: _concrete(net, s, bound))
 
-    return bind(expression, binding).xreplace({OUTPUT_COUNT: len(net.outputs)})
+    return bind(expression, binding).xreplace({OUTPUT_COUNT: net.loss_outputs})
 
 
 def _concrete(net: Network, indexed: sp.Indexed, bound: dict) -> sp.Expr:

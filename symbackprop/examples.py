@@ -11,6 +11,7 @@ from . import numerics
 from .derivation import Derivation, derive
 from .network import Network, layer_bias, layer_weight
 from .numerics import Evaluation, Values
+from .recurrent import UnrolledNetwork
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,10 @@ def example(network: Network, values: Values, learning_rate: float = 0.5,
 
 
 def _layers(net: Network, by_unit: dict[str, float], inputs=None):
-    """Per-layer lists for a layered network (inputs first when given), else a name map."""
+    """Per-layer lists for a layered network (inputs first when given), a list of them over
+    the time steps for a recurrent one, else a name map."""
+    if isinstance(net, UnrolledNetwork):
+        return net.per_step(by_unit, inputs)
     if net.layers is None:
         named = dict(by_unit)
         if inputs is not None:
@@ -60,6 +64,8 @@ def _layers(net: Network, by_unit: dict[str, float], inputs=None):
 
 
 def _parameters(net: Network, table: dict) -> dict:
+    if isinstance(net, UnrolledNetwork):
+        return net.nested_parameters(table)
     if net.layers is None:
         return {"parameters": {str(p): table[p] for p in net.parameters}}
     sizes = net.layers

@@ -124,7 +124,9 @@ class Network:
 
     @cached_property
     def biases(self) -> tuple[sp.Symbol, ...]:
-        return tuple(u.bias for u in self.computing_units if u.bias is not None)
+        """Bias parameters in order of first use; a tied bias (one per layer of an unrolled
+        recurrent net) appears once."""
+        return tuple(dict.fromkeys(u.bias for u in self.computing_units if u.bias is not None))
 
     @cached_property
     def parameters(self) -> tuple[sp.Symbol, ...]:
@@ -143,10 +145,15 @@ class Network:
             return g.expression.subs(Z, unit.z)
         return g.expression.subs(Z, unit.z) / sp.Add(*(g.expression.subs(Z, self[m].z) for m in group.units))
 
+    @property
+    def loss_outputs(self) -> int:
+        """K of a loss that averages over the outputs (mse): the outputs of one sample."""
+        return len(self.outputs)
+
     @cached_property
     def loss_expression(self) -> sp.Expr:
         """E = sum over outputs of the loss, in the output activation and target symbols."""
-        count = sp.Integer(len(self.outputs))
+        count = sp.Integer(self.loss_outputs)
         return sp.Add(*(self.loss.per_output(self[k].a, self.targets[k], count) for k in self.outputs))
 
     @cached_property
@@ -209,9 +216,8 @@ def _validate(net: Network) -> None:
     values = {u.z for u in net.units} | {u.a for u in net.units} | {u.delta for u in net.units}
     if values & set(parameters):
         raise SpecError("parameters", "a parameter name collides with a unit's z, a or delta; rename it")
-    biases = [u.bias for u in net.units if u.bias is not None]
-    if len(set(biases)) != len(biases) or set(biases) & {e.weight for u in net.units for e in u.inputs}:
-        raise SpecError("parameters", "a bias parameter is shared; only weights may be tied")
+    if set(net.biases) & set(net.weights):
+        raise SpecError("parameters", "a parameter is both a bias and a weight; give the bias its own name")
 
 
 def _unit_name(layer: int, index: int) -> str:

@@ -31,6 +31,7 @@ from .functions import activation as named_activation
 from .functions import loss as named_loss
 from .network import Network, graph, layer_bias, layer_weight, layered
 from .numerics import Values, random_values
+from .recurrent import UnrolledNetwork, recurrent_weight, unrolled
 from .parsing import ExpressionError, parse_expression
 
 #: The built-in default: 2 inputs, 3 sigmoid hidden units, 1 linear output, half SSE.
@@ -41,9 +42,10 @@ MAX_SPEC_BYTES = 1_000_000
 #: Time SymPy may spend building one expression of a spec.
 EXPRESSION_SECONDS = 5
 
-_NETWORK_FIELDS = {"layers", "activation", "loss", "bias", "inputs", "outputs", "units"}
+_NETWORK_FIELDS = {"layers", "activation", "loss", "bias", "inputs", "outputs", "units", "recurrent", "steps"}
 _UNIT_FIELDS = {"name", "inputs", "weights", "activation", "bias", "group"}
-_EXAMPLE_FIELDS = {"inputs", "targets", "learning_rate", "weights", "biases", "parameters", "seed"}
+_EXAMPLE_FIELDS = {"inputs", "targets", "learning_rate", "weights", "biases", "recurrent_weights", "parameters",
+                   "seed"}
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,9 @@ def load(path: str | Path) -> Spec:
 
 
 def compact(form: str, activation: str | None = None, loss: str | None = None, bias: bool = True,
-            seed: int = 0) -> Spec:
-    """A layered network from ``"2-3-1"``, ``activation="sigmoid,identity"`` and a loss name."""
+            seed: int = 0, steps: int | None = None) -> Spec:
+    """A layered network from ``"2-3-1"``, ``activation="sigmoid,identity"`` and a loss name;
+    with ``steps``, an Elman network unrolled over that many time steps."""
     try:
         sizes = [int(part) for part in form.split("-")]
     except ValueError:
@@ -82,6 +85,8 @@ def compact(form: str, activation: str | None = None, loss: str | None = None, b
     names = (activation or "sigmoid").split(",")
     network = {"layers": sizes, "activation": names[0] if len(names) == 1 else names,
                "loss": loss or "half_sse", "bias": bias}
+    if steps is not None:
+        network.update(recurrent=True, steps=steps)
     return from_dict({"network": network, "example": {"seed": seed}})
 
 
@@ -130,6 +135,15 @@ def _network(data: Mapping) -> Network:
         activations = [_activation(a, f"network.activation[{n}]") for n, a in enumerate(activations)]
     else:
         activations = _activation(activations, "network.activation")
+    recurrent = data.get("recurrent", False)
+    if not isinstance(recurrent, bool):
+        raise SpecError("network.recurrent", f"must be true or false, not {recurrent!r}")
+    if recurrent:
+        if "steps" not in data:
+            raise SpecError("network.steps", "missing; a recurrent network needs steps = T, the sequence length")
+        return unrolled(layers, activations, loss, bias, data["steps"])
+    if "steps" in data:
+        raise SpecError("network.steps", "applies to a recurrent network only; add recurrent = true or remove steps")
     return layered(layers, activations, loss, bias)
 
 
@@ -243,18 +257,30 @@ def _samples(value, width: int, field: str) -> np.ndarray:
     return _matrix(value, (width,), field)[None, :]
 
 
+def _rows(network: Network, value, width: int, field: str) -> np.ndarray:
+    """Samples of a feed-forward network; for a recurrent one, a sequence (one row per
+    time step) or a batch of sequences, each flattened to the unrolled network's units."""
+    if not isinstance(network, UnrolledNetwork):
+        return _samples(value, width, field)
+    per_step = width // network.steps
+    if isinstance(value, list) and value and all(isinstance(v, list) and v and isinstance(v[0], list) for v in value):
+        return _matrix(value, (len(value), network.steps, per_step), field).reshape(len(value), -1)
+    return _matrix(value, (network.steps, per_step), field).reshape(1, -1)
+
+
 def _values(network: Network, example: Mapping) -> Values:
     seed = example.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise SpecError("example.seed", f"must be an integer, not {seed!r}")
     drawn = random_values(network, samples=1, seed=seed)
-    inputs = (_samples(example["inputs"], len(network.inputs), "example.inputs")
+    inputs = (_rows(network, example["inputs"], len(network.inputs), "example.inputs")
               if "inputs" in example else drawn.inputs)
-    targets = (_samples(example["targets"], len(network.outputs), "example.targets")
+    targets = (_rows(network, example["targets"], len(network.outputs), "example.targets")
                if "targets" in example else drawn.targets[:1].repeat(len(inputs), axis=0))
     if len(inputs) != len(targets):
         raise SpecError("example.targets", f"has {len(targets)} samples for {len(inputs)} input samples")
-    if network.loss.targets_sum_to_one and not np.allclose(targets.sum(axis=1), 1):
+    if network.loss.targets_sum_to_one and not np.allclose(targets.reshape(len(targets), -1, network.loss_outputs)
+                                                              .sum(axis=2), 1):
         raise SpecError("example.targets", f"{network.loss.name} expects probability targets: each sample's "
                                            "targets must sum to 1 (one-hot, e.g. [0, 1, 0])")
     parameters = dict(drawn.parameters)
@@ -272,10 +298,12 @@ def _values(network: Network, example: Mapping) -> Values:
 
 def _layered_parameters(network: Network, example: Mapping) -> dict:
     out = {}
-    if ("weights" in example or "biases" in example) and network.layers is None:
+    sizes = network.sizes if isinstance(network, UnrolledNetwork) else network.layers
+    if ("weights" in example or "biases" in example) and sizes is None:
         raise SpecError("example.weights", "nested weights/biases need a layered network; "
                                            "name parameters in [example.parameters] instead")
-    sizes = network.layers
+    if "recurrent_weights" in example:
+        out.update(_recurrent_parameters(network, example["recurrent_weights"]))
     if "weights" in example:
         if not isinstance(example["weights"], list) or len(example["weights"]) != len(sizes) - 1:
             raise SpecError("example.weights", f"must hold {len(sizes) - 1} matrices weights[l][i][j] "
@@ -292,4 +320,20 @@ def _layered_parameters(network: Network, example: Mapping) -> dict:
         for layer, row in enumerate(example["biases"]):
             for j, v in enumerate(_matrix(row, (sizes[layer + 1],), f"example.biases[{layer}]")):
                 out[layer_bias(layer, j)] = float(v)
+    return out
+
+
+def _recurrent_parameters(network: Network, matrices) -> dict:
+    """recurrent_weights[h][i][j]: hidden layer h's unit i at t-1 -> unit j at t."""
+    if not isinstance(network, UnrolledNetwork):
+        raise SpecError("example.recurrent_weights", "applies to a recurrent network only; add recurrent = true "
+                                                     "and steps = T to [network], or remove recurrent_weights")
+    sizes, hidden = network.sizes, network.hidden_layers
+    if not isinstance(matrices, list) or len(matrices) != len(hidden):
+        raise SpecError("example.recurrent_weights", f"must hold {len(hidden)} square matrices "
+                                                     f"recurrent_weights[h][i][j], one per hidden layer of {list(sizes)}")
+    out = {}
+    for h, matrix in enumerate(matrices):
+        values = _matrix(matrix, (sizes[h + 1], sizes[h + 1]), f"example.recurrent_weights[{h}]")
+        out.update({recurrent_weight(h, i, j): float(v) for (i, j), v in np.ndenumerate(values)})
     return out

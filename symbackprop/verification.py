@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from . import numerics
+from . import bptt, numerics
 from .derivation import Derivation, derive, instantiate
 from .matrix import MatrixCompiled
 from .network import Network
 from .numerics import Values, random_values
+from .recurrent import UnrolledNetwork
 from .progress import progress
 
 #: |g - n| / max(|g|, |n|, FLOOR) below TOLERANCE passes; central differences with
@@ -151,6 +152,8 @@ def _generic_mismatches(derivation: Derivation, values: Values, evaluation) -> l
                            unit.delta * net[edge.source].a):
                     mismatches.append(f"dE/d{edge.weight} on the edge {edge.source} -> {unit.name}")
             bar.advance()
+    if isinstance(net, UnrolledNetwork):
+        mismatches += bptt.mismatches(derivation, point)
     return mismatches
 
 
