@@ -4,6 +4,8 @@ One function per stage of the flow, each a module::
 
     spec          load / compact / from_dict   -> Spec (Network + example values)
     network       layered / graph               -> Network, a DAG of SymPy definitions
+    recurrent     unrolled                      -> an Elman network unrolled through time (tied weights)
+    bptt          derive_recurrent              -> the generic BPTT formulas, derived by SymPy
     derivation    derive                        -> Derivation: generic and concrete Steps
     verification  verify                        -> Report of the three witnesses
     matrix        MatrixCompiled                -> batched gradients of a layered network
@@ -24,6 +26,7 @@ from .network import Network, graph, layered
 from .notation import Notation
 from .numerics import Compiled, Values, random_values
 from .printing import latex
+from .recurrent import unrolled
 from .rendering import render, write_notes
 from .spec import Spec, compact, from_dict, load
 from .verification import Report, verify
@@ -31,4 +34,4 @@ from .verification import Report, verify
 __all__ = ["Activation", "Compiled", "Derivation", "Example", "Loss", "MatrixCompiled", "Network", "Notation", "Report",
            "Spec", "SpecError", "Step", "Values", "Verdict", "activation", "check", "compact", "custom_activation",
            "custom_loss", "derive", "example", "from_dict", "grade", "graph", "instantiate", "latex", "layered", "load",
-           "loss", "notation", "random_values", "render", "rendering", "verify", "write_notes"]
+           "loss", "notation", "random_values", "render", "rendering", "unrolled", "verify", "write_notes"]

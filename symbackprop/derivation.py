@@ -375,7 +375,7 @@ def _derive_concrete(derivation: Derivation, bar: Progress) -> None:
         for edge in unit.inputs:
             uses_of.setdefault(edge.weight, []).append((net[edge.source], unit))
     for parameter in net.weights:
-        uses = uses_of[parameter]
+        uses = uses_of.get(parameter, [])  # none: r of a recurrent net over one step
         formula = sp.Add(*(dest.delta * source.a for source, dest in uses))
         derivation.gradients[parameter] = formula
         add(Step(sp.Derivative(E, parameter), formula,

@@ -66,6 +66,13 @@ class UnrolledNetwork(Network):
         return self[unit_name(step, layer, index)]
 
     @cached_property
+    def weights(self) -> tuple[sp.Symbol, ...]:
+        """Every weight, the recurrent ones included even over a single step (where no edge
+        uses them and their gradient is 0), so the parameters do not depend on T."""
+        used = Network.weights.func(self)
+        return used + tuple(r for r in self.recurrent_weights if r not in used)
+
+    @cached_property
     def recurrent_weights(self) -> tuple[sp.Symbol, ...]:
         return tuple(recurrent_weight(h, i, j) for h in self.hidden_layers
                      for i in range(self.sizes[h + 1]) for j in range(self.sizes[h + 1]))
