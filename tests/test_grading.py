@@ -619,11 +619,15 @@ def test_a_huge_answer_refuses_only_its_row(tmp_path):
         writer.writerow(["id", "target", "answer"])
         writer.writerow(["big", "delta_hidden", "a" * 50_000_000])
         writer.writerow(["ok", "delta_hidden", "g'(z_j)*sum(w_jk*delta_k, k)"])
+        writer.writerow(["lines", "delta_hidden", 'a_j "quoted",\n' * 200_000])  # a quoted cell of many lines
+        writer.writerow(["last", "delta_hidden", "g'(z_j)*sum(w_jk*delta_k, k)"])
     _, rows = grading.read_submissions(submissions)
+    assert [row["id"] for row in rows] == ["big", "ok", "lines", "last"]
     verdicts = grading.grade(SPEC, rows, workers=1)
-    assert verdicts[0].verdict == "cannot read" and verdicts[0].message.startswith(
-        f"answer longer than {grading.reading.MAX_LENGTH} characters")
-    assert verdicts[1].verdict == "correct"
+    for refused in (verdicts[0], verdicts[2]):
+        assert refused.verdict == "cannot read" and refused.message.startswith(
+            f"answer longer than {grading.reading.MAX_LENGTH} characters")
+    assert verdicts[1].verdict == verdicts[3].verdict == "correct"
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "utf-32"])
