@@ -767,3 +767,10 @@ WRAPPERS = ["${}$", "$$ {} $$", "{}.", "{},", "{} \\quad \\text{{for every hidde
 def test_every_wrapper_is_read_in_every_notation(prepared, notation, wrapper):
     result = verdict(prepared, "delta_hidden", wrapper.format(BASES[notation]), notation)
     assert result.verdict == "correct", (result.message, wrapper)
+
+
+def test_a_concrete_update_may_write_the_learning_rate_as_its_number(prepared):
+    """Every test point of a concrete target uses the spec's learning rate (0.5 here)."""
+    assert verdict(prepared, "update_w[1][2][0]", "w[1][2][0] - 0.5*delta[1][0]*a[0][2]").verdict == "correct"
+    missing = verdict(prepared, "update_w[1][2][0]", "w[1][2][0] - delta[1][0]*a[0][2]")
+    assert missing.message == "Missing learning rate."

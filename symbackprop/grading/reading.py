@@ -182,7 +182,7 @@ class Answer:
     sides: tuple[sp.Expr, ...]
     relations: tuple[str, ...]
     remarks: tuple[str, ...] = ()
-    decimals: bool = False  # a number with a decimal point or exponent (a value read off the worked example)
+    decimals: bool = False  # a number of 4 or more significant digits (a value read off the worked example)
     swapped: bool = False  # the remark is that two unit letters are exchanged
 
 
@@ -409,7 +409,7 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
 
     def number(self, children):
         token, = children
-        self.decimals |= bool(re.search(r"[.eE]", token))
+        self.decimals |= len(re.sub(r"[eE].*|\D", "", token).lstrip("0")) >= 4  # a value read off the example
         if sum(c.isdigit() for c in token) > 20:
             raise ExpressionError(f"the number at column {token.start_pos + 1} has more than 20 digits")
         try:
