@@ -774,3 +774,21 @@ def test_a_concrete_update_may_write_the_learning_rate_as_its_number(prepared):
     assert verdict(prepared, "update_w[1][2][0]", "w[1][2][0] - 0.5*delta[1][0]*a[0][2]").verdict == "correct"
     missing = verdict(prepared, "update_w[1][2][0]", "w[1][2][0] - delta[1][0]*a[0][2]")
     assert missing.message == "Missing learning rate."
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.sampled_from(SLOPES), st.sampled_from(BACKWARD)), min_size=2, max_size=5),
+       st.integers(0, 5), st.sampled_from(["\n", " \\\\ "]))
+def test_the_first_wrong_line_of_any_derivation_is_found(prepared, steps, wrong, separator):
+    """Lines of right BP2 spellings, one of them made wrong (the slope dropped): that one is named."""
+    lines = [f"({slope}) ({backward})" for slope, backward in steps]
+    if wrong < len(lines):
+        lines[wrong] = f"({steps[wrong][1]})"
+    text = separator.join(("\\delta_j = " if n == 0 else "= ") + line for n, line in enumerate(lines))
+    result = verdict(prepared, "delta_hidden", text)
+    assert len(result.lines) == len(lines)
+    if wrong < len(lines):
+        assert result.first_wrong_line == wrong + 1 and result.message.startswith(f"Line {wrong + 1}: ")
+        assert result.message.endswith("missing activation derivative.")
+    else:
+        assert result.verdict == "correct" and result.first_wrong_line is None
