@@ -792,3 +792,10 @@ def test_the_first_wrong_line_of_any_derivation_is_found(prepared, steps, wrong,
         assert result.message.endswith("missing activation derivative.")
     else:
         assert result.verdict == "correct" and result.first_wrong_line is None
+
+
+def test_grade_reveals_the_worked_example_only_when_asked():
+    rows = [{"id": "1", "target": "grad_w[1][2][0]", "answer": "0.123456"}]
+    hidden, shown = grading.grade(SPEC, rows, workers=1)[0], grading.grade(SPEC, rows, workers=1, reveal=True)[0]
+    assert "expected" not in hidden.counterexample and "expected" in shown.counterexample
+    assert hidden.message != shown.message
