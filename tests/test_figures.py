@@ -277,15 +277,15 @@ def test_a_crowded_figure_labels_the_weights_into_the_first_unit_of_each_layer()
     first = ["[0][0]", "[1][0]"]  # the first hidden unit and the first output
     assert {a.label for a in forward.arrows if a.box} == {latex(e.weight) for u in first for e in network[u].inputs}
     assert all(a.faint == (not a.box) for a in forward.arrows)
-    text = sb.render(sb.derive(network), format="md")
-    assert "Only the weights into the first unit of each layer are labelled" in text
+    text = sb.render(sb.derive(network), format="md", figure="notes.svg")
+    assert text.count("Only the weights into the first unit of each layer are labelled") == 2  # both figures
 
 
 def test_a_wide_layer_is_drawn_with_its_first_units_a_gap_and_its_last():
     forward = drawn(NETWORKS["4-8-4"])["forward"]
     hidden = [n.name for n in forward.nodes if n.name.startswith("[0]")]
     assert forward.elided and hidden[-1] == "[0][7]" and len(hidden) < 8
-    assert "the dots stand for the rest" in sb.render(sb.derive(NETWORKS["4-8-4"]), format="md")
+    assert "the dots stand for the rest" in sb.render(sb.derive(NETWORKS["4-8-4"]), format="tex")
 
 
 def test_markdown_links_both_pictures_and_write_notes_writes_them(tmp_path):
@@ -295,6 +295,8 @@ def test_markdown_links_both_pictures_and_write_notes_writes_them(tmp_path):
     assert "](notes.svg)" in text and "](notes-backward.svg)" in text
     for svg in paths[1:]:
         ElementTree.fromstring(svg.read_text())
+    alone = sb.render(sb.derive(NETWORKS["3-4-3"]), format="md")  # no file beside it: no figure, no caption
+    assert "![" not in alone and "Only the weights" not in alone
 
 
 def test_svg_text_sets_scripts_and_italic_letters():
