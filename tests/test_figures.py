@@ -319,3 +319,10 @@ def test_the_module_functions_rendering_called_before_still_draw_the_forward_fig
     assert figures.tikz(network, latex, haykin) == figures.forward(network, latex, haykin).tikz()
     assert figures.svg(network, latex) == figures.forward(network, latex).svg()
     assert "+1" not in figures.svg(network, latex)  # without a notation: no bias unit
+
+
+def test_a_unit_named_like_the_error_is_a_unit_of_its_own():
+    network = sb.graph(["x"], [{"name": "E", "inputs": ["x"]}, {"name": "y", "inputs": ["E"]}], ["y"])
+    figure = drawn(network)["backward"]
+    assert sorted(node.kind for node in figure.nodes) == ["error", "unit", "unit"]
+    assert_figure_clean(figure)
