@@ -91,7 +91,7 @@ def svg_geometry(text: str):
     return labels, circles, paths
 
 
-@pytest.mark.parametrize("notation", NOTATIONS + ["bishop"])
+@pytest.mark.parametrize("notation", sb.notation.names())
 @pytest.mark.parametrize("name", NETWORKS)
 def test_svg_labels_do_not_overlap_and_edges_pass_no_unit(name, notation):
     for figure in drawn(NETWORKS[name], notation).values():
@@ -151,7 +151,7 @@ def tikz_geometry(picture: str, placed: dict):
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
-@pytest.mark.parametrize("notation", ["default", "haykin"])
+@pytest.mark.parametrize("notation", sb.notation.names())
 def test_tikz_as_typeset_has_no_overlapping_label_and_no_edge_through_a_unit(tmp_path, notation):
     drawings = [figure for network in NETWORKS.values() for figure in drawn(network, notation).values()]
     pictures = [figure.tikz() for figure in drawings]
