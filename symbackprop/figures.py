@@ -519,6 +519,8 @@ _UNICODE = {r"\varphi": "φ", r"\phi": "ϕ", r"\delta": "δ", r"\eta": "η", r"\
             r"\ell": "ℓ", r"\rightarrow": "→", r"\to": "→", r"\mathcal{E}": "ℰ", r"\hat{y}": "ŷ",
             r"\theta": "θ"}
 _SCRIPT = re.compile(r"([_^])\{([^{}]*)\}")
+#: Marks around upright text (\mathrm) while the rest becomes italic: characters no label holds.
+_UPRIGHT = ("\ue000", "\ue001")
 
 
 def _svg_text(latex: str) -> str:
@@ -526,14 +528,21 @@ def _svg_text(latex: str) -> str:
     letters italic as in TeX's math, except inside \\mathrm."""
     for command, char in _UNICODE.items():
         latex = latex.replace(command, char)
-    latex = re.sub(r"\\mathrm\{([^{}]*)\}", "\ue000\\1\ue001", latex)
+    latex = re.sub(r"\\mathrm\{([^{}]*)\}", _UPRIGHT[0] + r"\1" + _UPRIGHT[1], latex)
     latex = re.sub(r"\\math(?:it|cal)\{([^{}]*)\}", r"\1", latex).replace("\\", "")
-    parts, position = [], 0
+    parts, position, previous = [], 0, None  # previous: (kind, text) of a script just set
     for match in _SCRIPT.finditer(latex):
+        kind, text = match.groups()
         parts.append(_svg_run(latex[position:match.start()]))
-        shift = "super" if match.group(1) == "^" else "sub"
-        parts.append(f'<tspan baseline-shift="{shift}" font-size="70%">{_svg_run(match.group(2))}</tspan>')
-        position = match.end()
+        stacked = previous and previous[0] != kind and match.start() == position  # under/over it, as in TeX
+        back = ""
+        if stacked:
+            width = _ink(previous[1].replace(_UPRIGHT[0], "").replace(_UPRIGHT[1], ""))[0]
+            back = f' dx="-{0.85 * width:.2f}em"'  # a little short: never under the base
+        stacks = stacked or match.end() < len(latex) and latex[match.end()] in "^_"
+        shift = "0.52em" if kind == "^" else "-0.5em" if stacks else "-0.3em"  # in the script's own em
+        parts.append(f'<tspan baseline-shift="{shift}" font-size="70%"{back}>{_svg_run(text)}</tspan>')
+        position, previous = match.end(), None if back else (kind, text)
     parts.append(_svg_run(latex[position:]))
     return "".join(parts)
 
@@ -541,7 +550,7 @@ def _svg_text(latex: str) -> str:
 def _svg_run(text: str) -> str:
     """Plain text without grouping braces, its letters in italic tspans (not those marked upright)."""
     out = []
-    for upright, run in enumerate(re.split("\ue000|\ue001", text.replace("{", "").replace("}", ""))):
+    for upright, run in enumerate(re.split("|".join(_UPRIGHT), text.replace("{", "").replace("}", ""))):
         for piece in re.split(r"([A-Za-zα-ωϕ]+)", run):
             italic = piece and not upright % 2 and re.fullmatch(r"[A-Za-zα-ωϕ]+", piece)
             out.append(f'<tspan font-style="italic">{escape(piece)}</tspan>' if italic else escape(piece))

@@ -302,7 +302,9 @@ def test_markdown_links_both_pictures_and_write_notes_writes_them(tmp_path):
 def test_svg_text_sets_scripts_and_italic_letters():
     text = figures._svg_text(r"{w^{(1)}_{12}}")
     assert re.sub("<[^>]+>", "", text) == "w(1)12"
-    assert '<tspan font-style="italic">w</tspan>' in text and 'baseline-shift="super"' in text
+    assert '<tspan font-style="italic">w</tspan>' in text
+    sup, sub = re.findall(r'baseline-shift="(-?[\d.]+)em"[^>]*?(?: dx="(-[\d.]+)em")?>', text)
+    assert float(sup[0]) > 0 > float(sub[0]) and float(sub[1]) < 0  # raised, lowered and set back under it
     assert "italic" not in figures._svg_text(r"x_{\mathrm{x1}}").split("x1")[1]
 
 
