@@ -17,9 +17,10 @@ import jinja2
 import sympy as sp
 
 from . import derivation as generic
-from . import figures, numerics
+from . import figures
 from .derivation import Derivation, GenericLayer, Step, derive
 from .examples import Example, example
+from .matrix import evaluator
 from .matrix_form import matrix_form
 from .notation import Notation
 from .notation import load as load_notation
@@ -199,7 +200,7 @@ class _Notes:
     def verification(self) -> dict | None:
         if "verification" not in self.parts or self.report is None:
             return None
-        by_name = {str(p): p for p in self.network.parameters}
+        by_name = {p.name: p for p in self.network.parameters}
         rows = [{"parameter": self.tex(by_name[c.name]), "analytic": c.analytic, "numeric": c.numeric,
                  "rel_error": f"{c.rel_error:.1e}", "kink": c.kink} for c in self.report.parameters]
         return {"report": self.report, "rows": rows, "max_rel_error": f"{self.report.max_rel_error:.1e}"}
@@ -257,8 +258,8 @@ def _worked(example: Example, derivation: Derivation, notes: _Notes) -> dict:
              for u in net.computing_units]
     targets = [{"symbol": tex(net.targets[u]), "values": [values.targets[s][k] for s in columns]}
                for k, u in enumerate(net.outputs)]
-    compiled = numerics.compiled(derivation)
-    per_sample = [compiled.evaluate(Values(values.inputs[s:s + 1], values.targets[s:s + 1], values.parameters))
+    numbers = evaluator(derivation)
+    per_sample = [numbers.evaluate(Values(values.inputs[s:s + 1], values.targets[s:s + 1], values.parameters))
                   for s in columns] if samples > 1 else []
     parameters = [{"symbol": tex(p), "value": values.parameters[p], "gradient": evaluation.gradients[p],
                    "per_sample": [e.gradients[p] for e in per_sample], "updated": evaluation.updated[p]}
