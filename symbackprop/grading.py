@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
+from . import cache
 from . import notation as notations
 from . import numerics
 from .answers import (
@@ -70,7 +71,7 @@ from .functions import A, Activation, K, T
 from .network import Network, layer_bias, layer_weight, layered
 from .notation import Letters, Notation
 from .numerics import Values
-from .rendering import write_atomically
+from .files import write_atomically
 
 __all__ = ["GENERIC_TARGETS", "Verdict", "check", "grade", "prepare"]
 
@@ -138,13 +139,21 @@ def _refuse(x):
 
 
 def _activation_functions(activation: Activation):
+    """(g, g') as NumPy functions; partials of module-level functions, so that a prepared
+    target pickles (:mod:`symbackprop.cache`) and its code is generated again when loaded."""
     if activation.normalized:
         return _refuse, _refuse
+    return functools.partial(_elementwise, activation, False), functools.partial(_elementwise, activation, True)
+
+
+def _elementwise(activation: Activation, slope: bool, x: np.ndarray) -> np.ndarray:
+    return np.broadcast_to(_lambdified(activation, slope)(x), x.shape).astype(float)
+
+
+@functools.lru_cache(maxsize=64)
+def _lambdified(activation: Activation, slope: bool):
     modules = [{"Heaviside": lambda x, h0=0.5: np.heaviside(x, h0)}, "numpy"]
-    value = sp.lambdify(sp.Symbol("z", real=True), activation.expression, modules)
-    slope = sp.lambdify(sp.Symbol("z", real=True), activation.derivative, modules)
-    return (lambda x: np.broadcast_to(value(x), x.shape).astype(float),
-            lambda x: np.broadcast_to(slope(x), x.shape).astype(float))
+    return sp.lambdify(sp.Symbol("z", real=True), activation.derivative if slope else activation.expression, modules)
 
 
 class _Family:
@@ -1014,7 +1023,8 @@ def check(spec, target: str, answer: str, notation: str | Notation = "default",
     """Grade one answer; ``spec`` is a :class:`Spec` or a :class:`Network`.  The answer is
     checked in a child process stopped after ``seconds``."""
     network, values, rate = _unpack(spec)
-    prepared = {target: prepare(network, target, notation, values, rate)}
+    notation = notation if isinstance(notation, Notation) else notations.load(notation)  # keyed by its content
+    prepared = {target: cache.remembered(prepare, network, target, notation, values, rate, kind=Prepared)}
     results = {}
     pool = _Pool(prepared, 1, seconds)
     try:

@@ -7,8 +7,6 @@ a displayed equation or a table is written in each format.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -20,11 +18,13 @@ from . import derivation as generic
 from . import figures
 from .derivation import Derivation, GenericLayer, Step, derive
 from .examples import Example, example
+from .files import write_atomically
 from .matrix import evaluator
 from .matrix_form import matrix_form
 from .notation import Notation
 from .notation import load as load_notation
 from .numerics import Values
+from .parts import PARTS
 from .printing import NotationPrinter, error_signal, in_notation
 from .spec import Spec
 from .verification import Report, verify
@@ -33,8 +33,6 @@ _PACKAGED = Path(__file__).parent / "templates"
 _SOURCE = Path(__file__).parent.parent / "templates"
 TEMPLATES = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
 
-#: Parts of the notes a lecturer can leave out (``--no-<part>``).
-PARTS = ("figure", "matrix", "concrete", "example", "verification")
 #: Samples of a mini-batch shown one per column in the worked example.
 SHOWN_SAMPLES = 4
 
@@ -311,16 +309,3 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
     for path, text in texts.items():
         write_atomically(path, text)
     return list(texts)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write the whole file or nothing: a temporary file in the same folder, renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise

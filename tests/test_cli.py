@@ -203,9 +203,9 @@ def test_interrupted_write_leaves_no_half_written_file(tmp_path, monkeypatch):
     def interrupted(source, destination):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sb.rendering.os, "replace", interrupted)
+    monkeypatch.setattr(sb.files.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        sb.rendering.write_atomically(target, "new notes")
+        sb.files.write_atomically(target, "new notes")
     assert target.read_text() == "previous notes"
     assert [p.name for p in tmp_path.iterdir()] == ["notes.md"]
 
