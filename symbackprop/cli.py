@@ -194,6 +194,10 @@ def _derive(args, spec) -> int:
         raise SpecError("--templates", f"{templates} is not a directory of jinja2 templates")
     notation = api.notation.load(args.notation)
     parts = [p for p in PARTS if p not in (args.parts or [])]
+    count, limit = len(spec.network.parameters), api.rendering.PER_WEIGHT_LIMIT
+    if count > limit:
+        print(f"note: {count:,} parameters; above {limit:,} the notes leave out what lists every weight "
+              "(the forward pass unit by unit, every delta and gradient, the parameter tables)", file=sys.stderr)
     try:
         paths = api.write_notes(spec, Path(args.output), formats, templates, notation, parts)
     except jinja2.TemplateError as error:
