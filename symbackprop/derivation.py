@@ -381,23 +381,28 @@ def _derive_concrete(derivation: Derivation, bar: Progress) -> None:
         terms = [_product(dest.delta, source.a) for source, dest in uses]
         formula = terms[0] if len(terms) == 1 else sp.Add(*terms)
         derivation.gradients[parameter] = formula
-        add(Step(sp.Derivative(E, parameter), formula,
+        add(Step(_d_error(parameter), formula,
                  "tied_weight_sum" if len(uses) > 1 else "gradient", subject=parameter.name))
         bar.advance()
     for unit in net.computing_units:
         if unit.bias is not None:
             derivation.gradients[unit.bias] = unit.delta
-            add(Step(sp.Derivative(E, unit.bias), unit.delta, "gradient", subject=unit.bias.name))
+            add(Step(_d_error(unit.bias), unit.delta, "gradient", subject=unit.bias.name))
             bar.advance()
 
 
 def _product(*factors: sp.Symbol) -> sp.Mul:
-    """The Mul of distinct symbols, as ``*`` builds it (same argument order), without the
-    general flattening: ``delta * a`` for each of the 266,610 weights of 784-300-100-10
-    took 9 s, this 1 s."""
+    """The Mul of distinct symbols, as ``*`` builds it (same arguments in the same order),
+    without the general flattening: 0.94 s for 30,000 products ``delta * a``, this 0.08 s."""
     factors = list(factors)
     _mulsort(factors)
     return sp.Mul._from_args(factors)
+
+
+def _d_error(parameter: sp.Symbol) -> sp.Derivative:
+    """dE/dparameter as ``sp.Derivative(E, parameter)`` builds it (equal, same hash), without
+    its checks of the arguments: 0.80 s for 30,000 parameters, this 0.43 s."""
+    return sp.Basic.__new__(sp.Derivative, E, sp.Basic.__new__(sp.Tuple, parameter, sp.S.One))
 
 
 def instantiate(derivation: Derivation, expression: sp.Expr, unit: str, predecessor: str | None = None) -> sp.Expr:
