@@ -9,7 +9,7 @@ a_j(t) feeds z_k(t) above it and z_m(t+1) of its own layer, so the chain rule gi
 recursion backwards in time, and each tied weight's gradient is a sum over its uses::
 
     delta_j(t) = g'(z_j(t)) [sum_k w_jk delta_k(t) + sum_m r_jm delta_m(t+1)]
-    dE/dr_ij = sum_t a_i(t-1) delta_j(t)        dE/dw_ij = sum_t a_i(t) delta_j(t)
+    dE/dr_mj = sum_t a_m(t-1) delta_j(t)        dE/dw_ij = sum_t a_i(t) delta_j(t)
 
 Nothing here is typed in: every right-hand side is SymPy differentiating the definitions
 above (as :mod:`symbackprop.derivation` does for one step).  :func:`instantiate` writes a
@@ -26,16 +26,17 @@ import sympy as sp
 from .derivation import E, Step, _differentiated, a, b, delta, g, i, j, k, m, w, z
 from .functions import A, Activation, Z
 from .network import layer_bias, layer_weight
+from .printing import RECURRENT
 from .recurrent import UnrolledNetwork, recurrent_weight
 
 #: The recurrent weight r_ij from unit i at t-1 to unit j at t, and the time index t = 1..T.
-r = sp.IndexedBase("r")
+r = RECURRENT
 T = sp.Symbol("T", integer=True, positive=True)
 t = sp.Idx("t", (1, T))
 #: The first step a truncated sum keeps: T - K + 1 for truncation depth K.
 K = sp.Symbol("K", integer=True, positive=True)
-#: The source of a recurrent weight in dE/dr_ij: a unit of j's own layer, printed i.
-source = sp.Idx("i", sp.Symbol("R", integer=True, positive=True))
+#: The source of a recurrent weight in dE/dr_mj: a unit of j's own layer, as m in z_j's sum.
+source = sp.Idx("m", sp.Symbol("R", integer=True, positive=True))
 
 
 def _bound(index: sp.Idx) -> sp.Idx:
@@ -110,7 +111,7 @@ def derive_recurrent(activation: Activation, has_bias: bool) -> GenericRecurrent
         gradient = _time_sum(delta[j, t] * dz)
         step(sp.Derivative(E, weight), _time_sum(sp.Mul(sp.Derivative(E, z[j, t]), sp.Derivative(z[j, t], weight),
                                                         evaluate=False)), "tied_weight_sum")
-        step(sp.Derivative(E, weight), gradient, "gradient", uses, len(steps) - 1)
+        step(sp.Derivative(E, weight), gradient, "gradient", len(steps) - 1, uses)
         gradients.append(gradient)
     truncated = gradients[0].func(gradients[0].function, (t, T - K + 1, T))
     step(sp.Derivative(E, r[source, j]), truncated, "truncated_sum")

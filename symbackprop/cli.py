@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     derive.add_argument("--notation", default="default",
                         help=f"a preset ({', '.join(api.notation.names())}) or a TOML file starting from one "
                              "(base = \"haykin\") that overrides any role's symbol")
+    derive.add_argument("--truncate", type=int, metavar="K",
+                        help="recurrent networks: show truncated backpropagation through time over the last K steps")
     for part in PARTS:
         derive.add_argument(f"--no-{part}", dest="parts", action="append_const", const=part,
                             help=f"leave out the {part} section")
@@ -219,7 +221,7 @@ def _derive(args, spec) -> int:
         print(f"note: {count:,} parameters; above {limit:,} the notes leave out what lists every weight "
               "(the forward pass unit by unit, every delta and gradient, the parameter tables)", file=sys.stderr)
     try:
-        paths = api.write_notes(spec, Path(args.output), formats, templates, notation, parts)
+        paths = api.write_notes(spec, Path(args.output), formats, templates, notation, parts, truncate=args.truncate)
     except jinja2.TemplateError as error:
         where = f" ({error.filename}, line {error.lineno})" if getattr(error, "lineno", None) else ""
         raise SpecError("--templates", f"a template failed{where}: {error.message}") from None

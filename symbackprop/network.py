@@ -39,6 +39,7 @@ class Unit:
     bias: sp.Symbol | None = None
     group: str | None = None
     position: tuple[int, int] | None = None  # (layer, index) of a layered network
+    step: int | None = None  # the time step (0-based) of a recurrent network's unrolled copy
 
     @property
     def is_input(self) -> bool:

@@ -20,6 +20,8 @@ from .notation import load as load_notation
 
 #: Haykin's error signal e_k = d_k - y_k of a generic output unit.
 ERROR_SIGNAL = sp.IndexedBase("e")
+#: The recurrent weight r_ij of the generic formulas of backpropagation through time.
+RECURRENT = sp.IndexedBase("r")
 #: Functions printed as \name(x) rather than SymPy's \name{\left(x \right)}.
 _OPERATORS = {"tanh", "cosh", "sinh", "log", "sin", "cos", "tan", "atan", "sign"}
 
@@ -43,6 +45,12 @@ def error_signal(unit: str) -> sp.Symbol:
     return sp.Symbol(f"e{unit}")
 
 
+def recurrent_symbol(notation: Notation) -> str:
+    """The letter of a recurrent weight (hidden unit at t-1 to hidden unit at t): the
+    notation's ``recurrent_weight`` role, else r."""
+    return notation.symbols.get("recurrent_weight", "r")
+
+
 def symbol_table(network: Network, notation: Notation) -> dict[sp.Symbol, str]:
     """LaTeX for every symbol of ``network``: units, parameters and targets."""
     table: dict[sp.Symbol, str] = {}
@@ -61,22 +69,28 @@ def symbol_table(network: Network, notation: Notation) -> dict[sp.Symbol, str]:
         return _script(notation.symbol("weight"), _join(*notation.weight_indices(source, destination),
                                                         notation.weight_separator), sup)
 
+    def timed(text: str, unit: Unit) -> str:  # a recurrent network's copy at step t: z_j(t), t from 1
+        return text if unit.step is None else f"{text}({unit.step + 1})"
+
     for unit in network.units:
         if unit.is_input:
-            table[unit.a] = _script(notation.symbol("input"), index(unit))
+            table[unit.a] = timed(_script(notation.symbol("input"), index(unit)), unit)
             continue
         i, sup = index(unit), mark(unit)
-        table[unit.z] = _script(notation.symbol("pre_activation"), i, sup)
-        table[unit.a] = _script(notation.symbol("output" if unit.name in outputs else "hidden"), i, sup)
-        table[unit.delta] = _script(notation.symbol("delta"), i, sup)
+        table[unit.z] = timed(_script(notation.symbol("pre_activation"), i, sup), unit)
+        table[unit.a] = timed(_script(notation.symbol("output" if unit.name in outputs else "hidden"), i, sup), unit)
+        table[unit.delta] = timed(_script(notation.symbol("delta"), i, sup), unit)
         if unit.bias is not None and unit.bias.name.startswith("b["):
             table[unit.bias] = (weight("0", i, sup) if notation.bias == "weight"
                                 else _script(notation.symbol("bias"), i, sup))
         for edge in unit.inputs:
             if edge.weight.name.startswith("w["):
                 table[edge.weight] = weight(index(network[edge.source]), i, sup)
+            elif edge.weight.name.startswith("r["):
+                table[edge.weight] = _script(recurrent_symbol(notation), _join(
+                    *notation.weight_indices(index(network[edge.source]), i), notation.weight_separator), sup)
     for name, target in network.targets.items():
-        table[target] = _script(notation.symbol("target"), index(network[name]))
+        table[target] = timed(_script(notation.symbol("target"), index(network[name])), network[name])
     for unit_name in network.outputs:  # Haykin's error signal e_k = d_k - y_k
         table[error_signal(unit_name)] = _script(notation.symbols.get("error_signal", "e"),
                                                     index(network[unit_name]))
@@ -138,6 +152,12 @@ class NotationPrinter(LatexPrinter):
 
     def _print_Indexed(self, expr):
         n, base, indices = self.notation, expr.base, expr.indices
+        if base == RECURRENT:  # r_ij from unit i at t-1 to unit j at t, both of one layer
+            source, destination = (self._print(x) for x in indices)
+            return _script(recurrent_symbol(n), _join(*n.weight_indices(source, destination), n.weight_separator),
+                           self._tag(indices[1]))
+        if base != d.w and len(indices) == 2:  # a quantity at a time step: z_j(t), delta_m(t+1)
+            return f"{self._print_Indexed(base[indices[0]])}({self._print(indices[1])})"
         if base == d.w:
             source, destination = (self._print(x) for x in indices)
             return _script(n.symbol("weight"), _join(*n.weight_indices(source, destination), n.weight_separator),
@@ -159,6 +179,9 @@ class NotationPrinter(LatexPrinter):
         if expr.function.could_extract_minus_sign():
             return "- " + self._print(sp.Sum(-expr.function, *expr.limits))
         indices = "".join(self._print(limit[0]) for limit in expr.limits)
+        (_, low, high), = expr.limits[:1] if len(expr.limits) == 1 else [(None, 0, None)]
+        if low != 0:  # a sum over time steps: its range is the point (t = 1 .. T, or the last K)
+            indices = f"{indices}={self._print(low)}}}^{{{self._print(high)}"
         return f"\\sum_{{{indices}}} {self.parenthesize(expr.function, 40)}"
 
     def _print_KroneckerDelta(self, expr, exp=None):

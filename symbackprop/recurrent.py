@@ -5,7 +5,7 @@ r[h][i][j] (unit i of hidden layer h at t-1 to unit j at t); the state before th
 step is zero, so the first step has no recurrent edges.  Unrolled over T steps, the
 network is an ordinary :class:`~symbackprop.network.Network` whose every weight is used
 once per step: the derivation's tied-weight sum is backpropagation through time
-(Werbos 1990; Haykin 2009 §15.7), and every later stage works on it unchanged.
+(Werbos 1990; Haykin 2009, ch. 15), and every later stage works on it unchanged.
 """
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def unrolled(sizes: Sequence[int], activation: str | Activation | Sequence[str |
                                           "needs at least one, e.g. [2, 3, 1]")
     units, members = [], {}
     for step in range(steps):
-        units += [Unit(unit_name(step, 0, i)) for i in range(sizes[0])]
+        units += [Unit(unit_name(step, 0, i), position=(0, i), step=step) for i in range(sizes[0])]
         for layer in range(1, len(sizes)):
             activation_of_layer = template.groups[layer - 1].activation
             group = f"layer {layer}" + (f" step {step}" if activation_of_layer.normalized else "")
@@ -125,7 +125,8 @@ def unrolled(sizes: Sequence[int], activation: str | Activation | Sequence[str |
                     edges += [Edge(unit_name(step - 1, layer, m), recurrent_weight(layer - 1, m, j))
                               for m in range(sizes[layer])]
                 name = unit_name(step, layer, j)
-                units.append(Unit(name, tuple(edges), layer_bias(layer - 1, j) if bias else None, group=group))
+                units.append(Unit(name, tuple(edges), layer_bias(layer - 1, j) if bias else None, group=group,
+                                  position=(layer, j), step=step))
                 members.setdefault((group, activation_of_layer), []).append(name)
     groups = tuple(Group(name, g, tuple(names)) for (name, g), names in members.items())
     last = len(sizes) - 1

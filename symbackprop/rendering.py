@@ -15,7 +15,7 @@ import jinja2
 import sympy as sp
 
 from . import derivation as generic
-from . import figures
+from . import figures, through_time
 from .derivation import Derivation, GenericLayer, Step, derive
 from .examples import Example, example
 from .files import write_atomically
@@ -82,11 +82,12 @@ class _Notes:
     the Derivation, the numbers and the Notation meet."""
 
     def __init__(self, derivation: Derivation, example: Example | None, report: Report | None,
-                 notation: Notation, parts):
+                 notation: Notation, parts, truncate: int | None = None):
         net = derivation.network
         self.derivation, self.network, self.notation, self.example, self.report = (
             derivation, net, notation, example, report)
         self.parts = set(parts)
+        self.truncate = truncate
         self.per_weight = len(net.parameters) <= PER_WEIGHT_LIMIT
         self.per_weight_limit = PER_WEIGHT_LIMIT
         self.printer = NotationPrinter(notation, net)
@@ -155,6 +156,11 @@ class _Notes:
                              "letters": [printer.doprint(i) for i in (layer.predecessor, layer.unit,
                                                                       layer.successor) if i is not None]})
         return sections
+
+    @cached_property
+    def through_time(self) -> dict | None:
+        """A recurrent network's chapter: BPTT, its truncation, the example step by step."""
+        return through_time.chapter(self, self.truncate)
 
     @cached_property
     def activations(self) -> list[dict]:
@@ -282,16 +288,17 @@ def _worked(example: Example, derivation: Derivation, notes: _Notes) -> dict:
 
 def render(derivation: Derivation, example: Example | None = None, report: Report | None = None,
            format: str = "md", templates: Path | None = None, notation: Notation | str = "default",
-           parts=PARTS, figure: str | None = None) -> str:
+           parts=PARTS, figure: str | None = None, truncate: int | None = None) -> str:
     """The notes for ``derivation`` as Markdown (``md``) or LaTeX (``tex``) text.
 
     ``parts`` selects what is shown beyond the lecture formulas (see :data:`PARTS`);
-    ``figure`` is the file name of the SVG picture the Markdown notes link to.
+    ``figure`` is the file name of the SVG picture the Markdown notes link to;
+    ``truncate`` = K shows truncated backpropagation through time over the last K steps.
     """
     if isinstance(notation, str):
         notation = load_notation(notation)
     env = _environment(templates)
-    notes = _Notes(derivation, example, report, notation, parts)
+    notes = _Notes(derivation, example, report, notation, parts, truncate)
     formatting = env.get_template(f"{format}.j2").module
     shown = figure if "figure" in notes.parts else None
     return env.get_template("notes.j2").render(notes=notes, n=notation, f=formatting, format=format, svg=shown,
@@ -305,7 +312,8 @@ def backward_figure(figure: str) -> str:
 
 
 def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | None = None,
-                notation: Notation | str = "default", parts=PARTS, stem: str = "notes") -> list[Path]:
+                notation: Notation | str = "default", parts=PARTS, stem: str = "notes",
+                truncate: int | None = None) -> list[Path]:
     """Derive, verify and render ``spec`` into ``directory``/notes.<format>; the paths written.
 
     The Markdown notes link to pictures of the network and of its local gradients, written
@@ -321,7 +329,7 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
     figure = f"{stem}.svg"
     for format in formats:
         texts[Path(directory) / f"{stem}.{format}"] = render(derivation, worked, report, format, templates,
-                                                             notation, parts, figure)
+                                                             notation, parts, figure, truncate)
     if "md" in formats and "figure" in parts:
         printer = NotationPrinter(notation, spec.network)
         drawn = figures.draw(spec.network, printer.doprint, notation)

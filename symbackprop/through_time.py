@@ -1,0 +1,63 @@
+"""The notes' chapter on backpropagation through time, for a recurrent network.
+
+What the chapter shows (the templates word it): the BPTT formulas as SymPy derived them
+(:mod:`symbackprop.bptt`), printed in the notation with a time index; the truncated sum
+when ``derive --truncate K`` asks for it; and the worked example step by step, with a
+recurrent weight's gradient written out as the sum of its per-step terms.
+"""
+from __future__ import annotations
+
+from . import bptt
+from .errors import SpecError
+from .printing import NotationPrinter
+from .recurrent import UnrolledNetwork, recurrent_weight
+
+
+def chapter(notes, truncate: int | None) -> dict | None:
+    """The chapter's equations and tables for ``notes`` (a rendering ``_Notes``), or None
+    for a feed-forward network or a softmax hidden layer (which has no elementwise slope)."""
+    net = notes.network
+    if not isinstance(net, UnrolledNetwork):
+        if truncate is not None:
+            raise SpecError("--truncate", "applies to a recurrent network (recurrent = true); remove it")
+        return None
+    if truncate is not None and not 1 <= truncate <= net.steps:
+        raise SpecError("--truncate", f"must be a number of steps from 1 to T = {net.steps}, not {truncate}")
+    first = net.unit_at(0, 1, 0)
+    group = net.group_by_name[first.group]
+    if group.activation.normalized:
+        return None
+    layer = notes.derivation.generic[first.group]
+    printer = NotationPrinter(notes.notation, None, layer)
+    generic = bptt.derive_recurrent(group.activation, first.bias is not None)
+    shown = []
+    for step in generic.steps:
+        rhs = step.rhs.subs(bptt.K, truncate) if truncate is not None else step.rhs
+        uses = tuple(shown[u].equation for u in step.uses)
+        shown.append(notes._shown(step.lhs, rhs, step.rule, printer, uses, "", layer))
+    letters = [printer.doprint(index) for index in (layer.predecessor, layer.unit, layer.successor, bptt.m)]
+    return {"steps": [s for s in shown if s.rule != "truncated_sum"],
+            "truncated": next(s for s in shown if s.rule == "truncated_sum"), "truncate": truncate,
+            "T": net.steps, "letters": letters, "time": printer.doprint(bptt.t),
+            "recurrent": printer.doprint(bptt.r[bptt.source, bptt.j]),
+            "worked": _worked(notes) if notes.worked else None}
+
+
+def _worked(notes) -> dict:
+    """Per step: the first hidden layer's activations and local gradients; and the gradient
+    of its first recurrent weight as the sum of a_m(t-1) delta_j(t) over the steps."""
+    net, evaluation = notes.network, notes.example.evaluation
+    units = range(net.sizes[1])
+    sign = notes.notation.delta_sign
+    rows = [{"t": step + 1,
+             "a": [float(evaluation.a[net.unit_at(step, 1, j).name][0]) for j in units],
+             "delta": [sign * float(evaluation.delta[net.unit_at(step, 1, j).name][0]) for j in units]}
+            for step in range(net.steps)]
+    at_t = lambda tex: tex.removesuffix("(1)") + "(t)"  # the first step's symbol, at any step t
+    header_a = [at_t(notes.tex(net.unit_at(0, 1, j).a)) for j in units]
+    header_delta = [at_t(notes.tex(net.unit_at(0, 1, j).delta)) for j in units]
+    weight = recurrent_weight(0, 0, 0)
+    terms = [float(evaluation.a[net.unit_at(step - 1, 1, 0).name][0] * evaluation.delta[net.unit_at(step, 1, 0).name][0])
+             for step in range(1, net.steps)]
+    return {"rows": rows, "a": header_a, "delta": header_delta, "weight": notes.tex(weight),
+            "terms": terms, "gradient": evaluation.gradients[weight]}

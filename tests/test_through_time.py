@@ -1,0 +1,67 @@
+"""The notes' chapter on backpropagation through time: in every notation, compiling, with
+the future term, the truncated range and the worked example's numbers."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import symbackprop as sb
+from symbackprop.recurrent import recurrent_weight
+
+SPEC = sb.from_dict({"network": {"layers": [2, 3, 1], "activation": ["tanh", "identity"], "loss": "half_sse",
+                                 "recurrent": True, "steps": 3},
+                     "example": {"inputs": [[0.5, -0.3], [0.1, 0.2], [-0.4, 0.7]],
+                                 "targets": [[0.1], [0.2], [-0.1]],
+                                 "recurrent_weights": [[[0.1, 0.2, 0.0], [0.0, -0.3, 0.4], [0.5, 0.0, 0.1]]]}})
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    root = tmp_path_factory.mktemp("through-time")
+    return {name: sb.write_notes(SPEC, root / name, formats=["md", "tex"], notation=name, truncate=2)
+            for name in sb.notation.names()}
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+@pytest.mark.parametrize("notation", sb.notation.names())
+def test_the_chapter_compiles_in_every_notation(written, notation):
+    tex = next(p for p in written[notation] if p.suffix == ".tex")
+    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+                            cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert r"\section{Through time}" in tex.read_text() or "Through time" in tex.read_text()
+
+
+def test_the_chapter_shows_the_future_term_the_truncation_and_the_sum_over_steps(written):
+    md = next(p for p in written["default"] if p.suffix == ".md").read_text()
+    chapter = md[md.index("## Through time"):]
+    chapter = chapter[:chapter.index("\n## ", 3)]
+    assert r"\sum_{m} \delta_{m}(t + 1) r_{jm}" in chapter  # the future term of the recursion
+    assert r"\frac{\partial E}{\partial r_{mj}} = \sum_{t=1}^{T} a_{m}(t - 1) \delta_{j}(t)" in chapter
+    assert r"\sum_{t=T - 1}^{T} a_{m}(t - 1) \delta_{j}(t)" in chapter  # --truncate 2: the last two steps
+    gradient = sb.example(SPEC.network, SPEC.values).evaluation.gradients[recurrent_weight(0, 0, 0)]
+    assert f"= {gradient:.6g}$$" in chapter
+    assert chapter.count("\n| ") == 1 + 3  # the step table: the header and one row per step
+
+
+def test_haykin_prints_his_sign_and_index_order(written):
+    md = next(p for p in written["haykin"] if p.suffix == ".md").read_text()
+    chapter = md[md.index("## Through time"):]
+    assert "r_{mj}" in chapter and "y_{j}(t)" in chapter
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "symbackprop", *args], capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["2-3-1", "--recurrent", "--steps", "3", "--truncate", "4"], "from 1 to T = 3"),
+    (["2-3-1", "--truncate", "2"], "recurrent = true"),
+])
+def test_a_bad_truncation_exits_2_with_one_line_and_writes_nothing(tmp_path, args, needle):
+    result = run("derive", *args, "-o", str(tmp_path / "out"))
+    assert result.returncode == 2 and needle in result.stderr and "--truncate" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
