@@ -250,3 +250,11 @@ def test_bad_recurrent_command_lines_exit_2_with_one_line(args, needle):
     result = run("example", *args)
     assert result.returncode == 2 and needle in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_checking_a_recurrent_spec_grades_the_feed_forward_targets_and_refuses_the_rest():
+    spec = sb.from_dict(ELMAN_111)
+    right = sb.check(spec, "delta_output", r"a_k - t_k")
+    assert right.verdict == "correct", right.message
+    refused = run("check", "2-3-1", "--recurrent", "--steps", "2", "--target", "grad_r[0][0][0]", "--answer", "0.1")
+    assert refused.returncode == 2 and "not graded yet" in refused.stderr and "Traceback" not in refused.stderr

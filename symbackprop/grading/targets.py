@@ -22,6 +22,7 @@ from ..matrix import evaluator
 from ..network import Network, layer_bias, layer_weight, layered
 from ..notation import Letters, Notation
 from ..numerics import Values
+from ..recurrent import UnrolledNetwork
 from .evaluation import Cases, build_cases, close, evaluate
 from .mistakes import mutants_of, wording
 from .reading import ETA, OUTPUTS, P, S, U, Vocabulary, a, delta, dg, t, w, z
@@ -49,6 +50,10 @@ def parse_target(name: str, network: Network) -> Target:
         if kind == "grad_b" and not any(u.bias is not None for u in network.computing_units):
             raise SpecError("--target", f"{name}: the network has no biases")
         return Target(name, kind, where == "output")
+    if isinstance(network, UnrolledNetwork):
+        raise SpecError("--target", f"{name[:60]!r}: the targets of a recurrent network's own quantities (its units "
+                                    "at a time step, the recurrent weights, BPTT) are not graded yet; use one of "
+                                    f"{', '.join(GENERIC_TARGETS)}")
     match = _CONCRETE.fullmatch(name.replace(" ", ""))
     if not match:
         raise SpecError("--target", f"unknown target {name[:60]!r}; use one of {', '.join(GENERIC_TARGETS)}, or "
