@@ -1036,18 +1036,19 @@ def _unpack(spec):
 REQUIRED_COLUMNS = ("id", "target", "answer")
 
 
-def read_submissions(path: Path) -> tuple[list[str], list[dict]]:
-    """Header and rows of a submissions CSV; raises SpecError when it cannot be used."""
+def read_submissions(path: Path, required=REQUIRED_COLUMNS) -> tuple[list[str], list[dict]]:
+    """Header and rows of a submissions CSV with the ``required`` columns (an exercise set's
+    submissions name id, student, question, answer); raises SpecError when it cannot be used."""
     csv.field_size_limit(16 * 1024 * 1024)
     try:
         with open(path, encoding="utf-8-sig", errors="replace", newline="") as stream:
             reader = csv.DictReader(stream)
             header = [name.strip() for name in reader.fieldnames or []]
-            header = [name.lower() if name.lower() in REQUIRED_COLUMNS else name for name in header]
+            header = [name.lower() if name.lower() in required else name for name in header]
             reader.fieldnames = header
-            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            missing = [c for c in required if c not in header]
             if missing:
-                raise SpecError(str(path), f"the header row must name {', '.join(REQUIRED_COLUMNS)}; "
+                raise SpecError(str(path), f"the header row must name {', '.join(required)}; "
                                            f"missing {', '.join(missing)}")
             rows = list(reader)
     except OSError as error:

@@ -280,11 +280,22 @@ def render(derivation: Derivation, example: Example | None = None, report: Repor
     """
     if isinstance(notation, str):
         notation = load_notation(notation)
-    env = _environment(templates)
     notes = _Notes(derivation, example, report, notation, parts)
+    return render_document("notes.j2", notes, format, templates, svg=figure if "figure" in notes.parts else None)
+
+
+def lecture(derivation: Derivation, notation: Notation, example: Example | None = None, parts=()) -> _Notes:
+    """What the notes print (forward pass, error function, the lecture formulas per layer, the
+    worked numbers), for other documents built from the same derivation (exercise sheets)."""
+    return _Notes(derivation, example, None, notation, parts)
+
+
+def render_document(template: str, notes: _Notes, format: str = "md", templates: Path | None = None,
+                    **context) -> str:
+    """Any document template with the notes' printed content as ``notes`` and the format's macros as ``f``."""
+    env = _environment(templates)
     formatting = env.get_template(f"{format}.j2").module
-    return env.get_template("notes.j2").render(notes=notes, n=notation, f=formatting, format=format,
-                                               svg=figure if "figure" in notes.parts else None)
+    return env.get_template(template).render(notes=notes, n=notes.notation, f=formatting, format=format, **context)
 
 
 def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | None = None,
