@@ -12,7 +12,7 @@ One function per stage of the flow, each a module::
     rendering     render / write_notes          -> Markdown and LaTeX notes from jinja2 templates
     answers       read_answer                   -> a student's LaTeX or plain answer as SymPy
     grading       check / grade                 -> Verdict per answer, a class report
-    exercises     exercises / write_exercises   -> sheets, answer keys, one variant per student; grade takes the set
+    exercises     exercises / write_exercises / load_exercises -> sheets, answer keys, one variant per student; grade takes the set
 """
 from . import notation, rendering
 from .derivation import Derivation, Step, derive, instantiate
@@ -20,6 +20,7 @@ from .errors import SpecError
 from .examples import Example, example
 from .functions import Activation, Loss, activation, custom_activation, custom_loss, loss
 from .exercises import ExerciseSet, exercises, grade
+from .exercises import load as load_exercises
 from .exercises import write as write_exercises
 from .grading import Verdict, check
 from .matrix import MatrixCompiled
@@ -33,5 +34,5 @@ from .verification import Report, verify
 
 __all__ = ["Activation", "Compiled", "Derivation", "Example", "ExerciseSet", "Loss", "MatrixCompiled", "Network", "Notation", "Report",
            "Spec", "SpecError", "Step", "Values", "Verdict", "activation", "check", "compact", "custom_activation",
-           "custom_loss", "derive", "example", "exercises", "from_dict", "grade", "graph", "instantiate", "latex", "layered", "load",
+           "custom_loss", "derive", "example", "exercises", "from_dict", "grade", "graph", "instantiate", "latex", "layered", "load", "load_exercises",
            "loss", "notation", "random_values", "render", "rendering", "verify", "write_exercises", "write_notes"]

@@ -9,6 +9,7 @@ derivation (float64), not from the rounded numbers shown.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sympy as sp
@@ -18,10 +19,19 @@ from ..examples import Example
 from ..notation import Notation
 from ..printing import NotationPrinter, error_signal, in_notation
 
+#: Characters of arithmetic and value (a command counting one, braces and spaces none) that fit
+#: on one row of the LaTeX key.
+ROW_CHARACTERS = 60
 
-def number(value: float) -> str:
-    """Six significant digits, a power of ten written as LaTeX."""
-    text = f"{value:.6g}"
+
+def _visible(tex: str) -> int:
+    """About how many characters ``tex`` prints: a command is one, braces and spaces none."""
+    return len(re.sub(r"[{}\s]", "", re.sub(r"\\[a-zA-Z]+", "x", tex)))
+
+
+def number(value: float, digits: int = 6) -> str:
+    """``digits`` significant digits, a power of ten written as LaTeX."""
+    text = f"{value:.{digits}g}"
     if "e" in text:
         mantissa, exponent = text.split("e")
         text = rf"{mantissa} \times 10^{{{int(exponent)}}}"
@@ -65,6 +75,17 @@ class Line:
     @property
     def equation(self) -> str:
         return f"{self.lhs} {self.relation} {self.rhs}"
+
+    @property
+    def rows(self) -> tuple[Line, ...]:
+        """The equation in aligned rows as a page has room for: the formula, then the numbers and
+        the value, the value on a row of its own after long arithmetic."""
+        if not self.substituted:
+            return (self,)
+        first = Line(self.lhs, self.formula, "", "", self.relation)
+        if _visible(self.substituted) + _visible(self.value) <= ROW_CHARACTERS:
+            return first, Line("", self.substituted, "", self.value)
+        return first, Line("", self.substituted, "", ""), Line("", self.value, "", "")
 
 
 class WorkedNumbers:

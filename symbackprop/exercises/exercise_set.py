@@ -214,7 +214,7 @@ def load(path: str | Path) -> ExerciseSet:
     kinds = data.get("questions")
     if not isinstance(kinds, Mapping) or not kinds or not all(isinstance(k, str) for k in kinds.values()):
         raise SpecError(where("questions"), "must be a table of question ids and kinds")
-    chosen = tuple(Question(qid, kind) for qid, kind in kinds.items())
+    chosen = tuple(Question(qid, asked.check_kind(kind, where(f"questions.{qid}"))) for qid, kind in kinds.items())
     if not isinstance(data.get("network"), Mapping):
         raise SpecError(where("network"), "missing; the set needs the [network] table of its spec")
     if "students" in data:

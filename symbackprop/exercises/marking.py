@@ -100,7 +100,7 @@ def report_markdown(made: ExerciseSet, rows: list[dict], verdicts: list[Verdict]
              f"{len(verdicts)} answers: " + ", ".join(f"{total[v]} {v}" for v in VERDICTS) + ".", "",
              "## Per question", "", "| question | asks | answers | correct | incorrect | cannot read |",
              "|---|---|---:|---:|---:|---:|"]
-    lines += [f"| {q} | {markdown_text(kinds[q])} | {sum(c.values())} | {c['correct']} | {c['incorrect']} | "
+    lines += [f"| {q} | `{kinds[q]}` | {sum(c.values())} | {c['correct']} | {c['incorrect']} | "
               f"{c['cannot read']} |" for q, c in by_question.items()]
     if by_student:
         lines += ["", "## Per student", "", f"| student | answered | correct | incorrect | cannot read | "

@@ -55,11 +55,7 @@ def parse(kinds: str | Sequence[str] | None, network: Network) -> tuple[Question
         kinds = [k.strip() for k in kinds.split(",")]
     questions = []
     for kind in kinds:
-        if kind not in grading.GENERIC_TARGETS and kind not in DRAWN and not _FIXED.fullmatch(kind):
-            raise SpecError("--questions", f"{kind[:60]!r} is not a question; use {', '.join(grading.GENERIC_TARGETS)}, "
-                                           f"{', '.join(DRAWN)} (a number, the unit drawn per student) or a "
-                                           "target such as delta[0][1]")
-        question = Question(f"q{len(questions) + 1}", kind)
+        question = Question(f"q{len(questions) + 1}", check_kind(kind, "--questions"))
         if question.numeric and network.layers is None:
             raise SpecError("--questions", f"{kind}: numeric questions name layered units; this spec is a graph, "
                                            f"so ask generic ones ({', '.join(grading.GENERIC_TARGETS)})")
@@ -67,6 +63,15 @@ def parse(kinds: str | Sequence[str] | None, network: Network) -> tuple[Question
     if not questions:
         raise SpecError("--questions", "lists no questions")
     return tuple(questions)
+
+
+def check_kind(kind: str, where: str) -> str:
+    """``kind`` if it names a question, else a SpecError listing the kinds."""
+    if kind not in grading.GENERIC_TARGETS and kind not in DRAWN and not _FIXED.fullmatch(kind):
+        raise SpecError(where, f"{kind[:60]!r} is not a question; use {', '.join(grading.GENERIC_TARGETS)}, "
+                               f"{', '.join(DRAWN)} (a number, the unit drawn per student) or a target "
+                               "such as delta[0][1]")
+    return kind
 
 
 def target(question: Question, network: Network, rng) -> str:

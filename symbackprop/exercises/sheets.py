@@ -45,6 +45,7 @@ class Asked:
     numeric: bool
     output: bool  # generic questions: about an output unit
     answer: str  # a right answer, as key.csv holds it
+    shown: str  # the same in LaTeX
     layer: dict | None = None  # generic: the lecture section that answers it
     steps: tuple = ()  # generic: the lecture steps that derive it
     lines: tuple[Line, ...] = ()  # numeric: the substituted arithmetic
@@ -73,7 +74,7 @@ class _Documents:
             end = next(n for n, s in enumerate(steps) if s.name == wanted)
         answer = steps[end]
         return Asked(question.id, question.kind, question.quantity, question.kind, answer.lhs, False, output,
-                     answer.equation, layer, tuple(steps[:end + 1]))
+                     answer.equation, answer.equation, layer, tuple(steps[:end + 1]))
 
     def numeric(self, question, target: str, worked: Example, numbers: WorkedNumbers | None) -> Asked:
         level, *rest = (int(x) for x in _INDICES.findall(target))
@@ -93,8 +94,9 @@ class _Documents:
                 lines.append(numbers.gradient(parameter))
             if quantity == "update_w":
                 lines += numbers.update(parameter)
-        return Asked(question.id, question.kind, quantity, target, self.printer.doprint(symbol), True,
-                     unit.name in self.network.outputs, f"{value:.10g}", lines=tuple(lines))
+        symbol = self.printer.doprint(symbol)
+        return Asked(question.id, question.kind, quantity, target, symbol, True, unit.name in self.network.outputs,
+                     f"{value:.10g}", f"{symbol} = {number(value, 10)}", lines=tuple(lines))
 
     def variant(self, variant: Variant) -> dict:
         """A variant's numbers, its questions and their solutions."""
