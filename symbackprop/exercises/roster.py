@@ -19,6 +19,8 @@ MAX_ROSTER_BYTES = 2_000_000
 _FORBIDDEN = set('/\\<>:"|?*')
 #: Names Windows reserves for devices, with or without an extension.
 _DEVICES = {"con", "prn", "aux", "nul", *(f"com{n}" for n in range(10)), *(f"lpt{n}" for n in range(10))}
+#: What starts markup inside a line of Markdown (GitHub's included: ~ strikes through).
+_MARKDOWN = set("\\`*_[]<>|~^#")
 #: Spreadsheets run a cell starting with these as a formula.
 _FORMULA_START = "=+-@"
 
@@ -90,9 +92,11 @@ def check_ids(students, where: str, reserved=(), row=lambda n: "") -> list[str]:
 
 
 def markdown_text(text: str) -> str:
-    """``text`` shown literally in Markdown (tables included): every ASCII punctuation mark as an
-    HTML character reference, so nothing in it is emphasis, a link, math, HTML or a cell border."""
-    return "".join(f"&#{ord(c)};" if c.isascii() and not c.isalnum() and c != " " else c for c in text)
+    """``text`` shown literally inside a line of Markdown (tables included): every character that
+    could start emphasis, a link, HTML, a cell border or code backslash-escaped, ``$`` (math) and
+    ``&`` (a character reference) written as references."""
+    replaced = {"$": "&#36;", "&": "&amp;"}
+    return "".join(replaced.get(c) or ("\\" + c if c in _MARKDOWN else c) for c in text)
 
 
 def latex_text(text: str) -> str:
