@@ -7,6 +7,7 @@ a displayed equation or a table is written in each format.
 """
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from dataclasses import dataclass
@@ -56,7 +57,10 @@ class Shown:
         return f"{self.lhs} {self.relation} {self.rhs}"
 
 
+@functools.lru_cache(maxsize=8)
 def _environment(templates: Path | None) -> jinja2.Environment:
+    """One environment per template folder, so each template is compiled once (a set of exercise
+    sheets renders the same templates for every student); jinja2 reloads a file that changed."""
     search = [str(templates)] if templates else []
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(search + [str(TEMPLATES)]),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,

@@ -279,3 +279,22 @@ def test_the_sheet_asks_in_the_notation_and_gives_the_students_numbers(written):
     for value in list(data["students"]["ann"]["example"]["parameters"].values())[:5]:
         assert f"${value:g}$" in sheet
     assert np.isclose(data["students"]["ann"]["example"]["learning_rate"], 0.5)
+
+
+@settings(max_examples=6, deadline=None)
+@given(hidden=st.lists(st.integers(1, 3), min_size=1, max_size=2), outputs=st.integers(1, 2),
+       activation=st.sampled_from(["sigmoid", "tanh", "relu", "leaky_relu", "softplus", "elu", "z/(1+exp(-z))"]),
+       output=st.sampled_from(["identity", "sigmoid", "tanh"]), loss=st.sampled_from(["half_sse", "sse", "mse"]),
+       notation=st.sampled_from(sb.notation.names()), seed=st.integers(0, 2**31))
+def test_the_key_of_any_small_network_grades_correct(hidden, outputs, activation, output, loss, notation, seed):
+    """Whatever the network, activation, loss and notation: every key answer is read and right."""
+    layers = [2, *hidden, outputs]
+    spec = sb.from_dict({"network": {"layers": layers, "activation": [activation] * len(hidden) + [output],
+                                     "loss": loss}})
+    made = sb.exercises(spec, students=["ann", "bob"], seed=seed, notation=notation,
+                        questions="delta_output,delta_hidden,grad_w_hidden,grad_b_output,update_w_hidden,delta,"
+                                  "grad_w,grad_b,update_w")
+    rows = list(csv.DictReader(io.StringIO(sheets.render(made, formats=())["key.csv"])))
+    verdicts = sb.grade(made, rows, workers=1)
+    assert [v.verdict for v in verdicts] == ["correct"] * len(rows), [
+        (r["question"], r["answer"], v.message) for r, v in zip(rows, verdicts) if v.verdict != "correct"]

@@ -20,7 +20,7 @@ from .. import figures, rendering
 from ..derivation import E, derive
 from ..examples import Example, example
 from ..network import layer_bias, layer_weight
-from ..printing import NotationPrinter
+from ..printing import NotationPrinter, in_notation
 from . import roster
 from .arithmetic import Line, WorkedNumbers, number
 from .exercise_set import ExerciseSet, Variant, write_text
@@ -74,7 +74,21 @@ class _Documents:
             end = next(n for n, s in enumerate(steps) if s.name == wanted)
         answer = steps[end]
         return Asked(question.id, question.kind, question.quantity, question.kind, answer.lhs, False, output,
-                     answer.equation, answer.equation, layer, tuple(steps[:end + 1]))
+                     self._readable(answer, layer["name"]), answer.equation, layer, tuple(steps[:end + 1]))
+
+    def _readable(self, answer, group: str) -> str:
+        """The answer as ``check`` reads it: the right-hand side of the lecture formula (the left one
+        is the question), or, where the activation's derivative is a function of z (ReLU's cases,
+        softplus's exponentials), the same with that derivative left as g'(z_j), as lectures write it."""
+        steps = [s for s in self.derivation.steps if s.level == "generic" and s.subject == group
+                 and s.rule == "local_gradient"]
+        named = next((s for s in steps if not isinstance(s.lhs, sp.Derivative)), None)
+        if named is None or answer.rule != "local_gradient" or not named.rhs.atoms(sp.Function):
+            return answer.rhs
+        unworked = next(s for s in steps if isinstance(s.lhs, sp.Derivative))
+        layer = self.derivation.generic[group]
+        _, rhs = in_notation(named.lhs, unworked.rhs, self.notation, None, layer)
+        return NotationPrinter(self.notation, None, layer).doprint(rhs)
 
     def numeric(self, question, target: str, worked: Example, numbers: WorkedNumbers | None) -> Asked:
         level, *rest = (int(x) for x in _INDICES.findall(target))
