@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from .. import figures, rendering
+from .. import rendering
 from ..derivation import E, derive
 from ..examples import Example, example
 from ..network import layer_bias, layer_weight
@@ -144,6 +144,7 @@ def render(made: ExerciseSet, formats=FORMATS, templates: Path | None = None) ->
     """Every file of the set: relative path -> text."""
     documents = _Documents(made)
     variants = [documents.variant(v) for v in made.variants]
+    picture = documents.notes.figure["forward"].svg()
     files = {"exercises.toml": write_text(made), "key.csv": key_csv(variants)}
     for format in formats:
         context = _context(documents, format)
@@ -152,11 +153,11 @@ def render(made: ExerciseSet, formats=FORMATS, templates: Path | None = None) ->
             files[f"{folder}sheet.{format}"] = rendering.render_document(
                 "sheet.j2", documents.notes, format, templates, v=variant, svg="sheet.svg", **context)
             if format == "md":
-                files[f"{folder}sheet.svg"] = figures.svg(documents.network, documents.printer.doprint)
+                files[f"{folder}sheet.svg"] = picture
         files[f"key.{format}"] = rendering.render_document("key.j2", documents.notes, format, templates,
                                                            variants=variants, svg="key.svg", **context)
         if format == "md":
-            files["key.svg"] = figures.svg(documents.network, documents.printer.doprint)
+            files["key.svg"] = picture
     return files
 
 
