@@ -48,6 +48,7 @@ class Asked:
     shown: str  # the same in LaTeX
     layer: dict | None = None  # generic: the lecture section that answers it
     steps: tuple = ()  # generic: the lecture steps that derive it
+    continues: str = ""  # generic: the earlier question whose derivation it goes on from
     lines: tuple[Line, ...] = ()  # numeric: the substituted arithmetic
 
 
@@ -63,7 +64,10 @@ class _Documents:
         self.notes = rendering.lecture(self.derivation, self.notation, parts=("figure",))
         self.printer = NotationPrinter(self.notation, self.network)
 
-    def generic(self, question) -> Asked:
+    def generic(self, question, derived: dict) -> Asked:
+        """A derivation question, solved by the lecture steps of its layer up to the formula asked;
+        steps an earlier question of the sheet derived (``derived``: layer -> (question, last step))
+        are not repeated."""
         output = question.kind.endswith("_output")
         layer = next(section for section in self.notes.layers if section["is_output"] == output)
         wanted = ANSWERING_STEP[question.quantity].format(where="output" if output else "hidden")
@@ -73,8 +77,11 @@ class _Documents:
         else:
             end = next(n for n, s in enumerate(steps) if s.name == wanted)
         answer = steps[end]
+        earlier, shown = derived.get(layer["name"], ("", -1))
+        derived[layer["name"]] = (question.id, max(end, shown)) if end > shown else (earlier, shown)
         return Asked(question.id, question.kind, question.quantity, question.kind, answer.lhs, False, output,
-                     self._readable(answer, layer["name"]), answer.equation, layer, tuple(steps[:end + 1]))
+                     self._readable(answer, layer["name"]), answer.equation, layer,
+                     tuple(steps[shown + 1:end + 1]) or (answer,), earlier)
 
     def _readable(self, answer, group: str) -> str:
         """The answer as ``check`` reads it: the right-hand side of the lecture formula (the left one
@@ -118,7 +125,8 @@ class _Documents:
         worked = example(self.network, spec.values, spec.learning_rate, self.derivation)
         single = len(spec.values.inputs) == 1
         numbers = WorkedNumbers(self.derivation, worked, self.notation) if single else None
-        asked = [self.numeric(q, variant.targets[q.id], worked, numbers) if q.numeric else self.generic(q)
+        derived: dict = {}
+        asked = [self.numeric(q, variant.targets[q.id], worked, numbers) if q.numeric else self.generic(q, derived)
                  for q in self.made.questions]
         return {"student": variant.student, "asked": asked, "numbers": self._numbers(spec),
                 "learning_rate": number(spec.learning_rate), "samples": len(spec.values.inputs),
