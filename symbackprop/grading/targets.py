@@ -185,7 +185,7 @@ def _concrete_points(network, target, values, learning_rate, rng):
     for n in range(POINTS + 1):
         point = first if n == 0 and first is not None else _random_values(network, rng)
         successor = rng.integers(sizes[level + 2]) if level + 2 < len(sizes) else 0
-        eta = learning_rate if n == 0 else rng.uniform(0.1, 0.9)
+        eta = learning_rate  # the spec's: an update answer may write it as a number
         points.append((family, point, level + 1, {P: source, U: unit, S: successor}, eta))
     return points, _network_symbols(network)
 

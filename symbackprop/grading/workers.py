@@ -176,6 +176,9 @@ def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", work
     for n, row in enumerate(rows):
         target = (row.get("target") or "").strip()
         answer = row.get("answer")
+        if row.get("refused"):  # read_submissions left a row's huge cell out
+            verdicts[n] = Verdict("cannot read", row["refused"])
+            continue
         if answer is None:
             verdicts[n] = Verdict("cannot read", "the row has no answer column")
             continue
