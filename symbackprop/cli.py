@@ -11,12 +11,11 @@ import os
 import sys
 from pathlib import Path
 
-import jinja2
-
 import symbackprop as api
 
 from . import grading
 from .errors import SpecError
+from .parts import PARTS
 from .progress import progress
 
 SPEC_HELP = ("a TOML spec file, or a compact form such as 2-3-1 (with --activation, --loss); "
@@ -46,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     derive.add_argument("--notation", default="default",
                         help=f"a preset ({', '.join(api.notation.names())}) or a TOML file starting from one "
                              "(base = \"haykin\") that overrides any role's symbol")
-    for part in api.rendering.PARTS:
+    for part in PARTS:
         derive.add_argument(f"--no-{part}", dest="parts", action="append_const", const=part,
                             help=f"leave out the {part} section")
     for name, text in (("verify", "check every gradient with three witnesses"),
@@ -199,12 +198,18 @@ def _example(args, spec) -> int:
 
 
 def _derive(args, spec) -> int:
+    import jinja2  # the templates' errors; only derive loads the renderer
+
     formats = ["md", "tex"] if args.format == "all" else [args.format]
     templates = Path(args.templates) if args.templates else None
     if templates is not None and not templates.is_dir():
         raise SpecError("--templates", f"{templates} is not a directory of jinja2 templates")
     notation = api.notation.load(args.notation)
-    parts = [p for p in api.rendering.PARTS if p not in (args.parts or [])]
+    parts = [p for p in PARTS if p not in (args.parts or [])]
+    count, limit = len(spec.network.parameters), api.rendering.PER_WEIGHT_LIMIT
+    if count > limit:
+        print(f"note: {count:,} parameters; above {limit:,} the notes leave out what lists every weight "
+              "(the forward pass unit by unit, every delta and gradient, the parameter tables)", file=sys.stderr)
     try:
         paths = api.write_notes(spec, Path(args.output), formats, templates, notation, parts)
     except jinja2.TemplateError as error:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import lark
 import sympy as sp
 
+from .. import cache
 from ..notation import Notation
 from ..parsing import FUNCTIONS, ExpressionError, parse_expression
 from .spelling import normalize
@@ -136,7 +137,7 @@ SPACE.4: /[ \t\r\n~]+/ | /\\[,;:! ]/
 %ignore SPACE
 """
 
-_PARSER = lark.Lark(_GRAMMAR, parser="lalr", propagate_positions=True)
+_PARSER = lark.Lark(_GRAMMAR, parser="lalr", propagate_positions=True, cache=cache.library_file("lark-answers"))
 _ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
                      "_.+-*/^()[]{},'=:;!<>\\ ~\t\r\n")
 

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import SpecError
-from ..rendering import write_atomically
+from ..files import write_atomically
 from .judging import Verdict
 from .reading import MAX_LENGTH
 
