@@ -12,6 +12,8 @@ One function per stage of the flow, each a module::
     rendering     render / write_notes          -> Markdown and LaTeX notes from jinja2 templates
     grading/      check / grade                 -> Verdict per answer (reading, targets, evaluation,
                                                    mistakes, judging, workers), a class report
+    exercises/    exercises / grade             -> sheets, answer keys, one variant per student
+                                                   (sb.exercises.write, .load); grade takes the set
 """
 import importlib
 
@@ -22,13 +24,13 @@ _HOME = {"Derivation": "derivation", "Step": "derivation", "derive": "derivation
          "SpecError": "errors", "Example": "examples", "example": "examples", "Activation": "functions",
          "Loss": "functions", "activation": "functions", "custom_activation": "functions",
          "custom_loss": "functions", "loss": "functions", "Verdict": "grading", "check": "grading",
-         "grade": "grading", "MatrixCompiled": "matrix", "Network": "network", "graph": "network",
-         "layered": "network", "Notation": "notation", "Compiled": "numerics", "Values": "numerics",
+         "grade": "exercises", "ExerciseSet": "exercises", "MatrixCompiled": "matrix", "Network": "network",
+         "graph": "network", "layered": "network", "Notation": "notation", "Compiled": "numerics", "Values": "numerics",
          "random_values": "numerics", "latex": "printing", "render": "rendering", "write_notes": "rendering",
          "Spec": "spec", "compact": "spec", "from_dict": "spec", "load": "spec", "Report": "verification",
          "verify": "verification"}
 
-__all__ = sorted([*_HOME, "notation", "rendering"])
+__all__ = sorted([*_HOME, "exercises", "notation", "rendering"])
 
 
 def __getattr__(name: str):

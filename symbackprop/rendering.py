@@ -7,6 +7,7 @@ a displayed equation or a table is written in each format.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -60,7 +61,10 @@ class Shown:
         return f"{self.lhs} {self.relation} {self.rhs}"
 
 
+@functools.lru_cache(maxsize=8)
 def _environment(templates: Path | None) -> jinja2.Environment:
+    """One environment per template folder, so each template is compiled once (a set of exercise
+    sheets renders the same templates for every student); jinja2 reloads a file that changed."""
     search = [str(templates)] if templates else []
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(search + [str(TEMPLATES)]),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
@@ -290,12 +294,24 @@ def render(derivation: Derivation, example: Example | None = None, report: Repor
     """
     if isinstance(notation, str):
         notation = load_notation(notation)
-    env = _environment(templates)
     notes = _Notes(derivation, example, report, notation, parts)
-    formatting = env.get_template(f"{format}.j2").module
     shown = figure if "figure" in notes.parts else None
-    return env.get_template("notes.j2").render(notes=notes, n=notation, f=formatting, format=format, svg=shown,
-                                               backward_svg=shown and backward_figure(shown))
+    return render_document("notes.j2", notes, format, templates, svg=shown,
+                           backward_svg=shown and backward_figure(shown))
+
+
+def lecture(derivation: Derivation, notation: Notation, example: Example | None = None, parts=()) -> _Notes:
+    """What the notes print (forward pass, error function, the lecture formulas per layer, the
+    worked numbers), for other documents built from the same derivation (exercise sheets)."""
+    return _Notes(derivation, example, None, notation, parts)
+
+
+def render_document(template: str, notes: _Notes, format: str = "md", templates: Path | None = None,
+                    **context) -> str:
+    """Any document template with the notes' printed content as ``notes`` and the format's macros as ``f``."""
+    env = _environment(templates)
+    formatting = env.get_template(f"{format}.j2").module
+    return env.get_template(template).render(notes=notes, n=notes.notation, f=formatting, format=format, **context)
 
 
 def backward_figure(figure: str) -> str:

@@ -14,7 +14,7 @@ import math
 import signal
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 try:
@@ -53,6 +53,8 @@ class Spec:
     network: Network
     values: Values
     learning_rate: float
+    #: the mapping it was read from (the TOML's structure), so that it can be written out again
+    data: Mapping = field(default_factory=dict, compare=False, repr=False)
 
 
 def load(path: str | Path) -> Spec:
@@ -96,7 +98,7 @@ def from_dict(data: Mapping) -> Spec:
     example = _table(data.get("example", {}), "example")
     _known(example, _EXAMPLE_FIELDS, "example")
     return Spec(network, _values(network, example), _number(example.get("learning_rate", DEFAULT_LEARNING_RATE),
-                                                                "example.learning_rate"))
+                                                                "example.learning_rate"), data)
 
 
 def _table(value, field: str) -> Mapping:

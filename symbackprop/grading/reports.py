@@ -23,8 +23,9 @@ _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (code
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
-def read_submissions(path: Path) -> tuple[list[str], list[dict]]:
-    """Header and rows of a submissions CSV; raises SpecError when it cannot be used.  The text is
+def read_submissions(path: Path, required=REQUIRED_COLUMNS) -> tuple[list[str], list[dict]]:
+    """Header and rows of a submissions CSV with the ``required`` columns (an exercise set's name
+    id, student, question, answer); raises SpecError when it cannot be used.  The text is
     UTF-8 unless a byte order mark says UTF-16 or UTF-32; anything else is refused at its first
     undecodable byte rather than read with replacement characters.  A row with a cell longer than
     :data:`MAX_CELL` characters is kept with only a ``refused`` message, so it costs its row alone
@@ -41,10 +42,10 @@ def read_submissions(path: Path) -> tuple[list[str], list[dict]]:
     try:
         first = next(records, [])
         header = [name.strip() for name in first] if isinstance(first, list) else []
-        header = [name.lower() if name.lower() in REQUIRED_COLUMNS else name for name in header]
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        header = [name.lower() if name.lower() in required else name for name in header]
+        missing = [c for c in required if c not in header]
         if missing:
-            raise SpecError(str(path), f"the header row must name {', '.join(REQUIRED_COLUMNS)}; "
+            raise SpecError(str(path), f"the header row must name {', '.join(required)}; "
                                        f"missing {', '.join(missing)}")
         rows = [_row(header, record) for record in records if record]
     except csv.Error as error:
@@ -194,7 +195,7 @@ def report_markdown(rows: list[dict], verdicts: list[Verdict], title: str = "Hom
         if verdict.verdict == "incorrect":
             mistake = _without_line(verdict.message).rstrip(".")
             mistakes.setdefault(target, Counter())[mistake] += 1
-            examples.setdefault((target, mistake), []).append(row.get("id") or "?")
+            examples.setdefault((target, mistake), []).append(_short(row.get("id") or "?", 40))
         elif verdict.verdict == "cannot read":
             unreadable[_clip(re.sub(r"column \d+", "column ...", _without_line(verdict.message)), 100)] += 1
     total = Counter(v.verdict for v in verdicts)
