@@ -17,7 +17,8 @@ import jinja2
 import sympy as sp
 
 from . import derivation as generic
-from . import figures, numerics
+from . import numerics
+from .notes import figures
 from .derivation import Derivation, GenericLayer, Step, derive
 from .examples import Example, example
 from .matrix_form import matrix_form

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from .network import Network
+from ..network import Network
 
 #: Beyond this many edges the weights are not labelled: the labels would overlap.
 LABELLED_EDGES = 24

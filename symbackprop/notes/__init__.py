@@ -1,0 +1,1 @@
+"""The notes: notation, printing, figures and rendering of a derivation (a stage of its own)."""
