@@ -8,12 +8,12 @@ One function per stage of the flow, each a module::
     verification  verify                        -> Report of the three witnesses
     matrix        MatrixCompiled                -> batched gradients of a layered network
     examples      example                       -> numbers and one gradient-descent step
-    notation      notation.load                 -> Notation: a course's symbols and conventions (data)
-    rendering     render / write_notes          -> Markdown and LaTeX notes from jinja2 templates
+    notes/        render / write_notes          -> Markdown and LaTeX notes: notation (a course's symbols,
+                                                   as data), printing, figures, the printed matrix form,
+                                                   jinja2 templates, the Jupyter display of every object
     answers       read_answer                   -> a student's LaTeX or plain answer as SymPy
     grading       check / grade                 -> Verdict per answer, a class report
 """
-from . import notation, rendering
 from .derivation import Derivation, Step, derive, instantiate
 from .errors import SpecError
 from .examples import Example, example
@@ -21,10 +21,11 @@ from .functions import Activation, Loss, activation, custom_activation, custom_l
 from .grading import Verdict, check, grade
 from .matrix import MatrixCompiled
 from .network import Network, graph, layered
-from .notation import Notation
+from .notes import notation, rendering
+from .notes.notation import Notation
+from .notes.printing import latex
+from .notes.rendering import render, write_notes
 from .numerics import Compiled, Values, random_values
-from .printing import latex
-from .rendering import render, write_notes
 from .spec import Spec, compact, from_dict, load
 from .verification import Report, verify
 

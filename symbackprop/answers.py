@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import lark
 import sympy as sp
 
-from .notation import Notation
+from .notes.notation import Notation
 from .parsing import FUNCTIONS, ExpressionError, parse_expression
 
 __all__ = ["Answer", "ExpressionError", "Vocabulary", "read_answer"]

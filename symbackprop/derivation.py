@@ -63,7 +63,7 @@ class Step:
         return sp.Eq(self.lhs, self.rhs, evaluate=False)
 
     def _repr_latex_(self) -> str:
-        from .printing import latex
+        from .notes.printing import latex
         return f"${latex(self.lhs)} = {latex(self.rhs)}$"
 
 
@@ -102,7 +102,7 @@ class Derivation:
 
     def _repr_markdown_(self) -> str:
         """The notes, shown as rendered math in a Jupyter notebook."""
-        from .rendering import render
+        from .notes.rendering import render
         return render(self)
 
     def add(self, step: Step) -> int:

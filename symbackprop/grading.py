@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from . import notation as notations
+from .notes import notation as notations
 from . import numerics
 from .answers import (
     DELTA,
@@ -68,9 +68,9 @@ from .derivation import derive
 from .errors import SpecError
 from .functions import A, Activation, K, T
 from .network import Network, layer_bias, layer_weight, layered
-from .notation import Letters, Notation
+from .notes.notation import Letters, Notation
 from .numerics import Values
-from .rendering import write_atomically
+from .notes.rendering import write_atomically
 
 __all__ = ["GENERIC_TARGETS", "Verdict", "check", "grade", "prepare"]
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import symbackprop as sb
-from symbackprop.matrix_form import explicit, matrix_form
+from symbackprop.notes.matrix_form import explicit, matrix_form
 
 ELEMENTWISE = ["sigmoid", "tanh", "identity", "softplus", "z/(1+exp(-z))"]
 

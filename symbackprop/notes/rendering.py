@@ -16,21 +16,21 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
-from . import derivation as generic
-from . import numerics
-from .notes import figures
-from .derivation import Derivation, GenericLayer, Step, derive
-from .examples import Example, example
+from .. import derivation as generic
+from .. import numerics
+from . import figures
+from ..derivation import Derivation, GenericLayer, Step, derive
+from ..examples import Example, example
 from .matrix_form import matrix_form
 from .notation import Notation
 from .notation import load as load_notation
-from .numerics import Values
+from ..numerics import Values
 from .printing import NotationPrinter, error_signal, in_notation
-from .spec import Spec
-from .verification import Report, verify
+from ..spec import Spec
+from ..verification import Report, verify
 
-_PACKAGED = Path(__file__).parent / "templates"
-_SOURCE = Path(__file__).parent.parent / "templates"
+_PACKAGED = Path(__file__).parent.parent / "templates"
+_SOURCE = Path(__file__).parent.parent.parent / "templates"
 TEMPLATES = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
 
 #: Parts of the notes a lecturer can leave out (``--no-<part>``).

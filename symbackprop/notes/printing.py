@@ -12,9 +12,9 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from . import derivation as d
-from .derivation import GenericLayer
-from .network import Network, Unit
+from .. import derivation as d
+from ..derivation import GenericLayer
+from ..network import Network, Unit
 from .notation import Notation
 from .notation import load as load_notation
 

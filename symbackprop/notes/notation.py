@@ -15,15 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import SpecError
+from ..errors import SpecError
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-_PACKAGED = Path(__file__).parent / "notations"
-_SOURCE = Path(__file__).parent.parent / "notations"
+_PACKAGED = Path(__file__).parent.parent / "notations"
+_SOURCE = Path(__file__).parent.parent.parent / "notations"
 PRESETS = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
 
 #: Every role a preset names.  ``output`` is the activation of an output unit (Bishop's

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy import HadamardProduct, MatrixSymbol, Transpose
 
-from .derivation import Derivation
-from .functions import A, Z
-from .network import Network, layer_bias, layer_weight
+from ..derivation import Derivation
+from ..functions import A, Z
+from ..network import Network, layer_bias, layer_weight
 
 
 @dataclass(frozen=True)
