@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     for part in api.rendering.PARTS:
         derive.add_argument(f"--no-{part}", dest="parts", action="append_const", const=part,
                             help=f"leave out the {part} section")
+    derive.add_argument("--handout", action="store_true",
+                        help="the notes for students: without the appendix (every formula of the network, verification)")
     for name, text in (("verify", "check every gradient with three witnesses"),
                        ("example", "print the worked numbers: forward pass, deltas, gradients, one step")):
         command = commands.add_parser(name, help=text)
@@ -192,7 +194,8 @@ def _derive(args, spec) -> int:
     if templates is not None and not templates.is_dir():
         raise SpecError("--templates", f"{templates} is not a directory of jinja2 templates")
     notation = api.notation.load(args.notation)
-    parts = [p for p in api.rendering.PARTS if p not in (args.parts or [])]
+    left_out = (args.parts or []) + (list(api.rendering.APPENDIX) if args.handout else [])
+    parts = [p for p in api.rendering.PARTS if p not in left_out]
     try:
         paths = api.write_notes(spec, Path(args.output), formats, templates, notation, parts)
     except jinja2.TemplateError as error:

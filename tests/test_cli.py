@@ -92,17 +92,34 @@ def test_derive_in_a_notation_leaving_parts_out(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["notes.tex"]
     text = (out / "notes.tex").read_text()
     assert r"\varphi'(v_{j})" in text and "Matrix form" not in text and "Worked example" not in text
-    assert "Verification" in text
+    assert "Appendix: verification" in text
+
+
+def test_derive_handout_leaves_the_appendix_out(tmp_path):
+    result = run("derive", "--handout", "--format", "md", "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "notes.md").read_text()
+    assert "## A worked example" in text and "Appendix" not in text
+
+
+def test_templates_run_in_a_sandbox(tmp_path):
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "notes.j2").write_text("{{ cycler.__init__.__globals__.os.popen('id').read() }}")
+    result = run("derive", "--templates", str(evil), "-o", str(tmp_path / "out"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--templates" in result.stderr and "cannot reach Python" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_without_spec_the_default_network_takes_the_notations_error_function(tmp_path):
     own = tmp_path / "no-half.toml"
     own.write_text('base = "default"\n[conventions]\nloss = "sse"\n')
-    for notation, error in ((str(own), "E = ({a^{(2)}_{1}} - t_{1})^{2}"),
-                            ("default", "E = \\frac{({a^{(2)}_{1}} - t_{1})^{2}}{2}")):
+    for notation, error in ((str(own), "E = \\sum_{k} (a_{k} - t_{k})^{2}"),
+                            ("default", "E = \\sum_{k} \\frac{(a_{k} - t_{k})^{2}}{2}")):
         out = tmp_path / Path(notation).stem
         assert main(["derive", "--notation", notation, "--format", "md", "-o", str(out)]) == 0
-        assert f"$${error}$$" in (out / "notes.md").read_text()
+        assert f"$${error} \\tag{{3}}$$" in (out / "notes.md").read_text()
 
 
 def test_user_templates_override_the_built_in_ones(tmp_path):

@@ -1,9 +1,10 @@
 """Derivation steps and numbers -> Markdown or LaTeX notes, through jinja2 templates.
 
-Code decides which steps exist and prints every formula with the notation's printer
-(:mod:`symbackprop.printing`); the templates in ``templates/`` decide how to word them:
-``notes.j2`` is the text of the notes, ``md.j2`` and ``tex.j2`` say how a section,
-a displayed equation or a table is written in each format.
+Code decides which equations exist, in which order and with which numbers, and prints every
+formula with the notation's printer (:mod:`.printing`); the templates in ``templates/``
+decide how to word them: ``notes.j2`` is the text of the notes, ``md.j2`` and ``tex.j2``
+say how a section, a numbered display or a table is written in each format.  Templates run
+in jinja2's sandbox: ``--templates`` may come from a colleague.
 """
 from __future__ import annotations
 
@@ -14,20 +15,21 @@ from functools import cached_property
 from pathlib import Path
 
 import jinja2
+import jinja2.sandbox
 import sympy as sp
 
 from .. import derivation as generic
-from .. import numerics
-from . import figures
 from ..derivation import Derivation, GenericLayer, Step, derive
+from ..errors import SpecError
 from ..examples import Example, example
-from .matrix_form import matrix_form
-from .notation import Notation
-from .notation import load as load_notation
-from ..numerics import Values
-from .printing import NotationPrinter, error_signal, in_notation
 from ..spec import Spec
 from ..verification import Report, verify
+from . import figures
+from .matrix_form import MatrixPrinter, matrix_form
+from .notation import Notation
+from .notation import load as load_notation
+from .printing import BATCH, ERROR_SIGNAL, SAMPLE, SAMPLE_ERROR, NotationPrinter, Shown, shown
+from .worked import concrete, in_unit_order, number, worked
 
 _PACKAGED = Path(__file__).parent.parent / "templates"
 _SOURCE = Path(__file__).parent.parent.parent / "templates"
@@ -35,35 +37,17 @@ TEMPLATES = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
 
 #: Parts of the notes a lecturer can leave out (``--no-<part>``).
 PARTS = ("figure", "matrix", "concrete", "example", "verification")
-#: Samples of a mini-batch shown one per column in the worked example.
-SHOWN_SAMPLES = 4
-
-
-@dataclass(frozen=True)
-class Shown:
-    """One equation as the notes print it, with the equations it follows from."""
-
-    lhs: str
-    rhs: str
-    rule: str
-    uses: tuple[str, ...] = ()
-    relation: str = "="
-    name: str = ""  # which lecture formula it is (delta_output, gradient_weight, ...), for named equations
-    chain: tuple[str, str, str] | None = None  # chain rule steps: (what, with respect to, through)
-    tag: str = ""  # the notation's name for the equation (Nielsen's BP1-BP4)
-
-    @property
-    def equation(self) -> str:
-        return f"{self.lhs} {self.relation} {self.rhs}"
+#: The parts that make the appendix, which a handout (``--handout``) leaves out.
+APPENDIX = ("concrete", "verification")
 
 
 def _environment(templates: Path | None) -> jinja2.Environment:
     search = [str(templates)] if templates else []
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(search + [str(TEMPLATES)]),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.sandbox.SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(search + [str(TEMPLATES)]), undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["texescape"] = _texescape
-    env.filters["number"] = lambda x: f"{float(x):.6g}"
+    env.filters["number"] = number
     return env
 
 
@@ -74,9 +58,25 @@ def _texescape(text: str) -> str:
     return "".join(special.get(c, c) for c in str(text))
 
 
+class _Numbers:
+    """Equation numbers in the order of the notes; the notation's own names where it has them."""
+
+    def __init__(self, names):
+        self.names, self.count = names, 0
+
+    def __call__(self, s: Shown, name: str = "", uses=()) -> Shown:
+        if name in self.names:
+            tag = self.names[name]
+        else:
+            self.count += 1
+            tag = str(self.count)
+        return Shown(s.lhs, s.rhs, s.rule, tag, tuple(u.tag if isinstance(u, Shown) else u for u in uses),
+                     s.relation, name)
+
+
 class _Notes:
-    """Everything the templates print, already in the notation: the only place where
-    the Derivation, the numbers and the Notation meet."""
+    """Everything the templates print, already in the notation and numbered: the only place
+    where the Derivation, the numbers and the Notation meet."""
 
     def __init__(self, derivation: Derivation, example: Example | None, report: Report | None,
                  notation: Notation, parts):
@@ -86,103 +86,233 @@ class _Notes:
         self.parts = set(parts)
         self.printer = NotationPrinter(notation, net)
         self.tex = self.printer.doprint
-        self.E = self.tex(sp.Symbol("E"))
+        self.E = self.tex(generic.E)
+        self.number = _Numbers(notation.equation_names)
+        self.batch = example is not None and len(example.values.inputs) > 1
+        self.outputs = [self._group(g) for g in net.groups if g.units[0] in net.outputs]
+        self.hidden = [self._group(g) for g in net.groups if g.units[0] not in net.outputs][::-1]
+        self.groups = self.outputs + self.hidden
+        self.output = self.outputs[0]
+        self.definitions = self._definitions()
+        self.equations = self._equations()
+        self.output_steps = self._output_steps()
+        self.hidden_steps = self._hidden_steps() if self.hidden else []
 
-    def _shown(self, lhs, rhs, rule, printer, uses=(), name="", layer=None) -> Shown:
-        relation = "="
-        if rule == "gradient_descent":
-            if self.notation.update == "change":
-                lhs, rhs = sp.Symbol("Delta") * lhs, rhs - lhs
-            else:  # w <- w - eta dE/dw, in that order
-                relation = r"\leftarrow"
-                printer = NotationPrinter(self.notation, printer.network, printer.layer, {"order": "none"})
-        chain = None
-        if rule == "chain_rule":
-            through = next(e for e in sp.preorder_traversal(rhs) if isinstance(e, sp.Derivative)).variables[0]
-            chain = tuple(printer.doprint(e) for e in (lhs.expr, lhs.variables[0], through))
-        lhs, rhs = in_notation(lhs, rhs, self.notation, self.network, layer)
-        if relation != "=":
-            rhs = sp.Add(lhs, rhs - lhs, evaluate=False)
-        return Shown(printer.doprint(lhs), printer.doprint(rhs), rule, tuple(uses), relation, name, chain,
-                     self.notation.equation_names.get(name, ""))
+    # -- the layers ------------------------------------------------------------------------
 
-    @property
-    def forward(self) -> list[Shown]:
-        return [self._shown(symbol, definition, "definition", self.printer)
-                for symbol, definition in self.network.definitions]
+    def layer_number(self, group) -> str:
+        """The notation's number of a layer ("2"; Nielsen counts the inputs as layer 1)."""
+        units = [self.network[n] for n in group.units]
+        if not units[0].position:
+            return ""
+        return str(units[0].position[0] - 1 + self.notation.first_layer)
 
-    @property
+    def _group(self, group) -> dict:
+        layer = self.derivation.generic[group.name]
+        function = self.notation.function_for(group.activation.name)
+        printer = NotationPrinter(self.notation, None, layer, function=function)
+        steps = [s for s in self.derivation.steps if s.level == "generic" and s.subject == group.name]
+        return {"name": group.name, "number": self.layer_number(group), "layer": layer, "printer": printer,
+                "steps": steps, "activation": group.activation, "function": function,
+                "units": [self.tex(self.network[n].a) for n in group.units],
+                "member": printer.doprint(generic.m if group.activation.normalized else layer.unit),
+                "letters": [printer.doprint(i) for i in (layer.predecessor, layer.unit, layer.successor)
+                            if i is not None]}
+
+    @staticmethod
+    def _step(group: dict, rule: str, lhs=None) -> Step | None:
+        """The generic step of ``group`` made by ``rule`` (with that left-hand side's kind)."""
+        for s in group["steps"]:
+            if s.rule == rule and (lhs is None or lhs(s.lhs)):
+                return s
+        return None
+
+    def _show(self, group: dict, lhs, rhs, rule: str = "", name: str = "", uses=()) -> Shown:
+        return self.number(shown(lhs, rhs, self.notation, group["printer"], rule, group["layer"]), name, uses)
+
+    # -- definitions, then the equations ---------------------------------------------------
+
+    def _definitions(self) -> dict:
+        first = self.hidden[-1] if self.hidden else self.output
+        z_def = self._step(first, "definition", lambda e: getattr(e, "base", None) == generic.z)
+        a_def = self._step(first, "definition", lambda e: getattr(e, "base", None) == generic.a)
+        out = self.output
+        e_def = self._step(out, "definition", lambda e: e == generic.E)
+        forward = [self._show(first, z_def.lhs, z_def.rhs), self._show(first, a_def.lhs, a_def.rhs)]
+        functions = []
+        for group in self.groups[::-1]:
+            act = self._step(group, "activation")
+            definition = act or self._step(group, "definition", lambda e: getattr(e, "base", None) == generic.a)
+            functions.append({"number": group["number"], "is_output": group is out, "function": group["function"],
+                              "activation": group["activation"].name, "normalized": act is None,
+                              "shown": shown(definition.lhs, definition.rhs, self.notation, group["printer"],
+                                             layer=group["layer"])})
+        loss = self._show(out, e_def.lhs, _squared_signals(e_def.rhs, self.notation))
+        signal = None
+        if "error_signal" in self.notation.symbols:  # a name for d_j - y_j, printed as defined
+            u, printer = out["layer"].unit, NotationPrinter(self.notation, None, out["layer"], {"order": "none"})
+            signal = self.number(Shown(printer.doprint(ERROR_SIGNAL[u]), printer.doprint(
+                sp.Add(generic.t[u], -generic.a[u], evaluate=False))))
+        batch = []
+        if self.batch:
+            weight = generic.w[first["layer"].predecessor, first["layer"].unit]
+            mean = sp.Sum(SAMPLE_ERROR(weight), (SAMPLE, 1, BATCH)) / BATCH
+            batch = [self._show(first, generic.E, mean), self._show(first, sp.Derivative(generic.E, weight),
+                                                                  sp.diff(mean, weight), name="gradient_batch")]
+        unit = first["layer"].unit
+        delta = self._show(first, generic.delta[unit], sp.Derivative(generic.E, generic.z[unit]))
+        return {"forward": forward, "functions": functions, "loss": loss, "signal": signal, "batch": batch,
+                "delta": delta, "first": first}
+
+    def _equations(self) -> list[Shown]:
+        """The four equations of backpropagation, and the update, in the notation's form."""
+        out, defs = self.output, self.definitions
+        equations = []
+        if out["activation"].normalized:
+            final = self._step(out, "local_gradient", lambda e: getattr(e, "base", None) == generic.delta)
+            equations.append(self._show(out, final.lhs, final.rhs, name="delta_output"))
+        else:
+            local = self._step(out, "local_gradient", lambda e: isinstance(e, sp.Derivative))
+            equations.append(self._show(out, generic.delta[out["layer"].unit], local.rhs, name="delta_output"))
+        if self.hidden:
+            group = self.hidden[0]
+            local = self._step(group, "local_gradient", lambda e: isinstance(e, sp.Derivative))
+            equations.append(self._show(group, generic.delta[group["layer"].unit], local.rhs, name="delta_hidden"))
+        first = defs["first"]
+        bias = self._step(first, "gradient", lambda e: isinstance(e, sp.Derivative) and e.variables[0].base == generic.b)
+        if bias is not None:
+            equations.append(self._show(first, bias.lhs, bias.rhs, name="gradient_bias"))
+        weight = self._step(first, "gradient", lambda e: isinstance(e, sp.Derivative) and e.variables[0].base == generic.w)
+        equations.append(self._show(first, weight.lhs, weight.rhs, name="gradient_weight"))
+        update = self._step(first, "gradient_descent")
+        equations.append(self._show(first, update.lhs, update.rhs, "gradient_descent", name="update"))
+        return equations
+
+    @cached_property
     def loss(self) -> Shown:
-        return self._shown(sp.Symbol("E"), self.network.loss_expression, "definition", self.printer)
+        """The error function of this network, in its own symbols."""
+        return shown(generic.E, self.network.loss_expression, self.notation, self.printer)
 
-    @property
-    def error_signals(self) -> list[Shown]:
-        """Haykin's e_k = d_k - y_k, for notations that name it."""
-        if "error_signal" not in self.notation.symbols:
-            return []
+    def equation(self, name: str) -> Shown | None:
+        return next((e for e in self.equations + self.definitions["batch"] if e.name == name), None)
+
+    # -- the derivations -------------------------------------------------------------------
+
+    def _weight_factor(self, group: dict) -> list[Shown]:
+        """dE/dw = dE/dz dz/dw and dz/dw = a: the chain rule through the net input."""
+        chain = self._step(group, "chain_rule", lambda e: e.variables[0].base == generic.w)
+        factor = self._step(group, "differentiate", lambda e: isinstance(e, sp.Derivative)
+                            and e.variables[0].base == generic.w)
+        return [self._show(group, chain.lhs, chain.rhs, "chain_rule"),
+                self._show(group, factor.lhs, factor.rhs, "weight_factor", uses=[self.definitions["forward"][0]])]
+
+    def _output_steps(self) -> dict:
+        group = self.output
+        layer = group["layer"]
+        steps = self._weight_factor(group)
+        error = self._step(group, "differentiate", lambda e: isinstance(e, sp.Derivative) and e.expr == generic.E
+                           and e.variables[0].base == generic.a)
+        steps.append(self._show(group, error.lhs, error.rhs, "loss_derivative", uses=[self.definitions["loss"]]))
+        if group["activation"].normalized:
+            steps += self._softmax_steps(group, steps[-1])
+        else:
+            chain = self._step(group, "chain_rule", lambda e: e.variables[0].base == generic.z)
+            local = self._step(group, "local_gradient", lambda e: isinstance(e, sp.Derivative))
+            steps.append(self._show(group, generic.delta[layer.unit], [chain.rhs, local.rhs], "local_chain",
+                                    uses=[self.definitions["delta"], self.definitions["forward"][1], steps[-1]]))
+        return {"group": group, "steps": steps, "derivatives": self._by_activation(self.outputs)}
+
+    def _softmax_steps(self, group: dict, error: Shown) -> list[Shown]:
+        """The Jacobian of a normalized output and the cancellation through sum_m t_m = 1,
+        each line a SymPy operation on the one before."""
+        layer, m = group["layer"], generic.m
+        u = layer.unit
+        definition = self._step(group, "definition", lambda e: getattr(e, "base", None) == generic.a)
+        jacobian = self._step(group, "differentiate", lambda e: isinstance(e, sp.Derivative)
+                              and getattr(e.expr, "base", None) == generic.a)
+        chain = self._step(group, "chain_rule", lambda e: e.variables[0].base == generic.z)
+        error_step = self._step(group, "differentiate", lambda e: isinstance(e, sp.Derivative) and e.expr == generic.E)
+        product = sp.Sum(sp.Mul(error_step.rhs, jacobian.rhs, evaluate=False), (m, 0, generic._N - 1))
+        cancelled = sp.Sum(sp.expand(error_step.rhs * jacobian.rhs), (m, 0, generic._N - 1))
+        split = sp.Add(*(generic._in_range(sp.Sum(term, (m, 0, generic._N - 1)).doit()) if term.has(sp.KroneckerDelta)
+                         else sp.factor_terms(sp.Sum(term, (m, 0, generic._N - 1)))
+                         for term in sp.Add.make_args(cancelled.function)))
+        total = sp.Sum(generic.t[m], (m, 0, generic._N - 1))
+        final = sp.factor_terms(split.subs(total, 1))
+        shown_definition = self._show(group, definition.lhs, definition.rhs)
+        shown_jacobian = self._show(group, jacobian.lhs, jacobian.rhs, "jacobian", uses=[shown_definition])
+        return [shown_definition, shown_jacobian,
+                self._show(group, generic.delta[u], [chain.rhs, product, cancelled, split, final], "softmax_chain",
+                           uses=[self.definitions["delta"], error, shown_jacobian])]
+
+    def _hidden_steps(self) -> list[Shown]:
+        group = self.hidden[0]
+        layer = group["layer"]
+        first = self._step(group, "sum_over_successors")
+        factor = self._step(group, "differentiate", lambda e: isinstance(e, sp.Derivative)
+                            and e.variables[0].base == generic.a)
+        successor = self._step(group, "definition", lambda e: getattr(e, "base", None) == generic.z
+                               and e.indices[0] == layer.successor)
+        substituted = self._step(group, "substitute")
+        chain = self._step(group, "chain_rule", lambda e: e.variables[0].base == generic.z)
+        local = self._step(group, "local_gradient", lambda e: isinstance(e, sp.Derivative))
+        paths = self._show(group, first.lhs, first.rhs, "sum_over_successors")
+        net_input = self._show(group, successor.lhs, successor.rhs)
+        dz = self._show(group, factor.lhs, factor.rhs, "successor_factor", uses=[net_input])
+        total = self._show(group, substituted.lhs, substituted.rhs, "substitute",
+                           uses=[paths, dz, self.definitions["delta"]])
+        delta = self._show(group, generic.delta[layer.unit], [chain.rhs, local.rhs], "local_chain",
+                           uses=[self.definitions["delta"], self.definitions["forward"][1], total])
+        return [paths, net_input, dz, total, delta]
+
+    def _derivative(self, group: dict) -> dict | None:
+        """g' of a layer, in terms of the activation where SymPy finds that form, and the
+        layer's delta with it put in."""
+        derivative = self._step(group, "activation_derivative")
+        if derivative is None:
+            return None
+        rewritten = self._step(group, "rewrite_in_activation")
+        chain = [derivative.rhs] + ([rewritten.rhs] if rewritten else [])
+        final = self._step(group, "local_gradient", lambda e: getattr(e, "base", None) == generic.delta)
+        return {"shown": self._show(group, derivative.lhs, chain, "activation_derivative"),
+                "in_activation": rewritten is not None or not derivative.rhs.atoms(sp.Indexed),
+                "delta": self._show(group, final.lhs, final.rhs, "local_gradient")}
+
+    def _by_activation(self, groups: list[dict]) -> list[dict]:
+        """g' and delta once per activation, with the layers (or units) that have it."""
+        seen: dict[str, dict] = {}
+        for g in groups:
+            name = g["activation"].name
+            if name not in seen:
+                derivative = self._derivative(g)
+                if derivative is None:
+                    continue
+                seen[name] = {"activation": name, "derivative": derivative, "numbers": [], "units": []}
+            seen[name]["numbers"] += [g["number"]] if g["number"] else []
+            seen[name]["units"] += g["units"]
+        return list(seen.values())
+
+    @cached_property
+    def hidden_layers(self) -> list[dict]:
+        """Per activation of the hidden layers (from the output back): its g' and delta."""
+        return self._by_activation(self.hidden)
+
+    # -- the other parts -------------------------------------------------------------------
+
+    @cached_property
+    def matrix(self) -> dict | None:
         net = self.network
-        in_order = NotationPrinter(self.notation, net, settings={"order": "none"}).doprint
-        return [Shown(self.tex(error_signal(u)), in_order(sp.Add(net.targets[u], -net[u].a, evaluate=False)),
-                      "definition") for u in net.outputs]
-
-    @cached_property
-    def layers(self) -> list[dict]:
-        """The lecture formulas per group, output layer first, then backwards."""
-        derivation = self.derivation
-        layers = list(derivation.generic.values())
-        order = [layer for layer in layers if layer.is_output] + [layer for layer in layers if not layer.is_output][::-1]
-        sections = []
-        for layer in order:
-            printer = NotationPrinter(self.notation, None, layer)
-            steps = [(n, s) for n, s in enumerate(derivation.steps) if s.level == "generic" and s.subject == layer.group]
-            shown_at = {}
-            shown = []
-            for n, step in steps:
-                uses = tuple(shown_at[u].equation for u in step.uses if u in shown_at)
-                shown_at[n] = self._shown(step.lhs, step.rhs, step.rule, printer, uses, _lecture_name(step, layer),
-                                          layer)
-                shown.append(shown_at[n])
-            group = self.network.group_by_name[layer.group]
-            sections.append({"name": layer.group, "is_output": layer.is_output, "steps": shown,
-                             "activation": group.activation.name,
-                             "letters": [printer.doprint(i) for i in (layer.predecessor, layer.unit,
-                                                                      layer.successor) if i is not None]})
-        return sections
-
-    @cached_property
-    def activations(self) -> list[dict]:
-        """Each distinct activation with its derivative, in terms of a where SymPy found it."""
-        seen, out = set(), []
-        for layer in self.layers:
-            if layer["activation"] in seen:
-                continue
-            seen.add(layer["activation"])
-            rules = ("activation", "activation_derivative", "rewrite_in_activation")
-            out.append({"name": layer["activation"], "steps": [s for s in layer["steps"] if s.rule in rules]})
-        return [a for a in out if a["steps"]]
-
-    @cached_property
-    def matrix(self) -> list[Shown]:
-        if "matrix" not in self.parts or self.network.layers is None:
-            return []
-        rows_are_sources = self.notation.weight_order == "from_to"
-        printer = _MatrixPrinter(self.notation, self.network)
-        return [Shown(printer.doprint(s.lhs), printer.doprint(s.rhs), s.rule, name=s.name,
-                      tag=self.notation.equation_names.get(s.name, ""))
-                for s in matrix_form(self.network, rows_are_sources)]
-
-    @cached_property
-    def concrete(self) -> dict[str, list[Shown]]:
-        """The network's own formulas by kind: dE/da per unit, deltas, then gradients."""
-        if "concrete" not in self.parts:
-            return {}
-        kinds = {"differentiate": "errors", "sum_over_successors": "errors", "local_gradient": "deltas",
-                 "gradient": "gradients", "tied_weight_sum": "gradients"}
-        grouped: dict[str, list[Shown]] = {"errors": [], "deltas": [], "gradients": []}
-        for s in self.derivation.steps:
-            if s.level == "concrete":
-                grouped[kinds[s.rule]].append(self._shown(s.lhs, s.rhs, s.rule, self.printer))
-        return grouped
+        if "matrix" not in self.parts or net.layers is None:
+            return None
+        n = self.notation
+        printer = MatrixPrinter(n, net, {g["number"]: (g["function"], g["activation"].name) for g in self.groups
+                                         if not g["activation"].normalized})
+        steps = matrix_form(net, n.weight_order == "from_to", n.delta_sign, n.bias == "weight" and bool(net.biases))
+        equations = [self.number(Shown(printer.doprint(s.lhs), printer.doprint(s.rhs), s.rule)) for s in steps]
+        shapes = [{"symbol": printer.doprint(w), "rows": w.shape[0], "columns": w.shape[1]}
+                  for w in printer.weight_matrices(steps)]
+        return {"equations": equations, "shapes": shapes, "augmented": n.bias == "weight" and bool(net.biases),
+                "functions": printer.functions_named(), "rows_are_sources": n.weight_order == "from_to"}
 
     @cached_property
     def figure(self) -> dict | None:
@@ -194,81 +324,39 @@ class _Notes:
     def worked(self) -> dict | None:
         if "example" not in self.parts or self.example is None:
             return None
-        return _worked(self.example, self.derivation, self)
+        return worked(self)
+
+    @cached_property
+    def appendix(self) -> dict | None:
+        if "concrete" not in self.parts:
+            return None
+        return concrete(self)
 
     @cached_property
     def verification(self) -> dict | None:
         if "verification" not in self.parts or self.report is None:
             return None
         by_name = {str(p): p for p in self.network.parameters}
+        order = {p: n for n, p in enumerate(in_unit_order(self.network))}
+        checks = sorted(self.report.parameters, key=lambda c: order[by_name[c.name]])
         rows = [{"parameter": self.tex(by_name[c.name]), "analytic": c.analytic, "numeric": c.numeric,
-                 "rel_error": f"{c.rel_error:.1e}", "kink": c.kink} for c in self.report.parameters]
+                 "rel_error": f"{c.rel_error:.1e}", "kink": c.kink} for c in checks]
         return {"report": self.report, "rows": rows, "max_rel_error": f"{self.report.max_rel_error:.1e}"}
 
 
-def _lecture_name(step: Step, layer: GenericLayer) -> str:
-    """Which of the four backpropagation equations ``step`` states, if any (Nielsen's BP1-BP4)."""
-    base = getattr(step.lhs, "base", None)
-    if step.rule == "local_gradient" and base == generic.delta:
-        return "delta_output" if layer.is_output else "delta_hidden"
-    if step.rule == "gradient" and isinstance(step.lhs, sp.Derivative):
-        return "gradient_weight" if step.lhs.variables[0].base == generic.w else "gradient_bias"
-    return ""
+def _squared_signals(expression: sp.Expr, notation: Notation) -> sp.Expr:
+    """E written with Haykin's error signals e_j = d_j - y_j where the notation names them."""
+    if "error_signal" not in notation.symbols:
+        return expression
 
+    def signal(e):
+        if not (isinstance(e, sp.Pow) and e.exp == 2):
+            return None
+        index = next((x.indices[0] for x in e.base.atoms(sp.Indexed)), None)
+        pair = (generic.a[index] - generic.t[index], generic.t[index] - generic.a[index])
+        return ERROR_SIGNAL[index] if index is not None and e.base in pair else None
 
-class _MatrixPrinter(NotationPrinter):
-    """Matrix symbols W[l], delta[l], ... as the notation writes them: W^{(l)}, delta^{(l)}."""
-
-    def _print_MatrixSymbol(self, expr):
-        n = self.notation
-        name, layer = expr.name[:-1].split("[")
-        layer = int(layer)
-        number = layer - 1 + n.first_layer
-        mark = f"({number})" if n.layer_style == "parenthesized" else str(number)
-        if name == "a" and layer == 0:
-            return rf"\boldsymbol{{{n.symbol('input')}}}"
-        bold = lambda role: rf"\boldsymbol{{{n.symbol(role)}}}^{{{mark}}}"
-        last = layer == len(self.network.layers) - 1
-        return {"W": rf"{n.symbol('weight_matrix')}^{{{mark}}}",
-                "z": bold("pre_activation"), "b": bold("bias"), "delta": bold("delta"),
-                "a": bold("output" if last else "hidden"),
-                "slope": rf"{n.symbol('function')}'(\boldsymbol{{{n.symbol('pre_activation')}}}^{{{mark}}})",
-                "error": rf"\nabla_{{\boldsymbol{{{n.symbol('output')}}}}} {n.symbol('error')}",
-                "jacobian": rf"\left(\frac{{\partial \boldsymbol{{{n.symbol('output')}}}}}"
-                            rf"{{\partial \boldsymbol{{{n.symbol('pre_activation')}}}^{{{mark}}}}}\right)",
-                "db": rf"\frac{{\partial {n.symbol('error')}}}{{\partial \boldsymbol{{{n.symbol('bias')}}}^{{{mark}}}}}",
-                "dW": rf"\frac{{\partial {n.symbol('error')}}}{{\partial "
-                      rf"{n.symbol('weight_matrix')}^{{{mark}}}}}"}[name]
-
-    def _print_HadamardProduct(self, expr):
-        return r" \odot ".join(self.parenthesize(arg, 50) for arg in expr.args)
-
-
-def _worked(example: Example, derivation: Derivation, notes: _Notes) -> dict:
-    """The tables of the worked example: forward pass, deltas, gradients and the step."""
-    net, values, evaluation = example.network, example.values, example.evaluation
-    samples = len(values.inputs)
-    columns = range(min(samples, SHOWN_SAMPLES))
-    tex = notes.tex
-    inputs = [{"symbol": tex(u.a), "values": [values.inputs[s][n] for s in columns]} for n, u in enumerate(net.inputs)]
-    units = [{"z": tex(u.z), "a": tex(u.a), "delta": tex(u.delta),
-              "z_values": [evaluation.z[u.name][s] for s in columns],
-              "a_values": [evaluation.a[u.name][s] for s in columns],
-              "delta_values": [notes.notation.delta_sign * evaluation.delta[u.name][s] for s in columns]}
-             for u in net.computing_units]
-    targets = [{"symbol": tex(net.targets[u]), "values": [values.targets[s][k] for s in columns]}
-               for k, u in enumerate(net.outputs)]
-    compiled = numerics.compiled(derivation)
-    per_sample = [compiled.evaluate(Values(values.inputs[s:s + 1], values.targets[s:s + 1], values.parameters))
-                  for s in columns] if samples > 1 else []
-    parameters = [{"symbol": tex(p), "value": values.parameters[p], "gradient": evaluation.gradients[p],
-                   "per_sample": [e.gradients[p] for e in per_sample], "updated": evaluation.updated[p]}
-                  for p in net.parameters]
-    losses = [e.loss for e in per_sample]
-    return {"samples": samples, "columns": list(columns), "inputs": inputs, "targets": targets, "units": units,
-            "loss": evaluation.loss, "losses": losses, "parameters": parameters,
-            "learning_rate": example.learning_rate, "eta": tex(sp.Symbol("eta")),
-            "elided": samples > SHOWN_SAMPLES}
+    return expression.replace(lambda e: signal(e) is not None, lambda e: signal(e) ** 2)
 
 
 def render(derivation: Derivation, example: Example | None = None, report: Report | None = None,
@@ -277,15 +365,19 @@ def render(derivation: Derivation, example: Example | None = None, report: Repor
     """The notes for ``derivation`` as Markdown (``md``) or LaTeX (``tex``) text.
 
     ``parts`` selects what is shown beyond the lecture formulas (see :data:`PARTS`);
-    ``figure`` is the file name of the SVG picture the Markdown notes link to.
+    ``figure`` is where the Markdown notes find the SVG picture (a file name or a data URI).
     """
     if isinstance(notation, str):
         notation = load_notation(notation)
     env = _environment(templates)
     notes = _Notes(derivation, example, report, notation, parts)
-    formatting = env.get_template(f"{format}.j2").module
-    return env.get_template("notes.j2").render(notes=notes, n=notation, f=formatting, format=format,
-                                               svg=figure if "figure" in notes.parts else None)
+    try:
+        formatting = env.get_template(f"{format}.j2").module
+        return env.get_template("notes.j2").render(notes=notes, n=notation, f=formatting, format=format,
+                                                   svg=figure if "figure" in notes.parts else None)
+    except jinja2.exceptions.SecurityError as error:
+        raise SpecError("--templates", f"a template did something templates may not ({error}); "
+                        "templates word the notes and cannot reach Python") from None
 
 
 def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | None = None,
@@ -324,3 +416,5 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         os.unlink(temporary)
         raise
+
+
