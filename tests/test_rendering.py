@@ -6,9 +6,11 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import sympy as sp
 
 import symbackprop as sb
 
@@ -331,3 +333,75 @@ def test_mini_batch_derives_the_mean_and_shows_every_sample(spec):
     for symbol, values in per_sample.items():
         assert len(values) == samples
         assert means[symbol] == pytest.approx(sum(values) / samples, abs=1e-4)
+
+
+def test_jupyter_displays_every_object_as_the_notes_print_it():
+    spec = SPECS["default"]
+    d = sb.derive(spec.network)
+    notes_md = d._repr_markdown_()
+    assert notes_md.startswith("# Backpropagation") and "](data:image/svg+xml;base64," in notes_md
+    assert "](None)" not in notes_md
+    concrete = next(s for s in d.steps if s.level == "concrete" and s.rule == "gradient" and "b[" in str(s.lhs))
+    shown = concrete._repr_latex_()
+    assert "[" not in shown and flat(r"\frac{\partial E}{\partial {b^{(1)}_{1}}} = {\delta^{(1)}_{1}}") in flat(shown)
+    update = next(s for s in d.steps if s.rule == "gradient_descent")
+    assert flat(r"w_{ij} \leftarrow w_{ij} - \eta a_{i} \delta_{j}") in flat(update._repr_latex_())
+    layer = d.generic["layer 1"]._repr_latex_()
+    assert r"\mathrel{..}" not in layer and flat(r"\delta_{j} = (1 - a_{j}) a_{j} \sum_{k} \delta_{k} w_{jk}") in flat(layer.replace("&", ""))
+    worked = sb.example(spec.network, spec.values, spec.learning_rate, d)._repr_markdown_()
+    assert "## A worked example" in worked and "## The output layer" in worked
+    from xml.etree import ElementTree
+    assert ElementTree.fromstring(spec.network._repr_svg_()).tag.endswith("svg")
+
+
+def test_concrete_deltas_in_textbook_order_equal_the_derivation():
+    from symbackprop.notes.worked import textbook_delta
+    for name in ("default", "deep", "custom", "softmax"):
+        net = SPECS[name].network
+        d = sb.derive(net)
+        for u in net.computing_units:
+            shown = textbook_delta(net, u, d.deltas[u.name])
+            assert sp.expand(shown - d.deltas[u.name]) == 0, (name, u.name)
+
+
+BAD_SYMBOLS = [r"\input{/etc/passwd}", r"\write18{id}", "$x$", "x}", "{x", "x" * 65, "a\nb", r"\def\x{y}", "x % y", ""]
+
+
+@pytest.mark.parametrize("symbol", BAD_SYMBOLS)
+def test_a_notation_symbol_outside_the_whitelist_is_refused_naming_the_role(tmp_path, symbol):
+    own = tmp_path / "bad.toml"
+    own.write_text('base = "default"\n[symbols]\nweight = """' + symbol.replace("\\", "\\\\") + '"""\n')
+    with pytest.raises(sb.SpecError, match="notation.symbols.weight"):
+        sb.notation.load(own)
+
+
+@pytest.mark.parametrize("symbol", [r"\hat{y}", r"\mathcal{E}", r"w_{i\rightarrow j}", r"\mathrm{net}", "x'", r"\varphi"])
+def test_the_symbols_texts_use_pass(tmp_path, symbol):
+    own = tmp_path / "good.toml"
+    own.write_text('base = "default"\n[symbols]\nweight = """' + symbol.replace("\\", "\\\\") + '"""\n')
+    assert sb.notation.load(own).symbols["weight"] == symbol
+
+
+@pytest.mark.parametrize("table, field", [
+    ('[symbols]\nweight = 5', "notation.symbols.weight"),
+    ('[letters]\nhidden = "x"', "notation.letters.hidden"),
+    ('symbols = "x"', "notation.symbols"),
+    ('[conventions]\ndelta_sign = "minus"', "notation.conventions.delta_sign"),
+    ('[conventions]\nfirst_layer = 1000', "notation.conventions.first_layer"),
+    ('[equation_names]\ndelta_output = "\\\\input{x}"', "notation.equation_names.delta_output"),
+    ('[plain]\nweight = 5', "notation.plain.weight"),
+])
+def test_notation_fields_of_the_wrong_type_are_refused(tmp_path, table, field):
+    own = tmp_path / "bad.toml"
+    own.write_text('base = "default"\n' + table + "\n")
+    with pytest.raises(sb.SpecError, match=re.escape(field)):
+        sb.notation.load(own)
+
+
+def test_a_hostile_notation_exits_two_from_the_command_line(tmp_path):
+    own = tmp_path / "evil.toml"
+    own.write_text('base = "default"\n[symbols]\nweight = "\\\\input{/etc/passwd}"\n')
+    result = subprocess.run([sys.executable, "-m", "symbackprop", "derive", "--notation", str(own), "-o",
+                             str(tmp_path / "out")], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 2 and "notation.symbols.weight" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
