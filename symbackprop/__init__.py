@@ -11,8 +11,8 @@ One function per stage of the flow, each a module::
     notes/        render / write_notes          -> Markdown and LaTeX notes: notation (a course's symbols,
                                                    as data), printing, figures, the printed matrix form,
                                                    jinja2 templates, the Jupyter display of every object
-    answers       read_answer                   -> a student's LaTeX or plain answer as SymPy
-    grading       check / grade                 -> Verdict per answer, a class report
+    grading/      check / grade                 -> Verdict per answer (reading, targets, evaluation,
+                                                   mistakes, judging, workers), a class report
 """
 from .derivation import Derivation, Step, derive, instantiate
 from .errors import SpecError

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import sympy as sp
@@ -143,9 +144,14 @@ def test_display_check_finds_a_display_inside_a_paragraph():
     assert displays_stand_alone("Since\n\n$$a = b$$\n\nthen") == []
 
 
-def test_markdown_embeds_no_broken_link_and_links_its_svg(written):
-    md, _, svg = written[("default", "haykin")]
-    assert f"]({svg.name})" in md.read_text() and "](None)" not in md.read_text()
+def test_markdown_links_a_well_formed_svg_figure_with_the_notation_labels(written):
+    md, _, svg, backward = written[("default", "haykin")]
+    assert f"]({svg.name})" in md.read_text() and f"]({backward.name})" in md.read_text()
+    assert "](None)" not in md.read_text()
+    root = ElementTree.fromstring(svg.read_text())
+    texts = ["".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "x1" in texts and "y(1)1" in texts  # y^{(1)}_1: Haykin's activation of hidden unit 1
+    assert "+1" in texts and "w(1)10" in texts and "w(2)11" in texts  # Haykin's bias: the weight from +1
 
 
 def test_notes_are_deterministic(tmp_path):
@@ -350,7 +356,6 @@ def test_jupyter_displays_every_object_as_the_notes_print_it():
     assert r"\mathrel{..}" not in layer and flat(r"\delta_{j} = (1 - a_{j}) a_{j} \sum_{k} \delta_{k} w_{jk}") in flat(layer.replace("&", ""))
     worked = sb.example(spec.network, spec.values, spec.learning_rate, d)._repr_markdown_()
     assert "## A worked example" in worked and "## The output layer" in worked
-    from xml.etree import ElementTree
     assert ElementTree.fromstring(spec.network._repr_svg_()).tag.endswith("svg")
 
 

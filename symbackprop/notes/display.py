@@ -19,14 +19,17 @@ from .printing import NotationPrinter, shown
 from .rendering import render
 
 
-def _svg_uri(network: Network) -> str:
-    svg = figures.svg(network, NotationPrinter(load("default"), network).doprint)
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+def _svg_uris(network: Network) -> dict[str, str]:
+    notation = load("default")
+    drawn = figures.draw(network, NotationPrinter(notation, network).doprint, notation)
+    return {name: "data:image/svg+xml;base64," + base64.b64encode(drawn[name].svg().encode()).decode()
+            for name in ("forward", "backward")}
 
 
 def _derivation(self: Derivation) -> str:
-    """The notes, the figure embedded (a notebook has no folder to link a file from)."""
-    return render(self, figure=_svg_uri(self.network), parts=("figure", "matrix", "concrete"))
+    """The notes, the figures embedded (a notebook has no folder to link a file from)."""
+    uris = _svg_uris(self.network)
+    return render(self, figure=uris["forward"], backward=uris["backward"], parts=("figure", "matrix", "concrete"))
 
 
 def _step(self: Step) -> str:

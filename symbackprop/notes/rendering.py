@@ -318,7 +318,8 @@ class _Notes:
     def figure(self) -> dict | None:
         if "figure" not in self.parts:
             return None
-        return {"tikz": figures.tikz(self.network, self.tex)}
+        drawn = figures.draw(self.network, self.tex, self.notation)
+        return {"tikz": drawn["forward"].tikz(), "backward_tikz": drawn["backward"].tikz(), **drawn}
 
     @cached_property
     def worked(self) -> dict | None:
@@ -361,30 +362,40 @@ def _squared_signals(expression: sp.Expr, notation: Notation) -> sp.Expr:
 
 def render(derivation: Derivation, example: Example | None = None, report: Report | None = None,
            format: str = "md", templates: Path | None = None, notation: Notation | str = "default",
-           parts=PARTS, figure: str | None = None) -> str:
+           parts=PARTS, figure: str | None = None, backward: str | None = None) -> str:
     """The notes for ``derivation`` as Markdown (``md``) or LaTeX (``tex``) text.
 
     ``parts`` selects what is shown beyond the lecture formulas (see :data:`PARTS`);
-    ``figure`` is where the Markdown notes find the SVG picture (a file name or a data URI).
+    ``figure`` and ``backward`` are where the Markdown notes find the SVG pictures of the
+    network and of its local gradients (file names or data URIs; ``backward`` defaults to
+    the file beside ``figure``).
     """
     if isinstance(notation, str):
         notation = load_notation(notation)
     env = _environment(templates)
     notes = _Notes(derivation, example, report, notation, parts)
+    shown = figure if "figure" in notes.parts else None
     try:
         formatting = env.get_template(f"{format}.j2").module
-        return env.get_template("notes.j2").render(notes=notes, n=notation, f=formatting, format=format,
-                                                   svg=figure if "figure" in notes.parts else None)
+        return env.get_template("notes.j2").render(notes=notes, n=notation, f=formatting, format=format, svg=shown,
+                                                   backward_svg=shown and (backward or backward_figure(shown)))
     except jinja2.exceptions.SecurityError as error:
         raise SpecError("--templates", f"a template did something templates may not ({error}); "
                         "templates word the notes and cannot reach Python") from None
+
+
+def backward_figure(figure: str) -> str:
+    """The file name of the picture of the local gradients, beside the network's ``figure``."""
+    path = Path(figure)
+    return str(path.with_name(f"{path.stem}-backward{path.suffix}"))
 
 
 def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | None = None,
                 notation: Notation | str = "default", parts=PARTS, stem: str = "notes") -> list[Path]:
     """Derive, verify and render ``spec`` into ``directory``/notes.<format>; the paths written.
 
-    The Markdown notes link to a picture of the network, written beside them as an SVG file.
+    The Markdown notes link to pictures of the network and of its local gradients, written
+    beside them as SVG files.
     Every file is written whole or not at all.
     """
     if isinstance(notation, str):
@@ -399,7 +410,9 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
                                                              notation, parts, figure)
     if "md" in formats and "figure" in parts:
         printer = NotationPrinter(notation, spec.network)
-        texts[Path(directory) / figure] = figures.svg(spec.network, printer.doprint)
+        drawn = figures.draw(spec.network, printer.doprint, notation)
+        texts[Path(directory) / figure] = drawn["forward"].svg()
+        texts[Path(directory) / backward_figure(figure)] = drawn["backward"].svg()
     for path, text in texts.items():
         write_atomically(path, text)
     return list(texts)
