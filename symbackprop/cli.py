@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         derive.add_argument(f"--no-{part}", dest="parts", action="append_const", const=part,
                             help=f"leave out the {part} section")
     derive.add_argument("--handout", action="store_true",
-                        help="the notes for students: without the appendix (every formula of the network, verification)")
+                        help="the notes for students: without the appendix (every formula, the verification)")
     for name, text in (("verify", "check every gradient with three witnesses"),
                        ("example", "print the worked numbers: forward pass, deltas, gradients, one step")):
         command = commands.add_parser(name, help=text)

@@ -88,7 +88,8 @@ def test_each_printed_matrix_equation_gives_the_derivations_numbers(notation, sp
     numbers = {**{u.a: spec.values.inputs[0][k] for k, u in enumerate(net.inputs)},
                **{t: spec.values.targets[0][k] for k, t in enumerate(net.targets.values())}, **spec.values.parameters}
     for u in net.computing_units:
-        numbers.update({u.z: evaluation.z[u.name][0], u.a: evaluation.a[u.name][0], u.delta: evaluation.delta[u.name][0]})
+        numbers.update({u.z: evaluation.z[u.name][0], u.a: evaluation.a[u.name][0],
+                        u.delta: evaluation.delta[u.name][0]})
     by_name = {"z": evaluation.z, "delta": evaluation.delta}
     printed = sb.render(derivation, notation=n)
     steps = matrix_form(net, rows, sign, augmented)

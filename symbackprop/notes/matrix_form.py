@@ -183,16 +183,19 @@ class MatrixPrinter(NotationPrinter):
             vector = rf"\boldsymbol{{{n.symbol('input')}}}"
         else:
             vector = bold("output" if last else "hidden")
+        augmented = (rf"\hat{{{vector}}}" if layer == 0
+                     else rf"\hat{{\boldsymbol{{{n.symbol('hidden')}}}}}^{{{mark}}}")
         function = self.functions[str(layer - 1 + n.first_layer)] if name == "slope" else ""
         return {"W": rf"{n.symbol('weight_matrix')}^{{{mark}}}",
                 "Wbar": rf"\bar{{{n.symbol('weight_matrix')}}}^{{{mark}}}",
                 "z": bold("pre_activation"), "b": bold("bias"), "delta": bold("delta"),
-                "a": vector, "ahat": rf"\hat{{{vector}}}" if layer == 0 else rf"\hat{{\boldsymbol{{{n.symbol('hidden')}}}}}^{{{mark}}}",
+                "a": vector, "ahat": augmented,
                 "slope": rf"{function}'(\boldsymbol{{{n.symbol('pre_activation')}}}^{{{mark}}})",
                 "error": rf"\nabla_{{\boldsymbol{{{n.symbol('output')}}}}} {n.symbol('error')}",
                 "jacobian": rf"\frac{{\partial \boldsymbol{{{n.symbol('output')}}}}}"
                             rf"{{\partial \boldsymbol{{{n.symbol('pre_activation')}}}^{{{mark}}}}}",
-                "db": rf"\frac{{\partial {n.symbol('error')}}}{{\partial \boldsymbol{{{n.symbol('bias')}}}^{{{mark}}}}}",
+                "db": rf"\frac{{\partial {n.symbol('error')}}}"
+                      rf"{{\partial \boldsymbol{{{n.symbol('bias')}}}^{{{mark}}}}}",
                 "dW": rf"\frac{{\partial {n.symbol('error')}}}{{\partial "
                       rf"{n.symbol('weight_matrix')}^{{{mark}}}}}"}[name]
 

@@ -140,7 +140,8 @@ def from_dict(data: Mapping) -> Notation:
         check_symbol(symbol, f"notation.symbols.{role}")
     plain = {}
     for role, spelling in _table(data, "plain").items():
-        plain[role] = (spelling,) if isinstance(spelling, str) else tuple(spelling) if isinstance(spelling, list) else ()
+        plain[role] = ((spelling,) if isinstance(spelling, str)
+                       else tuple(spelling) if isinstance(spelling, list) else ())
         if not plain[role] or not all(isinstance(p, str) and len(p) <= SYMBOL_LIMIT for p in plain[role]):
             raise SpecError(f"notation.plain.{role}", "give a short string or a list of short strings")
     _check_keys(plain, ROLES, "notation.plain")

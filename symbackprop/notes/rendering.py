@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import jinja2.sandbox
 import sympy as sp
 
 from .. import derivation as generic
-from ..derivation import Derivation, GenericLayer, Step, derive
+from ..derivation import Derivation, Step, derive
 from ..errors import SpecError
 from ..examples import Example, example
 from ..spec import Spec
@@ -179,10 +178,11 @@ class _Notes:
             local = self._step(group, "local_gradient", lambda e: isinstance(e, sp.Derivative))
             equations.append(self._show(group, generic.delta[group["layer"].unit], local.rhs, name="delta_hidden"))
         first = defs["first"]
-        bias = self._step(first, "gradient", lambda e: isinstance(e, sp.Derivative) and e.variables[0].base == generic.b)
+        of = lambda base: lambda e: isinstance(e, sp.Derivative) and e.variables[0].base == base
+        bias = self._step(first, "gradient", of(generic.b))
         if bias is not None:
             equations.append(self._show(first, bias.lhs, bias.rhs, name="gradient_bias"))
-        weight = self._step(first, "gradient", lambda e: isinstance(e, sp.Derivative) and e.variables[0].base == generic.w)
+        weight = self._step(first, "gradient", of(generic.w))
         equations.append(self._show(first, weight.lhs, weight.rhs, name="gradient_weight"))
         update = self._step(first, "gradient_descent")
         equations.append(self._show(first, update.lhs, update.rhs, "gradient_descent", name="update"))
