@@ -415,3 +415,8 @@ def test_a_hostile_notation_exits_two_from_the_command_line(tmp_path):
                              str(tmp_path / "out")], capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 2 and "notation.symbols.weight" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_nielsen_softmax_denominator_keeps_its_layer_and_avoids_the_layer_letter():
+    text = flat(notes("softmax", "nielsen"))
+    assert flat(r"\frac{e^{{z^{L}_{j}}}}{\sum_{i} e^{{z^{L}_{i}}}}") in text and flat(r"\sum_{l} e") not in text

@@ -140,7 +140,12 @@ class NotationPrinter(LatexPrinter):
             internal = (layer.predecessor, layer.unit, layer.successor)
         letters = {str(idx.label): name for idx, name in zip(internal, names)}
         tag = {str(idx.label): t for idx, t in zip(internal, tags)}
-        tag[str(d.m.label)] = tag[str(layer.unit.label)]
+        # a layer's members (m) and the index of a softmax denominator sum over the unit's own layer;
+        # the latter gets a letter of its own (not Nielsen's layer letter l)
+        taken = set(letters.values()) | {str(d.m.label)} | ({"l", "L"} if n.layer_style == "superscript" else set())
+        letters[str(d._dummy.label)] = next(c for c in ("l", "i", "n", "r", "s", "q") if c not in taken)
+        for member in (d.m, d._dummy):
+            tag[str(member.label)] = tag[str(layer.unit.label)]
         return letters, tag
 
     def doprint(self, expr):
