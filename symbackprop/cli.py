@@ -11,12 +11,11 @@ import os
 import sys
 from pathlib import Path
 
-import jinja2
-
 import symbackprop as api
 
 from . import grading
 from .errors import SpecError
+from .parts import PARTS
 from .progress import progress
 
 SPEC_HELP = ("a TOML spec file, or a compact form such as 2-3-1 (with --activation, --loss); "
@@ -46,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     derive.add_argument("--notation", default="default",
                         help=f"a preset ({', '.join(api.notation.names())}) or a TOML file starting from one "
                              "(base = \"haykin\") that overrides any role's symbol")
-    for part in api.rendering.PARTS:
+    for part in PARTS:
         derive.add_argument(f"--no-{part}", dest="parts", action="append_const", const=part,
                             help=f"leave out the {part} section")
     derive.add_argument("--handout", action="store_true",
@@ -57,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_spec(command)
         command.add_argument("--json", action="store_true", help="print one JSON object")
     _add_homework(commands)
+    _add_exercises(commands)
     return parser
 
 
@@ -112,6 +112,63 @@ def _add_homework(commands) -> None:
     grade.add_argument("--reveal", action="store_true", help=REVEAL_HELP)
 
 
+def _add_exercises(commands) -> None:
+    exercise = commands.add_parser(
+        "exercises", help="write exercise sheets, their answer key and the set to grade them by",
+        description="Write sheet.md/sheet.tex (with --students: one per student under DIR/<student>/, each with "
+                    "its own numbers drawn from --seed and the id), key.md/key.tex (worked solutions), key.csv "
+                    "(id,student,question,answer) and exercises.toml, which `grade DIR/exercises.toml "
+                    "SUBMISSIONS.csv -o REPORT` grades by.  --seed seeds the students' numbers (and a "
+                    "compact form's example).")
+    _add_spec(exercise)
+    exercise.add_argument("--notation", default="default",
+                          help=f"notation preset ({', '.join(api.notation.names())}) or a .toml file")
+    exercise.add_argument("--students", help="roster CSV with a 'student' column (other columns are ignored)")
+    exercise.add_argument("--questions", help="comma-separated: generic targets (delta_output, delta_hidden, "
+                                              "grad_w_hidden, update_w_hidden, ...), numbers with the unit drawn "
+                                              "per student (delta, grad_w, grad_b, update_w), or a fixed one "
+                                              "(delta[0][1]); default: delta_output,delta_hidden,grad_w_hidden,"
+                                              "delta,grad_w,update_w")
+    exercise.add_argument("--format", choices=["md", "tex", "all"], default="all", help="Markdown, LaTeX or both")
+    exercise.add_argument("--templates", help="a directory of jinja2 templates overriding the built-in ones")
+    exercise.add_argument("-o", "--output", required=True, help="directory for the sheets, the key and the set")
+
+
+def _exercises(args, spec) -> int:
+    import jinja2  # the templates' errors; only writing documents loads the renderer
+
+    from .exercises import exercise_set, sheets
+
+    made = exercise_set.exercises(spec, args.students, args.questions, args.seed, args.notation)
+    formats = ["md", "tex"] if args.format == "all" else [args.format]
+    try:
+        paths = sheets.write(made, Path(args.output), formats, Path(args.templates) if args.templates else None)
+    except jinja2.TemplateError as error:
+        raise SpecError("--templates", f"a template failed: {error.message}") from None
+    written = sum(path.name.startswith("sheet.") for path in paths)
+    print(f"{args.output}: {written} sheet files of {len(made.questions)} questions for "
+          f"{len(made.variants) if made.per_student else 'everyone'}, key, key.csv, exercises.toml")
+    return 0
+
+
+def _grade_set(args, made) -> int:
+    """``grade DIR/exercises.toml SUBMISSIONS.csv``: each row against its student's variant."""
+    from .exercises import marking
+
+    if args.notation != "default":
+        raise SpecError("--notation", "an exercise set brings its own notation; leave --notation out")
+    header, rows = marking.read_submissions(Path(args.submissions))
+    with progress("grading", len(rows)) as bar:
+        verdicts = marking.grade(made, rows, workers=args.workers, seconds=args.timeout,
+                                 progress=lambda done, total: bar.advance(done - bar.done), reveal=args.reveal)
+    for path in marking.write_report(Path(args.output).with_suffix(".csv"), made, header, rows, verdicts):
+        print(path)
+    counts = {kind: sum(v.verdict == kind for v in verdicts) for kind in marking.VERDICTS}
+    shown = [f"{n} {kind}" for kind, n in counts.items() if n or kind != marking.NOT_IN_SET]
+    print(f"{len(verdicts)} answers: " + ", ".join(shown))
+    return 0
+
+
 def _check(args, spec) -> int:
     verdict = grading.check(spec, args.target, args.answer, args.notation, reveal=args.reveal)
     if args.json:
@@ -131,6 +188,8 @@ def _check(args, spec) -> int:
 def _grade(args, spec) -> int:
     if args.workers is not None and args.workers < 1:
         raise SpecError("--workers", "must be at least 1")
+    if not isinstance(spec, api.spec.Spec):  # an exercise set
+        return _grade_set(args, spec)
     header, rows = grading.read_submissions(Path(args.submissions))
     with progress("grading", len(rows)) as bar:
         verdicts = grading.grade(spec, rows, args.notation, args.workers, args.timeout,
@@ -147,7 +206,13 @@ def _grade(args, spec) -> int:
     return 0
 
 
-def _spec(args) -> api.spec.Spec:
+def _spec(args):
+    """The Spec of the command; for ``grade``, an exercise set (``exercises.toml``) instead."""
+    if args.command == "grade" and args.spec and args.spec.endswith(".toml"):
+        from .exercises import exercise_set
+
+        if exercise_set.is_set_file(args.spec):
+            return exercise_set.load(args.spec)
     if args.spec is None or not Path(args.spec).exists() and _looks_compact(args.spec):
         if args.spec is None and not (args.activation or args.loss or args.no_bias):
             # the built-in network, with the error function of the notation's text
@@ -201,13 +266,19 @@ def _example(args, spec) -> int:
 
 
 def _derive(args, spec) -> int:
+    import jinja2  # the templates' errors; only derive loads the renderer
+
     formats = ["md", "tex"] if args.format == "all" else [args.format]
     templates = Path(args.templates) if args.templates else None
     if templates is not None and not templates.is_dir():
         raise SpecError("--templates", f"{templates} is not a directory of jinja2 templates")
     notation = api.notation.load(args.notation)
     left_out = (args.parts or []) + (list(api.rendering.APPENDIX) if args.handout else [])
-    parts = [p for p in api.rendering.PARTS if p not in left_out]
+    parts = [p for p in PARTS if p not in left_out]
+    count, limit = len(spec.network.parameters), api.rendering.PER_WEIGHT_LIMIT
+    if count > limit:
+        print(f"note: {count:,} parameters; above {limit:,} the notes leave out what lists every weight "
+              "(the forward pass unit by unit, every delta and gradient, the parameter tables)", file=sys.stderr)
     try:
         paths = api.write_notes(spec, Path(args.output), formats, templates, notation, parts)
     except jinja2.TemplateError as error:
@@ -222,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         spec = _spec(args)
-        commands = {"derive": _derive, "verify": _verify, "example": _example, "check": _check, "grade": _grade}
+        commands = {"derive": _derive, "verify": _verify, "example": _example, "check": _check, "grade": _grade,
+                    "exercises": _exercises}
         return commands[args.command](args, spec)
     except SpecError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -266,6 +266,7 @@ class Shown:
     uses: tuple[str, ...] = ()
     relation: str = "="
     name: str = ""
+    chain: tuple[str, str, str] | None = None  # a chain rule step: (what, with respect to, through)
 
     @property
     def equation(self) -> str:

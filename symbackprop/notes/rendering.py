@@ -8,8 +8,8 @@ in jinja2's sandbox: ``--templates`` may come from a colleague.
 """
 from __future__ import annotations
 
-import os
-import tempfile
+import functools
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 
@@ -18,8 +18,10 @@ import jinja2.sandbox
 import sympy as sp
 
 from .. import derivation as generic
-from ..derivation import Derivation, Step, derive
+from ..derivation import Derivation, GenericLayer, Step, derive
 from ..errors import SpecError
+from ..files import write_atomically
+from ..parts import PARTS
 from ..examples import Example, example
 from ..spec import Spec
 from ..verification import Report, verify
@@ -27,20 +29,26 @@ from . import figures
 from .matrix_form import MatrixPrinter, matrix_form
 from .notation import Notation
 from .notation import load as load_notation
-from .printing import BATCH, ERROR_SIGNAL, SAMPLE, SAMPLE_ERROR, NotationPrinter, Shown, shown
+from .printing import BATCH, ERROR_SIGNAL, SAMPLE, SAMPLE_ERROR, NotationPrinter, Shown, error_signal, shown
 from .worked import concrete, in_unit_order, number, worked
 
 _PACKAGED = Path(__file__).parent.parent / "templates"
 _SOURCE = Path(__file__).parent.parent.parent / "templates"
 TEMPLATES = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
 
-#: Parts of the notes a lecturer can leave out (``--no-<part>``).
-PARTS = ("figure", "matrix", "concrete", "example", "verification")
+#: Networks with more parameters get the notes without what lists every weight (the forward
+#: pass unit by unit, every concrete delta and gradient, the parameter rows of the worked
+#: example and of the verification): 784-30-10's 23,860 parameters made 5 MB of notes in
+#: 45 s, most of it printing 785-term sums.  The matrix form states the same for whole layers.
+PER_WEIGHT_LIMIT = 10_000
 #: The parts that make the appendix, which a handout (``--handout``) leaves out.
 APPENDIX = ("concrete", "verification")
 
 
+@functools.lru_cache(maxsize=8)
 def _environment(templates: Path | None) -> jinja2.Environment:
+    """One sandboxed environment per template folder, so each template is compiled once (a set of
+    exercise sheets renders the same templates for every student); jinja2 reloads a changed file."""
     search = [str(templates)] if templates else []
     env = jinja2.sandbox.SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(search + [str(TEMPLATES)]), undefined=jinja2.StrictUndefined,
@@ -83,6 +91,8 @@ class _Notes:
         self.derivation, self.network, self.notation, self.example, self.report = (
             derivation, net, notation, example, report)
         self.parts = set(parts)
+        self.per_weight = len(net.parameters) <= PER_WEIGHT_LIMIT
+        self.per_weight_limit = PER_WEIGHT_LIMIT
         self.printer = NotationPrinter(notation, net)
         self.tex = self.printer.doprint
         self.E = self.tex(generic.E)
@@ -297,6 +307,48 @@ class _Notes:
         """Per activation of the hidden layers (from the output back): its g' and delta."""
         return self._by_activation(self.hidden)
 
+    # -- the lecture formulas step by step, for other documents (exercise keys) ----------
+
+    @property
+    def forward(self) -> list[Shown]:
+        """The forward pass of this network, unit by unit."""
+        if not self.per_weight:
+            return []
+        return [shown(symbol, definition, self.notation, self.printer) for symbol, definition in self.network.definitions]
+
+    @property
+    def error_signals(self) -> list[Shown]:
+        """Haykin's e_k = d_k - y_k of this network, for notations that name it."""
+        if "error_signal" not in self.notation.symbols:
+            return []
+        net = self.network
+        in_order = NotationPrinter(self.notation, net, settings={"order": "none"}).doprint
+        return [Shown(self.tex(error_signal(u)), in_order(sp.Add(net.targets[u], -net[u].a, evaluate=False)),
+                      "definition") for u in net.outputs]
+
+    @cached_property
+    def layers(self) -> list[dict]:
+        """Every generic step per group, output layer first, each citing the equations it uses."""
+        sections = []
+        for group in self.groups:
+            layer, printer = group["layer"], group["printer"]
+            shown_at: dict[int, Shown] = {}
+            for n, step in enumerate(self.derivation.steps):
+                if step.level != "generic" or step.subject != layer.group:
+                    continue
+                chain = None
+                if step.rule == "chain_rule":
+                    through = next(e for e in sp.preorder_traversal(step.rhs) if isinstance(e, sp.Derivative))
+                    chain = tuple(printer.doprint(e) for e in (step.lhs.expr, step.lhs.variables[0],
+                                                               through.variables[0]))
+                name = _lecture_name(step, layer)
+                shown_at[n] = replace(shown(step.lhs, step.rhs, self.notation, printer, step.rule, layer),
+                                      uses=tuple(shown_at[u].equation for u in step.uses if u in shown_at),
+                                      name=name, chain=chain, tag=self.notation.equation_names.get(name, ""))
+            sections.append({"name": layer.group, "is_output": layer.is_output, "steps": list(shown_at.values()),
+                             "activation": group["activation"].name, "letters": group["letters"], "layer": layer})
+        return sections
+
     # -- the other parts -------------------------------------------------------------------
 
     @cached_property
@@ -329,7 +381,7 @@ class _Notes:
 
     @cached_property
     def appendix(self) -> dict | None:
-        if "concrete" not in self.parts:
+        if "concrete" not in self.parts or not self.per_weight:
             return None
         return concrete(self)
 
@@ -337,12 +389,22 @@ class _Notes:
     def verification(self) -> dict | None:
         if "verification" not in self.parts or self.report is None:
             return None
-        by_name = {str(p): p for p in self.network.parameters}
+        by_name = {p.name: p for p in self.network.parameters}
         order = {p: n for n, p in enumerate(in_unit_order(self.network))}
         checks = sorted(self.report.parameters, key=lambda c: order[by_name[c.name]])
         rows = [{"parameter": self.tex(by_name[c.name]), "analytic": c.analytic, "numeric": c.numeric,
-                 "rel_error": f"{c.rel_error:.1e}", "kink": c.kink} for c in checks]
+                 "rel_error": f"{c.rel_error:.1e}", "kink": c.kink} for c in (checks if self.per_weight else [])]
         return {"report": self.report, "rows": rows, "max_rel_error": f"{self.report.max_rel_error:.1e}"}
+
+
+def _lecture_name(step: Step, layer: GenericLayer) -> str:
+    """Which of the four backpropagation equations ``step`` states, if any (Nielsen's BP1-BP4)."""
+    base = getattr(step.lhs, "base", None)
+    if step.rule == "local_gradient" and base == generic.delta:
+        return "delta_output" if layer.is_output else "delta_hidden"
+    if step.rule == "gradient" and isinstance(step.lhs, sp.Derivative):
+        return "gradient_weight" if step.lhs.variables[0].base == generic.w else "gradient_bias"
+    return ""
 
 
 def _squared_signals(expression: sp.Expr, notation: Notation) -> sp.Expr:
@@ -384,6 +446,19 @@ def render(derivation: Derivation, example: Example | None = None, report: Repor
                         "templates word the notes and cannot reach Python") from None
 
 
+def lecture(derivation: Derivation, notation: Notation, example: Example | None = None, parts=()) -> _Notes:
+    """What the notes print, for other documents built from the same derivation (exercise sheets)."""
+    return _Notes(derivation, example, None, notation, parts)
+
+
+def render_document(template: str, notes: _Notes, format: str = "md", templates: Path | None = None,
+                    **context) -> str:
+    """Any document template with the notes' printed content as ``notes`` and the format's macros as ``f``."""
+    env = _environment(templates)
+    formatting = env.get_template(f"{format}.j2").module
+    return env.get_template(template).render(notes=notes, n=notes.notation, f=formatting, format=format, **context)
+
+
 def backward_figure(figure: str) -> str:
     """The file name of the picture of the local gradients, beside the network's ``figure``."""
     path = Path(figure)
@@ -416,18 +491,3 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
     for path, text in texts.items():
         write_atomically(path, text)
     return list(texts)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write the whole file or nothing: a temporary file in the same folder, renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-

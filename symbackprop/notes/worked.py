@@ -10,8 +10,8 @@ from __future__ import annotations
 import sympy as sp
 
 from .. import derivation as generic
-from .. import numerics
 from ..functions import A, Z
+from ..matrix import evaluator
 from ..network import Network, Unit
 from ..numerics import Values
 from .printing import SAMPLE_ERROR, NotationPrinter, Shown, error_signal, in_notation
@@ -77,7 +77,7 @@ def worked(notes) -> dict:
     samples = len(values.inputs)
     chunks = _chunks(samples, SAMPLES_PER_TABLE)
     forward_units = [u for layer in by_layer(net) for u in layer]
-    compiled = numerics.compiled(notes.derivation)
+    compiled = evaluator(notes.derivation)
     per_sample = [compiled.evaluate(Values(values.inputs[s:s + 1], values.targets[s:s + 1], values.parameters))
                   for s in range(samples)]
     data = [[number(x) for x in values.inputs[s]] + [number(t) for t in values.targets[s]] + [number(e.loss)]
@@ -85,7 +85,9 @@ def worked(notes) -> dict:
     units = [{"samples": chunk, "rows": [(tex(u.a), [(number(evaluation.z[u.name][s]), number(evaluation.a[u.name][s]),
                                                      number(sign * evaluation.delta[u.name][s])) for s in chunk])
                                          for u in forward_units]} for chunk in chunks]
-    parameters = in_unit_order(net)
+    parameters = in_unit_order(net) if notes.per_weight else []
+    if not notes.per_weight:
+        data, units = [], []
     gradients = [(tex(p), [number(e.gradients[p]) for e in per_sample]) for p in parameters]
     after = compiled.evaluate(Values(values.inputs, values.targets, evaluation.updated)).loss
     return {"samples": samples, "data": data, "units": units,
