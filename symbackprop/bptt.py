@@ -26,11 +26,10 @@ import sympy as sp
 from .derivation import E, Step, _differentiated, a, b, delta, g, i, j, k, m, w, z
 from .functions import A, Activation, Z
 from .network import layer_bias, layer_weight
-from .printing import RECURRENT
 from .recurrent import UnrolledNetwork, recurrent_weight
 
 #: The recurrent weight r_ij from unit i at t-1 to unit j at t, and the time index t = 1..T.
-r = RECURRENT
+r = sp.IndexedBase("r")
 T = sp.Symbol("T", integer=True, positive=True)
 t = sp.Idx("t", (1, T))
 #: The first step a truncated sum keeps: T - K + 1 for truncation depth K.

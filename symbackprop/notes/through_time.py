@@ -7,10 +7,11 @@ recurrent weight's gradient written out as the sum of its per-step terms.
 """
 from __future__ import annotations
 
-from . import bptt
-from .errors import SpecError
-from .printing import NotationPrinter
-from .recurrent import UnrolledNetwork, recurrent_weight
+from .. import bptt
+from ..errors import SpecError
+from ..recurrent import UnrolledNetwork, recurrent_weight
+from .printing import NotationPrinter, Shown, shown
+from .worked import number
 
 
 def chapter(notes, truncate: int | None) -> dict | None:
@@ -30,14 +31,11 @@ def chapter(notes, truncate: int | None) -> dict | None:
     layer = notes.derivation.generic[first.group]
     printer = NotationPrinter(notes.notation, None, layer)
     generic = bptt.derive_recurrent(group.activation, first.bias is not None)
-    shown = []
-    for step in generic.steps:
-        rhs = step.rhs.subs(bptt.K, truncate) if truncate is not None else step.rhs
-        uses = tuple(shown[u].equation for u in step.uses)
-        shown.append(notes._shown(step.lhs, rhs, step.rule, printer, uses, "", layer))
+    printed = [shown(step.lhs, step.rhs.subs(bptt.K, truncate) if truncate is not None else step.rhs,
+                     notes.notation, printer, step.rule, layer) for step in generic.steps]
     letters = [printer.doprint(index) for index in (layer.predecessor, layer.unit, layer.successor, bptt.m)]
-    return {"steps": [s for s in shown if s.rule != "truncated_sum"],
-            "truncated": next(s for s in shown if s.rule == "truncated_sum"), "truncate": truncate,
+    return {"steps": [s for s in printed if s.rule != "truncated_sum"],
+            "truncated": next(s for s in printed if s.rule == "truncated_sum"), "truncate": truncate,
             "T": net.steps, "letters": letters, "time": printer.doprint(bptt.t),
             "recurrent": printer.doprint(bptt.r[bptt.source, bptt.j]),
             "worked": _worked(notes) if notes.worked else None}
@@ -59,5 +57,8 @@ def _worked(notes) -> dict:
     weight = recurrent_weight(0, 0, 0)
     terms = [float(evaluation.a[net.unit_at(step - 1, 1, 0).name][0] * evaluation.delta[net.unit_at(step, 1, 0).name][0])
              for step in range(1, net.steps)]
+    written = [f"({number(x)})" if x < 0 else number(x) for x in terms]
+    total = Shown(rf"\frac{{\partial {notes.E}}}{{\partial {notes.tex(weight)}}}",
+                  f"{' + '.join(written)} = {number(evaluation.gradients[weight])}")
     return {"rows": rows, "a": header_a, "delta": header_delta, "weight": notes.tex(weight),
-            "terms": terms, "gradient": evaluation.gradients[weight]}
+            "terms": terms, "sum": total}
