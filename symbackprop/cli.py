@@ -16,7 +16,7 @@ import jinja2
 import symbackprop as api
 
 from . import grading
-from .exercises import ExerciseSet, exercise_set, marking, sheets
+from .exercises import ExerciseSet, access, exercise_set, marking, sheets
 from .errors import SpecError
 from .progress import progress
 
@@ -125,7 +125,8 @@ def _add_exercises(commands) -> None:
 
 
 def _exercises(args, spec) -> int:
-    made = exercise_set.exercises(spec, args.students, args.questions, args.seed, args.notation)
+    kept = access.read_codes(Path(args.output) / "codes.csv") if args.students else {}  # sheets handed out stay valid
+    made = exercise_set.exercises(spec, args.students, args.questions, args.seed, args.notation, kept)
     formats = ["md", "tex"] if args.format == "all" else [args.format]
     try:
         paths = sheets.write(made, Path(args.output), formats, Path(args.templates) if args.templates else None)

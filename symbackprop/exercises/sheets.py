@@ -21,7 +21,7 @@ from ..derivation import E, derive
 from ..examples import Example, example
 from ..network import layer_bias, layer_weight
 from ..printing import NotationPrinter, in_notation
-from . import roster
+from . import access, roster
 from .arithmetic import Line, WorkedNumbers, number
 from .exercise_set import ExerciseSet, Variant, write_text
 from .output import write_files
@@ -120,7 +120,7 @@ class _Documents:
         numbers = WorkedNumbers(self.derivation, worked, self.notation) if single else None
         asked = [self.numeric(q, variant.targets[q.id], worked, numbers) if q.numeric else self.generic(q)
                  for q in self.made.questions]
-        return {"student": variant.student, "asked": asked, "numbers": self._numbers(spec),
+        return {"student": variant.student, "code": self.made.codes.get(variant.student), "asked": asked, "numbers": self._numbers(spec),
                 "learning_rate": number(spec.learning_rate), "samples": len(spec.values.inputs),
                 "forward": numbers.forward() if numbers else [],
                 "has_numeric": any(a.numeric for a in asked)}
@@ -145,6 +145,8 @@ def render(made: ExerciseSet, formats=FORMATS, templates: Path | None = None) ->
     documents = _Documents(made)
     variants = [documents.variant(v) for v in made.variants]
     files = {"exercises.toml": write_text(made), "key.csv": key_csv(variants)}
+    if made.codes:
+        files["codes.csv"] = access.codes_csv(made.codes)
     for format in formats:
         context = _context(documents, format)
         for variant in variants:
