@@ -10,9 +10,10 @@ One function per stage of the flow, each a module::
     examples      example                       -> numbers and one gradient-descent step
     notation      notation.load                 -> Notation: a course's symbols and conventions (data)
     rendering     render / write_notes          -> Markdown and LaTeX notes from jinja2 templates
-    answers       read_answer                   -> a student's LaTeX or plain answer as SymPy
-    grading       check / grade                 -> Verdict per answer, a class report
-    exercises     exercises / write_exercises / load_exercises -> sheets, answer keys, one variant per student; grade takes the set
+    grading/      check / grade                 -> Verdict per answer (reading, targets, evaluation,
+                                                   mistakes, judging, workers), a class report
+    exercises/    exercises / write_exercises   -> sheets, answer keys, one variant per student;
+                  load_exercises                   grade takes the set
 """
 from . import notation, rendering
 from .derivation import Derivation, Step, derive, instantiate

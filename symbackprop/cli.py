@@ -75,7 +75,13 @@ answers: LaTeX or plain text, with or without a left-hand side, e.g. (shell-quot
 symbols follow --notation (haykin: v_j, y_i, phi, w_{kj}, d_j, e_j; nielsen: z^l_j, sigma, w^{l+1}_{kj}).
 An update answer with Delta on the left, or without the weight itself, is the change; with
 w <- / w^+ / w(n+1) on the left, or containing the weight, it is the new weight.
+A derivation of several lines (newlines, \\, \begin{aligned}; "= ..." continues a line) is checked
+line by line: every line must equal the target; the verdict names the first line that does not.
 exit status: 0 correct, 1 incorrect, 2 cannot read (or bad input)."""
+
+
+REVEAL_HELP = ("let messages show the worked example's value of a concrete target (the exercise's answer); "
+               "without it a wrong number is only said to differ")
 
 
 def _add_homework(commands) -> None:
@@ -88,7 +94,9 @@ def _add_homework(commands) -> None:
     check.add_argument("--target", required=True, help="what the answer is for (see below)")
     check.add_argument("--answer", required=True, help="the answer, LaTeX or plain text")
     check.add_argument("--notation", default="default", help=f"notation preset ({notations}) or a .toml file")
-    check.add_argument("--json", action="store_true", help="print {verdict, message, diagnosis, counterexample}")
+    check.add_argument("--json", action="store_true",
+                       help="print {verdict, message, diagnosis, counterexample, lines}")
+    check.add_argument("--reveal", action="store_true", help=REVEAL_HELP)
     grade = commands.add_parser("grade", help="grade a CSV of answers (id,target,answer) into a report",
                                 description="Grade every row of SUBMISSIONS (header id,target,answer; other "
                                             "columns are carried over) in worker processes; write REPORT (.csv, "
@@ -101,6 +109,7 @@ def _add_homework(commands) -> None:
     grade.add_argument("--workers", type=int, help="worker processes (default: every core)")
     grade.add_argument("--timeout", type=float, default=grading.SECONDS_PER_ANSWER,
                        help="seconds per answer before its worker is stopped (default %(default)s)")
+    grade.add_argument("--reveal", action="store_true", help=REVEAL_HELP)
 
 
 def _add_exercises(commands) -> None:
@@ -145,7 +154,7 @@ def _grade_set(args, made) -> int:
     header, rows = marking.read_submissions(Path(args.submissions))
     with progress("grading", len(rows)) as bar:
         verdicts = marking.grade(made, rows, workers=args.workers, seconds=args.timeout,
-                                   progress=lambda done, total: bar.advance(done - bar.done))
+                                 progress=lambda done, total: bar.advance(done - bar.done), reveal=args.reveal)
     for path in marking.write_report(Path(args.output).with_suffix(".csv"), made, header, rows, verdicts):
         print(path)
     counts = {kind: sum(v.verdict == kind for v in verdicts) for kind in marking.VERDICTS}
@@ -154,11 +163,14 @@ def _grade_set(args, made) -> int:
 
 
 def _check(args, spec) -> int:
-    verdict = grading.check(spec, args.target, args.answer, args.notation)
+    verdict = grading.check(spec, args.target, args.answer, args.notation, reveal=args.reveal)
     if args.json:
         print(json.dumps(verdict.as_dict()))
         return verdict.exit_status
     print(f"{verdict.verdict}: {verdict.message}")
+    if len(verdict.lines) > 1:
+        for line in verdict.lines:
+            print(f"  line {line['line']}: {line['verdict']}: {line['text']}")
     for line in verdict.diagnosis:
         print(f"  {line}")
     if verdict.counterexample:
@@ -174,7 +186,7 @@ def _grade(args, spec) -> int:
     header, rows = grading.read_submissions(Path(args.submissions))
     with progress("grading", len(rows)) as bar:
         verdicts = grading.grade(spec, rows, args.notation, args.workers, args.timeout,
-                                 lambda done, total: bar.advance(done - bar.done))
+                                 lambda done, total: bar.advance(done - bar.done), reveal=args.reveal)
     report = Path(args.output)
     try:
         paths = grading.write_report(report.with_suffix(".csv"), header, rows, verdicts)

@@ -191,7 +191,8 @@ class _Notes:
     def figure(self) -> dict | None:
         if "figure" not in self.parts:
             return None
-        return {"tikz": figures.tikz(self.network, self.tex)}
+        drawn = figures.draw(self.network, self.tex, self.notation)
+        return {"tikz": drawn["forward"].tikz(), "backward_tikz": drawn["backward"].tikz(), **drawn}
 
     @cached_property
     def worked(self) -> dict | None:
@@ -285,7 +286,9 @@ def render(derivation: Derivation, example: Example | None = None, report: Repor
     if isinstance(notation, str):
         notation = load_notation(notation)
     notes = _Notes(derivation, example, report, notation, parts)
-    return render_document("notes.j2", notes, format, templates, svg=figure if "figure" in notes.parts else None)
+    shown = figure if "figure" in notes.parts else None
+    return render_document("notes.j2", notes, format, templates, svg=shown,
+                           backward_svg=shown and backward_figure(shown))
 
 
 def lecture(derivation: Derivation, notation: Notation, example: Example | None = None, parts=()) -> _Notes:
@@ -302,11 +305,18 @@ def render_document(template: str, notes: _Notes, format: str = "md", templates:
     return env.get_template(template).render(notes=notes, n=notes.notation, f=formatting, format=format, **context)
 
 
+def backward_figure(figure: str) -> str:
+    """The file name of the picture of the local gradients, beside the network's ``figure``."""
+    path = Path(figure)
+    return str(path.with_name(f"{path.stem}-backward{path.suffix}"))
+
+
 def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | None = None,
                 notation: Notation | str = "default", parts=PARTS, stem: str = "notes") -> list[Path]:
     """Derive, verify and render ``spec`` into ``directory``/notes.<format>; the paths written.
 
-    The Markdown notes link to a picture of the network, written beside them as an SVG file.
+    The Markdown notes link to pictures of the network and of its local gradients, written
+    beside them as SVG files.
     Every file is written whole or not at all.
     """
     if isinstance(notation, str):
@@ -321,7 +331,9 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
                                                              notation, parts, figure)
     if "md" in formats and "figure" in parts:
         printer = NotationPrinter(notation, spec.network)
-        texts[Path(directory) / figure] = figures.svg(spec.network, printer.doprint)
+        drawn = figures.draw(spec.network, printer.doprint, notation)
+        texts[Path(directory) / figure] = drawn["forward"].svg()
+        texts[Path(directory) / backward_figure(figure)] = drawn["backward"].svg()
     for path, text in texts.items():
         write_atomically(path, text)
     return list(texts)

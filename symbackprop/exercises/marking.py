@@ -24,11 +24,12 @@ VERDICTS = ("correct", "incorrect", "cannot read", NOT_IN_SET)
 
 
 def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", workers: int | None = None,
-          seconds: float = grading.SECONDS_PER_ANSWER, progress: Callable | None = None) -> list[Verdict]:
+          seconds: float = grading.SECONDS_PER_ANSWER, progress: Callable | None = None,
+          reveal: bool = False) -> list[Verdict]:
     """:func:`grading.grade`, which also takes an :class:`ExerciseSet` for ``spec`` (rows with
     ``student``, ``question`` and ``answer``; the set brings its own notation)."""
     if not isinstance(spec, ExerciseSet):
-        return grading.grade(spec, rows, notation, workers, seconds, progress)
+        return grading.grade(spec, rows, notation, workers, seconds, progress, reveal)
     made = spec
     verdicts: list[Verdict | None] = [None] * len(rows)
     batches: dict[str | None, list[int]] = {}  # variant's student (None: generic questions) -> rows
@@ -54,7 +55,8 @@ def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", work
         offset = done[0]
         step = (lambda finished, _, offset=offset: progress(offset + finished, total)) if progress else None
         batch = [{"target": targets[n], "answer": rows[n].get("answer")} for n in members]
-        for n, verdict in zip(members, grading.grade(spec_of, batch, made.notation_object, workers, seconds, step)):
+        graded = grading.grade(spec_of, batch, made.notation_object, workers, seconds, step, reveal)
+        for n, verdict in zip(members, graded):
             verdicts[n] = verdict
         done[0] += len(members)
     return verdicts

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from .. import figures, rendering
+from .. import rendering
 from ..derivation import E, derive
 from ..examples import Example, example
 from ..network import layer_bias, layer_weight
@@ -48,6 +48,7 @@ class Asked:
     shown: str  # the same in LaTeX
     layer: dict | None = None  # generic: the lecture section that answers it
     steps: tuple = ()  # generic: the lecture steps that derive it
+    continues: str = ""  # generic: the earlier question whose derivation it goes on from
     lines: tuple[Line, ...] = ()  # numeric: the substituted arithmetic
 
 
@@ -63,7 +64,10 @@ class _Documents:
         self.notes = rendering.lecture(self.derivation, self.notation, parts=("figure",))
         self.printer = NotationPrinter(self.notation, self.network)
 
-    def generic(self, question) -> Asked:
+    def generic(self, question, derived: dict) -> Asked:
+        """A derivation question, solved by the lecture steps of its layer up to the formula asked;
+        steps an earlier question of the sheet derived (``derived``: layer -> (question, last step))
+        are not repeated."""
         output = question.kind.endswith("_output")
         layer = next(section for section in self.notes.layers if section["is_output"] == output)
         wanted = ANSWERING_STEP[question.quantity].format(where="output" if output else "hidden")
@@ -73,8 +77,11 @@ class _Documents:
         else:
             end = next(n for n, s in enumerate(steps) if s.name == wanted)
         answer = steps[end]
+        earlier, shown = derived.get(layer["name"], ("", -1))
+        derived[layer["name"]] = (question.id, max(end, shown)) if end > shown else (earlier, shown)
         return Asked(question.id, question.kind, question.quantity, question.kind, answer.lhs, False, output,
-                     self._readable(answer, layer["name"]), answer.equation, layer, tuple(steps[:end + 1]))
+                     self._readable(answer, layer["name"]), answer.equation, layer,
+                     tuple(steps[shown + 1:end + 1]) or (answer,), earlier)
 
     def _readable(self, answer, group: str) -> str:
         """The answer as ``check`` reads it: the right-hand side of the lecture formula (the left one
@@ -118,7 +125,8 @@ class _Documents:
         worked = example(self.network, spec.values, spec.learning_rate, self.derivation)
         single = len(spec.values.inputs) == 1
         numbers = WorkedNumbers(self.derivation, worked, self.notation) if single else None
-        asked = [self.numeric(q, variant.targets[q.id], worked, numbers) if q.numeric else self.generic(q)
+        derived: dict = {}
+        asked = [self.numeric(q, variant.targets[q.id], worked, numbers) if q.numeric else self.generic(q, derived)
                  for q in self.made.questions]
         return {"student": variant.student, "code": self.made.codes.get(variant.student), "asked": asked, "numbers": self._numbers(spec),
                 "learning_rate": number(spec.learning_rate), "samples": len(spec.values.inputs),
@@ -144,6 +152,7 @@ def render(made: ExerciseSet, formats=FORMATS, templates: Path | None = None) ->
     """Every file of the set: relative path -> text."""
     documents = _Documents(made)
     variants = [documents.variant(v) for v in made.variants]
+    picture = documents.notes.figure["forward"].svg()
     files = {"exercises.toml": write_text(made), "key.csv": key_csv(variants)}
     if made.codes:
         files["codes.csv"] = access.codes_csv(made.codes)
@@ -154,11 +163,11 @@ def render(made: ExerciseSet, formats=FORMATS, templates: Path | None = None) ->
             files[f"{folder}sheet.{format}"] = rendering.render_document(
                 "sheet.j2", documents.notes, format, templates, v=variant, svg="sheet.svg", **context)
             if format == "md":
-                files[f"{folder}sheet.svg"] = figures.svg(documents.network, documents.printer.doprint)
+                files[f"{folder}sheet.svg"] = picture
         files[f"key.{format}"] = rendering.render_document("key.j2", documents.notes, format, templates,
                                                            variants=variants, svg="key.svg", **context)
         if format == "md":
-            files["key.svg"] = figures.svg(documents.network, documents.printer.doprint)
+            files["key.svg"] = picture
     return files
 
 
