@@ -57,7 +57,36 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true", help="print one JSON object")
     _add_homework(commands)
     _add_exercises(commands)
+    _add_serve(commands)
     return parser
+
+
+def _add_serve(commands) -> None:
+    serve = commands.add_parser(
+        "serve", help="a web page where students check their answers (needs the [serve] extra)",
+        description="Serve EXERCISES.toml (written by `exercises --students`): each student logs in with their "
+                    "id and the access code on their sheet and checks answers; every attempt is kept in --db. "
+                    "The instructor's counts are at /admin, every attempt as CSV at /admin/export.csv.")
+    serve.add_argument("exercises", metavar="EXERCISES.toml", help="the set, DIR/exercises.toml")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this "
+                                                           "machine only; 0.0.0.0 for the network, behind HTTPS)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
+    serve.add_argument("--db", default="submissions.sqlite", help="SQLite file of the attempts (default %(default)s)")
+    serve.add_argument("--admin-token", help="the instructor's token (default: a new one, printed at start)")
+    serve.add_argument("--workers", type=int, help="checking processes (default: every core)")
+    serve.add_argument("--timeout", type=float, default=grading.SECONDS_PER_ANSWER,
+                       help="seconds per answer before its worker is stopped (default %(default)s)")
+    serve.add_argument("--rate-limit", type=int, help="requests per student per minute, wrong codes included "
+                                                      "(default 30)")
+
+
+def _serve(args) -> int:
+    from . import serve  # Starlette and uvicorn only for this command
+
+    limits = {"rate": args.rate_limit} if args.rate_limit is not None else {}
+    serve.run(args.exercises, args.host, args.port, args.db, args.admin_token, args.workers, args.timeout,
+              say=lambda line: print(line, flush=True), **limits)
+    return 0
 
 
 ANSWER_HELP = """\
@@ -274,6 +303,8 @@ def _derive(args, spec) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "serve":
+            return _serve(args)
         spec = _spec(args)
         commands = {"derive": _derive, "verify": _verify, "example": _example, "check": _check, "grade": _grade,
                     "exercises": _exercises}

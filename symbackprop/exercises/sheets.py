@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import markupsafe
 import numpy as np
 import sympy as sp
 
@@ -143,9 +144,12 @@ class _Documents:
         return rows
 
 
+#: How a student id is shown literally in each format (html: the answer page's copy of a sheet).
+ESCAPES = {"md": roster.markdown_text, "tex": roster.latex_text, "html": markupsafe.escape}
+
+
 def _context(documents: _Documents, format: str) -> dict:
-    escape = roster.markdown_text if format == "md" else roster.latex_text
-    return {"escape": escape, "net": documents.network, "per_student": documents.made.per_student}
+    return {"escape": ESCAPES[format], "net": documents.network, "per_student": documents.made.per_student}
 
 
 def render(made: ExerciseSet, formats=FORMATS, templates: Path | None = None) -> dict[str, str]:
@@ -162,7 +166,7 @@ def render(made: ExerciseSet, formats=FORMATS, templates: Path | None = None) ->
             folder = f"{variant['student']}/" if variant["student"] is not None else ""
             files[f"{folder}sheet.{format}"] = rendering.render_document(
                 "sheet.j2", documents.notes, format, templates, v=variant, svg="sheet.svg", **context)
-            if format == "md":
+            if format in ("md", "html"):
                 files[f"{folder}sheet.svg"] = picture
         files[f"key.{format}"] = rendering.render_document("key.j2", documents.notes, format, templates,
                                                            variants=variants, svg="key.svg", **context)
