@@ -20,6 +20,7 @@ import collections
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import threading
 import time
@@ -196,9 +197,21 @@ class Server:
                         headers={"Content-Disposition": 'attachment; filename="attempts.csv"'})
 
 
+def _strict(value):
+    """``value`` as strict JSON, which browsers parse: a counterexample's infinite or undefined
+    number, which ``check --json`` writes as Infinity or NaN, becomes the text "Infinity" or "NaN"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict(v) for v in value]
+    return value
+
+
 def _json_route(handler):
     async def endpoint(request: Request) -> Response:
-        return JSONResponse(await handler(request))
+        return JSONResponse(_strict(await handler(request)))
     return endpoint
 
 
