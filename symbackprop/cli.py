@@ -147,7 +147,8 @@ def _add_exercises(commands) -> None:
         description="Write sheet.md/sheet.tex (with --students: one per student under DIR/<student>/, each with "
                     "its own numbers drawn from --seed and the id), key.md/key.tex (worked solutions), key.csv "
                     "(id,student,question,answer) and exercises.toml, which `grade DIR/exercises.toml "
-                    "SUBMISSIONS.csv -o REPORT` grades by.")
+                    "SUBMISSIONS.csv -o REPORT` grades by.  --seed seeds the students' numbers (and a "
+                    "compact form's example).")
     _add_spec(exercise)
     exercise.add_argument("--notation", default="default",
                           help=f"notation preset ({', '.join(api.notation.names())}) or a .toml file")

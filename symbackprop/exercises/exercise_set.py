@@ -105,6 +105,9 @@ def exercises(spec: Spec | str | Path, students: Sequence[str] | str | Path | No
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
+    if "network" not in spec.data:
+        raise SpecError("spec", "an exercise set records its spec's tables: give a Spec from sb.load, "
+                                "sb.compact or sb.from_dict")
     network = spec.network
     notation_data = _notation_data(notation)
     chosen = asked.parse(questions, network)
