@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -410,6 +411,18 @@ def test_the_page_loads_nothing_from_another_site(server):
         assert server.request("GET", asset)[0] == 200, asset
     css = server.request("GET", "/static/katex/katex.min.css")[1].decode()
     assert "url(http" not in css and ".woff)" not in css
+
+
+def test_the_wheel_ships_the_page_its_templates_and_katex(tmp_path):
+    root = Path(__file__).parent.parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", str(root), "--no-deps", "-w", str(tmp_path)],
+                   check=True, capture_output=True, timeout=300)
+    wheel, = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"symbackprop/serve/app.py", "symbackprop/serve/static/page.js", "symbackprop/serve/static/katex/katex.min.js",
+            "symbackprop/serve/static/katex/katex.min.css", "symbackprop/serve/static/katex/fonts/KaTeX_Main-Regular.woff2",
+            "symbackprop/templates/serve/page.html", "symbackprop/templates/serve/admin.html",
+            "symbackprop/templates/html.j2"} <= names
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ function cell(row, text) { row.insertCell().textContent = text; }
 
 function showAttempt(attempt) {
   const row = $("attempts").tBodies[0].insertRow(0);
-  cell(row, attempt.time);
+  cell(row, new Date(attempt.time).toLocaleString());
   cell(row, attempt.question);
   cell(row, attempt.answer);
   cell(row, attempt.verdict);
