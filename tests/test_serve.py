@@ -34,7 +34,7 @@ from symbackprop.exercises import access, exercise_set
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from hostile import CORPUS  # noqa: E402
+from hostile import CORPUS
 
 TOKEN = "instructor-token-for-tests"
 STUDENTS = ["ann", "bob", "d'Arcy&co"]
@@ -224,8 +224,7 @@ def test_wrong_code_is_401_unknown_question_404_malformed_body_400(made, server)
 def test_a_body_over_the_answer_limit_is_refused_before_it_is_read(made, server):
     from symbackprop.serve.app import MAX_BODY
 
-    status, answer = server.check(made, "ann", "q1", "a" * (MAX_BODY + 10))
-    assert status == 413
+    assert server.check(made, "ann", "q1", "a" * (MAX_BODY + 10))[0] == 413
     # chunked, with no length declared: refused once the limit is passed, not read to the end
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     chunks = (b"x" * 65536 for _ in range(10_000))  # 650 MB if it were all read
@@ -260,9 +259,10 @@ def test_ids_answers_and_messages_are_escaped_on_the_pages(made, server):
     page = page.decode()
     assert status == 200
     assert "<script>alert" not in page and "<img src=x" not in page
-    assert "&lt;script&gt;alert(&#39;stored&#39;)&lt;/script&gt;" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "&lt;script&gt;alert(&#39;stored&#39;)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "d&#39;Arcy&amp;co" in page and "d'Arcy&co" not in page
-    status, sheet = server.post("/api/student", {"student": "d'Arcy&co", "code": made["codes"]["d'Arcy&co"]})
+    _, sheet = server.post("/api/student", {"student": "d'Arcy&co", "code": made["codes"]["d'Arcy&co"]})
     assert "Sheet of d&#39;Arcy&amp;co" in sheet["sheet"]
     rows = server.export()
     cells = [row["answer"] for row in rows if row["student"] == "d'Arcy&co"]
@@ -293,6 +293,7 @@ def test_admin_needs_the_token_and_its_cookie_is_strict_and_csrf_safe(made, serv
 def test_admin_counts_per_question_and_per_student(made, server):
     rows = server.export()
     status, page, _ = server.request("GET", "/admin", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200
     page = page.decode()
     for question, number in (("q1", 1), ("q2", 2), ("q3", 3)):
         mine = [r for r in rows if r["question"] == question]
@@ -400,6 +401,22 @@ def test_bad_sets_and_a_taken_port_exit_2_with_one_line(made, tmp_path):
             result = run("serve", *args, "--db", str(tmp_path / "db.sqlite"), timeout=120)
             assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
             assert len(result.stderr.strip().splitlines()) == 1 and said in result.stderr, result.stderr
+    newer = tmp_path / "newer.sqlite"
+    with sqlite3.connect(newer) as connection:
+        connection.execute("PRAGMA user_version = 7")
+    result = run("serve", str(made["toml"]), "--db", str(newer), "--port", str(free_port()), timeout=120)
+    assert result.returncode == 2 and "schema version 7" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_without_the_serve_extra_the_command_says_how_to_install_it(made, tmp_path):
+    blocker = tmp_path / "blocked" / "starlette"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ModuleNotFoundError('no starlette here', name='starlette')\n")
+    result = subprocess.run([sys.executable, "-m", "symbackprop", "serve", str(made["toml"])], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(tmp_path / "blocked")},
+                            check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "error: serve: needs starlette: pip install 'symbackprop[serve]'"
 
 
 def test_the_page_loads_nothing_from_another_site(server):
@@ -419,10 +436,10 @@ def test_the_wheel_ships_the_page_its_templates_and_katex(tmp_path):
                    check=True, capture_output=True, timeout=300)
     wheel, = tmp_path.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"symbackprop/serve/app.py", "symbackprop/serve/static/page.js", "symbackprop/serve/static/katex/katex.min.js",
-            "symbackprop/serve/static/katex/katex.min.css", "symbackprop/serve/static/katex/fonts/KaTeX_Main-Regular.woff2",
-            "symbackprop/templates/serve/page.html", "symbackprop/templates/serve/admin.html",
-            "symbackprop/templates/html.j2"} <= names
+    static = "symbackprop/serve/static/"
+    assert {"symbackprop/serve/app.py", static + "page.js", static + "katex/katex.min.js", static + "katex/katex.min.css",
+            static + "katex/fonts/KaTeX_Main-Regular.woff2", "symbackprop/templates/serve/page.html",
+            "symbackprop/templates/serve/admin.html", "symbackprop/templates/html.j2"} <= names
 
 
 # --------------------------------------------------------------------------------------------

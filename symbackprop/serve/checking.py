@@ -12,7 +12,6 @@ import queue
 from collections.abc import Callable
 
 from .. import grading
-from ..errors import SpecError
 from ..exercises import ExerciseSet
 from ..grading import Verdict
 from ..grading.workers import Pool
@@ -46,9 +45,8 @@ class Checking:
         return self.made.variant(student).targets[question]
 
     def check(self, student: str, question: str, answer: str) -> Verdict:
-        """The verdict on ``answer`` (blocks until a slot is free; call it from a thread)."""
-        if question not in self.questions or self.made.variant(student) is None:
-            raise SpecError("question", f"{question[:40]!r} is not a question of {student[:64]!r}")
+        """The verdict on ``answer`` to a question of the set by a student of it (blocks until a slot
+        is free; call it from a thread)."""
         results = []
         slot = self.slots.get()
         try:

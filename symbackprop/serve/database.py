@@ -101,7 +101,8 @@ class Submissions:
         """Store one attempt; it is on disk when this returns."""
         time = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         cursor = self._connection().execute(
-            "INSERT INTO attempts (student, question, target, answer, verdict, result, time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO attempts (student, question, target, answer, verdict, result, time) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (student, question, target, answer, verdict.verdict, json.dumps(verdict.as_dict()), time))
         return Attempt(cursor.lastrowid, student, question, target, answer, verdict, time)
 
