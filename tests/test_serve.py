@@ -214,6 +214,7 @@ def test_wrong_code_is_401_unknown_question_404_malformed_body_400(made, server)
     status, answer = server.check(made, "ann", "q9", "1")
     assert status == 404 and "q1, q2, q3" in answer["error"]
     for body, said in [(b"{not json", "not JSON"), (b"[1, 2]", "JSON object"), (b"\xff\xfe", "not JSON"),
+                       (b"[" * 7000 + b"]" * 7000, "nested too deeply"),
                        (json.dumps({"student": "ann", "code": made["codes"]["ann"], "question": "q1"}).encode(),
                         "answer"),
                        (json.dumps({"student": "ann", "code": 7, "question": "q1", "answer": "1"}).encode(), "code")]:
