@@ -487,6 +487,11 @@ def test_a_student_types_an_answer_in_headless_chromium_and_reads_the_verdict(ma
         wait.until(lambda b: b.find_element(By.ID, "verdict").text not in ("", "checking", "correct"))
         assert browser.find_element(By.ID, "verdict").text == "incorrect"
         assert browser.find_element(By.ID, "message").text
+        box.clear()
+        box.send_keys("(a_k - t_k) g'(z_k)\n= (t_k - a_k) g'(z_k)")  # a derivation whose second line is wrong
+        browser.find_element(By.ID, "check").click()
+        wait.until(lambda b: b.find_element(By.ID, "first-wrong-line").text)
+        assert browser.find_element(By.ID, "first-wrong-line").text.startswith("First wrong line: 2")
         rows = browser.find_elements(By.CSS_SELECTOR, "#attempts tbody tr")
         assert len(rows) >= 2 and "(a_k - t_k)" in rows[0].text
         origins = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
