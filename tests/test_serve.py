@@ -423,10 +423,12 @@ def test_without_the_serve_extra_the_command_says_how_to_install_it(made, tmp_pa
 def test_the_page_loads_nothing_from_another_site(server):
     status, page, headers = server.request("GET", "/")
     assert status == 200 and "default-src 'self'" in headers["Content-Security-Policy"]
+    assert headers["Cache-Control"] == "no-store"  # the page and the API; the shipped files may be cached
     assert b"http://" not in page and b"https://" not in page and b"//cdn" not in page
     for asset in ("/static/katex/katex.min.js", "/static/katex/katex.min.css", "/static/page.js",
                   "/static/katex/fonts/KaTeX_Main-Regular.woff2"):
-        assert server.request("GET", asset)[0] == 200, asset
+        status, _, headers = server.request("GET", asset)
+        assert status == 200 and headers["Cache-Control"] is None, asset
     css = server.request("GET", "/static/katex/katex.min.css")[1].decode()
     assert "url(http" not in css and ".woff)" not in css
 

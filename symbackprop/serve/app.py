@@ -47,7 +47,7 @@ RATE_PER_MINUTE = 30
 COOKIE = "symbackprop_admin"
 HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; object-src 'none'; "
                                       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
 class Refused(Exception):
@@ -226,13 +226,16 @@ def _json_route(handler):
 
 def _with_headers(app):
     """ASGI wrapper: every response gets :data:`HEADERS` (a content security policy that runs only
-    this server's scripts, no framing, no sniffing, no caching of students' pages)."""
+    this server's scripts, no framing, no sniffing); all but the shipped files are never cached
+    (students' answers, the admin's counts)."""
     extra = [(k.lower().encode(), v.encode()) for k, v in HEADERS.items()]
 
     async def wrapped(scope, receive, send):
+        fresh = [] if scope.get("path", "").startswith("/static/") else [(b"cache-control", b"no-store")]
+
         async def sending(message):
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
+                message["headers"] = [*message.get("headers", []), *extra, *fresh]
             await send(message)
         await app(scope, receive, sending if scope["type"] == "http" else send)
     return wrapped
