@@ -11,13 +11,11 @@ import os
 import sys
 from pathlib import Path
 
-import jinja2
-
 import symbackprop as api
 
 from . import grading
-from .exercises import ExerciseSet, access, exercise_set, marking, sheets
 from .errors import SpecError
+from .parts import PARTS
 from .progress import progress
 
 SPEC_HELP = ("a TOML spec file, or a compact form such as 2-3-1 (with --activation, --loss); "
@@ -47,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     derive.add_argument("--notation", default="default",
                         help=f"a preset ({', '.join(api.notation.names())}) or a TOML file starting from one "
                              "(base = \"haykin\") that overrides any role's symbol")
-    for part in api.rendering.PARTS:
+    for part in PARTS:
         derive.add_argument(f"--no-{part}", dest="parts", action="append_const", const=part,
                             help=f"leave out the {part} section")
     for name, text in (("verify", "check every gradient with three witnesses"),
@@ -164,6 +162,10 @@ def _add_exercises(commands) -> None:
 
 
 def _exercises(args, spec) -> int:
+    import jinja2  # the templates' errors; only writing documents loads the renderer
+
+    from .exercises import access, exercise_set, sheets
+
     kept = access.read_codes(Path(args.output) / "codes.csv") if args.students else {}  # sheets handed out stay valid
     made = exercise_set.exercises(spec, args.students, args.questions, args.seed, args.notation, kept)
     formats = ["md", "tex"] if args.format == "all" else [args.format]
@@ -179,6 +181,8 @@ def _exercises(args, spec) -> int:
 
 def _grade_set(args, made) -> int:
     """``grade DIR/exercises.toml SUBMISSIONS.csv``: each row against its student's variant."""
+    from .exercises import marking
+
     if args.notation != "default":
         raise SpecError("--notation", "an exercise set brings its own notation; leave --notation out")
     header, rows = marking.read_submissions(Path(args.submissions))
@@ -188,7 +192,8 @@ def _grade_set(args, made) -> int:
     for path in marking.write_report(Path(args.output).with_suffix(".csv"), made, header, rows, verdicts):
         print(path)
     counts = {kind: sum(v.verdict == kind for v in verdicts) for kind in marking.VERDICTS}
-    print(f"{len(verdicts)} answers: " + ", ".join(f"{n} {kind}" for kind, n in counts.items() if n or kind != marking.NOT_IN_SET))
+    shown = [f"{n} {kind}" for kind, n in counts.items() if n or kind != marking.NOT_IN_SET]
+    print(f"{len(verdicts)} answers: " + ", ".join(shown))
     return 0
 
 
@@ -211,7 +216,7 @@ def _check(args, spec) -> int:
 def _grade(args, spec) -> int:
     if args.workers is not None and args.workers < 1:
         raise SpecError("--workers", "must be at least 1")
-    if isinstance(spec, ExerciseSet):
+    if not isinstance(spec, api.spec.Spec):  # an exercise set
         return _grade_set(args, spec)
     header, rows = grading.read_submissions(Path(args.submissions))
     with progress("grading", len(rows)) as bar:
@@ -229,9 +234,13 @@ def _grade(args, spec) -> int:
     return 0
 
 
-def _spec(args) -> api.spec.Spec | ExerciseSet:
-    if args.command == "grade" and args.spec and exercise_set.is_set_file(args.spec):
-        return exercise_set.load(args.spec)
+def _spec(args):
+    """The Spec of the command; for ``grade``, an exercise set (``exercises.toml``) instead."""
+    if args.command == "grade" and args.spec and args.spec.endswith(".toml"):
+        from .exercises import exercise_set
+
+        if exercise_set.is_set_file(args.spec):
+            return exercise_set.load(args.spec)
     if args.spec is None or not Path(args.spec).exists() and _looks_compact(args.spec):
         if args.spec is None and not (args.activation or args.loss or args.no_bias):
             # the built-in network, with the error function of the notation's text
@@ -285,12 +294,18 @@ def _example(args, spec) -> int:
 
 
 def _derive(args, spec) -> int:
+    import jinja2  # the templates' errors; only derive loads the renderer
+
     formats = ["md", "tex"] if args.format == "all" else [args.format]
     templates = Path(args.templates) if args.templates else None
     if templates is not None and not templates.is_dir():
         raise SpecError("--templates", f"{templates} is not a directory of jinja2 templates")
     notation = api.notation.load(args.notation)
-    parts = [p for p in api.rendering.PARTS if p not in (args.parts or [])]
+    parts = [p for p in PARTS if p not in (args.parts or [])]
+    count, limit = len(spec.network.parameters), api.rendering.PER_WEIGHT_LIMIT
+    if count > limit:
+        print(f"note: {count:,} parameters; above {limit:,} the notes leave out what lists every weight "
+              "(the forward pass unit by unit, every delta and gradient, the parameter tables)", file=sys.stderr)
     try:
         paths = api.write_notes(spec, Path(args.output), formats, templates, notation, parts)
     except jinja2.TemplateError as error:

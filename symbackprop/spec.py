@@ -262,7 +262,7 @@ def _values(network: Network, example: Mapping) -> Values:
     parameters = dict(drawn.parameters)
     parameters.update(_layered_parameters(network, example))
     named = _table(example.get("parameters", {}), "example.parameters")
-    by_name = {str(p): p for p in network.parameters}
+    by_name = {p.name: p for p in network.parameters}
     for name, v in named.items():
         if name not in by_name:
             close = difflib.get_close_matches(name, list(by_name), n=1)

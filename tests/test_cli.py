@@ -204,9 +204,9 @@ def test_interrupted_write_leaves_no_half_written_file(tmp_path, monkeypatch):
     def interrupted(source, destination):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sb.rendering.os, "replace", interrupted)
+    monkeypatch.setattr(sb.files.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        sb.rendering.write_atomically(target, "new notes")
+        sb.files.write_atomically(target, "new notes")
     assert target.read_text() == "previous notes"
     assert [p.name for p in tmp_path.iterdir()] == ["notes.md"]
 
@@ -224,3 +224,21 @@ def test_output_piped_into_head_stops_quietly():
     pipeline = subprocess.run(f"{sys.executable} -m symbackprop verify 16-64-16 --json | head -c 8", shell=True,
                               capture_output=True, text=True, timeout=300, check=False)
     assert pipeline.stdout == '{"ok": t' and "Traceback" not in pipeline.stderr
+
+
+def test_derive_of_a_large_network_says_first_what_it_leaves_out(tmp_path):
+    """100-99-2 has 10,199 parameters, just above the limit: the lecture chapter, the matrix form,
+    the worked example per unit and the verification verdict, but nothing listed per weight."""
+    limit = sb.rendering.PER_WEIGHT_LIMIT
+    assert len(sb.compact("100-99-2").network.parameters) == 10_199 > limit
+    result = run("derive", "100-99-2", "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(f"note: 10,199 parameters; above {limit:,} the notes leave out")
+    notes = (tmp_path / "notes.md").read_text()
+    for kept in ("## Matrix form", "## Worked example", "## Verification", "all witnesses agree", "left out"):
+        assert kept in notes, kept
+    for dropped in ("The forward pass, unit by unit", "Every delta and gradient of this network",
+                    "| parameter | analytic |", "after one step"):
+        assert dropped not in notes, dropped
+    small = run("derive", "64-64-10", "-o", str(tmp_path / "small"))  # 4,810 parameters: everything
+    assert small.stderr == "" and "The forward pass, unit by unit" in (tmp_path / "small" / "notes.md").read_text()

@@ -99,7 +99,7 @@ def test_a_key_submitted_under_another_students_id_gets_the_numeric_questions_wr
     for row in answers:
         by_student.setdefault(row["student"], []).append(row)
     swapped = [{**row, "student": "s02", "id": f"swapped/{row['question']}"} for row in by_student["s01"]]
-    exercise_set = sb.load_exercises(class_of_30 / "set" / "exercises.toml")
+    exercise_set = sb.exercises.load(class_of_30 / "set" / "exercises.toml")
     verdicts = sb.grade(exercise_set, swapped, workers=1)
     kinds = dict(tomllib.loads((class_of_30 / "set" / "exercises.toml").read_text())["questions"])
     for row, verdict in zip(swapped, verdicts):
@@ -123,7 +123,7 @@ def test_mazur_numbers_in_the_key_are_the_published_ones(tmp_path):
     """Mazur (2015): net_h1 = 0.3775, out_h1 = 0.593269992, dE/dw5 = 0.082167041, w5+ = 0.35891648,
     w1+ = 0.149780716 (transcribed from the published text)."""
     made = sb.exercises(sb.from_dict(MAZUR), questions="grad_w[1][0][0],update_w[1][0][0],update_w[0][0][0]")
-    paths = sb.write_exercises(made, tmp_path, ["md"])
+    paths = sb.exercises.write(made, tmp_path, ["md"])
     key = {row["question"]: float(row["answer"]) for row in read_csv(tmp_path / "key.csv")}
     assert key == pytest.approx({"q1": 0.082167041, "q2": 0.35891648, "q3": 0.149780716}, abs=1e-8)
     text = (tmp_path / "key.md").read_text()
@@ -241,7 +241,7 @@ def written(tmp_path_factory):
         made = sb.exercises(sb.compact("2-3-2", "sigmoid,sigmoid"), students=["ann", *AWKWARD], notation=notation,
                             questions="delta_output,delta_hidden,grad_w_hidden,update_w_hidden,delta,grad_w,"
                                       "grad_b,update_w")
-        sb.write_exercises(made, root / notation)
+        sb.exercises.write(made, root / notation)
     return root
 
 
