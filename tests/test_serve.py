@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import symbackprop as sb
 from symbackprop import grading
@@ -168,6 +170,19 @@ def test_codes_are_drawn_at_random_not_from_the_seed():
     assert all(len(code.replace("-", "")) == access.LENGTH for code in first.codes.values())
 
 
+@settings(max_examples=15, deadline=None)
+@given(code=st.text(alphabet=access.ALPHABET, min_size=access.LENGTH, max_size=access.LENGTH),
+       other=st.text(alphabet=access.ALPHABET, min_size=access.LENGTH, max_size=access.LENGTH),
+       typed=st.lists(st.sampled_from(["lower", "space", "hyphen"]), max_size=3, unique=True))
+def test_a_code_verifies_however_it_is_typed_and_no_other_does(code, other, typed):
+    stored = access.hash_code(code, "ann", 0)
+    shown = code
+    for change in typed:
+        shown = {"lower": shown.lower(), "space": " ".join(shown), "hyphen": f"{shown[:5]}-{shown[5:]}"}[change]
+    assert access.verify(shown, stored)
+    assert access.verify(other, stored) == (other == code)
+
+
 # --------------------------------------------------------------------------------------------
 # the JSON API
 
@@ -220,6 +235,24 @@ def test_wrong_code_is_401_unknown_question_404_malformed_body_400(made, server)
                        (json.dumps({"student": "ann", "code": 7, "question": "q1", "answer": "1"}).encode(), "code")]:
         status, answer = server.post("/api/check", body)
         assert status == 400 and said in answer["error"] and len(answer["error"].splitlines()) == 1, answer
+
+
+FIELDS = st.sampled_from(["student", "code", "question", "answer"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(
+    st.binary(max_size=200),
+    st.dictionaries(FIELDS, st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                      max_size=4), max_leaves=12), max_size=4).map(lambda d: json.dumps(d).encode()),
+    st.dictionaries(FIELDS, st.sampled_from(["ann", "bob", "q1", "q9", "", "a_k", "\u0000", "<b>"]), max_size=4)
+    .map(lambda d: json.dumps(d).encode())))
+def test_no_body_makes_the_api_fail(made, server, body):
+    """Any bytes, any JSON: an answer with a reason (400, 401, 404, 413), never a crash."""
+    status, text, _ = server.request("POST", "/api/check", body, {"Content-Type": "application/json"})
+    answer = json.loads(text)
+    assert status in (400, 401, 404, 413) and len(answer["error"].splitlines()) == 1, (status, answer)
 
 
 def test_a_body_over_the_answer_limit_is_refused_before_it_is_read(made, server):
