@@ -206,6 +206,11 @@ def test_wrong_and_unreadable_answers(made, server):
         assert status == 200 and verdict["verdict"] == expected, verdict
         assert verdict == witness(made, student, question, answer)
     assert [line["verdict"] for line in verdict["lines"]] == ["correct", "incorrect"]
+    # a wrong number is told so, not given the right one (the key stays the instructor's)
+    right = made["key"]["ann", "q3"]
+    _, verdict = server.check(made, "ann", "q3", "0.5")
+    digits = right.lstrip("-0.")[:4]
+    assert verdict["verdict"] == "incorrect" and len(digits) == 4 and digits not in json.dumps(verdict)
 
 
 def test_hostile_answers_run_nothing_and_the_server_goes_on(made, server, tmp_path):
