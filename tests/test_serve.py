@@ -37,6 +37,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
 from hostile import CORPUS
+from test_grading import _alive, _children  # the grading tests' look at /proc
 
 TOKEN = "instructor-token-for-tests"
 STUDENTS = ["ann", "bob", "d'Arcy&co"]
@@ -365,27 +366,6 @@ def test_fifty_concurrent_requests_are_all_answered_and_stored(made, server):
 # --------------------------------------------------------------------------------------------
 # faults: kill -9, two servers on one file, a dead worker, the rate limit
 
-def children(parent: int) -> list[int]:
-    """The processes whose parent is ``parent`` (Linux /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    """Running or sleeping, not ended (a zombie waiting to be reaped has ended)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_every_answered_attempt_survives_kill_9_and_a_restart(made, tmp_path):
     db = tmp_path / "attempts.sqlite"
     first = Running(made["toml"], db, "--rate-limit", "10000")
@@ -396,14 +376,14 @@ def test_every_answered_attempt_survives_kill_9_and_a_restart(made, tmp_path):
             status, _ = first.check(made, "ann", "q1", answer)
             assert status == 200
             answered.append(answer)
-        workers = children(first.process.pid)
+        workers = _children(first.process.pid)
         assert workers  # the checking workers
     finally:
         first.stop(signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while any(map(alive, workers)) and time.monotonic() < deadline:
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(map(alive, workers))  # they died with the server
+    assert not any(map(_alive, workers))  # they died with the server
     second = Running(made["toml"], db, "--rate-limit", "10000")
     try:
         assert [row["answer"] for row in second.export()] == answered
