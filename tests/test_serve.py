@@ -543,5 +543,11 @@ def test_a_student_types_an_answer_in_headless_chromium_and_reads_the_verdict(ma
         assert len(rows) >= 2 and "(a_k - t_k)" in rows[0].text
         origins = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
         assert origins and all(name.startswith(f"http://127.0.0.1:{server.port}/") for name in origins)
+        browser.get(f"http://127.0.0.1:{server.port}/admin")  # the instructor logs in with the form
+        browser.find_element(By.NAME, "token").send_keys(TOKEN)
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait.until(lambda b: b.find_elements(By.ID, "per-question"))
+        assert "Answers so far" in browser.find_element(By.TAG_NAME, "h1").text
+        assert "bob" in browser.find_element(By.ID, "per-student").text
     finally:
         browser.quit()

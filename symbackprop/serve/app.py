@@ -47,7 +47,9 @@ RATE_PER_MINUTE = 30
 COOKIE = "symbackprop_admin"
 HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; object-src 'none'; "
                                       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+           "X-Content-Type-Options": "nosniff",
+           # no-referrer would make browsers send "Origin: null" with the login form, which is refused
+           "Referrer-Policy": "same-origin"}
 
 
 class Refused(Exception):
