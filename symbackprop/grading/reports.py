@@ -195,7 +195,7 @@ def report_markdown(rows: list[dict], verdicts: list[Verdict], title: str = "Hom
         if verdict.verdict == "incorrect":
             mistake = _without_line(verdict.message).rstrip(".")
             mistakes.setdefault(target, Counter())[mistake] += 1
-            examples.setdefault((target, mistake), []).append(row.get("id") or "?")
+            examples.setdefault((target, mistake), []).append(_short(row.get("id") or "?", 40))
         elif verdict.verdict == "cannot read":
             unreadable[_clip(re.sub(r"column \d+", "column ...", _without_line(verdict.message)), 100)] += 1
     total = Counter(v.verdict for v in verdicts)
