@@ -67,6 +67,7 @@ def run(path: str | Path, host: str = "127.0.0.1", port: int = 8000, db: str | P
     made = servable(path)
     _listening(host, port).close()  # a taken port is reported now, not after the preparation
     submissions = Submissions(db)
+    say(f"preparing {len(made.questions)} questions for {len(made.variants)} students (once, before serving)")
     with progress_line("preparing the questions", len(made.variants) * len(made.questions)) as bar:
         checking = Checking(made, workers, seconds, bar.advance)  # forks the workers: before any socket
     try:
