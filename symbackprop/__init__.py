@@ -8,14 +8,16 @@ One function per stage of the flow, each a module::
     verification  verify                        -> Report of the three witnesses
     matrix        MatrixCompiled                -> batched gradients of a layered network
     examples      example                       -> numbers and one gradient-descent step
-    notation      notation.load                 -> Notation: a course's symbols and conventions (data)
-    rendering     render / write_notes          -> Markdown and LaTeX notes from jinja2 templates
+    notes/        render / write_notes          -> Markdown and LaTeX notes: notation (a course's symbols,
+                                                   as data), printing, figures, the printed matrix form,
+                                                   jinja2 templates, the Jupyter display of every object
     grading/      check / grade                 -> Verdict per answer (reading, targets, evaluation,
                                                    mistakes, judging, workers), a class report
     exercises/    exercises / grade             -> sheets, answer keys, one variant per student
                                                    (sb.exercises.write, .load); grade takes the set
 """
 import importlib
+import sys
 
 #: public name -> the module that defines it, imported on first use (PEP 562), so that
 #: ``python -m symbackprop check`` loads neither the renderer nor jinja2 (import what a
@@ -25,17 +27,23 @@ _HOME = {"Derivation": "derivation", "Step": "derivation", "derive": "derivation
          "Loss": "functions", "activation": "functions", "custom_activation": "functions",
          "custom_loss": "functions", "loss": "functions", "Verdict": "grading", "check": "grading",
          "grade": "exercises", "ExerciseSet": "exercises", "MatrixCompiled": "matrix", "Network": "network",
-         "graph": "network", "layered": "network", "Notation": "notation", "Compiled": "numerics", "Values": "numerics",
-         "random_values": "numerics", "latex": "printing", "render": "rendering", "write_notes": "rendering",
+         "graph": "network", "layered": "network", "Notation": "notes.notation", "Compiled": "numerics", "Values": "numerics",
+         "random_values": "numerics", "latex": "notes.printing", "render": "notes.rendering", "write_notes": "notes.rendering",
          "Spec": "spec", "compact": "spec", "from_dict": "spec", "load": "spec", "Report": "verification",
          "verify": "verification"}
 
 __all__ = sorted([*_HOME, "exercises", "notation", "rendering"])
 
 
+#: submodules that live in a subpackage: ``sb.notation`` is ``symbackprop.notes.notation``
+_MODULES = {"notation": "notes.notation", "rendering": "notes.rendering"}
+if "IPython" in sys.modules:  # a notebook: every object displays as the notes print it (notes.display)
+    importlib.import_module(".notes", __name__)
+
+
 def __getattr__(name: str):
     """A public name or a submodule (``sb.numerics``), imported when first asked for."""
-    module = _HOME.get(name, name)
+    module = _HOME.get(name, _MODULES.get(name, name))
     try:
         home = importlib.import_module(f".{module}", __name__)
     except ModuleNotFoundError as error:

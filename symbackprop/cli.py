@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     for part in PARTS:
         derive.add_argument(f"--no-{part}", dest="parts", action="append_const", const=part,
                             help=f"leave out the {part} section")
+    derive.add_argument("--handout", action="store_true",
+                        help="the notes for students: without the appendix (every formula, the verification)")
     for name, text in (("verify", "check every gradient with three witnesses"),
                        ("example", "print the worked numbers: forward pass, deltas, gradients, one step")):
         command = commands.add_parser(name, help=text)
@@ -301,7 +303,8 @@ def _derive(args, spec) -> int:
     if templates is not None and not templates.is_dir():
         raise SpecError("--templates", f"{templates} is not a directory of jinja2 templates")
     notation = api.notation.load(args.notation)
-    parts = [p for p in PARTS if p not in (args.parts or [])]
+    left_out = (args.parts or []) + (list(api.rendering.APPENDIX) if args.handout else [])
+    parts = [p for p in PARTS if p not in left_out]
     count, limit = len(spec.network.parameters), api.rendering.PER_WEIGHT_LIMIT
     if count > limit:
         print(f"note: {count:,} parameters; above {limit:,} the notes leave out what lists every weight "

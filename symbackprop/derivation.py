@@ -49,7 +49,8 @@ class Step:
     """One equation ``lhs = rhs`` and the rule that produced it.
 
     ``uses`` holds indices of earlier steps of the same derivation, ``subject`` says what
-    the step is about (a group for generic steps, a unit or parameter name otherwise).
+    the step is about (a group for generic steps, a unit or parameter name otherwise);
+    a concrete step knows its ``network``, whose symbols it is written in.
     """
 
     lhs: sp.Expr
@@ -58,14 +59,11 @@ class Step:
     uses: tuple[int, ...] = ()
     level: str = "concrete"
     subject: str = ""
+    network: Network | None = field(default=None, compare=False, repr=False)
 
     @property
     def equation(self) -> sp.Eq:
         return sp.Eq(self.lhs, self.rhs, evaluate=False)
-
-    def _repr_latex_(self) -> str:
-        from .printing import latex
-        return f"${latex(self.lhs)} = {latex(self.rhs)}$"
 
 
 @dataclass(frozen=True)
@@ -101,13 +99,8 @@ class Derivation:
     deltas: dict[str, sp.Expr] = field(default_factory=dict)  # unit -> delta in symbols
     gradients: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)  # parameter -> dE/dparameter
 
-    def _repr_markdown_(self) -> str:
-        """The notes, shown as rendered math in a Jupyter notebook."""
-        from .rendering import render
-        return render(self)
-
     def add(self, step: Step) -> int:
-        self.steps.append(step)
+        self.steps.append(replace(step, network=self.network) if step.level == "concrete" else step)
         return len(self.steps) - 1
 
     def backward_definitions(self) -> list[tuple[sp.Symbol, sp.Expr]]:

@@ -93,17 +93,34 @@ def test_derive_in_a_notation_leaving_parts_out(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["notes.tex"]
     text = (out / "notes.tex").read_text()
     assert r"\varphi'(v_{j})" in text and "Matrix form" not in text and "Worked example" not in text
-    assert "Verification" in text
+    assert "\\appendix" in text and "section{Verification}" in text
+
+
+def test_derive_handout_leaves_the_appendix_out(tmp_path):
+    result = run("derive", "--handout", "--format", "md", "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "notes.md").read_text()
+    assert "## A worked example" in text and "Appendix" not in text
+
+
+def test_templates_run_in_a_sandbox(tmp_path):
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "notes.j2").write_text("{{ cycler.__init__.__globals__.os.popen('id').read() }}")
+    result = run("derive", "--templates", str(evil), "-o", str(tmp_path / "out"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--templates" in result.stderr and "cannot reach Python" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_without_spec_the_default_network_takes_the_notations_error_function(tmp_path):
     own = tmp_path / "no-half.toml"
     own.write_text('base = "default"\n[conventions]\nloss = "sse"\n')
-    for notation, error in ((str(own), "E = ({a^{(2)}_{1}} - t_{1})^{2}"),
-                            ("default", "E = \\frac{({a^{(2)}_{1}} - t_{1})^{2}}{2}")):
+    for notation, error in ((str(own), "E = \\sum_{k} (a_{k} - t_{k})^{2}"),
+                            ("default", "E = \\sum_{k} \\frac{(a_{k} - t_{k})^{2}}{2}")):
         out = tmp_path / Path(notation).stem
         assert main(["derive", "--notation", notation, "--format", "md", "-o", str(out)]) == 0
-        assert f"$${error}$$" in (out / "notes.md").read_text()
+        assert f"$${error} \\tag{{3}}$$" in (out / "notes.md").read_text()
 
 
 def test_user_templates_override_the_built_in_ones(tmp_path):
@@ -235,10 +252,11 @@ def test_derive_of_a_large_network_says_first_what_it_leaves_out(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stderr.startswith(f"note: 10,199 parameters; above {limit:,} the notes leave out")
     notes = (tmp_path / "notes.md").read_text()
-    for kept in ("## Matrix form", "## Worked example", "## Verification", "all witnesses agree", "left out"):
+    for kept in ("## Matrix form", "## A worked example", "## Appendix: verification", "all witnesses agree",
+                 "left out"):
         assert kept in notes, kept
-    for dropped in ("The forward pass, unit by unit", "Every delta and gradient of this network",
-                    "| parameter | analytic |", "after one step"):
+    for dropped in ("The forward pass, unit by unit", "Appendix: every formula", "| parameter | gradient |",
+                    "| parameter | value |"):
         assert dropped not in notes, dropped
     small = run("derive", "64-64-10", "-o", str(tmp_path / "small"))  # 4,810 parameters: everything
     assert small.stderr == "" and "The forward pass, unit by unit" in (tmp_path / "small" / "notes.md").read_text()

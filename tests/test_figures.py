@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import symbackprop as sb
-from symbackprop import figures
-from symbackprop.printing import NotationPrinter
+from symbackprop.notes import figures
+from symbackprop.notes.printing import NotationPrinter
 
 SVG = "{http://www.w3.org/2000/svg}"
 README = Path(__file__).parent.parent / "README.md"

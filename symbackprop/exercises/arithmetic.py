@@ -16,8 +16,8 @@ import sympy as sp
 
 from ..derivation import E, ETA, Derivation
 from ..examples import Example
-from ..notation import Notation
-from ..printing import NotationPrinter, error_signal, in_notation
+from ..notes.notation import Notation
+from ..notes.printing import NotationPrinter, error_signal, in_notation
 
 #: Characters of arithmetic and value (a command counting one, braces and spaces none) that fit
 #: on one row of the LaTeX key.

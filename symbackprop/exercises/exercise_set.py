@@ -22,9 +22,9 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from .. import grading
-from .. import notation as notations
+from ..notes import notation as notations
 from ..errors import SpecError
-from ..notation import Notation
+from ..notes.notation import Notation
 from ..spec import Spec, from_dict
 from ..spec import load as load_spec
 from . import questions as asked

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import grading
 from ..grading import Verdict
-from ..notation import Notation
+from ..notes.notation import Notation
 from .exercise_set import ExerciseSet
 from .output import write_files
 from .roster import markdown_text

@@ -17,11 +17,11 @@ import markupsafe
 import numpy as np
 import sympy as sp
 
-from .. import rendering
+from ..notes import rendering
 from ..derivation import E, derive
 from ..examples import Example, example
 from ..network import layer_bias, layer_weight
-from ..printing import NotationPrinter, in_notation
+from ..notes.printing import NotationPrinter, in_notation
 from . import access, roster
 from .arithmetic import Line, WorkedNumbers, number
 from .exercise_set import ExerciseSet, Variant, write_text

@@ -13,7 +13,7 @@ import numpy as np
 import sympy as sp
 
 from ..functions import A, K, T, activation
-from ..notation import Notation
+from ..notes.notation import Notation
 from .evaluation import Cases, NotElementwise, Unbound, close, evaluate
 from .reading import ETA, OUTPUTS, P, S, U, a, delta, dg, t, w, z
 

@@ -25,7 +25,7 @@ import lark
 import sympy as sp
 
 from .. import cache
-from ..notation import Notation
+from ..notes.notation import Notation
 from ..parsing import FUNCTIONS, ExpressionError, parse_expression
 from .spelling import normalize
 

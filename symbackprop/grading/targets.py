@@ -14,13 +14,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import sympy as sp
 
-from .. import notation as notations
+from ..notes import notation as notations
 from ..derivation import derive
 from ..errors import SpecError
 from ..functions import A, Activation, K, T
 from ..matrix import evaluator
 from ..network import Network, layer_bias, layer_weight, layered
-from ..notation import Letters, Notation
+from ..notes.notation import Letters, Notation
 from ..numerics import Values
 from .evaluation import Cases, build_cases, close, evaluate
 from .mistakes import mutants_of, wording

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import wait
 
 from .. import cache
-from .. import notation as notations
+from ..notes import notation as notations
 from ..errors import SpecError
 from ..network import Network
-from ..notation import Notation
+from ..notes.notation import Notation
 from . import judging
 from .judging import Verdict
 from .reading import MAX_LENGTH

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jinja2
 
 from ..exercises import ExerciseSet, sheets
-from ..rendering import TEMPLATES
+from ..notes.rendering import TEMPLATES
 
 _ENVIRONMENT = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES / "serve")), autoescape=True,
                                   undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)

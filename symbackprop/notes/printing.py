@@ -9,17 +9,24 @@ so what is printed is still the result of SymPy operations.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from . import derivation as d
-from .derivation import GenericLayer
-from .network import Network, Unit
+from .. import derivation as d
+from ..derivation import GenericLayer
+from ..network import Network, Unit
 from .notation import Notation
 from .notation import load as load_notation
 
 #: Haykin's error signal e_k = d_k - y_k of a generic output unit.
 ERROR_SIGNAL = sp.IndexedBase("e")
+#: The error E_n of sample n of a mini-batch, as a function of a parameter.
+SAMPLE_ERROR = sp.Function("sample_error")
+#: The index and the size of a mini-batch.
+SAMPLE, BATCH = sp.Symbol("n", integer=True, positive=True), sp.Symbol("N", integer=True, positive=True)
 #: Functions printed as \name(x) rather than SymPy's \name{\left(x \right)}.
 _OPERATORS = {"tanh", "cosh", "sinh", "log", "sin", "cos", "tan", "atan", "sign"}
 
@@ -36,6 +43,22 @@ def _script(base: str, sub: str = "", sup: str = "") -> str:
     """base^{sup}_{sub}, braced when it has a superscript so that a power of it stays valid."""
     text = base + (f"^{{{sup}}}" if sup else "") + (f"_{{{sub}}}" if sub else "")
     return f"{{{text}}}" if sup else text
+
+
+def _plain_parentheses(text: str) -> str:
+    """Textbook parentheses: SymPy's sized \\left( ... \\right) only around what is taller
+    than a line (a fraction); plain ones elsewhere, where sizing reads as noise."""
+    opened, plain = [], []
+    for match in re.finditer(r"\\left\(|\\right\)", text):
+        if match.group().startswith(r"\left"):
+            opened.append(match)
+        elif opened:
+            start = opened.pop()
+            if r"\frac" not in text[start.end():match.start()]:
+                plain += [(start.start(), start.end(), "("), (match.start(), match.end(), ")")]
+    for begin, end, replacement in sorted(plain, reverse=True):
+        text = text[:begin] + replacement + text[end:]
+    return text
 
 
 def error_signal(unit: str) -> sp.Symbol:
@@ -93,13 +116,15 @@ class NotationPrinter(LatexPrinter):
     """
 
     def __init__(self, notation: Notation | None = None, network: Network | None = None,
-                 layer: GenericLayer | None = None, settings=None):
+                 layer: GenericLayer | None = None, settings=None, function: str | None = None):
         super().__init__(settings)
         self.network = network
         self.notation = notation or load_notation("default")
         self.table = symbol_table(network, self.notation) if network is not None else {
             d.E: self.notation.symbol("error"), d.ETA: self.notation.symbol("learning_rate")}
+        self.table.update({SAMPLE: self.notation.letters.sample[0], BATCH: self.notation.letters.sample[1]})
         self.layer = layer
+        self.function = function or self.notation.symbol("function")
         self.letters, self.tags = self._letters(layer)
 
     def _letters(self, layer):
@@ -115,12 +140,27 @@ class NotationPrinter(LatexPrinter):
             internal = (layer.predecessor, layer.unit, layer.successor)
         letters = {str(idx.label): name for idx, name in zip(internal, names)}
         tag = {str(idx.label): t for idx, t in zip(internal, tags)}
-        tag[str(d.m.label)] = tag[str(layer.unit.label)]
+        # a layer's members (m) and the index of a softmax denominator sum over the unit's own layer;
+        # the latter gets a letter of its own (not Nielsen's layer letter l)
+        taken = set(letters.values()) | {str(d.m.label)} | ({"l", "L"} if n.layer_style == "superscript" else set())
+        letters[str(d._dummy.label)] = next(c for c in ("l", "i", "n", "r", "s", "q") if c not in taken)
+        for member in (d.m, d._dummy):
+            tag[str(member.label)] = tag[str(layer.unit.label)]
         return letters, tag
 
     def doprint(self, expr):
-        # textbook parentheses: SymPy's \left( ... \right) everywhere reads as noise
-        return super().doprint(expr).replace(r"\left(", "(").replace(r"\right)", ")")
+        return _plain_parentheses(super().doprint(expr))
+
+    def _print_Function(self, expr, exp=None):
+        name = expr.func.__name__
+        if expr.func == d.g:
+            return f"{self.function}({self._print(expr.args[0])})"
+        if expr.func == SAMPLE_ERROR:
+            return _script(self.notation.symbol("error"), self._print(SAMPLE))
+        if name in _OPERATORS and len(expr.args) == 1:
+            power = f"^{{{exp}}}" if exp else ""
+            return f"\\{name}{power}({self._print(expr.args[0])})"
+        return super()._print_Function(expr, exp)
 
     def _print_Symbol(self, expr, style="plain"):
         if expr in self.table:
@@ -158,8 +198,10 @@ class NotationPrinter(LatexPrinter):
         # the sum over a layer's units, as lectures write it: \sum_k, with a sign pulled out
         if expr.function.could_extract_minus_sign():
             return "- " + self._print(sp.Sum(-expr.function, *expr.limits))
-        indices = "".join(self._print(limit[0]) for limit in expr.limits)
-        return f"\\sum_{{{indices}}} {self.parenthesize(expr.function, 40)}"
+        (index, first, last), = expr.limits
+        below = self._print(index) if first == 0 else f"{self._print(index)}={self._print(first)}"
+        above = "" if first == 0 else f"^{{{self._print(last)}}}"  # a layer's units need no bounds; samples do
+        return f"\\sum_{{{below}}}{above} {self.parenthesize(expr.function, 40)}"
 
     def _print_KroneckerDelta(self, expr, exp=None):
         # I_km (Bishop's identity-matrix entry): delta_km would clash with the local gradient
@@ -168,20 +210,11 @@ class NotationPrinter(LatexPrinter):
     def _print_log(self, expr, exp=None):
         return self._print_Function(expr, exp)
 
-    def _print_Function(self, expr, exp=None):
-        name = expr.func.__name__
-        if expr.func == d.g:
-            return f"{self.notation.symbol('function')}({self._print(expr.args[0])})"
-        if name in _OPERATORS and len(expr.args) == 1:
-            power = f"^{{{exp}}}" if exp else ""
-            return f"\\{name}{power}({self._print(expr.args[0])})"
-        return super()._print_Function(expr, exp)
-
     def _print_Derivative(self, expr):
         function = expr.expr
-        if isinstance(function, sp.core.function.AppliedUndef) and len(expr.variables) == 1:
+        if getattr(function, "func", None) == d.g and len(expr.variables) == 1:
             # g'(z_j) for an activation, as every textbook writes it
-            return f"{self.notation.symbol('function')}'({self._print(function.args[0])})"
+            return f"{self.function}'({self._print(function.args[0])})"
         if len(expr.variable_count) > 1:
             return super()._print_Derivative(expr)
         (variable, count), = expr.variable_count
@@ -219,3 +252,42 @@ def in_notation(lhs: sp.Expr, rhs: sp.Expr, notation: Notation, network: Network
         for target, activation, signal in pairs:
             rhs = rhs.subs({target - activation: signal, activation - target: -signal})
     return lhs, rhs
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One numbered display as the notes print it: ``lhs = rhs`` (``rhs`` may be a chain
+    a = b = c), its equation number and the numbers of the equations it follows from."""
+
+    lhs: str
+    rhs: str
+    rule: str = ""
+    tag: str = ""  # "3", or the notation's own name of the equation (Nielsen's BP1)
+    uses: tuple[str, ...] = ()
+    relation: str = "="
+    name: str = ""
+    chain: tuple[str, str, str] | None = None  # a chain rule step: (what, with respect to, through)
+
+    @property
+    def equation(self) -> str:
+        return f"{self.lhs} {self.relation} {self.rhs}"
+
+
+def shown(lhs: sp.Expr, rhs, notation: Notation, printer: NotationPrinter, rule: str = "", layer=None) -> Shown:
+    """``lhs = rhs`` (``rhs`` one expression or a chain of them) in the notation's signs and
+    symbols; a gradient-descent step as the text writes it (w <- w - eta dE/dw, or Delta w)."""
+    chain = list(rhs) if isinstance(rhs, (list, tuple)) else [rhs]
+    relation = "="
+    if rule == "gradient_descent":
+        (update,) = chain
+        if notation.update == "change":
+            lhs, chain = sp.Symbol("Delta") * lhs, [update - lhs]
+        else:  # w <- w - eta dE/dw, in that order
+            relation = r"\leftarrow"
+            printer = NotationPrinter(notation, printer.network, printer.layer, {"order": "none"}, printer.function)
+    pairs = [in_notation(lhs, r, notation, printer.network, layer) for r in chain]
+    lhs = pairs[0][0]
+    right = [r for _, r in pairs]
+    if relation != "=":
+        right = [sp.Add(lhs, r - lhs, evaluate=False) for r in right]
+    return Shown(printer.doprint(lhs), " = ".join(printer.doprint(r) for r in right), rule, relation=relation)

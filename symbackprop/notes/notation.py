@@ -10,28 +10,42 @@ checker read a :class:`Notation`; neither branches on a preset's name.
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import SpecError
+from ..errors import SpecError
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-_PACKAGED = Path(__file__).parent / "notations"
-_SOURCE = Path(__file__).parent.parent / "notations"
+_PACKAGED = Path(__file__).parent.parent / "notations"
+_SOURCE = Path(__file__).parent.parent.parent / "notations"
 PRESETS = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
 
 #: Every role a preset names.  ``output`` is the activation of an output unit (Bishop's
 #: y_k beside the hidden z_j), ``hidden`` that of a hidden unit where a text gives it its
 #: own letter (h_j), ``weight_matrix`` the matrix of a layer's weights (W, or Nielsen's w),
-#: ``error_signal`` Haykin's e_j = d_j - y_j.
-ROLES = ("input", "pre_activation", "activation", "hidden", "output", "function", "weight", "weight_matrix",
-         "bias", "target", "error", "error_signal", "delta", "learning_rate")
+#: ``error_signal`` Haykin's e_j = d_j - y_j, ``sigmoid`` the letter a text keeps for the logistic
+#: sigmoid (Nielsen's sigma) where other activations get the general ``function``.
+ROLES = ("input", "pre_activation", "activation", "hidden", "output", "function", "sigmoid", "weight",
+         "weight_matrix", "bias", "target", "error", "error_signal", "delta", "learning_rate")
+_OPTIONAL_ROLES = ("hidden", "output", "weight_matrix", "error_signal", "sigmoid")
+#: The longest symbol a notation may give (a role's LaTeX goes into every formula).
+SYMBOL_LIMIT = 64
+#: LaTeX commands a symbol may use: Greek letters, accents, math alphabets and a few signs.
+_COMMANDS = frozenset("""
+    alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi pi varpi rho
+    varrho sigma varsigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi
+    Psi Omega ell nabla partial prime hat bar tilde vec dot ddot check breve acute grave widehat widetilde
+    overline underline mathcal mathbf mathrm mathit mathsf mathtt mathbb mathfrak boldsymbol bm rightarrow
+    leftarrow to cdot
+""".split())
+_TOKEN = re.compile(r"\\([A-Za-z]+)|([A-Za-z0-9^_{}'(),.+\-=*/| ])")
 _CONVENTIONS = ("weight_order", "weight_separator", "bias", "delta_sign", "update", "layer_style", "first_layer",
                 "loss")
 _WEIGHT_ORDERS = ("from_to", "to_from")
@@ -47,6 +61,7 @@ class Letters:
 
     output: tuple[str, str]  # (predecessor, unit) of an output layer
     hidden: tuple[str, str, str]  # (predecessor, unit, successor) of a hidden layer
+    sample: tuple[str, str] = ("n", "N")  # (index, count) of the samples of a mini-batch
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,11 @@ class Notation:
         while role not in self.symbols and role in fallback:
             role = fallback[role]
         return self.symbols[role]
+
+    def function_for(self, activation: str) -> str:
+        """The letter of ``activation`` (the sigmoid's own letter where the text has one)."""
+        return self.symbols["sigmoid"] if activation == "sigmoid" and "sigmoid" in self.symbols \
+            else self.symbol("function")
 
     def weight_indices(self, source: str, destination: str) -> tuple[str, str]:
         """The index pair of the weight from ``source`` to ``destination``, in this order."""
@@ -111,22 +131,55 @@ def from_dict(data: Mapping) -> Notation:
         data = _merge(_read(PRESETS / f"{base}.toml", "notation"), {k: v for k, v in data.items() if k != "base"})
     _check_keys(data, ("name", "title", "sources", "symbols", "plain", "letters", "conventions",
                        "equation_names"), "notation")
-    symbols = dict(data.get("symbols", {}))
+    symbols = _table(data, "symbols")
     _check_keys(symbols, ROLES, "notation.symbols")
-    missing = [r for r in ROLES if r not in symbols and r not in ("hidden", "output", "weight_matrix", "error_signal")]
+    missing = [r for r in ROLES if r not in symbols and r not in _OPTIONAL_ROLES]
     if missing:
         raise SpecError("notation.symbols", f"give a symbol for {', '.join(missing)}")
-    plain = {role: tuple([spelling] if isinstance(spelling, str) else spelling)
-             for role, spelling in data.get("plain", {}).items()}
+    for role, symbol in symbols.items():
+        check_symbol(symbol, f"notation.symbols.{role}")
+    plain = {}
+    for role, spelling in _table(data, "plain").items():
+        plain[role] = ((spelling,) if isinstance(spelling, str)
+                       else tuple(spelling) if isinstance(spelling, list) else ())
+        if not plain[role] or not all(isinstance(p, str) and len(p) <= SYMBOL_LIMIT for p in plain[role]):
+            raise SpecError(f"notation.plain.{role}", "give a short string or a list of short strings")
     _check_keys(plain, ROLES, "notation.plain")
-    letters = data.get("letters", {})
-    conventions = dict(data.get("conventions", {}))
+    letters = _table(data, "letters")
+    _check_keys(letters, ("output", "hidden", "sample"), "notation.letters")
+    counts = {"output": 2, "hidden": 3, "sample": 2}
+    for key, value in letters.items():
+        if not isinstance(value, list) or len(value) != counts[key]:
+            raise SpecError(f"notation.letters.{key}", f"give a list of {counts[key]} index letters")
+        for letter in value:
+            check_symbol(letter, f"notation.letters.{key}")
+    conventions = _table(data, "conventions")
     _check_keys(conventions, _CONVENTIONS, "notation.conventions")
+    for key, value in conventions.items():
+        expected = int if key in ("delta_sign", "first_layer") else str
+        if type(value) is not expected:
+            raise SpecError(f"notation.conventions.{key}", f"give {'an integer' if expected is int else 'a string'}")
+    if "weight_separator" in conventions:
+        check_symbol(conventions["weight_separator"], "notation.conventions.weight_separator", empty=True)
+    if not -9 <= conventions.get("first_layer", 1) <= 9:
+        raise SpecError("notation.conventions.first_layer", "give a layer number from -9 to 9")
+    equation_names = _table(data, "equation_names")
+    _check_keys(equation_names, ("delta_output", "delta_hidden", "gradient_bias", "gradient_weight"),
+                "notation.equation_names")
+    for key, value in equation_names.items():
+        check_symbol(value, f"notation.equation_names.{key}")
+    texts = {key: data.get(key, default) for key, default in (("name", "custom"), ("title", ""))}
+    for key, value in texts.items():
+        if not isinstance(value, str) or len(value) > 200:
+            raise SpecError(f"notation.{key}", "give a string of at most 200 characters")
+    sources = data.get("sources", [])
+    if not isinstance(sources, list) or not all(isinstance(x, str) for x in sources):
+        raise SpecError("notation.sources", "give a list of strings")
+    defaults = Letters(("j", "k"), ("i", "j", "k"))
     notation = Notation(
-        name=str(data.get("name", "custom")), title=str(data.get("title", "")),
-        sources=tuple(data.get("sources", ())), symbols=symbols, plain=plain,
-        letters=Letters(tuple(letters.get("output", ("j", "k"))), tuple(letters.get("hidden", ("i", "j", "k")))),
-        equation_names=dict(data.get("equation_names", {})))
+        name=texts["name"], title=texts["title"], sources=tuple(sources), symbols=symbols, plain=plain,
+        letters=Letters(*(tuple(letters.get(key, getattr(defaults, key))) for key in ("output", "hidden", "sample"))),
+        equation_names=equation_names)
     notation = replace(notation, **conventions)
     _check_choice(notation.weight_order, _WEIGHT_ORDERS, "weight_order")
     _check_choice(notation.bias, _BIASES, "bias")
@@ -134,6 +187,36 @@ def from_dict(data: Mapping) -> Notation:
     _check_choice(notation.update, _UPDATES, "update")
     _check_choice(notation.delta_sign, (1, -1), "delta_sign")
     return notation
+
+
+def check_symbol(symbol, where: str, empty: bool = False) -> None:
+    """Refuse what is not a short math symbol: a notation file's LaTeX goes into every formula,
+    and pdflatex would run ``\\input`` or ``\\write18`` as readily as ``\\delta``."""
+    hint = (f"give a short LaTeX symbol (at most {SYMBOL_LIMIT} characters of letters, digits, ^ _ {{ }} "
+            r"and commands such as \delta, \hat, \mathcal)")
+    if not isinstance(symbol, str):
+        raise SpecError(where, f"{type(symbol).__name__} is not a symbol; {hint}")
+    if len(symbol) > SYMBOL_LIMIT or (not symbol.strip() and not empty):
+        raise SpecError(where, f"{len(symbol)} characters; {hint}")
+    depth, position = 0, 0
+    while position < len(symbol):
+        token = _TOKEN.match(symbol, position)
+        if token is None or (token.group(1) and token.group(1) not in _COMMANDS):
+            bad = token.group(0) if token else symbol[position]
+            raise SpecError(where, f"{bad!r} is not allowed in a symbol; {hint}")
+        depth += {"{": 1, "}": -1}.get(token.group(0), 0)
+        if depth < 0:
+            break
+        position = token.end()
+    if depth:
+        raise SpecError(where, f"unbalanced braces in {symbol!r}; {hint}")
+
+
+def _table(data: Mapping, key: str) -> dict:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise SpecError(f"notation.{key}", f"give a table ([{key}]), not {type(value).__name__}")
+    return dict(value)
 
 
 def _read(path: Path, field_name: str) -> dict:

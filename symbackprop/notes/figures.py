@@ -21,8 +21,8 @@ from itertools import pairwise
 from typing import NamedTuple
 from xml.sax.saxutils import escape
 
-from .derivation import E
-from .network import Network
+from ..derivation import E
+from ..network import Network
 from .notation import Notation
 
 #: Above this many weights a figure labels only those into the first unit of each column.

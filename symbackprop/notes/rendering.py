@@ -1,0 +1,493 @@
+"""Derivation steps and numbers -> Markdown or LaTeX notes, through jinja2 templates.
+
+Code decides which equations exist, in which order and with which numbers, and prints every
+formula with the notation's printer (:mod:`.printing`); the templates in ``templates/``
+decide how to word them: ``notes.j2`` is the text of the notes, ``md.j2`` and ``tex.j2``
+say how a section, a numbered display or a table is written in each format.  Templates run
+in jinja2's sandbox: ``--templates`` may come from a colleague.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+from functools import cached_property
+from pathlib import Path
+
+import jinja2
+import jinja2.sandbox
+import sympy as sp
+
+from .. import derivation as generic
+from ..derivation import Derivation, GenericLayer, Step, derive
+from ..errors import SpecError
+from ..files import write_atomically
+from ..parts import PARTS
+from ..examples import Example, example
+from ..spec import Spec
+from ..verification import Report, verify
+from . import figures
+from .matrix_form import MatrixPrinter, matrix_form
+from .notation import Notation
+from .notation import load as load_notation
+from .printing import BATCH, ERROR_SIGNAL, SAMPLE, SAMPLE_ERROR, NotationPrinter, Shown, error_signal, shown
+from .worked import concrete, in_unit_order, number, worked
+
+_PACKAGED = Path(__file__).parent.parent / "templates"
+_SOURCE = Path(__file__).parent.parent.parent / "templates"
+TEMPLATES = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
+
+#: Networks with more parameters get the notes without what lists every weight (the forward
+#: pass unit by unit, every concrete delta and gradient, the parameter rows of the worked
+#: example and of the verification): 784-30-10's 23,860 parameters made 5 MB of notes in
+#: 45 s, most of it printing 785-term sums.  The matrix form states the same for whole layers.
+PER_WEIGHT_LIMIT = 10_000
+#: The parts that make the appendix, which a handout (``--handout``) leaves out.
+APPENDIX = ("concrete", "verification")
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(templates: Path | None) -> jinja2.Environment:
+    """One sandboxed environment per template folder, so each template is compiled once (a set of
+    exercise sheets renders the same templates for every student); jinja2 reloads a changed file."""
+    search = [str(templates)] if templates else []
+    env = jinja2.sandbox.SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(search + [str(TEMPLATES)]), undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["texescape"] = _texescape
+    env.filters["number"] = number
+    return env
+
+
+def _texescape(text: str) -> str:
+    """Plain text (a unit or loss name) safe inside LaTeX."""
+    special = {c: "\\" + c for c in "&%$#_{}"}
+    special.update({"~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"})
+    return "".join(special.get(c, c) for c in str(text))
+
+
+class _Numbers:
+    """Equation numbers in the order of the notes; the notation's own names where it has them."""
+
+    def __init__(self, names):
+        self.names, self.count = names, 0
+
+    def __call__(self, s: Shown, name: str = "", uses=()) -> Shown:
+        if name in self.names:
+            tag = self.names[name]
+        else:
+            self.count += 1
+            tag = str(self.count)
+        return Shown(s.lhs, s.rhs, s.rule, tag, tuple(u.tag if isinstance(u, Shown) else u for u in uses),
+                     s.relation, name)
+
+
+class _Notes:
+    """Everything the templates print, already in the notation and numbered: the only place
+    where the Derivation, the numbers and the Notation meet."""
+
+    def __init__(self, derivation: Derivation, example: Example | None, report: Report | None,
+                 notation: Notation, parts):
+        net = derivation.network
+        self.derivation, self.network, self.notation, self.example, self.report = (
+            derivation, net, notation, example, report)
+        self.parts = set(parts)
+        self.per_weight = len(net.parameters) <= PER_WEIGHT_LIMIT
+        self.per_weight_limit = PER_WEIGHT_LIMIT
+        self.printer = NotationPrinter(notation, net)
+        self.tex = self.printer.doprint
+        self.E = self.tex(generic.E)
+        self.number = _Numbers(notation.equation_names)
+        self.batch = example is not None and len(example.values.inputs) > 1
+        self.outputs = [self._group(g) for g in net.groups if g.units[0] in net.outputs]
+        self.hidden = [self._group(g) for g in net.groups if g.units[0] not in net.outputs][::-1]
+        self.groups = self.outputs + self.hidden
+        self.output = self.outputs[0]
+        self.definitions = self._definitions()
+        self.equations = self._equations()
+        self.output_steps = self._output_steps()
+        self.hidden_steps = self._hidden_steps() if self.hidden else []
+
+    # -- the layers ------------------------------------------------------------------------
+
+    def layer_number(self, group) -> str:
+        """The notation's number of a layer ("2"; Nielsen counts the inputs as layer 1)."""
+        units = [self.network[n] for n in group.units]
+        if not units[0].position:
+            return ""
+        return str(units[0].position[0] - 1 + self.notation.first_layer)
+
+    def _group(self, group) -> dict:
+        layer = self.derivation.generic[group.name]
+        function = self.notation.function_for(group.activation.name)
+        printer = NotationPrinter(self.notation, None, layer, function=function)
+        steps = [s for s in self.derivation.steps if s.level == "generic" and s.subject == group.name]
+        return {"name": group.name, "number": self.layer_number(group), "layer": layer, "printer": printer,
+                "steps": steps, "activation": group.activation, "function": function,
+                "units": [self.tex(self.network[n].a) for n in group.units],
+                "member": printer.doprint(generic.m if group.activation.normalized else layer.unit),
+                "letters": [printer.doprint(i) for i in (layer.predecessor, layer.unit, layer.successor)
+                            if i is not None]}
+
+    @staticmethod
+    def _step(group: dict, rule: str, lhs=None) -> Step | None:
+        """The generic step of ``group`` made by ``rule`` (with that left-hand side's kind)."""
+        for s in group["steps"]:
+            if s.rule == rule and (lhs is None or lhs(s.lhs)):
+                return s
+        return None
+
+    def _show(self, group: dict, lhs, rhs, rule: str = "", name: str = "", uses=()) -> Shown:
+        return self.number(shown(lhs, rhs, self.notation, group["printer"], rule, group["layer"]), name, uses)
+
+    # -- definitions, then the equations ---------------------------------------------------
+
+    def _definitions(self) -> dict:
+        first = self.hidden[-1] if self.hidden else self.output
+        z_def = self._step(first, "definition", lambda e: getattr(e, "base", None) == generic.z)
+        a_def = self._step(first, "definition", lambda e: getattr(e, "base", None) == generic.a)
+        out = self.output
+        e_def = self._step(out, "definition", lambda e: e == generic.E)
+        forward = [self._show(first, z_def.lhs, z_def.rhs), self._show(first, a_def.lhs, a_def.rhs)]
+        functions = []
+        for group in self.groups[::-1]:
+            act = self._step(group, "activation")
+            definition = act or self._step(group, "definition", lambda e: getattr(e, "base", None) == generic.a)
+            functions.append({"number": group["number"], "is_output": group is out, "function": group["function"],
+                              "activation": group["activation"].name, "normalized": act is None,
+                              "shown": shown(definition.lhs, definition.rhs, self.notation, group["printer"],
+                                             layer=group["layer"])})
+        loss = self._show(out, e_def.lhs, _squared_signals(e_def.rhs, self.notation))
+        signal = None
+        if "error_signal" in self.notation.symbols:  # a name for d_j - y_j, printed as defined
+            u, printer = out["layer"].unit, NotationPrinter(self.notation, None, out["layer"], {"order": "none"})
+            signal = self.number(Shown(printer.doprint(ERROR_SIGNAL[u]), printer.doprint(
+                sp.Add(generic.t[u], -generic.a[u], evaluate=False))))
+        batch = []
+        if self.batch:
+            weight = generic.w[first["layer"].predecessor, first["layer"].unit]
+            mean = sp.Sum(SAMPLE_ERROR(weight), (SAMPLE, 1, BATCH)) / BATCH
+            batch = [self._show(first, generic.E, mean), self._show(first, sp.Derivative(generic.E, weight),
+                                                                  sp.diff(mean, weight), name="gradient_batch")]
+        unit = first["layer"].unit
+        delta = self._show(first, generic.delta[unit], sp.Derivative(generic.E, generic.z[unit]))
+        return {"forward": forward, "functions": functions, "loss": loss, "signal": signal, "batch": batch,
+                "delta": delta, "first": first}
+
+    def _equations(self) -> list[Shown]:
+        """The four equations of backpropagation, and the update, in the notation's form."""
+        out, defs = self.output, self.definitions
+        equations = []
+        if out["activation"].normalized:
+            final = self._step(out, "local_gradient", lambda e: getattr(e, "base", None) == generic.delta)
+            equations.append(self._show(out, final.lhs, final.rhs, name="delta_output"))
+        else:
+            local = self._step(out, "local_gradient", lambda e: isinstance(e, sp.Derivative))
+            equations.append(self._show(out, generic.delta[out["layer"].unit], local.rhs, name="delta_output"))
+        if self.hidden:
+            group = self.hidden[0]
+            local = self._step(group, "local_gradient", lambda e: isinstance(e, sp.Derivative))
+            equations.append(self._show(group, generic.delta[group["layer"].unit], local.rhs, name="delta_hidden"))
+        first = defs["first"]
+        of = lambda base: lambda e: isinstance(e, sp.Derivative) and e.variables[0].base == base
+        bias = self._step(first, "gradient", of(generic.b))
+        if bias is not None:
+            equations.append(self._show(first, bias.lhs, bias.rhs, name="gradient_bias"))
+        weight = self._step(first, "gradient", of(generic.w))
+        equations.append(self._show(first, weight.lhs, weight.rhs, name="gradient_weight"))
+        update = self._step(first, "gradient_descent")
+        equations.append(self._show(first, update.lhs, update.rhs, "gradient_descent", name="update"))
+        return equations
+
+    @cached_property
+    def loss(self) -> Shown:
+        """The error function of this network, in its own symbols."""
+        return shown(generic.E, self.network.loss_expression, self.notation, self.printer)
+
+    def equation(self, name: str) -> Shown | None:
+        return next((e for e in self.equations + self.definitions["batch"] if e.name == name), None)
+
+    # -- the derivations -------------------------------------------------------------------
+
+    def _weight_factor(self, group: dict) -> list[Shown]:
+        """dE/dw = dE/dz dz/dw and dz/dw = a: the chain rule through the net input."""
+        chain = self._step(group, "chain_rule", lambda e: e.variables[0].base == generic.w)
+        factor = self._step(group, "differentiate", lambda e: isinstance(e, sp.Derivative)
+                            and e.variables[0].base == generic.w)
+        return [self._show(group, chain.lhs, chain.rhs, "chain_rule"),
+                self._show(group, factor.lhs, factor.rhs, "weight_factor", uses=[self.definitions["forward"][0]])]
+
+    def _output_steps(self) -> dict:
+        group = self.output
+        layer = group["layer"]
+        steps = self._weight_factor(group)
+        error = self._step(group, "differentiate", lambda e: isinstance(e, sp.Derivative) and e.expr == generic.E
+                           and e.variables[0].base == generic.a)
+        steps.append(self._show(group, error.lhs, error.rhs, "loss_derivative", uses=[self.definitions["loss"]]))
+        if group["activation"].normalized:
+            steps += self._softmax_steps(group, steps[-1])
+        else:
+            chain = self._step(group, "chain_rule", lambda e: e.variables[0].base == generic.z)
+            local = self._step(group, "local_gradient", lambda e: isinstance(e, sp.Derivative))
+            steps.append(self._show(group, generic.delta[layer.unit], [chain.rhs, local.rhs], "local_chain",
+                                    uses=[self.definitions["delta"], self.definitions["forward"][1], steps[-1]]))
+        return {"group": group, "steps": steps, "derivatives": self._by_activation(self.outputs)}
+
+    def _softmax_steps(self, group: dict, error: Shown) -> list[Shown]:
+        """The Jacobian of a normalized output and the cancellation through sum_m t_m = 1,
+        each line a SymPy operation on the one before."""
+        layer, m = group["layer"], generic.m
+        u = layer.unit
+        definition = self._step(group, "definition", lambda e: getattr(e, "base", None) == generic.a)
+        jacobian = self._step(group, "differentiate", lambda e: isinstance(e, sp.Derivative)
+                              and getattr(e.expr, "base", None) == generic.a)
+        chain = self._step(group, "chain_rule", lambda e: e.variables[0].base == generic.z)
+        error_step = self._step(group, "differentiate", lambda e: isinstance(e, sp.Derivative) and e.expr == generic.E)
+        product = sp.Sum(sp.Mul(error_step.rhs, jacobian.rhs, evaluate=False), (m, 0, generic._N - 1))
+        cancelled = sp.Sum(sp.expand(error_step.rhs * jacobian.rhs), (m, 0, generic._N - 1))
+        split = sp.Add(*(generic._in_range(sp.Sum(term, (m, 0, generic._N - 1)).doit()) if term.has(sp.KroneckerDelta)
+                         else sp.factor_terms(sp.Sum(term, (m, 0, generic._N - 1)))
+                         for term in sp.Add.make_args(cancelled.function)))
+        total = sp.Sum(generic.t[m], (m, 0, generic._N - 1))
+        final = sp.factor_terms(split.subs(total, 1))
+        shown_definition = self._show(group, definition.lhs, definition.rhs)
+        shown_jacobian = self._show(group, jacobian.lhs, jacobian.rhs, "jacobian", uses=[shown_definition])
+        return [shown_definition, shown_jacobian,
+                self._show(group, generic.delta[u], [chain.rhs, product, cancelled, split, final], "softmax_chain",
+                           uses=[self.definitions["delta"], error, shown_jacobian])]
+
+    def _hidden_steps(self) -> list[Shown]:
+        group = self.hidden[0]
+        layer = group["layer"]
+        first = self._step(group, "sum_over_successors")
+        factor = self._step(group, "differentiate", lambda e: isinstance(e, sp.Derivative)
+                            and e.variables[0].base == generic.a)
+        successor = self._step(group, "definition", lambda e: getattr(e, "base", None) == generic.z
+                               and e.indices[0] == layer.successor)
+        substituted = self._step(group, "substitute")
+        chain = self._step(group, "chain_rule", lambda e: e.variables[0].base == generic.z)
+        local = self._step(group, "local_gradient", lambda e: isinstance(e, sp.Derivative))
+        paths = self._show(group, first.lhs, first.rhs, "sum_over_successors")
+        net_input = self._show(group, successor.lhs, successor.rhs)
+        dz = self._show(group, factor.lhs, factor.rhs, "successor_factor", uses=[net_input])
+        total = self._show(group, substituted.lhs, substituted.rhs, "substitute",
+                           uses=[paths, dz, self.definitions["delta"]])
+        delta = self._show(group, generic.delta[layer.unit], [chain.rhs, local.rhs], "local_chain",
+                           uses=[self.definitions["delta"], self.definitions["forward"][1], total])
+        return [paths, net_input, dz, total, delta]
+
+    def _derivative(self, group: dict) -> dict | None:
+        """g' of a layer, in terms of the activation where SymPy finds that form, and the
+        layer's delta with it put in."""
+        derivative = self._step(group, "activation_derivative")
+        if derivative is None:
+            return None
+        rewritten = self._step(group, "rewrite_in_activation")
+        chain = [derivative.rhs] + ([rewritten.rhs] if rewritten else [])
+        final = self._step(group, "local_gradient", lambda e: getattr(e, "base", None) == generic.delta)
+        return {"shown": self._show(group, derivative.lhs, chain, "activation_derivative"),
+                "in_activation": rewritten is not None or not derivative.rhs.atoms(sp.Indexed),
+                "delta": self._show(group, final.lhs, final.rhs, "local_gradient")}
+
+    def _by_activation(self, groups: list[dict]) -> list[dict]:
+        """g' and delta once per activation, with the layers (or units) that have it."""
+        seen: dict[str, dict] = {}
+        for g in groups:
+            name = g["activation"].name
+            if name not in seen:
+                derivative = self._derivative(g)
+                if derivative is None:
+                    continue
+                seen[name] = {"activation": name, "derivative": derivative, "numbers": [], "units": []}
+            seen[name]["numbers"] += [g["number"]] if g["number"] else []
+            seen[name]["units"] += g["units"]
+        return list(seen.values())
+
+    @cached_property
+    def hidden_layers(self) -> list[dict]:
+        """Per activation of the hidden layers (from the output back): its g' and delta."""
+        return self._by_activation(self.hidden)
+
+    # -- the lecture formulas step by step, for other documents (exercise keys) ----------
+
+    @property
+    def forward(self) -> list[Shown]:
+        """The forward pass of this network, unit by unit."""
+        if not self.per_weight:
+            return []
+        return [shown(symbol, definition, self.notation, self.printer) for symbol, definition in self.network.definitions]
+
+    @property
+    def error_signals(self) -> list[Shown]:
+        """Haykin's e_k = d_k - y_k of this network, for notations that name it."""
+        if "error_signal" not in self.notation.symbols:
+            return []
+        net = self.network
+        in_order = NotationPrinter(self.notation, net, settings={"order": "none"}).doprint
+        return [Shown(self.tex(error_signal(u)), in_order(sp.Add(net.targets[u], -net[u].a, evaluate=False)),
+                      "definition") for u in net.outputs]
+
+    @cached_property
+    def layers(self) -> list[dict]:
+        """Every generic step per group, output layer first, each citing the equations it uses."""
+        sections = []
+        for group in self.groups:
+            layer, printer = group["layer"], group["printer"]
+            shown_at: dict[int, Shown] = {}
+            for n, step in enumerate(self.derivation.steps):
+                if step.level != "generic" or step.subject != layer.group:
+                    continue
+                chain = None
+                if step.rule == "chain_rule":
+                    through = next(e for e in sp.preorder_traversal(step.rhs) if isinstance(e, sp.Derivative))
+                    chain = tuple(printer.doprint(e) for e in (step.lhs.expr, step.lhs.variables[0],
+                                                               through.variables[0]))
+                name = _lecture_name(step, layer)
+                shown_at[n] = replace(shown(step.lhs, step.rhs, self.notation, printer, step.rule, layer),
+                                      uses=tuple(shown_at[u].equation for u in step.uses if u in shown_at),
+                                      name=name, chain=chain, tag=self.notation.equation_names.get(name, ""))
+            sections.append({"name": layer.group, "is_output": layer.is_output, "steps": list(shown_at.values()),
+                             "activation": group["activation"].name, "letters": group["letters"], "layer": layer})
+        return sections
+
+    # -- the other parts -------------------------------------------------------------------
+
+    @cached_property
+    def matrix(self) -> dict | None:
+        net = self.network
+        if "matrix" not in self.parts or net.layers is None:
+            return None
+        n = self.notation
+        printer = MatrixPrinter(n, net, {g["number"]: (g["function"], g["activation"].name) for g in self.groups
+                                         if not g["activation"].normalized})
+        steps = matrix_form(net, n.weight_order == "from_to", n.delta_sign, n.bias == "weight" and bool(net.biases))
+        equations = [self.number(Shown(printer.doprint(s.lhs), printer.doprint(s.rhs), s.rule)) for s in steps]
+        shapes = [{"symbol": printer.doprint(w), "rows": w.shape[0], "columns": w.shape[1]}
+                  for w in printer.weight_matrices(steps)]
+        return {"equations": equations, "shapes": shapes, "augmented": n.bias == "weight" and bool(net.biases),
+                "functions": printer.functions_named(), "rows_are_sources": n.weight_order == "from_to"}
+
+    @cached_property
+    def figure(self) -> dict | None:
+        if "figure" not in self.parts:
+            return None
+        drawn = figures.draw(self.network, self.tex, self.notation)
+        return {"tikz": drawn["forward"].tikz(), "backward_tikz": drawn["backward"].tikz(), **drawn}
+
+    @cached_property
+    def worked(self) -> dict | None:
+        if "example" not in self.parts or self.example is None:
+            return None
+        return worked(self)
+
+    @cached_property
+    def appendix(self) -> dict | None:
+        if "concrete" not in self.parts or not self.per_weight:
+            return None
+        return concrete(self)
+
+    @cached_property
+    def verification(self) -> dict | None:
+        if "verification" not in self.parts or self.report is None:
+            return None
+        by_name = {p.name: p for p in self.network.parameters}
+        order = {p: n for n, p in enumerate(in_unit_order(self.network))}
+        checks = sorted(self.report.parameters, key=lambda c: order[by_name[c.name]])
+        rows = [{"parameter": self.tex(by_name[c.name]), "analytic": c.analytic, "numeric": c.numeric,
+                 "rel_error": f"{c.rel_error:.1e}", "kink": c.kink} for c in (checks if self.per_weight else [])]
+        return {"report": self.report, "rows": rows, "max_rel_error": f"{self.report.max_rel_error:.1e}"}
+
+
+def _lecture_name(step: Step, layer: GenericLayer) -> str:
+    """Which of the four backpropagation equations ``step`` states, if any (Nielsen's BP1-BP4)."""
+    base = getattr(step.lhs, "base", None)
+    if step.rule == "local_gradient" and base == generic.delta:
+        return "delta_output" if layer.is_output else "delta_hidden"
+    if step.rule == "gradient" and isinstance(step.lhs, sp.Derivative):
+        return "gradient_weight" if step.lhs.variables[0].base == generic.w else "gradient_bias"
+    return ""
+
+
+def _squared_signals(expression: sp.Expr, notation: Notation) -> sp.Expr:
+    """E written with Haykin's error signals e_j = d_j - y_j where the notation names them."""
+    if "error_signal" not in notation.symbols:
+        return expression
+
+    def signal(e):
+        if not (isinstance(e, sp.Pow) and e.exp == 2):
+            return None
+        index = next((x.indices[0] for x in e.base.atoms(sp.Indexed)), None)
+        pair = (generic.a[index] - generic.t[index], generic.t[index] - generic.a[index])
+        return ERROR_SIGNAL[index] if index is not None and e.base in pair else None
+
+    return expression.replace(lambda e: signal(e) is not None, lambda e: signal(e) ** 2)
+
+
+def render(derivation: Derivation, example: Example | None = None, report: Report | None = None,
+           format: str = "md", templates: Path | None = None, notation: Notation | str = "default",
+           parts=PARTS, figure: str | None = None, backward: str | None = None) -> str:
+    """The notes for ``derivation`` as Markdown (``md``) or LaTeX (``tex``) text.
+
+    ``parts`` selects what is shown beyond the lecture formulas (see :data:`PARTS`);
+    ``figure`` and ``backward`` are where the Markdown notes find the SVG pictures of the
+    network and of its local gradients (file names or data URIs; ``backward`` defaults to
+    the file beside ``figure``).
+    """
+    if isinstance(notation, str):
+        notation = load_notation(notation)
+    env = _environment(templates)
+    notes = _Notes(derivation, example, report, notation, parts)
+    shown = figure if "figure" in notes.parts else None
+    try:
+        formatting = env.get_template(f"{format}.j2").module
+        return env.get_template("notes.j2").render(notes=notes, n=notation, f=formatting, format=format, svg=shown,
+                                                   backward_svg=shown and (backward or backward_figure(shown)))
+    except jinja2.exceptions.SecurityError as error:
+        raise SpecError("--templates", f"a template did something templates may not ({error}); "
+                        "templates word the notes and cannot reach Python") from None
+
+
+def lecture(derivation: Derivation, notation: Notation, example: Example | None = None, parts=()) -> _Notes:
+    """What the notes print, for other documents built from the same derivation (exercise sheets)."""
+    return _Notes(derivation, example, None, notation, parts)
+
+
+def render_document(template: str, notes: _Notes, format: str = "md", templates: Path | None = None,
+                    **context) -> str:
+    """Any document template with the notes' printed content as ``notes`` and the format's macros as ``f``."""
+    env = _environment(templates)
+    formatting = env.get_template(f"{format}.j2").module
+    return env.get_template(template).render(notes=notes, n=notes.notation, f=formatting, format=format, **context)
+
+
+def backward_figure(figure: str) -> str:
+    """The file name of the picture of the local gradients, beside the network's ``figure``."""
+    path = Path(figure)
+    return str(path.with_name(f"{path.stem}-backward{path.suffix}"))
+
+
+def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | None = None,
+                notation: Notation | str = "default", parts=PARTS, stem: str = "notes") -> list[Path]:
+    """Derive, verify and render ``spec`` into ``directory``/notes.<format>; the paths written.
+
+    The Markdown notes link to pictures of the network and of its local gradients, written
+    beside them as SVG files.
+    Every file is written whole or not at all.
+    """
+    if isinstance(notation, str):
+        notation = load_notation(notation)
+    derivation = derive(spec.network)
+    worked = example(spec.network, spec.values, spec.learning_rate, derivation) if "example" in parts else None
+    report = verify(spec.network, derivation, spec.values) if "verification" in parts else None
+    texts = {}
+    figure = f"{stem}.svg"
+    for format in formats:
+        texts[Path(directory) / f"{stem}.{format}"] = render(derivation, worked, report, format, templates,
+                                                             notation, parts, figure)
+    if "md" in formats and "figure" in parts:
+        printer = NotationPrinter(notation, spec.network)
+        drawn = figures.draw(spec.network, printer.doprint, notation)
+        texts[Path(directory) / figure] = drawn["forward"].svg()
+        texts[Path(directory) / backward_figure(figure)] = drawn["backward"].svg()
+    for path, text in texts.items():
+        write_atomically(path, text)
+    return list(texts)

@@ -1,0 +1,179 @@
+"""The numbers of the notes: the worked example a student redoes by hand (Mazur's way: each
+formula with its numbers put in, then the result) and the appendix of concrete formulas.
+
+Concrete formulas are printed in textbook order (g'(z_j), then the sum over the units j
+feeds; a bias, then the weights in the order of the units), rebuilt from the network's
+own pieces; :func:`textbook_delta` is checked against the derivation in the tests.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from .. import derivation as generic
+from ..functions import A, Z
+from ..matrix import evaluator
+from ..network import Network, Unit
+from ..numerics import Values
+from .printing import SAMPLE_ERROR, NotationPrinter, Shown, error_signal, in_notation
+
+#: Samples per table of the units: a larger mini-batch gets more tables, never a wider one.
+SAMPLES_PER_TABLE = 2
+DECIMALS = 4
+
+
+def number(value: float) -> str:
+    """A number as the notes print it: 4 decimals (points aligned when right-aligned)."""
+    return f"{float(value):.{DECIMALS}f}"
+
+
+def by_layer(network: Network, backwards: bool = False) -> list[list[Unit]]:
+    """Computing units per layer (per unit for a graph), each layer's units in order."""
+    layers: dict = {}
+    for unit in network.computing_units:
+        layers.setdefault(unit.position[0] if unit.position else unit.name, []).append(unit)
+    ordered = list(layers.values())
+    return ordered[::-1] if backwards else ordered
+
+
+def textbook_delta(network: Network, unit: Unit, formula: sp.Expr) -> sp.Expr:
+    """delta of a hidden unit as g'(z_j) times the sum over the units it feeds of delta w
+    (unevaluated, so it prints in that order); other deltas as derived.  The same for
+    either sign of delta: both sides of the recursion change sign together."""
+    group = network.group_by_name[unit.group]
+    if unit.name in network.outputs or group.activation.normalized:
+        return formula
+    activation = group.activation
+    in_a = activation.derivative_in_activation
+    slope = in_a.subs(A, unit.a) if in_a is not None else activation.derivative.subs(Z, unit.z)
+    paths = sp.Add(*(sp.Mul(network[s].delta, weight, evaluate=False) for s, weight in network.successors[unit.name]),
+                   evaluate=False)
+    return slope if slope == 0 else sp.Mul(slope, paths, evaluate=False)
+
+
+def forward_definition(network: Network, unit: Unit) -> sp.Expr:
+    """z = b + w a + ... with the bias first and the weights in the order of the units."""
+    terms = ([unit.bias] if unit.bias is not None else []) + [
+        sp.Mul(edge.weight, network[edge.source].a, evaluate=False) for edge in unit.inputs]
+    return sp.Add(*terms, evaluate=False)
+
+
+class _Substituted(NotationPrinter):
+    """The printer with every symbol replaced by its number, products written with x."""
+
+    def __init__(self, notation, network, numbers: dict):
+        super().__init__(notation, network, settings={"mul_symbol": "times", "order": "none"})
+        self.table.update({s: self.factor(v) for s, v in numbers.items()})
+
+    @staticmethod
+    def factor(value: float) -> str:
+        return number(value) if value >= 0 else f"({number(value)})"
+
+
+def worked(notes) -> dict:
+    """The tables of the worked example and the arithmetic of a few of its gradients."""
+    ex, n = notes.example, notes.notation
+    net, values, evaluation = ex.network, ex.values, ex.evaluation
+    sign, tex = n.delta_sign, notes.tex
+    samples = len(values.inputs)
+    chunks = _chunks(samples, SAMPLES_PER_TABLE)
+    forward_units = [u for layer in by_layer(net) for u in layer]
+    compiled = evaluator(notes.derivation)
+    per_sample = [compiled.evaluate(Values(values.inputs[s:s + 1], values.targets[s:s + 1], values.parameters))
+                  for s in range(samples)]
+    data = [[number(x) for x in values.inputs[s]] + [number(t) for t in values.targets[s]] + [number(e.loss)]
+            for s, e in enumerate(per_sample)]
+    units = [{"samples": chunk, "rows": [(tex(u.a), [(number(evaluation.z[u.name][s]), number(evaluation.a[u.name][s]),
+                                                     number(sign * evaluation.delta[u.name][s])) for s in chunk])
+                                         for u in forward_units]} for chunk in chunks]
+    parameters = in_unit_order(net) if notes.per_weight else []
+    if not notes.per_weight:
+        data, units = [], []
+    gradients = [(tex(p), [number(e.gradients[p]) for e in per_sample]) for p in parameters]
+    after = compiled.evaluate(Values(values.inputs, values.targets, evaluation.updated)).loss
+    return {"samples": samples, "data": data, "units": units,
+            "data_header": [tex(u.a) for u in net.inputs] + [tex(net.targets[u]) for u in net.outputs]
+            + [notes.E if samples == 1 else tex(SAMPLE_ERROR(generic.E))],
+            "symbols": [n.symbol(role) for role in ("pre_activation", "activation", "delta")],
+            "gradients": [{"samples": chunk, "rows": [(symbol, [v[s] for s in chunk]) for symbol, v in gradients]}
+                          for chunk in _chunks(samples, 2 * SAMPLES_PER_TABLE)] if samples > 1 else [],
+            "parameters": [(tex(p), number(values.parameters[p]), number(evaluation.gradients[p]),
+                            number(evaluation.updated[p])) for p in parameters],
+            "loss": number(evaluation.loss), "loss_after": number(after), "improved": after < evaluation.loss,
+            "learning_rate": f"{ex.learning_rate:g}", "eta": tex(generic.ETA),
+            "arithmetic": _arithmetic(notes, per_sample[0])}
+
+
+def _chunks(count: int, size: int) -> list[list[int]]:
+    return [list(range(start, min(start + size, count))) for start in range(0, count, size)]
+
+
+def in_unit_order(net: Network) -> list[sp.Symbol]:
+    """Parameters unit by unit (from the output back), each unit's bias, then its weights."""
+    seen = {}
+    for layer in by_layer(net, backwards=True):
+        for unit in layer:
+            for p in ([unit.bias] if unit.bias is not None else []) + [e.weight for e in unit.inputs]:
+                seen.setdefault(p, None)
+    return list(seen)
+
+
+def _arithmetic(notes, first) -> list[Shown]:
+    """Mazur's substituted arithmetic for the first sample: an output delta and gradient,
+    a hidden delta and gradient, and that weight's update."""
+    ex, n, derivation = notes.example, notes.notation, notes.derivation
+    net, values = ex.network, ex.values
+    sign = n.delta_sign
+    numbers = {u.a: values.inputs[0][k] for k, u in enumerate(net.inputs)}
+    for u in net.computing_units:
+        numbers.update({u.z: first.z[u.name][0], u.a: first.a[u.name][0], u.delta: sign * first.delta[u.name][0]})
+    for k, u in enumerate(net.outputs):
+        numbers[net.targets[u]] = values.targets[0][k]
+    numbers.update(values.parameters)
+    symbolic = NotationPrinter(n, net, settings={"order": "none"})
+    substituted = _Substituted(n, net, numbers)
+    lines = []
+
+    signals = {error_signal(u): sp.Add(net.targets[u], -net[u].a, evaluate=False) for u in net.outputs}
+
+    def line(lhs, rhs, value, evaluated=True):
+        lhs, rhs = in_notation(lhs, rhs, n, net) if evaluated else (lhs, rhs)
+        lines.append(Shown(symbolic.doprint(lhs), " = ".join([symbolic.doprint(rhs),
+                                                                substituted.doprint(rhs.xreplace(signals)),
+                                                                number(value)])))
+
+    output = net[net.outputs[0]]
+    line(output.delta, derivation.deltas[output.name], numbers[output.delta])
+    line(sp.Derivative(generic.E, output.inputs[0].weight), derivation.gradients[output.inputs[0].weight],
+         first.gradients[output.inputs[0].weight])
+    hidden = next((u for layer in by_layer(net, backwards=True) for u in layer if u.name not in net.outputs), None)
+    if hidden is not None:
+        line(hidden.delta, textbook_delta(net, hidden, derivation.deltas[hidden.name]), numbers[hidden.delta],
+             evaluated=False)
+    unit = hidden or output
+    weight = unit.inputs[0].weight
+    line(sp.Derivative(generic.E, weight), derivation.gradients[weight], first.gradients[weight])
+    gradient = sp.Dummy("gradient")
+    substituted.table[gradient] = substituted.factor(ex.evaluation.gradients[weight])
+    symbolic.table[gradient] = symbolic.doprint(sp.Derivative(generic.E, weight))
+    substituted.table[generic.ETA] = f"{ex.learning_rate:g}"
+    update = sp.Add(weight, sp.Mul(-1, generic.ETA, gradient, evaluate=False), evaluate=False)
+    lines.append(Shown(symbolic.doprint(weight), " = ".join(
+        [symbolic.doprint(update), substituted.doprint(update), number(ex.evaluation.updated[weight])]),
+        relation=r"\leftarrow"))
+    return lines
+
+
+def concrete(notes) -> dict:
+    """The appendix: every unit's forward pass and delta, every parameter's gradient, in order."""
+    n, net, derivation = notes.notation, notes.network, notes.derivation
+    printer = NotationPrinter(n, net, settings={"order": "none"})
+    show = lambda lhs, rhs, evaluated=True: Shown(*(printer.doprint(e) for e in (
+        in_notation(lhs, rhs, n, net) if evaluated else (lhs, rhs))))
+    definitions = dict(net.definitions)
+    forward = [[show(u.z, forward_definition(net, u), False), show(u.a, definitions[u.a], False)]
+               for layer in by_layer(net) for u in layer]
+    deltas = [show(u.delta, textbook_delta(net, u, derivation.deltas[u.name]), u.name in net.outputs)
+              for layer in by_layer(net, backwards=True) for u in layer]
+    gradients = [show(sp.Derivative(generic.E, p), derivation.gradients[p]) for p in in_unit_order(net)]
+    tied = any(s.rule == "tied_weight_sum" for s in derivation.steps)
+    return {"forward": [s for pair in forward for s in pair], "deltas": deltas, "gradients": gradients, "tied": tied}
