@@ -27,8 +27,9 @@ _HOME = {"Derivation": "derivation", "Step": "derivation", "derive": "derivation
          "Loss": "functions", "activation": "functions", "custom_activation": "functions",
          "custom_loss": "functions", "loss": "functions", "Verdict": "grading", "check": "grading",
          "grade": "exercises", "ExerciseSet": "exercises", "MatrixCompiled": "matrix", "Network": "network",
-         "graph": "network", "layered": "network", "Notation": "notes.notation", "Compiled": "numerics", "Values": "numerics",
-         "random_values": "numerics", "latex": "notes.printing", "render": "notes.rendering", "write_notes": "notes.rendering",
+         "graph": "network", "layered": "network", "Notation": "notes.notation", "Compiled": "numerics",
+         "Values": "numerics", "random_values": "numerics", "latex": "notes.printing", "render": "notes.rendering",
+         "write_notes": "notes.rendering",
          "Spec": "spec", "compact": "spec", "from_dict": "spec", "load": "spec", "Report": "verification",
          "verify": "verification"}
 

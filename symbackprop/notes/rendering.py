@@ -314,7 +314,8 @@ class _Notes:
         """The forward pass of this network, unit by unit."""
         if not self.per_weight:
             return []
-        return [shown(symbol, definition, self.notation, self.printer) for symbol, definition in self.network.definitions]
+        return [shown(symbol, definition, self.notation, self.printer)
+                for symbol, definition in self.network.definitions]
 
     @property
     def error_signals(self) -> list[Shown]:
