@@ -13,6 +13,8 @@ One function per stage of the flow, each a module::
     answers       read_answer                   -> a student's LaTeX or plain answer as SymPy
     grading       check / grade                 -> Verdict per answer, a class report
 """
+__version__ = "0.2.0"
+
 from . import notation, rendering
 from .derivation import Derivation, Step, derive, instantiate
 from .errors import SpecError

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
+from . import files
 from . import notation as notations
 from . import numerics
 from .answers import (
@@ -66,11 +67,11 @@ from .answers import (
 )
 from .derivation import derive
 from .errors import SpecError
+from .limits import MAX_SUBMISSIONS_BYTES
 from .functions import A, Activation, K, T
 from .network import Network, layer_bias, layer_weight, layered
 from .notation import Letters, Notation
 from .numerics import Values
-from .rendering import write_atomically
 
 __all__ = ["GENERIC_TARGETS", "Verdict", "check", "grade", "prepare"]
 
@@ -1039,19 +1040,17 @@ REQUIRED_COLUMNS = ("id", "target", "answer")
 def read_submissions(path: Path) -> tuple[list[str], list[dict]]:
     """Header and rows of a submissions CSV; raises SpecError when it cannot be used."""
     csv.field_size_limit(16 * 1024 * 1024)
+    text = files.read_bounded(path, MAX_SUBMISSIONS_BYTES, "submissions").decode("utf-8-sig", errors="replace")
     try:
-        with open(path, encoding="utf-8-sig", errors="replace", newline="") as stream:
-            reader = csv.DictReader(stream)
-            header = [name.strip() for name in reader.fieldnames or []]
-            header = [name.lower() if name.lower() in REQUIRED_COLUMNS else name for name in header]
-            reader.fieldnames = header
-            missing = [c for c in REQUIRED_COLUMNS if c not in header]
-            if missing:
-                raise SpecError(str(path), f"the header row must name {', '.join(REQUIRED_COLUMNS)}; "
-                                           f"missing {', '.join(missing)}")
-            rows = list(reader)
-    except OSError as error:
-        raise SpecError(str(path), f"cannot read the submissions ({error.strerror})") from None
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        header = [name.strip() for name in reader.fieldnames or []]
+        header = [name.lower() if name.lower() in REQUIRED_COLUMNS else name for name in header]
+        reader.fieldnames = header
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise SpecError(str(path), f"the header row must name {', '.join(REQUIRED_COLUMNS)}; "
+                                       f"missing {', '.join(missing)}")
+        rows = list(reader)
     except csv.Error as error:
         raise SpecError(str(path), f"is not a readable CSV file: {error}") from None
     return header, rows
@@ -1153,16 +1152,10 @@ def report_markdown(rows: list[dict], verdicts: list[Verdict], title: str = "Hom
     return "\n".join(lines) + "\n"
 
 
-def write_report(path: Path, header, rows, verdicts) -> list[Path]:
-    """``path`` (CSV, one row per answer) and ``path`` with .md (the summary): both whole, or
-    neither (each file is renamed into place; the CSV is removed if the summary fails)."""
+def write_report(path: Path, header, rows, verdicts, inputs: Iterable[Path] = ()) -> list[Path]:
+    """``path`` (CSV, one row per answer) and ``path`` with .md (the summary), written as one
+    set by :func:`files.write_set`: both, or neither and the old pair untouched; never over
+    one of ``inputs``."""
     path = Path(path)
-    summary = path.with_suffix(".md")
-    csv_text, markdown = report_csv(header, rows, verdicts), report_markdown(rows, verdicts)
-    write_atomically(path, csv_text)
-    try:
-        write_atomically(summary, markdown)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return [path, summary]
+    return files.write_set({path: report_csv(header, rows, verdicts),
+                            path.with_suffix(".md"): report_markdown(rows, verdicts)}, inputs=inputs)

@@ -7,8 +7,7 @@ a displayed equation or a table is written in each format.
 """
 from __future__ import annotations
 
-import os
-import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,9 +16,10 @@ import jinja2
 import sympy as sp
 
 from . import derivation as generic
-from . import figures, numerics
+from . import figures, files, numerics
 from .derivation import Derivation, GenericLayer, Step, derive
 from .examples import Example, example
+from .limits import SIMPLIFY_SECONDS
 from .matrix_form import matrix_form
 from .notation import Notation
 from .notation import load as load_notation
@@ -76,6 +76,8 @@ def _texescape(text: str) -> str:
 class _Notes:
     """Everything the templates print, already in the notation: the only place where
     the Derivation, the numbers and the Notation meet."""
+
+    simplify_seconds = SIMPLIFY_SECONDS
 
     def __init__(self, derivation: Derivation, example: Example | None, report: Report | None,
                  notation: Notation, parts):
@@ -288,11 +290,13 @@ def render(derivation: Derivation, example: Example | None = None, report: Repor
 
 
 def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | None = None,
-                notation: Notation | str = "default", parts=PARTS, stem: str = "notes") -> list[Path]:
+                notation: Notation | str = "default", parts=PARTS, stem: str = "notes",
+                inputs: Iterable[Path] = ()) -> list[Path]:
     """Derive, verify and render ``spec`` into ``directory``/notes.<format>; the paths written.
 
-    The Markdown notes link to a picture of the network, written beside them as an SVG file.
-    Every file is written whole or not at all.
+    The Markdown notes link to a picture of the network, written beside them as an SVG file
+    (and an older picture is removed when they no longer do).  The files are written as one
+    set by :func:`files.write_set`, which refuses to overwrite any of ``inputs``.
     """
     if isinstance(notation, str):
         notation = load_notation(notation)
@@ -300,26 +304,11 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
     worked = example(spec.network, spec.values, spec.learning_rate, derivation) if "example" in parts else None
     report = verify(spec.network, derivation, spec.values) if "verification" in parts else None
     texts = {}
-    figure = f"{stem}.svg"
+    figure = Path(directory) / f"{stem}.svg"
     for format in formats:
         texts[Path(directory) / f"{stem}.{format}"] = render(derivation, worked, report, format, templates,
-                                                             notation, parts, figure)
+                                                             notation, parts, figure.name)
     if "md" in formats and "figure" in parts:
         printer = NotationPrinter(notation, spec.network)
-        texts[Path(directory) / figure] = figures.svg(spec.network, printer.doprint)
-    for path, text in texts.items():
-        write_atomically(path, text)
-    return list(texts)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write the whole file or nothing: a temporary file in the same folder, renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+        texts[figure] = figures.svg(spec.network, printer.doprint)
+    return files.write_set(texts, replaces=[figure] if "md" in formats else [], inputs=inputs)
