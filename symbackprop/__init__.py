@@ -10,8 +10,8 @@ One function per stage of the flow, each a module::
     examples      example                       -> numbers and one gradient-descent step
     notation      notation.load                 -> Notation: a course's symbols and conventions (data)
     rendering     render / write_notes          -> Markdown and LaTeX notes from jinja2 templates
-    answers       read_answer                   -> a student's LaTeX or plain answer as SymPy
-    grading       check / grade                 -> Verdict per answer, a class report
+    grading/      check / grade                 -> Verdict per answer (reading, targets, evaluation,
+                                                   mistakes, judging, workers), a class report
 """
 __version__ = "0.2.0"
 

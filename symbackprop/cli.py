@@ -99,12 +99,16 @@ answers: LaTeX or plain text, with or without a left-hand side, e.g. (shell-quot
 symbols follow --notation (haykin: v_j, y_i, phi, w_{kj}, d_j, e_j; nielsen: z^l_j, sigma, w^{l+1}_{kj}).
 An update answer with Delta on the left, or without the weight itself, is the change; with
 w <- / w^+ / w(n+1) on the left, or containing the weight, it is the new weight.
+A derivation of several lines (newlines, \\\\, \\begin{aligned}; "= ..." continues a line) is checked
+line by line: every line must equal the target; the verdict names the first line that does not.
 """
 EXIT_STATUS = {
     "check": "exit status: 0 correct, 1 incorrect, 2 cannot read (or bad input).",
     "grade": "exit status: 0 when the report is written, whatever the verdicts (the last line printed and\n"
              "REPORT.md count them); 2 for bad input, and then no report is written.",
 }
+REVEAL_HELP = ("let messages show the worked example's value of a concrete target (the exercise's answer); "
+               "without it a wrong number is only said to differ")
 
 
 def _homework(prog: str) -> dict[str, argparse.ArgumentParser]:
@@ -122,7 +126,8 @@ def _homework(prog: str) -> dict[str, argparse.ArgumentParser]:
     _add_spec(check)
     check.add_argument("--target", required=True, help="what the answer is for (see below)")
     check.add_argument("--answer", required=True, help="the answer, LaTeX or plain text")
-    check.add_argument("--json", action="store_true", help="print {verdict, message, diagnosis, counterexample}")
+    check.add_argument("--json", action="store_true",
+                       help="print {verdict, message, diagnosis, counterexample, lines}")
     _add_spec(grade)
     grade.add_argument("submissions", help="CSV file with a header row id,target,answer")
     grade.add_argument("-o", "--output", required=True, help="report path; writes REPORT.csv and REPORT.md")
@@ -131,15 +136,19 @@ def _homework(prog: str) -> dict[str, argparse.ArgumentParser]:
                        help="seconds per answer before its worker is stopped (default %(default)s)")
     for command in commands.values():
         command.add_argument("--notation", default="default", help=f"notation preset ({notations}) or a .toml file")
+        command.add_argument("--reveal", action="store_true", help=REVEAL_HELP)
     return commands
 
 
 def _check(args, spec) -> int:
-    verdict = grading.check(spec, args.target, args.answer, args.notation)
+    verdict = grading.check(spec, args.target, args.answer, args.notation, reveal=args.reveal)
     if args.json:
         print(json.dumps(verdict.as_dict()))
         return verdict.exit_status
     print(f"{verdict.verdict}: {verdict.message}")
+    if len(verdict.lines) > 1:
+        for line in verdict.lines:
+            print(f"  line {line['line']}: {line['verdict']}: {line['text']}")
     for line in verdict.diagnosis:
         print(f"  {line}")
     if verdict.counterexample:
@@ -159,7 +168,7 @@ def _grade(args, spec) -> int:
     header, rows = grading.read_submissions(Path(args.submissions))
     with progress("grading", len(rows)) as bar:
         verdicts = grading.grade(spec, rows, args.notation, args.workers, args.timeout,
-                                 lambda done, total: bar.advance(done - bar.done))
+                                 lambda done, total: bar.advance(done - bar.done), reveal=args.reveal)
     for path in grading.write_report(paths[0], header, rows, verdicts, inputs=_inputs(args)):
         print(path)
     counts = {kind: sum(v.verdict == kind for v in verdicts) for kind in ("correct", "incorrect", "cannot read")}

@@ -1,135 +1,536 @@
-"""A picture of the network: TikZ for the LaTeX notes, an SVG file for the Markdown ones.
+"""Pictures of the network: the forward pass with its weights, and the local gradients
+flowing backwards along the same edges; TikZ for the LaTeX notes, SVG for the Markdown ones.
 
-Units are placed by depth (the longest path from an input), edges carry their weight's
-symbol while the figure stays readable.  Labels are the printer's own LaTeX: TikZ
-typesets it, and for SVG a handful of rules turn it into text with sub- and
-superscripts (GitHub and Jupyter show an SVG image; neither runs a TeX engine on it).
+Both formats are drawn from one :class:`Figure` that says where every unit, edge and label
+is (in centimetres), so the geometry that is tested is the geometry that is drawn.  Units
+stand in columns by depth, an input just before the first unit it feeds; an edge spanning
+several columns bends through a free slot of each, so no edge crosses a unit it does not
+touch.  Each weight's label sits on its own edge where it overlaps no other label and no
+unit; above :data:`LABELLED_EDGES` edges, or where no such place exists, only the weights
+into the first unit of each column are labelled, and :attr:`Figure.labelled` says so for
+the caption.  Labels are the printer's own LaTeX: TikZ typesets it, and for SVG a handful
+of rules turn it into text with sub- and superscripts (GitHub and Jupyter show an SVG
+image; neither runs a TeX engine on it).
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 from xml.sax.saxutils import escape
 
+from .derivation import E
 from .network import Network
+from .notation import Notation
 
-#: Beyond this many edges the weights are not labelled: the labels would overlap.
-LABELLED_EDGES = 24
-#: Layers wider than this are drawn with their first and last units and a gap.
+#: Above this many weights a figure labels only those into the first unit of each column.
+LABELLED_EDGES = 20
+#: Layers wider than this are drawn with their first and last units and a gap (fewer where a deep
+#: figure has no room for the steep edges between them).
 SHOWN_UNITS = 6
+#: Size of a weight label (LaTeX \scriptsize in 11pt notes) and of a unit label, in cm.
+LABEL_EM, UNIT_EM = 8 / 72.27 * 2.54, 11 / 72.27 * 2.54
+#: A label that more edges than this cross is not legible (unless only a few weights are labelled).
+CROSSED = 1
+#: Room kept between a label and anything else, between a label and a unit (for the arrowheads
+#: there), and between an edge and a unit it passes, in cm.
+LABEL_ROOM, TIP_ROOM, EDGE_ROOM = 0.05, 0.15, 0.12
+#: Preferred spacing of columns and of units in a column, the smallest unit radius, the widest figure (cm).
+COLUMN_SPACING, ROW_SPACING, RADIUS, WIDEST = 4.0, 1.6, 0.45, 15.5
+#: SVG pixels per centimetre, the grey of the edges a crowded figure leaves unlabelled, and fonts
+#: close to TeX's (the label boxes are measured for Computer Modern).
+PIXELS, _FAINT, _FONTS = 48.0, "#b3b3b3", "Latin Modern Math, STIX Two Math, Times New Roman, serif"
+
+Point = tuple[float, float]
 
 
 @dataclass(frozen=True)
-class Layout:
-    columns: list[list[str | None]]  # unit names per depth; None marks an elided gap
-    edges: list[tuple[str, str, str]]  # (source, destination, weight LaTeX or "")
-    labels: dict[str, str]  # unit -> LaTeX of its activation
+class Box:
+    """An axis-parallel rectangle: a label's ink plus its white margin."""
+
+    left: float
+    bottom: float
+    right: float
+    top: float
+
+    def overlaps(self, other: Box, room: float = 0.0) -> bool:
+        return not (self.right + room <= other.left or other.right + room <= self.left
+                    or self.top + room <= other.bottom or other.top + room <= self.bottom)
+
+    def meets_circle(self, centre: Point, radius: float) -> bool:
+        x, y = centre
+        dx, dy = x - min(max(x, self.left), self.right), y - min(max(y, self.bottom), self.top)
+        return dx * dx + dy * dy < radius * radius
+
+    def meets_segment(self, p: Point, q: Point) -> bool:
+        """Liang-Barsky clipping: does the segment pq enter the box?"""
+        t0, t1 = 0.0, 1.0
+        dx, dy = q[0] - p[0], q[1] - p[1]
+        for step, room in ((-dx, p[0] - self.left), (dx, self.right - p[0]),
+                           (-dy, p[1] - self.bottom), (dy, self.top - p[1])):
+            if step == 0:
+                if room < 0:
+                    return False
+                continue
+            t = room / step
+            if step < 0:
+                t0 = max(t0, t)
+            else:
+                t1 = min(t1, t)
+            if t0 > t1:
+                return False
+        return True
 
 
-def layout(network: Network, latex) -> Layout:
-    """Columns of units by depth and the edges between the units shown."""
+@dataclass(frozen=True)
+class Node:
+    """A unit of the picture: a network unit, the constant +1 of the bias, or the error."""
+
+    name: str
+    x: float
+    y: float
+    radius: float
+    label: str  # LaTeX
+    kind: str = "unit"  # "unit", "bias" or "error"
+
+
+@dataclass(frozen=True)
+class Arrow:
+    """An edge drawn from ``points[0]`` (centre of ``source``) through its bends to the centre of ``destination``."""
+
+    source: str
+    destination: str
+    points: tuple[Point, ...]
+    label: str = ""  # LaTeX of the weight, "" when the edge is not labelled
+    box: Box | None = None
+    faint: bool = False  # drawn grey: an unlabelled edge of a figure that labels only a few
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A picture placed and labelled, ready to be written as TikZ or SVG."""
+
+    nodes: tuple[Node, ...]
+    arrows: tuple[Arrow, ...]
+    gaps: tuple[Point, ...]  # where a column's elided units are (a vertical ellipsis)
+    labelled: str  # which weights carry their label: "all", "first" (into the first unit of each column), "none"
+    backward: bool = False
+
+    @property
+    def elided(self) -> bool:
+        return bool(self.gaps)
+
+    @property
+    def bias_unit(self) -> bool:
+        return any(node.kind == "bias" for node in self.nodes)
+
+    def tikz(self) -> str:
+        """A ``tikzpicture``: units, then edges, then the labels on white over them."""
+        ids = {node.name: f"u{n}" for n, node in enumerate(self.nodes)}
+        lines = [(r"\begin{tikzpicture}[>=stealth,"
+                  rf"unit/.style={{circle,draw,inner sep=0pt,minimum size={2 * self.nodes[0].radius:.2f}cm}},"
+                  r"bias/.style={unit,fill=black!8},error/.style={unit,double},"
+                  r"weight/.style={fill=white,inner sep=0.5pt,font=\scriptsize}]")]
+        lines += [rf"\node[{node.kind}] ({ids[node.name]}) at ({node.x:.2f},{node.y:.2f}) {{${node.label}$}};"
+                  for node in self.nodes]
+        lines += [rf"\node at ({x:.2f},{y:.2f}) {{$\vdots$}};" for x, y in self.gaps]
+        for arrow in self.arrows:
+            bends = "".join(f" -- ({x:.2f},{y:.2f})" for x, y in arrow.points[1:-1])
+            style = ",rounded corners=8pt" * bool(bends) + ",black!30" * arrow.faint
+            lines.append(rf"\draw[->{style}] ({ids[arrow.source]}){bends} -- ({ids[arrow.destination]});")
+        for n, arrow in enumerate(a for a in self.arrows if a.box):
+            x, y = _centre(arrow.box)
+            lines.append(rf"\node[weight] (w{n}) at ({x:.2f},{y:.2f}) {{${arrow.label}$}};")
+        lines.append(r"\end{tikzpicture}")
+        return "\n".join(lines)
+
+    def svg(self) -> str:
+        """A standalone SVG picture; y grows downwards, so the figure is turned over."""
+        left = min(n.x - n.radius for n in self.nodes) - 0.3
+        top = max(n.y + n.radius for n in self.nodes) + 0.3
+        width = (max(n.x + n.radius for n in self.nodes) + 0.3 - left) * PIXELS
+        height = (top - min(n.y - n.radius for n in self.nodes) + 0.3) * PIXELS
+        px = lambda x, y: ((x - left) * PIXELS, (top - y) * PIXELS)
+        out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+                f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{_FONTS}" font-size="{UNIT_EM * PIXELS:.1f}">'),
+               "<defs>" + "".join(f'<marker id="{name}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+                                  f'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/>'
+                                  "</marker>" for name, colour in (("arrow", "black"), ("faint", _FAINT))) + "</defs>",
+               '<rect width="100%" height="100%" fill="white"/>']
+        radius = {n.name: n.radius for n in self.nodes}
+        for arrow in self.arrows:
+            points = _trimmed(arrow.points, radius[arrow.source], radius[arrow.destination])
+            path = " L".join("{:.1f},{:.1f}".format(*px(x, y)) for x, y in points)
+            colour, marker = (_FAINT, "faint") if arrow.faint else ("black", "arrow")
+            out.append(f'<path d="M{path}" fill="none" stroke="{colour}" marker-end="url(#{marker})"/>')
+        for arrow in self.arrows:
+            if arrow.box:
+                b = arrow.box
+                x0, y0 = px(b.left, b.top)
+                out.append(f'<rect class="label" x="{x0:.1f}" y="{y0:.1f}" width="{(b.right - b.left) * PIXELS:.1f}" '
+                           f'height="{(b.top - b.bottom) * PIXELS:.1f}" fill="white"/>')
+                out.append(_svg_label(*px(*_centre(b)), arrow.label, LABEL_EM))
+        looks = {"unit": 'fill="white"', "bias": 'fill="#ebebeb"', "error": 'fill="white" stroke-width="2.5"'}
+        for node in self.nodes:
+            x, y = px(node.x, node.y)
+            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{node.radius * PIXELS:.1f}" {looks[node.kind]} '
+                       'stroke="black"/>')
+            out.append(_svg_label(x, y, node.label, UNIT_EM))
+        out += [_svg_label(*px(*gap), "⋮", UNIT_EM) for gap in self.gaps]
+        out.append("</svg>")
+        return "\n".join(out) + "\n"
+
+
+def forward(network: Network, latex, notation: Notation | None = None) -> Figure:
+    """The network with its weights on the edges; the bias as a unit "+1" where the notation
+    makes it the weight on a constant input (Haykin, Bishop)."""
+    return _figure(network, latex, _bias_unit(notation), backward=False)
+
+
+def backward(network: Network, latex, notation: Notation | None = None) -> Figure:
+    """The local gradients: the error feeds the output units, each delta flows back along the
+    weights to the units that feed it; inputs and biases receive none and are left out.
+    It labels all its weights only where the forward figure would (the two read as a pair)."""
+    return _figure(network, latex, _bias_unit(notation), backward=True)
+
+
+def _bias_unit(notation: Notation | None) -> bool:
+    """Whether the notation writes the bias as the weight on a constant input +1 (Haykin, Bishop)."""
+    return notation is not None and notation.bias == "weight"
+
+
+def draw(network: Network, latex, notation: Notation | None = None) -> dict[str, Figure]:
+    """Both pictures of the notes: ``forward`` and ``backward``."""
+    return {"forward": forward(network, latex, notation), "backward": backward(network, latex, notation)}
+
+
+def tikz(network: Network, latex, notation: Notation | None = None) -> str:
+    """A ``tikzpicture`` of the network (the forward figure)."""
+    return forward(network, latex, notation).tikz()
+
+
+def svg(network: Network, latex, notation: Notation | None = None) -> str:
+    """A standalone SVG picture of the network (the forward figure)."""
+    return forward(network, latex, notation).svg()
+
+
+# --- layout -------------------------------------------------------------------------------
+
+@dataclass
+class _Graph:
+    """What is drawn, before it is placed: nodes by key with their column, edges by key."""
+
+    column: dict[str, int]
+    labels: dict[str, str]
+    kinds: dict[str, str]
+    edges: list[tuple[str, str, str]]  # (source, destination, weight LaTeX or "" for no weight)
+    gaps: dict[int, int]  # column -> the slot of its ellipsis
+    crowded: bool  # the forward figure has more than LABELLED_EDGES weights to label
+
+
+def _graph(network: Network, latex, bias_unit: bool, backward: bool, shown_units: int) -> _Graph:
     depth: dict[str, int] = {}
     for unit in network.units:
         depth[unit.name] = max((depth[e.source] + 1 for e in unit.inputs), default=0)
-    columns: list[list[str | None]] = [[] for _ in range(max(depth.values()) + 1)]
+    for unit in network.inputs:  # an input stands just before the first unit it feeds
+        depth[unit.name] = min((depth[s] for s, _ in network.successors[unit.name]), default=1) - 1
+    column_units: dict[int, list[str]] = {}
     for unit in network.units:
-        columns[depth[unit.name]].append(unit.name)
-    columns = [c if len(c) <= SHOWN_UNITS else c[:SHOWN_UNITS - 2] + [None] + c[-1:] for c in columns]
-    shown = {name for column in columns for name in column if name}
-    edges = [(e.source, unit.name, e.weight) for unit in network.units for e in unit.inputs
+        column_units.setdefault(depth[unit.name], []).append(unit.name)
+    gaps = {}
+    if network.layers is not None:
+        for c, names in column_units.items():
+            if len(names) > shown_units:
+                column_units[c] = names[:shown_units - 2] + names[-1:]
+                gaps[c] = shown_units - 2
+    shown = {name for names in column_units.values() for name in names}
+    biased = [u for u in network.computing_units if u.name in shown and u.bias is not None] if bias_unit else []
+    weights = sum(1 for u in network.units if u.name in shown for e in u.inputs if e.source in shown) + len(biased)
+    if backward:
+        shown -= {u.name for u in network.inputs}
+        biased = []
+    column = {name: depth[name] for name in network.unit_by_name if name in shown}
+    labels = {name: latex(network[name].delta if backward else network[name].a) for name in column}
+    kinds = dict.fromkeys(column, "unit")
+    edges = [(e.source, unit.name, latex(e.weight)) for unit in network.units for e in unit.inputs
              if unit.name in shown and e.source in shown]
-    label = len(edges) <= LABELLED_EDGES
-    return Layout(columns, [(s, t, latex(w) if label else "") for s, t, w in edges],
-                  {u.name: latex(u.a) for u in network.units if u.name in shown})
+    for unit in biased:
+        key = f"+1@{column[unit.name] - 1}"
+        column[key], labels[key], kinds[key] = column[unit.name] - 1, "+1", "bias"
+        edges.append((key, unit.name, latex(unit.bias)))
+    if backward:
+        column["E"], labels["E"], kinds["E"] = max(column.values()) + 1, latex(E), "error"
+        edges += [(name, "E", "") for name in network.outputs if name in shown]
+    return _Graph(column, labels, kinds, edges, gaps, weights > LABELLED_EDGES)
 
 
-def _positions(columns, dx: float, dy: float) -> dict[str, tuple[float, float]]:
-    """Column x at x * dx, each column centred vertically (y grows upwards)."""
-    return {name: (x * dx, ((len(column) - 1) / 2 - y) * dy)
-            for x, column in enumerate(columns) for y, name in enumerate(column) if name}
+def _slots(graph: _Graph, ordered: bool) -> tuple[list[list[str]], dict[int, list[str]]]:
+    """Slot keys per column, top first: bias units, then units, with a bend slot for each
+    column an edge passes; ``ordered`` sorts a general graph's columns to untangle edges."""
+    columns: list[list[str]] = [[] for _ in range(max(graph.column.values()) + 1)]
+    for key in sorted(graph.column, key=lambda k: graph.kinds[k] != "bias"):
+        columns[graph.column[key]].append(key)
+    for c, slot in graph.gaps.items():
+        columns[c].insert(slot, "")
+    chains: dict[int, list[str]] = {}
+    for n, (source, destination, _) in enumerate(graph.edges):
+        chain = [source]
+        for c in range(graph.column[source] + 1, graph.column[destination]):
+            columns[c].append(f"bend{n}@{c}")
+            chain.append(f"bend{n}@{c}")
+        chains[n] = chain + [destination]
+    if ordered:
+        neighbours: dict[str, list[str]] = {}
+        for chain in chains.values():
+            for a, b in pairwise(chain):
+                neighbours.setdefault(a, []).append(b)
+                neighbours.setdefault(b, []).append(a)
+        for sweep in range(4):
+            order = range(1, len(columns)) if sweep % 2 == 0 else range(len(columns) - 2, -1, -1)
+            for c in order:
+                near = columns[c - 1] if sweep % 2 == 0 else columns[c + 1]
+                index = {k: i for i, k in enumerate(near)}
+
+                def barycentre(pair, index=index):
+                    own, key = pair
+                    seen = [index[k] for k in neighbours.get(key, []) if k in index]
+                    return (graph.kinds.get(key) != "bias", sum(seen) / len(seen) if seen else own)
+                columns[c] = [k for _, k in sorted(enumerate(columns[c]), key=barycentre)]
+    return columns, chains
 
 
-def tikz(network: Network, latex) -> str:
-    """A ``tikzpicture`` of the network."""
-    shape = layout(network, latex)
-    where = _positions(shape.columns, 3.2, 1.6)
-    ids = {name: f"u{n}" for n, name in enumerate(where)}
-    lines = [(r"\begin{tikzpicture}[unit/.style={circle,draw,minimum size=9mm,inner sep=0pt},"
-             r"weight/.style={fill=white,inner sep=1pt,font=\scriptsize}]")]
-    lines += [rf"\node[unit] ({ids[n]}) at ({x:.2f},{y:.2f}) {{${shape.labels[n]}$}};" for n, (x, y) in where.items()]
-    for x, column in enumerate(shape.columns):
-        if None in column:
-            lines.append(rf"\node at ({x * 3.2:.2f},{_gap(shape.columns, x, 1.6):.2f}) {{$\vdots$}};")
-    for source, destination, weight in shape.edges:
-        label = rf" node[weight,sloped,pos={_label_position(shape, destination):.2f}] {{${weight}$}}" if weight else ""
-        lines.append(rf"\draw[->] ({ids[source]}) --{label} ({ids[destination]});")
-    lines.append(r"\end{tikzpicture}")
-    return "\n".join(lines)
+def _figure(network: Network, latex, bias_unit: bool, backward: bool) -> Figure:
+    """Placed, then labelled.  The layouts tried are those where no edge grazes a unit it does
+    not touch: columns wider and wider, and for a layered net with no such layout, fewer units
+    of each wide layer."""
+    widest = max(network.layers) if network.layers else 0
+    for shown in [SHOWN_UNITS] + [n for n in range(SHOWN_UNITS - 1, 2, -1) if n < widest]:
+        graph = _graph(network, latex, bias_unit, backward, shown)
+        tried = [_placed(graph, network.layers is None, stretch, backward) for stretch in (1.0, 1.2, 1.45, 1.75)]
+        layouts = [layout for layout in tried if _clear(layout[0], layout[1])]
+        if layouts:
+            break
+    return _labelled(layouts or tried[-1:], backward, graph.crowded)
 
 
-def _gap(columns, x: int, dy: float) -> float:
-    column = columns[x]
-    return ((len(column) - 1) / 2 - column.index(None)) * dy
+def _placed(graph: _Graph, ordered: bool, stretch: float, backward: bool):
+    """Nodes, arrows (reversed for the backward figure), gaps and the first unit of each column."""
+    columns, chains = _slots(graph, ordered)
+    radius = max([RADIUS] + [_extent(graph.labels[k], UNIT_EM, stacked=True)[0] / 2 + 0.1 for k in graph.labels])
+    rows = max(ROW_SPACING, 2 * radius + 0.7)
+    first = min(graph.column.values())
+    widest = (WIDEST - 2 * radius) / max(1, len(columns) - 1 - first)
+    spacing = min((COLUMN_SPACING + 2 * (radius - RADIUS)) * stretch, max(2 * radius + 0.5, widest))
+    where = {key: ((c - first) * spacing, ((len(column) - 1) / 2 - i) * rows)
+             for c, column in enumerate(columns) for i, key in enumerate(column)}
+    nodes = tuple(Node(k, *where[k], radius, graph.labels[k], graph.kinds[k])
+                  for column in columns for k in column if k in graph.labels)
+    arrows = [Arrow(s, t, tuple(where[k] for k in chains[n]), label) for n, (s, t, label) in enumerate(graph.edges)]
+    if backward:
+        arrows = [Arrow(a.destination, a.source, a.points[::-1], a.label) for a in arrows]
+    gaps = tuple(where[k] for column in columns for k in column if k == "")
+    return nodes, arrows, gaps, _first_units(columns, graph)
 
 
-def _label_position(shape: Layout, destination: str) -> float:
-    """Where along its edge a weight is labelled: edges into different units of a column
-    are labelled at different distances, so labels fanning out of one unit do not collide."""
-    column = next(c for c in shape.columns if destination in c)
-    return 0.25 + 0.5 * column.index(destination) / max(1, len(column) - 1)
+def _first_units(columns: list[list[str]], graph: _Graph) -> set[str]:
+    """The first (topmost) network unit of each column, whose incoming weights a crowded figure labels."""
+    return {next(k for k in column if graph.kinds.get(k) == "unit")
+            for column in columns if any(graph.kinds.get(k) == "unit" for k in column)}
+
+
+def clear(figure: Figure) -> bool:
+    """No edge passes within :data:`EDGE_ROOM` of a unit it does not touch."""
+    return _clear(figure.nodes, figure.arrows)
+
+
+def _clear(nodes, arrows) -> bool:
+    for arrow in arrows:
+        for node in nodes:
+            if node.name in (arrow.source, arrow.destination):
+                continue
+            for p, q in pairwise(arrow.points):
+                if _distance((node.x, node.y), p, q) < node.radius + EDGE_ROOM:
+                    return False
+    return True
+
+
+def _distance(c: Point, p: Point, q: Point) -> float:
+    """From point c to the segment pq."""
+    dx, dy = q[0] - p[0], q[1] - p[1]
+    t = max(0.0, min(1.0, ((c[0] - p[0]) * dx + (c[1] - p[1]) * dy) / (dx * dx + dy * dy or 1.0)))
+    return math.hypot(c[0] - p[0] - t * dx, c[1] - p[1] - t * dy)
+
+
+# --- labels -------------------------------------------------------------------------------
+
+def _labelled(layouts: list, backward: bool, crowded: bool) -> Figure:
+    """The first layout, in order of preference, where the weights stay legible: all labelled,
+    those into the first unit of each column, or none."""
+    nodes, arrows, gaps, first_units = layouts[0]
+    weighted = [n for n, a in enumerate(arrows) if a.label]
+    into = (lambda a: a.source) if backward else (lambda a: a.destination)
+    first = [n for n in weighted if into(arrows[n]) in first_units]
+    choices = [("first", first, CROSSED), ("first", first, len(arrows)), ("none", [], 0)]
+    if not crowded:
+        choices.insert(0, ("all", weighted, CROSSED))
+    for labelled, chosen, crossed in choices:
+        for nodes, arrows, gaps, _ in layouts:
+            boxes = _place(nodes, arrows, gaps, chosen, crossed)
+            if boxes is not None:
+                faint = labelled == "first"
+                arrows = [Arrow(a.source, a.destination, a.points, a.label if n in boxes else "", boxes.get(n),
+                                faint and bool(a.label) and n not in boxes) for n, a in enumerate(arrows)]
+                return Figure(nodes, tuple(arrows), gaps, labelled, backward)
+    raise AssertionError("labelling no weight always succeeds")
+
+
+def _place(nodes, arrows: list[Arrow], gaps, chosen: list[int], most_crossed: int) -> dict[int, Box] | None:
+    """A box on its own edge for every chosen label, clear of units and of each other and crossed
+    by at most ``most_crossed`` other edges (None if there is none): greedily, the edges with
+    fewest places first, each at the place that covers fewest other edges."""
+    obstacles = [((n.x, n.y), n.radius + TIP_ROOM) for n in nodes] + [(g, 0.3) for g in gaps]
+    places = {}
+    for n in chosen:
+        width, height = _extent(arrows[n].label, LABEL_EM)
+        where = []
+        for s in (0.5, 0.4, 0.6, 0.3, 0.7, 0.35, 0.65, 0.45, 0.55, 0.25, 0.75, 0.2, 0.8):
+            x, y = _along(arrows[n].points, s)
+            box = Box(x - width / 2, y - height / 2, x + width / 2, y + height / 2)
+            if not any(box.meets_circle(c, r) for c, r in obstacles):
+                near = Box(box.left - LABEL_ROOM, box.bottom - LABEL_ROOM, box.right + LABEL_ROOM, box.top + LABEL_ROOM)
+                crossed = sum(near.meets_segment(p, q) for m, a in enumerate(arrows) if m != n
+                              for p, q in pairwise(a.points))
+                if crossed <= most_crossed:
+                    where.append((crossed, box))
+        places[n] = sorted(where, key=lambda pair: pair[0])  # stable: the middle first among equals
+    boxes: dict[int, Box] = {}
+    for n in sorted(chosen, key=lambda n: len(places[n])):
+        box = next((b for _, b in places[n] if not any(b.overlaps(o, LABEL_ROOM) for o in boxes.values())), None)
+        if box is None:
+            return None
+        boxes[n] = box
+    return boxes
+
+
+def _along(points: tuple[Point, ...], s: float) -> Point:
+    """The point a fraction ``s`` of the way along a polyline."""
+    lengths = [math.dist(p, q) for p, q in pairwise(points)]
+    left = s * sum(lengths)
+    for (p, q), length in zip(pairwise(points), lengths):
+        if left <= length:
+            t = left / length if length else 0.0
+            return p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])
+        left -= length
+    return points[-1]
+
+
+def _trimmed(points: tuple[Point, ...], start: float, end: float) -> tuple[Point, ...]:
+    """The polyline cut back by the radius of the unit at each end, so arrows meet the circles."""
+    def towards(p, q, r):
+        length = math.dist(p, q) or 1.0
+        return p[0] + (q[0] - p[0]) * r / length, p[1] + (q[1] - p[1]) * r / length
+    return (towards(points[0], points[1], start),) + points[1:-1] + (towards(points[-1], points[-2], end),)
+
+
+def _svg_label(x: float, y: float, latex: str, em: float) -> str:
+    """SVG text whose ink is centred on the pixel (x, y)."""
+    _, top, bottom = _ink(latex)
+    return (f'<text x="{x:.1f}" y="{y + (top - bottom) / 2 * em * PIXELS:.1f}" font-size="{em * PIXELS:.1f}" '
+            f'text-anchor="middle">{_svg_text(latex)}</text>')
+
+
+def _centre(box: Box) -> Point:
+    return (box.left + box.right) / 2, (box.top + box.bottom) / 2
+
+
+# --- measuring and writing labels ---------------------------------------------------------
+
+#: Advance widths in em of Computer Modern math glyphs (wider ones; the rest count as _GLYPH).
+_WIDTHS = {**dict.fromkeys("0123456789", 0.5), "(": 0.39, ")": 0.39, ",": 0.45, ".": 0.28, "+": 0.78,
+           "-": 0.78, "=": 0.78, "w": 0.8, "m": 0.9, "W": 1.05, "M": 0.97, "i": 0.35, "j": 0.41, "l": 0.3}
+_GLYPH = 0.65
+_GROUPS = ("mathrm", "mathit", "boldsymbol", "mathcal", "hat", "bar", "tilde")
+_COMMANDS = {"to": 1.0, "rightarrow": 1.0, "prime": 0.3, ",": 0.17, ";": 0.28, "quad": 1.0}
+_TOKEN = re.compile(r"\\[A-Za-z]+|\\.|[{}^_]|.")
+
+
+def _extent(latex: str, em: float, stacked: bool = False) -> tuple[float, float]:
+    """Width and height in cm, with a margin, of ``latex`` typeset at ``em`` (its ink is centred)."""
+    width, top, bottom = _ink(latex, stacked)
+    return width * em + 0.1, (top + bottom) * em + 0.06
+
+
+def _ink(latex: str, stacked: bool = False) -> tuple[float, float, float]:
+    """Width, height above and depth below the baseline in em: scripts one after the other
+    as the SVG sets them, or ``stacked`` (TeX's subscript below the superscript, in a unit)."""
+    tokens = _TOKEN.findall(latex.replace(" ", ""))
+    width, scripts = _measure(tokens, 0, stacked)
+    top = 0.95 if "^" in scripts else 0.75
+    bottom = (0.5 if "^" in scripts else 0.4) if "_" in scripts else 0.25
+    return width, top, bottom
+
+
+def _measure(tokens: list[str], level: int, stacked: bool) -> tuple[float, set[str]]:
+    """Width in em of the tokens up to the closing brace (consumed), and which scripts occur."""
+    scale = (1.0, 0.88, 0.75)[min(level, 2)]  # small optical sizes are wider than scaled ones
+    width, scripts, previous = 0.0, set(), None  # previous: (kind, width) of a script just set
+    while tokens:
+        token = tokens.pop(0)
+        if token == "}":
+            break
+        if token in ("^", "_"):
+            scripts.add(token)
+            if tokens[:1] == ["{"]:
+                tokens.pop(0)
+                w, _ = _measure(tokens, level + 1, stacked)
+            else:
+                w, _ = _measure(tokens[:1], level + 1, stacked)
+                del tokens[:1]
+            if stacked and previous and previous[0] != token:  # below or above the other script
+                width, previous = width + max(0.0, w - previous[1]), None
+            else:
+                width, previous = width + w, (token, w)
+            continue
+        previous = None
+        if token == "{" or (token[1:] in _GROUPS and tokens[:1] == ["{"] and tokens.pop(0)):
+            w, inner = _measure(tokens, level, stacked)
+            width, scripts = width + w, scripts | inner
+        elif token.startswith("\\"):
+            width += _COMMANDS.get(token[1:], _GLYPH) * scale
+        else:
+            width += _WIDTHS.get(token, _GLYPH) * scale
+    return width, scripts
 
 
 _UNICODE = {r"\varphi": "φ", r"\phi": "ϕ", r"\delta": "δ", r"\eta": "η", r"\alpha": "α", r"\sigma": "σ",
-            r"\ell": "ℓ", r"\rightarrow": "→", r"\to": "→", r"\mathcal{E}": "ℰ", r"\hat{y}": "ŷ", r"\theta": "θ"}
+            r"\ell": "ℓ", r"\rightarrow": "→", r"\to": "→", r"\mathcal{E}": "ℰ", r"\hat{y}": "ŷ",
+            r"\theta": "θ"}
 _SCRIPT = re.compile(r"([_^])\{([^{}]*)\}")
 
 
 def _svg_text(latex: str) -> str:
-    """The printer's LaTeX for a symbol as SVG text: base, then raised and lowered tspans."""
+    """The printer's LaTeX for a symbol as SVG text: base, then raised and lowered tspans;
+    letters italic as in TeX's math, except inside \\mathrm."""
     for command, char in _UNICODE.items():
         latex = latex.replace(command, char)
-    latex = re.sub(r"\\math(?:rm|it)\{([^{}]*)\}", r"\1", latex).replace("\\", "")
+    latex = re.sub(r"\\mathrm\{([^{}]*)\}", "\ue000\\1\ue001", latex)
+    latex = re.sub(r"\\math(?:it|cal)\{([^{}]*)\}", r"\1", latex).replace("\\", "")
     parts, position = [], 0
-    plain = lambda text: escape(text.replace("{", "").replace("}", ""))  # grouping braces
     for match in _SCRIPT.finditer(latex):
-        parts.append(plain(latex[position:match.start()]))
+        parts.append(_svg_run(latex[position:match.start()]))
         shift = "super" if match.group(1) == "^" else "sub"
-        parts.append(f'<tspan baseline-shift="{shift}" font-size="70%">{escape(match.group(2))}</tspan>')
+        parts.append(f'<tspan baseline-shift="{shift}" font-size="70%">{_svg_run(match.group(2))}</tspan>')
         position = match.end()
-    parts.append(plain(latex[position:]))
+    parts.append(_svg_run(latex[position:]))
     return "".join(parts)
 
 
-def svg(network: Network, latex) -> str:
-    """A standalone SVG picture of the network."""
-    shape = layout(network, latex)
-    dx, dy, margin, radius = 170.0, 70.0, 40.0, 22.0
-    where = {n: (x + margin, -y) for n, (x, y) in _positions(shape.columns, dx, dy).items()}
-    top = min(y for _, y in where.values())
-    where = {n: (x, y - top + margin) for n, (x, y) in where.items()}
-    width = max(x for x, _ in where.values()) + margin
-    height = max(y for _, y in where.values()) + margin
-    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-           f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="serif" font-size="15">'),
-           ('<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
-           'orient="auto"><path d="M0,0 L10,5 L0,10 z"/></marker></defs>'), '<rect width="100%" height="100%" fill="white"/>']
-    for source, destination, weight in shape.edges:
-        (x1, y1), (x2, y2) = where[source], where[destination]
-        length = ((x2 - x1) ** 2 + (y2 - y1) ** 2) ** 0.5
-        ux, uy = (x2 - x1) / length, (y2 - y1) / length
-        out.append(f'<line x1="{x1 + ux * radius:.1f}" y1="{y1 + uy * radius:.1f}" x2="{x2 - ux * radius:.1f}" '
-                   f'y2="{y2 - uy * radius:.1f}" stroke="black" marker-end="url(#arrow)"/>')
-        if weight:
-            t = _label_position(shape, destination)
-            out.append(f'<text x="{x1 + (x2 - x1) * t:.1f}" y="{y1 + (y2 - y1) * t - 4:.1f}" font-size="12" '
-                       f'text-anchor="middle" stroke="white" stroke-width="3" paint-order="stroke">'
-                       f'{_svg_text(weight)}</text>')
-    for name, (x, y) in where.items():
-        out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:.0f}" fill="white" stroke="black"/>')
-        out.append(f'<text x="{x:.1f}" y="{y + 5:.1f}" text-anchor="middle">{_svg_text(shape.labels[name])}</text>')
-    for x, column in enumerate(shape.columns):
-        if None in column:
-            out.append(f'<text x="{x * dx + margin:.1f}" y="{-_gap(shape.columns, x, dy) - top + margin:.1f}" '
-                       'text-anchor="middle">⋮</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+def _svg_run(text: str) -> str:
+    """Plain text without grouping braces, its letters in italic tspans (not those marked upright)."""
+    out = []
+    for upright, run in enumerate(re.split("\ue000|\ue001", text.replace("{", "").replace("}", ""))):
+        for piece in re.split(r"([A-Za-zα-ωϕ]+)", run):
+            italic = piece and not upright % 2 and re.fullmatch(r"[A-Za-zα-ωϕ]+", piece)
+            out.append(f'<tspan font-style="italic">{escape(piece)}</tspan>' if italic else escape(piece))
+    return "".join(out)

@@ -189,7 +189,8 @@ class _Notes:
     def figure(self) -> dict | None:
         if "figure" not in self.parts:
             return None
-        return {"tikz": figures.tikz(self.network, self.tex)}
+        drawn = figures.draw(self.network, self.tex, self.notation)
+        return {"tikz": drawn["forward"].tikz(), "backward_tikz": drawn["backward"].tikz(), **drawn}
 
     @cached_property
     def worked(self) -> dict | None:
@@ -285,8 +286,15 @@ def render(derivation: Derivation, example: Example | None = None, report: Repor
     env = _environment(templates)
     notes = _Notes(derivation, example, report, notation, parts)
     formatting = env.get_template(f"{format}.j2").module
-    return env.get_template("notes.j2").render(notes=notes, n=notation, f=formatting, format=format,
-                                               svg=figure if "figure" in notes.parts else None)
+    shown = figure if "figure" in notes.parts else None
+    return env.get_template("notes.j2").render(notes=notes, n=notation, f=formatting, format=format, svg=shown,
+                                               backward_svg=shown and backward_figure(shown))
+
+
+def backward_figure(figure: str) -> str:
+    """The file name of the picture of the local gradients, beside the network's ``figure``."""
+    path = Path(figure)
+    return str(path.with_name(f"{path.stem}-backward{path.suffix}"))
 
 
 def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | None = None,
@@ -294,9 +302,9 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
                 inputs: Iterable[Path] = ()) -> list[Path]:
     """Derive, verify and render ``spec`` into ``directory``/notes.<format>; the paths written.
 
-    The Markdown notes link to a picture of the network, written beside them as an SVG file
-    (and an older picture is removed when they no longer do).  The files are written as one
-    set by :func:`files.write_set`, which refuses to overwrite any of ``inputs``.
+    The Markdown notes link to pictures of the network and of its local gradients, written
+    beside them as SVG files (older pictures are removed when the new notes have none).  The
+    files are written as one set by :func:`files.write_set`, never over one of ``inputs``.
     """
     if isinstance(notation, str):
         notation = load_notation(notation)
@@ -305,10 +313,11 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
     report = verify(spec.network, derivation, spec.values) if "verification" in parts else None
     texts = {}
     figure = Path(directory) / f"{stem}.svg"
+    pictures = {"forward": figure, "backward": figure.with_name(backward_figure(figure.name))}
     for format in formats:
         texts[Path(directory) / f"{stem}.{format}"] = render(derivation, worked, report, format, templates,
                                                              notation, parts, figure.name)
     if "md" in formats and "figure" in parts:
-        printer = NotationPrinter(notation, spec.network)
-        texts[figure] = figures.svg(spec.network, printer.doprint)
-    return files.write_set(texts, replaces=[figure] if "md" in formats else [], inputs=inputs)
+        drawn = figures.draw(spec.network, NotationPrinter(notation, spec.network).doprint, notation)
+        texts.update({path: drawn[kind].svg() for kind, path in pictures.items()})
+    return files.write_set(texts, replaces=pictures.values() if "md" in formats else (), inputs=inputs)

@@ -19,7 +19,7 @@ import sympy as sp
 
 from . import numerics
 from .derivation import Derivation, derive, instantiate
-from .limits import SIMPLIFY_SECONDS, time_limit
+from .limits import PROOF_SECONDS, time_limit
 from .matrix import MatrixCompiled
 from .network import Network
 from .numerics import Values, random_values
@@ -221,7 +221,7 @@ def _proved(derivation: Derivation) -> bool:
         *others, last = net.targets.values()
         loss = loss.subs(last, 1 - sp.Add(*others))
     try:  # bounded: without a proof, the random-point agreement still stands
-        with time_limit(SIMPLIFY_SECONDS):
+        with time_limit(PROOF_SECONDS):
             for p in net.parameters:
                 gradient = derivation.gradient_expanded(p)
                 if net.loss.targets_sum_to_one:

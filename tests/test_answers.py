@@ -4,14 +4,18 @@ Expected expressions are written by hand from the textbook formulas, in the inte
 convention (w[x, y] from x to y, delta = dE/dz)."""
 import time
 
+import numpy as np
 import pytest
 import sympy as sp
 from hostile import CORPUS
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from symbackprop import notation
-from symbackprop.answers import (
+from symbackprop.grading.reading import (
     DELTA,
     ETA,
+    KNOWN_FUNCTIONS,
     P,
     S,
     U,
@@ -28,6 +32,7 @@ from symbackprop.answers import (
     w,
     z,
 )
+from symbackprop.grading.spelling import lines_of
 from symbackprop.parsing import ExpressionError
 
 HIDDEN = {"default": {"i": P, "j": U, "k": S}, "haykin": {"i": P, "j": U, "k": S},
@@ -163,7 +168,107 @@ def test_hostile_inputs_are_refused_or_read_as_mathematics_quickly(text, tmp_pat
 def test_the_reader_never_calls_eval_exec_or_sympify():
     import inspect
 
-    from symbackprop import answers
+    from symbackprop.grading import reading as answers
     source = inspect.getsource(answers)
     for name in ("eval(", "exec(", "sympify(", "parse_expr(", "parse_latex("):
         assert name not in source
+
+
+def numeric(expression, x):
+    """``expression`` of a_j at a_j = x, with the reader's named functions as NumPy (g is tanh here)."""
+    from symbackprop.grading.evaluation import _NUMPY
+    modules = [{**_NUMPY, "g": np.tanh, "dg": lambda v: 1 - np.tanh(v) ** 2}, "numpy"]
+    return float(sp.lambdify([], expression.xreplace({a[U]: sp.Float(x)}), modules)())
+
+
+LITERAL_FUNCTIONS = sorted(KNOWN_FUNCTIONS - {"max", "min"})
+LATEX_COMMANDS = {"exp", "log", "ln", "tanh", "sinh", "cosh", "sin", "cos", "tan", "sqrt", "sech"}
+FUNCTION_SPELLINGS = ([f"{name}^{{n}}" for name in LITERAL_FUNCTIONS]
+                      + [f"\\operatorname{{{name}}}^{{n}}" for name in LITERAL_FUNCTIONS]
+                      + [f"\\{name}^n" for name in sorted(LATEX_COMMANDS)]
+                      + ["\\sigma^{n}", "ReLU^n", "H^n", "g^n", "g'^{n}", "\\mathrm{ReLU}'^n"])
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.sampled_from(FUNCTION_SPELLINGS), st.integers(2, 5), st.floats(0.1, 0.9), st.booleans())
+def test_a_power_on_a_function_name_is_a_power_of_its_value(written, n, x, parentheses):
+    """f^n(x) = f(x)^n for every function the reader knows: sigma^2(z) is not sigma(z)."""
+    power = read(written.replace("^n", f"^{n}").replace("{n}", f"{{{n}}}") + "(a_j)")
+    assert power.sides[-1].has(sp.Pow)
+    base = written.split("^")[0]
+    plain = read(f"({base}(a_j))^{n}" if parentheses else f"{base}(a_j)^{{{n}}}")
+    assert numeric(power.sides[-1], x) == pytest.approx(numeric(plain.sides[-1], x), rel=1e-12)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("e^{-z_j}", sp.exp(-z[U])),
+    ("\\frac{1}{1 + e^{-z_j}}", 1 / (1 + sp.exp(-z[U]))),
+    ("\\cosh^2 z_j", sp.Function("cosh")(z[U]) ** 2),  # the reader's functions stay unevaluated names
+    ("1 - \\tanh^2(z_j)", 1 - sp.Function("tanh")(z[U]) ** 2),
+    ("[t_j - a_j] a_j", (t[U] - a[U]) * a[U]),
+    ("\\left[ t_j - a_j \\right]", t[U] - a[U]),
+    ("$a_j$.", a[U]),
+    ("$$a_j,$$", a[U]),
+    ("a_j \\quad \\text{for every hidden unit } j \\in l", a[U]),
+    ("a_j \\quad (4.14)", a[U]),
+    ("dE/dw_ij", quoted(delta[U] * a[P])),
+    ("dE/db_j", quoted(delta[U])),
+    ("∂E/∂z_j", quoted(delta[U])),
+    ("-\\partial E/\\partial z_j", -quoted(delta[U])),
+    ("\\frac{\\partial z_k}{\\partial z_j}", w[U, S] * dg(z[U])),
+    ("\\frac{\\partial a_j}{\\partial w_{ij}}", dg(z[U]) * a[P]),
+])
+def test_textbook_spellings_read_as_what_they_mean(text, expected):
+    assert same(value(text), expected)
+
+
+def test_haykin_error_signal_derivatives_and_bishops_e_n():
+    assert same(value("\\frac{\\partial E}{\\partial e_j}", "haykin"), -dEda[U])
+    assert value("\\frac{\\partial e_j}{\\partial y_j}", "haykin") == -1
+    assert value("\\frac{\\partial e_j}{\\partial y_i}", "haykin") == 0
+    assert same(value("\\frac{\\partial E_n}{\\partial a_j}", "bishop").args[0], delta[U])
+
+
+def test_indicators_and_cases_are_step_functions():
+    assert same(value("\\mathbb{1}[z_j > 0]"), sp.Function("heaviside")(z[U]))
+    answer = read_answer(lines_of("\\begin{cases} a_j & z_j > 0 \\\\ 2 a_j & \\text{otherwise} \\end{cases}")[0],
+                         Vocabulary(notation.load("default"), HIDDEN["default"]))
+    H = sp.Function("heaviside")
+    assert same(answer.sides[0], a[U] * H(z[U]) + 2 * a[U] * (1 - H(z[U])))
+
+
+@pytest.mark.parametrize("text, new", [
+    ("w^{new}_{ij} = w^{old}_{ij} - \\eta \\delta_j a_i", True),
+    ("w_{ij}(t+1) = w_{ij}(t) - \\eta \\delta_j a_i", True),
+    ("w_{ij}^{(\\tau+1)} = w_{ij}^{(\\tau)} - \\eta \\delta_j a_i", True),
+    ("w_{ij} \\rightarrow w'_{ij} = w_{ij} - \\eta \\delta_j a_i", True),
+])
+def test_update_spellings_name_the_new_weight(text, new):
+    answer = read(text)  # Nielsen's arrow keeps the old weight it starts from, for the checker to compare
+    assert answer.sides[-2] == updated(w[P, U]) and same(answer.sides[-1], w[P, U] - ETA * delta[U] * a[P])
+
+
+def test_arrows_in_weight_indices_and_arrow_updates():
+    arrows = {"i": P, "j": U, "k": S}
+    assert read("w_{j→k}", "arrows", arrows).sides[0] == w[U, S]
+    answer = read("w_{i→j} → w_{i→j} - \\eta \\delta_j z_i", "arrows", arrows)
+    assert answer.relations == ("<-",) and answer.sides[0] == w[P, U]
+
+
+def test_derivation_lines_split_on_aligned_rows_and_newlines():
+    text = "\\begin{aligned} \\delta_j &= a_j \\\\ &= a_j \\end{aligned}"
+    assert [line.split() for line in lines_of(text)] == [["\\delta_j", "=", "a_j"], ["=", "a_j"]]
+    assert len(lines_of("a_j = b_j\n= c_j\n\n")) == 2
+    assert len(lines_of("a_j +\nb_j")) == len(lines_of("\\delta_j =\n a_j")) == 1  # one formula, wrapped
+    with pytest.raises(ExpressionError, match="at most 30"):
+        lines_of("a_j\n" * 31)
+
+
+@pytest.mark.parametrize("hedge", ["a_j \\quad \\text{or} \\quad a_j + t_j", "a_j \\text{ or maybe } 2 a_j",
+                                   "a_j \\qquad \\delta_j"])
+def test_a_second_formula_after_quad_or_text_is_not_dropped_as_a_remark(hedge):
+    try:
+        answer = read(hedge)
+    except ExpressionError:
+        return
+    assert not same(answer.sides[-1], a[U])

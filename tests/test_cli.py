@@ -83,7 +83,8 @@ def test_derive_writes_notes_and_prints_the_path(tmp_path):
     result = run("derive", "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     notes = tmp_path / "out" / "notes.md"
-    assert result.stdout.split() == [str(notes), str(notes.with_suffix(".tex")), str(notes.with_suffix(".svg"))]
+    assert result.stdout.split() == [str(notes), str(notes.with_suffix(".tex")), str(notes.with_suffix(".svg")),
+                                     str(notes.with_name("notes-backward.svg"))]
     text = notes.read_text()
     assert r"\delta_{j}" in text and "all witnesses agree" in text
 

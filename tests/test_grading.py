@@ -5,12 +5,16 @@ delta (delta_j = g'(z_j) sum_k w_jk delta_k), (a_k - t_k) g'(z_k) for an output 
 half the sum of squares, dE/dw_ij = delta_j a_i, Delta w_ij = -eta delta_j a_i, each in the
 spelling of the notation preset (Haykin: delta_j = -dE/dv_j, e_j = d_j - y_j)."""
 import csv
+import functools
+import io
 import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+import tomllib
 from hostile import CORPUS
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -117,6 +121,32 @@ MISTAKES = [
     ("haykin", "update_w_hidden", "\\delta_j y_i", "missing learning rate"),
     ("default", "update_w_hidden", "w_{ij} + \\eta \\delta_j a_i", "sign error"),
     ("haykin", "update_w_hidden", "\\Delta w_{ji} = -\\eta \\delta_j y_i", "sign error"),
+    ("default", "delta_hidden", "(1 - a_j^2) \\sum_k w_{jk} \\delta_k", "another activation's derivative"),
+    ("haykin", "delta_hidden", "(1 - y_j^2) \\sum_k \\delta_k w_{kj}", "another activation's derivative"),
+    ("default", "grad_w_hidden", "\\delta_i a_j", "swapped unit indices"),
+    ("haykin", "grad_w_hidden", "-\\delta_i y_j", "swapped unit indices"),
+    ("nielsen", "grad_w_hidden", "a_j \\delta_k", "swapped unit indices"),
+    ("default", "grad_w_hidden", "\\delta_j z_i", "pre-activation for the activation"),
+    ("wikipedia", "grad_w_hidden", "\\delta_j net_i", "pre-activation for the activation"),
+    ("default", "delta_hidden", "g'(z_j) \\sum_k w_{jk} (a_k - t_k) g'(z_k)", "output delta in a hidden formula"),
+    ("haykin", "delta_hidden", "\\varphi'(v_j) \\sum_k e_k \\varphi'(v_k) w_{kj}", "output delta in a hidden formula"),
+    ("default", "update_w_output", "w_{jk} \\leftarrow -\\eta \\delta_k a_j", "old weight missing"),
+    ("nielsen", "update_w_hidden", "w^l_{jk} \\rightarrow -\\eta a^{l-1}_k \\delta^l_j", "old weight missing"),
+]
+#: mistakes only a particular network can show: (activations, loss) of a 2-3-2 network
+SPEC_MISTAKES = [
+    (("tanh,sigmoid", "half_sse"), "default", "delta_hidden", "a_j (1 - a_j) \\sum_k w_{jk} \\delta_k",
+     "another activation's derivative"),
+    (("softplus,sigmoid", "half_sse"), "nielsen", "delta_hidden", ("\\sigma(z^l_j)(1 - \\sigma(z^l_j)) \\sum_k "
+     "w^{l+1}_{kj} \\delta^{l+1}_k"), "another activation's derivative"),
+    (("sigmoid,identity", "half_sse"), "default", "delta_hidden", "\\sum_k a_k (1 - a_k) w_{jk} \\delta_k",
+     "derivative of the wrong unit"),
+    (("sigmoid,identity", "half_sse"), "haykin", "delta_hidden", "\\sum_k y_k (1 - y_k) \\delta_k w_{kj}",
+     "derivative of the wrong unit"),
+    (("sigmoid,sigmoid", "mse"), "default", "delta_output", "(a_k - t_k) g'(z_k)", "missing 2/K"),
+    (("sigmoid,sigmoid", "mse"), "haykin", "delta_output", "e_j \\varphi'(v_j)", "missing 2/K"),
+    (("sigmoid,sigmoid", "mse"), "default", "delta_output", "2 (a_k - t_k) g'(z_k)", "missing 1/K"),
+    (("sigmoid,sigmoid", "mse"), "nielsen", "delta_output", "2 (a_j - y_j) \\sigma'(z_j)", "missing 1/K"),
 ]
 
 
@@ -128,9 +158,18 @@ def test_known_mistakes_are_named_with_a_point_where_they_differ(prepared, notat
     assert result.diagnosis and result.counterexample["expected"] != result.counterexample["answer"]
 
 
+@pytest.mark.parametrize("network, notation, target, answer, mistake", SPEC_MISTAKES)
+def test_mistakes_a_network_shows_are_named(prepared, network, notation, target, answer, mistake):
+    spec = sb.compact("2-3-2", network[0], network[1])
+    result = grading.check_prepared(prepared(target, notation, spec), answer)
+    assert result.message.rstrip(".") == mistake[0].upper() + mistake[1:], (result.message, result.diagnosis)
+    assert result.diagnosis and result.counterexample["expected"] != result.counterexample["answer"]
+
+
 def test_every_diagnosis_is_tested_in_two_notations():
+    named = [(n, m) for n, _, _, m in MISTAKES] + [(n, m) for _, n, _, _, m in SPEC_MISTAKES]
     for name in {m.name for m in grading.MISTAKES}:
-        assert len({n for n, _, _, m in MISTAKES if m == name}) >= 2, name
+        assert len({n for n, m in named if m == name}) >= 2, name
 
 
 def test_diagnoses_speak_in_the_students_notation(prepared):
@@ -172,6 +211,14 @@ def test_activation_specific_forms_follow_the_spec():
     assert grading.check_prepared(prepared, "(1 - a_j^2) sum(w_jk*delta_k, k)").verdict == "correct"
     assert grading.check_prepared(prepared, "g'(z_j) sum(w_jk*delta_k, k)").verdict == "correct"
     assert grading.check_prepared(prepared, "a_j(1 - a_j) sum(w_jk*delta_k, k)").verdict == "incorrect"
+
+
+def test_swapped_subscripts_under_right_superscripts_are_named_as_a_swap(prepared):
+    """Nielsen's a^{l-1}_j delta^l_k: the layers are right, the letters swapped; changing the
+    superscripts (the advice a layer check alone gives) would still be wrong."""
+    result = verdict(prepared, "grad_w_hidden", "a^{l-1}_j \\delta^l_k", "nielsen")
+    assert result.message == "Swapped unit indices." and "exchange j and k" in result.diagnosis[0]
+    assert not any("superscript should be" in line for line in result.diagnosis)
 
 
 def test_layer_superscripts_against_the_letters(prepared):
@@ -230,7 +277,7 @@ def test_check_cli_exit_status_and_json():
     assert right.returncode == 0 and right.stdout.startswith("correct")
     wrong = run("check", "--target", "delta_hidden", "--answer", "g'(z_j)*sum(w_kj*delta_k, k)", "--json")
     data = json.loads(wrong.stdout)
-    assert wrong.returncode == 1 and set(data) == {"verdict", "message", "diagnosis", "counterexample"}
+    assert wrong.returncode == 1 and set(data) == {"verdict", "message", "diagnosis", "counterexample", "lines"}
     assert data["message"] == "Transposed weight index." and "expected" in data["counterexample"]
     unreadable = run("check", "--target", "delta_hidden", "--answer", "\\input{/etc/passwd}")
     assert unreadable.returncode == 2 and unreadable.stdout.startswith("cannot read")
@@ -264,7 +311,7 @@ def test_grade_cli_marks_every_row_and_writes_both_reports(tmp_path):
     assert all(r["verdict"] in ("cannot read", "incorrect") for r in graded[4:])
     assert "unknown target" in graded[-1]["message"] and len(graded[-1]["target"]) < 300
     summary = report.with_suffix(".md").read_text()
-    assert "| delta_hidden |" in summary and "Missing sum" in summary
+    assert "| `delta_hidden` |" in summary and "Missing sum" in summary
     assert not canary.exists()
 
 
@@ -284,14 +331,14 @@ def test_grade_cli_refuses_a_file_without_the_header_and_writes_nothing(tmp_path
 
 
 def test_a_stuck_answer_is_stopped_and_the_batch_goes_on(monkeypatch):
-    original = grading.check_prepared
+    original = grading.judging.check_prepared
 
     def slow(prepared, text):
         if text == "STUCK":
             time.sleep(60)
         return original(prepared, text)
 
-    monkeypatch.setattr(grading, "check_prepared", slow)  # forked workers inherit it
+    monkeypatch.setattr(grading.judging, "check_prepared", slow)  # forked workers inherit it
     rows = [{"id": "1", "target": "delta_hidden", "answer": "STUCK"},
             {"id": "2", "target": "delta_hidden", "answer": "g'(z_j)*sum(w_jk*delta_k, k)"}]
     start = time.perf_counter()
@@ -347,8 +394,8 @@ def test_report_lists_counts_and_example_ids():
     verdicts = [grading.Verdict("incorrect", "Missing sum."), grading.Verdict("incorrect", "Missing sum."),
                 grading.Verdict("cannot read", "unknown symbol q at column 1"), grading.Verdict("correct", "Correct.")]
     summary = grading.report_markdown(rows, verdicts)
-    assert "| delta_hidden | 4 | 1 | 2 | 1 |" in summary
-    assert "- 2 x Missing sum (e.g. id 0, 1)" in summary and "unknown symbol q at column ..." in summary
+    assert "| `delta_hidden` | 4 | 1 | 2 | 1 |" in summary
+    assert "- 2 x Missing sum (e.g. id `0`, `1`)" in summary and "unknown symbol q at column ..." in summary
 
 
 def test_spreadsheet_exports_with_a_byte_order_mark_and_capitalised_headers_are_read(tmp_path):
@@ -457,3 +504,265 @@ def test_an_output_answer_in_the_hidden_layer_letters_is_read_that_way(prepared)
     wrong = verdict(prepared, "delta_output", "(t_j - a_j) a_j (1 - a_j)")
     assert wrong.message == "Sign error." and "negative of delta_j" in wrong.diagnosis[1]
     assert verdict(prepared, "delta_output", "(a_j - t_k) g'(z_j)").verdict == "incorrect"
+
+
+TEXTBOOK = tomllib.loads((Path(__file__).parent / "textbook_answers.toml").read_text(encoding="utf-8"))["answer"]
+
+
+@pytest.mark.parametrize("entry", TEXTBOOK, ids=lambda e: f"{e['notation']}-{e['target']}-{e['answer'][:30]}")
+def test_textbook_spellings_of_correct_answers_are_read_and_correct(prepared, entry):
+    spec = spec_with(entry.get("activations", "sigmoid,sigmoid"))
+    result = verdict(prepared, entry["target"], entry["answer"], entry["notation"], spec)
+    assert result.verdict == "correct", (result.message, result.diagnosis)
+
+
+@functools.lru_cache
+def spec_with(activations):
+    return SPEC if activations == "sigmoid,sigmoid" else sb.compact("2-3-2", activations)
+
+
+def test_a_power_on_a_function_is_no_false_accept(prepared):
+    """softplus' is sigma, not sigma^2; tanh' is 1 - tanh^2, not 1 - tanh."""
+    softplus, tanh = spec_with("softplus,sigmoid"), spec_with("tanh,sigmoid")
+    wrong = verdict(prepared, "delta_hidden", "\\delta_j = \\sigma^2(z_j)\\sum_k w_{jk}\\delta_k", spec=softplus)
+    assert wrong.verdict == "incorrect"
+    for power in ("\\sigma^{3}(z_j)", "\\tanh^2(z_j)", "\\cosh^2(z_j)"):
+        assert verdict(prepared, "delta_hidden", f"{power} \\sum_k w_{{jk}}\\delta_k", spec=softplus).verdict == \
+            "incorrect"
+    right = verdict(prepared, "delta_hidden", "(1-\\tanh^2(z_j))\\sum_k w_{jk}\\delta_k", spec=tanh)
+    assert right.verdict == "correct"
+    assert verdict(prepared, "delta_hidden", "(1-\\tanh(z_j))\\sum_k w_{jk}\\delta_k", spec=tanh).verdict == \
+        "incorrect"
+
+
+DERIVATION = ["\\delta_j = \\frac{\\partial E}{\\partial z_j}",
+              ("= \\sum_k \\frac{\\partial E}{\\partial z_k} \\frac{\\partial z_k}{\\partial a_j} "
+               "\\frac{\\partial a_j}{\\partial z_j}"),
+              "= g'(z_j) \\sum_k w_{jk} \\delta_k"]
+
+
+@pytest.mark.parametrize("joined", ["\n", " \\\\ ", "aligned"])
+def test_a_right_derivation_is_correct_line_by_line(prepared, joined):
+    text = ("\\begin{aligned}" + " \\\\ ".join(line.replace("=", "&=", 1) for line in DERIVATION) + "\\end{aligned}"
+            if joined == "aligned" else joined.join(DERIVATION))
+    result = verdict(prepared, "delta_hidden", text)
+    assert result.verdict == "correct" and result.message == "Correct: each of the 3 lines equals the target."
+    assert [line["verdict"] for line in result.lines] == ["correct"] * 3 and result.first_wrong_line is None
+    assert result.lines[2] == {"line": 3, "text": DERIVATION[2], "verdict": "correct", "message": "Correct."}
+
+
+def test_a_wrong_second_line_is_named_with_its_mistake(prepared):
+    lines = [DERIVATION[0], "= \\sum_k w_{jk} \\delta_k", DERIVATION[2]]
+    result = verdict(prepared, "delta_hidden", "\n".join(lines))
+    assert result.verdict == "incorrect" and result.message == "Line 2: missing activation derivative."
+    assert result.first_wrong_line == 2 and [x["verdict"] for x in result.lines] == ["correct", "incorrect", "correct"]
+
+
+def test_a_wrong_last_line_and_a_restating_last_line(prepared):
+    wrong = verdict(prepared, "delta_hidden", "\n".join([*DERIVATION[:2], "= g'(z_j) w_{jk} \\delta_k"]))
+    assert wrong.message == "Line 3: missing sum." and wrong.first_wrong_line == 3
+    restated = verdict(prepared, "delta_hidden", "\n".join([DERIVATION[2], "= \\delta_j"]))
+    assert restated.message == "Line 2: the answer restates what it should derive."
+
+
+@pytest.mark.parametrize("hostile", ["__import__('os').system('touch {canary}')", "9**9**9**9", "\\input{{{canary}}}",
+                                     "(" * 900 + "a_j" + ")" * 900])
+def test_a_derivation_with_a_hostile_line(prepared, hostile, tmp_path):
+    canary = tmp_path / "canary"
+    text = "\n".join([DERIVATION[0], hostile.format(canary=canary), DERIVATION[2]])
+    start = time.perf_counter()
+    result = verdict(prepared, "delta_hidden", text)
+    assert time.perf_counter() - start < 2 and not canary.exists()
+    assert result.verdict in ("cannot read", "incorrect") and result.message.startswith("Line 2: ")
+    assert result.lines[2]["verdict"] == "correct"
+
+
+def test_messages_say_right_hand_side_not_side_2(prepared):
+    result = verdict(prepared, "delta_hidden", "\\delta_j = g'(z_j) w_{jk} \\delta_k")
+    assert result.message == "The right-hand side: missing sum."
+    chained = verdict(prepared, "delta_hidden", "\\delta_j = g'(z_j) w_{jk} \\delta_k = g'(z_j) \\sum_k w_{jk} \\delta_k")
+    assert chained.message == "The expression after the first '=': missing sum."
+
+
+def test_numbers_do_not_reveal_the_worked_example_unless_asked():
+    example = sb.example(SPEC.network, SPEC.values, SPEC.learning_rate)
+    gradient = example.evaluation.gradients[sb.network.layer_weight(1, 2, 0)]
+    hidden = grading.prepare(SPEC.network, "grad_w[1][2][0]", "default", SPEC.values, SPEC.learning_rate)
+    shown = grading.prepare(SPEC.network, "grad_w[1][2][0]", "default", SPEC.values, SPEC.learning_rate, reveal=True)
+    for prepared, reveal in ((hidden, False), (shown, True)):
+        wrong = grading.check_prepared(prepared, f"{gradient * 1.7:.6f}")
+        assert wrong.verdict == "incorrect"
+        assert (f"{gradient:.6g}" in wrong.message) == reveal and ("expected" in wrong.counterexample) == reveal
+        symbolic = grading.check_prepared(prepared, "delta[1][0]*a[0][1]")  # shown at a random point instead
+        assert reveal or symbolic.counterexample["at"].startswith("random point")
+
+
+def test_numbers_mixed_with_symbols_are_checked_at_the_worked_example_only(prepared):
+    weight = sb.network.layer_weight(1, 2, 0)
+    gradient = sb.example(SPEC.network, SPEC.values, SPEC.learning_rate).evaluation.gradients[weight]
+    right = verdict(prepared, "update_w[1][2][0]", f"w[1][2][0] - {SPEC.learning_rate}*{gradient:.9f}")
+    assert right.verdict == "correct" and "checked there only" in right.diagnosis[0]
+    wrong = verdict(prepared, "update_w[1][2][0]", f"w[1][2][0] - {SPEC.learning_rate}*{2 * gradient:.9f}")
+    assert wrong.verdict == "incorrect" and "checked there only" in wrong.diagnosis[0]
+
+
+def test_letters_the_notation_leaves_free_get_a_hint_with_its_letters(prepared):
+    """The blog behind the arrows preset calls the output unit o and the hidden unit k."""
+    result = verdict(prepared, "delta_output", "\\delta_o = (\\hat{y}_o - y_o) f'_o(s_o)", "arrows")
+    assert result.verdict == "incorrect" and "index o" in result.message
+    assert "names the unit j and the unit i feeding it" in result.diagnosis[0]
+    nielsen = verdict(prepared, "delta_hidden", "\\sigma'(z_q) \\sum_k w_{kq} \\delta_k", "nielsen")
+    assert "names the unit j and the unit k feeding it, with k for the units it feeds" in nielsen.diagnosis[0]
+
+
+def test_a_huge_answer_refuses_only_its_row(tmp_path):
+    submissions = tmp_path / "answers.csv"
+    with open(submissions, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["id", "target", "answer"])
+        writer.writerow(["big", "delta_hidden", "a" * 50_000_000])
+        writer.writerow(["ok", "delta_hidden", "g'(z_j)*sum(w_jk*delta_k, k)"])
+    _, rows = grading.read_submissions(submissions)
+    verdicts = grading.grade(SPEC, rows, workers=1)
+    assert verdicts[0].verdict == "cannot read" and verdicts[0].message.startswith(
+        f"answer longer than {grading.reading.MAX_LENGTH} characters")
+    assert verdicts[1].verdict == "correct"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "utf-32"])
+def test_a_csv_with_a_byte_order_mark_is_decoded_by_it(tmp_path, encoding):
+    submissions = tmp_path / "answers.csv"
+    submissions.write_bytes("id,target,answer,name\n1,delta_hidden,delta_j,Müller\n".encode(encoding))
+    _, rows = grading.read_submissions(submissions)
+    assert rows[0]["name"] == "Müller" and rows[0]["id"] == "1"
+
+
+@pytest.mark.parametrize("data, words", [
+    ("id,target,answer,name\n1,delta_hidden,delta_j,Müller\n".encode("latin-1"), ["byte 46 (0xFC, line 2)", "UTF-8"]),
+    ("id,target,answer\n".encode("utf-16-le"), ["byte 1 is a NUL byte", "UTF-16"]),
+])
+def test_a_csv_in_another_encoding_exits_2_naming_the_byte(tmp_path, data, words):
+    submissions = tmp_path / "answers.csv"
+    submissions.write_bytes(data)
+    result = run("grade", str(submissions), "-o", str(tmp_path / "report"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert all(word in result.stderr for word in words), result.stderr
+    assert not (tmp_path / "report.csv").exists()
+
+
+HOSTILE_CELLS = ["=HYPERLINK(\"http://evil\",\"x\")", "@SUM(A1)", "=cmd|' /C calc'!A0", "+1+1", "-2+3", "\tx", "\rx",
+                 "'quoted"]
+
+
+def test_report_csv_cells_are_inert_for_spreadsheets_and_recoverable():
+    rows = [{"id": cell, "target": cell, "answer": cell, "note": cell} for cell in HOSTILE_CELLS]
+    verdicts = [grading.Verdict("cannot read", "-x", ["=y"]) for _ in rows]
+    text = grading.report_csv(["id", "target", "answer", "note"], rows, verdicts)
+    graded = list(csv.DictReader(io.StringIO(text, newline="")))
+    for row, cell in zip(graded, HOSTILE_CELLS):
+        for column in ("id", "target", "answer", "note", "message", "diagnosis"):
+            assert row[column].startswith("'") and not row[column].startswith(("=", "+", "-", "@", "\t", "\r"))
+        assert row["answer"][1:] == cell  # drop the first ' of a cell that starts with one: the raw text
+    assert graded[0]["first_wrong_line"] == ""
+
+
+def test_report_markdown_escapes_html_markdown_pipes_and_newlines():
+    hostile = "<script>alert(1)</script> <img src=x onerror=alert(1)> ![x](http://e/x.png) [x](javascript:alert(1))"
+    rows = [{"id": "a|b\n# injected", "target": "t|x\n## head", "answer": "a"},
+            {"id": "2", "target": "delta_hidden", "answer": "a"}]
+    verdicts = [grading.Verdict("incorrect", hostile + " | col\n# heading"), grading.Verdict("cannot read", hostile)]
+    summary = grading.report_markdown(rows, verdicts)
+    assert "<script" not in summary and "<img" not in summary and "](" not in summary.replace("\\](", "")
+    assert not any(line.startswith(("# injected", "## head", "# heading")) for line in summary.splitlines())
+    table = [line for line in summary.splitlines() if line.startswith("| `")]
+    assert all(line.count("|") - line.count("\\|") == 6 for line in table)  # no cell added by a |
+
+
+def test_report_counts_where_derivations_first_go_wrong_and_keeps_words_whole():
+    rows = [{"id": str(n), "target": "grad_w_hidden", "answer": "a"} for n in range(4)]
+    lines = lambda *verdicts: [{"line": n + 1, "text": "x", "verdict": v, "message": ""} for n, v in enumerate(verdicts)]
+    message = "unknown symbol grad_w_hidden_and_a_long_tail at column 1: the default notation has " + "x, " * 40
+    verdicts = [grading.Verdict("incorrect", "Line 2: missing sum.", lines=lines("correct", "incorrect", "correct")),
+                grading.Verdict("incorrect", "Line 2: missing sum.", lines=lines("correct", "incorrect")),
+                grading.Verdict("correct", "Correct.", lines=lines("correct", "correct")),
+                grading.Verdict("cannot read", message, lines=lines("cannot read"))]
+    summary = grading.report_markdown(rows, verdicts)
+    assert "3 answers of several lines, 1 right on every line." in summary and "| 2 | 2 |" in summary
+    assert "- 2 x Missing sum" in summary
+    unread = next(line for line in summary.splitlines() if "unknown symbol" in line)
+    assert "grad\\_w\\_hidden\\_and\\_a\\_long\\_tail" in unread and unread.endswith(", ...")
+    report = grading.report_csv(["id", "target", "answer"], rows, verdicts)
+    assert [r["first_wrong_line"] for r in csv.DictReader(io.StringIO(report))] == ["2", "2", "", "1"]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_when_the_grade_process_is_killed(tmp_path):
+    submissions = tmp_path / "answers.csv"
+    submissions.write_text("id,target,answer\n" + "".join(f"{n},delta_hidden,g'(z_j) w_jk delta_k + {n}\n"
+                                                          for n in range(20_000)))
+    main = subprocess.Popen([sys.executable, "-m", "symbackprop", "grade", str(submissions), "-o",
+                             str(tmp_path / "report"), "--workers", "2"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers := _children(main.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(workers) == 2, "the workers never started"
+    finally:
+        main.kill()
+        main.wait()
+    deadline = time.monotonic() + 10
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_alive, workers))
+
+
+def test_check_cli_lines_and_reveal():
+    derivation = "\n".join([DERIVATION[0], "= \\sum_k w_{jk} \\delta_k", DERIVATION[2]])
+    result = run("check", "2-3-2", "--activation", "sigmoid,sigmoid", "--target", "delta_hidden", "--answer",
+                 derivation, "--json")
+    data = json.loads(result.stdout)
+    assert result.returncode == 1 and data["message"] == "Line 2: missing activation derivative."
+    assert [line["line"] for line in data["lines"]] == [1, 2, 3] and data["lines"][1]["verdict"] == "incorrect"
+    text = run("check", "--target", "delta_hidden", "--answer", derivation)
+    assert "  line 2: incorrect: = \\sum_k w_{jk} \\delta_k" in text.stdout.splitlines()
+    wrong = ["check", "--target", "grad_w[1][2][0]", "--answer", "0.123456"]
+    hidden, shown = run(*wrong), run(*wrong, "--reveal")
+    assert hidden.returncode == shown.returncode == 1 and "expected" not in hidden.stdout
+    assert "expected" in shown.stdout and "worked example's value " in shown.stdout
+
+
+BASES = {"default": "\\delta_j = g'(z_j) \\sum_k w_{jk} \\delta_k",
+         "haykin": "\\delta_j = \\varphi'(v_j) \\sum_k \\delta_k w_{kj}",
+         "nielsen": "\\delta^l_j = \\sum_k w^{l+1}_{kj} \\delta^{l+1}_k \\sigma'(z^l_j)",
+         "wikipedia": "\\delta_j = \\varphi'(\\mathrm{net}_j) \\sum_{\\ell} w_{j\\ell} \\delta_\\ell",
+         "bishop": "\\delta_j = h'(a_j) \\sum_k w_{kj} \\delta_k"}
+WRAPPERS = ["${}$", "$$ {} $$", "{}.", "{},", "{} \\quad \\text{{for every hidden unit }} j",
+            "\\begin{{aligned}} {} \\end{{aligned}}", "{} \\tag{{2}}", "\\[ {} \\]", "{}\n"]
+
+
+@pytest.mark.parametrize("wrapper", WRAPPERS)
+@pytest.mark.parametrize("notation", sorted(BASES))
+def test_every_wrapper_is_read_in_every_notation(prepared, notation, wrapper):
+    result = verdict(prepared, "delta_hidden", wrapper.format(BASES[notation]), notation)
+    assert result.verdict == "correct", (result.message, wrapper)

@@ -72,12 +72,12 @@ def test_markdown_math_renders_in_katex(written):
 
 
 def test_markdown_links_a_well_formed_svg_figure_with_the_notation_labels(written):
-    md, _, svg = written[("default", "haykin")]
-    assert f"]({svg.name})" in md.read_text()
+    md, _, svg, backward = written[("default", "haykin")]
+    assert f"]({svg.name})" in md.read_text() and f"]({backward.name})" in md.read_text()
     root = ElementTree.fromstring(svg.read_text())
     texts = ["".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert "x1" in texts and "y(1)1" in texts  # y^{(1)}_1: Haykin's activation of hidden unit 1
-    assert "w(1)10" not in texts and "w(2)11" in texts  # edges are labelled, biases are not edges
+    assert "+1" in texts and "w(1)10" in texts and "w(2)11" in texts  # Haykin's bias: the weight from +1
 
 
 def test_notes_are_deterministic(tmp_path):

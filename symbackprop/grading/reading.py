@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 import lark
 import sympy as sp
 
-from .notation import Notation
-from .parsing import FUNCTIONS, ExpressionError, parse_expression
+from ..notation import Notation
+from ..parsing import FUNCTIONS, ExpressionError, parse_expression
+from .spelling import normalize
 
 __all__ = ["Answer", "ExpressionError", "Vocabulary", "read_answer"]
 
@@ -48,9 +49,15 @@ MAX_EXPONENT = 64
 MAX_SUMS = 3
 MAX_SYMBOLS = 300
 #: literal functions a prime may follow: name -> name of the derivative's function
-_DERIVATIVES = {"sigmoid": "dsigmoid", "tanh": "dtanh", "exp": "exp", "log": "dlog", "ln": "dlog"}
-_GREEK_FUNCTIONS = {"sigma": "sigmoid"}
+_DERIVATIVES = {"sigmoid": "dsigmoid", "tanh": "dtanh", "exp": "exp", "log": "dlog", "ln": "dlog",
+                "relu": "heaviside"}
+#: spellings of functions beyond the expression grammar's: sigma as the sigmoid (where it is not the
+#: notation's function), ReLU, the step H, sech = 1/cosh
+_FUNCTION_ALIASES = {"sigma": "sigmoid", "ReLU": "relu", "RELU": "relu", "Relu": "relu", "H": "heaviside",
+                     "Heaviside": "heaviside"}
+KNOWN_FUNCTIONS = frozenset({*FUNCTIONS, "relu", "sech"})
 _FUNCTION_LETTERS = ("f", "g", "h", "phi", "varphi")
+_ERROR_LETTERS = ("E", "L", "J", "C")  # the error, cost or loss, where the notation gives them no other meaning
 _LATEX_WORDS = ("frac", "partial", "displaystyle", "cdot", "mathrm", "text", "left", "right", "ext")
 
 _COMMANDS = frozenset({
@@ -59,15 +66,11 @@ _COMMANDS = frozenset({
     "Bigl", "Bigr", "limits", "nolimits", "displaystyle", "quad", "qquad", "prime", "ell", "in", "to",
     "rightarrow", "exp", "log", "ln", "tanh", "sinh", "cosh", "sin", "cos", "tan", "sqrt",
     "alpha", "delta", "Delta", "eta", "sigma", "varphi", "phi", "theta", "epsilon", "varepsilon", "mu", "lambda",
+    "tau", "sech", "mapsto", "bigg", "Bigg", "biggl", "biggr", "Biggl", "Biggr", "textstyle", "nonumber", "notag",
 })
-_UNICODE = {"δ": r"\delta ", "Δ": r"\Delta ", "η": r"\eta ", "σ": r"\sigma ", "φ": r"\varphi ", "ϕ": r"\phi ",
-            "α": r"\alpha ", "∂": r"\partial ", "Σ": r"\sum ", "∑": r"\sum ", "·": r"\cdot ", "×": r"\times ",
-            "−": "-", "′": "'", "ℓ": r"\ell ", "←": r"\leftarrow ", "∈": r"\in "}
-_TIME_INDEX = re.compile(r"\(\s*n\s*\)")
-_NEXT_TIME = re.compile(r"\(\s*n\s*\+\s*1\s*\)")
 
 _GRAMMAR = r"""
-start: sum (REL sum)*
+start: sum ((REL | ARROWREL) sum)*
 ?sum: term ((PLUS | MINUS) term)*
 ?term: factor ((STAR | SLASH) factor | implicit)*
 ?factor: (PLUS | MINUS) factor -> signed
@@ -99,6 +102,7 @@ script: INDEX | CMD | LBRACE item* RBRACE | LPAR item* RPAR | MINUS INDEX | PLUS
      | LBRACE item* RBRACE -> nested
 
 REL.3: "=" | ":=" | "<-" | /\\(leftarrow|gets|coloneqq)(?![A-Za-z])/
+ARROWREL.3: "->" | /\\(rightarrow|to|mapsto)(?![A-Za-z])/
 FRAC.3: /\\[dt]?frac(?![A-Za-z])/
 BIGSUM.3: /\\sum(?![A-Za-z])/
 PARTIAL.3: /\\partial(?![A-Za-z])/
@@ -127,7 +131,7 @@ RBRACE: "}"
 LSQB: "["
 RSQB: "]"
 SPACE.4: /[ \t\r\n~]+/ | /\\[,;:! ]/
-    | /\\(left|right|bigl|bigr|Bigl|Bigr|big|Big|limits|nolimits|displaystyle|quad|qquad)(?![A-Za-z])/
+    | /\\(left|right|[bB]igg?[lr]?|limits|nolimits|displaystyle|textstyle|quad|qquad|nonumber|notag)(?![A-Za-z])/
 %ignore SPACE
 """
 
@@ -155,10 +159,12 @@ class Vocabulary:
     names: Mapping[str, sp.Expr] = field(default_factory=dict)
 
     def role_of(self, spelling: str) -> str | None:
-        """A spelling's role; f, g, h, phi also name the activation function where the notation
-        gives them no other meaning (students bring letters from other courses)."""
+        """A spelling's role; f, g, h, phi also name the activation function, and E, L, J, C the
+        error, where the notation gives them no other meaning (students bring letters from other courses)."""
         table = _spellings(self.notation)
-        return table.get(spelling, "function" if spelling in _FUNCTION_LETTERS else None)
+        if spelling in table:
+            return table[spelling]
+        return "function" if spelling in _FUNCTION_LETTERS else "error" if spelling in _ERROR_LETTERS else None
 
     def describe(self) -> str:
         """The symbols a student of this notation may use, for error messages."""
@@ -176,6 +182,8 @@ class Answer:
     sides: tuple[sp.Expr, ...]
     relations: tuple[str, ...]
     remarks: tuple[str, ...] = ()
+    decimals: bool = False  # a number with a decimal point or exponent (a value read off the worked example)
+    swapped: bool = False  # the remark is that two unit letters are exchanged
 
 
 _SPELLINGS: dict[str, dict[str, str]] = {}
@@ -212,7 +220,7 @@ def read_answer(text: str, vocabulary: Vocabulary) -> Answer:
         raise ExpressionError(f"the answer must be text, got {type(text).__name__}")
     if len(text) > MAX_LENGTH:
         raise ExpressionError(f"the answer is {len(text)} characters long; at most {MAX_LENGTH} are read")
-    text = _normalize(text)
+    text = normalize(text)
     _scan(text)
     try:
         tree = _PARSER.parse(text)
@@ -228,21 +236,15 @@ def read_answer(text: str, vocabulary: Vocabulary) -> Answer:
         raise
     if max(map(_sum_depth, sides)) > MAX_SUMS:  # each level multiplies the work by a layer's width
         raise ExpressionError(f"sums nested more than {MAX_SUMS} deep are not read")
-    return Answer(tuple(sides), tuple(relations), tuple(builder.remarks))
+    swapped = builder.swapped_letters()
+    remarks = (swapped,) if swapped else tuple(builder.remarks)
+    return Answer(tuple(sides), tuple(relations), remarks, builder.decimals, bool(swapped))
 
 
 def _sum_depth(expression) -> int:
     """How many summation indices are open at the deepest point of ``expression``."""
     inner = max((_sum_depth(arg) for arg in expression.args), default=0)
     return inner + (len(expression.limits) if isinstance(expression, sp.Sum) else 0)
-
-
-def _normalize(text: str) -> str:
-    """Unicode Greek and operators to their LaTeX spelling; Haykin's time index (n)
-    dropped and (n+1) read as "the new value" (columns are kept)."""
-    text = "".join(_UNICODE.get(char, char) for char in text)
-    text = _NEXT_TIME.sub(lambda m: "^{+}".ljust(len(m.group())), text)
-    return _TIME_INDEX.sub(lambda m: " " * len(m.group()), text)
 
 
 def _scan(text: str) -> None:
@@ -320,7 +322,10 @@ class _Sym:
 
 @dataclass
 class _Partial:
+    """``\\partial x`` of a derivative written with a slash (``-\\partial E/\\partial w``)."""
+
     symbol: _Sym
+    sign: int = 1
 
 
 class _Builder(lark.visitors.Transformer_NonRecursive):
@@ -331,14 +336,18 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
         self.vocabulary = vocabulary
         self.notation = vocabulary.notation
         self.remarks: list[str] = []
+        self.clashes: list[tuple] = []  # (symbol as written, its unit's role, the layer its superscript names)
+        self.decimals = False
 
     # --- structure ---------------------------------------------------------------------
     def start(self, children):
         sides, relations = [self.value(children[0])], []
         for relation, side in zip(children[1::2], children[2::2]):
-            relations.append("<-" if relation != "=" else "=")
+            relations.append("->" if relation.type == "ARROWREL" else "<-" if relation != "=" else "=")
             sides.append(self.value(side))
-        return sides, relations
+        if relations == ["->"]:  # w -> w - eta dC/dw: an assignment
+            relations = ["<-"]
+        return sides, relations  # Nielsen's w -> w' = w - eta dC/dw keeps its arrow: w must be the old weight
 
     def sum(self, children):
         terms, sign = [self.value(children[0])], "+"
@@ -362,20 +371,36 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
 
     def product(self, parts):
         """A product; a plain ``sum_k`` factor sums the rest of the product, as ``\\sum_k`` does."""
-        factors = []
-        for n, (divide, node) in enumerate(parts):
+        factors, n = [], 0
+        while n < len(parts):
+            divide, node = parts[n]
             if isinstance(node, _Sym) and node.head == "sum" and node.subs and not node.sups:
                 if n + 1 == len(parts):
                     raise ExpressionError(f"sum_{''.join(node.subs[0])} at column {node.column} has nothing to sum")
                 index = self.summation_index(node.subs[0], node.column)
                 factors.append(sp.Sum(self.product(parts[n + 1:]), (index, 0, _SUM_END)))
                 break
-            value = self.value(node)
+            following = parts[n + 1] if n + 1 < len(parts) else None
+            if isinstance(node, _Partial) and following and following[0] and isinstance(following[1], _Partial):
+                value = self.derivative(node.symbol, following[1].symbol)  # \partial E / \partial w
+                value, n = (value if node.sign > 0 else sp.Mul(-1, value, evaluate=False)), n + 2
+            elif following and not following[0] and self.bare_function(node):
+                value, n = self.call(node, [following[1]]), n + 2  # \tanh z_j, \cosh^2 z_j
+            else:
+                value, n = self.value(node), n + 1
             factors.append(sp.Pow(value, -1, evaluate=False) if divide else value)
         return sp.Mul(*factors, evaluate=False)
 
+    def bare_function(self, node) -> bool:
+        """A literal function written without parentheses (\\tanh z_j): it takes the next factor."""
+        return (isinstance(node, _Sym) and not node.subs and not node.brackets
+                and self.vocabulary.role_of(node.head) is None
+                and _FUNCTION_ALIASES.get(node.head, node.head) in KNOWN_FUNCTIONS - {"max", "min"})
+
     def signed(self, children):
         sign, value = children
+        if isinstance(value, _Partial):
+            return _Partial(value.symbol, -value.sign if sign == "-" else value.sign)
         value = self.value(value)
         return value if sign == "+" else sp.Mul(-1, value, evaluate=False)
 
@@ -384,6 +409,7 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
 
     def number(self, children):
         token, = children
+        self.decimals |= bool(re.search(r"[.eE]", token))
         if sum(c.isdigit() for c in token) > 20:
             raise ExpressionError(f"the number at column {token.start_pos + 1} has more than 20 digits")
         try:
@@ -478,16 +504,42 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
                 return sp.Sum(self.value(args[0]), (index, 0, _SUM_END))
             if sym.head == "sum" and sym.subs and len(args) == 1:  # sum_k(w_jk delta_k)
                 return sp.Sum(self.value(args[0]), (self.summation_index(sym.subs[0], sym.column), 0, _SUM_END))
-            function = self.function(sym, len(args))
-            if function is not None:
-                values = [self.value(x) for x in args]
-                if function in (g, dg) and sym.subs:
-                    self.check_function_index(sym, values[0])
-                return function(*values)
+            if self.function(sym, len(args)) is not None:
+                return self.call(sym, args)
         if len(args) != 1:
             raise ExpressionError(f"{sym.written if isinstance(sym, _Sym) else 'this'} is not a function; "
                                   "write a product with *")
         return sp.Mul(self.value(sym), self.value(args[0]), evaluate=False)
+
+    def call(self, sym: _Sym, args) -> sp.Expr:
+        """``sym`` applied to ``args``; a power on the name is a power of the value, as in
+        \\sigma^2(z_j) and \\tanh^2(z_j) (the square of the function, not the function)."""
+        function = self.function(sym, len(args))
+        values = [self.value(x) for x in args]
+        if function in (g, dg) and sym.subs:
+            self.check_function_index(sym, values[0])
+        result = function(*values)
+        if len(sym.sups) > 1:
+            raise ExpressionError(f"{sym.written} at column {sym.column}: one power of a function is read")
+        for items in sym.sups:
+            result = sp.Pow(result, self.exponent(items, sym.column), evaluate=False)
+        return result
+
+    def subexpression(self, items, column) -> sp.Expr:
+        """A superscript read as an expression (the exponent of e^{-z_k})."""
+        text = " ".join(items)
+        try:
+            tree = _PARSER.parse(text)
+            builder = _Builder(self.vocabulary)
+            sides, _ = builder.transform(tree)
+        except lark.exceptions.UnexpectedInput:
+            raise ExpressionError(f"the exponent {text!r} at column {column} is not read; write exp(...)") from None
+        except lark.exceptions.VisitError as error:
+            raise error.orig_exc from None
+        if len(sides) != 1:
+            raise ExpressionError(f"the exponent {text!r} at column {column} is not an expression")
+        self.remarks += builder.remarks
+        return sides[0]
 
     def check_function_index(self, sym: _Sym, argument) -> None:
         """f_j'(s_j): a unit's own function carries the unit's index; f_i'(s_j) is the
@@ -501,8 +553,8 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
     def function(self, sym: _Sym, count: int):
         """The SymPy function ``sym(...)`` stands for, or None when sym is a quantity."""
         role = self.vocabulary.role_of(sym.head)
-        name = _GREEK_FUNCTIONS.get(sym.head, sym.head)
-        if role != "function" and name not in FUNCTIONS:
+        name = _FUNCTION_ALIASES.get(sym.head, sym.head)
+        if role != "function" and name not in KNOWN_FUNCTIONS:
             if sym.primes:
                 raise ExpressionError(f"{sym.written} at column {sym.column}: a prime needs a function "
                                       f"({self.notation.plain['function'][0]}'(...))")
@@ -549,6 +601,9 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
         if concrete is not None:
             return concrete
         role = self.vocabulary.role_of(sym.head)
+        if sym.head == "e" and role in (None, "error_signal") and not sym.subs and len(sym.sups) == 1 \
+                and not sym.primes:  # e^{-z_k} is exp(-z_k)
+            return sp.exp(self.subexpression(sym.sups[0], sym.column), evaluate=False)
         if role is None and not sym.subs and not sym.brackets:
             split = self.split(sym)
             if split is not None:
@@ -564,27 +619,27 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
             if sym.head in _LATEX_WORDS:  # pasted from a page that dropped the backslashes (seeds/001)
                 raise ExpressionError(f"{sym.head} at column {sym.column} looks like LaTeX that lost its "
                                       f"backslash: write \\{sym.head}")
-            if sym.head in FUNCTIONS or sym.head in _GREEK_FUNCTIONS:
+            if sym.head in KNOWN_FUNCTIONS or sym.head in _FUNCTION_ALIASES:
                 raise ExpressionError(f"{sym.head} at column {sym.column} needs its argument: {sym.head}(z)")
             raise ExpressionError(f"unknown symbol {sym.written} at column {sym.column}: the {self.notation.name} "
                                   f"notation has {self.vocabulary.describe()}")
         if role == "function":
             raise ExpressionError(f"{sym.written} at column {sym.column} needs its argument, e.g. "
                                   f"{sym.head}{chr(39) * sym.primes}(z_j)")
-        if sym.primes:
+        if sym.primes and not (role == "weight" and sym.primes == 1):  # w' is the new weight (Nielsen)
             raise ExpressionError(f"{sym.written} at column {sym.column}: a prime needs a function")
         if sym.brackets:
             raise ExpressionError(f"{sym.written} at column {sym.column}: [..] indices name a concrete network's "
                                   "units; this target is generic, write letters: "
                                   f"{sym.head}_j")
-        power, new, layer = None, False, None
+        power, new, layer = None, bool(sym.primes), None
         for items in sym.sups:
             kind, payload = self.superscript(items, sym)
             if kind == "power":
                 power = payload
             elif kind == "new":
                 new = True
-            else:
+            elif kind == "layer":
                 layer = payload
         letters = [x for items in sym.subs for x in self.indices(items, sym.column)]
         quantity = self.quantity(role, letters, sym, layer)
@@ -606,8 +661,10 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
 
     def superscript(self, items, sym: _Sym):
         text = "".join(items).replace(" ", "")
-        if text in ("+", "new", "*", "(+)", "(t+1)", "(new)"):
+        if re.fullmatch(r"\(?(\+|new|\*|[nt]\+1|\\tau\+1)\)?", text):
             return "new", None
+        if re.fullmatch(r"\(?(old|[nt]|\\tau)\)?", text):
+            return "old", None
         if text == "T":
             raise ExpressionError(f"{sym.written} at column {sym.column}: matrix form is not read; write the "
                                   "formula for one neuron j with a sum over k")
@@ -670,6 +727,23 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
             name = {0: "l"}.get(expected, f"l{expected:+d}")
             self.remarks.append(f"{sym.written}: the layer superscript should be {name} here "
                                 f"(the index letter names a unit of layer {name})")
+            if len(indices) == 1 and letter in self.vocabulary.layer_bases:
+                self.clashes.append((sym.written, str(indices[0]), offset))
+
+    def swapped_letters(self) -> str | None:
+        """Why superscripts that contradict their letters are right and the subscripts swapped
+        (Nielsen's a^{l-1}_j delta^l_k for a^{l-1}_k delta^l_j): advice to change the layers
+        would still be wrong."""
+        letter_of = {({P: -1, U: 0, S: 1}[role]): letter for letter, role in self.vocabulary.letters.items()}
+        role_letter = {str(role): letter for letter, role in self.vocabulary.letters.items()}
+        pairs = {(role_letter.get(used), letter_of.get(offset)) for _, used, offset in self.clashes}
+        if not self.clashes or len(self.clashes) != len(self.remarks) or any(None in p for p in pairs) \
+                or any((b, a) not in pairs for a, b in pairs):
+            return None
+        first, second = min(pairs)
+        written = ", ".join(w for w, _, _ in self.clashes)
+        return (f"The subscripts are swapped, not the layers: exchange {first} and {second} in {written} "
+                "(the layer superscripts are right; each letter must name the unit of its layer)")
 
     def concrete(self, sym: _Sym) -> sp.Expr | None:
         """A concrete network's own symbol, w[0][1][2], z[1][0], or the notation's letter with
@@ -690,11 +764,31 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
                 else value
         return None
 
+    def is_error(self, sym: _Sym) -> bool:
+        """E, C, or a spelling with an index the notation lists (Bishop's E_n)."""
+        if self.vocabulary.role_of(sym.head) != "error":
+            return False
+        return not sym.subs or self.vocabulary.role_of(sym.head + "".join(x for items in sym.subs for x in items)) == "error"
+
+    @staticmethod
+    def unit_of(expression) -> sp.Expr:
+        """The unit an activation or Haykin's e_j = d_j - y_j is about."""
+        found = [x.indices[0] for x in sp.preorder_traversal(expression) if isinstance(x, sp.Indexed) and x.base == a]
+        if not found:
+            raise ExpressionError("a derivative by e_j or y_j needs the unit's index")
+        return found[0]
+
     def derivative(self, numerator: _Sym, denominator: _Sym) -> sp.Expr:
         """The partial derivatives a chain-rule answer is made of, by what they equal."""
         lower = self.resolve(denominator)
         bottom = self.vocabulary.role_of(denominator.head)
-        if self.vocabulary.role_of(numerator.head) == "error" and not numerator.subs and isinstance(lower, sp.Indexed):
+        error = self.is_error(numerator)
+        if error and bottom == "error_signal":  # Haykin: E = 1/2 sum e_j^2 with e_j = d_j - y_j
+            return sp.Mul(-1, dEda[self.unit_of(lower)], evaluate=False)
+        if self.vocabulary.role_of(numerator.head) == "error_signal" and bottom in ("activation", "output"):
+            same = self.unit_of(self.resolve(numerator)) == self.unit_of(lower)
+            return sp.Integer(-1) if same else sp.Integer(0)
+        if error and isinstance(lower, sp.Indexed):
             if bottom in ("activation", "hidden", "output", "input"):
                 return dEda[lower.indices]
             if lower.base in (z, b):  # dE/dz_j = delta_j (the internal one), dE/db_j = delta_j
@@ -702,7 +796,7 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
             if lower.base == w:
                 source, destination = lower.indices
                 return quoted(sp.Mul(delta[destination], a[source], evaluate=False))
-        upper = None if self.vocabulary.role_of(numerator.head) == "error" else self.resolve(numerator)
+        upper = None if error else self.resolve(numerator)
         if isinstance(upper, sp.Indexed) and isinstance(lower, sp.Indexed):
             pair = (upper.base, lower.base)
             if pair == (a, z):
@@ -713,5 +807,13 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
                 return a[lower.indices[0]] if lower.indices[1] == upper.indices[0] else sp.Integer(0)
             if pair == (z, b):
                 return sp.Integer(1) if lower.indices == upper.indices else sp.Integer(0)
+            if pair == (z, z):  # Nielsen's dz^{l+1}_k/dz^l_j = w^{l+1}_kj sigma'(z^l_j)
+                return sp.Mul(w[lower.indices[0], upper.indices[0]], dg(lower), evaluate=False)
+            if pair == (a, a):
+                return sp.Mul(w[lower.indices[0], upper.indices[0]], dg(z[upper.indices]), evaluate=False)
+            if pair == (a, w):  # Wikipedia's do_j/dw_ij = phi'(net_j) o_i
+                source, destination = lower.indices
+                return (sp.Mul(dg(z[destination]), a[source], evaluate=False) if destination == upper.indices[0]
+                        else sp.Integer(0))
         raise ExpressionError(f"\\partial {numerator.written} / \\partial {denominator.written} at column "
                               f"{numerator.column}: not a derivative this checker reads; write what it equals")

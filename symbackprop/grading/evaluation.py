@@ -1,0 +1,226 @@
+"""Evaluation cases and the evaluator: an answer, a reference or a mutant at every test point at once.
+
+A case is one layered network at one random point with the unit of the target (U), the unit
+feeding it (P) and a unit it feeds (S) bound; every quantity an answer can name is a table of
+numbers per case, so evaluating an expression is a handful of NumPy operations, not a loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from ..functions import Activation
+from ..network import layer_bias, layer_weight
+from .reading import ETA, OUTPUTS, P, S, U, w, z
+
+RTOL, ATOL = 1e-8, 1e-12
+PAD = 6  # every layer's tables have this many positions; beyond a layer's width, fixed random values
+
+
+@dataclass
+class Cases:
+    """C evaluation cases: a network at a point, with the unit (U), the unit feeding it (P)
+    and a unit it feeds (S) bound.  Tables are indexed [case, layer, position]."""
+
+    layer: dict  # role symbol -> int array (C,)
+    position: dict  # role symbol -> int array (C,)
+    width: np.ndarray  # (C, layers)
+    tables: dict  # base -> (C, layers, PAD)
+    weights: np.ndarray  # (C, layers, PAD, PAD): [c, L, i, j] from position i of layer L-1 to j of layer L
+    activation: np.ndarray  # (C, layers) index into functions
+    functions: list  # (g, g') numpy callables
+    eta: np.ndarray
+    outputs: np.ndarray
+    summed: sp.Symbol  # the role a sum over a letter not bound to a role runs over
+    symbols: dict = field(default_factory=dict)  # concrete network symbol -> (C,)
+    symbol_layer: dict = field(default_factory=dict)  # concrete z symbol -> its layer
+    labels: list = field(default_factory=list)  # per case: network and units, for counterexamples
+
+    @property
+    def count(self) -> int:
+        return len(self.eta)
+
+
+class NotElementwise(Exception):
+    """g or g' of a softmax layer: not one number per unit."""
+
+
+def _refuse(x):
+    raise NotElementwise
+
+
+def _activation_functions(activation: Activation):
+    if activation.normalized:
+        return _refuse, _refuse
+    modules = [{"Heaviside": lambda x, h0=0.5: np.heaviside(x, h0)}, "numpy"]
+    value = sp.lambdify(sp.Symbol("z", real=True), activation.expression, modules)
+    slope = sp.lambdify(sp.Symbol("z", real=True), activation.derivative, modules)
+    return (lambda x: np.broadcast_to(value(x), x.shape).astype(float),
+            lambda x: np.broadcast_to(slope(x), x.shape).astype(float))
+
+
+def build_cases(points: list, summed: sp.Symbol) -> tuple[Cases, np.ndarray]:
+    """points: (family, values, layer of the unit, {role: position}, eta).  Returns the cases
+    and, per case, (delta, dE/dw, dE/db) of the bound unit and weight from the derivation."""
+    count = len(points)
+    depth = max(len(f.sizes) for f, *_ in points) + 2
+    rng = np.random.default_rng(12345)
+    tables = {base: rng.uniform(-1, 1, (count, depth, PAD)) for base in ("z", "a", "b", "delta", "dEda")}
+    tables["t"] = rng.uniform(0.05, 0.95, (count, depth, PAD))
+    weights = rng.uniform(-1, 1, (count, depth, PAD, PAD))
+    width = np.zeros((count, depth), dtype=int)
+    activation = np.zeros((count, depth), dtype=int)
+    functions, function_of = [], {}
+    references = np.zeros((count, 3))
+    layer = {role: np.zeros(count, dtype=int) for role in (P, U, S)}
+    position = {role: np.zeros(count, dtype=int) for role in (P, U, S)}
+    etas, outputs, labels = np.zeros(count), np.zeros(count), []
+    for c, (family, values, unit_layer, positions, eta) in enumerate(points):
+        net, sizes = family.network, family.sizes
+        result = family.compiled.evaluate(values)
+        width[c, :len(sizes)] = sizes
+        tables["a"][c, 0, :sizes[0]] = values.inputs[0]
+        for group_index, group in enumerate(net.groups):
+            key = group.activation
+            if key not in function_of:
+                function_of[key] = len(functions)
+                functions.append(_activation_functions(key))
+            activation[c, group_index + 1] = function_of[key]
+        activation[c, 0] = activation[c, 1]
+        activation[c, len(sizes):] = activation[c, len(sizes) - 1]
+        for unit in net.computing_units:
+            level, j = unit.position
+            tables["z"][c, level, j] = result.z[unit.name][0]
+            tables["a"][c, level, j] = result.a[unit.name][0]
+            tables["delta"][c, level, j] = result.delta[unit.name][0]
+            if unit.bias is not None:
+                tables["b"][c, level, j] = values.parameters[unit.bias]
+            for i, edge in enumerate(unit.inputs):
+                weights[c, level, i, j] = values.parameters[edge.weight]
+        last = len(sizes) - 1
+        for k, name in enumerate(net.outputs):
+            tables["t"][c, last, k] = values.targets[0, k]
+            error = family.derivation.output_errors[name]
+            point = {net[name].a: result.a[name][0], net.targets[name]: values.targets[0, k]}
+            tables["dEda"][c, last, k] = float(error.xreplace(point))
+        for level in range(last - 1, -1, -1):
+            for j in range(sizes[level]):
+                tables["dEda"][c, level, j] = sum(weights[c, level + 1, j, k] * tables["delta"][c, level + 1, k]
+                                                  for k in range(sizes[level + 1]))
+        for role, offset in ((P, -1), (U, 0), (S, 1)):
+            layer[role][c] = unit_layer + offset
+            position[role][c] = positions[role]
+        etas[c], outputs[c] = eta, len(net.outputs)
+        u, p = positions[U], positions[P]
+        gradient_b = result.gradients.get(layer_bias(unit_layer - 1, u), np.nan) if net.layers else np.nan
+        references[c] = (result.delta[f"[{unit_layer - 1}][{u}]"][0],
+                         result.gradients[layer_weight(unit_layer - 1, p, u)], gradient_b)
+        labels.append({"network": "-".join(map(str, sizes)), "layer": unit_layer,
+                       "positions": {str(role): int(positions[role]) for role in (P, U, S)}})
+    cases = Cases(layer, position, width, tables, weights, activation, functions, etas, outputs, summed,
+                  labels=labels)
+    return cases, references
+
+
+class Unbound(Exception):
+    """An index letter that is neither bound to a unit nor summed."""
+
+
+_NUMPY = {"exp": np.exp, "log": np.log, "ln": np.log, "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+          "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "abs": np.abs, "sign": np.sign,
+          "heaviside": lambda x: np.heaviside(x, 0.5), "relu": lambda x: np.maximum(x, 0.0), "sech": lambda x: 1 / np.cosh(x),
+          "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+          "dsigmoid": lambda x: np.exp(-x) / (1 + np.exp(-x)) ** 2, "dtanh": lambda x: 1 - np.tanh(x) ** 2,
+          "dlog": lambda x: 1 / x}
+
+
+def evaluate(expression: sp.Expr, cases: Cases) -> np.ndarray:
+    """``expression`` at every case, as a float array (C,).  Index roles are bound by the cases;
+    a sum runs over its index's layer, masked to each case's width."""
+    with np.errstate(all="ignore"):
+        env = {role: (cases.layer[role], cases.position[role]) for role in (P, U, S)}
+        return np.broadcast_to(np.asarray(value_at(expression, cases, env), dtype=float), (cases.count,))
+
+
+def _lookup(index, env):
+    if index not in env:
+        raise Unbound(str(index))
+    return env[index]
+
+
+def value_at(e, cases: Cases, env):
+    if e.is_Number:
+        return float(e)
+    if isinstance(e, sp.Add):
+        return sum(value_at(x, cases, env) for x in e.args)
+    if isinstance(e, sp.Mul):
+        out = 1.0
+        for x in e.args:
+            out = out * value_at(x, cases, env)
+        return out
+    if isinstance(e, sp.Pow):
+        return np.power(value_at(e.base, cases, env), value_at(e.exp, cases, env))
+    rows = np.arange(cases.count)
+    if isinstance(e, sp.Indexed):
+        spots = [_lookup(i, env) for i in e.indices]
+        if e.base == w:
+            (lx, px), (ly, py) = spots
+            return cases.weights[rows, np.maximum(lx, ly), px, py]
+        (level, pos), = spots
+        return cases.tables[str(e.base)][rows, level, pos]
+    if isinstance(e, sp.Sum):  # SymPy merges nested sums into one with several limits
+        return _sum(e.function, [limit[0] for limit in e.limits], cases, env)
+    if e == ETA:
+        return cases.eta
+    if e == OUTPUTS:
+        return cases.outputs
+    if isinstance(e, sp.Symbol):
+        if e in cases.symbols:
+            return cases.symbols[e]
+        raise Unbound(str(e))
+    if isinstance(e, sp.Function):
+        name = type(e).__name__
+        args = [np.broadcast_to(np.asarray(value_at(x, cases, env), dtype=float), (cases.count,)) for x in e.args]
+        if name in ("g", "dg"):
+            inner = next((x for x in sp.preorder_traversal(e.args[0]) if isinstance(x, sp.Indexed) and x.base == z
+                          or x in cases.symbol_layer), None)
+            if inner is None:
+                level = env[U][0]
+            elif isinstance(inner, sp.Indexed):
+                level = _lookup(inner.indices[0], env)[0]
+            else:
+                level = np.full(cases.count, cases.symbol_layer[inner])
+            kinds = cases.activation[rows, level]
+            out = np.empty(cases.count)
+            for kind in np.unique(kinds):
+                mask = kinds == kind
+                out[mask] = cases.functions[kind][name == "dg"](args[0][mask])
+            return out
+        if name == "quoted":
+            return args[0]
+        if name in ("max", "min"):
+            return (np.maximum if name == "max" else np.minimum).reduce(args)
+        if name in _NUMPY:
+            return _NUMPY[name](args[0])
+    raise Unbound(str(e))
+
+
+def _sum(function, variables, cases: Cases, env):
+    """The sum of ``function`` over the last variable (the outermost limit), then the rest;
+    each runs over the layer of its role, masked to each case's width."""
+    if not variables:
+        return value_at(function, cases, env)
+    variable = variables[-1]
+    level = env[variable if variable in (P, U, S) else cases.summed][0]
+    total = 0.0
+    for r in range(PAD):
+        inner = {**env, variable: (level, np.full(cases.count, r))}
+        term = _sum(function, variables[:-1], cases, inner)
+        total = total + np.where(r < cases.width[np.arange(cases.count), level], term, 0.0)
+    return total
+
+
+def close(x: np.ndarray, y: np.ndarray, rtol: float = RTOL) -> bool:
+    return bool(np.all(np.abs(x - y) <= rtol * np.maximum(np.abs(x), np.abs(y)) + ATOL))

@@ -1,0 +1,365 @@
+"""The verdict on one answer against a prepared target: read, evaluate, compare, diagnose.
+
+Equal means |answer - reference| <= 1e-8 max(|answer|, |reference|) + 1e-12 at every test point:
+float64 evaluation of formulas this size is accurate to about 1e-14, while every real mistake is
+off by O(1) relatively at a random point.  A number-only answer to a concrete target is compared
+with the worked example to 1e-3 (four significant digits).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import sympy as sp
+
+from .evaluation import Cases, NotElementwise, Unbound, close, evaluate, value_at
+from .mistakes import MISTAKE_NAMES
+from .reading import (
+    DELTA,
+    ETA,
+    MAX_LENGTH,
+    Answer,
+    ExpressionError,
+    P,
+    S,
+    U,
+    a,
+    dEda,
+    delta,
+    quoted,
+    read_answer,
+    t,
+    updated,
+    w,
+    z,
+)
+from .spelling import lines_of
+from .targets import Prepared
+
+NUMBER_RTOL = 1e-3
+
+
+@dataclass
+class Verdict:
+    """The decision on one answer: ``verdict`` is "correct", "incorrect" or "cannot read"."""
+
+    verdict: str
+    message: str
+    diagnosis: list[str] = field(default_factory=list)
+    counterexample: dict | None = None
+    lines: list[dict] = field(default_factory=list)  # a derivation's lines: {"line", "text", "verdict", "message"}
+
+    @property
+    def exit_status(self) -> int:
+        return {"correct": 0, "incorrect": 1}.get(self.verdict, 2)
+
+    @property
+    def first_wrong_line(self) -> int | None:
+        """The number of the first line that is not right (1 for a wrong one-line answer)."""
+        return next((line["line"] for line in self.lines if line["verdict"] != "correct"), None)
+
+    def as_dict(self) -> dict:
+        return {"verdict": self.verdict, "message": self.message, "diagnosis": self.diagnosis,
+                "counterexample": self.counterexample or {}, "lines": self.lines}
+
+
+def check_prepared(prepared: Prepared, text: str) -> Verdict:
+    """Grade one answer against a prepared target.  A derivation of several lines (``\\\\``,
+    ``\\begin{aligned}``, newlines; a line ``= ...`` continues the one before) is checked line by
+    line, as STACK's equivalence reasoning is: every line must equal the target, and the verdict
+    is the first line's that does not."""
+    if not isinstance(text, str):
+        return Verdict("cannot read", f"the answer must be text, got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        return Verdict("cannot read", f"the answer is {len(text)} characters long; at most {MAX_LENGTH} are read")
+    try:
+        lines = lines_of(text)
+    except ExpressionError as error:
+        return Verdict("cannot read", str(error))
+    verdicts = [_check_formula(prepared, re.sub(r"^\s*=", "", line), n + 1 == len(lines))
+                for n, line in enumerate(lines)]
+    table = [{"line": n + 1, "text": line.strip(), "verdict": v.verdict, "message": v.message}
+             for n, (line, v) in enumerate(zip(lines, verdicts))]
+    wrong = next((n for n, v in enumerate(verdicts) if v.verdict != "correct"), None)
+    if len(lines) == 1:
+        return replace(verdicts[0], lines=table)
+    if wrong is None:
+        return Verdict("correct", f"Correct: each of the {len(lines)} lines equals the target.", lines=table)
+    first = verdicts[wrong]
+    message = first.message[0].lower() + first.message[1:]
+    return replace(first, message=f"Line {wrong + 1}: {message}", lines=table)
+
+
+def _check_formula(prepared: Prepared, text: str, final: bool) -> Verdict:
+    """One formula.  An output-layer answer that is wrong in the notation's letters but right,
+    or wrong in a known way, with the hidden-layer letters (neuron j fed by i, as most texts
+    call the unit of a formula) is read that way: renaming the free indices consistently
+    changes nothing."""
+    verdict = _check_read(prepared, text, final)
+    if verdict.verdict != "incorrect" or prepared.renamed is None:
+        return verdict
+    other = prepared.renamed
+    renamed = _check_read(other, text, final)
+    reading = (f"read with {other.words['u']} as the output unit and {other.words['p']} feeding it (this "
+               f"notation writes {prepared.words['u']} and {prepared.words['p']})")
+    if renamed.verdict == "correct":
+        return Verdict("correct", f"Correct, {reading}.")
+    if renamed.verdict == "incorrect" and _named(renamed) and not _named(verdict):
+        return Verdict("incorrect", renamed.message, [f"Answer {reading}.", *renamed.diagnosis],
+                       renamed.counterexample)
+    return verdict
+
+
+def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
+    """One formula in one reading; ``final`` (the last line of a derivation) must not merely
+    restate its target."""
+    try:
+        answer = read_answer(text, prepared.vocabulary)
+    except ExpressionError as error:
+        return Verdict("cannot read", str(error))
+    if answer.remarks:
+        headline = "Swapped unit indices." if answer.swapped else "An index names the wrong unit or layer."
+        return Verdict("incorrect", headline, list(answer.remarks))
+    try:
+        sides = _answer_sides(prepared, answer)
+    except Unbound as error:
+        return Verdict("incorrect", f"The index {error} is neither bound to the unit of the target nor summed "
+                                    f"over; the formula for {prepared.words['u']} cannot depend on it.",
+                       [_letters_hint(prepared)])
+    except NotElementwise:
+        return Verdict("incorrect", f"{prepared.words['g_u']} is not defined for a softmax layer: each output "
+                                    "depends on every z of its layer (the Jacobian is a matrix); write what "
+                                    "the delta equals, e.g. in terms of a and t.")
+    except _Wrong as error:
+        return Verdict("incorrect", str(error))
+    except ExpressionError as error:
+        return Verdict("cannot read", str(error))
+    at_example = answer.decimals and prepared.target.concrete is not None and prepared.example is not None
+    for number, (side, values) in enumerate(sides):
+        verdict = _judge(prepared, side, values, number, len(sides), at_example and bool(side.free_symbols))
+        if verdict is not None:
+            return verdict
+    restated = final and _restates(prepared, sides[-1][0])
+    if restated:
+        return Verdict("incorrect", "The answer restates what it should derive.", [restated])
+    correct = "Correct." if len(sides) == 1 else "Correct: every side equals the target."
+    return Verdict("correct", correct, [_AT_EXAMPLE_ONLY] if at_example else [])
+
+
+def _letters_hint(prepared: Prepared) -> str:
+    """The index letters of the student's notation, for an answer written in other letters."""
+    words, notation = prepared.words, prepared.vocabulary.notation
+    roles = f"the unit {words['u']} and the unit {words['p']} feeding it"
+    if not prepared.target.output:
+        roles += f", with {words['s']} for the units it feeds"
+    return (f"The {notation.name} notation names {roles} ({words['target']}); "
+            "write the answer with these letters.")
+
+
+class _Wrong(Exception):
+    """An answer wrong in its form (the left-hand side names another quantity)."""
+
+
+def _restates(prepared: Prepared, side) -> str | None:
+    """Why a right-hand side that equals the target is no derivation: it names the target
+    itself (delta_j for delta_j, dE/dw_ij for dE/dw_ij), or, for a hidden unit, leaves dE/da_j
+    unworked (BP1's dE/da_k is the answer for an output unit, not for a hidden one)."""
+    target, words = prepared.target, prepared.words
+    if target.concrete is not None:
+        level, _, unit = target.concrete
+        own = sp.Symbol(f"delta[{level}][{unit}]", real=True)
+        return (f"{words['target']} is what the answer should work out" if target.kind == "delta" and side.has(own)
+                else None)
+    itself = {"delta": delta[U], "grad_w": quoted(sp.Mul(delta[U], a[P], evaluate=False)),
+              "grad_b": quoted(delta[U])}.get(target.kind)
+    if itself is not None and side.has(itself):
+        return f"{words['target']} is what the answer should work out, in terms of the network's quantities."
+    if not target.output and target.kind != "update_w" and side.has(dEda[U]):
+        return (f"d{prepared.vocabulary.notation.plain['error'][0]}/d{words['a_u']} is left unworked: for a hidden "
+                f"unit it is {words['sum_us']}, summed over {words['s']}.")
+    return None
+
+
+def _answer_sides(prepared: Prepared, answer: Answer) -> list:
+    """(expression, values) of each side to compare with the reference; an update's left
+    side says whether the answer is the change (Delta w) or the new weight (w <-, w^+)."""
+    sides, relations = list(answer.sides), list(answer.relations)
+    cases = prepared.cases
+    update = prepared.target.kind == "update_w"
+    weight = prepared.weight
+    new_value = False
+    if relations[:1] == ["->"]:  # Nielsen's w -> w' = ...: what the arrow starts from is the old weight
+        old = sides.pop(0)
+        relations.pop(0)
+        if not update:
+            raise _Wrong(f"The left-hand side is a weight update; the target is {prepared.words['target']}.")
+        if not close(evaluate(old, cases), evaluate(weight, cases)):
+            raise _Wrong(f"What the arrow starts from is not the weight the update changes ({prepared.words['target']} "
+                         "changes it).")
+    if "->" in relations:
+        raise ExpressionError("an arrow goes once, from the old weight to the new one: w -> w' = ...")
+    if any(s.has(DELTA) for s in sides[1:]) or (sides[0].has(DELTA) and len(sides) == 1):
+        raise ExpressionError("Delta (the change of a weight) belongs on the left-hand side only")
+    if not update and (sides[0].has(DELTA) or sides[0].has(updated) or relations[:1] == ["<-"]):
+        raise _Wrong(f"The left-hand side is a weight update; the target is {prepared.words['target']}.")
+    if len(sides) > 1 and update:
+        left = sides.pop(0)
+        if left.has(DELTA):
+            named = left.xreplace({DELTA: 1})
+        else:
+            new_value = True
+            named = left.replace(lambda x: isinstance(x, sp.Function) and type(x).__name__ == "updated",
+                                 lambda x: x.args[0])
+        if not close(evaluate(named, cases), evaluate(weight, cases)):
+            raise _Wrong(f"The left-hand side is not {prepared.words['target']}.")
+    elif update:
+        new_value = sides[0].has(weight)
+    if any(s.has(updated) for s in sides):
+        raise ExpressionError("a new weight value (w^+, w(n+1)) belongs on the left-hand side only")
+    out = []
+    for side in sides:
+        values = evaluate(side, cases)
+        if new_value:
+            values = values - evaluate(weight, cases)
+        out.append((side, values))
+    return out
+
+
+def _judge(prepared: Prepared, side, values, number: int, count: int, at_example: bool) -> Verdict | None:
+    """None when ``side`` equals the target, else the verdict on it; ``at_example``: compared at
+    the worked example only (numbers from it mixed with symbols hold nowhere else)."""
+    reference = prepared.reference
+    where = _where(number, count)
+    if not side.free_symbols and prepared.example is not None:  # a number: the worked example's value
+        return _judge_number(prepared, float(values[0]), where)
+    if at_example:
+        return _judge_at_example(prepared, values, where)
+    if not np.all(np.isfinite(values)):
+        bad = int(np.argmin(np.isfinite(values)))
+        return Verdict("incorrect", where("The answer is undefined (division by zero, log of a negative "
+                                          "number, overflow) at a point where the target is defined."), [],
+                       _counterexample(prepared, values, bad, side))
+    if close(values, reference):
+        return None
+    if number == 0 and count > 1:
+        return Verdict("incorrect", f"The left-hand side is not {prepared.words['target']}.",
+                       [f"The target is {prepared.words['target']}; the left-hand side names another quantity."],
+                       _counterexample(prepared, values, side=side))
+    for names, messages, mutant in prepared.mutants:
+        if close(values, mutant):
+            return Verdict("incorrect", where(_headline(names)), [m.format(**prepared.words) for m in messages],
+                           _counterexample(prepared, values, side=side))
+    diagnosis = []
+    with np.errstate(all="ignore"):
+        ratio = values / reference
+    if np.all(np.isfinite(ratio)) and np.ptp(ratio) <= 1e-8 * np.max(np.abs(ratio)):
+        diagnosis.append(f"Your answer is {ratio[0]:.6g} times the correct one at every test point: a constant "
+                         "factor is wrong.")
+    elif count == 1 and close(np.abs(values), np.abs(reference)):
+        diagnosis.append("Right size, wrong sign at some points.")
+    return Verdict("incorrect", where("The answer differs from the target."), diagnosis,
+                   _counterexample(prepared, values, side=side))
+
+
+def _where(number: int, count: int) -> Callable[[str], str]:
+    """A message about one side of ``a = b = c``, saying which in words a student who wrote no
+    left-hand side understands too."""
+    if count == 1:
+        return lambda message: message
+    ordinal = {1: "first", 2: "second", 3: "third"}.get(number, f"{number}th")
+    side = "The right-hand side" if number == count - 1 else f"The expression after the {ordinal} '='"
+    return lambda message: f"{side}: {message[0].lower()}{message[1:]}"
+
+
+def _judge_at_example(prepared: Prepared, values, where: Callable[[str], str]) -> Verdict | None:
+    """An expression with the worked example's numbers in it, against the worked example only."""
+    value, expected = float(values[0]), float(prepared.reference[0])
+    if _near(value, expected):
+        return None
+    named = next((names for names, _, mutant in prepared.mutants if _near(value, float(mutant[0]))), None)
+    headline = _headline(named) if named else "The answer differs from the target at the worked example."
+    shown = {"answer": value, "at": "the spec's worked example", **({"expected": expected} if prepared.reveal else {})}
+    return Verdict("incorrect", where(headline), [_AT_EXAMPLE_ONLY], shown)
+
+
+_AT_EXAMPLE_ONLY = ("The answer mixes numbers with symbols, so it holds at most at the worked example: "
+                    "it was checked there only.")
+
+
+def _near(x: float, y: float) -> bool:
+    return abs(x - y) <= NUMBER_RTOL * max(abs(x), abs(y)) + 1e-9
+
+
+def _headline(names) -> str:
+    """"Sign error and missing sum." for the mistakes an answer made."""
+    label = " and ".join(names)
+    return f"{label[0].upper()}{label[1:]}."
+
+
+def _named(verdict: Verdict) -> bool:
+    """Whether a verdict names known mistakes (rather than "differs")."""
+    return all(part in MISTAKE_NAMES for part in verdict.message.rstrip(".").lower().split(" and "))
+
+
+def _judge_number(prepared: Prepared, value: float, where: Callable[[str], str]) -> Verdict | None:
+    """A number against the worked example's value, which is shown only when the grader reveals it."""
+    expected = prepared.example
+    if _near(value, expected):
+        return None
+    if prepared.target.kind == "update_w":
+        new = float(prepared.cases.symbols.get(prepared.weight, [np.nan])[0]) + expected
+        if _near(value, new):
+            return None
+    shown = {"answer": value, "at": "the spec's worked example", **({"expected": expected} if prepared.reveal else {})}
+    for names, messages, mutant in prepared.example_mutants:
+        if _near(value, mutant):
+            return Verdict("incorrect", where(_headline(names)), [m.format(**prepared.words) for m in messages],
+                           shown)
+    value_shown = f" {expected:.6g}" if prepared.reveal else ""
+    return Verdict("incorrect", where(f"The number differs from the worked example's value{value_shown} "
+                                      f"(relative tolerance {NUMBER_RTOL:g})."), [], shown)
+
+
+def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = None, side=None) -> dict:
+    """The test point where the answer is furthest from the target, in the student's words
+    (for a concrete target, the network's symbols the answer uses)."""
+    reference = prepared.reference
+    if case is None:
+        with np.errstate(all="ignore"):
+            gap = np.abs(values - reference) / np.maximum(np.abs(reference), 1e-12)
+        if prepared.target.concrete is not None and not prepared.reveal:
+            gap[0] = np.nan  # the worked example's value is the exercise's answer: a random point instead
+        case = int(np.nanargmax(gap)) if np.any(np.isfinite(gap)) else 1 % len(gap)
+    cases, words = prepared.cases, prepared.words
+    label = cases.labels[case]
+    found = {"network": label["network"]}
+    if prepared.target.concrete is None:
+        shown = {words["z_u"]: z[U], words["a_u"]: a[U], words["a_p"]: a[P]}
+        if prepared.target.output:
+            shown[f"{prepared.vocabulary.notation.plain['target'][0]}_{words['u']}"] = t[U]
+        positions = label["positions"]
+        found.update({"layer": label["layer"], "units": {words["u"]: positions[str(U)], words["p"]: positions[str(P)]}})
+    else:
+        used = side.free_symbols if side is not None else ()
+        shown = {str(symbol): symbol for symbol in sorted(used, key=str) if symbol in cases.symbols}
+        found["at"] = "the spec's worked example (first sample)" if case == 0 else f"random point {case}"
+    if prepared.target.kind == "update_w":
+        shown[words["eta"]] = ETA
+    sign = prepared.vocabulary.notation.delta_sign  # a Haykin student's delta is -dE/dz
+    found["values"] = {name: round(float(evaluate(e, cases)[case]) * (sign if name.startswith("delta") else 1), 12)
+                       for name, e in shown.items()}
+    if prepared.target.concrete is None and not prepared.target.output:  # enough to redo BP2 by hand
+        for name, quantity, factor in ((words["w_us"], w[U, S], 1), (f"{words['delta_s']}", delta[S], sign)):
+            found["values"][f"{name} for {words['s']} = 0, 1, ..."] = _over_successors(quantity, cases, case, factor)
+    found.update({"expected": float(reference[case]), "answer": float(values[case])})
+    return found
+
+
+def _over_successors(quantity, cases: Cases, case: int, factor: int) -> list[float]:
+    """``quantity`` at one case for every unit the bound unit feeds."""
+    level = int(cases.layer[S][case])
+    env = {role: (cases.layer[role], cases.position[role]) for role in (P, U)}
+    return [round(float(value_at(quantity, cases, {**env, S: (cases.layer[S], np.full(cases.count, r))})[case])
+                  * factor, 12) for r in range(int(cases.width[case, level]))]

@@ -1,0 +1,254 @@
+"""The mistakes a grader knows, as data: how each changes the reference, and what to tell the student.
+
+A wrong answer equal to a mutant of the reference (a known mistake applied to it, alone or in a
+pair) at every test point made that mistake; the messages speak the student's notation.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import sympy as sp
+
+from ..functions import A, K, T, activation
+from ..notation import Notation
+from .evaluation import Cases, NotElementwise, Unbound, close, evaluate
+from .reading import ETA, OUTPUTS, P, S, U, a, delta, dg, t, w, z
+
+if TYPE_CHECKING:
+    from .targets import Target
+
+
+def _replace_sum(e, function):
+    return e.replace(lambda x: isinstance(x, sp.Sum), function)
+
+
+def _swap_weights(e):
+    return e.replace(lambda x: isinstance(x, sp.Indexed) and x.base == w, lambda x: w[x.indices[1], x.indices[0]])
+
+
+def _derivative_inside(e):
+    if not e.has(dg(z[U])) or not e.has(sp.Sum):
+        return None
+    return _replace_sum(e.xreplace({dg(z[U]): 1}), lambda s: sp.Sum(s.function * dg(z[S]), *s.limits))
+
+
+def _output_formula(e, loss):
+    if not e.has(sp.Sum):
+        return None
+    return _replace_sum(e, lambda s: _output_error(loss, U))
+
+
+def _output_error(loss, unit):
+    """dE/da of an output unit, at ``unit``."""
+    return loss.derivative.xreplace({A: a[unit], T: t[unit], K: OUTPUTS})
+
+
+def _slope(name: str, unit) -> sp.Expr:
+    """Activation ``name``'s derivative written in its output (sigmoid: a(1 - a), tanh: 1 - a^2)."""
+    return activation(name).derivative_in_activation.xreplace({A: a[unit]})
+
+
+#: activations whose derivative students write out in the activation (a(1 - a), 1 - a^2)
+SPELLED_SLOPES = ("sigmoid", "tanh")
+
+
+def _other_slope(name: str):
+    """g' of the unit replaced by another activation's derivative (sigmoid's for a tanh layer)."""
+    return _if_has(dg(z[U]), lambda e: e.xreplace({dg(z[U]): _slope(name, U)}))
+
+
+def _slope_inside(name: str):
+    """The unit's derivative, spelled as an activation's in its output, moved inside the sum."""
+    def transform(e, loss):
+        if not e.has(dg(z[U])) or not e.has(sp.Sum):
+            return None
+        return _replace_sum(e.xreplace({dg(z[U]): 1}), lambda s: sp.Sum(s.function * _slope(name, S), *s.limits))
+    return transform
+
+
+def _inlined_output_delta(e, loss):
+    """The next layer's delta replaced by the output formula: right only above the output layer."""
+    if not e.has(delta[S]) or not e.has(sp.Sum):
+        return None
+    return _replace_sum(e, lambda s: sp.Sum(s.function.xreplace({delta[S]: _output_error(loss, S) * dg(z[S])}),
+                                                         *s.limits))
+
+
+def _swapped_units(e, loss):
+    """delta_i a_j for delta_j a_i: the gradient (or step) of a weight with its two units exchanged."""
+    if not e.has(a[P]):
+        return None
+    return (-ETA if e.has(ETA) else 1) * delta[P] * a[U]
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A known mistake: how it changes the reference, and what a grader says about it.
+    ``transform`` returns None where the mistake cannot occur (no sum to drop)."""
+
+    name: str
+    transform: Callable
+    message: str
+
+
+def _if_has(atom, function):
+    return lambda e, loss: function(e) if e.has(atom) else None
+
+
+#: The mistakes the diagnosis names.  Messages are formatted with the notation's
+#: spellings of the target's quantities (see :func:`_words`).
+MISTAKES = (
+    Mistake("sign error", lambda e, loss: -e, "{sign}"),
+    Mistake("missing activation derivative", _if_has(dg(z[U]), lambda e: e.xreplace({dg(z[U]): 1})),
+            "The factor {g_u} (= d{a_u}/d{z_u}, the slope of unit {u}'s activation) is missing; the chain rule "
+            "passes through it between the error and {z_u}: correct if multiplied by {g_u}."),
+    Mistake("derivative of the wrong unit", lambda e, loss: _derivative_inside(e),
+            "The activation derivative belongs to unit {u}, not to the units it feeds: correct if {g_s} "
+            "inside the sum were {g_u} in front of it."),
+    Mistake("derivative of the wrong unit", _if_has(dg(z[U]), lambda e: e.xreplace({dg(z[U]): dg(z[P])})),
+            "The activation derivative is taken at the wrong unit: correct if {g_p} were {g_u} "
+            "(the derivative of the unit whose delta this is)."),
+    Mistake("transposed weight index", _if_has(w[U, S], _swap_weights),
+            "Transposed weight index: correct if {w_su} were {w_us} (in this notation the weight from {u} to {s} "
+            "is {w_us})."),
+    Mistake("missing sum", _if_has(sp.Sum, lambda e: _replace_sum(e, lambda s: s.function)),
+            "The sum over the units {u} feeds is missing: unit {u} sends its output to every unit {s} of the "
+            "next layer, so its error is {sum_us}, summed over {s}."),
+    Mistake("sum over the wrong index", _if_has(sp.Sum, lambda e: _replace_sum(e, lambda s: sp.Sum(
+        s.function, (U, 0, sp.Symbol("N"))))),
+            "The sum runs over the wrong index: it must run over {s} (the units {u} feeds), not over {u}."),
+    Mistake("sum over the wrong index", _if_has(sp.Sum, lambda e: _replace_sum(e, lambda s: sp.Sum(
+        s.function, (P, 0, sp.Symbol("N"))))),
+            "The sum runs over the wrong index: it must run over {s} (the units {u} feeds), not over {p}."),
+    Mistake("output formula for a hidden unit", _output_formula,
+            "This is the output-layer formula: a hidden unit has no target, its error comes back from the units "
+            "it feeds: correct if {error_u} were {sum_us}, summed over {s}."),
+    Mistake("factor 2", lambda e, loss: 2 * e,
+            "Off by a factor 2: your answer is twice the correct one{half}."),
+    Mistake("factor 1/2", lambda e, loss: e / 2,
+            "Off by a factor 1/2: your answer is half the correct one{half}."),
+    Mistake("input of the wrong layer", _if_has(a[P], lambda e: e.xreplace({a[P]: a[U]})),
+            "The input comes from the wrong layer: correct if {a_u} were {a_p} (d{z_u}/d{w_pu} is the activation "
+            "of unit {p}, where the weight starts)."),
+    Mistake("missing learning rate", _if_has(ETA, lambda e: e.xreplace({ETA: 1})),
+            "The learning rate {eta} is missing: the step is {eta} times the gradient."),
+    *(Mistake("another activation's derivative", _other_slope(name),
+              f"{{{name}_slope_u}} is the derivative of {name}; this layer's activation has another one: correct "
+              "if it were {g_u}.") for name in SPELLED_SLOPES),
+    *(Mistake("derivative of the wrong unit", _slope_inside(name),
+              "The activation derivative belongs to unit {u}, not to the units it feeds: correct if "
+              f"{{{name}_slope_s}} inside the sum were {{g_u}} in front of it.") for name in SPELLED_SLOPES),
+    Mistake("swapped unit indices", _swapped_units,
+            "The unit indices are swapped: correct if {delta_p} {a_u} were {delta_u} {a_p} (the weight from {p} to "
+            "{u} gets the delta of {u}, where it ends, times the activation of {p}, where it starts)."),
+    Mistake("pre-activation for the activation", _if_has(a[P], lambda e: e.xreplace({a[P]: z[P]})),
+            "{z_p} is the weighted input of unit {p}; the weight multiplies its output: correct if {z_p} were "
+            "{a_p}."),
+    Mistake("output delta in a hidden formula", _inlined_output_delta,
+            "The output layer's delta is written in for {delta_s}: that is right only when the units {u} feeds are "
+            "outputs (the last hidden layer); in general {delta_s} is the delta of the next layer, whatever it is."),
+    Mistake("missing 2/K", _if_has(OUTPUTS, lambda e: e.xreplace({OUTPUTS: 2})),
+            "The 2/K of the mean squared error is missing: E = 1/K sum_k (a_k - t_k)^2 over K outputs gives "
+            "dE/da_k = 2 (a_k - t_k)/K, which is (a_k - t_k) only when K = 2."),
+    Mistake("missing 1/K", _if_has(OUTPUTS, lambda e: e.xreplace({OUTPUTS: 1})),
+            "The 1/K of the mean squared error is missing: E = 1/K sum_k (a_k - t_k)^2 over K outputs gives "
+            "dE/da_k = 2 (a_k - t_k)/K."),
+    Mistake("old weight missing", _if_has(ETA, lambda e: e - w[P, U]),
+            "The old weight is missing: the new weight is {w_pu} plus the step, {w_pu} - {eta} d{error}/d{w_pu}; "
+            "your answer is the step alone."),
+)
+
+
+def _label(target: Target, notation: Notation, p: str, u: str) -> str:
+    """The target as the student's notation names it: delta_j, dE/dw_ij, Delta w_ji."""
+    plain = notation.plain
+    weight = plain["weight"][0] + "_" + "".join(notation.weight_indices(p, u))
+    bias = (plain["weight"][0] + "_" + "".join(notation.weight_indices("0", u)) if notation.bias == "weight"
+            else f"{plain['bias'][0]}_{u}")
+    return {"delta": f"{plain['delta'][0]}_{u}", "grad_w": f"d{plain['error'][0]}/d{weight}",
+            "grad_b": f"d{plain['error'][0]}/d{bias}", "update_w": f"Delta {weight}"}[target.kind]
+
+
+MISTAKE_NAMES = frozenset(m.name for m in MISTAKES)
+
+
+def wording(notation: Notation, target: Target, loss_name: str) -> dict:
+    """The spellings a message uses, in the student's notation and index letters."""
+    plain = notation.plain
+    letters = notation.letters.output if target.output else notation.letters.hidden[:2]
+    p, u = (x.lstrip("\\").replace("ell", "l") for x in letters)
+    s = notation.letters.hidden[2].lstrip("\\").replace("ell", "l") if not target.output else "m"
+    if s == p and not target.output:
+        s = s if target.kind == "delta" else "m"
+    f, zz, aa = plain["function"][0], plain["pre_activation"][0], plain["activation"][0]
+    dd, tt = plain["delta"][0], plain["target"][0]
+
+    separator = "->" if "arrow" in notation.weight_separator or "\\to" in notation.weight_separator else ""
+
+    def weight(x, y):
+        i, j = notation.weight_indices(x, y)
+        return f"{plain['weight'][0]}_{i}{separator}{j}"
+
+    error, eta = plain["error"][0], plain["learning_rate"][0]
+    negative = f"Sign error: your answer is the negative of {_label(target, notation, p, u)}. "
+    if target.kind == "update_w":
+        sign = (f"Wrong sign in the update: gradient descent moves against the gradient, "
+                f"Delta {weight(p, u)} = -{eta} d{error}/d{weight(p, u)}.")
+    elif target.kind == "delta" and not target.output:
+        sign = negative + (f"The sign comes from the output error and passes unchanged through "
+                           f"{weight(u, s)} {dd}_{s} and {f}'({zz}_{u}).")
+    elif notation.delta_sign < 0:
+        sign = negative + (f"In this notation {dd}_{u} = -d{error}/d{zz}_{u}: the output's is e_{u} {f}'({zz}_{u}) "
+                           f"with e = {tt} - {aa}, and d{error}/d{weight(p, u)} = -{dd}_{u} {aa}_{p}.")
+    else:
+        sign = negative + (f"{dd}_{u} = d{error}/d{zz}_{u}, and the output's error term is ({aa} - {tt}), "
+                           f"not ({tt} - {aa}).")
+    slopes = {f"{name}_slope_{x}": _printed(_slope(name, U), {a[U]: f"{aa}_{letter}"})
+              for name in SPELLED_SLOPES for x, letter in (("u", u), ("s", s))}
+    return {"p": p, "u": u, "s": s, "g_u": f"{f}'({zz}_{u})", "g_s": f"{f}'({zz}_{s})", "g_p": f"{f}'({zz}_{p})",
+            "a_u": f"{aa}_{u}", "a_p": f"{aa}_{p}", "z_u": f"{zz}_{u}", "z_p": f"{zz}_{p}", "w_us": weight(u, s),
+            "w_su": weight(s, u), "w_pu": weight(p, u), "sum_us": f"{weight(u, s)} {dd}_{s}", "delta_s": f"{dd}_{s}",
+            "delta_u": f"{dd}_{u}", "delta_p": f"{dd}_{p}", "error_u": f"({aa}_{u} - {tt}_{u})", "error": error,
+            "eta": eta, "sign": sign, "target": _label(target, notation, p, u), **slopes,
+            "half": " (the 1/2 of E = 1/2 sum (a - t)^2 cancels the 2 of the square)"
+            if loss_name == "half_sse" else ""}
+
+
+def _printed(expression, names: dict) -> str:
+    """A SymPy expression in the student's spelling of its symbols (a(1 - a) as y_j*(1 - y_j))."""
+    return sp.sstr(expression.xreplace({k: sp.Symbol(v) for k, v in names.items()}))
+
+
+def mutants_of(template, reference, cases, loss) -> list:
+    """Known mistakes applied to the reference, alone and in pairs, kept when they differ
+    from the reference and from each other at the test points."""
+    singles, seen = [], [reference]
+    for index, mistake in enumerate(MISTAKES):
+        changed = _mutate(mistake, template, loss, cases, seen)
+        if changed is not None:
+            singles.append((index, (mistake.name,), (mistake.message,), *changed))
+    pairs = []
+    for first, names, messages, expression, _ in singles:
+        for mistake in MISTAKES[first + 1:]:
+            changed = _mutate(mistake, expression, loss, cases, seen)
+            if changed is not None and mistake.name not in names:
+                pairs.append((first, (*names, mistake.name), (*messages, mistake.message), *changed))
+    return [(names, messages, values) for _, names, messages, _, values in singles + pairs]
+
+
+def _mutate(mistake: Mistake, expression, loss, cases: Cases, seen: list):
+    """(mutant, its values) when the mistake applies and is told apart at the test points."""
+    changed = mistake.transform(expression, loss)
+    if changed is None:
+        return None
+    try:
+        values = evaluate(changed, cases)
+    except (Unbound, NotElementwise):
+        return None
+    if not np.all(np.isfinite(values)) or any(close(values, v) for v in seen):
+        return None
+    seen.append(values)
+    return changed, values

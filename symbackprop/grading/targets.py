@@ -1,0 +1,255 @@
+"""What an answer is for: the target, its test points and its reference numbers, prepared once.
+
+The reference comes from the derivation itself (:func:`derive` and the NumPy code of
+:mod:`numerics`), never from a typed-in formula: for a generic target on two layered networks of
+different widths and depths built from the spec's activations and loss, for a concrete one on the
+spec's network at its worked example and at random points.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import sympy as sp
+
+from .. import notation as notations
+from .. import numerics
+from ..derivation import derive
+from ..errors import SpecError
+from ..functions import A, Activation, K, T
+from ..network import Network, layer_bias, layer_weight, layered
+from ..notation import Letters, Notation
+from ..numerics import Values
+from .evaluation import Cases, build_cases, close, evaluate
+from .mistakes import mutants_of, wording
+from .reading import ETA, OUTPUTS, P, S, U, Vocabulary, a, delta, dg, t, w, z
+
+GENERIC_TARGETS = ("delta_output", "delta_hidden", "grad_w_output", "grad_w_hidden", "grad_b_output",
+                   "grad_b_hidden", "update_w_output", "update_w_hidden")
+_CONCRETE = re.compile(r"(delta|grad_b)\[(\d+)\]\[(\d+)\]|(grad_w|update_w)\[(\d+)\]\[(\d+)\]\[(\d+)\]")
+POINTS = 4
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an answer is for: kind (delta, grad_w, grad_b, update_w), output or hidden, and for
+    a concrete target the spec's 0-based indices (layer, source, unit)."""
+
+    name: str
+    kind: str
+    output: bool
+    concrete: tuple[int, int, int] | None = None
+
+
+def parse_target(name: str, network: Network) -> Target:
+    if name in GENERIC_TARGETS:
+        kind, _, where = name.rpartition("_")
+        if kind == "grad_b" and not any(u.bias is not None for u in network.computing_units):
+            raise SpecError("--target", f"{name}: the network has no biases")
+        return Target(name, kind, where == "output")
+    match = _CONCRETE.fullmatch(name.replace(" ", ""))
+    if not match:
+        raise SpecError("--target", f"unknown target {name[:60]!r}; use one of {', '.join(GENERIC_TARGETS)}, or "
+                                    "delta[l][j], grad_b[l][j], grad_w[l][i][j], update_w[l][i][j] (0-based)")
+    if network.layers is None:
+        raise SpecError("--target", "concrete targets name layered units (delta[l][j]); this spec is a graph")
+    kind = match.group(1) or match.group(4)
+    numbers = [int(x) for x in match.groups()[1:] if x is not None and x.isdigit()]
+    level, source, unit = (numbers[0], 0, numbers[1]) if len(numbers) == 2 else numbers
+    sizes = network.layers
+    if level >= len(sizes) - 1 or unit >= sizes[level + 1] or source >= sizes[level]:
+        raise SpecError("--target", f"{name} is outside the network {'-'.join(map(str, sizes))} "
+                                    "(indices are 0-based, like weights[l][i][j] and biases[l][j])")
+    if kind == "grad_b" and network[f"[{level}][{unit}]"].bias is None:
+        raise SpecError("--target", f"{name}: the network has no biases")
+    return Target(name.replace(" ", ""), kind, level == len(sizes) - 2, (level, source, unit))
+
+
+def _local_gradient(network_loss, output_activation: Activation, output: bool) -> sp.Expr:
+    """delta (dE/dz, internal) of unit U as the chain rule writes it, with g' explicit."""
+    if not output:
+        return sp.Mul(dg(z[U]), sp.Sum(sp.Mul(w[U, S], delta[S]), (S, 0, sp.Symbol("N"))))
+    if output_activation.normalized:
+        return delta[U]
+    error = network_loss.derivative.xreplace({A: a[U], T: t[U], K: OUTPUTS})
+    return sp.Mul(error, dg(z[U]))
+
+
+def _reference_expression(kind: str, local: sp.Expr, sign: int) -> sp.Expr:
+    return {"delta": sign * local, "grad_w": local * a[P], "grad_b": local,
+            "update_w": -ETA * local * a[P]}[kind]
+
+
+@dataclass
+class Prepared:
+    """Everything needed to grade answers to one target, computed once."""
+
+    target: Target
+    vocabulary: Vocabulary
+    cases: Cases
+    reference: np.ndarray
+    weight: sp.Expr  # the weight an update changes, as answers name it
+    mutants: list  # (names, message(s), values)
+    words: dict
+    example: float | None = None  # concrete targets: the worked example's value (mean over samples)
+    example_mutants: list = field(default_factory=list)
+    reveal: bool = False  # messages may show the worked example's value (the exercise's answer)
+    renamed: Prepared | None = None  # an output target read with the hidden-layer letters (j fed by i)
+
+
+def _spec_parts(network: Network):
+    groups = network.groups
+    hidden = [g_.activation for g_ in groups if g_.units[0] not in network.outputs]
+    output = next(g_.activation for g_ in groups if g_.units[0] in network.outputs)
+    bias = any(u.bias is not None for u in network.computing_units)
+    return hidden, output, bias
+
+
+def _generic_points(network: Network, output: bool, rng) -> list:
+    hidden, out, bias = _spec_parts(network)
+    if not hidden and not output:
+        raise SpecError("--target", "hidden-layer targets need a spec with a hidden layer")
+    first, last = (hidden[0], hidden[-1]) if hidden else (out, out)
+    shallow = _family(layered([2, 3, 2], [first, out], network.loss, bias))
+    deep = _family(layered([3, 4, 4, 3], [first, last, out], network.loss, bias))
+    homes = [(shallow, 2), (deep, 3)] if output else [(shallow, 1), (deep, 1), (deep, 2)]
+    points = []
+    for family, level in homes:
+        for _ in range(POINTS):
+            sizes = family.sizes
+            positions = {P: rng.integers(sizes[level - 1]), U: rng.integers(sizes[level]),
+                         S: rng.integers(sizes[level + 1]) if level + 1 < len(sizes) else 0}
+            points.append((family, _random_values(family.network, rng), level, positions, rng.uniform(0.1, 0.9)))
+    return points
+
+
+def _letters(notation: Notation, target: Target) -> dict:
+    """student letter -> role; where a notation uses one letter for two roles (Nielsen's k),
+    the role the target's formula needs wins."""
+    clean = lambda x: x.lstrip("\\").replace("ell", "l")
+    if target.output:
+        p, u = map(clean, notation.letters.output)
+        return {p: P, u: U}
+    p, u, s = map(clean, notation.letters.hidden)
+    letters = {p: P, s: S} if target.kind == "delta" else {s: S, p: P}
+    letters[u] = U
+    return letters
+
+
+def prepare(network: Network, target_name: str, notation: str | Notation = "default",
+            values: Values | None = None, learning_rate: float = 0.5, seed: int = 0, reveal: bool = False) -> Prepared:
+    """The reference and the known-mistake mutants of one target, computed once per batch."""
+    notation = notation if isinstance(notation, Notation) else notations.load(notation)
+    target = parse_target(target_name, network)
+    rng = np.random.default_rng(seed)
+    if target.concrete is None:
+        points = _generic_points(network, target.output, rng)
+        names = {}
+    else:
+        points, names = _concrete_points(network, target, values, learning_rate, rng)
+    cases, numbers = build_cases(points, U if target.output else S)
+    _, output_activation, _ = _spec_parts(network)
+    local = _local_gradient(network.loss, output_activation, target.output)
+    column = {"delta": 0, "grad_w": 1, "grad_b": 2, "update_w": 1}[target.kind]
+    reference = numbers[:, column] * {"delta": notation.delta_sign, "update_w": -cases.eta}.get(target.kind, 1)
+    template = _reference_expression(target.kind, local, notation.delta_sign)
+    if not close(evaluate(template, cases), reference, 1e-6):  # the template must be the derivation's
+        raise RuntimeError(f"internal: the {target.name} template disagrees with the derivation")
+    if target.concrete is not None:
+        cases.symbols = _symbol_values(cases, names)
+        cases.symbol_layer = {symbol: spot[1] for symbol, spot in names.items() if spot[0] == "z"}
+    vocabulary = Vocabulary(notation, _letters(notation, target), target.output,
+                            ("l", "L") if target.output else ("l",), {str(s): s for s in names})
+    weight = w[P, U] if target.concrete is None else layer_weight(*target.concrete)
+    words = wording(notation, target, network.loss.name)
+    mutants = mutants_of(template, reference, cases, network.loss)
+    prepared = Prepared(target, vocabulary, cases, reference, weight, mutants, words, reveal=reveal)
+    hidden_letters = Letters(notation.letters.hidden[:2], notation.letters.hidden)
+    if target.concrete is None and target.output and notation.letters.output != hidden_letters.output:
+        renamed = replace(notation, letters=hidden_letters)
+        prepared.renamed = replace(prepared, vocabulary=replace(vocabulary, letters=_letters(renamed, target)),
+                                   words=wording(renamed, target, network.loss.name))
+    if target.concrete is not None:
+        _attach_example(prepared, network, values, learning_rate)
+    return prepared
+
+
+def _concrete_points(network, target, values, learning_rate, rng):
+    level, source, unit = target.concrete
+    family = _family(network)
+    sizes = network.layers
+    points = []
+    first = Values(values.inputs[:1], values.targets[:1], values.parameters) if values is not None else None
+    for n in range(POINTS + 1):
+        point = first if n == 0 and first is not None else _random_values(network, rng)
+        successor = rng.integers(sizes[level + 2]) if level + 2 < len(sizes) else 0
+        eta = learning_rate if n == 0 else rng.uniform(0.1, 0.9)
+        points.append((family, point, level + 1, {P: source, U: unit, S: successor}, eta))
+    return points, _network_symbols(network)
+
+
+def _network_symbols(network: Network) -> dict:
+    """Each symbol of a layered network -> (table, layer, position...) it is read from."""
+    names = {u.a: ("a", 0, i) for i, u in enumerate(network.inputs)}
+    for u in network.computing_units:
+        level, j = u.position
+        names.update({u.z: ("z", level, j), u.a: ("a", level, j), u.delta: ("delta", level, j)})
+        if u.bias is not None:
+            names[u.bias] = ("b", level, j)
+        for i, edge in enumerate(u.inputs):
+            names[edge.weight] = ("w", level, i, j)
+    last = len(network.layers) - 1
+    names.update({symbol: ("t", last, k) for k, symbol in enumerate(network.targets.values())})
+    return names
+
+
+def _symbol_values(cases: Cases, names: dict) -> dict:
+    out = {}
+    for symbol, (table, level, *spot) in names.items():
+        out[symbol] = cases.weights[:, level, spot[0], spot[1]] if table == "w" else cases.tables[table][:, level, spot[0]]
+    return out
+
+
+def _attach_example(prepared: Prepared, network: Network, values: Values | None, learning_rate: float) -> None:
+    """The worked example's number (as ``example`` prints it: mean over samples)."""
+    if values is None:
+        return
+    level, source, unit = prepared.target.concrete
+    result = _family(network).compiled.evaluate(values, learning_rate)
+    kind = prepared.target.kind
+    if kind == "delta":
+        value = float(np.mean(result.delta[f"[{level}][{unit}]"])) * prepared.vocabulary.notation.delta_sign
+    elif kind == "grad_b":
+        value = result.gradients[layer_bias(level, unit)]
+    else:
+        value = result.gradients[layer_weight(level, source, unit)] * (-learning_rate if kind == "update_w" else 1)
+    prepared.example = value
+    if len(values.inputs) == 1:
+        prepared.example_mutants = [(names, messages, v[0]) for names, messages, v in prepared.mutants]
+
+
+class _Family:
+    """One test network with its derivation and numeric code."""
+
+    def __init__(self, network: Network):
+        self.network = network
+        self.derivation = derive(network)
+        self.compiled = numerics.compiled(self.derivation)
+        self.sizes = network.layers
+
+
+@functools.lru_cache(maxsize=16)
+def _family(network: Network) -> _Family:
+    """Derived once per network: every target of a batch shares the test networks."""
+    return _Family(network)
+
+
+def _random_values(network: Network, rng) -> Values:
+    inputs = rng.uniform(-1, 1, (1, len(network.inputs)))
+    if network.loss.targets_sum_to_one:
+        targets = np.eye(len(network.outputs))[[rng.integers(len(network.outputs))]]
+    else:
+        targets = rng.uniform(0.05, 0.95, (1, len(network.outputs)))
+    return Values(inputs, targets, {p: float(rng.uniform(-1, 1)) for p in network.parameters})

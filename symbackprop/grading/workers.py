@@ -1,0 +1,207 @@
+"""Answers checked in forked worker processes, each killed when it runs past its time limit.
+
+Forked, so the prepared targets are shared without pickling; one worker per core by default.
+"""
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from multiprocessing.connection import wait
+
+from .. import notation as notations
+from ..errors import SpecError
+from ..network import Network
+from ..notation import Notation
+from . import judging
+from .judging import Verdict
+from .reading import MAX_LENGTH
+from .targets import prepare
+
+SECONDS_PER_ANSWER = 5.0
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+def _die_with(parent: int, inherited: list) -> None:
+    """A forked worker ends with its parent, however the parent ends (even SIGKILL): Linux sends it
+    SIGKILL then (prctl PR_SET_PDEATHSIG); and it holds no other process's pipe ends, so a read
+    from its own pipe ends too once the parent is gone."""
+    for connection in inherited:
+        connection.close()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # no prctl: the closed pipe ends still end the worker
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)
+
+
+def _serve(connection, prepared: dict, parent: int, inherited: list) -> None:
+    """Worker loop: (row, target, text) in, (row, verdict dict) out; None (or the parent's end) ends it."""
+    _die_with(parent, inherited)
+    while True:
+        try:
+            task = connection.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        row, target, text = task
+        try:
+            verdict = judging.check_prepared(prepared[target], text)
+        except RecursionError:
+            verdict = Verdict("cannot read", "the answer is nested too deeply")
+        except Exception as error:  # noqa: BLE001 - a bug must cost one row, not the batch
+            verdict = Verdict("cannot read", f"the checker failed on this answer ({type(error).__name__}); "
+                                             "please report it")
+        connection.send((row, verdict.as_dict()))
+
+
+class Pool:
+    """Worker processes (forked, so the prepared targets are shared) with a time limit per
+    answer: a worker past its limit is killed and replaced, and its row is marked."""
+
+    def __init__(self, prepared: dict, workers: int, seconds: float):
+        self.prepared, self.seconds = prepared, seconds
+        self.context = multiprocessing.get_context("fork")
+        self.workers = []
+        for _ in range(max(1, workers)):
+            self.workers.append(self._start())
+
+    def _start(self):
+        mine, theirs = self.context.Pipe()
+        inherited = [mine, *(worker["connection"] for worker in self.workers)]
+        process = self.context.Process(target=_serve, args=(theirs, self.prepared, os.getpid(), inherited),
+                                       daemon=True)
+        process.start()
+        theirs.close()
+        return {"process": process, "connection": mine, "task": None, "since": 0.0}
+
+    def run(self, tasks: Iterable, on_result: Callable) -> None:
+        pending = iter(tasks)
+        exhausted = False
+        while True:
+            for worker in self.workers:
+                if worker["task"] is None and not exhausted:
+                    task = next(pending, None)
+                    if task is None:
+                        exhausted = True
+                        break
+                    worker["task"], worker["since"] = task, time.monotonic()
+                    worker["connection"].send(task)
+            busy = [x for x in self.workers if x["task"] is not None]
+            if not busy:
+                return
+            ready = wait([x["connection"] for x in busy], timeout=0.05)
+            now = time.monotonic()
+            for n, worker in enumerate(self.workers):
+                if worker["task"] is None:
+                    continue
+                if worker["connection"] in ready:
+                    try:
+                        row, result = worker["connection"].recv()
+                    except (EOFError, OSError):
+                        on_result(worker["task"][0], Verdict("cannot read", "the checker crashed on this answer")
+                                  .as_dict())
+                        self._replace(n)
+                        continue
+                    worker["task"] = None
+                    on_result(row, result)
+                elif now - worker["since"] > self.seconds:
+                    on_result(worker["task"][0], Verdict(
+                        "cannot read", f"the answer took longer than {self.seconds:g} s to check; "
+                                       "write it more simply").as_dict())
+                    self._replace(n)
+
+    def _replace(self, n: int) -> None:
+        old = self.workers[n]
+        old["process"].kill()
+        old["process"].join()
+        old["connection"].close()
+        self.workers[n] = self._start()
+
+    def close(self) -> None:
+        for worker in self.workers:
+            try:
+                worker["connection"].send(None)
+            except OSError:
+                pass
+        for worker in self.workers:
+            worker["process"].join(timeout=1)
+            if worker["process"].is_alive():
+                worker["process"].kill()
+                worker["process"].join()
+
+
+def check(spec, target: str, answer: str, notation: str | Notation = "default",
+          seconds: float = SECONDS_PER_ANSWER, reveal: bool = False) -> Verdict:
+    """Grade one answer; ``spec`` is a :class:`Spec` or a :class:`Network`.  The answer is
+    checked in a child process stopped after ``seconds``."""
+    network, values, rate = _unpack(spec)
+    prepared = {target: prepare(network, target, notation, values, rate, reveal=reveal)}
+    results = {}
+    pool = Pool(prepared, 1, seconds)
+    try:
+        pool.run([(0, target, answer)], lambda row, result: results.__setitem__(row, result))
+    finally:
+        pool.close()
+    return Verdict(**results[0])
+
+
+def _unpack(spec):
+    if isinstance(spec, Network):
+        return spec, None, 0.5
+    return spec.network, spec.values, spec.learning_rate
+
+
+def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", workers: int | None = None,
+          seconds: float = SECONDS_PER_ANSWER, progress: Callable | None = None, reveal: bool = False) -> list[Verdict]:
+    """A verdict for every row (``target`` and ``answer`` keys); a bad row is marked, never
+    stops the batch.  Each target's reference is prepared once, answers are checked in
+    ``workers`` processes (default: every core); ``reveal`` lets messages show the worked
+    example's values."""
+    network, values, rate = _unpack(spec)
+    notation = notation if isinstance(notation, Notation) else notations.load(notation)
+    prepared, verdicts = {}, [None] * len(rows)
+    tasks = []
+    for n, row in enumerate(rows):
+        target = (row.get("target") or "").strip()
+        answer = row.get("answer")
+        if answer is None:
+            verdicts[n] = Verdict("cannot read", "the row has no answer column")
+            continue
+        if len(answer) > MAX_LENGTH:  # refused here: a 50 MB cell is not sent to a worker
+            verdicts[n] = Verdict("cannot read", f"answer longer than {MAX_LENGTH} characters ({len(answer)})")
+            continue
+        if target not in prepared:
+            try:
+                prepared[target] = prepare(network, target, notation, values, rate, reveal=reveal)
+            except SpecError as error:
+                prepared[target] = error
+        if isinstance(prepared[target], SpecError):
+            verdicts[n] = Verdict("cannot read", str(prepared[target]))
+            continue
+        tasks.append((n, target, answer))
+    usable = {k: v for k, v in prepared.items() if not isinstance(v, SpecError)}
+    done = [0]
+
+    def record(row, result):
+        verdicts[row] = Verdict(**result)
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], len(tasks))
+
+    if tasks:
+        pool = Pool(usable, workers or os.cpu_count() or 1, seconds)
+        try:
+            pool.run(tasks, record)
+        finally:
+            pool.close()
+    return verdicts
