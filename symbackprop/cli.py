@@ -236,10 +236,9 @@ def _verify(args, spec) -> int:
     if args.json:
         _print_json(report.as_dict())
         return 0 if report.ok else 1
-    print(f"{'parameter':<16} {'analytic':>14} {'finite diff.':>14} {'rel. error':>10}")
-    for p in report.parameters:
-        note = "  kink: not a witness" if p.kink else ""
-        print(f"{p.name:<16} {p.analytic:>14.8g} {p.numeric:>14.8g} {p.rel_error:>10.1e}{note}")
+    _table(["parameter", "analytic", "finite diff.", "rel. error"],
+           [[p.name, f"{p.analytic:.8g}", f"{p.numeric:.8g}", f"{p.rel_error:.1e}",
+             *(["  kink: not a witness"] if p.kink else [])] for p in report.parameters])
     print(f"generic formulas instantiated == concrete: "
           f"{'yes' if not report.generic_mismatches else 'NO: ' + ', '.join(report.generic_mismatches)}")
     print(f"brute-force sympy.diff of the expanded loss: {report.brute_force}")
@@ -254,7 +253,7 @@ def _example(args, spec) -> int:
     if args.json:
         _print_json(data)
     else:
-        _print_table(result, spec)
+        _print_example(result, spec)
     _, bad = _finite(data)
     if bad:
         raise SpecError("example", f"the worked example is not finite ({', '.join(bad[:3])}"
@@ -263,16 +262,23 @@ def _example(args, spec) -> int:
     return 0
 
 
-def _print_table(result, spec) -> None:
+def _print_example(result, spec) -> None:
     net, ev = spec.network, result.evaluation
     print(f"loss: {ev.loss:.8g}   learning rate: {spec.learning_rate:g}")
-    print(f"{'unit':<10} {'z':>12} {'a':>12} {'delta':>12}")
-    for unit in net.computing_units:
-        print(f"{unit.name:<10} {ev.z[unit.name].mean():>12.6g} {ev.a[unit.name].mean():>12.6g} "
-              f"{ev.delta[unit.name].mean():>12.6g}")
-    print(f"{'parameter':<16} {'value':>12} {'gradient':>12} {'updated':>12}")
-    for p in net.parameters:
-        print(f"{p!s:<16} {spec.values.parameters[p]:>12.6g} {ev.gradients[p]:>12.6g} {ev.updated[p]:>12.6g}")
+    _table(["unit", "z", "a", "delta"], [[unit.name, *(f"{table[unit.name].mean():.6g}" for table in (ev.z, ev.a, ev.delta))]
+                                         for unit in net.computing_units])
+    _table(["parameter", "value", "gradient", "updated"],
+           [[str(p), *(f"{table[p]:.6g}" for table in (spec.values.parameters, ev.gradients, ev.updated))]
+            for p in net.parameters])
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    """The first column left-aligned, the others right-aligned, each as wide as its widest cell and
+    two spaces apart, so that the header lines up with any names; cells past the header trail."""
+    widths = [max(len(row[n]) for row in [header, *rows]) for n in range(len(header))]
+    for row in [header, *rows]:
+        cells = [row[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(row[1:], widths[1:]))]
+        print("  ".join(cells) + "".join(row[len(header):]))
 
 
 def _derive(args, spec) -> int:

@@ -142,3 +142,19 @@ def test_a_simplification_that_takes_too_long_falls_back_and_the_notes_say_so(tm
     assert main(["derive", str(tmp_path / "slow.toml"), "--format", "md", "-o", str(tmp_path / "out")]) == 0
     assert time.perf_counter() - started < 60  # minutes before the limit
     assert "SymPy's simplification ran out of time" in (tmp_path / "out" / "notes.md").read_text()
+
+
+def test_the_python_api_takes_the_cap_as_a_keyword(tmp_path):
+    import symbackprop as sb
+    from symbackprop.errors import SpecError
+    with pytest.raises(SpecError, match="has 110 parameters, more than the limit of 100"):  # 10*10 + 10
+        sb.layered([10, 10], max_parameters=100)
+    assert len(sb.layered([10, 10], max_parameters=110).parameters) == 110
+    with pytest.raises(SpecError, match="2,002,000 parameters"):
+        sb.compact("1000-1000-1000")
+    (tmp_path / "wide.toml").write_text("[network]\nlayers = [300, 200]\n")
+    with pytest.raises(SpecError, match="60,200 parameters"):
+        sb.load(tmp_path / "wide.toml")
+    units = [{"name": "y", "inputs": ["x1", "x2"]}]
+    with pytest.raises(SpecError, match="has 3 parameters, more than the limit of 2"):  # two weights, a bias
+        sb.graph(["x1", "x2"], units, ["y"], max_parameters=2)

@@ -1,6 +1,8 @@
 """The command line as a user runs it: output, JSON shapes, and every kind of bad input."""
 import json
+import re
 import math
+import shlex
 import signal
 import subprocess
 import sys
@@ -351,3 +353,27 @@ def test_sigterm_stops_with_one_line_and_leaves_the_old_notes(tmp_path):
     assert process.returncode == 128 + signal.SIGTERM, stderr
     assert stderr.strip() == "python -m symbackprop: stopped by SIGTERM" and stdout == ""
     assert sorted(p.name for p in out.iterdir()) == ["notes.md"] and (out / "notes.md").read_text() == "old notes"
+
+
+def test_the_readme_command_line_examples_run(tmp_path, monkeypatch):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("(one line). For example:\n\n```bash\n")[1].split("```")[0]
+    commands = [shlex.split(line, comments=True) for line in block.splitlines()]
+    assert len(commands) == 4
+    monkeypatch.chdir(tmp_path)
+    for words in commands:
+        assert words[:3] == ["python", "-m", "symbackprop"]
+        assert main(words[3:]) == 0, words
+
+
+def test_verify_and_example_tables_line_up_with_long_names(tmp_path, capsys):
+    spec = tmp_path / "long.toml"
+    spec.write_text("[network]\ninputs = ['x']\noutputs = ['averyveryverylongoutputname']\n"
+                    "[[network.units]]\nname = 'averyveryverylongoutputname'\ninputs = ['x']\n")
+    right_edges = lambda line: [m.end() for m in re.finditer(r"\S+(?: \S+)*", line)][1:4]
+    for command, header, rows in (("verify", "parameter", 2), ("example", "unit", 1), ("example", "parameter", 2)):
+        main([command, str(spec)])
+        lines = capsys.readouterr().out.splitlines()
+        start = lines.index(next(line for line in lines if line.startswith(header)))
+        table = lines[start:start + 1 + rows]
+        assert all(right_edges(line) == right_edges(table[0]) for line in table), "\n".join(table)
