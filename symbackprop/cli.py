@@ -1,7 +1,8 @@
-"""``python -m symbackprop``: a thin layer over the Python API, one subcommand per use.
+"""``python -m symbackprop`` and ``symbackprop``: a thin layer over the Python API, one
+subcommand per use, options and operands in any order.
 
-Bad input ends with one line on stderr naming the field and the fix, exit status 2,
-no traceback, and no half-written file (files are written whole, then renamed).
+Bad input ends with one line on stderr naming the field and the fix, exit status 2, no
+traceback, and no file written or lost (outputs are written as one set: :mod:`files`).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ SPEC_HELP = ("a TOML spec file, or a compact form such as 2-3-1 (with --activati
              "default: 2 inputs, 3 sigmoid hidden units, 1 linear output, half sum of squares")
 DESCRIPTIONS = {
     "derive": "Write the step-by-step derivation of backpropagation for a network as lecture notes "
-              "(Markdown with an SVG figure, and LaTeX).",
+              "(Markdown with SVG figures, and LaTeX).",
     "verify": "Check every derived gradient with three witnesses: the lecture formulas instantiated, brute-force "
               "sympy.diff of the expanded loss, and finite differences. Exit status 0 when all agree, 1 otherwise.",
     "example": "Print the worked example: forward pass, loss, deltas, gradients and one gradient-descent step. "
@@ -324,9 +325,13 @@ def _is_submissions(first: str, second: str) -> bool:
 def main(argv: list[str] | None = None, prog: str = "symbackprop") -> int:
     """Run one subcommand; bad input is one line on stderr and exit status 2, an interrupt
     (Ctrl-C, or SIGTERM, handled alike) one line and 128 + the signal's number."""
-    received = []
+    received, main_process = [], os.getpid()
 
     def stop(signum, frame):
+        if os.getpid() != main_process:  # a forked worker: end silently, as without a handler
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         received.append(signum)
         raise KeyboardInterrupt
 

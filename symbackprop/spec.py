@@ -218,7 +218,7 @@ def _computable(function: Activation | Loss, field: str) -> None:
                                    "change its parameters")
         if expression.has(sp.DiracDelta):
             raise SpecError(field, f"{which} has a Dirac delta (from heaviside or sign), which has no number to "
-                                   "compute; use the step activation or a smooth function")
+                                   "compute; write it with smooth functions (an activation can also be step)")
         for number in expression.atoms(sp.Number):
             if not math.isfinite(_float(number)):
                 raise SpecError(field, f"{which} has the number {sp.Float(number, 3)}, beyond float64 "

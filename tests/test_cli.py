@@ -1,7 +1,7 @@
 """The command line as a user runs it: output, JSON shapes, and every kind of bad input."""
 import json
+import os
 import re
-import math
 import shlex
 import signal
 import subprocess
@@ -377,3 +377,23 @@ def test_verify_and_example_tables_line_up_with_long_names(tmp_path, capsys):
         start = lines.index(next(line for line in lines if line.startswith(header)))
         table = lines[start:start + 1 + rows]
         assert all(right_edges(line) == right_edges(table[0]) for line in table), "\n".join(table)
+
+
+def test_ctrl_c_during_grade_prints_one_line_and_leaves_no_worker(tmp_path):
+    """Ctrl-C reaches the whole process group (main process and its forked workers), as a terminal sends it."""
+    rows = [f"{n},delta_hidden,g'(z_j) sum_k w_jk delta_k + {n}" for n in range(3000)]
+    (tmp_path / "many.csv").write_text("id,target,answer\n" + "\n".join(rows) + "\n")
+    process = subprocess.Popen([sys.executable, "-m", "symbackprop", "grade", "many.csv", "-o", "rep", "--workers", "2"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline, workers = time.monotonic() + 120, []
+    while len(workers) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        workers = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    assert len(workers) >= 2
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGINT and stderr == "python -m symbackprop: stopped by SIGINT\n"
+    time.sleep(0.5)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.csv"]
