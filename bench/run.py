@@ -1,6 +1,6 @@
 """Performance of symbackprop against the baselines a user has, as ratios measured in one run.
 
-Run: python bench/run.py [--quick] [--threads N]   (--quick: no naive baseline above 100
+Run: python bench/run.py [--quick] [--threads N] [--baseline DIR]   (--quick: no naive baseline above 100
 parameters, no scalar finite differences for 784-30-10, shorter timings; PyTorch columns
 when it is installed)
 
@@ -21,8 +21,13 @@ hand-written baselines below are typed for.  Tables, one row per network shape:
 3. one gradient per call on a single sample, and the gradient of a batch of 4096 samples,
    against a hand-written NumPy backprop and PyTorch autograd on the CPU;
 4. verification: finite differences of every parameter, and ``verify`` as a whole;
-5. ``check`` throughput (answers graded per second): a hook until ``symbackprop.grading``
-   exists.
+5. ``check`` throughput (answers graded per second);
+6. commands in a fresh interpreter with their peak memory (``verify`` of MNIST-sized nets,
+   ``derive 784-100-10``, a cold ``check`` with an empty and with a warm cache), next to the
+   same commands of an earlier version (``--baseline DIR``) and ``import sympy, numpy``.
+
+Networks above :data:`SCALAR_LIMIT` parameters get no per-weight scalar code: their
+*codegen* is the matrix form alone and the scalar columns read "not run".
 """
 from __future__ import annotations
 
@@ -47,9 +52,27 @@ except ImportError:  # PyTorch is optional
     torch = None
 
 SHAPES = [(2, 3, 1), (4, 8, 4), (8, 16, 8), (4, 8, 8, 4), (16, 32, 16), (64, 64, 10), (4, 16, 16, 16, 16, 4),
-          (784, 30, 10)]
+          (784, 30, 10), (784, 100, 10), (784, 300, 100, 10)]
 BATCH = 4096
 NAIVE_TIMEOUT = 30.0
+#: Above this many parameters the per-weight scalar code is not generated (its columns read
+#: "not run"): nothing but the single-sample benchmark would use it, and for 784-100-10 it
+#: took 20 s and 500 MB.
+SCALAR_LIMIT = 30_000
+#: Commands timed in a fresh interpreter, with their peak memory (the issue's bounds).
+ANSWER = "g'(z_j) \\sum_k w_{jk} \\delta_k"
+COMMANDS = [("verify 784-30-10 --json", ["verify", "784-30-10", "--json"]),
+            ("verify 784-100-10 --json", ["verify", "784-100-10", "--json"]),
+            ("verify 784-300-100-10 --json", ["verify", "784-300-100-10", "--json"]),
+            ("derive 784-100-10", ["derive", "784-100-10", "-o", "{scratch}"]),
+            ("check, empty cache", ["check", "--target", "delta_hidden", "--answer", ANSWER]),
+            ("check, references cached by the run before", ["check", "--target", "delta_hidden", "--answer", ANSWER])]
+COMMAND_TIMEOUT = 180.0
+#: Runs ``python -m symbackprop`` from the directory in argv[1], ahead of an editable install of
+#: this checkout (whose import hook would otherwise win over PYTHONPATH).
+_FROM_DIRECTORY = ("import runpy, sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in "
+                   "repr(f).lower()]; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'symbackprop'; "
+                   "runpy.run_module('symbackprop', run_name='__main__', alter_sys=True)")
 
 
 def name(shape) -> str:
@@ -155,9 +178,10 @@ def speed(net, compiled, matrix, budget: float) -> dict:
     arrays = matrix.arrays(values.parameters)
     arguments = [*x[0], *t[0], *(values.parameters[p] for p in net.parameters)]
     one = x[:1], t[:1]
-    single = {"scalar 1": lambda: compiled.sample_gradient(*arguments),
-              "matrix 1": lambda: matrix.gradients(*one, arrays),
+    single = {"matrix 1": lambda: matrix.gradients(*one, arrays),
               "numpy 1": lambda: numpy_backprop(*one, arrays)}
+    if compiled is not None:
+        single["scalar 1"] = lambda: compiled.sample_gradient(*arguments)
     batch = {"matrix B": lambda: matrix.gradients(x, t, arrays),
              "numpy B": lambda: numpy_backprop(x, t, arrays)}
     if len(net.parameters) < 2000:  # 784-30-10: 70,000 NumPy calls for one batch
@@ -197,19 +221,63 @@ def cold_start() -> float:
         return time.perf_counter() - start
 
 
+def run_command(arguments: list[str], environment: dict, timeout: float) -> tuple[float | None, float]:
+    """(seconds or None after ``timeout``, peak resident MB) of ``python ARGUMENTS`` in a fresh interpreter."""
+    start = time.perf_counter()
+    child = subprocess.Popen([sys.executable, *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=environment)
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            elapsed = time.perf_counter() - start
+            assert os.waitstatus_to_exitcode(status) == 0, arguments
+            return elapsed, usage.ru_maxrss / 1024
+        if time.perf_counter() - start > timeout:
+            child.kill()
+            _, _, usage = os.wait4(child.pid, 0)
+            return None, usage.ru_maxrss / 1024
+        time.sleep(0.005)
+
+
+def commands(baseline: str | None) -> list[dict]:
+    """Each command of :data:`COMMANDS` in a fresh interpreter, and the same with the code in
+    ``baseline`` (an earlier version, e.g. ``git archive COMMIT | tar -x -C DIR``), and
+    ``import sympy, numpy`` (what any check costs before it starts).  Bytecode caches are
+    allowed, as on a user's machine, and written by a first run that is not timed."""
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    trees = {"ours": ["-m", "symbackprop"]}
+    if baseline:
+        trees["baseline"] = ["-c", _FROM_DIRECTORY, os.path.abspath(baseline)]
+    rows = {label: {"command": label} for label, _ in COMMANDS}
+    with tempfile.TemporaryDirectory() as scratch:
+        for tree, launch in trees.items():
+            cache = {**environment, "XDG_CACHE_HOME": os.path.join(scratch, tree)}
+            warm = {**environment, "XDG_CACHE_HOME": os.path.join(scratch, "warm-up")}
+            run_command([*launch, "derive", "-o", scratch], warm, COMMAND_TIMEOUT)  # write bytecode
+            for label, arguments in COMMANDS:
+                print(f"  {tree}: {label} ...", file=sys.stderr, flush=True)
+                line = [*launch, *(a.replace("{scratch}", scratch) for a in arguments)]
+                rows[label][tree] = run_command(line, cache, COMMAND_TIMEOUT)
+        floor = run_command(["-c", "import sympy, numpy"], environment, COMMAND_TIMEOUT)
+    for label in ("check, empty cache", "check, references cached by the run before"):
+        rows[label]["import sympy, numpy"] = floor
+    return list(rows.values())
+
+
 def measure(shape, quick: bool, naive_limit: float) -> dict:
     net = sb.layered(shape, "sigmoid", "half_sse")
     row = {"shape": name(shape), "parameters": len(net.parameters)}
     row["naive"] = naive_seconds(shape) if len(net.parameters) < naive_limit else "not run"
     row["derive"], derivation = seconds(sb.derive, net)
-    row["codegen"], (compiled, matrix) = seconds(lambda: (numerics.compiled(derivation),
+    scalar = len(net.parameters) <= SCALAR_LIMIT
+    row["codegen"], (compiled, matrix) = seconds(lambda: (numerics.compiled(derivation) if scalar else None,
                                                           sb.MatrixCompiled(derivation)))
     values = sb.random_values(net, seed=0)
     row["verify"], report = seconds(sb.verify, net, derivation, values)
     assert report.ok, name(shape)
     row["forward ops"], row["gradient ops"] = operations(net, derivation)
     row["fd matrix"], _ = seconds(matrix.finite_differences, values)
-    if not (quick and len(net.parameters) > 2000):
+    if scalar and not (quick and len(net.parameters) > 2000):
         compiled.forward(values)  # generate the scalar forward code before timing its differences
         row["fd scalar"], _ = seconds(compiled.finite_differences, values)
     row.update(speed(net, compiled, matrix, 0.1 if quick else 0.3))
@@ -255,9 +323,9 @@ def report(rows: list[dict]) -> None:
     us = {"unit": "µs", "scale": 1e6, "digits": 1}
     table("One sample per call (scalar: generated code on floats; matrix: the matrix form, one row)",
           ["shape", "scalar", "matrix", "hand NumPy", "PyTorch", "best / NumPy", "best / PyTorch"],
-          [[r["shape"], fmt(r["scalar 1"], **us), fmt(r["matrix 1"], **us), fmt(r["numpy 1"], **us),
-            fmt(r.get("torch 1", "n/a"), **us), ratio(min(r["scalar 1"], r["matrix 1"]), r["numpy 1"]),
-            ratio(min(r["scalar 1"], r["matrix 1"]), r.get("torch 1"))] for r in rows])
+          [[r["shape"], fmt(r.get("scalar 1", "not run"), **us), fmt(r["matrix 1"], **us), fmt(r["numpy 1"], **us),
+            fmt(r.get("torch 1", "n/a"), **us), ratio(min(r.get("scalar 1", np.inf), r["matrix 1"]), r["numpy 1"]),
+            ratio(min(r.get("scalar 1", np.inf), r["matrix 1"]), r.get("torch 1"))] for r in rows])
     ms = {"unit": "ms", "scale": 1e3, "digits": 2}
     table(f"Batch of {BATCH} samples per call (matrix form; scalar: the generated code on arrays)",
           ["shape", "matrix", "scalar", "hand NumPy", "PyTorch", "matrix / faster baseline", "scalar / NumPy"],
@@ -271,6 +339,16 @@ def report(rows: list[dict]) -> None:
             ratio(r.get("fd scalar"), r["fd matrix"])] for r in rows])
     table("check throughput (answers graded per second, generic targets, references prepared in the run)",
           ["shape", "answers / s"], [[r["shape"], r["check"]] for r in rows])
+
+
+def report_commands(rows: list[dict]) -> None:
+    cell = lambda measured: "" if measured is None else (
+        f"{fmt(measured[0]) if measured[0] is not None else f'> {COMMAND_TIMEOUT:.0f} s'}, {measured[1]:,.0f} MB")
+    table("Commands in a fresh interpreter (seconds, peak resident memory)",
+          ["command", "this version", "baseline version", "baseline / this", "import sympy, numpy"],
+          [[r["command"], cell(r["ours"]), cell(r.get("baseline")),
+            ratio((r.get("baseline") or (None,))[0], r["ours"][0]), cell(r.get("import sympy, numpy"))]
+           for r in rows])
 
 
 #: glibc returns freed memory above this size to the system and faults it in again on the next
@@ -295,11 +373,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the slow baselines, shorter timings")
     parser.add_argument("--threads", type=int, default=1, help="threads for NumPy's BLAS and PyTorch (default 1)")
+    parser.add_argument("--baseline", help="a directory with an earlier version of the package (git archive "
+                                           "COMMIT | tar -x -C DIR) whose commands are timed next to these")
+    parser.add_argument("--commands-only", action="store_true", help="only the table of commands")
     args = parser.parse_args()
     pin_threads(args.threads)
     quick = args.quick
     rows, naive_limit = [], 100.0 if quick else np.inf
-    for shape in SHAPES:
+    for shape in [] if args.commands_only else SHAPES:
         print(f"measuring {name(shape)} ...", file=sys.stderr, flush=True)
         rows.append(measure(shape, quick, naive_limit))
         if rows[-1]["naive"] is None:  # out of time: larger networks will be too
@@ -307,7 +388,11 @@ def main() -> None:
     print(f"python -m symbackprop derive, cold start: {cold_start():.2f} s; PyTorch "
           f"{torch.__version__ + ' (CPU)' if torch is not None else 'not installed'}; "
           f"{args.threads} thread(s) for BLAS and PyTorch; {os.cpu_count()} cores")
-    report(rows)
+    print("measuring the commands ...", file=sys.stderr, flush=True)
+    lines = commands(args.baseline)
+    if rows:
+        report(rows)
+    report_commands(lines)
 
 
 if __name__ == "__main__":

@@ -12,25 +12,42 @@ One function per stage of the flow, each a module::
     rendering     render / write_notes          -> Markdown and LaTeX notes from jinja2 templates
     grading/      check / grade                 -> Verdict per answer (reading, targets, evaluation,
                                                    mistakes, judging, workers), a class report
+    exercises/    exercises / grade             -> sheets, answer keys, one variant per student
+                                                   (sb.exercises.write, .load); grade takes the set
 """
+import importlib
+
 __version__ = "0.2.0"
 
-from . import notation, rendering
-from .derivation import Derivation, Step, derive, instantiate
-from .errors import SpecError
-from .examples import Example, example
-from .functions import Activation, Loss, activation, custom_activation, custom_loss, loss
-from .grading import Verdict, check, grade
-from .matrix import MatrixCompiled
-from .network import Network, graph, layered
-from .notation import Notation
-from .numerics import Compiled, Values, random_values
-from .printing import latex
-from .rendering import render, write_notes
-from .spec import Spec, compact, from_dict, load
-from .verification import Report, verify
+#: public name -> the module that defines it, imported on first use (PEP 562), so that
+#: ``python -m symbackprop check`` loads neither the renderer nor jinja2 (import what a
+#: command uses)
+_HOME = {"Derivation": "derivation", "Step": "derivation", "derive": "derivation", "instantiate": "derivation",
+         "SpecError": "errors", "Example": "examples", "example": "examples", "Activation": "functions",
+         "Loss": "functions", "activation": "functions", "custom_activation": "functions",
+         "custom_loss": "functions", "loss": "functions", "Verdict": "grading", "check": "grading",
+         "grade": "exercises", "ExerciseSet": "exercises", "MatrixCompiled": "matrix", "Network": "network",
+         "graph": "network", "layered": "network", "Notation": "notation", "Compiled": "numerics", "Values": "numerics",
+         "random_values": "numerics", "latex": "printing", "render": "rendering", "write_notes": "rendering",
+         "Spec": "spec", "compact": "spec", "from_dict": "spec", "load": "spec", "Report": "verification",
+         "verify": "verification"}
 
-__all__ = ["Activation", "Compiled", "Derivation", "Example", "Loss", "MatrixCompiled", "Network", "Notation", "Report",
-           "Spec", "SpecError", "Step", "Values", "Verdict", "activation", "check", "compact", "custom_activation",
-           "custom_loss", "derive", "example", "from_dict", "grade", "graph", "instantiate", "latex", "layered", "load",
-           "loss", "notation", "random_values", "render", "rendering", "verify", "write_notes"]
+__all__ = sorted([*_HOME, "exercises", "notation", "rendering"])
+
+
+def __getattr__(name: str):
+    """A public name or a submodule (``sb.numerics``), imported when first asked for."""
+    module = _HOME.get(name, name)
+    try:
+        home = importlib.import_module(f".{module}", __name__)
+    except ModuleNotFoundError as error:
+        if error.name != f"{__name__}.{module}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(home, name) if name in _HOME else home
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -15,13 +15,13 @@ import sys
 import threading
 from pathlib import Path
 
-import jinja2
 import numpy as np
 
 import symbackprop as api
 
 from . import files, grading, limits
 from .errors import SpecError
+from .parts import PARTS
 from .progress import progress
 
 SPEC_HELP = ("a TOML spec file, or a compact form such as 2-3-1 (with --activation, --loss); "
@@ -64,13 +64,14 @@ def _commands(prog: str) -> dict[str, argparse.ArgumentParser]:
     derive.add_argument("--notation", default="default",
                         help=f"a preset ({', '.join(api.notation.names())}) or a TOML file starting from one "
                              "(base = \"haykin\") that overrides any role's symbol")
-    for part in api.rendering.PARTS:
+    for part in PARTS:
         derive.add_argument(f"--no-{part}", dest="parts", action="append_const", const=part,
                             help=f"leave out the {part} section")
     for name in ("verify", "example"):
         commands[name].add_argument("--json", action="store_true", help="print one JSON object (RFC 8259: a "
                                                                         "number that is not finite is null)")
     commands.update(_homework(prog))
+    commands["exercises"] = _exercises_parser(prog)
     return commands
 
 
@@ -141,6 +142,65 @@ def _homework(prog: str) -> dict[str, argparse.ArgumentParser]:
     return commands
 
 
+def _exercises_parser(prog: str) -> argparse.ArgumentParser:
+    exercise = argparse.ArgumentParser(
+        prog=f"{prog} exercises",
+        description="Write exercise sheets, their answer key and the set to grade them by: sheet.md/sheet.tex "
+                    "(with --students: one per student under DIR/<student>/, each with "
+                    "its own numbers drawn from --seed and the id), key.md/key.tex (worked solutions), key.csv "
+                    "(id,student,question,answer) and exercises.toml, which `grade DIR/exercises.toml "
+                    "SUBMISSIONS.csv -o REPORT` grades by.  --seed seeds the students' numbers (and a "
+                    "compact form's example).")
+    _add_spec(exercise)
+    exercise.add_argument("--notation", default="default",
+                          help=f"notation preset ({', '.join(api.notation.names())}) or a .toml file")
+    exercise.add_argument("--students", help="roster CSV with a 'student' column (other columns are ignored)")
+    exercise.add_argument("--questions", help="comma-separated: generic targets (delta_output, delta_hidden, "
+                                              "grad_w_hidden, update_w_hidden, ...), numbers with the unit drawn "
+                                              "per student (delta, grad_w, grad_b, update_w), or a fixed one "
+                                              "(delta[0][1]); default: delta_output,delta_hidden,grad_w_hidden,"
+                                              "delta,grad_w,update_w")
+    exercise.add_argument("--format", choices=["md", "tex", "all"], default="all", help="Markdown, LaTeX or both")
+    exercise.add_argument("--templates", help="a directory of jinja2 templates overriding the built-in ones")
+    exercise.add_argument("-o", "--output", required=True, help="directory for the sheets, the key and the set")
+    return exercise
+
+
+def _exercises(args, spec) -> int:
+    import jinja2  # the templates' errors; only writing documents loads the renderer
+
+    from .exercises import exercise_set, sheets
+
+    made = exercise_set.exercises(spec, args.students, args.questions, args.seed or 0, args.notation)
+    formats = ["md", "tex"] if args.format == "all" else [args.format]
+    try:
+        paths = sheets.write(made, Path(args.output), formats, Path(args.templates) if args.templates else None)
+    except jinja2.TemplateError as error:
+        raise SpecError("--templates", f"a template failed: {error.message}") from None
+    written = sum(path.name.startswith("sheet.") for path in paths)
+    print(f"{args.output}: {written} sheet files of {len(made.questions)} questions for "
+          f"{len(made.variants) if made.per_student else 'everyone'}, key, key.csv, exercises.toml")
+    return 0
+
+
+def _grade_set(args, made) -> int:
+    """``grade DIR/exercises.toml SUBMISSIONS.csv``: each row against its student's variant."""
+    from .exercises import marking
+
+    if args.notation != "default":
+        raise SpecError("--notation", "an exercise set brings its own notation; leave --notation out")
+    header, rows = marking.read_submissions(Path(args.submissions))
+    with progress("grading", len(rows)) as bar:
+        verdicts = marking.grade(made, rows, workers=args.workers, seconds=args.timeout,
+                                 progress=lambda done, total: bar.advance(done - bar.done), reveal=args.reveal)
+    for path in marking.write_report(Path(args.output).with_suffix(".csv"), made, header, rows, verdicts):
+        print(path)
+    counts = {kind: sum(v.verdict == kind for v in verdicts) for kind in marking.VERDICTS}
+    shown = [f"{n} {kind}" for kind, n in counts.items() if n or kind != marking.NOT_IN_SET]
+    print(f"{len(verdicts)} answer{'' if len(verdicts) == 1 else 's'}: " + ", ".join(shown))
+    return 0
+
+
 def _check(args, spec) -> int:
     verdict = grading.check(spec, args.target, args.answer, args.notation, reveal=args.reveal)
     if args.json:
@@ -160,6 +220,8 @@ def _check(args, spec) -> int:
 def _grade(args, spec) -> int:
     if args.workers is not None and args.workers < 1:
         raise SpecError("--workers", "must be at least 1")
+    if not isinstance(spec, api.spec.Spec):  # an exercise set
+        return _grade_set(args, spec)
     report = Path(args.output)
     if report.name in ("", ".", ".."):
         raise SpecError("-o", f"{args.output!r} names no file; give a report path such as results/report "
@@ -184,18 +246,26 @@ def _inputs(args) -> list[Path]:
     return [Path(name) for name in named if name and Path(name).is_file()]
 
 
-def _spec(args) -> api.spec.Spec:
-    """The network the arguments name; an option that cannot apply is an error, never ignored."""
+def _spec(args):
+    """The network the arguments name (for ``grade``, an exercise set, ``exercises.toml``, instead);
+    an option that cannot apply is an error, never ignored."""
+    if args.command == "grade" and args.spec and args.spec.endswith(".toml"):
+        from .exercises import exercise_set
+
+        if exercise_set.is_set_file(args.spec):
+            return exercise_set.load(args.spec)
     if args.max_parameters < 1:
         raise SpecError("--max-parameters", "must be at least 1")
+    seeds_students = args.command == "exercises"  # there --seed draws the students' numbers too
     given = [flag for flag, value in (("--activation", args.activation), ("--loss", args.loss),
-                                      ("--no-bias", args.no_bias), ("--seed", args.seed is not None)) if value]
+                                      ("--no-bias", args.no_bias),
+                                      ("--seed", args.seed is not None and not seeds_students)) if value]
     if args.spec is not None and (Path(args.spec).exists() or not _looks_compact(args.spec)):
         if given:
             raise SpecError(given[0], f"applies to a compact form such as 2-3-1, not to the spec file {args.spec}; "
                                       "set it in the file")
         return api.load(args.spec, max_parameters=args.max_parameters)
-    if args.spec is None and args.seed is not None:
+    if args.spec is None and "--seed" in given:
         raise SpecError("--seed", "applies to a compact form: give the shape too, e.g. 2-3-1 --seed 5")
     loss = args.loss
     if args.spec is None and loss is None:  # the built-in network, with the error function of the notation's text
@@ -283,13 +353,19 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
 
 
 def _derive(args, spec) -> int:
+    import jinja2  # the templates' errors; only derive loads the renderer
+
     formats = ["md", "tex"] if args.format == "all" else [args.format]
     templates = Path(args.templates) if args.templates else None
     if templates is not None and not templates.is_dir():
         raise SpecError("--templates", f"{templates} is not a directory of jinja2 templates")
     notation = api.notation.load(args.notation)
-    parts = [p for p in api.rendering.PARTS if p not in (args.parts or [])]
+    parts = [p for p in PARTS if p not in (args.parts or [])]
     files.check_folder(Path(args.output))  # before the derivation, which can take seconds
+    count, limit = len(spec.network.parameters), api.rendering.PER_WEIGHT_LIMIT
+    if count > limit:
+        print(f"note: {count:,} parameters; above {limit:,} the notes leave out what lists every weight "
+              "(the forward pass unit by unit, every delta and gradient, the parameter tables)", file=sys.stderr)
     try:
         paths = api.write_notes(spec, Path(args.output), formats, templates, notation, parts, inputs=_inputs(args))
     except jinja2.TemplateError as error:
@@ -300,7 +376,8 @@ def _derive(args, spec) -> int:
     return 0
 
 
-RUN = {"derive": _derive, "verify": _verify, "example": _example, "check": _check, "grade": _grade}
+RUN = {"derive": _derive, "verify": _verify, "example": _example, "check": _check, "grade": _grade,
+       "exercises": _exercises}
 
 
 def _arguments(argv: list[str], prog: str) -> argparse.Namespace:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import sympy as sp
+from sympy.core.mul import _mulsort
 
 from .functions import A, T, Z
 from .functions import K as OUTPUT_COUNT
@@ -375,7 +376,8 @@ def _derive_concrete(derivation: Derivation, bar: Progress) -> None:
     targets = list(net.targets.values())
     for unit in reversed(net.computing_units):
         if unit.name not in errors:
-            errors[unit.name] = sp.Add(*(weight * net[succ].delta for succ, weight in net.successors[unit.name]))
+            errors[unit.name] = sp.Add(*(_product(weight, net[succ].delta)
+                                           for succ, weight in net.successors[unit.name]))
             add(Step(sp.Derivative(E, unit.a), errors[unit.name], "sum_over_successors", subject=unit.name))
     for unit in reversed(net.computing_units):
         local, simplified = _local_gradient(derivation, unit, errors), True
@@ -392,16 +394,31 @@ def _derive_concrete(derivation: Derivation, bar: Progress) -> None:
             uses_of.setdefault(edge.weight, []).append((net[edge.source], unit))
     for parameter in net.weights:
         uses = uses_of[parameter]
-        formula = sp.Add(*(dest.delta * source.a for source, dest in uses))
+        terms = [_product(dest.delta, source.a) for source, dest in uses]
+        formula = terms[0] if len(terms) == 1 else sp.Add(*terms)
         derivation.gradients[parameter] = formula
-        add(Step(sp.Derivative(E, parameter), formula,
-                 "tied_weight_sum" if len(uses) > 1 else "gradient", subject=str(parameter)))
+        add(Step(_d_error(parameter), formula,
+                 "tied_weight_sum" if len(uses) > 1 else "gradient", subject=parameter.name))
         bar.advance()
     for unit in net.computing_units:
         if unit.bias is not None:
             derivation.gradients[unit.bias] = unit.delta
-            add(Step(sp.Derivative(E, unit.bias), unit.delta, "gradient", subject=str(unit.bias)))
+            add(Step(_d_error(unit.bias), unit.delta, "gradient", subject=unit.bias.name))
             bar.advance()
+
+
+def _product(*factors: sp.Symbol) -> sp.Mul:
+    """The Mul of distinct symbols, as ``*`` builds it (same arguments in the same order),
+    without the general flattening: 0.94 s for 30,000 products ``delta * a``, this 0.08 s."""
+    factors = list(factors)
+    _mulsort(factors)
+    return sp.Mul._from_args(factors)
+
+
+def _d_error(parameter: sp.Symbol) -> sp.Derivative:
+    """dE/dparameter as ``sp.Derivative(E, parameter)`` builds it (equal, same hash), without
+    its checks of the arguments: 0.80 s for 30,000 parameters, this 0.43 s."""
+    return sp.Basic.__new__(sp.Derivative, E, sp.Basic.__new__(sp.Tuple, parameter, sp.S.One))
 
 
 def instantiate(derivation: Derivation, expression: sp.Expr, unit: str, predecessor: str | None = None) -> sp.Expr:
@@ -426,10 +443,11 @@ def instantiate(derivation: Derivation, expression: sp.Expr, unit: str, predeces
         raise ValueError(f"no range for index {index} in {expression}")
 
     def bind(e: sp.Expr, bound: dict) -> sp.Expr:
-        e = e.replace(lambda s: isinstance(s, sp.Sum),
-                      lambda s: sp.Add(*(bind(s.function, {**bound, s.limits[0][0]: name})
-                                         for name in members(s.limits[0][0], bound))))
-        return e.replace(lambda s: isinstance(s, sp.Indexed), lambda s: _concrete(net, s, bound))
+        if e.has(sp.Sum):
+            e = e.replace(lambda s: isinstance(s, sp.Sum),
+                          lambda s: sp.Add(*(bind(s.function, {**bound, s.limits[0][0]: name})
+                                             for name in members(s.limits[0][0], bound))))
+        return e.xreplace({s: _concrete(net, s, bound) for s in e.atoms(sp.Indexed)})  # 3x faster than replace
 
     return bind(expression, binding).xreplace({OUTPUT_COUNT: len(net.outputs)})
 

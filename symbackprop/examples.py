@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import numerics
 from .derivation import Derivation, derive
+from .matrix import evaluator
 from .network import Network, layer_bias, layer_weight
 from .numerics import Evaluation, Values
 
@@ -43,8 +43,8 @@ def example(network: Network, values: Values, learning_rate: float = 0.5,
             derivation: Derivation | None = None) -> Example:
     """Forward pass, loss, deltas, gradients (mean over a mini-batch) and one SGD step,
     all weights updated simultaneously from the same gradients."""
-    compiled = numerics.compiled(derivation or derive(network))
-    return Example(network, values, learning_rate, compiled.evaluate(values, learning_rate))
+    numbers = evaluator(derivation or derive(network))
+    return Example(network, values, learning_rate, numbers.evaluate(values, learning_rate))
 
 
 def _layers(net: Network, by_unit: dict[str, float], inputs=None):

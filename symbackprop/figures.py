@@ -18,6 +18,7 @@ import math
 import re
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import NamedTuple
 from xml.sax.saxutils import escape
 
 from .derivation import E
@@ -217,7 +218,11 @@ def svg(network: Network, latex, notation: Notation | None = None) -> str:
 
 # --- layout -------------------------------------------------------------------------------
 
-@dataclass
+#: Keys of the error node (no unit name has an "="), a bias unit and a bend slot of column c.
+_ERROR, _BIAS, _BEND = "=E", "+1@{c}", "bend{n}@{c}"
+
+
+@dataclass(frozen=True)
 class _Graph:
     """What is drawn, before it is placed: nodes by key with their column, edges by key."""
 
@@ -256,12 +261,12 @@ def _graph(network: Network, latex, bias_unit: bool, backward: bool, shown_units
     edges = [(e.source, unit.name, latex(e.weight)) for unit in network.units for e in unit.inputs
              if unit.name in shown and e.source in shown]
     for unit in biased:
-        key = f"+1@{column[unit.name] - 1}"
+        key = _BIAS.format(c=column[unit.name] - 1)
         column[key], labels[key], kinds[key] = column[unit.name] - 1, "+1", "bias"
         edges.append((key, unit.name, latex(unit.bias)))
     if backward:
-        column["E"], labels["E"], kinds["E"] = max(column.values()) + 1, latex(E), "error"
-        edges += [(name, "E", "") for name in network.outputs if name in shown]
+        column[_ERROR], labels[_ERROR], kinds[_ERROR] = max(column.values()) + 1, latex(E), "error"
+        edges += [(name, _ERROR, "") for name in network.outputs if name in shown]
     return _Graph(column, labels, kinds, edges, gaps, weights > LABELLED_EDGES)
 
 
@@ -277,8 +282,8 @@ def _slots(graph: _Graph, ordered: bool) -> tuple[list[list[str]], dict[int, lis
     for n, (source, destination, _) in enumerate(graph.edges):
         chain = [source]
         for c in range(graph.column[source] + 1, graph.column[destination]):
-            columns[c].append(f"bend{n}@{c}")
-            chain.append(f"bend{n}@{c}")
+            columns[c].append(_BEND.format(n=n, c=c))
+            chain.append(_BEND.format(n=n, c=c))
         chains[n] = chain + [destination]
     if ordered:
         neighbours: dict[str, list[str]] = {}
@@ -308,14 +313,21 @@ def _figure(network: Network, latex, bias_unit: bool, backward: bool) -> Figure:
     for shown in [SHOWN_UNITS] + [n for n in range(SHOWN_UNITS - 1, 2, -1) if n < widest]:
         graph = _graph(network, latex, bias_unit, backward, shown)
         tried = [_placed(graph, network.layers is None, stretch, backward) for stretch in (1.0, 1.2, 1.45, 1.75)]
-        layouts = [layout for layout in tried if _clear(layout[0], layout[1])]
+        layouts = [layout for layout in tried if _clear(layout.nodes, layout.arrows)]
         if layouts:
             break
     return _labelled(layouts or tried[-1:], backward, graph.crowded)
 
 
-def _placed(graph: _Graph, ordered: bool, stretch: float, backward: bool):
-    """Nodes, arrows (reversed for the backward figure), gaps and the first unit of each column."""
+class _Layout(NamedTuple):
+    nodes: tuple[Node, ...]
+    arrows: list[Arrow]  # reversed for the backward figure
+    gaps: tuple[Point, ...]
+    first_units: set[str]  # the first unit of each column
+
+
+def _placed(graph: _Graph, ordered: bool, stretch: float, backward: bool) -> _Layout:
+    """Where everything goes with the columns ``stretch`` times their preferred spacing."""
     columns, chains = _slots(graph, ordered)
     radius = max([RADIUS] + [_extent(graph.labels[k], UNIT_EM, stacked=True)[0] / 2 + 0.1 for k in graph.labels])
     rows = max(ROW_SPACING, 2 * radius + 0.7)
@@ -330,7 +342,7 @@ def _placed(graph: _Graph, ordered: bool, stretch: float, backward: bool):
     if backward:
         arrows = [Arrow(a.destination, a.source, a.points[::-1], a.label) for a in arrows]
     gaps = tuple(where[k] for column in columns for k in column if k == "")
-    return nodes, arrows, gaps, _first_units(columns, graph)
+    return _Layout(nodes, arrows, gaps, _first_units(columns, graph))
 
 
 def _first_units(columns: list[list[str]], graph: _Graph) -> set[str]:
@@ -364,7 +376,7 @@ def _distance(c: Point, p: Point, q: Point) -> float:
 
 # --- labels -------------------------------------------------------------------------------
 
-def _labelled(layouts: list, backward: bool, crowded: bool) -> Figure:
+def _labelled(layouts: list[_Layout], backward: bool, crowded: bool) -> Figure:
     """The first layout, in order of preference, where the weights stay legible: all labelled,
     those into the first unit of each column, or none."""
     nodes, arrows, gaps, first_units = layouts[0]
@@ -507,6 +519,8 @@ _UNICODE = {r"\varphi": "φ", r"\phi": "ϕ", r"\delta": "δ", r"\eta": "η", r"\
             r"\ell": "ℓ", r"\rightarrow": "→", r"\to": "→", r"\mathcal{E}": "ℰ", r"\hat{y}": "ŷ",
             r"\theta": "θ"}
 _SCRIPT = re.compile(r"([_^])\{([^{}]*)\}")
+#: Marks around upright text (\mathrm) while the rest becomes italic: characters no label holds.
+_UPRIGHT = ("\ue000", "\ue001")
 
 
 def _svg_text(latex: str) -> str:
@@ -514,14 +528,21 @@ def _svg_text(latex: str) -> str:
     letters italic as in TeX's math, except inside \\mathrm."""
     for command, char in _UNICODE.items():
         latex = latex.replace(command, char)
-    latex = re.sub(r"\\mathrm\{([^{}]*)\}", "\ue000\\1\ue001", latex)
+    latex = re.sub(r"\\mathrm\{([^{}]*)\}", _UPRIGHT[0] + r"\1" + _UPRIGHT[1], latex)
     latex = re.sub(r"\\math(?:it|cal)\{([^{}]*)\}", r"\1", latex).replace("\\", "")
-    parts, position = [], 0
+    parts, position, previous = [], 0, None  # previous: (kind, text) of a script just set
     for match in _SCRIPT.finditer(latex):
+        kind, text = match.groups()
         parts.append(_svg_run(latex[position:match.start()]))
-        shift = "super" if match.group(1) == "^" else "sub"
-        parts.append(f'<tspan baseline-shift="{shift}" font-size="70%">{_svg_run(match.group(2))}</tspan>')
-        position = match.end()
+        stacked = previous and previous[0] != kind and match.start() == position  # under/over it, as in TeX
+        back = ""
+        if stacked:
+            width = _ink(previous[1].replace(_UPRIGHT[0], "").replace(_UPRIGHT[1], ""))[0]
+            back = f' dx="-{0.85 * width:.2f}em"'  # a little short: never under the base
+        stacks = stacked or match.end() < len(latex) and latex[match.end()] in "^_"
+        shift = "0.52em" if kind == "^" else "-0.5em" if stacks else "-0.3em"  # in the script's own em
+        parts.append(f'<tspan baseline-shift="{shift}" font-size="70%"{back}>{_svg_run(text)}</tspan>')
+        position, previous = match.end(), None if back else (kind, text)
     parts.append(_svg_run(latex[position:]))
     return "".join(parts)
 
@@ -529,7 +550,7 @@ def _svg_text(latex: str) -> str:
 def _svg_run(text: str) -> str:
     """Plain text without grouping braces, its letters in italic tspans (not those marked upright)."""
     out = []
-    for upright, run in enumerate(re.split("\ue000|\ue001", text.replace("{", "").replace("}", ""))):
+    for upright, run in enumerate(re.split("|".join(_UPRIGHT), text.replace("{", "").replace("}", ""))):
         for piece in re.split(r"([A-Za-zα-ωϕ]+)", run):
             italic = piece and not upright % 2 and re.fullmatch(r"[A-Za-zα-ωϕ]+", piece)
             out.append(f'<tspan font-style="italic">{escape(piece)}</tspan>' if italic else escape(piece))

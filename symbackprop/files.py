@@ -36,8 +36,13 @@ def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
     return data
 
 
-def write_set(texts: Mapping[Path, str], replaces: Iterable[Path] = (), inputs: Iterable[Path] = ()) -> list[Path]:
-    """Write ``texts`` (path -> text, all in one folder) as one set; the paths written.
+def write_atomically(path: Path, content: str | bytes) -> None:
+    """One file written as a set of one (the cache of prepared references)."""
+    write_set({Path(path): content})
+
+
+def write_set(texts: Mapping[Path, str | bytes], replaces: Iterable[Path] = (), inputs: Iterable[Path] = ()) -> list[Path]:
+    """Write ``texts`` (path -> text or bytes, all in one folder) as one set; the paths written.
 
     ``replaces`` are older members of the set that this one has no use for (the figure of
     notes written without one): removed once the new files are in place.  Raises
@@ -61,8 +66,7 @@ def write_set(texts: Mapping[Path, str], replaces: Iterable[Path] = (), inputs: 
         raise SpecError(str(folder), f"cannot write into this folder ({error.strerror})") from None
     try:
         for path, text in texts.items():
-            with open(scratch / Path(path).name, "w", encoding="utf-8", newline="") as stream:
-                stream.write(text)
+            (scratch / Path(path).name).write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
         for path in paths:
             os.replace(scratch / path.name, path)
         for path in stale:

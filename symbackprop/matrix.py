@@ -16,6 +16,7 @@ whole matrices, one row per sample and one column per unit:
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 
 import numpy as np
@@ -25,8 +26,7 @@ from . import derivation as dv
 from . import numerics
 from .derivation import Derivation, GenericLayer
 from .functions import K, Z
-from .network import layer_bias, layer_weight
-from .numerics import Values
+from .numerics import Evaluation, Values
 
 _Z, _A, _T, _E = sp.symbols("Z A T E", real=True)  # a layer's matrices; E = dE/da
 _row_sum = sp.Function("row_sum")
@@ -74,10 +74,13 @@ class MatrixCompiled:
         outputs = len(net.outputs)
         position = {p: n for n, p in enumerate(net.parameters)}
         sizes = net.layers
-        self._weights = [np.array([[position[layer_weight(layer, i, j)] for j in range(sizes[layer + 1])]
-                                   for i in range(sizes[layer])]) for layer in range(len(sizes) - 1)]
-        self._biases = [np.array([position[layer_bias(layer, j)] for j in range(sizes[layer + 1])])
-                        if net.biases else None for layer in range(len(sizes) - 1)]
+        self._weights = [np.empty((sizes[n], sizes[n + 1]), dtype=int) for n in range(len(sizes) - 1)]
+        self._biases = [np.empty(sizes[n + 1], dtype=int) if net.biases else None for n in range(len(sizes) - 1)]
+        for unit in net.computing_units:  # the units' own symbols: building w[l][i][j] anew took 1 s for 784-100-10
+            layer, j = unit.position
+            self._weights[layer - 1][:, j] = [position[edge.weight] for edge in unit.inputs]
+            if unit.bias is not None:
+                self._biases[layer - 1][j] = position[unit.bias]
         self._activations, self._deltas, self._uses_z, self._kinks = [], [], [], []
         for group in net.groups:
             g = group.activation.expression.subs(Z, _Z)
@@ -131,17 +134,38 @@ class MatrixCompiled:
             z, a = self._layer(n, activations[-1], weight, bias)
             pre.append(z if self._uses_z[n] else None)  # g'(z) in a (sigmoid, tanh): z may go,
             activations.append(a)                         # and 4096 x 64 arrays kept cost time
-        grads, error = [], None
+        _, grads = self._backward(activations, pre, t, arrays)
+        return float(self.loss(activations[-1], t).mean()), grads
+
+    def _backward(self, activations: list, pre: list, t: np.ndarray, arrays: list[tuple]) -> tuple[list, list]:
+        """(delta per layer, (dE/dW, dE/db) per layer averaged over the samples), first layer first,
+        from the input and every layer's activations and the z each delta formula uses."""
+        deltas, grads, error = [], [], None
         for n in reversed(range(len(arrays))):
             a = activations[n + 1]
             delta = np.broadcast_to(self._deltas[n](pre[n], a, t, error), a.shape)  # g' may be a constant
-            grads.append((activations[n].T @ delta / len(x), None if arrays[n][1] is None else delta.mean(axis=0)))
+            deltas.append(delta)
+            grads.append((activations[n].T @ delta / len(a), None if arrays[n][1] is None else delta.mean(axis=0)))
             error = delta @ arrays[n][0].T if n else None
-        return float(self.loss(activations[-1], t).mean()), grads[::-1]
+        return deltas[::-1], grads[::-1]
 
     def gradient(self, values: Values) -> dict[sp.Symbol, float]:
         """dE/dp for every parameter, averaged over the samples of ``values``."""
         return self.mapping(self.gradients(values.inputs, values.targets, self.arrays(values.parameters))[1])
+
+    def evaluate(self, values: Values, learning_rate: float = 0.0) -> Evaluation:
+        """What :meth:`Compiled.evaluate` returns, from one pass over the matrices: no code per
+        weight, so it costs the same for 23,860 parameters as for 266,610 (and no memory for it)."""
+        x, t = np.asarray(values.inputs, dtype=float), np.asarray(values.targets, dtype=float)
+        arrays = self.arrays(values.parameters)
+        states = self.forward(x, arrays)
+        deltas, grads = self._backward([x] + [a for _, a in states], [z for z, _ in states], t, arrays)
+        gradients = self.mapping(grads)
+        updated = {p: values.parameters[p] - learning_rate * g for p, g in gradients.items()}
+        units = self.network.computing_units
+        column = lambda tables: {u.name: tables[u.position[0] - 1][:, u.position[1]] for u in units}
+        return Evaluation(float(self.loss(states[-1][1], t).mean()), column([z for z, _ in states]),
+                          column([a for _, a in states]), column(deltas), gradients, updated)
 
     def finite_differences(self, values: Values, step: float = 5e-6, batch: int = 2**21):
         """Central differences of the mean loss for every parameter, as :meth:`Compiled.finite_differences`.
@@ -197,3 +221,18 @@ class MatrixCompiled:
             side = np.sign(np.broadcast_to(kink(z), z.shape))
             crossed |= np.any(side[:count] != side[count:], axis=(1, 2)) | np.any(side[:count] == 0, axis=(1, 2))
         return crossed
+
+
+_EVALUATORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def evaluator(derivation: Derivation) -> MatrixCompiled | numerics.Compiled:
+    """What computes the numbers of ``derivation`` (:meth:`evaluate`, :meth:`finite_differences`),
+    built once per derivation: the matrix form for a layered network, whose code is one formula
+    per layer, and the scalar code of :mod:`numerics` (one formula per weight) for other graphs.
+    Generating the scalar code of 784-100-10 took 20 s and 500 MB for numbers this computes in 0.03 s."""
+    if derivation.network.layers is None:
+        return numerics.compiled(derivation)
+    if derivation not in _EVALUATORS:
+        _EVALUATORS[derivation] = MatrixCompiled(derivation)
+    return _EVALUATORS[derivation]

@@ -28,6 +28,8 @@ from types import MappingProxyType
 import lark
 import sympy
 
+from . import cache
+
 __all__ = ["FUNCTIONS", "ExpressionError", "parse_expression"]
 
 
@@ -96,7 +98,7 @@ POW: "^" | "**"
 %ignore /[ \t\r\n]+/
 """
 
-_PARSER = lark.Lark(_GRAMMAR, parser="lalr", propagate_positions=True)
+_PARSER = lark.Lark(_GRAMMAR, parser="lalr", propagate_positions=True, cache=cache.library_file("lark-expressions"))
 
 _DESCRIBE = {
     "NUMBER": "a number", "NAME": "a name", "CALLNAME": "a name",

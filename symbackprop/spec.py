@@ -11,7 +11,7 @@ import difflib
 import inspect
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 try:
@@ -49,6 +49,8 @@ class Spec:
     network: Network
     values: Values
     learning_rate: float
+    #: the mapping it was read from (the TOML's structure), so that it can be written out again
+    data: Mapping = field(default_factory=dict, compare=False, repr=False)
 
 
 def load(path: str | Path, *, max_parameters: int = MAX_PARAMETERS) -> Spec:
@@ -93,7 +95,7 @@ def from_dict(data: Mapping, *, max_parameters: int = MAX_PARAMETERS) -> Spec:
     example = _table(data.get("example", {}), "example")
     _known(example, _EXAMPLE_FIELDS, "example")
     return Spec(network, _values(network, example), _number(example.get("learning_rate", DEFAULT_LEARNING_RATE),
-                                                                "example.learning_rate"))
+                                                                "example.learning_rate"), data)
 
 
 def _table(value, field: str) -> Mapping:
@@ -274,7 +276,7 @@ def _values(network: Network, example: Mapping) -> Values:
     parameters = dict(drawn.parameters)
     parameters.update(_layered_parameters(network, example))
     named = _table(example.get("parameters", {}), "example.parameters")
-    by_name = {str(p): p for p in network.parameters}
+    by_name = {p.name: p for p in network.parameters}
     for name, v in named.items():
         if name not in by_name:
             close = difflib.get_close_matches(name, list(by_name), n=1)

@@ -1,14 +1,16 @@
 """Three independent witnesses for every derived result.
 
 1. generic == concrete: the lecture formula of each layer, instantiated for every unit
-   and edge, equals the concrete formula (compared at the same numeric point);
+   (its delta and bias gradient) and for up to :data:`GENERIC_EDGES_PER_UNIT` edges per
+   unit (weight gradients), equals the concrete formula (compared at the same point);
 2. concrete == brute force: each gradient, expanded down to inputs and parameters,
    equals ``sympy.diff`` of the fully expanded loss (30-digit evaluation at random
    rational points; small networks are also proved equal by simplification);
-3. numeric == finite differences: the lambdified gradients against central differences
-   of the lambdified loss, with kinks (ReLU, step at 0) detected and reported; layered
-   networks perturb their weight matrices (:meth:`MatrixCompiled.finite_differences`:
-   0.03 s instead of 24 s for the 23,860 parameters of 784-30-10).
+3. numeric == finite differences: the lambdified gradients of every parameter against
+   central differences of the lambdified loss, with kinks (ReLU, step at 0) detected and
+   reported.  Layered networks compute both on matrices (:func:`matrix.evaluator`: the
+   generic formulas, one per layer, and perturbed weight matrices), other graphs with the
+   scalar code of every weight's concrete formula.
 """
 from __future__ import annotations
 
@@ -17,10 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from . import numerics
 from .derivation import Derivation, derive, instantiate
 from .limits import PROOF_SECONDS, time_limit
-from .matrix import MatrixCompiled
+from .matrix import evaluator
 from .network import Network
 from .numerics import Values, random_values
 from .progress import progress
@@ -93,9 +94,9 @@ def verify(network: Network, derivation: Derivation | None = None, values: Value
     """
     derivation = derivation or derive(network)
     values = values or random_values(network, seed=seed)
-    compiled = numerics.compiled(derivation)
-    evaluation = compiled.evaluate(values)
-    numeric, crossed = (MatrixCompiled(derivation) if network.layers else compiled).finite_differences(values)
+    numbers = evaluator(derivation)
+    evaluation = numbers.evaluate(values)
+    numeric, crossed = numbers.finite_differences(values)
     report = Report([])
     report.generic_mismatches = _generic_mismatches(derivation, values, evaluation)
     if brute_force is None:
@@ -108,7 +109,7 @@ def verify(network: Network, derivation: Derivation | None = None, values: Value
                               else "proved" if exact and _proved(derivation) else "agrees at random points")
     for p in network.parameters:
         g, n = evaluation.gradients[p], float(numeric[p])
-        report.parameters.append(ParameterCheck(str(p), g, n, relative_error(g, n), bool(crossed[p]),
+        report.parameters.append(ParameterCheck(p.name, g, n, relative_error(g, n), bool(crossed[p]),
                                                 agreement.get(p)))
     return report
 
@@ -129,27 +130,42 @@ def _point(derivation: Derivation, values: Values, evaluation) -> dict:
     for unit in net.computing_units:
         point.update({unit.z: evaluation.z[unit.name][0], unit.a: evaluation.a[unit.name][0],
                       unit.delta: evaluation.delta[unit.name][0]})
-    return {s: sp.Float(v, 30) for s, v in point.items()}
+    return point
 
 
 def _generic_mismatches(derivation: Derivation, values: Values, evaluation) -> list[str]:
-    """Witness 1: every unit's delta and every edge's gradient, generic vs concrete."""
+    """Witness 1: every unit's delta and bias gradient, and the weight gradients of up to
+    :data:`GENERIC_EDGES_PER_UNIT` edges per unit, generic (summed over a tied weight's
+    edges) vs concrete."""
     net = derivation.network
     point = _point(derivation, values, evaluation)
     mismatches = []
+    edges_of: dict[sp.Symbol, list[tuple[str, str]]] = {}
+    for unit in net.computing_units:
+        for edge in unit.inputs:
+            edges_of.setdefault(edge.weight, []).append((unit.name, edge.source))
+
+    def at_point(e: sp.Expr) -> complex:  # 30 digits for the symbols used (not all 266,610 parameters)
+        return complex(e.xreplace({s: sp.Float(float(point[s]), 30) for s in e.free_symbols if s in point}).evalf(30))
 
     def differs(x: sp.Expr, y: sp.Expr) -> bool:
-        x, y = complex(x.xreplace(point).evalf(30)), complex(y.xreplace(point).evalf(30))
+        if x == y:  # the same expression: equal everywhere (most edges: delta_j a_i on both sides)
+            return False
+        x, y = at_point(x), at_point(y)
         return abs(x - y) > 1e-12 * max(1.0, abs(x), abs(y))
+
+    def generic(kind: str, unit: str, source: str | None = None) -> sp.Expr:
+        return instantiate(derivation, getattr(derivation.generic[net[unit].group], kind), unit, source)
 
     with progress("checking generic formulas", len(net.computing_units)) as bar:
         for unit in net.computing_units:
-            layer = derivation.generic[unit.group]
-            if differs(instantiate(derivation, layer.delta, unit.name), derivation.deltas[unit.name]):
+            if differs(generic("delta", unit.name), derivation.deltas[unit.name]):
                 mismatches.append(f"delta of {unit.name}")
+            if unit.bias is not None and differs(generic("gradient_bias", unit.name), derivation.gradients[unit.bias]):
+                mismatches.append(f"dE/d{unit.bias}")
             for edge in _spread(unit.inputs, GENERIC_EDGES_PER_UNIT):
-                if differs(instantiate(derivation, layer.gradient_weight, unit.name, edge.source),
-                           unit.delta * net[edge.source].a):
+                summed = sp.Add(*(generic("gradient_weight", *use) for use in edges_of[edge.weight]))
+                if differs(summed, derivation.gradients[edge.weight]):
                     mismatches.append(f"dE/d{edge.weight} on the edge {edge.source} -> {unit.name}")
             bar.advance()
     return mismatches

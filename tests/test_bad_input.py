@@ -52,7 +52,7 @@ CASES = [
     (None, ["example", "10-10", "--max-parameters", "100"], 2, "has 110 parameters, more than the limit of 100"),
     (None, ["example", "10-10", "--max-parameters", "0"], 2, "--max-parameters: must be at least 1"),
     (None, ["example", "/dev/zero"], 2, "/dev/zero: is larger than 1,000,000 bytes, the limit for a spec file"),
-    (None, ["grade", "/dev/zero", "-o", "REP"], 2, "/dev/zero: is larger than 256 MB"),
+    (None, ["grade", "/dev/zero", "-o", "REP"], 2, "/dev/zero: is larger than 64 MB"),
     (None, ["grade", "CSV", "-o", "SMALL"], 2, "small.csv: is also an input of this run"),
     (None, ["grade", "CSV", "-o", "."], 2, "-o: '.' names no file"),
     (None, ["grade", "CSV", "-o", ""], 2, "-o: '' names no file"),

@@ -347,11 +347,12 @@ def test_sigterm_stops_with_one_line_and_leaves_the_old_notes(tmp_path):
     (out / "notes.md").write_text("old notes")
     process = subprocess.Popen([sys.executable, "-m", "symbackprop", "derive", "784-30-10", "-o", str(out)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)  # interpreter start, then deriving (it takes longer than this)
+    note = process.stderr.readline()  # printed once the network is read, before the derivation
+    assert note.startswith("note: 23,860 parameters")
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM, stderr
-    assert stderr.strip() == "python -m symbackprop: stopped by SIGTERM" and stdout == ""
+    assert stderr == "python -m symbackprop: stopped by SIGTERM\n" and stdout == ""
     assert sorted(p.name for p in out.iterdir()) == ["notes.md"] and (out / "notes.md").read_text() == "old notes"
 
 
@@ -397,3 +398,20 @@ def test_ctrl_c_during_grade_prints_one_line_and_leaves_no_worker(tmp_path):
     time.sleep(0.5)
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["many.csv"]
+
+def test_derive_of_a_large_network_says_first_what_it_leaves_out(tmp_path):
+    """100-99-2 has 10,199 parameters, just above the limit: the lecture chapter, the matrix form,
+    the worked example per unit and the verification verdict, but nothing listed per weight."""
+    limit = sb.rendering.PER_WEIGHT_LIMIT
+    assert len(sb.compact("100-99-2").network.parameters) == 10_199 > limit
+    result = run("derive", "100-99-2", "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(f"note: 10,199 parameters; above {limit:,} the notes leave out")
+    notes = (tmp_path / "notes.md").read_text()
+    for kept in ("## Matrix form", "## Worked example", "## Verification", "all witnesses agree", "left out"):
+        assert kept in notes, kept
+    for dropped in ("The forward pass, unit by unit", "Every delta and gradient of this network",
+                    "| parameter | analytic |", "after one step"):
+        assert dropped not in notes, dropped
+    small = run("derive", "64-64-10", "-o", str(tmp_path / "small"))  # 4,810 parameters: everything
+    assert small.stderr == "" and "The forward pass, unit by unit" in (tmp_path / "small" / "notes.md").read_text()

@@ -142,3 +142,24 @@ def test_deep_network_derives_without_expanding():
     # intermediate symbols keep every formula small: a product of few factors
     assert max(sp.count_ops(f) for f in derivation.deltas.values()) < 60
     assert sb.verify(net, derivation).ok
+
+
+def test_the_fast_constructors_build_what_sympy_builds():
+    """Gradients and their steps are built without SymPy's general constructors (for speed at
+    266,610 parameters); they must be the very objects ``*`` and ``Derivative`` make."""
+    net = sb.graph(["x1", "x2"], [
+        {"name": "h", "inputs": ["x1", "x2"], "weights": ["u", "u"], "activation": "tanh"},
+        {"name": "y", "inputs": ["h", "x1"], "activation": "sigmoid"},
+    ], ["y"], "half_sse")
+    for candidate in (net, sb.layered([3, 2, 2], ["tanh", "sigmoid"])):
+        derivation = sb.derive(candidate)
+        steps = {s.subject: s for s in derivation.steps if s.rule in ("gradient", "tied_weight_sum")}
+        for p in candidate.parameters:
+            assert steps[p.name].lhs == sp.Derivative(sb.derivation.E, p)
+            assert hash(steps[p.name].lhs) == hash(sp.Derivative(sb.derivation.E, p))
+        for unit in candidate.computing_units:
+            for edge in unit.inputs:
+                uses = [(u, e) for u in candidate.computing_units for e in u.inputs if e.weight == edge.weight]
+                expected = sp.Add(*(u.delta * candidate[e.source].a for u, e in uses))
+                assert derivation.gradients[edge.weight] == expected
+                assert derivation.gradients[edge.weight].args == expected.args

@@ -91,7 +91,7 @@ def svg_geometry(text: str):
     return labels, circles, paths
 
 
-@pytest.mark.parametrize("notation", NOTATIONS + ["bishop"])
+@pytest.mark.parametrize("notation", sb.notation.names())
 @pytest.mark.parametrize("name", NETWORKS)
 def test_svg_labels_do_not_overlap_and_edges_pass_no_unit(name, notation):
     for figure in drawn(NETWORKS[name], notation).values():
@@ -151,7 +151,7 @@ def tikz_geometry(picture: str, placed: dict):
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
-@pytest.mark.parametrize("notation", ["default", "haykin"])
+@pytest.mark.parametrize("notation", sb.notation.names())
 def test_tikz_as_typeset_has_no_overlapping_label_and_no_edge_through_a_unit(tmp_path, notation):
     drawings = [figure for network in NETWORKS.values() for figure in drawn(network, notation).values()]
     pictures = [figure.tikz() for figure in drawings]
@@ -277,15 +277,15 @@ def test_a_crowded_figure_labels_the_weights_into_the_first_unit_of_each_layer()
     first = ["[0][0]", "[1][0]"]  # the first hidden unit and the first output
     assert {a.label for a in forward.arrows if a.box} == {latex(e.weight) for u in first for e in network[u].inputs}
     assert all(a.faint == (not a.box) for a in forward.arrows)
-    text = sb.render(sb.derive(network), format="md")
-    assert "Only the weights into the first unit of each layer are labelled" in text
+    text = sb.render(sb.derive(network), format="md", figure="notes.svg")
+    assert text.count("Only the weights into the first unit of each layer are labelled") == 2  # both figures
 
 
 def test_a_wide_layer_is_drawn_with_its_first_units_a_gap_and_its_last():
     forward = drawn(NETWORKS["4-8-4"])["forward"]
     hidden = [n.name for n in forward.nodes if n.name.startswith("[0]")]
     assert forward.elided and hidden[-1] == "[0][7]" and len(hidden) < 8
-    assert "the dots stand for the rest" in sb.render(sb.derive(NETWORKS["4-8-4"]), format="md")
+    assert "the dots stand for the rest" in sb.render(sb.derive(NETWORKS["4-8-4"]), format="tex")
 
 
 def test_markdown_links_both_pictures_and_write_notes_writes_them(tmp_path):
@@ -295,12 +295,16 @@ def test_markdown_links_both_pictures_and_write_notes_writes_them(tmp_path):
     assert "](notes.svg)" in text and "](notes-backward.svg)" in text
     for svg in paths[1:]:
         ElementTree.fromstring(svg.read_text())
+    alone = sb.render(sb.derive(NETWORKS["3-4-3"]), format="md")  # no file beside it: no figure, no caption
+    assert "![" not in alone and "Only the weights" not in alone
 
 
 def test_svg_text_sets_scripts_and_italic_letters():
     text = figures._svg_text(r"{w^{(1)}_{12}}")
     assert re.sub("<[^>]+>", "", text) == "w(1)12"
-    assert '<tspan font-style="italic">w</tspan>' in text and 'baseline-shift="super"' in text
+    assert '<tspan font-style="italic">w</tspan>' in text
+    sup, sub = re.findall(r'baseline-shift="(-?[\d.]+)em"[^>]*?(?: dx="(-[\d.]+)em")?>', text)
+    assert float(sup[0]) > 0 > float(sub[0]) and float(sub[1]) < 0  # raised, lowered and set back under it
     assert "italic" not in figures._svg_text(r"x_{\mathrm{x1}}").split("x1")[1]
 
 
@@ -317,3 +321,10 @@ def test_the_module_functions_rendering_called_before_still_draw_the_forward_fig
     assert figures.tikz(network, latex, haykin) == figures.forward(network, latex, haykin).tikz()
     assert figures.svg(network, latex) == figures.forward(network, latex).svg()
     assert "+1" not in figures.svg(network, latex)  # without a notation: no bias unit
+
+
+def test_a_unit_named_like_the_error_is_a_unit_of_its_own():
+    network = sb.graph(["x"], [{"name": "E", "inputs": ["x"]}, {"name": "y", "inputs": ["E"]}], ["y"])
+    figure = drawn(network)["backward"]
+    assert sorted(node.kind for node in figure.nodes) == ["error", "unit", "unit"]
+    assert_figure_clean(figure)

@@ -622,11 +622,15 @@ def test_a_huge_answer_refuses_only_its_row(tmp_path):
         writer.writerow(["id", "target", "answer"])
         writer.writerow(["big", "delta_hidden", "a" * 50_000_000])
         writer.writerow(["ok", "delta_hidden", "g'(z_j)*sum(w_jk*delta_k, k)"])
+        writer.writerow(["lines", "delta_hidden", 'a_j "quoted",\n' * 200_000])  # a quoted cell of many lines
+        writer.writerow(["last", "delta_hidden", "g'(z_j)*sum(w_jk*delta_k, k)"])
     _, rows = grading.read_submissions(submissions)
+    assert [row["id"] for row in rows] == ["big", "ok", "lines", "last"]
     verdicts = grading.grade(SPEC, rows, workers=1)
-    assert verdicts[0].verdict == "cannot read" and verdicts[0].message.startswith(
-        f"answer longer than {grading.reading.MAX_LENGTH} characters")
-    assert verdicts[1].verdict == "correct"
+    for refused in (verdicts[0], verdicts[2]):
+        assert refused.verdict == "cannot read" and refused.message.startswith(
+            f"answer longer than {grading.reading.MAX_LENGTH} characters")
+    assert verdicts[1].verdict == verdicts[3].verdict == "correct"
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "utf-32"])
@@ -766,3 +770,35 @@ WRAPPERS = ["${}$", "$$ {} $$", "{}.", "{},", "{} \\quad \\text{{for every hidde
 def test_every_wrapper_is_read_in_every_notation(prepared, notation, wrapper):
     result = verdict(prepared, "delta_hidden", wrapper.format(BASES[notation]), notation)
     assert result.verdict == "correct", (result.message, wrapper)
+
+
+def test_a_concrete_update_may_write_the_learning_rate_as_its_number(prepared):
+    """Every test point of a concrete target uses the spec's learning rate (0.5 here)."""
+    assert verdict(prepared, "update_w[1][2][0]", "w[1][2][0] - 0.5*delta[1][0]*a[0][2]").verdict == "correct"
+    missing = verdict(prepared, "update_w[1][2][0]", "w[1][2][0] - delta[1][0]*a[0][2]")
+    assert missing.message == "Missing learning rate."
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.sampled_from(SLOPES), st.sampled_from(BACKWARD)), min_size=2, max_size=5),
+       st.integers(0, 5), st.sampled_from(["\n", " \\\\ "]))
+def test_the_first_wrong_line_of_any_derivation_is_found(prepared, steps, wrong, separator):
+    """Lines of right BP2 spellings, one of them made wrong (the slope dropped): that one is named."""
+    lines = [f"({slope}) ({backward})" for slope, backward in steps]
+    if wrong < len(lines):
+        lines[wrong] = f"({steps[wrong][1]})"
+    text = separator.join(("\\delta_j = " if n == 0 else "= ") + line for n, line in enumerate(lines))
+    result = verdict(prepared, "delta_hidden", text)
+    assert len(result.lines) == len(lines)
+    if wrong < len(lines):
+        assert result.first_wrong_line == wrong + 1 and result.message.startswith(f"Line {wrong + 1}: ")
+        assert result.message.endswith("missing activation derivative.")
+    else:
+        assert result.verdict == "correct" and result.first_wrong_line is None
+
+
+def test_grade_reveals_the_worked_example_only_when_asked():
+    rows = [{"id": "1", "target": "grad_w[1][2][0]", "answer": "0.123456"}]
+    hidden, shown = grading.grade(SPEC, rows, workers=1)[0], grading.grade(SPEC, rows, workers=1, reveal=True)[0]
+    assert "expected" not in hidden.counterexample and "expected" in shown.counterexample
+    assert hidden.message != shown.message

@@ -42,6 +42,16 @@ def test_matrix_form_agrees_with_the_scalar_code_and_finite_differences(case):
     gradients = matrix.gradient(values)
     for p in net.parameters:
         assert gradients[p] == pytest.approx(expected.gradients[p], rel=1e-9, abs=1e-12), p
+    evaluation = matrix.evaluate(values, learning_rate=0.3)  # what verify and example read
+    assert evaluation.loss == pytest.approx(expected.loss, rel=1e-12, abs=1e-12)
+    for name in expected.z:
+        for table in ("z", "a", "delta"):
+            np.testing.assert_allclose(getattr(evaluation, table)[name], getattr(expected, table)[name],
+                                       rtol=1e-9, atol=1e-12, err_msg=f"{table} of {name}")
+    for p in net.parameters:
+        assert evaluation.gradients[p] == pytest.approx(expected.gradients[p], rel=1e-9, abs=1e-12), p
+        assert evaluation.updated[p] == pytest.approx(values.parameters[p] - 0.3 * expected.gradients[p],
+                                                      rel=1e-9, abs=1e-12), p
     numeric, crossed = matrix.finite_differences(values)
     witness, witness_crossed = scalar.finite_differences(values)
     for p in net.parameters:

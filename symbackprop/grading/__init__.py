@@ -1,7 +1,8 @@
 """Homework checking: one answer against the derivation, or a whole class in worker processes.
 
-One module per step: :mod:`.reading` (untrusted text to SymPy), :mod:`.targets` (what an answer is
-for and its reference numbers), :mod:`.evaluation` (any expression at every test point),
+One module per step: :mod:`.spelling` (textbook spellings and derivation lines into the grammar's
+form), :mod:`.reading` (untrusted text to SymPy), :mod:`.targets` (what an answer is for and its
+reference numbers), :mod:`.evaluation` (any expression at every test point),
 :mod:`.mistakes` (the known mistakes as mutants), :mod:`.judging` (the verdict on one answer),
 :mod:`.workers` (answers in killable processes: check, grade), :mod:`.reports` (CSV in, reports out).
 
@@ -12,7 +13,7 @@ How an answer is decided (the README's "Checking homework" says the same):
   and depths built from the spec's activations and loss (2-3-2 and 3-4-4-3; hidden targets
   at every hidden layer), at four random points each, with the unit, the unit feeding it
   and the learning rate drawn at random per point; for a concrete target, on the spec's
-  network at its worked example and at random points.
+  network at its worked example and at random points, with the spec's learning rate.
 * The answer is evaluated at the same points with the index letters bound to the same
   units and each sum running over the layer of its index, so a sum written for one width
   cannot pass by luck.  Quantities an answer names that the network lacks (the target of a
@@ -22,6 +23,7 @@ How an answer is decided (the README's "Checking homework" says the same):
   point: float64 evaluation of formulas this size is accurate to about 1e-14, while every
   real mistake is off by O(1) relatively at a random point.  A number-only answer to a
   concrete target is compared with the worked example to 1e-3 (four significant digits).
+* A derivation of several lines is checked line by line: every line must equal the target.
 * A wrong answer is compared with mutants of the reference: the known mistakes applied to
   it (table :data:`.mistakes.MISTAKES`), alone and in pairs; equal to a mutant at every point means
   the student made that mistake.  Otherwise it "differs at" the point shown.

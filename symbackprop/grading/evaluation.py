@@ -6,6 +6,7 @@ numbers per case, so evaluating an expression is a handful of NumPy operations, 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,13 +53,21 @@ def _refuse(x):
 
 
 def _activation_functions(activation: Activation):
+    """(g, g') as NumPy functions; partials of module-level functions, so that a prepared
+    target pickles (:mod:`symbackprop.cache`) and its code is generated again when loaded."""
     if activation.normalized:
         return _refuse, _refuse
+    return functools.partial(_elementwise, activation, False), functools.partial(_elementwise, activation, True)
+
+
+def _elementwise(activation: Activation, slope: bool, x: np.ndarray) -> np.ndarray:
+    return np.broadcast_to(_lambdified(activation, slope)(x), x.shape).astype(float)
+
+
+@functools.lru_cache(maxsize=64)
+def _lambdified(activation: Activation, slope: bool):
     modules = [{"Heaviside": lambda x, h0=0.5: np.heaviside(x, h0)}, "numpy"]
-    value = sp.lambdify(sp.Symbol("z", real=True), activation.expression, modules)
-    slope = sp.lambdify(sp.Symbol("z", real=True), activation.derivative, modules)
-    return (lambda x: np.broadcast_to(value(x), x.shape).astype(float),
-            lambda x: np.broadcast_to(slope(x), x.shape).astype(float))
+    return sp.lambdify(sp.Symbol("z", real=True), activation.derivative if slope else activation.expression, modules)
 
 
 def build_cases(points: list, summed: sp.Symbol) -> tuple[Cases, np.ndarray]:

@@ -102,6 +102,8 @@ def _if_has(atom, function):
 #: spellings of the target's quantities (see :func:`_words`).
 MISTAKES = (
     Mistake("sign error", lambda e, loss: -e, "{sign}"),
+    Mistake("missing learning rate", _if_has(ETA, lambda e: e.xreplace({ETA: 1})),
+            "The learning rate {eta} is missing: the step is {eta} times the gradient."),
     Mistake("missing activation derivative", _if_has(dg(z[U]), lambda e: e.xreplace({dg(z[U]): 1})),
             "The factor {g_u} (= d{a_u}/d{z_u}, the slope of unit {u}'s activation) is missing; the chain rule "
             "passes through it between the error and {z_u}: correct if multiplied by {g_u}."),
@@ -133,8 +135,6 @@ MISTAKES = (
     Mistake("input of the wrong layer", _if_has(a[P], lambda e: e.xreplace({a[P]: a[U]})),
             "The input comes from the wrong layer: correct if {a_u} were {a_p} (d{z_u}/d{w_pu} is the activation "
             "of unit {p}, where the weight starts)."),
-    Mistake("missing learning rate", _if_has(ETA, lambda e: e.xreplace({ETA: 1})),
-            "The learning rate {eta} is missing: the step is {eta} times the gradient."),
     *(Mistake("another activation's derivative", _other_slope(name),
               f"{{{name}_slope_u}} is the derivative of {name}; this layer's activation has another one: correct "
               "if it were {g_u}.") for name in SPELLED_SLOPES),

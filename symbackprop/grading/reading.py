@@ -16,6 +16,7 @@ unit, the unit, the unit it feeds); other letters stay as they are and must be s
 """
 from __future__ import annotations
 
+import fractions
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 import lark
 import sympy as sp
 
+from .. import cache
 from ..notation import Notation
 from ..parsing import FUNCTIONS, ExpressionError, parse_expression
 from .spelling import normalize
@@ -135,7 +137,7 @@ SPACE.4: /[ \t\r\n~]+/ | /\\[,;:! ]/
 %ignore SPACE
 """
 
-_PARSER = lark.Lark(_GRAMMAR, parser="lalr", propagate_positions=True)
+_PARSER = lark.Lark(_GRAMMAR, parser="lalr", propagate_positions=True, cache=cache.library_file("lark-answers"))
 _ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
                      "_.+-*/^()[]{},'=:;!<>\\ ~\t\r\n")
 
@@ -182,7 +184,7 @@ class Answer:
     sides: tuple[sp.Expr, ...]
     relations: tuple[str, ...]
     remarks: tuple[str, ...] = ()
-    decimals: bool = False  # a number with a decimal point or exponent (a value read off the worked example)
+    decimals: bool = False  # a number of 4 or more significant digits (a value read off the worked example)
     swapped: bool = False  # the remark is that two unit letters are exchanged
 
 
@@ -409,14 +411,14 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
 
     def number(self, children):
         token, = children
-        self.decimals |= bool(re.search(r"[.eE]", token))
+        self.decimals |= len(re.sub(r"[eE].*|\D", "", token).lstrip("0")) >= 4  # a value read off the example
         if sum(c.isdigit() for c in token) > 20:
             raise ExpressionError(f"the number at column {token.start_pos + 1} has more than 20 digits")
-        try:
-            return parse_expression(str(token), {}, max_exponent=MAX_EXPONENT)
-        except ExpressionError:
+        _, _, power = token.lower().partition("e")
+        if power and abs(int(power)) > MAX_EXPONENT:
             raise ExpressionError(f"the number {token!s} at column {token.start_pos + 1} is out of range "
-                                  f"(decimal exponent at most {MAX_EXPONENT})") from None
+                                  f"(decimal exponent at most {MAX_EXPONENT})")
+        return sp.Rational(fractions.Fraction(str(token)))  # exact, as the token is digits only (grammar)
 
     def pow(self, children):
         base, token, exponent = children
@@ -424,10 +426,13 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
 
     def exponent(self, items, column):
         text = "".join(items)
-        try:
-            value = parse_expression(text, {}, max_exponent=MAX_EXPONENT)
-        except ExpressionError:
-            value = None
+        if re.fullmatch(r"-?\d{1,3}", text):  # the usual case, without a parser
+            value = sp.Integer(int(text))
+        else:
+            try:
+                value = parse_expression(text, {}, max_exponent=MAX_EXPONENT)
+            except ExpressionError:
+                value = None
         if value is None or not value.is_Rational or abs(value) > MAX_EXPONENT:
             raise ExpressionError(f"exponent {text!r} at column {column}: exponents must be numbers "
                                   f"of at most {MAX_EXPONENT} (write exp(...) for e^x)")

@@ -18,16 +18,19 @@ from .reading import MAX_LENGTH
 REQUIRED_COLUMNS = ("id", "target", "answer")
 
 
-MAX_SUBMISSION_BYTES = 256 * 1024 * 1024
+MAX_SUBMISSION_BYTES = 64 * 1024 * 1024
 #: byte order marks, longest first (UTF-32's little-endian mark starts like UTF-16's)
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
-def read_submissions(path: Path) -> tuple[list[str], list[dict]]:
-    """Header and rows of a submissions CSV; raises SpecError when it cannot be used.  The text is
+def read_submissions(path: Path, required=REQUIRED_COLUMNS) -> tuple[list[str], list[dict]]:
+    """Header and rows of a submissions CSV with the ``required`` columns (an exercise set's name
+    id, student, question, answer); raises SpecError when it cannot be used.  The text is
     UTF-8 unless a byte order mark says UTF-16 or UTF-32; anything else is refused at its first
-    undecodable byte rather than read with replacement characters."""
+    undecodable byte rather than read with replacement characters.  A row with a cell longer than
+    :data:`MAX_CELL` characters is kept with only a ``refused`` message, so it costs its row alone
+    and no memory beyond its line."""
     try:
         with open(path, "rb") as stream:
             data = stream.read(MAX_SUBMISSION_BYTES + 1)
@@ -35,20 +38,64 @@ def read_submissions(path: Path) -> tuple[list[str], list[dict]]:
         raise SpecError(str(path), f"cannot read the submissions ({error.strerror})") from None
     if len(data) > MAX_SUBMISSION_BYTES:
         raise SpecError(str(path), f"is larger than {MAX_SUBMISSION_BYTES // 2**20} MB; split the class into files")
-    csv.field_size_limit(MAX_SUBMISSION_BYTES)  # a huge cell is refused in its row (grade), not here
+    records = _records(_decode(data, path))
+    del data
     try:
-        reader = csv.DictReader(io.StringIO(_decode(data, path), newline=""))
-        header = [name.strip() for name in reader.fieldnames or []]
-        header = [name.lower() if name.lower() in REQUIRED_COLUMNS else name for name in header]
-        reader.fieldnames = header
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        first = next(records, [])
+        header = [name.strip() for name in first] if isinstance(first, list) else []
+        header = [name.lower() if name.lower() in required else name for name in header]
+        missing = [c for c in required if c not in header]
         if missing:
-            raise SpecError(str(path), f"the header row must name {', '.join(REQUIRED_COLUMNS)}; "
+            raise SpecError(str(path), f"the header row must name {', '.join(required)}; "
                                        f"missing {', '.join(missing)}")
-        rows = list(reader)
+        rows = [_row(header, record) for record in records if record]
     except csv.Error as error:
         raise SpecError(str(path), f"is not a readable CSV file: {error}") from None
     return header, rows
+
+
+MAX_CELL = 1 << 20
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)?")  # lines as a file opened with newline="" gives them
+
+
+def _records(text: str):
+    """The CSV records of ``text``: a list of cells, or for a record with a cell longer than
+    :data:`MAX_CELL` the (length, start) of its raw text."""
+    pending = []  # the raw lines of the record being read
+
+    def lines():
+        for match in _LINE.finditer(text):
+            if match.group():
+                pending.append(match.group())
+                yield match.group()
+
+    source = lines()
+    reader = csv.reader(source)
+    csv.field_size_limit(MAX_CELL)
+    while True:
+        pending.clear()
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            if "field larger than field limit" not in str(error):
+                raise
+            quotes = sum(line.count('"') for line in pending)
+            while quotes % 2 and (line := next(source, None)) is not None:  # the rest of a quoted cell
+                quotes += line.count('"')
+            yield sum(map(len, pending)), pending[0][:200]
+
+
+def _row(header: list[str], record) -> dict:
+    """A record as {column: cell} (None for a cell the row lacks), or a refused one's first cells."""
+    if isinstance(record, list):
+        row = dict(zip(header, record))
+        return {**{name: None for name in header[len(record):]}, **row}
+    length, start = record
+    cells = next(csv.reader([start]), [])[:len(header) - 1]
+    return {**dict(zip(header, cells)), "answer": None,
+            "refused": f"answer longer than {MAX_LENGTH} characters (the row holds a cell of {length})"}
 
 
 def _decode(data: bytes, path: Path) -> str:

@@ -16,7 +16,8 @@ MAX_LINES = 30
 UNICODE = {"δ": r"\delta ", "Δ": r"\Delta ", "η": r"\eta ", "σ": r"\sigma ", "φ": r"\varphi ", "ϕ": r"\phi ",
            "α": r"\alpha ", "∂": r"\partial ", "Σ": r"\sum ", "∑": r"\sum ", "·": r"\cdot ", "×": r"\times ",
            "−": "-", "′": "'", "ℓ": r"\ell ", "←": r"\leftarrow ", "∈": r"\in ", "→": r"\rightarrow ",
-           "τ": r"\tau ", "≡": r"\equiv ", "≥": r"\geq ", "≤": r"\leq "}
+           "τ": r"\tau ", "≡": r"\equiv ", "≥": r"\geq ", "≤": r"\leq ", "²": "^{2}", "³": "^{3}", "⋅": r"\cdot ",
+           "∗": "*", "–": "-", "ε": r"\varepsilon ", "θ": r"\theta ", "λ": r"\lambda ", "μ": r"\mu "}
 #: a time index right after a symbol: Haykin's (n), the (t) of w_ij(t), Bishop's (tau); dropped
 _TIME_INDEX = re.compile(r"(?<=[A-Za-z0-9}'])\(\s*(?:n|t|\\tau)\s*\)")
 #: the next time step, (n+1), (t+1): "the new value"

@@ -1,7 +1,7 @@
 """What an answer is for: the target, its test points and its reference numbers, prepared once.
 
-The reference comes from the derivation itself (:func:`derive` and the NumPy code of
-:mod:`numerics`), never from a typed-in formula: for a generic target on two layered networks of
+The reference comes from the derivation itself (:func:`derive` and its NumPy code,
+:func:`~symbackprop.matrix.evaluator`), never from a typed-in formula: for a generic target on two layered networks of
 different widths and depths built from the spec's activations and loss, for a concrete one on the
 spec's network at its worked example and at random points.
 """
@@ -15,10 +15,10 @@ import numpy as np
 import sympy as sp
 
 from .. import notation as notations
-from .. import numerics
 from ..derivation import derive
 from ..errors import SpecError
 from ..functions import A, Activation, K, T
+from ..matrix import evaluator
 from ..network import Network, layer_bias, layer_weight, layered
 from ..notation import Letters, Notation
 from ..numerics import Values
@@ -185,7 +185,7 @@ def _concrete_points(network, target, values, learning_rate, rng):
     for n in range(POINTS + 1):
         point = first if n == 0 and first is not None else _random_values(network, rng)
         successor = rng.integers(sizes[level + 2]) if level + 2 < len(sizes) else 0
-        eta = learning_rate if n == 0 else rng.uniform(0.1, 0.9)
+        eta = learning_rate  # the spec's: an update answer may write it as a number
         points.append((family, point, level + 1, {P: source, U: unit, S: successor}, eta))
     return points, _network_symbols(network)
 
@@ -236,7 +236,7 @@ class _Family:
     def __init__(self, network: Network):
         self.network = network
         self.derivation = derive(network)
-        self.compiled = numerics.compiled(self.derivation)
+        self.compiled = evaluator(self.derivation)  # the matrix form: no code per weight of a spec's big network
         self.sizes = network.layers
 
 

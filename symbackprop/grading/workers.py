@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import wait
 
+from .. import cache
 from .. import notation as notations
 from ..errors import SpecError
 from ..network import Network
@@ -20,7 +21,7 @@ from ..notation import Notation
 from . import judging
 from .judging import Verdict
 from .reading import MAX_LENGTH
-from .targets import prepare
+from .targets import Prepared, prepare
 
 SECONDS_PER_ANSWER = 5.0
 
@@ -145,7 +146,8 @@ def check(spec, target: str, answer: str, notation: str | Notation = "default",
     """Grade one answer; ``spec`` is a :class:`Spec` or a :class:`Network`.  The answer is
     checked in a child process stopped after ``seconds``."""
     network, values, rate = _unpack(spec)
-    prepared = {target: prepare(network, target, notation, values, rate, reveal=reveal)}
+    notation = notation if isinstance(notation, Notation) else notations.load(notation)  # keyed by its content
+    prepared = {target: cache.remembered(prepare, network, target, notation, values, rate, 0, reveal, kind=Prepared)}
     results = {}
     pool = Pool(prepared, 1, seconds)
     try:
@@ -174,6 +176,9 @@ def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", work
     for n, row in enumerate(rows):
         target = (row.get("target") or "").strip()
         answer = row.get("answer")
+        if row.get("refused"):  # read_submissions left a row's huge cell out
+            verdicts[n] = Verdict("cannot read", row["refused"])
+            continue
         if answer is None:
             verdicts[n] = Verdict("cannot read", "the row has no answer column")
             continue

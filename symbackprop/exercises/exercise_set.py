@@ -1,0 +1,250 @@
+"""An exercise set: the questions, and for each student the numbers of their variant.
+
+:func:`exercises` draws every student's numbers (inputs, targets, weights, biases and which
+unit a numeric question asks about) from ``seed`` and the student id, so the same roster and
+seed give the same set on any machine.  ``exercises.toml`` holds exactly what grading needs:
+the questions, the shared network, and per student the worked example and the target of
+every question (:func:`write_text`, :func:`load`).
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from .. import grading
+from .. import notation as notations
+from ..errors import SpecError
+from ..notation import Notation
+from ..spec import Spec, from_dict
+from ..spec import load as load_spec
+from . import questions as asked
+from . import roster, toml_writer
+from .questions import Question
+
+KIND = "symbackprop exercise set"
+VERSION = 1
+#: The files of a set in its folder; no student id may take one of these names.
+FILES = ("exercises.toml", "key.md", "key.tex", "key.svg", "key.csv", "codes.csv", "sheet.md", "sheet.tex",
+         "sheet.svg")
+MAX_SET_BYTES = 20_000_000
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One student's sheet (``student`` None: the one sheet of a set without a roster)."""
+
+    student: str | None
+    example: Mapping  # the [example] table of this student's spec
+    targets: Mapping[str, str]  # question id -> target
+
+
+@dataclass
+class ExerciseSet:
+    """Questions and variants over one network (the ``[network]`` table of the spec)."""
+
+    network: Mapping
+    notation: str | Mapping  # a preset's name, or a notation table (a user's file)
+    questions: tuple[Question, ...]
+    variants: tuple[Variant, ...]
+    _specs: dict = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def notation_object(self) -> Notation:
+        if isinstance(self.notation, str):
+            return notations.load(self.notation)
+        return notations.from_dict(self.notation)
+
+    @property
+    def per_student(self) -> bool:
+        return self.variants[0].student is not None
+
+    def variant(self, student: str) -> Variant | None:
+        """The variant ``student`` answers: their own, or the shared one; None if not in the set."""
+        if not self.per_student:
+            return self.variants[0]
+        return self._by_student.get(student)
+
+    @cached_property
+    def _by_student(self) -> dict:
+        return {v.student: v for v in self.variants}
+
+    def spec(self, variant: Variant) -> Spec:
+        """The variant's network with its numbers (built once)."""
+        key = variant.student
+        if key not in self._specs:
+            where = f"students.{key}" if key is not None else "everyone"
+            try:
+                self._specs[key] = from_dict({"network": self.network, "example": variant.example})
+            except SpecError as error:
+                raise SpecError(f"exercise set, {where}", str(error)) from None
+        return self._specs[key]
+
+
+def exercises(spec: Spec | str | Path, students: Sequence[str] | str | Path | None = None,
+              questions: str | Sequence[str] | None = None, seed: int = 0,
+              notation: str | Path = "default") -> ExerciseSet:
+    """An exercise set on ``spec``'s network.
+
+    ``students``: a roster CSV (a ``student`` column) or a list of ids; each student gets
+    their own numbers, drawn from ``seed`` and their id.  Without students, one sheet with
+    the spec's own worked example.  ``questions``: kinds as in :mod:`.questions` (default six).
+    ``notation``: a preset name or a notation TOML file.
+    """
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec)
+    if "network" not in spec.data:
+        raise SpecError("spec", "an exercise set records its spec's tables: give a Spec from sb.load, "
+                                "sb.compact or sb.from_dict")
+    network = spec.network
+    notation_data = _notation_data(notation)
+    chosen = asked.parse(questions, network)
+    if students is None:
+        rng = _rng(seed, "")
+        variants = (Variant(None, dict(spec.data.get("example", {})),
+                            {q.id: asked.target(q, network, rng) for q in chosen}),)
+    else:
+        ids = (roster.read_roster(Path(students), FILES) if isinstance(students, (str, Path))
+               else roster.check_ids(list(students), "students", FILES))
+        variants = tuple(_draw(spec, student, seed, chosen) for student in ids)
+    network_data = dict(spec.data.get("network", {}))
+    made = ExerciseSet(network_data, notation_data, chosen, variants)
+    _check_gradable(made)
+    return made
+
+
+def _notation_data(notation: str | Path) -> str | dict:
+    """A preset's name as it is; a user's notation file as its table (the set stands alone)."""
+    if str(notation) in notations.names():
+        return str(notation)
+    notations.load(notation)  # refuses what is neither a preset nor a readable notation file
+    return tomllib.loads(Path(notation).read_text(encoding="utf-8"))
+
+
+def _rng(seed: int, student: str) -> np.random.Generator:
+    """A generator that depends only on the seed and the id (not on Python's hash or the order)."""
+    digest = hashlib.sha256(f"{seed}\0{student}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest, "big"))
+
+
+def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...]) -> Variant:
+    """Numbers a student can work with by hand: two decimals, weights away from zero."""
+    network, rng = spec.network, _rng(seed, student)
+    inputs = [round(float(x), 2) for x in rng.uniform(-1, 1, len(network.inputs))]
+    if network.loss.targets_sum_to_one:
+        targets = [float(x) for x in np.eye(len(network.outputs))[rng.integers(len(network.outputs))]]
+    else:
+        targets = [round(float(x), 2) for x in rng.uniform(0.05, 0.95, len(network.outputs))]
+    magnitudes = rng.uniform(0.1, 1, len(network.parameters)) * rng.choice([-1, 1], len(network.parameters))
+    parameters = {str(p): round(float(v), 2) for p, v in zip(network.parameters, magnitudes)}
+    example = {"inputs": inputs, "targets": targets, "learning_rate": spec.learning_rate, "parameters": parameters}
+    return Variant(student, example, {q.id: asked.target(q, network, rng) for q in chosen})
+
+
+def _check_gradable(made: ExerciseSet) -> None:
+    """Every question of the first variant prepared as ``check`` would: a question that cannot
+    be graded is refused here, not when the answers come in."""
+    variant = made.variants[0]
+    spec = made.spec(variant)
+    for question in made.questions:
+        try:
+            grading.prepare(spec.network, variant.targets[question.id], made.notation_object, spec.values,
+                            spec.learning_rate)
+        except SpecError as error:
+            raise SpecError("--questions", f"{question.kind}: {error}") from None
+
+
+# ---------------------------------------------------------------------------------------
+# exercises.toml
+
+def as_table(made: ExerciseSet) -> dict:
+    table = {"kind": KIND, "version": VERSION, "notation": made.notation,
+             "questions": {q.id: q.kind for q in made.questions}, "network": made.network}
+    students = {v.student: {"targets": dict(v.targets), "example": v.example} for v in made.variants}
+    if made.per_student:
+        table["students"] = students
+    else:
+        table["everyone"] = students[None]
+    return table
+
+
+def write_text(made: ExerciseSet) -> str:
+    header = ("# An exercise set written by `python -m symbackprop exercises`: what `grade` needs to grade\n"
+              "# each student's answers (their numbers and the target of every question).\n")
+    return header + toml_writer.dumps(as_table(made))
+
+
+def is_set_file(path) -> bool:
+    """Whether ``path`` is an exercise set (rather than a network spec)."""
+    path = Path(str(path))
+    if path.suffix != ".toml" or not path.is_file():
+        return False
+    try:
+        return _read(path).get("kind") == KIND
+    except SpecError:
+        return False
+
+
+def _read(path: Path) -> dict:
+    try:
+        raw = path.read_bytes()
+        if len(raw) > MAX_SET_BYTES:
+            raise SpecError(str(path), f"is {len(raw)} bytes; an exercise set is at most {MAX_SET_BYTES}")
+        return tomllib.loads(raw.decode("utf-8"))
+    except OSError as error:
+        raise SpecError(str(path), f"cannot read the exercise set ({error.strerror})") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise SpecError(str(path), f"is not valid TOML: {error}") from None
+
+
+def load(path: str | Path) -> ExerciseSet:
+    """An ``exercises.toml`` as written by :func:`write_text`, checked field by field."""
+    path = Path(path)
+    data = _read(path)
+    where = lambda field: f"{path.name}: {field}"
+    if data.get("kind") != KIND or data.get("version") != VERSION:
+        raise SpecError(str(path), f"is not an exercise set of this version (kind = {KIND!r}, version = "
+                                   f"{VERSION}); write it again with `exercises`")
+    kinds = data.get("questions")
+    if not isinstance(kinds, Mapping) or not kinds or not all(isinstance(k, str) for k in kinds.values()):
+        raise SpecError(where("questions"), "must be a table of question ids and kinds")
+    chosen = tuple(Question(qid, asked.check_kind(kind, where(f"questions.{qid}"))) for qid, kind in kinds.items())
+    if not isinstance(data.get("network"), Mapping):
+        raise SpecError(where("network"), "missing; the set needs the [network] table of its spec")
+    if "students" in data:
+        raw = data["students"]
+        if not isinstance(raw, Mapping) or not raw:
+            raise SpecError(where("students"), "must be a table with one table per student")
+        roster.check_ids(list(raw), where("students"), FILES)
+    elif isinstance(data.get("everyone"), Mapping):
+        raw = {None: data["everyone"]}
+    else:
+        raise SpecError(str(path), "has neither [students] nor [everyone]; write it again with `exercises`")
+    variants = []
+    for student, table in raw.items():
+        field_name = where(f"students.{student}" if student is not None else "everyone")
+        targets = table.get("targets") if isinstance(table, Mapping) else None
+        if not isinstance(targets, Mapping) or set(targets) != set(kinds) or not all(
+                isinstance(t, str) for t in targets.values()):
+            raise SpecError(f"{field_name}.targets", f"must give a target for each question ({', '.join(kinds)})")
+        example = table.get("example", {})
+        if not isinstance(example, Mapping):
+            raise SpecError(f"{field_name}.example", "must be a table")
+        variants.append(Variant(student, example, dict(targets)))
+    notation = data.get("notation", "default")
+    if not isinstance(notation, (str, Mapping)):
+        raise SpecError(where("notation"), "must be a preset name or a notation table")
+    if isinstance(notation, str):
+        notations.load(notation)  # a bad notation is refused when the set is read
+    else:
+        notations.from_dict(notation)
+    return ExerciseSet(data["network"], notation, chosen, tuple(variants))

@@ -1,0 +1,186 @@
+"""An exercise set -> sheets, keys and ``key.csv``, through the templates ``sheet.j2`` and ``key.j2``.
+
+Code decides what each document holds (which lecture steps solve a question, which numbers
+a variant has, what the right answer is) and prints every formula with the notation's
+printer; the templates word it, with the macros of ``md.j2`` and ``tex.j2``.  The
+derivation is done once: every variant has the same network, only the numbers differ.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sympy as sp
+
+from .. import rendering
+from ..derivation import E, derive
+from ..examples import Example, example
+from ..network import layer_bias, layer_weight
+from ..printing import NotationPrinter, in_notation
+from . import roster
+from .arithmetic import Line, WorkedNumbers, number
+from .exercise_set import ExerciseSet, Variant, write_text
+from .output import write_files
+
+FORMATS = ("md", "tex")
+#: Which step of a layer's lecture formulas answers each kind of generic question.
+ANSWERING_STEP = {"delta": "delta_{where}", "grad_w": "gradient_weight", "grad_b": "gradient_bias",
+                  "update_w": "gradient_descent"}
+_INDICES = re.compile(r"\[(\d+)\]")
+
+
+@dataclass(frozen=True)
+class Asked:
+    """One question as a sheet and a key print it."""
+
+    id: str
+    kind: str  # the question's kind (delta_output, grad_w, ...)
+    quantity: str  # delta, grad_w, grad_b or update_w
+    target: str  # what check grades it against
+    symbol: str  # LaTeX of what is asked: \delta_k, \frac{\partial E}{\partial w^{(1)}_{12}}, ...
+    numeric: bool
+    output: bool  # generic questions: about an output unit
+    answer: str  # a right answer, as key.csv holds it
+    shown: str  # the same in LaTeX
+    layer: dict | None = None  # generic: the lecture section that answers it
+    steps: tuple = ()  # generic: the lecture steps that derive it
+    continues: str = ""  # generic: the earlier question whose derivation it goes on from
+    lines: tuple[Line, ...] = ()  # numeric: the substituted arithmetic
+
+
+class _Documents:
+    """Everything the documents of one set print, computed once."""
+
+    def __init__(self, made: ExerciseSet):
+        self.made = made
+        self.notation = made.notation_object
+        first = made.spec(made.variants[0])
+        self.network = first.network
+        self.derivation = derive(self.network)
+        self.notes = rendering.lecture(self.derivation, self.notation, parts=("figure",))
+        self.printer = NotationPrinter(self.notation, self.network)
+
+    def generic(self, question, derived: dict) -> Asked:
+        """A derivation question, solved by the lecture steps of its layer up to the formula asked;
+        steps an earlier question of the sheet derived (``derived``: layer -> (question, last step))
+        are not repeated."""
+        output = question.kind.endswith("_output")
+        layer = next(section for section in self.notes.layers if section["is_output"] == output)
+        wanted = ANSWERING_STEP[question.quantity].format(where="output" if output else "hidden")
+        steps = list(layer["steps"])
+        if wanted == "gradient_descent":
+            end = len(steps) - 1
+        else:
+            end = next(n for n, s in enumerate(steps) if s.name == wanted)
+        answer = steps[end]
+        earlier, shown = derived.get(layer["name"], ("", -1))
+        derived[layer["name"]] = (question.id, max(end, shown)) if end > shown else (earlier, shown)
+        return Asked(question.id, question.kind, question.quantity, question.kind, answer.lhs, False, output,
+                     self._readable(answer, layer["name"]), answer.equation, layer,
+                     tuple(steps[shown + 1:end + 1]) or (answer,), earlier)
+
+    def _readable(self, answer, group: str) -> str:
+        """The answer as ``check`` reads it: the right-hand side of the lecture formula (the left one
+        is the question), or, where the activation's derivative is a function of z (ReLU's cases,
+        softplus's exponentials), the same with that derivative left as g'(z_j), as lectures write it."""
+        steps = [s for s in self.derivation.steps if s.level == "generic" and s.subject == group
+                 and s.rule == "local_gradient"]
+        named = next((s for s in steps if not isinstance(s.lhs, sp.Derivative)), None)
+        if named is None or answer.rule != "local_gradient" or not named.rhs.atoms(sp.Function):
+            return answer.rhs
+        unworked = next(s for s in steps if isinstance(s.lhs, sp.Derivative))
+        layer = self.derivation.generic[group]
+        _, rhs = in_notation(named.lhs, unworked.rhs, self.notation, None, layer)
+        return NotationPrinter(self.notation, None, layer).doprint(rhs)
+
+    def numeric(self, question, target: str, worked: Example, numbers: WorkedNumbers | None) -> Asked:
+        level, *rest = (int(x) for x in _INDICES.findall(target))
+        ev, sign = worked.evaluation, self.notation.delta_sign
+        unit = self.network[f"[{level}][{rest[-1]}]"]
+        quantity = question.quantity
+        if quantity == "delta":
+            symbol, value = unit.delta, sign * float(np.mean(ev.delta[unit.name]))
+        else:
+            parameter = layer_bias(level, rest[0]) if quantity == "grad_b" else layer_weight(level, *rest)
+            symbol = parameter if quantity == "update_w" else sp.Derivative(E, parameter)
+            value = ev.updated[parameter] if quantity == "update_w" else ev.gradients[parameter]
+        lines = ()
+        if numbers is not None:
+            lines = numbers.backward([unit.name])
+            if quantity != "delta":
+                lines.append(numbers.gradient(parameter))
+            if quantity == "update_w":
+                lines += numbers.update(parameter)
+        symbol = self.printer.doprint(symbol)
+        return Asked(question.id, question.kind, quantity, target, symbol, True, unit.name in self.network.outputs,
+                     f"{value:.10g}", f"{symbol} = {number(value, 10)}", lines=tuple(lines))
+
+    def variant(self, variant: Variant) -> dict:
+        """A variant's numbers, its questions and their solutions."""
+        spec = self.made.spec(variant)
+        worked = example(self.network, spec.values, spec.learning_rate, self.derivation)
+        single = len(spec.values.inputs) == 1
+        numbers = WorkedNumbers(self.derivation, worked, self.notation) if single else None
+        derived: dict = {}
+        asked = [self.numeric(q, variant.targets[q.id], worked, numbers) if q.numeric else self.generic(q, derived)
+                 for q in self.made.questions]
+        return {"student": variant.student, "asked": asked, "numbers": self._numbers(spec),
+                "learning_rate": number(spec.learning_rate), "samples": len(spec.values.inputs),
+                "forward": numbers.forward() if numbers else [],
+                "has_numeric": any(a.numeric for a in asked)}
+
+    def _numbers(self, spec) -> list[tuple[str, str]]:
+        """(symbol, value) of every input, target and parameter (a mini-batch: per sample)."""
+        net, values = self.network, spec.values
+        shown = lambda column: ", ".join(number(x) for x in column)
+        rows = [(self.printer.doprint(u.a), shown(values.inputs[:, n])) for n, u in enumerate(net.inputs)]
+        rows += [(self.printer.doprint(net.targets[u]), shown(values.targets[:, n])) for n, u in enumerate(net.outputs)]
+        rows += [(self.printer.doprint(p), number(values.parameters[p])) for p in net.parameters]
+        return rows
+
+
+def _context(documents: _Documents, format: str) -> dict:
+    escape = roster.markdown_text if format == "md" else roster.latex_text
+    return {"escape": escape, "net": documents.network, "per_student": documents.made.per_student}
+
+
+def render(made: ExerciseSet, formats=FORMATS, templates: Path | None = None) -> dict[str, str]:
+    """Every file of the set: relative path -> text."""
+    documents = _Documents(made)
+    variants = [documents.variant(v) for v in made.variants]
+    picture = documents.notes.figure["forward"].svg()
+    files = {"exercises.toml": write_text(made), "key.csv": key_csv(variants)}
+    for format in formats:
+        context = _context(documents, format)
+        for variant in variants:
+            folder = f"{variant['student']}/" if variant["student"] is not None else ""
+            files[f"{folder}sheet.{format}"] = rendering.render_document(
+                "sheet.j2", documents.notes, format, templates, v=variant, svg="sheet.svg", **context)
+            if format == "md":
+                files[f"{folder}sheet.svg"] = picture
+        files[f"key.{format}"] = rendering.render_document("key.j2", documents.notes, format, templates,
+                                                           variants=variants, svg="key.svg", **context)
+        if format == "md":
+            files["key.svg"] = picture
+    return files
+
+
+def key_csv(variants: list[dict]) -> str:
+    """``id,student,question,answer``: a right answer to every question of every variant."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["id", "student", "question", "answer"])
+    for variant in variants:
+        student = variant["student"] or ""
+        for asked in variant["asked"]:
+            writer.writerow([f"{student}/{asked.id}" if student else asked.id, student, asked.id, asked.answer])
+    return out.getvalue()
+
+
+def write(made: ExerciseSet, directory: str | Path, formats=FORMATS, templates: Path | None = None) -> list[Path]:
+    """Render the whole set, then write it into ``directory`` (all files, or none changed)."""
+    return write_files(directory, render(made, formats, templates))
