@@ -37,17 +37,18 @@ def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
 
 
 def write_atomically(path: Path, content: str | bytes) -> None:
-    """One file written as a set of one (the cache of prepared references)."""
-    write_set({Path(path): content})
+    """One private file (mode 0600) written as a set of one: the cache of prepared references."""
+    write_set({Path(path): content}, mode=0o600)
 
 
-def write_set(texts: Mapping[Path, str | bytes], replaces: Iterable[Path] = (), inputs: Iterable[Path] = ()) -> list[Path]:
+def write_set(texts: Mapping[Path, str | bytes], replaces: Iterable[Path] = (), inputs: Iterable[Path] = (),
+              mode: int | None = None) -> list[Path]:
     """Write ``texts`` (path -> text or bytes, all in one folder) as one set; the paths written.
 
     ``replaces`` are older members of the set that this one has no use for (the figure of
     notes written without one): removed once the new files are in place.  Raises
     SpecError, before any file is touched, when a target is an input or a folder, or the
-    folder cannot be written.
+    folder cannot be written.  New files get the umask's mode, or ``mode``.
     """
     paths = [Path(p) for p in texts]
     folder = paths[0].parent
@@ -67,6 +68,8 @@ def write_set(texts: Mapping[Path, str | bytes], replaces: Iterable[Path] = (), 
     try:
         for path, text in texts.items():
             (scratch / Path(path).name).write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+            if mode is not None:  # before the rename: the scratch folder is private meanwhile
+                os.chmod(scratch / Path(path).name, mode)
         for path in paths:
             os.replace(scratch / path.name, path)
         for path in stale:
