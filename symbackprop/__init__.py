@@ -21,6 +21,8 @@ One function per stage of the flow, each a module::
 import importlib
 import sys
 
+__version__ = "0.2.0"
+
 #: public name -> the module that defines it, imported on first use (PEP 562), so that
 #: ``python -m symbackprop check`` loads neither the renderer nor jinja2 (import what a
 #: command uses)

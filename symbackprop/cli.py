@@ -1,67 +1,96 @@
-"""``python -m symbackprop``: a thin layer over the Python API, one subcommand per use.
+"""``python -m symbackprop`` and ``symbackprop``: a thin layer over the Python API, one
+subcommand per use, options and operands in any order.
 
-Bad input ends with one line on stderr naming the field and the fix, exit status 2,
-no traceback, and no half-written file (files are written whole, then renamed).
+Bad input ends with one line on stderr naming the field and the fix, exit status 2, no
+traceback, and no file written or lost (outputs are written as one set: :mod:`files`).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
+
+import numpy as np
 
 import symbackprop as api
 
-from . import grading
+from . import files, grading, limits
 from .errors import SpecError
 from .parts import PARTS
 from .progress import progress
 
 SPEC_HELP = ("a TOML spec file, or a compact form such as 2-3-1 (with --activation, --loss); "
              "default: 2 inputs, 3 sigmoid hidden units, 1 linear output, half sum of squares")
+DESCRIPTIONS = {
+    "derive": "Write the step-by-step derivation of backpropagation for a network as lecture notes "
+              "(Markdown with SVG figures, and LaTeX).",
+    "verify": "Check every derived gradient with three witnesses: the lecture formulas instantiated, brute-force "
+              "sympy.diff of the expanded loss, and finite differences. Exit status 0 when all agree, 1 otherwise.",
+    "example": "Print the worked example: forward pass, loss, deltas, gradients and one gradient-descent step. "
+               "Exit status 2 when its numbers overflow.",
+}
 
 
 def _add_spec(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", nargs="?", help=SPEC_HELP)
-    parser.add_argument("--activation", help="compact form: one name for all layers or one per "
-                                             "non-input layer, comma-separated (sigmoid,identity)")
-    parser.add_argument("--loss", help="compact form: the loss name (half_sse, cross_entropy, ...)")
-    parser.add_argument("--no-bias", action="store_true", help="compact form: no biases")
-    parser.add_argument("--seed", type=int, default=0, help="compact form: seed of the example values")
-    parser.add_argument("--recurrent", action="store_true",
-                        help="compact form: an Elman network (each hidden layer feeds itself at the next step)")
-    parser.add_argument("--steps", type=int, help="compact form with --recurrent: the number of time steps T")
+    compact = parser.add_argument_group("compact form (with a shape such as 2-3-1; a spec file sets these itself)")
+    compact.add_argument("--activation", help="one name for all non-input layers or one per layer, comma-separated "
+                                              "(default: sigmoid hidden layers, identity output)")
+    compact.add_argument("--loss", help="the loss name (half_sse, cross_entropy, ...; default half_sse, or the "
+                                        "notation's error function)")
+    compact.add_argument("--no-bias", action="store_true", help="no biases")
+    compact.add_argument("--seed", type=int, help="seed of the example values (default 0)")
+    compact.add_argument("--recurrent", action="store_true",
+                         help="an Elman network (each hidden layer feeds itself at the next step); needs --steps")
+    compact.add_argument("--steps", type=int, help="with --recurrent: the number of time steps T")
+    parser.add_argument("--max-parameters", type=int, default=limits.MAX_PARAMETERS, metavar="N",
+                        help="refuse networks with more weights and biases than N (default %(default)s)")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m symbackprop",
-                                     description="Backpropagation derived by SymPy, shown step by step.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    derive = commands.add_parser("derive", help="write the step-by-step derivation (notes)")
-    _add_spec(derive)
+def _commands(prog: str) -> dict[str, argparse.ArgumentParser]:
+    """One parser per subcommand, each with its own usage, description and exit status."""
+    commands = {}
+    for name in ("derive", "verify", "example"):
+        commands[name] = argparse.ArgumentParser(prog=f"{prog} {name}", description=DESCRIPTIONS[name])
+        _add_spec(commands[name])
+    derive = commands["derive"]
     derive.add_argument("--format", choices=["md", "tex", "all"], default="all",
                         help="Markdown, LaTeX, or both (default)")
-    derive.add_argument("-o", "--output", default="output", help="directory for the notes (default: output)")
-    derive.add_argument("--templates", help="a directory of jinja2 templates overriding the built-in ones "
+    derive.add_argument("-o", "--output", default="output", help="folder for the notes (default: output)")
+    derive.add_argument("--templates", help="a folder of jinja2 templates overriding the built-in ones "
                                             "(notes.j2: the text; md.j2, tex.j2: how each format writes it)")
     derive.add_argument("--notation", default="default",
                         help=f"a preset ({', '.join(api.notation.names())}) or a TOML file starting from one "
                              "(base = \"haykin\") that overrides any role's symbol")
     derive.add_argument("--truncate", type=int, metavar="K",
                         help="recurrent networks: show truncated backpropagation through time over the last K steps")
+    derive.add_argument("--handout", action="store_true",
+                        help="the notes for students: without the appendix (every formula, the verification)")
     for part in PARTS:
         derive.add_argument(f"--no-{part}", dest="parts", action="append_const", const=part,
                             help=f"leave out the {part} section")
-    derive.add_argument("--handout", action="store_true",
-                        help="the notes for students: without the appendix (every formula, the verification)")
-    for name, text in (("verify", "check every gradient with three witnesses"),
-                       ("example", "print the worked numbers: forward pass, deltas, gradients, one step")):
-        command = commands.add_parser(name, help=text)
-        _add_spec(command)
-        command.add_argument("--json", action="store_true", help="print one JSON object")
-    _add_homework(commands)
-    _add_exercises(commands)
+    for name in ("verify", "example"):
+        commands[name].add_argument("--json", action="store_true", help="print one JSON object (RFC 8259: a "
+                                                                        "number that is not finite is null)")
+    commands.update(_homework(prog))
+    commands["exercises"] = _exercises_parser(prog)
+    commands["serve"] = _serve_parser(prog)
+    return commands
+
+
+def _parser(prog: str, commands: dict[str, argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """The top level: the list of subcommands, --help and --version."""
+    parser = argparse.ArgumentParser(prog=prog, description="Backpropagation derived by SymPy, shown step by step.",
+                                     epilog=f"'{prog} COMMAND --help' describes each command.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {api.__version__}")
+    listing = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in commands.items():
+        listing.add_parser(name, help=command.description.split(". ")[0].rstrip("."), add_help=False)
     return parser
 
 
@@ -80,47 +109,52 @@ answers: LaTeX or plain text, with or without a left-hand side, e.g. (shell-quot
 symbols follow --notation (haykin: v_j, y_i, phi, w_{kj}, d_j, e_j; nielsen: z^l_j, sigma, w^{l+1}_{kj}).
 An update answer with Delta on the left, or without the weight itself, is the change; with
 w <- / w^+ / w(n+1) on the left, or containing the weight, it is the new weight.
-A derivation of several lines (newlines, \\, \begin{aligned}; "= ..." continues a line) is checked
+A derivation of several lines (newlines, \\\\, \\begin{aligned}; "= ..." continues a line) is checked
 line by line: every line must equal the target; the verdict names the first line that does not.
-exit status: 0 correct, 1 incorrect, 2 cannot read (or bad input)."""
-
-
+"""
+EXIT_STATUS = {
+    "check": "exit status: 0 correct, 1 incorrect, 2 cannot read (or bad input).",
+    "grade": "exit status: 0 when the report is written, whatever the verdicts (the last line printed and\n"
+             "REPORT.md count them); 2 for bad input, and then no report is written.",
+}
 REVEAL_HELP = ("let messages show the worked example's value of a concrete target (the exercise's answer); "
                "without it a wrong number is only said to differ")
 
 
-def _add_homework(commands) -> None:
+def _homework(prog: str) -> dict[str, argparse.ArgumentParser]:
     notations = ", ".join(api.notation.names())
-    check = commands.add_parser("check", help="check one homework answer against the derivation",
-                                description="Check one answer: correct, incorrect (with the mistake named and a "
-                                            "point where it differs) or cannot read.",
-                                epilog=ANSWER_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    descriptions = {"check": "Check one homework answer against the derivation: correct, incorrect (with the "
+                             "mistake named and a point where it differs) or cannot read.",
+                    "grade": "Grade a CSV of answers: every row of SUBMISSIONS (header id,target,answer; other "
+                             "columns are carried over), in worker processes, into REPORT.csv (one row per answer) "
+                             "and REPORT.md (the summary). SPEC and SUBMISSIONS may come in either order."}
+    commands = {name: argparse.ArgumentParser(prog=f"{prog} {name}", description=text,
+                                              epilog=ANSWER_HELP + EXIT_STATUS[name],
+                                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                for name, text in descriptions.items()}
+    check, grade = commands["check"], commands["grade"]
     _add_spec(check)
     check.add_argument("--target", required=True, help="what the answer is for (see below)")
     check.add_argument("--answer", required=True, help="the answer, LaTeX or plain text")
-    check.add_argument("--notation", default="default", help=f"notation preset ({notations}) or a .toml file")
     check.add_argument("--json", action="store_true",
                        help="print {verdict, message, diagnosis, counterexample, lines}")
-    check.add_argument("--reveal", action="store_true", help=REVEAL_HELP)
-    grade = commands.add_parser("grade", help="grade a CSV of answers (id,target,answer) into a report",
-                                description="Grade every row of SUBMISSIONS (header id,target,answer; other "
-                                            "columns are carried over) in worker processes; write REPORT (.csv, "
-                                            "one row per answer) and REPORT with .md (the summary).",
-                                epilog=ANSWER_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_spec(grade)
     grade.add_argument("submissions", help="CSV file with a header row id,target,answer")
     grade.add_argument("-o", "--output", required=True, help="report path; writes REPORT.csv and REPORT.md")
-    grade.add_argument("--notation", default="default", help=f"notation preset ({notations}) or a .toml file")
     grade.add_argument("--workers", type=int, help="worker processes (default: every core)")
     grade.add_argument("--timeout", type=float, default=grading.SECONDS_PER_ANSWER,
                        help="seconds per answer before its worker is stopped (default %(default)s)")
-    grade.add_argument("--reveal", action="store_true", help=REVEAL_HELP)
+    for command in commands.values():
+        command.add_argument("--notation", default="default", help=f"notation preset ({notations}) or a .toml file")
+        command.add_argument("--reveal", action="store_true", help=REVEAL_HELP)
+    return commands
 
 
-def _add_exercises(commands) -> None:
-    exercise = commands.add_parser(
-        "exercises", help="write exercise sheets, their answer key and the set to grade them by",
-        description="Write sheet.md/sheet.tex (with --students: one per student under DIR/<student>/, each with "
+def _exercises_parser(prog: str) -> argparse.ArgumentParser:
+    exercise = argparse.ArgumentParser(
+        prog=f"{prog} exercises",
+        description="Write exercise sheets, their answer key and the set to grade them by: sheet.md/sheet.tex "
+                    "(with --students: one per student under DIR/<student>/, each with "
                     "its own numbers drawn from --seed and the id), key.md/key.tex (worked solutions), key.csv "
                     "(id,student,question,answer) and exercises.toml, which `grade DIR/exercises.toml "
                     "SUBMISSIONS.csv -o REPORT` grades by.  --seed seeds the students' numbers (and a "
@@ -137,14 +171,46 @@ def _add_exercises(commands) -> None:
     exercise.add_argument("--format", choices=["md", "tex", "all"], default="all", help="Markdown, LaTeX or both")
     exercise.add_argument("--templates", help="a directory of jinja2 templates overriding the built-in ones")
     exercise.add_argument("-o", "--output", required=True, help="directory for the sheets, the key and the set")
+    return exercise
+
+
+def _serve_parser(prog: str) -> argparse.ArgumentParser:
+    serve = argparse.ArgumentParser(
+        prog=f"{prog} serve",
+        description="Serve a web page where students check their answers (needs the [serve] extra): EXERCISES.toml, "
+                    "written by `exercises --students`; each student logs in with their id and the access code on "
+                    "their sheet; every attempt is kept in --db. The instructor's counts are at /admin, every "
+                    "attempt as CSV at /admin/export.csv.")
+    serve.add_argument("exercises", metavar="EXERCISES.toml", help="the set, DIR/exercises.toml")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this "
+                                                           "machine only; 0.0.0.0 for the network, behind HTTPS)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
+    serve.add_argument("--db", default="submissions.sqlite", help="SQLite file of the attempts (default %(default)s)")
+    serve.add_argument("--admin-token", help="the instructor's token (default: a new one, printed at start)")
+    serve.add_argument("--workers", type=int, help="checking processes (default: every core)")
+    serve.add_argument("--timeout", type=float, default=grading.SECONDS_PER_ANSWER,
+                       help="seconds per answer before its worker is stopped (default %(default)s)")
+    serve.add_argument("--rate-limit", type=int, help="requests per student per minute, wrong codes included "
+                                                      "(default 30)")
+    return serve
+
+
+def _serve(args, spec) -> int:
+    from . import serve  # Starlette and uvicorn only for this command
+
+    rate = {"rate": args.rate_limit} if args.rate_limit is not None else {}
+    serve.run(args.exercises, args.host, args.port, args.db, args.admin_token, args.workers, args.timeout,
+              say=lambda line: print(line, flush=True), **rate)
+    return 0
 
 
 def _exercises(args, spec) -> int:
     import jinja2  # the templates' errors; only writing documents loads the renderer
 
-    from .exercises import exercise_set, sheets
+    from .exercises import access, exercise_set, sheets
 
-    made = exercise_set.exercises(spec, args.students, args.questions, args.seed, args.notation)
+    kept = access.read_codes(Path(args.output) / "codes.csv") if args.students else {}  # sheets handed out stay valid
+    made = exercise_set.exercises(spec, args.students, args.questions, args.seed or 0, args.notation, kept)
     formats = ["md", "tex"] if args.format == "all" else [args.format]
     try:
         paths = sheets.write(made, Path(args.output), formats, Path(args.templates) if args.templates else None)
@@ -170,7 +236,7 @@ def _grade_set(args, made) -> int:
         print(path)
     counts = {kind: sum(v.verdict == kind for v in verdicts) for kind in marking.VERDICTS}
     shown = [f"{n} {kind}" for kind, n in counts.items() if n or kind != marking.NOT_IN_SET]
-    print(f"{len(verdicts)} answers: " + ", ".join(shown))
+    print(f"{len(verdicts)} answer{'' if len(verdicts) == 1 else 's'}: " + ", ".join(shown))
     return 0
 
 
@@ -195,59 +261,99 @@ def _grade(args, spec) -> int:
         raise SpecError("--workers", "must be at least 1")
     if not isinstance(spec, api.spec.Spec):  # an exercise set
         return _grade_set(args, spec)
+    report = Path(args.output)
+    if report.name in ("", ".", ".."):
+        raise SpecError("-o", f"{args.output!r} names no file; give a report path such as results/report "
+                              "(writes results/report.csv and results/report.md)")
+    paths = [report.with_suffix(".csv"), report.with_suffix(".md")]
+    files.check_targets(paths, _inputs(args))  # before the grading, which can take minutes
     header, rows = grading.read_submissions(Path(args.submissions))
     with progress("grading", len(rows)) as bar:
         verdicts = grading.grade(spec, rows, args.notation, args.workers, args.timeout,
                                  lambda done, total: bar.advance(done - bar.done), reveal=args.reveal)
-    report = Path(args.output)
-    try:
-        paths = grading.write_report(report.with_suffix(".csv"), header, rows, verdicts)
-    except OSError as error:
-        raise SpecError("-o", f"cannot write the report {report} ({error.strerror})") from None
-    for path in paths:
+    for path in grading.write_report(paths[0], header, rows, verdicts, inputs=_inputs(args)):
         print(path)
     counts = {kind: sum(v.verdict == kind for v in verdicts) for kind in ("correct", "incorrect", "cannot read")}
-    print(f"{len(verdicts)} answers: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+    print(f"{len(verdicts)} answer{'' if len(verdicts) == 1 else 's'}: "
+          + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
     return 0
 
 
+def _inputs(args) -> list[Path]:
+    """The files this run reads, which no output may replace."""
+    named = [args.spec, getattr(args, "submissions", None), getattr(args, "notation", None)]
+    return [Path(name) for name in named if name and Path(name).is_file()]
+
+
 def _spec(args):
-    """The Spec of the command; for ``grade``, an exercise set (``exercises.toml``) instead."""
+    """The network the arguments name (for ``grade``, an exercise set, ``exercises.toml``, instead);
+    an option that cannot apply is an error, never ignored."""
     if args.command == "grade" and args.spec and args.spec.endswith(".toml"):
         from .exercises import exercise_set
 
         if exercise_set.is_set_file(args.spec):
             return exercise_set.load(args.spec)
-    if args.spec is None or not Path(args.spec).exists() and _looks_compact(args.spec):
-        if args.steps is not None and not args.recurrent:
-            raise SpecError("--steps", "applies with --recurrent; add --recurrent or remove --steps")
-        if args.recurrent and args.steps is None:
-            raise SpecError("--recurrent", "needs --steps T, the number of time steps")
-        if args.spec is None and not (args.activation or args.loss or args.no_bias or args.recurrent):
-            # the built-in network, with the error function of the notation's text
-            notation = api.notation.load(getattr(args, "notation", "default"))
-            return api.from_dict({"network": {**api.spec.DEFAULT["network"], "loss": notation.loss}})
-        return api.compact(args.spec or "2-3-1", args.activation, args.loss, not args.no_bias, args.seed,
-                           args.steps)
-    if args.activation or args.loss or args.no_bias or args.recurrent or args.steps is not None:
-        raise SpecError("--activation/--loss/--no-bias/--recurrent/--steps", "apply to a compact form such as "
-                                                                            "2-3-1, not to a spec file; set them in the file")
-    return api.load(args.spec)
+    if args.max_parameters < 1:
+        raise SpecError("--max-parameters", "must be at least 1")
+    seeds_students = args.command == "exercises"  # there --seed draws the students' numbers too
+    given = [flag for flag, value in (("--activation", args.activation), ("--loss", args.loss),
+                                      ("--no-bias", args.no_bias), ("--recurrent", args.recurrent),
+                                      ("--steps", args.steps is not None),
+                                      ("--seed", args.seed is not None and not seeds_students)) if value]
+    if args.spec is not None and (Path(args.spec).exists() or not _looks_compact(args.spec)):
+        if given:
+            raise SpecError(given[0], f"applies to a compact form such as 2-3-1, not to the spec file {args.spec}; "
+                                      "set it in the file")
+        return api.load(args.spec, max_parameters=args.max_parameters)
+    if args.spec is None and "--seed" in given:
+        raise SpecError("--seed", "applies to a compact form: give the shape too, e.g. 2-3-1 --seed 5")
+    if args.steps is not None and not args.recurrent:
+        raise SpecError("--steps", "applies with --recurrent; add --recurrent or remove --steps")
+    if args.recurrent and args.steps is None:
+        raise SpecError("--recurrent", "needs --steps T, the number of time steps")
+    loss = args.loss
+    if args.spec is None and loss is None:  # the built-in network, with the error function of the notation's text
+        loss = api.notation.load(getattr(args, "notation", "default")).loss
+    return api.compact(args.spec or "2-3-1", args.activation, loss, not args.no_bias, args.seed or 0,
+                       args.steps, max_parameters=args.max_parameters)
 
 
 def _looks_compact(text: str) -> bool:
     return all(part.isdigit() for part in text.split("-"))
 
 
+def _finite(data: dict) -> tuple[dict, list[str]]:
+    """``data`` with every number that is not finite replaced by null, and the names of those
+    numbers (RFC 8259 JSON has no NaN or Infinity)."""
+    bad = []
+
+    def replaced(value, where):
+        if isinstance(value, dict):
+            return {k: replaced(v, f"{where}.{k}" if where else k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [replaced(v, f"{where}[{n}]") for n, v in enumerate(value)]
+        if isinstance(value, float) and not math.isfinite(value):
+            bad.append(where)
+            return None
+        return value
+
+    return replaced(data, ""), bad
+
+
+def _print_json(data: dict) -> None:
+    """``data`` as strict JSON; the names of numbers that are not finite (now null) under "non_finite"."""
+    data, bad = _finite(data)
+    print(json.dumps({**data, "non_finite": bad} if bad else data, allow_nan=False))
+
+
 def _verify(args, spec) -> int:
     report = api.verify(spec.network, values=spec.values)
     if args.json:
-        print(json.dumps(report.as_dict()))
+        _print_json(report.as_dict())
         return 0 if report.ok else 1
-    print(f"{'parameter':<16} {'analytic':>14} {'finite diff.':>14} {'rel. error':>10}")
-    for p in report.parameters:
-        note = "  kink: not a witness" if p.kink else ""
-        print(f"{p.name:<16} {p.analytic:>14.8g} {p.numeric:>14.8g} {p.rel_error:>10.1e}{note}")
+    _table(["parameter", "analytic", "finite diff.", "rel. error"],
+           [[p.name, f"{p.analytic:.8g}", f"{p.numeric:.8g}", f"{p.rel_error:.1e}",
+             *(["  kink: not a witness"] if p.kink else [])] for p in report.parameters])
     print(f"generic formulas instantiated == concrete: "
           f"{'yes' if not report.generic_mismatches else 'NO: ' + ', '.join(report.generic_mismatches)}")
     print(f"brute-force sympy.diff of the expanded loss: {report.brute_force}")
@@ -260,19 +366,34 @@ def _example(args, spec) -> int:
     result = api.example(spec.network, spec.values, spec.learning_rate)
     data = result.as_dict()
     if args.json:
-        print(json.dumps(data))
-        return 0
-    net = spec.network
-    print(f"loss: {data['loss']:.8g}   learning rate: {spec.learning_rate:g}")
-    ev = result.evaluation
-    print(f"{'unit':<10} {'z':>12} {'a':>12} {'delta':>12}")
-    for unit in net.computing_units:
-        print(f"{unit.name:<10} {ev.z[unit.name].mean():>12.6g} {ev.a[unit.name].mean():>12.6g} "
-              f"{ev.delta[unit.name].mean():>12.6g}")
-    print(f"{'parameter':<16} {'value':>12} {'gradient':>12} {'updated':>12}")
-    for p in net.parameters:
-        print(f"{p!s:<16} {spec.values.parameters[p]:>12.6g} {ev.gradients[p]:>12.6g} {ev.updated[p]:>12.6g}")
+        _print_json(data)
+    else:
+        _print_example(result, spec)
+    _, bad = _finite(data)
+    if bad:
+        raise SpecError("example", f"the worked example is not finite ({', '.join(bad[:3])}"
+                                   f"{', ...' if len(bad) > 3 else ''} overflow float64); use smaller inputs, "
+                                   "weights or learning rate, or an activation and loss that stay finite")
     return 0
+
+
+def _print_example(result, spec) -> None:
+    net, ev = spec.network, result.evaluation
+    print(f"loss: {ev.loss:.8g}   learning rate: {spec.learning_rate:g}")
+    _table(["unit", "z", "a", "delta"], [[unit.name, *(f"{table[unit.name].mean():.6g}" for table in (ev.z, ev.a, ev.delta))]
+                                         for unit in net.computing_units])
+    _table(["parameter", "value", "gradient", "updated"],
+           [[str(p), *(f"{table[p]:.6g}" for table in (spec.values.parameters, ev.gradients, ev.updated))]
+            for p in net.parameters])
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    """The first column left-aligned, the others right-aligned, each as wide as its widest cell and
+    two spaces apart, so that the header lines up with any names; cells past the header trail."""
+    widths = [max(len(row[n]) for row in [header, *rows]) for n in range(len(header))]
+    for row in [header, *rows]:
+        cells = [row[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(row[1:], widths[1:]))]
+        print("  ".join(cells) + "".join(row[len(header):]))
 
 
 def _derive(args, spec) -> int:
@@ -285,12 +406,14 @@ def _derive(args, spec) -> int:
     notation = api.notation.load(args.notation)
     left_out = (args.parts or []) + (list(api.rendering.APPENDIX) if args.handout else [])
     parts = [p for p in PARTS if p not in left_out]
+    files.check_folder(Path(args.output))  # before the derivation, which can take seconds
     count, limit = len(spec.network.parameters), api.rendering.PER_WEIGHT_LIMIT
     if count > limit:
         print(f"note: {count:,} parameters; above {limit:,} the notes leave out what lists every weight "
               "(the forward pass unit by unit, every delta and gradient, the parameter tables)", file=sys.stderr)
     try:
-        paths = api.write_notes(spec, Path(args.output), formats, templates, notation, parts, truncate=args.truncate)
+        paths = api.write_notes(spec, Path(args.output), formats, templates, notation, parts, inputs=_inputs(args),
+                                truncate=args.truncate)
     except jinja2.TemplateError as error:
         where = f" ({error.filename}, line {error.lineno})" if getattr(error, "lineno", None) else ""
         raise SpecError("--templates", f"a template failed{where}: {error.message}") from None
@@ -299,16 +422,63 @@ def _derive(args, spec) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+RUN = {"derive": _derive, "verify": _verify, "example": _example, "check": _check, "grade": _grade,
+       "exercises": _exercises, "serve": _serve}
+
+
+def _arguments(argv: list[str], prog: str) -> argparse.Namespace:
+    """Options and operands in any order, each subcommand with its own usage in errors."""
+    commands = _commands(prog)
+    if not argv or argv[0] not in commands:
+        _parser(prog, commands).parse_args(argv)  # --help, --version, or a usage error: exits
+    args = commands[argv[0]].parse_intermixed_args(argv[1:])
+    args.command = argv[0]
+    if args.command == "grade" and args.spec is not None and _is_submissions(args.spec, args.submissions):
+        args.spec, args.submissions = args.submissions, args.spec
+    return args
+
+
+def _is_submissions(first: str, second: str) -> bool:
+    """Whether ``grade``'s first operand is the CSV (SUBMISSIONS SPEC rather than SPEC SUBMISSIONS)."""
+    is_spec = lambda text: _looks_compact(text) or text.lower().endswith(".toml")
+    return (first.lower().endswith(".csv") and not second.lower().endswith(".csv")
+            or is_spec(second) and not is_spec(first))
+
+
+def main(argv: list[str] | None = None, prog: str = "symbackprop") -> int:
+    """Run one subcommand; bad input is one line on stderr and exit status 2, an interrupt
+    (Ctrl-C, or SIGTERM, handled alike) one line and 128 + the signal's number."""
+    received, main_process = [], os.getpid()
+
+    def stop(signum, frame):
+        if os.getpid() != main_process:  # a forked worker: end silently, as without a handler
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
     try:
-        spec = _spec(args)
-        commands = {"derive": _derive, "verify": _verify, "example": _example, "check": _check, "grade": _grade,
-                    "exercises": _exercises}
-        return commands[args.command](args, spec)
+        args = _arguments(sys.argv[1:] if argv is None else list(argv), prog)
+        with np.errstate(all="ignore"):  # overflow is reported once, as a result that is not finite
+            return RUN[args.command](args, None if args.command == "serve" else _spec(args))
     except SpecError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OverflowError as error:
+        print(f"error: the numbers overflow floating point ({error}); use smaller inputs or weights, or an "
+              "activation and loss that stay finite", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        signum = received[0] if received else signal.SIGINT
+        end_of_progress = "\n" if sys.stderr.isatty() else ""
+        print(f"{end_of_progress}{prog}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:  # output piped into head & co.: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -25,6 +25,7 @@ from sympy.core.mul import _mulsort
 
 from .functions import A, T, Z
 from .functions import K as OUTPUT_COUNT
+from .limits import SIMPLIFY_SECONDS, time_limit
 from .network import Group, Network, Unit
 from .progress import Progress, progress
 
@@ -60,6 +61,7 @@ class Step:
     level: str = "concrete"
     subject: str = ""
     network: Network | None = field(default=None, compare=False, repr=False)
+    timed_out: bool = False  # SymPy's simplification ran out of time: the formula is as derived
 
     @property
     def equation(self) -> sp.Eq:
@@ -98,6 +100,11 @@ class Derivation:
     output_errors: dict[str, sp.Expr] = field(default_factory=dict)  # unit -> dE/da
     deltas: dict[str, sp.Expr] = field(default_factory=dict)  # unit -> delta in symbols
     gradients: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)  # parameter -> dE/dparameter
+
+    @property
+    def unsimplified(self) -> list[Step]:
+        """Steps shown as derived because SymPy's simplification ran out of time."""
+        return [step for step in self.steps if step.timed_out]
 
     def add(self, step: Step) -> int:
         self.steps.append(replace(step, network=self.network) if step.level == "concrete" else step)
@@ -155,14 +162,20 @@ def _differentiated(expression: sp.Expr, variable: sp.Expr) -> sp.Expr:
 
 
 @lru_cache(maxsize=1024)
-def _simplest(expression: sp.Expr) -> sp.Expr:
+def _simplest(expression: sp.Expr) -> tuple[sp.Expr, bool]:
     """SymPy's simplification where it shortens the formula (a - t for matched pairs),
-    the formula as derived where it does not (softmax with squared error keeps its sum).
+    the formula as derived where it does not (softmax with squared error keeps its sum);
+    and whether simplification finished within :data:`limits.SIMPLIFY_SECONDS` (a user's
+    activation of a dozen nested sines takes minutes; the formula as derived is as exact).
 
     Cached: a session derives the same activations and losses again and again, and
     ``simplify`` is most of the time of deriving a small network."""
-    simplified = sp.factor_terms(sp.simplify(expression))
-    return simplified if sp.count_ops(simplified) < sp.count_ops(expression) else expression
+    try:
+        with time_limit(SIMPLIFY_SECONDS):
+            simplified = sp.factor_terms(sp.simplify(expression))
+    except TimeoutError:
+        return expression, False
+    return (simplified if sp.count_ops(simplified) < sp.count_ops(expression) else expression), True
 
 
 def _sum(term: sp.Expr, index: sp.Idx) -> sp.Sum:
@@ -240,8 +253,8 @@ def _derive_generic(derivation: Derivation, group: Group) -> GenericLayer:
     has_bias = any(net[n].bias is not None for n in group.units)
     add = derivation.add
 
-    def step(lhs, rhs, rule, *uses):
-        return add(Step(lhs, rhs, rule, uses, level, name))
+    def step(lhs, rhs, rule, *uses, timed_out=False):
+        return add(Step(lhs, rhs, rule, uses, level, name, timed_out))
 
     activation = group.activation
     if activation.normalized:
@@ -292,11 +305,12 @@ def _derive_generic(derivation: Derivation, group: Group) -> GenericLayer:
              "local_gradient", de_da)
         local = _activation_derivative_steps(derivation, group, u, a_def) * d_e_da
         uses = (de_da, len(derivation.steps) - 1)
+    simplified = True
     if is_output:
-        local = _simplest(local)
+        local, simplified = _simplest_in(local, {A: a[u], Z: z[u], T: t[u]})
         if net.loss.targets_sum_to_one:
             local = sp.factor_terms(_sum_to_one(local, t, m if activation.normalized else u))
-    step(delta[u], local, "local_gradient", *uses)
+    step(delta[u], local, "local_gradient", *uses, timed_out=not simplified)
 
     dz_dw = _differentiated(z_def_rhs, w[p, u])
     dzw = step(sp.Derivative(z[u], w[p, u]), dz_dw, "differentiate", z_def)
@@ -330,13 +344,15 @@ def _local_gradient(derivation: Derivation, unit: Unit, error: dict[str, sp.Expr
     return sp.Add(*(sp.factor_terms(jacobian[v.name]) * error[v.name] for v in members))
 
 
-def _simplest_output_delta(local: sp.Expr, unit: Unit, target: sp.Symbol) -> sp.Expr:
+def _simplest_in(local: sp.Expr, own: dict) -> tuple[sp.Expr, bool]:
     """:func:`_simplest` of an output delta, simplified once in the symbols a, z, t when it
-    involves no other unit (every output of an elementwise layer then shares one call)."""
-    own = {unit.a: A, unit.z: Z, target: T}
-    if not local.free_symbols <= set(own):
+    involves only the unit's ``own`` a, z and t: the generic and the concrete formula, and
+    every output of an elementwise layer, then share one call (and one time limit)."""
+    plain = local.xreplace({v: k for k, v in own.items()})
+    if not plain.free_symbols <= set(own):
         return _simplest(local)
-    return _simplest(local.xreplace(own)).xreplace({v: k for k, v in own.items()})
+    simplest, simplified = _simplest(plain)
+    return simplest.xreplace(own), simplified
 
 
 def _derive_concrete(derivation: Derivation, bar: Progress) -> None:
@@ -357,13 +373,13 @@ def _derive_concrete(derivation: Derivation, bar: Progress) -> None:
                                            for succ, weight in net.successors[unit.name]))
             add(Step(sp.Derivative(E, unit.a), errors[unit.name], "sum_over_successors", subject=unit.name))
     for unit in reversed(net.computing_units):
-        local = _local_gradient(derivation, unit, errors)
+        local, simplified = _local_gradient(derivation, unit, errors), True
         if unit.name in net.outputs:
-            local = _simplest_output_delta(local, unit, net.targets[unit.name])
+            local, simplified = _simplest_in(local, {A: unit.a, Z: unit.z, T: net.targets[unit.name]})
             if net.loss.targets_sum_to_one:
                 local = sp.factor_terms(_sum_to_one(local, None, targets))
         derivation.deltas[unit.name] = local
-        add(Step(unit.delta, local, "local_gradient", subject=unit.name))
+        add(Step(unit.delta, local, "local_gradient", subject=unit.name, timed_out=not simplified))
         bar.advance()
     uses_of: dict[sp.Symbol, list[tuple[Unit, Unit]]] = {}
     for unit in net.computing_units:

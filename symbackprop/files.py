@@ -1,23 +1,132 @@
-"""Files written whole or not at all: notes, reports and the cache of prepared references.
+"""Reading what users name and writing what they asked for, without losing anything.
 
-A reader (another ``check``, an editor, LaTeX) sees the old file or the new one, never
-a half-written one, and an interrupted run leaves no partial file behind.
+Inputs are read up to a size limit, never whole (a path may name ``/dev/zero``).  Outputs
+are written as a set: notes and their figure, a report's CSV and summary.  The set is
+written into a temporary folder beside the targets, whose name says what it is
+(``.symbackprop-<pid>-....tmp``), then each file is renamed into place: a run that is
+killed leaves its old files whole and at most that folder, which the next run writing
+there recognises (its process is gone) and removes.  Before anything is moved, every
+target is checked: none may be an input of the run or a folder, so a refusal leaves every
+existing file as it was.  New files get the user's umask (0644 under umask 022).
 """
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from .errors import SpecError
+
+_PREFIX = ".symbackprop-"
+_TEMPORARY = re.compile(rf"{re.escape(_PREFIX)}(\d+)-\w+\.tmp")
+
+
+def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, refused once more than ``limit`` (devices and pipes included)."""
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(limit + 1)
+    except OSError as error:
+        raise SpecError(str(path), f"cannot read the {what} ({error.strerror})") from None
+    if len(data) > limit:
+        raise SpecError(str(path), f"is larger than {limit:,} bytes, the limit for {what}")
+    return data
 
 
 def write_atomically(path: Path, content: str | bytes) -> None:
-    """Write ``content`` to a temporary file in the same folder, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    """One private file (mode 0600) written as a set of one: the cache of prepared references."""
+    write_set({Path(path): content}, mode=0o600)
+
+
+def write_set(texts: Mapping[Path, str | bytes], replaces: Iterable[Path] = (), inputs: Iterable[Path] = (),
+              mode: int | None = None) -> list[Path]:
+    """Write ``texts`` (path -> text or bytes, all in one folder) as one set; the paths written.
+
+    ``replaces`` are older members of the set that this one has no use for (the figure of
+    notes written without one): removed once the new files are in place.  Raises
+    SpecError, before any file is touched, when a target is an input or a folder, or the
+    folder cannot be written.  New files get the umask's mode, or ``mode``.
+    """
+    paths = [Path(p) for p in texts]
+    folder = paths[0].parent
+    if any(p.parent != folder for p in paths):
+        raise ValueError("write_set writes into one folder")
+    check_targets(paths, inputs)
+    stale = [Path(p) for p in replaces if Path(p) not in texts and os.path.lexists(p)]
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content.encode("utf-8") if isinstance(content, str) else content)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SpecError(str(folder), f"cannot create this folder ({error.strerror}); choose another") from None
+    remove_abandoned(folder)
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", suffix=".tmp", dir=folder))
+    except OSError as error:
+        raise SpecError(str(folder), f"cannot write into this folder ({error.strerror})") from None
+    try:
+        for path, text in texts.items():
+            (scratch / Path(path).name).write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+            if mode is not None:  # before the rename: the scratch folder is private meanwhile
+                os.chmod(scratch / Path(path).name, mode)
+        for path in paths:
+            os.replace(scratch / path.name, path)
+        for path in stale:
+            path.unlink()
+    except OSError as error:
+        raise SpecError(str(folder), f"cannot write the files ({error.strerror})") from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return paths
+
+
+def check_targets(paths: Iterable[Path], inputs: Iterable[Path] = ()) -> None:
+    """Raise SpecError when one of ``paths`` is an input or a folder, or their folder unusable."""
+    paths = [Path(p) for p in paths]
+    for folder in dict.fromkeys(p.parent for p in paths):
+        check_folder(folder)
+    read = {Path(p).resolve() for p in inputs}
+    for path in paths:
+        if path.resolve() in read:
+            raise SpecError(str(path), "is also an input of this run; write the output to another path")
+        if path.is_dir():
+            raise SpecError(str(path), "is a folder; remove it or write the output to another path")
+
+
+def check_folder(folder: Path) -> None:
+    """Raise SpecError when ``folder`` cannot hold output: a file, a link to nothing, read-only."""
+    existing = Path(folder)
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent  # the nearest part of the path that exists
+    if existing.is_symlink() and not existing.exists():
+        raise SpecError(str(existing), f"is a symbolic link to {os.readlink(existing)}, which does not exist; "
+                                       "create that folder or choose another")
+    if not existing.is_dir():
+        raise SpecError(str(existing), "is a file, not a folder; choose a folder for the output")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SpecError(str(existing), "is a folder you cannot write into; choose another")
+
+
+def remove_abandoned(folder: Path) -> list[Path]:
+    """Remove the temporary folders that killed runs left in ``folder``; the ones removed."""
+    removed = []
+    for entry in folder.iterdir():
+        found = _TEMPORARY.fullmatch(entry.name)
+        if found and entry.is_dir() and not _running(int(found.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` may still be writing; when in doubt, yes (its folder stays)."""
+    if os.name == "nt" or pid == os.getpid():  # Windows' os.kill(pid, 0) would end the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # someone else's process, or no such pid number
+        return True
+    return True

@@ -12,6 +12,8 @@ from functools import cached_property, lru_cache
 
 import sympy as sp
 
+from .limits import SIMPLIFY_SECONDS, time_limit
+
 #: The pre-activation variable every activation is written in.
 Z = sp.Symbol("z", real=True)
 #: The activation variable of textbook derivative forms such as a(1 - a).
@@ -99,24 +101,27 @@ def _in_activation(expression: sp.Expr) -> sp.Expr | None:
         return dg
     coefficients = sp.symbols("c0:3")
     candidate = sum(c * A**n for n, c in enumerate(coefficients))
-    equations = []
-    for point in _FIT_POINTS:
-        g_value = g.subs(Z, point).evalf(30)
-        equations.append(candidate.subs(A, g_value) - dg.subs(Z, point).evalf(30))
-    try:
+    try:  # an activation such as exp(exp(exp(z))) overflows at the points: no such form
+        equations = [candidate.subs(A, g.subs(Z, point).evalf(30)) - dg.subs(Z, point).evalf(30)
+                     for point in _FIT_POINTS]
         fitted = sp.solve_linear_system(
             sp.Matrix([[e.coeff(c) for c in coefficients] + [-e.subs({c: 0 for c in coefficients})]
                        for e in equations[:3]]), *coefficients)
-    except (TypeError, ValueError, ZeroDivisionError):
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
     if not fitted or any(not v.is_number for v in fitted.values()):
         return None
     exact = {c: sp.nsimplify(fitted[c], rational=True, tolerance=1e-12) for c in coefficients}
     form = _tidiest(candidate.subs(exact))
     residual = [abs(sp.N(e.subs(exact))) for e in equations]
-    if max(residual) > 1e-12 or sp.simplify(dg - form.subs(A, g)) != 0:
+    if max(residual) > 1e-12:
         return None
-    return form
+    try:
+        with time_limit(SIMPLIFY_SECONDS):
+            proved = sp.simplify(dg - form.subs(A, g)) == 0
+    except TimeoutError:
+        return None
+    return form if proved else None
 
 
 def _tidiest(polynomial: sp.Expr) -> sp.Expr:

@@ -18,8 +18,9 @@ from .errors import SpecError
 from .functions import ACTIVATIONS, LOSSES, Activation, Loss, Z
 from .functions import activation as named_activation
 from .functions import loss as named_loss
+from .limits import MAX_PARAMETERS, MAX_UNITS
 
-_PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,30}$")
+_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,30}")
 
 
 @dataclass(frozen=True)
@@ -235,18 +236,65 @@ def layer_bias(layer: int, unit: int) -> sp.Symbol:
     return sp.Symbol(f"b[{layer}][{unit}]", real=True)
 
 
+def check_layers(sizes, bias: bool = True, max_parameters: int = MAX_PARAMETERS) -> None:
+    """Raise SpecError unless ``sizes`` are layer sizes of a network within the caps, counted
+    before anything is built (``[2, 99999999999999999, 1]`` is refused at once)."""
+    if (not isinstance(sizes, (list, tuple)) or len(sizes) < 2
+            or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in sizes)):
+        raise SpecError("network.layers", f"{_short(sizes)} is not a list of at least two positive integers "
+                                          "(input layer first), e.g. [2, 3, 1]")
+    check_size(sum(a * b for a, b in zip(sizes, sizes[1:])) + (sum(sizes[1:]) if bias else 0),
+                sum(sizes[1:]), max_parameters)
+
+
+def check_units(units, max_parameters: int = MAX_PARAMETERS) -> None:
+    """Raise SpecError unless the unit descriptions of :func:`graph` have fields of the right
+    types and the network stays within the caps, before anything is built."""
+    if not isinstance(units, (list, tuple)):
+        raise SpecError("network.units", "must be a list of unit descriptions")
+    for spec in units:
+        if not isinstance(spec, Mapping):
+            raise SpecError("network.units", f"{_short(spec)} is not a unit description (a table)")
+        name = spec.get("name")
+        for key, kind in (("inputs", "a list of unit names"), ("weights", "a list of parameter names")):
+            value = spec.get(key, [])
+            if not isinstance(value, (list, tuple)) or not all(isinstance(x, str) for x in value):
+                raise SpecError(f"unit {name!r}.{key}", f"must be {kind}, not {_short(value)}")
+        if not isinstance(spec.get("group", ""), str):
+            raise SpecError(f"unit {name!r}.group", f"must be a group name, not {_short(spec['group'])}")
+        if not isinstance(spec.get("bias", True), (bool, str)):
+            raise SpecError(f"unit {name!r}.bias", f"must be true, false or a bias name, not {_short(spec['bias'])}")
+    check_size(sum(len(spec.get("inputs", [])) + bool(spec.get("bias", True)) for spec in units), len(units),
+                max_parameters)
+
+
+def check_size(parameters: int, units: int, max_parameters: int) -> None:
+    """Raise SpecError when a network of this many parameters and units is over the caps."""
+    if parameters > max_parameters:
+        raise SpecError("network", f"has {parameters:,} parameters, more than the limit of {max_parameters:,}; "
+                                   "give a smaller network, or raise the limit (--max-parameters, max_parameters=) "
+                                   "if you have the time and memory")
+    if units > MAX_UNITS:
+        raise SpecError("network", f"has {units:,} computing units, more than the limit of {MAX_UNITS:,}")
+
+
+def _short(value) -> str:
+    """``repr(value)``, cut to a length that fits in one line of an error message."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:50]}... ({len(text):,} characters)"
+
+
 def layered(sizes: Sequence[int], activation: str | Activation | Sequence[str | Activation] = "sigmoid",
-            loss: str | Loss = "half_sse", bias: bool = True) -> Network:
+            loss: str | Loss = "half_sse", bias: bool = True, *, max_parameters: int = MAX_PARAMETERS) -> Network:
     """A fully connected feed-forward network; ``sizes`` starts with the input layer.
 
     Symbols follow the spec's 0-based nesting: inputs x[i], then for layer l (0 = first
     non-input layer) z[l][j], a[l][j], delta[l][j], biases b[l][j] and weights
-    w[l][i][j] from unit i of the layer below to unit j.
+    w[l][i][j] from unit i of the layer below to unit j.  Networks of more than
+    ``max_parameters`` weights and biases are refused (SpecError) before they are built.
     """
+    check_layers(sizes, bias, max_parameters)
     sizes = list(sizes)
-    if len(sizes) < 2 or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in sizes):
-        raise SpecError("network.layers", f"{sizes} is not a list of at least two positive integers "
-                                          "(input layer first), e.g. [2, 3, 1]")
     activations = _per_layer(activation, len(sizes) - 1)
     units = [Unit(f"[{i}]", position=(0, i)) for i in range(sizes[0])]
     groups = []
@@ -263,16 +311,21 @@ def layered(sizes: Sequence[int], activation: str | Activation | Sequence[str | 
 
 
 def graph(inputs: Sequence[str], units: Sequence[Mapping], outputs: Sequence[str],
-          loss: str | Loss = "half_sse") -> Network:
+          loss: str | Loss = "half_sse", *, max_parameters: int = MAX_PARAMETERS) -> Network:
     """A network from a unit-level description, in topological order.
 
     Each unit is a mapping with ``name``, ``inputs`` (unit names), optional ``weights``
     (parameter names, one per input; the same name on several edges ties them),
     ``activation`` (name or :class:`Activation`), ``bias`` (bool or a parameter name)
     and ``group`` (units of one group share an activation; softmax normalizes over it).
+    More than ``max_parameters`` edges and biases are refused before anything is built.
     """
+    check_units(units, max_parameters)
+    for key, names in (("inputs", inputs), ("outputs", outputs)):
+        if not isinstance(names, (list, tuple)) or not all(isinstance(x, str) for x in names):
+            raise SpecError(f"network.{key}", f"must be a list of unit names, not {_short(names)}")
     for name in [*inputs, *(spec.get("name") for spec in units)]:
-        if not isinstance(name, str) or not _PLAIN_NAME.match(name):
+        if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
             raise SpecError("network.units", f"unit name {name!r} must be letters and digits, starting with a letter")
     built = [Unit(name) for name in inputs]
     members: dict[str, list[str]] = {}
@@ -280,12 +333,13 @@ def graph(inputs: Sequence[str], units: Sequence[Mapping], outputs: Sequence[str
     for spec in units:
         name = spec["name"]
         sources = list(spec.get("inputs", []))
-        weight_names = list(spec.get("weights") or [f"w[{src}->{name}]" for src in sources])
+        weight_names = list(spec.get("weights") or [])
         bias = spec.get("bias", True)
         for parameter in weight_names + ([bias] if isinstance(bias, str) else []):
-            if not isinstance(parameter, str) or not (_PLAIN_NAME.match(parameter) or parameter.startswith("w[")):
+            if not _PLAIN_NAME.fullmatch(parameter):
                 raise SpecError(f"unit {name!r}.weights", f"parameter name {parameter!r} must be letters and "
                                                           "digits, starting with a letter")
+        weight_names = weight_names or [f"w[{src}->{name}]" for src in sources]
         if len(weight_names) != len(sources):
             raise SpecError(f"unit {name!r}.weights", f"has {len(weight_names)} names for {len(sources)} inputs")
         bias_symbol = sp.Symbol(bias if isinstance(bias, str) else f"b[{name}]", real=True) if bias else None

@@ -17,7 +17,8 @@ import sympy as sp
 
 from .errors import SpecError
 from .functions import Activation, Loss
-from .network import Edge, Group, Network, Unit, layer_bias, layer_weight, layered
+from .limits import MAX_PARAMETERS
+from .network import Edge, Group, Network, Unit, check_layers, check_size, layer_bias, layer_weight, layered
 
 #: The longest sequence a spec may unroll: the unrolled network has T copies of every
 #: unit, and the notes print a table row per step.
@@ -100,14 +101,19 @@ class UnrolledNetwork(Network):
 
 
 def unrolled(sizes: Sequence[int], activation: str | Activation | Sequence[str | Activation] = "tanh",
-             loss: str | Loss = "half_sse", bias: bool = True, steps: int = 2) -> UnrolledNetwork:
+             loss: str | Loss = "half_sse", bias: bool = True, steps: int = 2, *,
+             max_parameters: int = MAX_PARAMETERS) -> UnrolledNetwork:
     """An Elman network over ``steps`` time steps: the layered network ``sizes`` at every
     step, the same weights at every step, and each hidden layer fed its own activations
     of the step before through r[h][i][j]."""
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
         raise SpecError("network.steps", f"must be a whole number of time steps from 1 to {MAX_STEPS}, "
                                          f"not {steps!r}")
-    template = layered(sizes, activation, loss, bias)  # validates sizes, activations and loss
+    check_layers(sizes, bias, max_parameters)
+    recurrent = sum(n * n for n in sizes[1:-1])
+    check_size(sum(a * b for a, b in zip(sizes, sizes[1:])) + (sum(sizes[1:]) if bias else 0) + recurrent,
+               sum(sizes[1:]) * steps, max_parameters)  # the caps hold for the unrolled network
+    template = layered(sizes, activation, loss, bias)  # validates activations and loss
     sizes = template.layers
     if len(sizes) < 3:
         raise SpecError("network.layers", f"{list(sizes)} has no hidden layer to recur; a recurrent network "

@@ -7,12 +7,9 @@ would be right.  Expression text is read by :mod:`symbackprop.parsing`, never ``
 """
 from __future__ import annotations
 
-import contextlib
 import difflib
 import inspect
 import math
-import signal
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +22,13 @@ except ModuleNotFoundError:  # Python 3.10
 import numpy as np
 import sympy as sp
 
+from . import files
 from .errors import SpecError
 from .functions import ACTIVATIONS, LOSSES, A, Activation, Loss, T, Z, custom_activation, custom_loss
 from .functions import activation as named_activation
 from .functions import loss as named_loss
-from .network import Network, graph, layer_bias, layer_weight, layered
+from .limits import EXPRESSION_SECONDS, MAX_PARAMETERS, MAX_SPEC_BYTES, time_limit
+from .network import Network, check_units, check_layers, graph, layer_bias, layer_weight, layered
 from .numerics import Values, random_values
 from .recurrent import UnrolledNetwork, recurrent_weight, unrolled
 from .parsing import ExpressionError, parse_expression
@@ -38,9 +37,6 @@ from .parsing import ExpressionError, parse_expression
 DEFAULT = {"network": {"layers": [2, 3, 1], "activation": ["sigmoid", "identity"],
                        "loss": "half_sse", "bias": True}}
 DEFAULT_LEARNING_RATE = 0.5
-MAX_SPEC_BYTES = 1_000_000
-#: Time SymPy may spend building one expression of a spec.
-EXPRESSION_SECONDS = 5
 
 _NETWORK_FIELDS = {"layers", "activation", "loss", "bias", "inputs", "outputs", "units", "recurrent", "steps"}
 _UNIT_FIELDS = {"name", "inputs", "weights", "activation", "bias", "group"}
@@ -59,47 +55,48 @@ class Spec:
     data: Mapping = field(default_factory=dict, compare=False, repr=False)
 
 
-def load(path: str | Path) -> Spec:
-    """Read a TOML spec file."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise SpecError(str(path), f"cannot read the spec file ({error.strerror}); give the path of a "
-                                   "TOML file, or a compact form such as 2-3-1") from None
-    if len(raw) > MAX_SPEC_BYTES:
-        raise SpecError(str(path), f"is {len(raw)} bytes; a spec is at most {MAX_SPEC_BYTES}")
+def load(path: str | Path, *, max_parameters: int = MAX_PARAMETERS) -> Spec:
+    """Read a TOML spec file (at most :data:`limits.MAX_SPEC_BYTES` of it)."""
+    raw = files.read_bounded(path, MAX_SPEC_BYTES, "a spec file; give the path of a TOML file, "
+                                                   "or a compact form such as 2-3-1")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise SpecError(str(path), f"is not valid TOML: {error}") from None
-    return from_dict(data)
+    except RecursionError:
+        raise SpecError(str(path), "nests arrays or tables too deeply to read; a spec needs a few levels") from None
+    return from_dict(data, max_parameters=max_parameters)
 
 
 def compact(form: str, activation: str | None = None, loss: str | None = None, bias: bool = True,
-            seed: int = 0, steps: int | None = None) -> Spec:
+            seed: int = 0, steps: int | None = None, *, max_parameters: int = MAX_PARAMETERS) -> Spec:
     """A layered network from ``"2-3-1"``, ``activation="sigmoid,identity"`` and a loss name;
-    with ``steps``, an Elman network unrolled over that many time steps."""
+    with ``steps``, an Elman network unrolled over that many time steps.
+
+    Without ``activation``, the default network's: sigmoid hidden layers, an identity output.
+    """
     try:
         sizes = [int(part) for part in form.split("-")]
     except ValueError:
         raise SpecError("layers", f"{form!r} is neither a spec file nor a compact form such as 2-3-1") from None
-    names = (activation or "sigmoid").split(",")
+    names = ([name.strip() for name in activation.split(",")] if activation is not None
+             else ["sigmoid"] * (len(sizes) - 2) + ["identity"])
     network = {"layers": sizes, "activation": names[0] if len(names) == 1 else names,
-               "loss": loss or "half_sse", "bias": bias}
+               "loss": (loss or "half_sse").strip(), "bias": bias}
     if steps is not None:
         network.update(recurrent=True, steps=steps)
-    return from_dict({"network": network, "example": {"seed": seed}})
+    return from_dict({"network": network, "example": {"seed": seed}}, max_parameters=max_parameters)
 
 
-def from_dict(data: Mapping) -> Spec:
-    """A spec from a mapping with the structure of the TOML file."""
-    _known(data, {"network", "example"}, "")
+def from_dict(data: Mapping, *, max_parameters: int = MAX_PARAMETERS) -> Spec:
+    """A spec from a mapping with the structure of the TOML file; networks of more than
+    ``max_parameters`` weights and biases are refused before any work on them."""
+    _known(_table(data, "spec"), {"network", "example"}, "")
     if "network" not in data:
         raise SpecError("network", "missing; a spec needs a [network] table")
     net_data = _table(data["network"], "network")
     _known(net_data, _NETWORK_FIELDS, "network")
-    network = _network(net_data)
+    network = _network(net_data, max_parameters)
     example = _table(data.get("example", {}), "example")
     _known(example, _EXAMPLE_FIELDS, "example")
     return Spec(network, _values(network, example), _number(example.get("learning_rate", DEFAULT_LEARNING_RATE),
@@ -120,18 +117,19 @@ def _known(table: Mapping, allowed: set[str], where: str) -> None:
             raise SpecError(f"{where}.{key}" if where else str(key), f"unknown field; {hint}")
 
 
-def _network(data: Mapping) -> Network:
-    loss = _loss(data.get("loss", "half_sse"))
+def _network(data: Mapping, max_parameters: int) -> Network:
     if "units" in data:
         if "layers" in data:
             raise SpecError("network", "give either layers (a layered network) or units (a graph), not both")
-        return _graph(data, loss)
+        return _graph(data, max_parameters)
     if "layers" not in data:
         raise SpecError("network.layers", "missing; give layer sizes such as [2, 3, 1], or units for a graph")
     bias = data.get("bias", True)
     if not isinstance(bias, bool):
         raise SpecError("network.bias", f"must be true or false, not {bias!r}")
     layers = data["layers"]
+    check_layers(layers, bias, max_parameters)  # before the expressions, which take SymPy's time
+    loss = _loss(data.get("loss", "half_sse"))
     activations = data.get("activation", "sigmoid")
     if isinstance(activations, list):
         activations = [_activation(a, f"network.activation[{n}]") for n, a in enumerate(activations)]
@@ -143,34 +141,37 @@ def _network(data: Mapping) -> Network:
     if recurrent:
         if "steps" not in data:
             raise SpecError("network.steps", "missing; a recurrent network needs steps = T, the sequence length")
-        return unrolled(layers, activations, loss, bias, data["steps"])
+        return unrolled(layers, activations, loss, bias, data["steps"], max_parameters=max_parameters)
     if "steps" in data:
         raise SpecError("network.steps", "applies to a recurrent network only; add recurrent = true or remove steps")
-    return layered(layers, activations, loss, bias)
+    return layered(layers, activations, loss, bias, max_parameters=max_parameters)
 
 
-def _graph(data: Mapping, loss: Loss) -> Network:
+def _graph(data: Mapping, max_parameters: int) -> Network:
     units = data["units"]
     if not isinstance(units, list) or not units:
         raise SpecError("network.units", "must be a non-empty array of unit tables ([[network.units]])")
-    specs = []
-    for n, unit in enumerate(units):
-        field = f"network.units[{n}]"
-        _known(_table(unit, field), _UNIT_FIELDS, field)
-        if not isinstance(unit.get("name"), str):
-            raise SpecError(f"{field}.name", "missing; every unit needs a name")
-        specs.append({**unit, "activation": _activation(unit.get("activation", "sigmoid"), f"{field}.activation")})
     for key in ("inputs", "outputs"):
         if not isinstance(data.get(key), list) or not all(isinstance(x, str) for x in data[key]):
             raise SpecError(f"network.{key}", "must be a list of unit names")
-    return graph(data["inputs"], specs, data["outputs"], loss)
+    for n, unit in enumerate(units):
+        _known(_table(unit, f"network.units[{n}]"), _UNIT_FIELDS, f"network.units[{n}]")
+    check_units(units, max_parameters)
+    loss = _loss(data.get("loss", "half_sse"))
+    specs = []
+    for n, unit in enumerate(units):
+        field = f"network.units[{n}]"
+        if not isinstance(unit.get("name"), str):
+            raise SpecError(f"{field}.name", "missing; every unit needs a name")
+        specs.append({**unit, "activation": _activation(unit.get("activation", "sigmoid"), f"{field}.activation")})
+    return graph(data["inputs"], specs, data["outputs"], loss, max_parameters=max_parameters)
 
 
 def _activation(value, field: str) -> Activation:
     """A name, a table {name = ..., parameter = ...}, or an expression in z."""
     if isinstance(value, Mapping):
         name = value.get("name")
-        if name not in ACTIVATIONS:
+        if not isinstance(name, str) or name not in ACTIVATIONS:
             raise SpecError(f"{field}.name", f"{name!r} is not one of {', '.join(ACTIVATIONS)}")
         parameters = {k: v for k, v in value.items() if k != "name"}
         allowed = set(inspect.signature(ACTIVATIONS[name][0]).parameters)
@@ -178,60 +179,73 @@ def _activation(value, field: str) -> Activation:
             if key not in allowed:
                 raise SpecError(f"{field}.{key}", f"{name} takes {', '.join(sorted(allowed)) or 'no parameters'}")
             _number(v, f"{field}.{key}")
-        return named_activation(name, **parameters)
-    if not isinstance(value, str):
+        activation = named_activation(name, **parameters)
+    elif not isinstance(value, str):
         raise SpecError(field, f"must be a name or an expression in z, not {value!r}")
-    if value in ACTIVATIONS:
-        return named_activation(value)
-    expression = _expression(value, {"z": Z}, field, f"an activation name ({', '.join(ACTIVATIONS)}) "
-                                                      "or an expression in z")
-    if Z not in expression.free_symbols:
-        raise SpecError(field, f"{value!r} is not a function of z")
-    return custom_activation(expression, value)
+    elif value.strip() in ACTIVATIONS:
+        activation = named_activation(value.strip())
+    else:
+        expression = _expression(value, {"z": Z}, field, f"an activation name ({', '.join(ACTIVATIONS)}) "
+                                                          "or an expression in z")
+        if Z not in expression.free_symbols:
+            raise SpecError(field, f"{value!r} is not a function of z")
+        activation = custom_activation(expression, value)
+    _computable(activation, field)
+    return activation
 
 
 def _loss(value) -> Loss:
     if not isinstance(value, str):
         raise SpecError("network.loss", f"must be a name or an expression in a and t, not {value!r}")
-    if value in LOSSES:
-        return named_loss(value)
+    if value.strip() in LOSSES:
+        return named_loss(value.strip())
     expression = _expression(value, {"a": A, "t": T}, "network.loss",
                              f"a loss name ({', '.join(LOSSES)}) or an expression in a and t")
     if A not in expression.free_symbols:
         raise SpecError("network.loss", f"{value!r} is not a function of the output a")
-    return custom_loss(expression, value)
+    loss = custom_loss(expression, value)
+    _computable(loss, "network.loss")
+    return loss
 
 
 def _expression(text: str, symbols: dict, field: str, expected: str) -> sp.Expr:
     try:
-        with _time_limit(EXPRESSION_SECONDS):
+        with time_limit(EXPRESSION_SECONDS):
             return parse_expression(text, symbols)
     except ExpressionError as error:
         raise SpecError(field, f"{text[:80]!r} is not {expected}: {error}") from None
     except TimeoutError:
-        raise SpecError(field, f"{text[:80]!r} took SymPy more than {EXPRESSION_SECONDS} s to build; "
+        raise SpecError(field, f"{text[:80]!r} took SymPy more than {EXPRESSION_SECONDS:g} s to build; "
                                "write a simpler expression") from None
 
 
-@contextlib.contextmanager
-def _time_limit(seconds: float):
-    """Raise TimeoutError in the block after ``seconds``: the parser bounds size and depth,
-    but SymPy's automatic evaluation of a small nested expression can still run for minutes.
-    Only the main thread can take a signal; elsewhere the block runs unbounded."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def expire(signum, frame):
-        raise TimeoutError
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+def _computable(function: Activation | Loss, field: str) -> None:
+    """Refuse what has no numeric value: division by zero (softplus with beta = 0), a Dirac
+    delta in the derivative (heaviside or sign inside a product), numbers beyond float64."""
     try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        with time_limit(EXPRESSION_SECONDS):
+            parts = (("it", function.expression), ("its derivative", function.derivative))
+    except TimeoutError:
+        raise SpecError(field, f"its derivative took SymPy more than {EXPRESSION_SECONDS:g} s; "
+                               "write a simpler expression") from None
+    for which, expression in parts:
+        if expression.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+            raise SpecError(field, f"{which} is undefined ({function.name} divides by zero or similar); "
+                                   "change its parameters")
+        if expression.has(sp.DiracDelta):
+            raise SpecError(field, f"{which} has a Dirac delta (from heaviside or sign), which has no number to "
+                                   "compute; write it with smooth functions (an activation can also be step)")
+        for number in expression.atoms(sp.Number):
+            if not math.isfinite(_float(number)):
+                raise SpecError(field, f"{which} has the number {sp.Float(number, 3)}, beyond float64 "
+                                       "(1.8e308); scale it down")
+
+
+def _float(number: sp.Number) -> float:
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf
 
 
 def _number(value, field: str) -> float:
@@ -272,8 +286,8 @@ def _rows(network: Network, value, width: int, field: str) -> np.ndarray:
 
 def _values(network: Network, example: Mapping) -> Values:
     seed = example.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise SpecError("example.seed", f"must be an integer, not {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SpecError("example.seed", f"must be a non-negative integer, not {seed!r}")
     drawn = random_values(network, samples=1, seed=seed)
     inputs = (_rows(network, example["inputs"], len(network.inputs), "example.inputs")
               if "inputs" in example else drawn.inputs)

@@ -1,7 +1,12 @@
 """The command line as a user runs it: output, JSON shapes, and every kind of bad input."""
 import json
+import os
+import re
+import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -214,20 +219,6 @@ def test_bad_input_through_a_real_process_has_no_traceback(tmp_path):
         assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.startswith("error: ")
 
 
-def test_interrupted_write_leaves_no_half_written_file(tmp_path, monkeypatch):
-    target = tmp_path / "notes.md"
-    target.write_text("previous notes")
-
-    def interrupted(source, destination):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(sb.files.os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        sb.files.write_atomically(target, "new notes")
-    assert target.read_text() == "previous notes"
-    assert [p.name for p in tmp_path.iterdir()] == ["notes.md"]
-
-
 def test_readme_python_example_runs(tmp_path):
     readme = (__import__("pathlib").Path(__file__).parent.parent / "README.md").read_text()
     code = readme.split("## Python\n\n```python\n")[1].split("```")[0]
@@ -242,6 +233,188 @@ def test_output_piped_into_head_stops_quietly():
                               capture_output=True, text=True, timeout=300, check=False)
     assert pipeline.stdout == '{"ok": t' and "Traceback" not in pipeline.stderr
 
+
+# ---------------------------------------------------------------------------------------
+# argument orders, defaults and help, as users write them
+
+SUBMISSIONS = "id,target,answer\n1,delta_hidden,g'(z_j) sum_k w_jk delta_k\n"
+
+
+@pytest.mark.parametrize("order", [
+    ["SPEC", "--activation", "sigmoid,identity", "--loss", "half_sse", "CSV", "-o", "REP"],  # the issue's order
+    ["CSV", "SPEC", "--activation", "sigmoid,identity", "--loss", "half_sse", "-o", "REP"],
+    ["-o", "REP", "--loss", "half_sse", "CSV", "--activation", "sigmoid,identity", "SPEC"],
+    ["--activation", "sigmoid,identity", "SPEC", "-o", "REP", "--loss", "half_sse", "CSV"],
+])
+def test_grade_takes_the_spec_its_options_and_the_csv_in_any_order(tmp_path, capsys, order):
+    (tmp_path / "subs.csv").write_text(SUBMISSIONS)
+    names = {"SPEC": "2-3-1", "CSV": str(tmp_path / "subs.csv"), "REP": str(tmp_path / "rep")}
+    assert main(["grade", *(names.get(a, a) for a in order)]) == 0
+    assert capsys.readouterr().out.endswith("1 answer: 1 correct, 0 incorrect, 0 cannot read\n")
+    assert (tmp_path / "rep.csv").exists() and (tmp_path / "rep.md").exists()
+
+
+def test_the_issues_grade_command_in_a_real_process(tmp_path):
+    (tmp_path / "subs.csv").write_text(SUBMISSIONS)
+    result = run("grade", "2-3-1", "--activation", "sigmoid,identity", "--loss", "half_sse", "subs.csv", "-o", "rep",
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["rep.csv", "rep.md", "1 answer: 1 correct, 0 incorrect, 0 cannot read"]
+
+
+@pytest.mark.parametrize("command", [["verify"], ["example"], ["derive", "--format", "md"],
+                                     ["check", "--target", "delta_output", "--answer", "a_k - t_k"]])
+def test_options_before_or_after_the_spec_mean_the_same(tmp_path, capsys, command):
+    outputs = []
+    for n, args in enumerate((["2-2-1", "--activation", "tanh,identity", "--seed", "3"],
+                              ["--activation", "tanh,identity", "2-2-1", "--seed", "3"],
+                              ["--seed", "3", "--activation", "tanh,identity", "2-2-1"])):
+        extra = ["-o", str(tmp_path / "same")] if command[0] == "derive" else []
+        assert main([command[0], *args, *command[1:], *extra]) == 0
+        outputs.append(capsys.readouterr().out)
+        if command[0] == "derive":
+            outputs[-1] = (tmp_path / "same" / "notes.md").read_text()
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_a_compact_form_without_activation_is_the_default_network(capsys):
+    """Sigmoid hidden units and a linear output, like the network used without a spec:
+    independent witness, the loss of the default network and of the same spec given whole."""
+    losses = []
+    for args in (["example"], ["example", "2-3-1"], ["example", "2-3-1", "--activation", "sigmoid,identity"]):
+        assert main([*args, "--json"]) == 0
+        losses.append(json.loads(capsys.readouterr().out)["loss"])
+    assert losses[0] == losses[1] == losses[2]
+    default = sb.from_dict({"network": {"layers": [2, 3, 1], "activation": ["sigmoid", "identity"]}})
+    assert losses[0] == pytest.approx(sb.example(default.network, default.values).evaluation.loss, rel=1e-12)
+
+
+@pytest.mark.parametrize("option, changed", [(["--no-bias"], "bias"), (["--loss", "mse"], "loss"),
+                                             (["--activation", "tanh"], "activation")])
+def test_an_option_changes_only_what_it_names(option, changed):
+    base = sb.compact("2-3-1")
+    spec = sb.cli._spec(sb.cli._arguments(["example", *option], "symbackprop"))
+    names = lambda s: [g.activation.name for g in s.network.groups]
+    assert (names(spec) == names(base)) == (changed != "activation")
+    assert (spec.network.loss.name == base.network.loss.name) == (changed != "loss")
+    assert (bool(spec.network.biases) == bool(base.network.biases)) == (changed != "bias")
+
+
+def test_spaces_in_an_activation_list_are_ignored(capsys):
+    assert main(["example", "2-3-1", "--activation", "sigmoid, identity", "--json"]) == 0
+    spaced = json.loads(capsys.readouterr().out)
+    assert main(["example", "2-3-1", "--activation", "sigmoid,identity", "--json"]) == 0
+    assert spaced == json.loads(capsys.readouterr().out)
+
+
+def test_help_version_and_usage_name_the_entry_point_and_the_subcommand():
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"python -m symbackprop {sb.__version__}"
+    script = Path(sys.executable).parent / "symbackprop"
+    installed = subprocess.run([str(script), "derive", "--help"], capture_output=True, text=True, timeout=300)
+    assert installed.stdout.startswith("usage: symbackprop derive")
+    top = run("--help").stdout
+    for name in ("derive", "verify", "example", "check", "grade"):
+        assert f"    {name} " in top
+    for name in ("derive", "verify", "example"):
+        text = run(name, "--help").stdout
+        assert text.startswith(f"usage: python -m symbackprop {name}") and sb.cli.DESCRIPTIONS[name][:40] in \
+            " ".join(text.split())
+    grade = run("grade", "--help").stdout
+    assert "0 when the report is written, whatever the verdicts" in grade
+    error = run("grade", "subs.csv")
+    assert error.returncode == 2 and error.stderr.startswith("usage: python -m symbackprop grade")
+    assert "python -m symbackprop grade: error: the following arguments are required: -o" in error.stderr
+
+
+def test_grade_exits_zero_when_every_answer_is_wrong_as_its_help_says(tmp_path, capsys):
+    (tmp_path / "subs.csv").write_text("id,target,answer\n1,delta_output,a_k\n2,delta_output,t_k\n")
+    assert main(["grade", str(tmp_path / "subs.csv"), "-o", str(tmp_path / "r")]) == 0
+    assert capsys.readouterr().out.endswith("2 answers: 0 correct, 2 incorrect, 0 cannot read\n")
+
+
+# ---------------------------------------------------------------------------------------
+# files: what a run replaces, and what it refuses to touch
+
+def test_notes_without_the_figure_remove_the_old_figure_and_nothing_else(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["derive", "-o", str(out)]) == 0
+    (out / "mine.txt").write_text("the lecturer's own file")
+    assert main(["derive", "--no-figure", "--format", "md", "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt", "notes.md", "notes.tex"]
+    assert "notes.svg" not in (out / "notes.md").read_text()
+    assert main(["derive", "-o", str(out)]) == 0 and (out / "notes.svg").exists()
+    assert main(["derive", "--format", "tex", "--no-figure", "-o", str(out)]) == 0
+    assert (out / "notes.svg").exists()  # the Markdown notes that show it were not replaced
+
+
+def test_notes_and_reports_get_the_users_umask(tmp_path):
+    (tmp_path / "subs.csv").write_text(SUBMISSIONS)
+    for args in (["derive", "-o", "out"], ["grade", "subs.csv", "-o", "rep"]):
+        result = subprocess.run(f"umask 022 && {sys.executable} -m symbackprop {' '.join(args)}", shell=True,
+                                cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+    for path in [*(tmp_path / "out").iterdir(), tmp_path / "rep.csv", tmp_path / "rep.md"]:
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_sigterm_stops_with_one_line_and_leaves_the_old_notes(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.md").write_text("old notes")
+    process = subprocess.Popen([sys.executable, "-m", "symbackprop", "derive", "784-30-10", "-o", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    note = process.stderr.readline()  # printed once the network is read, before the derivation
+    assert note.startswith("note: 23,860 parameters")
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr == "python -m symbackprop: stopped by SIGTERM\n" and stdout == ""
+    assert sorted(p.name for p in out.iterdir()) == ["notes.md"] and (out / "notes.md").read_text() == "old notes"
+
+
+def test_the_readme_command_line_examples_run(tmp_path, monkeypatch):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("(one line). For example:\n\n```bash\n")[1].split("```")[0]
+    commands = [shlex.split(line, comments=True) for line in block.splitlines()]
+    assert len(commands) == 4
+    monkeypatch.chdir(tmp_path)
+    for words in commands:
+        assert words[:3] == ["python", "-m", "symbackprop"]
+        assert main(words[3:]) == 0, words
+
+
+def test_verify_and_example_tables_line_up_with_long_names(tmp_path, capsys):
+    spec = tmp_path / "long.toml"
+    spec.write_text("[network]\ninputs = ['x']\noutputs = ['averyveryverylongoutputname']\n"
+                    "[[network.units]]\nname = 'averyveryverylongoutputname'\ninputs = ['x']\n")
+    right_edges = lambda line: [m.end() for m in re.finditer(r"\S+(?: \S+)*", line)][1:4]
+    for command, header, rows in (("verify", "parameter", 2), ("example", "unit", 1), ("example", "parameter", 2)):
+        main([command, str(spec)])
+        lines = capsys.readouterr().out.splitlines()
+        start = lines.index(next(line for line in lines if line.startswith(header)))
+        table = lines[start:start + 1 + rows]
+        assert all(right_edges(line) == right_edges(table[0]) for line in table), "\n".join(table)
+
+
+def test_ctrl_c_during_grade_prints_one_line_and_leaves_no_worker(tmp_path):
+    """Ctrl-C reaches the whole process group (main process and its forked workers), as a terminal sends it."""
+    rows = [f"{n},delta_hidden,g'(z_j) sum_k w_jk delta_k + {n}" for n in range(3000)]
+    (tmp_path / "many.csv").write_text("id,target,answer\n" + "\n".join(rows) + "\n")
+    process = subprocess.Popen([sys.executable, "-m", "symbackprop", "grade", "many.csv", "-o", "rep", "--workers", "2"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline, workers = time.monotonic() + 120, []
+    while len(workers) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        workers = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    assert len(workers) >= 2
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGINT and stderr == "python -m symbackprop: stopped by SIGINT\n"
+    time.sleep(0.5)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.csv"]
 
 def test_derive_of_a_large_network_says_first_what_it_leaves_out(tmp_path):
     """100-99-2 has 10,199 parameters, just above the limit: the lecture chapter, the matrix form,

@@ -160,13 +160,16 @@ def test_same_roster_and_seed_give_byte_identical_files_and_another_seed_other_n
     roster_csv = write_roster(tmp_path / "roster.csv", ["ann", "bob", *AWKWARD])
     outputs = []
     for n, seed in enumerate(["5", "5", "6"]):
+        if n == 1:  # the access codes are random; handed out once, they are kept when the set is written again
+            (tmp_path / "out1").mkdir()
+            (tmp_path / "out1" / "codes.csv").write_bytes((tmp_path / "out0" / "codes.csv").read_bytes())
         result = run("exercises", "2-2-1", "--students", str(roster_csv), "--seed", seed, "--notation", "nielsen",
                      "-o", str(tmp_path / f"out{n}"))
         assert result.returncode == 0, result.stderr
         outputs.append({p.relative_to(tmp_path / f"out{n}"): p.read_bytes()
                         for p in sorted((tmp_path / f"out{n}").rglob("*")) if p.is_file()})
     assert outputs[0] == outputs[1]
-    assert len(outputs[0]) == 3 + 3 * 6 + 2  # key (md, svg, tex), per student sheet (md, svg, tex), csv + toml
+    assert len(outputs[0]) == 3 + 3 * 6 + 3  # key (md, svg, tex), per student sheet (md, svg, tex), key and codes csv, toml
     assert outputs[0][Path("key.csv")] != outputs[2][Path("key.csv")]
 
 

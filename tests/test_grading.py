@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import symbackprop as sb
 from symbackprop import grading
+from symbackprop.errors import SpecError
 
 # sigmoid everywhere, so a missing g' of the output is a real mistake; two outputs
 SPEC = sb.compact("2-3-2", "sigmoid,sigmoid")
@@ -407,13 +408,15 @@ def test_spreadsheet_exports_with_a_byte_order_mark_and_capitalised_headers_are_
     assert verdicts[0].verdict == "correct" and verdicts[1].message == "the row has no answer column"
 
 
-def test_a_report_that_cannot_be_written_leaves_no_file(tmp_path):
+def test_a_report_that_cannot_be_written_leaves_the_old_one(tmp_path):
     (tmp_path / "report.md").mkdir()  # the summary cannot be written where a folder is
+    (tmp_path / "report.csv").write_text("the old report")
     rows = [{"id": "1", "target": "delta_hidden", "answer": "delta_j"}]
-    with pytest.raises(OSError):
+    with pytest.raises(SpecError, match="is a folder"):
         grading.write_report(tmp_path / "report.csv", ["id", "target", "answer"], rows,
                              [grading.Verdict("correct", "Correct.")])
-    assert not (tmp_path / "report.csv").exists()
+    assert (tmp_path / "report.csv").read_text() == "the old report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.csv", "report.md"]
 
 
 @pytest.mark.parametrize("notation, target, answer", [

@@ -28,7 +28,7 @@ from ..notes.notation import Notation
 from ..spec import Spec, from_dict
 from ..spec import load as load_spec
 from . import questions as asked
-from . import roster, toml_writer
+from . import access, roster, toml_writer
 from .questions import Question
 
 KIND = "symbackprop exercise set"
@@ -46,6 +46,7 @@ class Variant:
     student: str | None
     example: Mapping  # the [example] table of this student's spec
     targets: Mapping[str, str]  # question id -> target
+    code_hash: str | None = None  # the student's access code, hashed (:mod:`.access`)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class ExerciseSet:
     notation: str | Mapping  # a preset's name, or a notation table (a user's file)
     questions: tuple[Question, ...]
     variants: tuple[Variant, ...]
+    codes: Mapping[str, str] = field(default_factory=dict, repr=False)  # student -> code, only as made
     _specs: dict = field(default_factory=dict, repr=False)
 
     @cached_property
@@ -92,13 +94,14 @@ class ExerciseSet:
 
 def exercises(spec: Spec | str | Path, students: Sequence[str] | str | Path | None = None,
               questions: str | Sequence[str] | None = None, seed: int = 0,
-              notation: str | Path = "default") -> ExerciseSet:
+              notation: str | Path = "default", codes: Mapping[str, str] | None = None) -> ExerciseSet:
     """An exercise set on ``spec``'s network.
 
     ``students``: a roster CSV (a ``student`` column) or a list of ids; each student gets
     their own numbers, drawn from ``seed`` and their id.  Without students, one sheet with
     the spec's own worked example.  ``questions``: kinds as in :mod:`.questions` (default six).
-    ``notation``: a preset name or a notation TOML file.
+    ``notation``: a preset name or a notation TOML file.  With students, each gets an access code
+    for the answer page: the one in ``codes`` (student -> code) or a new one.
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
@@ -110,14 +113,17 @@ def exercises(spec: Spec | str | Path, students: Sequence[str] | str | Path | No
     chosen = asked.parse(questions, network)
     if students is None:
         rng = _rng(seed, "")
+        handed_out = {}
         variants = (Variant(None, dict(spec.data.get("example", {})),
                             {q.id: asked.target(q, network, rng) for q in chosen}),)
     else:
         ids = (roster.read_roster(Path(students), FILES) if isinstance(students, (str, Path))
                else roster.check_ids(list(students), "students", FILES))
-        variants = tuple(_draw(spec, student, seed, chosen) for student in ids)
+        handed_out = access.codes_for(ids, codes or {})
+        variants = tuple(_draw(spec, student, seed, chosen, access.hash_code(handed_out[student], student, seed))
+                         for student in ids)
     network_data = dict(spec.data.get("network", {}))
-    made = ExerciseSet(network_data, notation_data, chosen, variants)
+    made = ExerciseSet(network_data, notation_data, chosen, variants, handed_out)
     _check_gradable(made)
     return made
 
@@ -136,7 +142,7 @@ def _rng(seed: int, student: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest, "big"))
 
 
-def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...]) -> Variant:
+def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...], code_hash: str) -> Variant:
     """Numbers a student can work with by hand: two decimals, weights away from zero."""
     network, rng = spec.network, _rng(seed, student)
     inputs = [round(float(x), 2) for x in rng.uniform(-1, 1, len(network.inputs))]
@@ -147,7 +153,7 @@ def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...]) -> 
     magnitudes = rng.uniform(0.1, 1, len(network.parameters)) * rng.choice([-1, 1], len(network.parameters))
     parameters = {str(p): round(float(v), 2) for p, v in zip(network.parameters, magnitudes)}
     example = {"inputs": inputs, "targets": targets, "learning_rate": spec.learning_rate, "parameters": parameters}
-    return Variant(student, example, {q.id: asked.target(q, network, rng) for q in chosen})
+    return Variant(student, example, {q.id: asked.target(q, network, rng) for q in chosen}, code_hash)
 
 
 def _check_gradable(made: ExerciseSet) -> None:
@@ -169,7 +175,8 @@ def _check_gradable(made: ExerciseSet) -> None:
 def as_table(made: ExerciseSet) -> dict:
     table = {"kind": KIND, "version": VERSION, "notation": made.notation,
              "questions": {q.id: q.kind for q in made.questions}, "network": made.network}
-    students = {v.student: {"targets": dict(v.targets), "example": v.example} for v in made.variants}
+    students = {v.student: {"targets": dict(v.targets), "example": v.example,
+                            **({"code_hash": v.code_hash} if v.code_hash else {})} for v in made.variants}
     if made.per_student:
         table["students"] = students
     else:
@@ -239,7 +246,10 @@ def load(path: str | Path) -> ExerciseSet:
         example = table.get("example", {})
         if not isinstance(example, Mapping):
             raise SpecError(f"{field_name}.example", "must be a table")
-        variants.append(Variant(student, example, dict(targets)))
+        code_hash = table.get("code_hash")
+        if code_hash is not None and not isinstance(code_hash, str):
+            raise SpecError(f"{field_name}.code_hash", "must be the text `exercises` wrote")
+        variants.append(Variant(student, example, dict(targets), code_hash))
     notation = data.get("notation", "default")
     if not isinstance(notation, (str, Mapping)):
         raise SpecError(where("notation"), "must be a preset name or a notation table")

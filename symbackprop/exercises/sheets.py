@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import markupsafe
 import numpy as np
 import sympy as sp
 
@@ -21,7 +22,7 @@ from ..derivation import E, derive
 from ..examples import Example, example
 from ..network import layer_bias, layer_weight
 from ..notes.printing import NotationPrinter, in_notation
-from . import roster
+from . import access, roster
 from .arithmetic import Line, WorkedNumbers, number
 from .exercise_set import ExerciseSet, Variant, write_text
 from .output import write_files
@@ -128,7 +129,7 @@ class _Documents:
         derived: dict = {}
         asked = [self.numeric(q, variant.targets[q.id], worked, numbers) if q.numeric else self.generic(q, derived)
                  for q in self.made.questions]
-        return {"student": variant.student, "asked": asked, "numbers": self._numbers(spec),
+        return {"student": variant.student, "code": self.made.codes.get(variant.student), "asked": asked, "numbers": self._numbers(spec),
                 "learning_rate": number(spec.learning_rate), "samples": len(spec.values.inputs),
                 "forward": numbers.forward() if numbers else [],
                 "has_numeric": any(a.numeric for a in asked)}
@@ -143,9 +144,12 @@ class _Documents:
         return rows
 
 
+#: How a student id is shown literally in each format (html: the answer page's copy of a sheet).
+ESCAPES = {"md": roster.markdown_text, "tex": roster.latex_text, "html": markupsafe.escape}
+
+
 def _context(documents: _Documents, format: str) -> dict:
-    escape = roster.markdown_text if format == "md" else roster.latex_text
-    return {"escape": escape, "net": documents.network, "per_student": documents.made.per_student}
+    return {"escape": ESCAPES[format], "net": documents.network, "per_student": documents.made.per_student}
 
 
 def render(made: ExerciseSet, formats=FORMATS, templates: Path | None = None) -> dict[str, str]:
@@ -154,13 +158,15 @@ def render(made: ExerciseSet, formats=FORMATS, templates: Path | None = None) ->
     variants = [documents.variant(v) for v in made.variants]
     picture = documents.notes.figure["forward"].svg()
     files = {"exercises.toml": write_text(made), "key.csv": key_csv(variants)}
+    if made.codes:
+        files["codes.csv"] = access.codes_csv(made.codes)
     for format in formats:
         context = _context(documents, format)
         for variant in variants:
             folder = f"{variant['student']}/" if variant["student"] is not None else ""
             files[f"{folder}sheet.{format}"] = rendering.render_document(
                 "sheet.j2", documents.notes, format, templates, v=variant, svg="sheet.svg", **context)
-            if format == "md":
+            if format in ("md", "html"):
                 files[f"{folder}sheet.svg"] = picture
         files[f"key.{format}"] = rendering.render_document("key.j2", documents.notes, format, templates,
                                                            variants=variants, svg="key.svg", **context)

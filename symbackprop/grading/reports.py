@@ -7,10 +7,11 @@ import io
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import SpecError
-from ..files import write_atomically
+from ..files import write_set
 from .judging import Verdict
 from .reading import MAX_LENGTH
 
@@ -226,16 +227,10 @@ def report_markdown(rows: list[dict], verdicts: list[Verdict], title: str = "Hom
     return "\n".join(lines) + "\n"
 
 
-def write_report(path: Path, header, rows, verdicts) -> list[Path]:
-    """``path`` (CSV, one row per answer) and ``path`` with .md (the summary): both whole, or
-    neither (each file is renamed into place; the CSV is removed if the summary fails)."""
+def write_report(path: Path, header, rows, verdicts, inputs: Iterable[Path] = ()) -> list[Path]:
+    """``path`` (CSV, one row per answer) and ``path`` with .md (the summary), written as one
+    set by :func:`files.write_set`: both, or neither and the old pair untouched; never over
+    one of ``inputs``."""
     path = Path(path)
-    summary = path.with_suffix(".md")
-    csv_text, markdown = report_csv(header, rows, verdicts), report_markdown(rows, verdicts)
-    write_atomically(path, csv_text)
-    try:
-        write_atomically(summary, markdown)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return [path, summary]
+    return write_set({path: report_csv(header, rows, verdicts),
+                      path.with_suffix(".md"): report_markdown(rows, verdicts)}, inputs=inputs)

@@ -9,6 +9,7 @@ in jinja2's sandbox: ``--templates`` may come from a colleague.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -20,9 +21,10 @@ import sympy as sp
 from .. import derivation as generic
 from ..derivation import Derivation, GenericLayer, Step, derive
 from ..errors import SpecError
-from ..files import write_atomically
+from .. import files
 from ..parts import PARTS
 from ..examples import Example, example
+from ..limits import SIMPLIFY_SECONDS
 from ..spec import Spec
 from ..verification import Report, verify
 from . import figures, through_time
@@ -84,6 +86,8 @@ class _Numbers:
 class _Notes:
     """Everything the templates print, already in the notation and numbered: the only place
     where the Derivation, the numbers and the Notation meet."""
+
+    simplify_seconds = SIMPLIFY_SECONDS
 
     def __init__(self, derivation: Derivation, example: Example | None, report: Report | None,
                  notation: Notation, parts, truncate: int | None = None):
@@ -475,12 +479,12 @@ def backward_figure(figure: str) -> str:
 
 def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | None = None,
                 notation: Notation | str = "default", parts=PARTS, stem: str = "notes",
-                truncate: int | None = None) -> list[Path]:
+                inputs: Iterable[Path] = (), truncate: int | None = None) -> list[Path]:
     """Derive, verify and render ``spec`` into ``directory``/notes.<format>; the paths written.
 
     The Markdown notes link to pictures of the network and of its local gradients, written
-    beside them as SVG files.
-    Every file is written whole or not at all.
+    beside them as SVG files (older pictures are removed when the new notes have none).  The
+    files are written as one set by :func:`files.write_set`, never over one of ``inputs``.
     """
     if isinstance(notation, str):
         notation = load_notation(notation)
@@ -488,15 +492,12 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
     worked = example(spec.network, spec.values, spec.learning_rate, derivation) if "example" in parts else None
     report = verify(spec.network, derivation, spec.values) if "verification" in parts else None
     texts = {}
-    figure = f"{stem}.svg"
+    figure = Path(directory) / f"{stem}.svg"
+    pictures = {"forward": figure, "backward": figure.with_name(backward_figure(figure.name))}
     for format in formats:
         texts[Path(directory) / f"{stem}.{format}"] = render(derivation, worked, report, format, templates,
-                                                             notation, parts, figure, truncate=truncate)
+                                                             notation, parts, figure.name, truncate=truncate)
     if "md" in formats and "figure" in parts:
-        printer = NotationPrinter(notation, spec.network)
-        drawn = figures.draw(spec.network, printer.doprint, notation)
-        texts[Path(directory) / figure] = drawn["forward"].svg()
-        texts[Path(directory) / backward_figure(figure)] = drawn["backward"].svg()
-    for path, text in texts.items():
-        write_atomically(path, text)
-    return list(texts)
+        drawn = figures.draw(spec.network, NotationPrinter(notation, spec.network).doprint, notation)
+        texts.update({path: drawn[kind].svg() for kind, path in pictures.items()})
+    return files.write_set(texts, replaces=pictures.values() if "md" in formats else (), inputs=inputs)

@@ -1,0 +1,71 @@
+"""Every bound on the work a user's input can cause, in one place.
+
+A spec, a CSV or an expression comes from someone else's hands; each cap here is checked
+before the work it guards (sizes) or stops the work and falls back (time), so a bad input
+costs seconds, not minutes or all memory.  The README's "Safety and limits" lists them.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import threading
+import time
+
+#: Weights and biases a network may have unless the caller raises the cap (``--max-parameters``,
+#: ``max_parameters=``): 784-300-100-10 has 266,610 and takes 35 s and 717 MB to verify.
+MAX_PARAMETERS = 300_000
+#: Computing units (layers of one unit each cost as much as wide ones: 0.8 s for 200).
+MAX_UNITS = 5_000
+MAX_SPEC_BYTES = 1_000_000
+#: CPU seconds SymPy may spend building one expression of a spec ...
+EXPRESSION_SECONDS = 5.0
+#: ... simplifying one formula of a derivation before the formula as derived is kept ...
+SIMPLIFY_SECONDS = 5.0
+#: ... and proving a small network's gradients exact (the random-point agreement then stands).
+PROOF_SECONDS = 10.0
+#: How often the watcher of :func:`time_limit` looks at the clock.
+_POLL_SECONDS = 0.02
+
+
+class _Expired(BaseException):
+    """Raised into a thread whose time is up: a BaseException, so that none of SymPy's own
+    ``except Exception`` clauses swallows it; :func:`time_limit` turns it into TimeoutError."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Raise TimeoutError inside the block once it has used ``seconds`` of CPU time.
+
+    CPU time, not wall time, so that whether a formula gets simplified does not depend on how
+    busy the machine is (the notes stay the same on a loaded one).  A watcher thread raises
+    the exception asynchronously in the calling thread, so this works in the main thread, in
+    other threads and in worker processes alike, on every platform (a SIGALRM timer works
+    only in a main thread, and not on Windows).  Like a signal, it lands between two Python
+    bytecodes: SymPy's simplification is Python throughout.
+    """
+    target = ctypes.c_ulong(threading.get_ident())
+    lock, stop = threading.Lock(), threading.Event()
+    state = {"done": False, "fired": False}
+    deadline = time.process_time() + seconds
+
+    def watch():
+        while not stop.wait(_POLL_SECONDS):
+            if time.process_time() >= deadline:
+                with lock:
+                    if not state["done"]:
+                        state["fired"] = True
+                        ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(_Expired))
+                return
+
+    threading.Thread(target=watch, daemon=True, name="symbackprop time limit").start()
+    try:
+        try:
+            yield
+        finally:
+            stop.set()
+            with lock:
+                state["done"] = True
+                if state["fired"]:  # withdraw it, if it has not landed yet
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)
+    except _Expired:
+        raise TimeoutError(f"took more than {seconds:g} s of CPU time") from None
