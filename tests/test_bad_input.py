@@ -152,8 +152,8 @@ def test_the_python_api_takes_the_cap_as_a_keyword(tmp_path):
     assert len(sb.layered([10, 10], max_parameters=110).parameters) == 110
     with pytest.raises(SpecError, match="2,002,000 parameters"):
         sb.compact("1000-1000-1000")
-    (tmp_path / "wide.toml").write_text("[network]\nlayers = [300, 200]\n")
-    with pytest.raises(SpecError, match="60,200 parameters"):
+    (tmp_path / "wide.toml").write_text("[network]\nlayers = [600, 500]\n")
+    with pytest.raises(SpecError, match="300,500 parameters"):
         sb.load(tmp_path / "wide.toml")
     units = [{"name": "y", "inputs": ["x1", "x2"]}]
     with pytest.raises(SpecError, match="has 3 parameters, more than the limit of 2"):  # two weights, a bias
