@@ -55,7 +55,7 @@ def made(tmp_path_factory):
     folder = tmp_path_factory.mktemp("set")
     roster = folder / "roster.csv"
     roster.write_text("student,name\n" + "".join(f'"{s}",x\n' for s in STUDENTS), encoding="utf-8")
-    result = run("exercises", "2-2-1", "--students", str(roster), "--questions", QUESTIONS, "--seed", "3",
+    result = run("exercises", "2-2-1", "--activation", "sigmoid", "--students", str(roster), "--questions", QUESTIONS, "--seed", "3",
                  "-o", str(folder / "out"))
     assert result.returncode == 0, result.stderr
     out = folder / "out"

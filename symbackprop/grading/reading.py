@@ -621,7 +621,7 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
             if sym.head == "sum":
                 raise ExpressionError(f"sum at column {sym.column} needs its index and what it sums: "
                                       "sum_k w_jk*delta_k, or sum(w_jk*delta_k, k)")
-            if sym.head in _LATEX_WORDS:  # pasted from a page that dropped the backslashes (seeds/001)
+            if sym.head in _LATEX_WORDS:  # pasted from a page that dropped the backslashes
                 raise ExpressionError(f"{sym.head} at column {sym.column} looks like LaTeX that lost its "
                                       f"backslash: write \\{sym.head}")
             if sym.head in KNOWN_FUNCTIONS or sym.head in _FUNCTION_ALIASES:

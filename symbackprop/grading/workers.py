@@ -100,7 +100,9 @@ class Pool:
             busy = [x for x in self.workers if x["task"] is not None]
             if not busy:
                 return
-            ready = wait([x["connection"] for x in busy], timeout=0.05)
+            # wake at the nearest deadline, so that no answer outlives its time limit by a poll
+            nearest = min(x["since"] for x in busy) + self.seconds - time.monotonic()
+            ready = wait([x["connection"] for x in busy], timeout=min(max(nearest, 0), 0.05))
             now = time.monotonic()
             for n, worker in enumerate(self.workers):
                 if worker["task"] is None:
