@@ -198,6 +198,7 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
 def _serve(args, spec) -> int:
     from . import serve  # Starlette and uvicorn only for this command
 
+    _check_pool(args)
     rate = {"rate": args.rate_limit} if args.rate_limit is not None else {}
     serve.run(args.exercises, args.host, args.port, args.db, args.admin_token, args.workers, args.timeout,
               say=lambda line: print(line, flush=True), **rate)
@@ -243,7 +244,7 @@ def _grade_set(args, made) -> int:
 def _check(args, spec) -> int:
     verdict = grading.check(spec, args.target, args.answer, args.notation, reveal=args.reveal)
     if args.json:
-        print(json.dumps(verdict.as_dict()))
+        _print_json(verdict.as_dict())
         return verdict.exit_status
     print(f"{verdict.verdict}: {verdict.message}")
     if len(verdict.lines) > 1:
@@ -256,17 +257,26 @@ def _check(args, spec) -> int:
     return verdict.exit_status
 
 
+def _check_pool(args) -> None:
+    """Before any work: each worker is a process of its own (``--workers 100000`` once ran out of
+    memory), and a time limit must be one a worker can be held to."""
+    if args.workers is not None and not 1 <= args.workers <= limits.MAX_WORKERS:
+        raise SpecError("--workers", f"must be from 1 to {limits.MAX_WORKERS}, not {args.workers}")
+    if not 0 < args.timeout <= limits.MAX_SECONDS_PER_ANSWER:  # also refuses nan
+        raise SpecError("--timeout", f"must be more than 0 and at most {limits.MAX_SECONDS_PER_ANSWER} "
+                                     f"seconds, not {args.timeout}")
+
+
 def _grade(args, spec) -> int:
-    if args.workers is not None and args.workers < 1:
-        raise SpecError("--workers", "must be at least 1")
-    if not isinstance(spec, api.spec.Spec):  # an exercise set
-        return _grade_set(args, spec)
+    _check_pool(args)
     report = Path(args.output)
     if report.name in ("", ".", ".."):
         raise SpecError("-o", f"{args.output!r} names no file; give a report path such as results/report "
                               "(writes results/report.csv and results/report.md)")
     paths = [report.with_suffix(".csv"), report.with_suffix(".md")]
     files.check_targets(paths, _inputs(args))  # before the grading, which can take minutes
+    if not isinstance(spec, api.spec.Spec):  # an exercise set
+        return _grade_set(args, spec)
     header, rows = grading.read_submissions(Path(args.submissions))
     with progress("grading", len(rows)) as bar:
         verdicts = grading.grade(spec, rows, args.notation, args.workers, args.timeout,

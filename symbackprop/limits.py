@@ -17,6 +17,11 @@ MAX_PARAMETERS = 300_000
 #: Computing units (layers of one unit each cost as much as wide ones: 0.8 s for 200).
 MAX_UNITS = 5_000
 MAX_SPEC_BYTES = 1_000_000
+#: Checking processes of ``grade`` and ``serve``: each is a forked interpreter of 80-200 MB, and
+#: ``--workers 100000`` ran the machine out of memory.
+MAX_WORKERS = 64
+#: The longest ``--timeout`` per answer: a longer one lets one hostile answer hold a worker for good.
+MAX_SECONDS_PER_ANSWER = 600
 #: CPU seconds SymPy may spend building one expression of a spec ...
 EXPRESSION_SECONDS = 5.0
 #: ... simplifying one formula of a derivation before the formula as derived is kept ...

@@ -119,6 +119,15 @@ def test_rows_of_unknown_students_or_questions_get_a_verdict_not_a_crash(class_o
     assert "nobody" in report and "q99" in report
 
 
+def test_grading_a_set_never_writes_over_its_submissions(class_of_30, tmp_path):
+    submissions = tmp_path / "small.csv"
+    submissions.write_bytes((class_of_30 / "set" / "key.csv").read_bytes())
+    before = submissions.read_bytes()
+    result = run("grade", str(class_of_30 / "set" / "exercises.toml"), str(submissions), "-o", str(tmp_path / "small"))
+    assert result.returncode == 2 and "is also an input of this run" in result.stderr
+    assert submissions.read_bytes() == before and not (tmp_path / "small.md").exists()
+
+
 def test_mazur_numbers_in_the_key_are_the_published_ones(tmp_path):
     """Mazur (2015): net_h1 = 0.3775, out_h1 = 0.593269992, dE/dw5 = 0.082167041, w5+ = 0.35891648,
     w1+ = 0.149780716 (transcribed from the published text)."""

@@ -802,3 +802,11 @@ def test_grade_reveals_the_worked_example_only_when_asked():
     hidden, shown = grading.grade(SPEC, rows, workers=1)[0], grading.grade(SPEC, rows, workers=1, reveal=True)[0]
     assert "expected" not in hidden.counterexample and "expected" in shown.counterexample
     assert hidden.message != shown.message
+
+
+@pytest.mark.parametrize("answer", ["1/0", "0.1234*exp(1000)", "exp(1000)-exp(1000)", "-1/0"])
+@pytest.mark.parametrize("target", ["delta[0][0]", "grad_w[0][0][0]"])
+def test_an_infinite_or_undefined_number_is_never_correct(target, answer):
+    # |inf - y| <= rtol * inf held for every y: 1/0 was graded correct for any number
+    verdict = grading.check(sb.compact("2-3-1"), target, answer)
+    assert verdict.verdict == "incorrect", verdict.as_dict()

@@ -373,7 +373,7 @@ def test_concrete_deltas_in_textbook_order_equal_the_derivation():
             assert sp.expand(shown - d.deltas[u.name]) == 0, (name, u.name)
 
 
-BAD_SYMBOLS = [r"\input{/etc/passwd}", r"\write18{id}", "$x$", "x}", "{x", "x" * 65, "a\nb", r"\def\x{y}", "x % y", ""]
+BAD_SYMBOLS = [r"\input{/etc/passwd}", "^^5cinput{/etc/passwd}", "x^^", r"\write18{id}", "$x$", "x}", "{x", "x" * 65, "a\nb", r"\def\x{y}", "x % y", ""]
 
 
 @pytest.mark.parametrize("symbol", BAD_SYMBOLS)

@@ -231,5 +231,10 @@ def _sum(function, variables, cases: Cases, env):
     return total
 
 
-def close(x: np.ndarray, y: np.ndarray, rtol: float = RTOL) -> bool:
-    return bool(np.all(np.abs(x - y) <= rtol * np.maximum(np.abs(x), np.abs(y)) + ATOL))
+def close(x: np.ndarray, y: np.ndarray, rtol: float = RTOL, atol: float = ATOL) -> bool:
+    """Equal within ``rtol`` at every point; an infinity is close only to itself and NaN to
+    nothing (|inf - y| <= rtol * inf would make 1/0 equal to any number)."""
+    x, y = np.asarray(x), np.asarray(y)
+    with np.errstate(invalid="ignore"):
+        near = np.isfinite(x) & np.isfinite(y) & (np.abs(x - y) <= rtol * np.maximum(np.abs(x), np.abs(y)) + atol)
+    return bool(np.all(near | (np.isinf(x) & (x == y))))

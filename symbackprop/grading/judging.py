@@ -289,7 +289,7 @@ _AT_EXAMPLE_ONLY = ("The answer mixes numbers with symbols, so it holds at most 
 
 
 def _near(x: float, y: float) -> bool:
-    return abs(x - y) <= NUMBER_RTOL * max(abs(x), abs(y)) + 1e-9
+    return close(np.array(x), np.array(y), NUMBER_RTOL, 1e-9)
 
 
 def _headline(names) -> str:

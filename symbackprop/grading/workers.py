@@ -16,6 +16,7 @@ from multiprocessing.connection import wait
 from .. import cache
 from ..notes import notation as notations
 from ..errors import SpecError
+from ..limits import MAX_WORKERS
 from ..network import Network
 from ..notes.notation import Notation
 from . import judging
@@ -70,10 +71,13 @@ class Pool:
     answer: a worker past its limit is killed and replaced, and its row is marked."""
 
     def __init__(self, prepared: dict, workers: int, seconds: float):
+        if not 1 <= workers <= MAX_WORKERS:
+            raise SpecError("--workers", f"must be from 1 to {MAX_WORKERS} (each worker is a process of "
+                                         f"80-200 MB), not {workers}")
         self.prepared, self.seconds = prepared, seconds
         self.context = multiprocessing.get_context("fork")
         self.workers = []
-        for _ in range(max(1, workers)):
+        for _ in range(workers):
             self.workers.append(self._start())
 
     def _start(self):

@@ -198,6 +198,8 @@ def check_symbol(symbol, where: str, empty: bool = False) -> None:
         raise SpecError(where, f"{type(symbol).__name__} is not a symbol; {hint}")
     if len(symbol) > SYMBOL_LIMIT or (not symbol.strip() and not empty):
         raise SpecError(where, f"{len(symbol)} characters; {hint}")
+    if "^^" in symbol:  # TeX reads ^^5c as a backslash: \input again, past the token check
+        raise SpecError(where, f"'^^' is not allowed in a symbol; {hint}")
     depth, position = 0, 0
     while position < len(symbol):
         token = _TOKEN.match(symbol, position)
