@@ -24,15 +24,16 @@ _PREFIX = ".symbackprop-"
 _TEMPORARY = re.compile(rf"{re.escape(_PREFIX)}(\d+)-\w+\.tmp")
 
 
-def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
+def read_bounded(path: str | Path, limit: int, what: str, hint: str = "") -> bytes:
     """The bytes of ``path``, refused once more than ``limit`` (devices and pipes included)."""
     try:
         with open(path, "rb") as stream:
             data = stream.read(limit + 1)
     except OSError as error:
-        raise SpecError(str(path), f"cannot read the {what} ({error.strerror})") from None
+        tail = f"; {hint}" if hint else ""
+        raise SpecError(str(path), f"cannot read it as a {what} ({error.strerror}){tail}") from None
     if len(data) > limit:
-        raise SpecError(str(path), f"is larger than {limit:,} bytes, the limit for {what}")
+        raise SpecError(str(path), f"is larger than {limit:,} bytes, the limit for a {what}")
     return data
 
 

@@ -57,8 +57,8 @@ class Spec:
 
 def load(path: str | Path, *, max_parameters: int = MAX_PARAMETERS) -> Spec:
     """Read a TOML spec file (at most :data:`limits.MAX_SPEC_BYTES` of it)."""
-    raw = files.read_bounded(path, MAX_SPEC_BYTES, "a spec file; give the path of a TOML file, "
-                                                   "or a compact form such as 2-3-1")
+    raw = files.read_bounded(path, MAX_SPEC_BYTES, "spec file",
+                             "give the path of a TOML file, or a compact form such as 2-3-1")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:

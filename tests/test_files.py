@@ -119,12 +119,12 @@ def test_a_killed_run_leaves_the_old_set_whole_and_the_next_run_cleans_up(tmp_pa
 def test_reads_stop_at_the_limit(tmp_path):
     exact = tmp_path / "exact"
     exact.write_bytes(b"x" * 100)
-    assert files.read_bounded(exact, 100, "a spec file") == b"x" * 100
+    assert files.read_bounded(exact, 100, "spec file") == b"x" * 100
     with pytest.raises(SpecError, match="larger than 99 bytes"):
-        files.read_bounded(exact, 99, "a spec file")
+        files.read_bounded(exact, 99, "spec file")
     started = time.perf_counter()
     with pytest.raises(SpecError, match="/dev/zero: is larger than 1,000,000 bytes"):
-        files.read_bounded("/dev/zero", 1_000_000, "a spec file")
+        files.read_bounded("/dev/zero", 1_000_000, "spec file")
     assert time.perf_counter() - started < 1
-    with pytest.raises(SpecError, match="cannot read the submissions"):
-        files.read_bounded(tmp_path / "missing.csv", 10, "submissions")
+    with pytest.raises(SpecError, match="cannot read it as a submissions file"):
+        files.read_bounded(tmp_path / "missing.csv", 10, "submissions file")
