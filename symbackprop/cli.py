@@ -206,17 +206,12 @@ def _serve(args, spec) -> int:
 
 
 def _exercises(args, spec) -> int:
-    import jinja2  # the templates' errors; only writing documents loads the renderer
-
     from .exercises import access, exercise_set, sheets
 
     kept = access.read_codes(Path(args.output) / "codes.csv") if args.students else {}  # sheets handed out stay valid
     made = exercise_set.exercises(spec, args.students, args.questions, args.seed or 0, args.notation, kept)
     formats = ["md", "tex"] if args.format == "all" else [args.format]
-    try:
-        paths = sheets.write(made, Path(args.output), formats, Path(args.templates) if args.templates else None)
-    except jinja2.TemplateError as error:
-        raise SpecError("--templates", f"a template failed: {error.message}") from None
+    paths = sheets.write(made, Path(args.output), formats, Path(args.templates) if args.templates else None)
     written = sum(path.name.startswith("sheet.") for path in paths)
     print(f"{args.output}: {written} sheet files of {len(made.questions)} questions for "
           f"{len(made.variants) if made.per_student else 'everyone'}, key, key.csv, exercises.toml")
@@ -407,8 +402,6 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
 
 
 def _derive(args, spec) -> int:
-    import jinja2  # the templates' errors; only derive loads the renderer
-
     formats = ["md", "tex"] if args.format == "all" else [args.format]
     templates = Path(args.templates) if args.templates else None
     if templates is not None and not templates.is_dir():
@@ -421,12 +414,8 @@ def _derive(args, spec) -> int:
     if count > limit:
         print(f"note: {count:,} parameters; above {limit:,} the notes leave out what lists every weight "
               "(the forward pass unit by unit, every delta and gradient, the parameter tables)", file=sys.stderr)
-    try:
-        paths = api.write_notes(spec, Path(args.output), formats, templates, notation, parts, inputs=_inputs(args),
-                                truncate=args.truncate)
-    except jinja2.TemplateError as error:
-        where = f" ({error.filename}, line {error.lineno})" if getattr(error, "lineno", None) else ""
-        raise SpecError("--templates", f"a template failed{where}: {error.message}") from None
+    paths = api.write_notes(spec, Path(args.output), formats, templates, notation, parts, inputs=_inputs(args),
+                            truncate=args.truncate)
     for path in paths:
         print(path)
     return 0

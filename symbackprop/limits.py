@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import threading
 import time
 
@@ -28,6 +29,15 @@ EXPRESSION_SECONDS = 5.0
 SIMPLIFY_SECONDS = 5.0
 #: ... and proving a small network's gradients exact (the random-point agreement then stands).
 PROOF_SECONDS = 10.0
+#: CPU seconds a user's templates (``--templates``) may take to render one document: the
+#: built-in ones take 3 s for 784-12-10's Markdown notes.
+TEMPLATE_SECONDS = 30.0
+#: Characters one rendered document may have (784-12-10's Markdown notes have 1.6 million).
+MAX_DOCUMENT_CHARACTERS = 50_000_000
+#: Memory a user's templates may take beyond what the process holds (``"x" * 10**10`` asked for 10 GB).
+TEMPLATE_MEMORY_BYTES = 2 * 1024 ** 3
+#: Bits of an integer a template may compute (``10**10**10`` would take minutes in one step).
+MAX_TEMPLATE_INTEGER_BITS = 100_000
 #: How often the watcher of :func:`time_limit` looks at the clock.
 _POLL_SECONDS = 0.02
 
@@ -74,3 +84,28 @@ def time_limit(seconds: float):
                     ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)
     except _Expired:
         raise TimeoutError(f"took more than {seconds:g} s of CPU time") from None
+
+
+@contextlib.contextmanager
+def memory_limit(extra_bytes: int):
+    """Raise MemoryError in the block once the process maps ``extra_bytes`` more than it did.
+
+    A soft address-space limit (Linux), restored on leaving: one allocation of a hostile
+    template (a string of 10 GB) fails at once instead of exhausting the machine.  Where the
+    platform has no such limit (Windows, macOS), the block runs unbounded.
+    """
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        with open("/proc/self/statm") as statm:
+            mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (ImportError, OSError, ValueError):
+        yield
+        return
+    bound = mapped + extra_bytes if soft == resource.RLIM_INFINITY else min(soft, mapped + extra_bytes)
+    resource.setrlimit(resource.RLIMIT_AS, (bound, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))

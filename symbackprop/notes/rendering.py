@@ -15,12 +15,10 @@ from functools import cached_property
 from pathlib import Path
 
 import jinja2
-import jinja2.sandbox
 import sympy as sp
 
 from .. import derivation as generic
 from ..derivation import Derivation, GenericLayer, Step, derive
-from ..errors import SpecError
 from .. import files
 from ..parts import PARTS
 from ..examples import Example, example
@@ -31,6 +29,7 @@ from . import figures, through_time
 from .matrix_form import MatrixPrinter, matrix_form
 from .notation import Notation
 from .notation import load as load_notation
+from .sandbox import BoundedSandbox, guarded, rendered
 from .printing import BATCH, ERROR_SIGNAL, SAMPLE, SAMPLE_ERROR, NotationPrinter, Shown, error_signal, shown
 from .worked import concrete, in_unit_order, number, worked
 
@@ -52,7 +51,7 @@ def _environment(templates: Path | None) -> jinja2.Environment:
     """One sandboxed environment per template folder, so each template is compiled once (a set of
     exercise sheets renders the same templates for every student); jinja2 reloads a changed file."""
     search = [str(templates)] if templates else []
-    env = jinja2.sandbox.SandboxedEnvironment(
+    env = BoundedSandbox(
         loader=jinja2.FileSystemLoader(search + [str(TEMPLATES)]), undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["texescape"] = _texescape
@@ -449,13 +448,10 @@ def render(derivation: Derivation, example: Example | None = None, report: Repor
     env = _environment(templates)
     notes = _Notes(derivation, example, report, notation, parts, truncate)
     shown = figure if "figure" in notes.parts else None
-    try:
+    with guarded(templates):
         formatting = env.get_template(f"{format}.j2").module
-        return env.get_template("notes.j2").render(notes=notes, n=notation, f=formatting, format=format, svg=shown,
-                                                   backward_svg=shown and (backward or backward_figure(shown)))
-    except jinja2.exceptions.SecurityError as error:
-        raise SpecError("--templates", f"a template did something templates may not ({error}); "
-                        "templates word the notes and cannot reach Python") from None
+        return rendered(env.get_template("notes.j2"), dict(notes=notes, n=notation, f=formatting, format=format,
+                        svg=shown, backward_svg=shown and (backward or backward_figure(shown))))
 
 
 def lecture(derivation: Derivation, notation: Notation, example: Example | None = None, parts=()) -> _Notes:
@@ -467,8 +463,10 @@ def render_document(template: str, notes: _Notes, format: str = "md", templates:
                     **context) -> str:
     """Any document template with the notes' printed content as ``notes`` and the format's macros as ``f``."""
     env = _environment(templates)
-    formatting = env.get_template(f"{format}.j2").module
-    return env.get_template(template).render(notes=notes, n=notes.notation, f=formatting, format=format, **context)
+    with guarded(templates):
+        formatting = env.get_template(f"{format}.j2").module
+        return rendered(env.get_template(template), dict(notes=notes, n=notes.notation, f=formatting, format=format,
+                                                         **context))
 
 
 def backward_figure(figure: str) -> str:

@@ -1,0 +1,83 @@
+"""The second red-team pass, each finding reproduced through the real command in a process of
+its own (bounded: 4 GB of address space, 60 CPU seconds), where a user would meet it."""
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _bounded():
+    resource.setrlimit(resource.RLIMIT_AS, (4_000_000_000, 4_000_000_000))
+    resource.setrlimit(resource.RLIMIT_CPU, (60, 60))
+
+
+def run(*args, cwd=None, code=None):
+    """``python -m symbackprop ARGS`` (or the CLI's main() after ``code``, to lower a limit)."""
+    command = ([sys.executable, "-m", "symbackprop"] if code is None else
+               [sys.executable, "-c", f"{code}\nfrom symbackprop.cli import main\nraise SystemExit(main())"])
+    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120,
+                          preexec_fn=_bounded)
+
+
+def refused(result, *fragments):
+    """One line on stderr with every fragment, exit status 2, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+# -- 1. templates: bounded in size, time and memory; a template extending itself ----------------
+
+HOSTILE_TEMPLATES = [
+    ('{{ "x" * 10**10 }}', "repeats a str into 10,000,000,000 items", 1),
+    ("title\n{{ [0] * 10**9 }}", "repeats a list into 1,000,000,000 items", 2),
+    ("{{ 10**100000 }}", "computes 10**100000, an integer of about 400,000 bits", 1),
+    ('{% set ns = namespace(s="x") %}\n{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}',
+     "needed more than 2 GB of memory", 2),
+    ("{% for i in range(10**9) %}{% endfor %}", "Range too big", 1),
+    ('{% for i in range(99999) %}{{ "x" * 1000 }}{% endfor %}', "writes more than 50,000,000 characters", 1),
+    ('{% extends "notes.j2" %}', "extends, includes or calls itself without end", 1),
+    ("\n\n{{ 1 / 0 }}", "ZeroDivisionError: division by zero", 3),
+    ("{% for x in %}", "failed: Expected an expression", 1),
+]
+
+
+@pytest.mark.parametrize("text, problem, line", HOSTILE_TEMPLATES, ids=[t[1][:30] for t in HOSTILE_TEMPLATES])
+def test_a_hostile_template_is_refused_with_its_file_and_line_and_nothing_is_written(tmp_path, text, problem, line):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.j2").write_text(text)
+    result = run("derive", "2-1", "--templates", tmp_path / "mine", "-o", tmp_path / "out")
+    refused(result, f"--templates: the template in {tmp_path / 'mine' / 'notes.j2'} ", problem,
+            *([f"(line {line})"] if line else []))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_template_that_loops_for_long_is_stopped_by_the_cpu_time_limit(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.j2").write_text(
+        "notes\n{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}")
+    result = run("derive", "2-1", "--templates", tmp_path / "mine", "-o", tmp_path / "out",
+                 code="import symbackprop.limits as limits\nlimits.TEMPLATE_SECONDS = 1")
+    refused(result, "notes.j2 ran for more than 1 s of CPU time (line 2); look for a loop")
+    assert not (tmp_path / "out").exists()
+
+
+def test_exercise_sheets_from_a_hostile_template_are_refused_alike(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "sheet.j2").write_text('{{ "x" * 10**10 }}')
+    result = run("exercises", "--templates", tmp_path / "mine", "-o", tmp_path / "out")
+    refused(result, "sheet.j2 repeats a str into 10,000,000,000 items", "(line 1)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_template_of_ordinary_size_still_renders_and_extends_what_it_may(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "base.j2").write_text("{% block body %}{% endblock %}\n")
+    (tmp_path / "mine" / "notes.j2").write_text('{% extends "base.j2" %}{% block body %}{{ "ab" * 3 }} '
+                                                '{{ 2 ** 10 }} {{ notes.E }}{% endblock %}')
+    result = run("derive", "2-1", "--format", "md", "--templates", tmp_path / "mine", "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "notes.md").read_text() == "ababab 1024 E"  # trim_blocks takes the newline after a tag
