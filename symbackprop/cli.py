@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import sys
@@ -327,27 +326,9 @@ def _looks_compact(text: str) -> bool:
     return all(part.isdigit() for part in text.split("-"))
 
 
-def _finite(data: dict) -> tuple[dict, list[str]]:
-    """``data`` with every number that is not finite replaced by null, and the names of those
-    numbers (RFC 8259 JSON has no NaN or Infinity)."""
-    bad = []
-
-    def replaced(value, where):
-        if isinstance(value, dict):
-            return {k: replaced(v, f"{where}.{k}" if where else k) for k, v in value.items()}
-        if isinstance(value, list):
-            return [replaced(v, f"{where}[{n}]") for n, v in enumerate(value)]
-        if isinstance(value, float) and not math.isfinite(value):
-            bad.append(where)
-            return None
-        return value
-
-    return replaced(data, ""), bad
-
-
 def _print_json(data: dict) -> None:
     """``data`` as strict JSON; the names of numbers that are not finite (now null) under "non_finite"."""
-    data, bad = _finite(data)
+    data, bad = api.examples.nulled(data)
     print(json.dumps({**data, "non_finite": bad} if bad else data, allow_nan=False))
 
 
@@ -369,16 +350,11 @@ def _verify(args, spec) -> int:
 
 def _example(args, spec) -> int:
     result = api.example(spec.network, spec.values, spec.learning_rate)
-    data = result.as_dict()
     if args.json:
-        _print_json(data)
+        _print_json(result.as_dict())
     else:
         _print_example(result, spec)
-    _, bad = _finite(data)
-    if bad:
-        raise SpecError("example", f"the worked example is not finite ({', '.join(bad[:3])}"
-                                   f"{', ...' if len(bad) > 3 else ''} overflow float64); use smaller inputs, "
-                                   "weights or learning rate, or an activation and loss that stay finite")
+    api.examples.check_finite(result)
     return 0
 
 

@@ -5,10 +5,12 @@ Kept apart from :mod:`numerics` because this is what users read (the JSON of
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .derivation import Derivation, derive
 from .matrix import evaluator
+from .errors import SpecError
 from .network import Network, layer_bias, layer_weight
 from .numerics import Evaluation, Values
 from .recurrent import UnrolledNetwork
@@ -46,6 +48,36 @@ def example(network: Network, values: Values, learning_rate: float = 0.5,
     all weights updated simultaneously from the same gradients."""
     numbers = evaluator(derivation or derive(network))
     return Example(network, values, learning_rate, numbers.evaluate(values, learning_rate))
+
+
+def check_finite(result: Example) -> None:
+    """Raise SpecError when a number of the worked example overflows float64, naming the
+    first ones and the inputs: notes or verdicts built on inf teach nothing."""
+    _, bad = nulled(result.as_dict())
+    if bad:
+        inputs = [float(x) for x in result.values.inputs[0]]
+        raise SpecError("example", f"the worked example is not finite ({', '.join(bad[:3])}"
+                                   f"{', ...' if len(bad) > 3 else ''} overflow float64 at inputs {inputs}); "
+                                   "use smaller inputs, weights or learning rate, or an activation and loss "
+                                   "that stay finite")
+
+
+def nulled(data: dict) -> tuple[dict, list[str]]:
+    """``data`` with every number that is not finite replaced by None, and the names of those
+    numbers (RFC 8259 JSON has no NaN or Infinity)."""
+    bad = []
+
+    def replaced(value, where):
+        if isinstance(value, dict):
+            return {k: replaced(v, f"{where}.{k}" if where else k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [replaced(v, f"{where}[{n}]") for n, v in enumerate(value)]
+        if isinstance(value, float) and not math.isfinite(value):
+            bad.append(where)
+            return None
+        return value
+
+    return replaced(data, ""), bad
 
 
 def _layers(net: Network, by_unit: dict[str, float], inputs=None):

@@ -99,6 +99,15 @@ def _in_activation(expression: sp.Expr) -> sp.Expr | None:
     g, dg = expression, sp.diff(expression, Z)
     if not dg.has(Z):
         return dg
+    try:  # bounded: fitting at the points evaluates g itself, which a tower like z^z^z^z^z makes endless
+        with time_limit(SIMPLIFY_SECONDS):
+            return _fitted_form(g, dg)
+    except TimeoutError:
+        return None
+
+
+def _fitted_form(g: sp.Expr, dg: sp.Expr) -> sp.Expr | None:
+    """The polynomial P of degree <= 2 with g' = P(g), fitted at :data:`_FIT_POINTS` and proved."""
     coefficients = sp.symbols("c0:3")
     candidate = sum(c * A**n for n, c in enumerate(coefficients))
     try:  # an activation such as exp(exp(exp(z))) overflows at the points: no such form
@@ -109,19 +118,14 @@ def _in_activation(expression: sp.Expr) -> sp.Expr | None:
                        for e in equations[:3]]), *coefficients)
     except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
-    if not fitted or any(not v.is_number for v in fitted.values()):
-        return None
+    if not fitted or any(not v.is_number or not v.is_extended_real or abs(v) > 1e6 for v in fitted.values()):
+        return None  # a textbook form has small real coefficients; nsimplify of 1e(10^79) would not end
     exact = {c: sp.nsimplify(fitted[c], rational=True, tolerance=1e-12) for c in coefficients}
     form = _tidiest(candidate.subs(exact))
     residual = [abs(sp.N(e.subs(exact))) for e in equations]
     if max(residual) > 1e-12:
         return None
-    try:
-        with time_limit(SIMPLIFY_SECONDS):
-            proved = sp.simplify(dg - form.subs(A, g)) == 0
-    except TimeoutError:
-        return None
-    return form if proved else None
+    return form if sp.simplify(dg - form.subs(A, g)) == 0 else None
 
 
 def _tidiest(polynomial: sp.Expr) -> sp.Expr:

@@ -27,6 +27,9 @@ MAX_SECONDS_PER_ANSWER = 600
 EXPRESSION_SECONDS = 5.0
 #: ... simplifying one formula of a derivation before the formula as derived is kept ...
 SIMPLIFY_SECONDS = 5.0
+#: ... evaluating the brute-force witness in 30 digits (0.5 s for 4-5-2; a tower such as
+#: exp(exp(exp(z))) through two layers needs numbers of millions of digits) ...
+BRUTE_FORCE_SECONDS = 10.0
 #: ... and proving a small network's gradients exact (the random-point agreement then stands).
 PROOF_SECONDS = 10.0
 #: CPU seconds a user's templates (``--templates``) may take to render one document: the

@@ -111,14 +111,15 @@ _DESCRIBE = {
 def parse_expression(text: str, symbols: Mapping[str, sympy.Expr], *,
                      max_length: int = 2000, max_depth: int = 60,
                      max_exponent: int = 1000,
-                     max_nodes: int = 5000) -> sympy.Expr:
+                     max_nodes: int = 5000, max_tower: int = 3) -> sympy.Expr:
     """Parse untrusted plain-text math into a SymPy expression.
 
     Names must be keys of ``symbols`` (their values are used as given), the
     constant ``pi``, or, when followed by ``(``, keys of FUNCTIONS (a function
     name wins over a symbol of the same name there).  Decimals become exact
     rationals; ``max``/``min`` of non-numeric arguments are left unevaluated.
-    Raises ExpressionError for anything else or any exceeded bound.
+    Raises ExpressionError for anything else or any exceeded bound, among them
+    exponentials nested more than ``max_tower`` deep (``exp(exp(exp(exp(z))))``, ``z^z^z^z``).
     """
     if not isinstance(text, str):
         raise ExpressionError(f"expression must be text, got {type(text).__name__}")
@@ -143,7 +144,7 @@ def parse_expression(text: str, symbols: Mapping[str, sympy.Expr], *,
             raise ExpressionError(f"cannot evaluate the expression at column "
                                   f"{err.obj.meta.start_pos + 1}: {reason}") from None
         raise cause
-    _check_result(result, max_exponent)
+    _check_result(result, max_exponent, max_tower)
     return result
 
 
@@ -219,8 +220,24 @@ def _bounded(parts, what):
     return parts
 
 
-def _check_result(result, max_exponent):
-    """Reject undefined values and exponents that SymPy combined past the bound."""
+def _tower(expr, memo):
+    """How deep exponentials nest in ``expr``: exp(exp(z)) and z^z^z are 2 and 3."""
+    if expr not in memo:
+        inner = max((_tower(arg, memo) for arg in expr.args), default=0)
+        grows = isinstance(expr, sympy.exp) or isinstance(expr, sympy.Pow) and expr.exp.free_symbols
+        memo[expr] = inner + bool(grows)
+    return memo[expr]
+
+
+def _check_result(result, max_exponent, max_tower):
+    """Reject undefined values, exponents that SymPy combined past the bound, and towers
+    of exponentials, whose values no arithmetic holds: exp(exp(exp(exp(2)))) has about
+    10^702 digits, and z^z^z^z^z hung the fit of a textbook derivative form."""
+    height = _tower(result, {})
+    if height > max_tower:
+        raise ExpressionError(f"expression nests exponentials {height} deep (exp(exp(...)), z^z^...; at most "
+                              f"{max_tower}): its values outgrow any arithmetic, exp(exp(exp(exp(2)))) has "
+                              f"about 10^702 digits")
     if result.has(sympy.zoo, sympy.nan):
         raise ExpressionError("expression is undefined (division by zero or similar)")
     for power in result.atoms(sympy.Pow):

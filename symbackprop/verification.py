@@ -21,7 +21,7 @@ import sympy as sp
 
 from . import bptt
 from .derivation import Derivation, derive, instantiate
-from .limits import PROOF_SECONDS, time_limit
+from .limits import BRUTE_FORCE_SECONDS, PROOF_SECONDS, time_limit
 from .matrix import evaluator
 from .network import Network
 from .numerics import Values, random_values
@@ -63,7 +63,9 @@ class Report:
 
     parameters: list[ParameterCheck]
     generic_mismatches: list[str] = field(default_factory=list)
-    brute_force: str = "skipped"  # "proved", "agrees at random points", "skipped", "failed"
+    #: "proved", "agrees at random points", "skipped", "failed", or "too large to evaluate" (its
+    #: numbers outgrow 30-digit arithmetic or its time limit)
+    brute_force: str = "skipped"
 
     @property
     def max_rel_error(self) -> float:
@@ -104,7 +106,12 @@ def verify(network: Network, derivation: Derivation | None = None, values: Value
     if brute_force is None:
         brute_force = (len(network.parameters) <= BRUTE_FORCE_LIMIT
                        and _depth(network) <= BRUTE_FORCE_DEPTH)
-    agreement = _brute_force(derivation, seed) if brute_force else {}
+    agreement = {}
+    try:
+        with time_limit(BRUTE_FORCE_SECONDS):
+            agreement = _brute_force(derivation, seed) if brute_force else {}
+    except (TimeoutError, OverflowError):  # mpmath: "too many digits in integer"
+        report.brute_force, brute_force = "too large to evaluate", False
     if brute_force:
         exact = len(network.parameters) <= EXACT_LIMIT and all(agreement.values())
         report.brute_force = ("failed" if not all(agreement.values())

@@ -25,8 +25,11 @@ CASES = [
     (LAYERED, ["verify", "SPEC", "--seed", "5"], 2, "--seed: applies to a compact form such as 2-3-1, not to the spec"),
     (LAYERED + "activation = {name = 'softplus', beta = 0}\n", ["example", "SPEC"], 2,
      "network.activation: it is undefined (softplus divides by zero"),
-    (LAYERED + "activation = 'exp(exp(exp(exp(exp(z)))))'\n", ["example", "SPEC"], 2,
+    (LAYERED + "activation = 'exp(3000*z)'\n", ["example", "SPEC"], 2,
      "example: the worked example is not finite (loss, "),
+    (LAYERED + "activation = 'exp(exp(exp(exp(exp(z)))))'\n", ["example", "SPEC"], 2,
+     "network.activation: 'exp(exp(exp(exp(exp(z)))))' is not an activation name (identity, sigmoid, tanh, relu, "
+     "leaky_relu, softplus, elu, step, softmax) or an expression in z: expression nests exponentials 5 deep"),
     (LAYERED + "activation = '1e999*z'\n", ["example", "SPEC"], 2, "network.activation: it has the number 1.00E+999"),
     (LAYERED + "loss = '1e308*(a-t)^2'\n", ["example", "SPEC"], 2,
      "network.loss: its derivative has the number -2.00E+308, beyond float64"),
@@ -123,7 +126,7 @@ def _strict(text: str):
 
 
 def test_json_of_numbers_that_overflow_is_strict_with_null_and_the_reason(tmp_path, capsys):
-    (tmp_path / "exp.toml").write_text(LAYERED + "activation = 'exp(exp(exp(exp(exp(z)))))'\n")
+    (tmp_path / "exp.toml").write_text(LAYERED + "activation = 'exp(3000*z)'\n")
     assert main(["example", str(tmp_path / "exp.toml"), "--json"]) == 2
     out, error = capsys.readouterr()
     data = _strict(out)

@@ -81,3 +81,47 @@ def test_a_template_of_ordinary_size_still_renders_and_extends_what_it_may(tmp_p
     result = run("derive", "2-1", "--format", "md", "--templates", tmp_path / "mine", "-o", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "notes.md").read_text() == "ababab 1024 E"  # trim_blocks takes the newline after a tag
+
+
+# -- 2. towers of exponentials: refused as they are read, bounded where they are evaluated ------
+
+@pytest.mark.parametrize("activation, depth", [("z^z^z^z^z", 4), ("exp(exp(exp(exp(z))))", 4),
+                                               ("exp(z^z^exp(z))", 4)])
+def test_a_tower_of_exponentials_is_refused_with_the_real_reason_at_once(tmp_path, activation, depth):
+    for command in (["verify", "2-1", "--activation", activation],
+                    ["check", "2-1", "--activation", activation, "--target", "delta_output", "--answer", "a_k - t_k"]):
+        refused(run(*command), f"nests exponentials {depth} deep", "at most 3", "outgrow any arithmetic")
+    (tmp_path / "tower.toml").write_text(f"[network]\nlayers = [2, 1]\nactivation = '{activation}'\n")
+    refused(run("example", tmp_path / "tower.toml"), "network.activation: ", f"nests exponentials {depth} deep")
+
+
+def test_a_tower_the_parser_allows_verifies_without_the_brute_force_it_cannot_evaluate():
+    result = run("verify", "2-3-1", "--activation", "exp(exp(exp(z)))")  # two layers of it: 10^(10^700)
+    assert result.returncode == 0, result.stderr
+    assert "brute-force sympy.diff of the expanded loss: too large to evaluate" in result.stdout
+    assert "verdict: all witnesses agree" in result.stdout
+
+
+def test_a_fitted_textbook_form_of_a_tower_given_through_the_api_is_bounded():
+    from symbackprop.functions import Z, activation, custom_activation
+    assert custom_activation(Z ** Z ** Z ** Z ** Z).derivative_in_activation is None  # hung 93 s, 2.7 GB
+    assert str(activation("sigmoid").derivative_in_activation) == "a*(1 - a)"
+
+
+# -- 3. a worked example that overflows: check and derive refuse, naming the inputs ------------
+
+OVERFLOWING = "[network]\nlayers = [1, 1]\nactivation = 'exp(z)'\n[example]\ninputs = [800.0]\nweights = [[[1.0]]]\n"
+
+
+def test_check_and_derive_of_an_overflowing_example_refuse_naming_its_inputs(tmp_path):
+    (tmp_path / "big.toml").write_text(OVERFLOWING)
+    refused(run("check", tmp_path / "big.toml", "--target", "delta[0][0]", "--answer", "1"),
+            "example: delta[0][0] of the worked example is not finite", "inputs [800.0]", "smaller inputs")
+    refused(run("derive", tmp_path / "big.toml", "-o", tmp_path / "out"),
+            "example: the worked example is not finite (loss, a[1][0]", "inputs [800.0]", "smaller inputs")
+    assert not (tmp_path / "out").exists()
+
+
+def test_check_of_a_generic_target_whose_numbers_overflow_names_the_activation():
+    refused(run("check", "2-1", "--activation", "exp(exp(exp(z)))", "--target", "delta_output", "--answer", "a_k"),
+            "network.activation: delta_output overflows float64 at the random points answers are checked at")

@@ -130,6 +130,19 @@ def _generic_points(network: Network, output: bool, rng) -> list:
     return points
 
 
+def _not_finite(target: Target, values: Values | None, first_finite: bool) -> SpecError:
+    """Why ``target`` cannot be checked: its value overflows float64 at the worked example
+    (the first point of a concrete target) or at the random points of the checking families."""
+    if values is not None and not first_finite:
+        inputs = [float(x) for x in values.inputs[0]]
+        return SpecError("example", f"{target.name} of the worked example is not finite (it overflows float64 at "
+                                    f"inputs {inputs}); use smaller inputs or weights, or an activation and loss "
+                                    "that stay finite")
+    return SpecError("network.activation", f"{target.name} overflows float64 at the random points answers are "
+                                           "checked at (inputs and weights between -1 and 1); use an activation "
+                                           "and loss that stay finite there")
+
+
 def _letters(notation: Notation, target: Target) -> dict:
     """student letter -> role; where a notation uses one letter for two roles (Nielsen's k),
     the role the target's formula needs wins."""
@@ -159,6 +172,8 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
     local = _local_gradient(network.loss, output_activation, target.output)
     column = {"delta": 0, "grad_w": 1, "grad_b": 2, "update_w": 1}[target.kind]
     reference = numbers[:, column] * {"delta": notation.delta_sign, "update_w": -cases.eta}.get(target.kind, 1)
+    if not np.all(np.isfinite(reference)):
+        raise _not_finite(target, values if target.concrete is not None else None, np.isfinite(reference[0]))
     template = _reference_expression(target.kind, local, notation.delta_sign)
     if not close(evaluate(template, cases), reference, 1e-6):  # the template must be the derivation's
         raise RuntimeError(f"internal: the {target.name} template disagrees with the derivation")

@@ -21,7 +21,7 @@ from .. import derivation as generic
 from ..derivation import Derivation, GenericLayer, Step, derive
 from .. import files
 from ..parts import PARTS
-from ..examples import Example, example
+from ..examples import Example, check_finite, example
 from ..limits import SIMPLIFY_SECONDS
 from ..spec import Spec
 from ..verification import Report, verify
@@ -488,6 +488,8 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
         notation = load_notation(notation)
     derivation = derive(spec.network)
     worked = example(spec.network, spec.values, spec.learning_rate, derivation) if "example" in parts else None
+    if worked is not None:
+        check_finite(worked)  # notes that teach "inf" teach nothing
     report = verify(spec.network, derivation, spec.values) if "verification" in parts else None
     texts = {}
     figure = Path(directory) / f"{stem}.svg"
