@@ -207,13 +207,15 @@ def _serve(args, spec) -> int:
 def _exercises(args, spec) -> int:
     from .exercises import access, exercise_set, sheets
 
+    files.check_folder(Path(args.output))  # -o roster.csv: a file, not the folder of a set
     kept = access.read_codes(Path(args.output) / "codes.csv") if args.students else {}  # sheets handed out stay valid
     made = exercise_set.exercises(spec, args.students, args.questions, args.seed or 0, args.notation, kept)
     formats = ["md", "tex"] if args.format == "all" else [args.format]
     paths = sheets.write(made, Path(args.output), formats, Path(args.templates) if args.templates else None)
     written = sum(path.name.startswith("sheet.") for path in paths)
+    codes = ", codes.csv (each student's access code to serve; keep it private)" if made.codes else ""
     print(f"{args.output}: {written} sheet files of {len(made.questions)} questions for "
-          f"{len(made.variants) if made.per_student else 'everyone'}, key, key.csv, exercises.toml")
+          f"{len(made.variants) if made.per_student else 'everyone'}, key, key.csv, exercises.toml{codes}")
     return 0
 
 
@@ -299,6 +301,8 @@ def _spec(args):
             return exercise_set.load(args.spec)
     if args.max_parameters < 1:
         raise SpecError("--max-parameters", "must be at least 1")
+    if args.seed is not None and args.seed < 0:
+        raise SpecError("--seed", f"must be a non-negative integer, not {args.seed}")
     seeds_students = args.command == "exercises"  # there --seed draws the students' numbers too
     given = [flag for flag, value in (("--activation", args.activation), ("--loss", args.loss),
                                       ("--no-bias", args.no_bias), ("--recurrent", args.recurrent),

@@ -10,4 +10,4 @@ class SpecError(ValueError):
 
     def __init__(self, field: str, message: str):
         super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
+        self.field, self.message = field, message

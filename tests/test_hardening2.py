@@ -125,3 +125,45 @@ def test_check_and_derive_of_an_overflowing_example_refuse_naming_its_inputs(tmp
 def test_check_of_a_generic_target_whose_numbers_overflow_names_the_activation():
     refused(run("check", "2-1", "--activation", "exp(exp(exp(z)))", "--target", "delta_output", "--answer", "a_k"),
             "network.activation: delta_output overflows float64 at the random points answers are checked at")
+
+
+# -- 4. messages that name the right thing -------------------------------------------------------
+
+def test_a_grade_row_with_a_bad_target_names_the_target_column_not_an_option(tmp_path):
+    (tmp_path / "answers.csv").write_text("id,target,answer\n1,delta[9][9],1\n2,nonsense,1\n")
+    result = run("grade", tmp_path / "answers.csv", "-o", tmp_path / "report", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "report.csv").read_text()
+    assert "--target" not in report
+    assert '"the target column: delta[9][9] is outside the network 2-3-1' in report
+    assert '"the target column: unknown target \'nonsense\'' in report
+
+
+def test_notation_files_are_named_as_such(tmp_path):
+    (tmp_path / "loss.toml").write_text('base = "default"\n[conventions]\nloss = "bogus"\n')
+    refused(run("derive", "--notation", tmp_path / "loss.toml", "-o", tmp_path / "out"),
+            "notation.conventions.loss: 'bogus' is not one of half_sse, sse, mse")
+    refused(run("derive", "--notation", "/etc/passwd", "-o", tmp_path / "out"),
+            "notation: '/etc/passwd' exists but is not a notation file")
+    (tmp_path / "slash.toml").write_text('base = "default"\n[symbols]\nweight = "\\\\input{x}"\n')
+    result = run("derive", "--notation", tmp_path / "slash.toml", "-o", tmp_path / "out")
+    refused(result, "notation.symbols.weight: '\\input' is not allowed in a symbol")
+    assert "\\\\" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_exercises_name_their_own_options_and_files(tmp_path):
+    (tmp_path / "roster.csv").write_text("student\nann\n")
+    refused(run("exercises", "--seed", "-1", "-o", tmp_path / "set"), "--seed: must be a non-negative integer")
+    refused(run("exercises", "--students", tmp_path / "roster.csv", "-o", tmp_path / "roster.csv"),
+            "roster.csv: is a file, not a folder; choose a folder")
+    assert (tmp_path / "roster.csv").read_text() == "student\nann\n"
+    result = run("exercises", "--students", tmp_path / "roster.csv", "-o", tmp_path / "set")
+    assert result.returncode == 0 and "codes.csv" in result.stdout and (tmp_path / "set" / "codes.csv").is_file()
+
+
+def test_a_huge_cell_is_reported_with_its_unit(tmp_path):
+    (tmp_path / "answers.csv").write_text("id,target,answer\n1,delta_output," + "a" * 2_000_000 + "\n")
+    result = run("grade", tmp_path / "answers.csv", "-o", tmp_path / "report", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert "answer longer than 2000 characters (its row has 2,000,016 characters)" in (tmp_path / "report.csv").read_text()

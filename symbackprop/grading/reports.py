@@ -95,7 +95,7 @@ def _row(header: list[str], record) -> dict:
     length, start = record
     cells = next(csv.reader([start]), [])[:len(header) - 1]
     return {**dict(zip(header, cells)), "answer": None,
-            "refused": f"answer longer than {MAX_LENGTH} characters (the row holds a cell of {length})"}
+            "refused": f"answer longer than {MAX_LENGTH} characters (its row has {length:,} characters)"}
 
 
 def _decode(data: bytes, path: Path) -> str:

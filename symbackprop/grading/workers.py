@@ -189,15 +189,18 @@ def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", work
             verdicts[n] = Verdict("cannot read", "the row has no answer column")
             continue
         if len(answer) > MAX_LENGTH:  # refused here: a 50 MB cell is not sent to a worker
-            verdicts[n] = Verdict("cannot read", f"answer longer than {MAX_LENGTH} characters ({len(answer)})")
+            verdicts[n] = Verdict("cannot read", f"answer longer than {MAX_LENGTH} characters "
+                                                 f"({len(answer):,} characters)")
             continue
         if target not in prepared:
             try:
                 prepared[target] = prepare(network, target, notation, values, rate, reveal=reveal)
             except SpecError as error:
                 prepared[target] = error
-        if isinstance(prepared[target], SpecError):
-            verdicts[n] = Verdict("cannot read", str(prepared[target]))
+        if isinstance(prepared[target], SpecError):  # a row's target comes from its column, not --target
+            error = prepared[target]
+            verdicts[n] = Verdict("cannot read", f"the target column: {error.message}" if error.field == "--target"
+                                  else str(error))
             continue
         tasks.append((n, target, answer))
     usable = {k: v for k, v in prepared.items() if not isinstance(v, SpecError)}

@@ -116,6 +116,10 @@ def load(name_or_path: str | Path = "default") -> Notation:
         data = _read(path, "notation")
     elif str(name_or_path) in names():
         data = _read(PRESETS / f"{name_or_path}.toml", "notation")
+    elif path.exists():
+        raise SpecError("notation", f"{str(name_or_path)!r} exists but is not a notation file (a .toml file such "
+                        f"as base = \"haykin\" with the symbols it changes); choose one of {', '.join(names())} "
+                        "or give a .toml file")
     else:
         raise SpecError("notation", f"no preset or file {str(name_or_path)!r}; choose one of "
                         f"{', '.join(names())} or give a .toml file")
@@ -186,6 +190,9 @@ def from_dict(data: Mapping) -> Notation:
     _check_choice(notation.layer_style, _LAYER_STYLES, "layer_style")
     _check_choice(notation.update, _UPDATES, "update")
     _check_choice(notation.delta_sign, (1, -1), "delta_sign")
+    from ..functions import LOSSES  # SymPy, only once a notation file is read
+
+    _check_choice(notation.loss, tuple(LOSSES), "loss")
     return notation
 
 
@@ -205,13 +212,18 @@ def check_symbol(symbol, where: str, empty: bool = False) -> None:
         token = _TOKEN.match(symbol, position)
         if token is None or (token.group(1) and token.group(1) not in _COMMANDS):
             bad = token.group(0) if token else symbol[position]
-            raise SpecError(where, f"{bad!r} is not allowed in a symbol; {hint}")
+            raise SpecError(where, f"{_quoted(bad)} is not allowed in a symbol; {hint}")
         depth += {"{": 1, "}": -1}.get(token.group(0), 0)
         if depth < 0:
             break
         position = token.end()
     if depth:
-        raise SpecError(where, f"unbalanced braces in {symbol!r}; {hint}")
+        raise SpecError(where, f"unbalanced braces in {_quoted(symbol)}; {hint}")
+
+
+def _quoted(text: str) -> str:
+    """``text`` quoted on one line, its LaTeX backslashes single as typed (repr doubles them)."""
+    return repr(text).replace("\\\\", "\\")
 
 
 def _table(data: Mapping, key: str) -> dict:
