@@ -408,13 +408,29 @@ RUN = {"derive": _derive, "verify": _verify, "example": _example, "check": _chec
 def _arguments(argv: list[str], prog: str) -> argparse.Namespace:
     """Options and operands in any order, each subcommand with its own usage in errors."""
     commands = _commands(prog)
-    if not argv or argv[0] not in commands:
+    place = _command_place(argv, commands)
+    if place is None:
         _parser(prog, commands).parse_args(argv)  # --help, --version, or a usage error: exits
-    args = commands[argv[0]].parse_intermixed_args(argv[1:])
-    args.command = argv[0]
+    command = argv[place]
+    args = commands[command].parse_intermixed_args(argv[:place] + argv[place + 1:])
+    args.command = command
     if args.command == "grade" and args.spec is not None and _is_submissions(args.spec, args.submissions):
         args.spec, args.submissions = args.submissions, args.spec
     return args
+
+
+def _command_place(argv: list[str], commands: dict[str, argparse.ArgumentParser]) -> int | None:
+    """Where the subcommand is: the first command name that is not the value of an option
+    before it (``-o derive derive`` writes into the folder derive); None when there is none,
+    or when --help or --version comes first."""
+    for place, token in enumerate(argv):
+        if token in ("-h", "--help", "--version"):
+            return None
+        if token in commands:
+            before = commands[token]._option_string_actions.get(argv[place - 1]) if place else None
+            if before is None or before.nargs == 0:  # argparse's table of its options: nargs 0 takes no value
+                return place
+    return None
 
 
 def _is_submissions(first: str, second: str) -> bool:

@@ -167,3 +167,54 @@ def test_a_huge_cell_is_reported_with_its_unit(tmp_path):
     result = run("grade", tmp_path / "answers.csv", "-o", tmp_path / "report", "--workers", "1")
     assert result.returncode == 0, result.stderr
     assert "answer longer than 2000 characters (its row has 2,000,016 characters)" in (tmp_path / "report.csv").read_text()
+
+
+# -- 5. CSV input --------------------------------------------------------------------------------
+
+def test_a_nul_byte_never_reaches_the_report_raw(tmp_path):
+    (tmp_path / "answers.csv").write_bytes(b"id,target,answer,note\n1,delta_output,a\0b,x\0y\n")
+    result = run("grade", tmp_path / "answers.csv", "-o", tmp_path / "report", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "report.csv").read_bytes()
+    assert b"\0" not in report and "a\u2400b,x\u2400y".encode() in report
+
+
+@pytest.mark.parametrize("header, twice", [("id,target,answer,answer", "'answer' more than once (columns 3, 4)"),
+                                           ("id,target,target,answer", "'target' more than once (columns 2, 3)"),
+                                           ("ID,target,answer,id", "'id' more than once (columns 1, 4)")])
+def test_a_column_named_twice_is_refused_with_its_name(tmp_path, header, twice):
+    (tmp_path / "answers.csv").write_text(f"{header}\n1,delta_output,a_k,b\n")
+    refused(run("grade", tmp_path / "answers.csv", "-o", tmp_path / "report"), f"the header row names {twice}")
+    assert not (tmp_path / "report.csv").exists()
+
+
+def test_roster_ids_are_stripped_as_submissions_are_and_special_spaces_refused(tmp_path):
+    (tmp_path / "twice.csv").write_text("student,student\nann,bob\n")
+    refused(run("exercises", "--students", tmp_path / "twice.csv", "-o", tmp_path / "set"),
+            "names the 'student' column more than once")
+    (tmp_path / "inside.csv").write_text("student\nbo\u00a0b\n", encoding="utf-8")
+    refused(run("exercises", "--students", tmp_path / "inside.csv", "-o", tmp_path / "set"),
+            "(row 2 of inside.csv): student id 'bo\\xa0b' contains a no-break or other special space")
+    (tmp_path / "edges.csv").write_text("student\n\u00a0ann \n", encoding="utf-8")
+    assert run("exercises", "--students", tmp_path / "edges.csv", "-o", tmp_path / "set").returncode == 0
+    assert (tmp_path / "set" / "ann").is_dir()  # stripped, as grading strips the student column
+    import symbackprop as sb
+    from symbackprop.errors import SpecError
+    with pytest.raises(SpecError, match="starts or ends with a space"):
+        sb.exercises.exercises(sb.compact("2-1"), [" ann"])
+
+
+def test_a_question_listed_twice_is_refused(tmp_path):
+    refused(run("exercises", "--questions", "delta,grad_w,delta", "-o", tmp_path / "set"),
+            "--questions: delta listed more than once")
+
+
+def test_options_may_come_before_the_subcommand(tmp_path):
+    result = run("-o", tmp_path / "notes", "--format", "md", "derive", "2-1")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "notes" / "notes.md").is_file()
+    result = run("-o", "derive", "derive", "2-1", "--format", "md", cwd=tmp_path)  # a folder named derive
+    assert result.returncode == 0 and (tmp_path / "derive" / "notes.md").is_file(), result.stderr
+    assert run("--version").stdout.startswith("python -m symbackprop ")
+    result = run("-o", tmp_path / "notes")
+    assert result.returncode == 2 and "invalid choice" in result.stderr

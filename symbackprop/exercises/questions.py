@@ -53,6 +53,9 @@ def parse(kinds: str | Sequence[str] | None, network: Network) -> tuple[Question
             kinds = tuple(k for k in kinds if k in grading.GENERIC_TARGETS) + ("update_w_hidden",)
     elif isinstance(kinds, str):
         kinds = [k.strip() for k in kinds.split(",")]
+    twice = sorted({kind for kind in kinds if list(kinds).count(kind) > 1})
+    if twice:
+        raise SpecError("--questions", f"{', '.join(twice)} listed more than once; ask each question once")
     questions = []
     for kind in kinds:
         question = Question(f"q{len(questions) + 1}", check_kind(kind, "--questions"))

@@ -36,6 +36,10 @@ def check_id(student: str, where: str, reserved=()) -> str:
         problem = "contains one of / \\ < > : \" | ? *, which a folder name cannot hold"
     elif any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in student):
         problem = "contains a control or invisible formatting character"
+    elif student != student.strip():  # grading strips the submissions' student column
+        problem = "starts or ends with a space (or a no-break space), which grading strips from submissions"
+    elif any(unicodedata.category(c) == "Zs" and c != " " for c in student):
+        problem = "contains a no-break or other special space, which looks like a space and is not one"
     elif student.startswith(".") or student.endswith((".", " ")):
         problem = "starts with a dot or ends with a dot or space, which makes a hidden or unusable folder"
     elif student.split(".")[0].strip().lower() in _DEVICES:
@@ -61,7 +65,10 @@ def read_roster(path: Path, reserved=()) -> list[str]:
         raise SpecError("--students", f"{path} is {len(raw)} bytes; a roster is at most {MAX_ROSTER_BYTES}")
     try:
         reader = csv.DictReader(raw.decode("utf-8-sig").splitlines())
-        header = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
+        names = [(name or "").strip().lower() for name in reader.fieldnames or []]
+        header = dict(zip(names, reader.fieldnames or []))
+        if names.count("student") > 1:
+            raise SpecError("--students", f"{path} names the 'student' column more than once; keep one")
         if "student" not in header:
             raise SpecError("--students", f"{path} needs a header row with a 'student' column (other columns "
                                           "are ignored)")

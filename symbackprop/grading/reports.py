@@ -44,6 +44,11 @@ def read_submissions(path: Path, required=REQUIRED_COLUMNS) -> tuple[list[str], 
         first = next(records, [])
         header = [name.strip() for name in first] if isinstance(first, list) else []
         header = [name.lower() if name.lower() in required else name for name in header]
+        twice = sorted({name for name in header if name and header.count(name) > 1})
+        if twice:  # a row would keep only the last of the two cells
+            raise SpecError(str(path), f"the header row names {', '.join(map(repr, twice))} more than once "
+                                       f"(columns {', '.join(str(n + 1) for n, name in enumerate(header) if name in twice)}); "
+                                       "rename or remove the extra column")
         missing = [c for c in required if c not in header]
         if missing:
             raise SpecError(str(path), f"the header row must name {', '.join(required)}; "
@@ -124,7 +129,9 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def spreadsheet_cell(text: str) -> str:
     """``text`` made inert for a spreadsheet: a leading ' before a formula character (and before a
-    leading ', so that dropping the first ' of any cell that starts with one gives the text back)."""
+    leading ', so that dropping the first ' of any cell that starts with one gives the text back),
+    and a NUL byte, which cuts a cell short in C programs, shown as U+2400 (the symbol for NUL)."""
+    text = text.replace("\0", "\u2400")
     return "'" + text if text.startswith((*FORMULA_STARTS, "'")) else text
 
 
