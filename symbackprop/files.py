@@ -24,8 +24,9 @@ _PREFIX = ".symbackprop-"
 _TEMPORARY = re.compile(rf"{re.escape(_PREFIX)}(\d+)-\w+\.tmp")
 
 
-def read_bounded(path: str | Path, limit: int, what: str, hint: str = "") -> bytes:
-    """The bytes of ``path``, refused once more than ``limit`` (devices and pipes included)."""
+def read_bounded(path: str | Path, limit: int, what: str, hint: str = "", too_large: str = "") -> bytes:
+    """The bytes of ``path``, refused once more than ``limit`` (devices and pipes included);
+    ``hint`` and ``too_large`` are what to do when it cannot be read, or is too large."""
     try:
         with open(path, "rb") as stream:
             data = stream.read(limit + 1)
@@ -33,7 +34,9 @@ def read_bounded(path: str | Path, limit: int, what: str, hint: str = "") -> byt
         tail = f"; {hint}" if hint else ""
         raise SpecError(str(path), f"cannot read it as a {what} ({error.strerror}){tail}") from None
     if len(data) > limit:
-        raise SpecError(str(path), f"is larger than {limit:,} bytes, the limit for a {what}")
+        size = f"{limit // 2**20} MB" if limit % 2**20 == 0 else f"{limit:,} bytes"
+        tail = f"; {too_large}" if too_large else ""
+        raise SpecError(str(path), f"is larger than {size}, the limit for a {what}{tail}")
     return data
 
 
@@ -44,21 +47,23 @@ def write_atomically(path: Path, content: str | bytes) -> None:
 
 def write_set(texts: Mapping[Path, str | bytes], replaces: Iterable[Path] = (), inputs: Iterable[Path] = (),
               mode: int | None = None) -> list[Path]:
-    """Write ``texts`` (path -> text or bytes, all in one folder) as one set; the paths written.
+    """Write ``texts`` (path -> text or bytes, in one folder and its subfolders) as one set; the
+    paths written.
 
     ``replaces`` are older members of the set that this one has no use for (the figure of
     notes written without one): removed once the new files are in place.  Raises
     SpecError, before any file is touched, when a target is an input or a folder, or the
-    folder cannot be written.  New files get the umask's mode, or ``mode``.
+    folder cannot be written.  New files get the umask's mode, or ``mode``.  An exercise
+    set's sheets go into a subfolder per student: every file is staged in the one folder
+    they share, then renamed into place.
     """
     paths = [Path(p) for p in texts]
-    folder = paths[0].parent
-    if any(p.parent != folder for p in paths):
-        raise ValueError("write_set writes into one folder")
+    folder = Path(os.path.commonpath([p.parent for p in paths])) if len(paths) > 1 else paths[0].parent
     check_targets(paths, inputs)
     stale = [Path(p) for p in replaces if Path(p) not in texts and os.path.lexists(p)]
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        for parent in dict.fromkeys(p.parent for p in paths):
+            parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise SpecError(str(folder), f"cannot create this folder ({error.strerror}); choose another") from None
     remove_abandoned(folder)
@@ -66,13 +71,14 @@ def write_set(texts: Mapping[Path, str | bytes], replaces: Iterable[Path] = (), 
         scratch = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", suffix=".tmp", dir=folder))
     except OSError as error:
         raise SpecError(str(folder), f"cannot write into this folder ({error.strerror})") from None
+    staged = {path: scratch / str(n) for n, path in enumerate(paths)}  # flat: the names may repeat per folder
     try:
-        for path, text in texts.items():
-            (scratch / Path(path).name).write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+        for path, text in zip(paths, texts.values()):
+            staged[path].write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
             if mode is not None:  # before the rename: the scratch folder is private meanwhile
-                os.chmod(scratch / Path(path).name, mode)
+                os.chmod(staged[path], mode)
         for path in paths:
-            os.replace(scratch / path.name, path)
+            os.replace(staged[path], path)
         for path in stale:
             path.unlink()
     except OSError as error:

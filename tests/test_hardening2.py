@@ -218,3 +218,21 @@ def test_options_may_come_before_the_subcommand(tmp_path):
     assert run("--version").stdout.startswith("python -m symbackprop ")
     result = run("-o", tmp_path / "notes")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+# -- 6. one reader and one writer for every file -------------------------------------------------
+
+def test_inputs_are_read_bounded_whatever_their_kind(tmp_path):
+    refused(run("grade", "/dev/zero", "-o", tmp_path / "report"),
+            "/dev/zero: is larger than 64 MB, the limit for a submissions CSV; split the class into files")
+    refused(run("exercises", "--students", "/dev/zero", "-o", tmp_path / "set"),  # was read whole: all memory
+            "/dev/zero: is larger than 2,000,000 bytes, the limit for a roster CSV")
+
+
+def test_an_exercise_set_is_written_as_one_set_into_its_subfolders(tmp_path):
+    (tmp_path / "roster.csv").write_text("student\nann\nbob\n")
+    result = run("exercises", "--students", tmp_path / "roster.csv", "--format", "md", "-o", tmp_path / "set")
+    assert result.returncode == 0, result.stderr
+    written = sorted(str(p.relative_to(tmp_path / "set")) for p in (tmp_path / "set").rglob("*"))
+    assert written == ["ann", "ann/sheet.md", "ann/sheet.svg", "bob", "bob/sheet.md", "bob/sheet.svg", "codes.csv",
+                       "exercises.toml", "key.csv", "key.md", "key.svg"]  # no staging folder left behind

@@ -15,7 +15,7 @@ from .. import grading
 from ..grading import Verdict
 from ..notes.notation import Notation
 from .exercise_set import ExerciseSet
-from .output import write_files
+from ..files import write_set
 from .roster import markdown_text
 
 COLUMNS = ("id", "student", "question", "answer")
@@ -121,5 +121,5 @@ def report_markdown(made: ExerciseSet, rows: list[dict], verdicts: list[Verdict]
 def write_report(path: Path, made: ExerciseSet, header, rows, verdicts) -> list[Path]:
     """``path`` (CSV, one row per answer) and ``path`` with .md (the tables): both, or neither."""
     path = Path(path)
-    return write_files(path.parent, {path.name: report_csv(made, header, rows, verdicts),
-                                     path.with_suffix(".md").name: report_markdown(made, rows, verdicts)})
+    return write_set({path: report_csv(made, header, rows, verdicts),
+                      path.with_suffix(".md"): report_markdown(made, rows, verdicts)})

@@ -11,6 +11,7 @@ import unicodedata
 from pathlib import Path
 
 from ..errors import SpecError
+from ..files import read_bounded
 
 MAX_ID_LENGTH = 64
 MAX_STUDENTS = 5000
@@ -57,12 +58,7 @@ def read_roster(path: Path, reserved=()) -> list[str]:
     """The ``student`` column of a roster CSV (other columns ignored), every id checked, no two
     the same (ignoring case and Unicode normalisation, as file systems do)."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise SpecError("--students", f"cannot read the roster {path} ({error.strerror})") from None
-    if len(raw) > MAX_ROSTER_BYTES:
-        raise SpecError("--students", f"{path} is {len(raw)} bytes; a roster is at most {MAX_ROSTER_BYTES}")
+    raw = read_bounded(path, MAX_ROSTER_BYTES, "roster CSV", too_large=f"a roster lists at most {MAX_STUDENTS} students")
     try:
         reader = csv.DictReader(raw.decode("utf-8-sig").splitlines())
         names = [(name or "").strip().lower() for name in reader.fieldnames or []]

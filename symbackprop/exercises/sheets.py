@@ -20,12 +20,12 @@ import sympy as sp
 from ..notes import rendering
 from ..derivation import E, derive
 from ..examples import Example, example
+from ..files import write_set
 from ..network import layer_bias, layer_weight
 from ..notes.printing import NotationPrinter, in_notation
 from . import access, roster
 from .arithmetic import Line, WorkedNumbers, number
 from .exercise_set import ExerciseSet, Variant, write_text
-from .output import write_files
 
 FORMATS = ("md", "tex")
 #: Which step of a layer's lecture formulas answers each kind of generic question.
@@ -189,4 +189,4 @@ def key_csv(variants: list[dict]) -> str:
 
 def write(made: ExerciseSet, directory: str | Path, formats=FORMATS, templates: Path | None = None) -> list[Path]:
     """Render the whole set, then write it into ``directory`` (all files, or none changed)."""
-    return write_files(directory, render(made, formats, templates))
+    return write_set({Path(directory) / name: text for name, text in render(made, formats, templates).items()})

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import SpecError
-from ..files import write_set
+from ..files import read_bounded, write_set
 from .judging import Verdict
 from .reading import MAX_LENGTH
 
@@ -31,13 +31,7 @@ def read_submissions(path: Path, required=REQUIRED_COLUMNS) -> tuple[list[str], 
     undecodable byte rather than read with replacement characters.  A row with a cell longer than
     :data:`MAX_CELL` characters is kept with only a ``refused`` message, so it costs its row alone
     and no memory beyond its line."""
-    try:
-        with open(path, "rb") as stream:
-            data = stream.read(MAX_SUBMISSION_BYTES + 1)
-    except OSError as error:
-        raise SpecError(str(path), f"cannot read the submissions ({error.strerror})") from None
-    if len(data) > MAX_SUBMISSION_BYTES:
-        raise SpecError(str(path), f"is larger than {MAX_SUBMISSION_BYTES // 2**20} MB; split the class into files")
+    data = read_bounded(path, MAX_SUBMISSION_BYTES, "submissions CSV", too_large="split the class into files")
     records = _records(_decode(data, path))
     del data
     try:
