@@ -66,7 +66,9 @@ def _elementwise(activation: Activation, slope: bool, x: np.ndarray) -> np.ndarr
 
 @functools.lru_cache(maxsize=64)
 def _lambdified(activation: Activation, slope: bool):
-    modules = [{"Heaviside": lambda x, h0=0.5: np.heaviside(x, h0)}, "numpy"]
+    # NumPy as a module object, not the name "numpy": the name makes lambdify run ``from numpy
+    # import *``, which loads numpy.testing, numpy.f2py and numpy.ma (0.1 s of a cold check)
+    modules = [{"Heaviside": lambda x, h0=0.5: np.heaviside(x, h0)}, np]
     return sp.lambdify(sp.Symbol("z", real=True), activation.derivative if slope else activation.expression, modules)
 
 

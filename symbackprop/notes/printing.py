@@ -128,6 +128,8 @@ class NotationPrinter(LatexPrinter):
     its predecessor and successor, and whether the unit is an output.
     """
 
+    printmethod = None  # the notation decides how every object prints, not the object's own _latex
+
     def __init__(self, notation: Notation | None = None, network: Network | None = None,
                  layer: GenericLayer | None = None, settings=None, function: str | None = None):
         super().__init__(settings)
