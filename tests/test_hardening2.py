@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 
 def _bounded():
@@ -236,3 +237,41 @@ def test_an_exercise_set_is_written_as_one_set_into_its_subfolders(tmp_path):
     written = sorted(str(p.relative_to(tmp_path / "set")) for p in (tmp_path / "set").rglob("*"))
     assert written == ["ann", "ann/sheet.md", "ann/sheet.svg", "bob", "bob/sheet.md", "bob/sheet.svg", "codes.csv",
                        "exercises.toml", "key.csv", "key.md", "key.svg"]  # no staging folder left behind
+
+
+# -- properties of the two new bounds -----------------------------------------------------------
+
+WRAPPERS = {"exp": ("exp(", ")", 1), "power": ("z^(", ")", 1), "sin": ("sin(", ")", 0), "square": ("(", ")^2", 0),
+            "sigmoid": ("sigmoid(", ")", 1)}  # sigmoid is 1/(1 + exp(-x)): one exponential
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(sorted(WRAPPERS)), max_size=7))
+def test_an_expression_is_refused_exactly_when_its_exponentials_nest_more_than_three_deep(layers):
+    from symbackprop.parsing import ExpressionError, parse_expression
+    from symbackprop.functions import Z
+    text = "z"
+    for name in layers:
+        before, after, _ = WRAPPERS[name]
+        text = before + text + after
+    depth = sum(WRAPPERS[name][2] for name in layers)  # counted on the text, not by the parser
+    if depth > 3:
+        with pytest.raises(ExpressionError, match=f"nests exponentials {depth} deep"):
+            parse_expression(text, {"z": Z})
+    else:
+        parse_expression(text, {"z": Z})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(alphabet="ab", min_size=1, max_size=5), st.integers(0, 10 ** 12))
+def test_a_template_repeats_a_string_exactly_when_the_result_fits_a_document(text, count):
+    from symbackprop import limits
+    from symbackprop.notes import sandbox
+    env = sandbox.BoundedSandbox()
+    template = env.from_string("{{ s * n }}")
+    if len(text) * count <= limits.MAX_DOCUMENT_CHARACTERS:
+        if len(text) * count <= 10_000:  # the larger ones fit too, but take memory to check
+            assert template.render(s=text, n=count) == text * count
+    else:
+        with pytest.raises(Exception, match=f"repeats a str into {len(text) * count:,} items"):
+            template.render(s=text, n=count)
