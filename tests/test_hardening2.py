@@ -1,9 +1,9 @@
 """The second red-team pass, each finding reproduced through the real command in a process of
-its own (bounded: 4 GB of address space, 60 CPU seconds), where a user would meet it."""
+its own (bounded: 4 GB of address space, 60 CPU seconds), where a user would meet it; and
+property tests of the two new bounds."""
 import resource
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
