@@ -31,6 +31,8 @@ def test_the_chapter_compiles_in_every_notation(written, notation):
                             cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout[-2000:]
     assert r"\section{Through time}" in tex.read_text() or "Through time" in tex.read_text()
+    assert r"\node[zero]" in tex.read_text()  # the unrolled figure, in the chapter
+    assert "Overfull" not in (tex.parent / "notes.log").read_text()
 
 
 def test_the_chapter_shows_the_future_term_the_truncation_and_the_sum_over_steps(written):

@@ -136,12 +136,14 @@ class Figure:
         lines = [(r"\begin{tikzpicture}[>=stealth,"
                   rf"unit/.style={{circle,draw,inner sep=0pt,minimum size={2 * self.nodes[0].radius:.2f}cm}},"
                   r"bias/.style={unit,fill=black!8},error/.style={unit,double},zero/.style={unit,dashed},"
+                  r"time/.style={inner sep=1pt},"
                   r"weight/.style={fill=white,inner sep=0.5pt,font=\scriptsize}]")]
         lines += [rf"\node[{node.kind}] ({ids[node.name]}) at ({node.x:.2f},{node.y:.2f}) {{${node.label}$}};"
                   for node in self.nodes]
         lines += [rf"\node at ({x:.2f},{y:.2f}) {{$\vdots$}};" for x, y in self.gaps]
         lines += [rf"\node at ({x:.2f},{y:.2f}) {{$\cdots$}};" for x, y in self.skipped]
-        lines += [rf"\node (s{n}) at ({x:.2f},{y:.2f}) {{${text}$}};" for n, ((x, y), text) in enumerate(self.captions)]
+        lines += [rf"\node[time] (s{n}) at ({x:.2f},{y:.2f}) {{${text}$}};"
+                  for n, ((x, y), text) in enumerate(self.captions)]
         for arrow in self.arrows:
             bends = "".join(f" -- ({x:.2f},{y:.2f})" for x, y in arrow.points[1:-1])
             style = ",rounded corners=8pt" * bool(bends) + ",black!30" * arrow.faint
@@ -504,15 +506,16 @@ def _unrolled_layout(net: UnrolledNetwork, latex, shown_units: int, reach: float
             for j in units_of[layer]:
                 unit = net.unit_at(step, layer, j)
                 for edge in unit.inputs:
-                    if edge.source in where and (net[edge.source].step == step or steps[position - 1] == step - 1):
+                    if edge.source in where:  # a recurrent edge's source is shown with the step before
                         arrows.append(Arrow(edge.source, unit.name, (where[edge.source], where[unit.name]),
                                             latex(edge.weight)))
                 if step == 0 and layer < last:
-                    arrows += [Arrow(_ZERO.format(layer=layer, j=i), unit.name,
-                                     (where[_ZERO.format(layer=layer, j=i)], where[unit.name])) for i in units_of[layer]]
+                    zeros = [_ZERO.format(layer=layer, j=i) for i in units_of[layer]]
+                    arrows += [Arrow(name, unit.name, (where[name], where[unit.name])) for name in zeros]
     low = min(node.y for node in nodes) - radius - 0.45
     captions = tuple(((x(position, 1), low), f"{latex(bptt.t)} = {step + 1}") for position, step in enumerate(steps))
-    skipped = tuple(((x(len(steps) - 2, last - 1) + x(len(steps) - 1, 1)) / 2, (top[layer] + y(layer, sizes[layer] - 1)) / 2)
+    between = (x(len(steps) - 2, last - 1) + x(len(steps) - 1, 1)) / 2  # the last two steps drawn
+    skipped = tuple((between, (top[layer] + y(layer, sizes[layer] - 1)) / 2)
                     for layer in range(1, last)) if steps[-1] != len(steps) - 1 else ()
     marks = tuple((point, 0.6) for point, _ in captions) + tuple((point, 0.4) for point in skipped)
     first_units = {net.unit_at(step, layer, 0).name for step in steps for layer in range(1, last + 1)}

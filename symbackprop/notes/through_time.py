@@ -1,6 +1,7 @@
 """The notes' chapter on backpropagation through time, for a recurrent network.
 
-What the chapter shows (the templates word it): the BPTT formulas as SymPy derived them
+What the chapter shows (the templates word it): the network unrolled, its copies side by
+side (:func:`figures.unrolled`); the BPTT formulas as SymPy derived them
 (:mod:`symbackprop.bptt`), printed in the notation with a time index; the truncated sum
 when ``derive --truncate K`` asks for it; and the worked example step by step, with a
 recurrent weight's gradient written out as the sum of its per-step terms.
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 from .. import bptt
 from ..errors import SpecError
+from ..network import Network
 from ..recurrent import UnrolledNetwork, recurrent_weight
+from . import figures
 from .printing import NotationPrinter, Shown, shown
 from .worked import number
 
@@ -24,21 +27,36 @@ def chapter(notes, truncate: int | None) -> dict | None:
         return None
     if truncate is not None and not 1 <= truncate <= net.steps:
         raise SpecError("--truncate", f"must be a number of steps from 1 to T = {net.steps}, not {truncate}")
+    if not has_chapter(net):
+        return None
     first = net.unit_at(0, 1, 0)
     group = net.group_by_name[first.group]
-    if group.activation.normalized:
-        return None
     layer = notes.derivation.generic[first.group]
     printer = NotationPrinter(notes.notation, None, layer)
     generic = bptt.derive_recurrent(group.activation, first.bias is not None)
     printed = [shown(step.lhs, step.rhs.subs(bptt.K, truncate) if truncate is not None else step.rhs,
                      notes.notation, printer, step.rule, layer) for step in generic.steps]
     letters = [printer.doprint(index) for index in (layer.predecessor, layer.unit, layer.successor, bptt.m)]
-    return {"steps": [s for s in printed if s.rule != "truncated_sum"],
+    drawn = figure(net, notes.tex) if "figure" in notes.parts else None
+    return {"figure": drawn, "tikz": drawn.tikz() if drawn else None, "drawable": drawn is not None,
+            "left_out": (len(drawn.captions), net.steps - 1) if drawn and drawn.skipped else None,
+            "steps": [s for s in printed if s.rule != "truncated_sum"],
             "truncated": next(s for s in printed if s.rule == "truncated_sum"), "truncate": truncate,
             "T": net.steps, "letters": letters, "time": printer.doprint(bptt.t),
             "recurrent": printer.doprint(bptt.r[bptt.source, bptt.j]),
             "worked": _worked(notes) if notes.worked else None}
+
+
+def has_chapter(network: Network) -> bool:
+    """Whether the notes have the chapter: a recurrent network whose first hidden layer is
+    elementwise (a softmax layer has no slope g'(z_j) of its own)."""
+    return (isinstance(network, UnrolledNetwork)
+            and not network.group_by_name[network.unit_at(0, 1, 0).group].activation.normalized)
+
+
+def figure(network: Network, latex) -> figures.Figure | None:
+    """The chapter's picture of the unrolled network, if the notes have the chapter and it fits."""
+    return figures.unrolled(network, latex) if has_chapter(network) else None
 
 
 def _worked(notes) -> dict:
