@@ -16,6 +16,10 @@ from . import figures
 from .printing import NotationPrinter, Shown, shown
 from .worked import number
 
+#: The step table shows the activations and local gradients of at most this many units (two
+#: columns each: more run off a page), and the sum over the steps at most this many terms.
+TABLE_UNITS, SUM_TERMS = 4, 5
+
 
 def chapter(notes, truncate: int | None) -> dict | None:
     """The chapter's equations and tables for ``notes`` (a rendering ``_Notes``), or None
@@ -60,10 +64,12 @@ def figure(network: Network, latex) -> figures.Figure | None:
 
 
 def _worked(notes) -> dict:
-    """Per step: the first hidden layer's activations and local gradients; and the gradient
-    of its first recurrent weight as the sum of a_m(t-1) delta_j(t) over the steps."""
+    """Per step: the activations and local gradients of the first hidden layer (its first
+    :data:`TABLE_UNITS` units); and the gradient of its first recurrent weight as the sum of
+    a_m(t-1) delta_j(t) over the steps (its first terms and its last when there are more
+    than :data:`SUM_TERMS`)."""
     net, evaluation = notes.network, notes.example.evaluation
-    units = range(net.sizes[1])
+    units = range(min(net.sizes[1], TABLE_UNITS))
     sign = notes.notation.delta_sign
     rows = [{"t": step + 1,
              "a": [float(evaluation.a[net.unit_at(step, 1, j).name][0]) for j in units],
@@ -76,7 +82,10 @@ def _worked(notes) -> dict:
     terms = [float(evaluation.a[net.unit_at(step - 1, 1, 0).name][0] * evaluation.delta[net.unit_at(step, 1, 0).name][0])
              for step in range(1, net.steps)]
     written = [f"({number(x)})" if x < 0 else number(x) for x in terms]
+    if len(written) > SUM_TERMS:
+        written = written[:SUM_TERMS - 2] + [r"\cdots"] + written[-1:]
     total = Shown(rf"\frac{{\partial {notes.E}}}{{\partial {notes.tex(weight)}}}",
                   f"{' + '.join(written)} = {number(evaluation.gradients[weight])}")
     return {"rows": rows, "a": header_a, "delta": header_delta, "weight": notes.tex(weight),
-            "terms": terms, "sum": total}
+            "terms": terms, "sum": total, "units_left_out": net.sizes[1] - len(units),
+            "terms_left_out": max(0, len(terms) - SUM_TERMS + 1) if len(terms) > SUM_TERMS else 0}
