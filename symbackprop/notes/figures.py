@@ -133,10 +133,10 @@ class Figure:
     def tikz(self) -> str:
         """A ``tikzpicture``: units, then edges, then the labels on white over them."""
         ids = {node.name: f"u{n}" for n, node in enumerate(self.nodes)}
+        unrolled = r"zero/.style={unit,dashed},time/.style={inner sep=1pt}," if self.captions else ""
         lines = [(r"\begin{tikzpicture}[>=stealth,"
                   rf"unit/.style={{circle,draw,inner sep=0pt,minimum size={2 * self.nodes[0].radius:.2f}cm}},"
-                  r"bias/.style={unit,fill=black!8},error/.style={unit,double},zero/.style={unit,dashed},"
-                  r"time/.style={inner sep=1pt},"
+                  rf"bias/.style={{unit,fill=black!8}},error/.style={{unit,double}},{unrolled}"
                   r"weight/.style={fill=white,inner sep=0.5pt,font=\scriptsize}]")]
         lines += [rf"\node[{node.kind}] ({ids[node.name]}) at ({node.x:.2f},{node.y:.2f}) {{${node.label}$}};"
                   for node in self.nodes]
