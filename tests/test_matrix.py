@@ -194,3 +194,7 @@ def test_a_softmax_hidden_layer_has_no_bptt_formula_and_keeps_the_scalar_code():
     assert isinstance(sb.matrix.evaluator(derivation), sb.numerics.Compiled)
     with pytest.raises(ValueError, match="elementwise"):
         sb.matrix.SequenceCompiled(derivation)
+    # the softmax's sum over its members m of sum_k w_mk delta_k: each m's own successors (the
+    # next step's units among them), instantiated outer sum first
+    report = sb.verify(net, derivation, brute_force=False)
+    assert report.ok and not report.generic_mismatches
