@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import sympy as sp
 
-from .evaluation import Cases, NotElementwise, Unbound, close, evaluate, value_at
+from .evaluation import Cases, NotElementwise, Unbound, bindings, close, evaluate, value_at
 from .mistakes import MISTAKE_NAMES
 from .reading import (
     DELTA,
@@ -360,6 +360,6 @@ def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = N
 def _over_successors(quantity, cases: Cases, case: int, factor: int) -> list[float]:
     """``quantity`` at one case for every unit the bound unit feeds."""
     level = int(cases.layer[S][case])
-    env = {role: (cases.layer[role], cases.position[role]) for role in (P, U)}
+    env = bindings(cases, (P, U))
     return [round(float(value_at(quantity, cases, {**env, S: (cases.layer[S], np.full(cases.count, r))})[case])
                   * factor, 12) for r in range(int(cases.width[case, level]))]
