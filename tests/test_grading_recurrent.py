@@ -257,3 +257,31 @@ def test_grade_cli_through_time(tmp_path):
     assert [row["verdict"] for row in rows] == ["correct", "incorrect", "correct", "cannot read"]
     assert "last step only" in rows[1]["message"].lower()
     assert "1 cannot read" in done.stdout and (tmp_path / "report.md").read_text().count("grad_r") >= 1
+
+
+def test_restating_the_target_is_no_answer():
+    for target, answer in (("delta_hidden_bptt", "\\delta_j(t)"), ("grad_r", "\\frac{\\partial E}{\\partial r_{ij}}"),
+                           ("grad_w_hidden", "dE/dw_ij"),
+                           ("delta_hidden_bptt", "g'(z_j(t)) \\frac{\\partial E}{\\partial a_j(t)}")):
+        result = grading.check_prepared(prepared(target), answer)
+        assert result.verdict == "incorrect" and result.message == "The answer restates what it should derive."
+
+
+def test_a_recurrent_weight_is_no_symbol_of_a_feed_forward_answer():
+    feed_forward = grading.prepare(sb.compact("2-3-2").network, "delta_hidden")
+    result = grading.check_prepared(feed_forward, "g'(z_j) \\sum_m r_{jm} \\delta_m")
+    assert result.verdict == "cannot read" and result.message.startswith("unknown symbol r_{jm}")
+    assert ", r," not in result.message
+
+
+def test_the_readme_check_example_is_a_real_run():
+    from pathlib import Path
+    import shlex
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("**Grading answers through time.**")[1].split("```\n")[1]
+    command, *printed = block.replace("\\\n", " ").splitlines()
+    words = shlex.split(command.removeprefix("$ "))
+    result = run(*words[3:])
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[:2] == printed[:2]
+    assert result.stdout.splitlines()[2].startswith(printed[2].removesuffix(" ...}"))

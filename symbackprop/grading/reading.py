@@ -102,6 +102,7 @@ start: sum ((REL | ARROWREL) sum)*
         | FRAC DIGIT DIGIT -> frac
         | BIGSUM limits term -> bigsum
         | PARTIAL symbol -> partial
+        | PARTIAL symbol LPAR STEP RPAR -> partial
 symbol: head decoration*
 head: NAME | CMD | FONT LBRACE (NAME | CMD) RBRACE | FONT NAME
 ?decoration: SUB script -> sub
@@ -270,10 +271,16 @@ def _step_of(text: str) -> tuple[str, int]:
     concrete step) and offset."""
     text = text.replace(" ", "")
     if text.isdigit():
-        return "", int(text[-4:])  # a step of a spec is below 100; the cut keeps the number small
+        return "", _bounded(text)
     letter, sign, amount = _TIME.fullmatch(text).groups()
-    offset = int(amount[-4:]) if amount else 0
+    offset = _bounded(amount) if amount else 0
     return letter.lstrip("\\"), -offset if sign == "-" else offset
+
+
+def _bounded(digits: str) -> int:
+    """A step number as written, or 10000 for a longer one: past the end of every sequence
+    (recurrent.MAX_STEPS), and small enough for NumPy's integers."""
+    return int(digits) if len(digits) <= 4 else 10_000
 
 
 def _step(letter: str, offset: int) -> sp.Expr:
@@ -486,6 +493,12 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
         return sp.Mul(self.value(numerator), sp.Pow(self.value(denominator), -1, evaluate=False), evaluate=False)
 
     def partial(self, children):
+        if len(children) > 2:  # \\partial z_j(t): the time index of a recurrent network's quantity
+            timed = self.timed(children[1:])
+            if not isinstance(timed, _Sym):
+                raise ExpressionError(f"\\partial {children[1].written}({children[3]}) at column {children[1].column}: "
+                                      "a time index is read for a recurrent network's targets only")
+            return _Partial(timed)
         return _Partial(children[1])
 
     def bigsum(self, children):
