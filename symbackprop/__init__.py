@@ -43,7 +43,7 @@ __all__ = sorted([*_HOME, "exercises", "notation", "rendering"])
 #: submodules that live in a subpackage: ``sb.notation`` is ``symbackprop.notes.notation``
 _MODULES = {"notation": "notes.notation", "rendering": "notes.rendering"}
 if "IPython" in sys.modules:  # a notebook: every object displays as the notes print it (notes.display)
-    importlib.import_module(".notes", __name__)
+    importlib.import_module(".notes.display", __name__)
 
 
 def __getattr__(name: str):

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import sympy as sp
 
-from .derivation import E, Step, _differentiated, a, b, delta, g, i, j, k, m, w, z
+from .derivation import E, Index, Step, _bound, _differentiated, a, b, delta, g, i, j, k, m, w, z
 from .functions import A, Activation, Z
 from .network import layer_bias, layer_weight
 from .recurrent import UnrolledNetwork, recurrent_weight
@@ -31,16 +31,11 @@ from .recurrent import UnrolledNetwork, recurrent_weight
 #: The recurrent weight r_ij from unit i at t-1 to unit j at t, and the time index t = 1..T.
 r = sp.IndexedBase("r")
 T = sp.Symbol("T", integer=True, positive=True)
-t = sp.Idx("t", (1, T))
+t = Index("t", (1, T))
 #: The first step a truncated sum keeps: T - K + 1 for truncation depth K.
 K = sp.Symbol("K", integer=True, positive=True)
 #: The source of a recurrent weight in dE/dr_mj: a unit of j's own layer, as m in z_j's sum.
-source = sp.Idx("m", sp.Symbol("R", integer=True, positive=True))
-
-
-def _bound(index: sp.Idx) -> sp.Idx:
-    """A summation copy of ``index``, so that differentiating by w_ij sums a KroneckerDelta."""
-    return sp.Idx(index.label, sp.Symbol("M", integer=True, positive=True))
+source = Index("m", sp.Symbol("R", integer=True, positive=True))
 
 
 def _sum(term: sp.Expr, index: sp.Idx) -> sp.Sum:

@@ -35,14 +35,24 @@ ETA = sp.Symbol("eta", positive=True)
 w, b, z, a, t, delta = (sp.IndexedBase(n) for n in ("w", "b", "z", "a", "t", "delta"))
 g = sp.Function("g")
 _N = sp.Symbol("N", integer=True, positive=True)  # the size of the layer an index runs over
-i, j, k, m = (sp.Idx(n, _N) for n in "ijkm")
-_dummy = sp.Idx("l", _N)
+
+
+class Index(sp.Idx):
+    """An index of the lecture formulas.  SymPy's own LaTeX (a notebook cell showing a raw
+    expression) prints it as its letter, ``a_{j}``, not as the range ``a_{j_{0..N-1}}``."""
+
+    def _latex(self, printer) -> str:
+        return printer._print(self.label)
+
+
+i, j, k, m = (Index(n, _N) for n in "ijkm")
+_dummy = Index("l", _N)
 
 
 def _bound(index: sp.Idx) -> sp.Idx:
     """A summation index that prints as ``index`` (z_j = b_j + sum_i w_ij a_i) but is a
     different SymPy object, so differentiating by w_ij leaves a KroneckerDelta to sum."""
-    return sp.Idx(index.label, sp.Symbol("M", integer=True, positive=True))
+    return Index(index.label, sp.Symbol("M", integer=True, positive=True))
 
 
 @dataclass(frozen=True)

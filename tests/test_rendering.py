@@ -344,7 +344,17 @@ def test_mini_batch_derives_the_mean_and_shows_every_sample(spec):
         assert means[symbol] == pytest.approx(sum(values) / samples, abs=1e-4)
 
 
+def test_a_notebook_gets_the_display_on_import_and_a_script_does_not():
+    probe = ("import sys, types; {fake}import symbackprop as sb; "
+             "print(hasattr(sb.Derivation, '_repr_markdown_'), 'jinja2' in sys.modules)")
+    for fake, expected in (("sys.modules['IPython'] = types.ModuleType('IPython'); ", "True True"),
+                           ("", "False False")):
+        shown = subprocess.run([sys.executable, "-c", probe.format(fake=fake)], capture_output=True, text=True)
+        assert shown.stdout.split() == expected.split(), shown.stderr
+
+
 def test_jupyter_displays_every_object_as_the_notes_print_it():
+    import symbackprop.notes.display  # noqa: F401  (what importing symbackprop does in a notebook)
     spec = SPECS["default"]
     d = sb.derive(spec.network)
     notes_md = d._repr_markdown_()
@@ -357,6 +367,10 @@ def test_jupyter_displays_every_object_as_the_notes_print_it():
     assert flat(r"w_{ij} \leftarrow w_{ij} - \eta a_{i} \delta_{j}") in flat(update._repr_latex_())
     layer = d.generic["layer 1"]._repr_latex_()
     assert r"\mathrel{..}" not in layer
+    for raw in (d.generic["layer 1"].delta, d.generic["layer 1"].gradient_weight):
+        shown_raw = raw._repr_latex_()  # a bare SymPy expression, printed by SymPy's own printer
+        assert r"\mathrel{..}" not in shown_raw and r"{a}_{" in shown_raw, shown_raw
+    assert r"{a}_{k} - {t}_{k}" in d.generic["layer 2"].delta._repr_latex_()
     assert flat(r"\delta_{j} = (1 - a_{j}) a_{j} \sum_{k} \delta_{k} w_{jk}") in flat(layer.replace("&", ""))
     worked = sb.example(spec.network, spec.values, spec.learning_rate, d)._repr_markdown_()
     assert "## A worked example" in worked and "## The output layer" in worked

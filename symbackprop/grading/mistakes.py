@@ -14,7 +14,7 @@ import sympy as sp
 
 from ..functions import A, K, T, activation
 from ..notes.notation import Notation
-from .evaluation import Cases, NotElementwise, Unbound, close, evaluate
+from .evaluation import Cases, NotElementwise, Unbound, close_to_any, evaluate
 from .reading import ETA, LAST, OUTPUTS, TIME, P, S, U, a, delta, dg, r, t, w, z
 
 if TYPE_CHECKING:
@@ -286,7 +286,7 @@ def _printed(expression, names: dict) -> str:
 def mutants_of(template, reference, cases, loss) -> list:
     """Known mistakes applied to the reference, alone and in pairs, kept when they differ
     from the reference and from each other at the test points."""
-    singles, seen = [], [reference]
+    singles, seen = [], [np.asarray(reference, dtype=float)]
     for index, mistake in enumerate(MISTAKES):
         changed = _mutate(mistake, template, loss, cases, seen)
         if changed is not None:
@@ -309,7 +309,7 @@ def _mutate(mistake: Mistake, expression, loss, cases: Cases, seen: list):
         values = evaluate(changed, cases)
     except (Unbound, NotElementwise):
         return None
-    if not np.all(np.isfinite(values)) or any(close(values, v) for v in seen):
+    if not np.all(np.isfinite(values)) or close_to_any(values, np.stack(seen)):
         return None
     seen.append(values)
     return changed, values

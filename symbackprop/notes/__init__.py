@@ -7,8 +7,8 @@ A stage of its own, downstream of the core (which knows nothing of it)::
     matrix_form  the layer-at-once equations, as SymPy matrix expressions
     figures      the network drawn in TikZ and SVG
     rendering    render / write_notes: jinja2 templates -> Markdown and LaTeX
-    display      how each object shows itself in Jupyter (installed on import)
-"""
-from . import display, notation, rendering
+    display      how each object shows itself in Jupyter (installed when imported: symbackprop
+                 imports it in a notebook)
 
-__all__ = ["display", "notation", "rendering"]
+Nothing is imported here: ``check`` reads a notation without loading jinja2 and the renderer.
+"""

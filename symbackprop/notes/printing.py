@@ -10,6 +10,7 @@ so what is printed is still the result of SymPy operations.
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass
 
 import sympy as sp
@@ -73,8 +74,24 @@ def recurrent_symbol(notation: Notation) -> str:
     return notation.symbols.get("recurrent_weight", "r")
 
 
+#: id(network) -> {repr(notation): its symbol table}, dropped with the network
+_TABLES: dict[int, dict[str, dict[sp.Symbol, str]]] = {}
+
+
 def symbol_table(network: Network, notation: Notation) -> dict[sp.Symbol, str]:
-    """LaTeX for every symbol of ``network``: units, parameters and targets."""
+    """LaTeX for every symbol of ``network``: units, parameters and targets.  Built once per
+    network and notation (one notes run makes nine printers; at 784-100-10 a table took 1 s)."""
+    if id(network) not in _TABLES:
+        _TABLES[id(network)] = {}
+        weakref.finalize(network, _TABLES.pop, id(network), None)
+    tables = _TABLES[id(network)]
+    key = repr(notation)
+    if key not in tables:
+        tables[key] = _built_symbol_table(network, notation)
+    return tables[key]
+
+
+def _built_symbol_table(network: Network, notation: Notation) -> dict[sp.Symbol, str]:
     table: dict[sp.Symbol, str] = {}
     outputs = set(network.outputs)
 
@@ -128,12 +145,14 @@ class NotationPrinter(LatexPrinter):
     its predecessor and successor, and whether the unit is an output.
     """
 
+    printmethod = None  # the notation decides how every object prints, not the object's own _latex
+
     def __init__(self, notation: Notation | None = None, network: Network | None = None,
                  layer: GenericLayer | None = None, settings=None, function: str | None = None):
         super().__init__(settings)
         self.network = network
         self.notation = notation or load_notation("default")
-        self.table = symbol_table(network, self.notation) if network is not None else {
+        self.table = dict(symbol_table(network, self.notation)) if network is not None else {
             d.E: self.notation.symbol("error"), d.ETA: self.notation.symbol("learning_rate")}
         self.table.update({SAMPLE: self.notation.letters.sample[0], BATCH: self.notation.letters.sample[1]})
         self.layer = layer
