@@ -43,6 +43,10 @@ THROUGH_TIME_MISTAKES = [
     ("haykin", "grad_r", "-\\sum_n \\delta_j(n) y_i(n)", "time-index shift"),
     ("default", "delta_hidden_bptt", "g'(z_j(t)) [\\sum_k w_{jk}\\delta_k(t) + \\sum_m r_{jm}\\delta_m(t)]",
      "time-index shift"),
+    ("default", "delta_hidden_bptt", "\\sum_k w_{jk}\\delta_k(t) + \\sum_m r_{jm}\\delta_m(t+1)",
+     "missing activation derivative"),
+    ("haykin", "delta_hidden_bptt", "\\varphi'(v_i(n)) [\\sum_k \\delta_k(n) w_{kj} + \\sum_m \\delta_m(n+1) r_{mj}]",
+     "derivative of the wrong unit"),
     ("xhy", "delta_hidden_bptt", "f'(z_j^{<t>}) (\\sum_k w_{jk}\\delta_k^{<t>} + \\sum_m r_{jm}\\delta_m^{<t>})",
      "time-index shift"),
 ]

@@ -30,6 +30,20 @@ def _swap_weights(e):
     return e.replace(lambda x: isinstance(x, sp.Indexed) and x.base == w, lambda x: w[x.indices[1], x.indices[0]])
 
 
+def _own_slope(e):
+    """The unit's own g'(z_u) in ``e`` (g'(z_u(t)) through time), or None."""
+    return next((x for x in sp.preorder_traversal(e) if isinstance(x, sp.Function) and x.func == dg
+                 and isinstance(x.args[0], sp.Indexed) and x.args[0].base == z and x.args[0].indices[0] == U), None)
+
+
+def _with_slope(function):
+    """A mistake made to the unit's own g'(z_u): ``function(e, slope, z_u)``, None without one."""
+    def transform(e, loss):
+        slope = _own_slope(e)
+        return None if slope is None else function(e, slope, slope.args[0])
+    return transform
+
+
 def _derivative_inside(e):
     if not e.has(dg(z[U])) or not e.has(sp.Sum):
         return None
@@ -128,13 +142,14 @@ MISTAKES = (
     Mistake("sign error", lambda e, loss: -e, "{sign}"),
     Mistake("missing learning rate", _if_has(ETA, lambda e: e.xreplace({ETA: 1})),
             "The learning rate {eta} is missing: the step is {eta} times the gradient."),
-    Mistake("missing activation derivative", _if_has(dg(z[U]), lambda e: e.xreplace({dg(z[U]): 1})),
+    Mistake("missing activation derivative", _with_slope(lambda e, slope, zu: e.xreplace({slope: 1})),
             "The factor {g_u} (= d{a_u}/d{z_u}, the slope of unit {u}'s activation) is missing; the chain rule "
             "passes through it between the error and {z_u}: correct if multiplied by {g_u}."),
     Mistake("derivative of the wrong unit", lambda e, loss: _derivative_inside(e),
             "The activation derivative belongs to unit {u}, not to the units it feeds: correct if {g_s} "
             "inside the sum were {g_u} in front of it."),
-    Mistake("derivative of the wrong unit", _if_has(dg(z[U]), lambda e: e.xreplace({dg(z[U]): dg(z[P])})),
+    Mistake("derivative of the wrong unit", _with_slope(
+        lambda e, slope, zu: e.xreplace({slope: dg(z[(P, *zu.indices[1:])])})),
             "The activation derivative is taken at the wrong unit: correct if {g_p} were {g_u} "
             "(the derivative of the unit whose delta this is)."),
     Mistake("transposed weight index", _if_has(w[U, S], _swap_weights),
