@@ -8,12 +8,16 @@ dE/dr_ij = sum_t a_i(t-1) delta_j(t) (Haykin 2009, ch. 15; Wikipedia "Backpropag
 """
 import csv
 import functools
+import shlex
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import sympy as sp
+from hostile import CORPUS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -279,8 +283,6 @@ def test_a_recurrent_weight_is_no_symbol_of_a_feed_forward_answer():
 
 
 def test_the_readme_check_example_is_a_real_run():
-    from pathlib import Path
-    import shlex
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     block = readme.split("**Grading answers through time.**")[1].split("```\n")[1]
     command, *printed = block.replace("\\\n", " ").splitlines()
@@ -289,3 +291,20 @@ def test_the_readme_check_example_is_a_real_run():
     assert result.returncode == 1
     assert result.stdout.splitlines()[:2] == printed[:2]
     assert result.stdout.splitlines()[2].startswith(printed[2].removesuffix(" ...}"))
+
+
+HOSTILE_IN_TIME = ["\\delta_j(t+" + "9" * 1990 + ")", "a[0][1](" + "9" * 1990 + ")", "\\delta_j(t)" * 300,
+                   "\\sum_t " * 50 + "a_i(t)", "h^{<" * 500 + "t" + ">}" * 500, "\\delta_{j,t,t,t}(t)",
+                   "a_i(t-1" * 200, "\\delta_j(\\tau+1)(\\tau-1)(t)"]
+
+
+@pytest.mark.parametrize("text", [*HOSTILE_IN_TIME, *CORPUS])
+def test_hostile_answers_through_time_are_refused_or_graded_quickly(text, tmp_path):
+    canary = tmp_path / "canary"
+    for target in ("delta_hidden_bptt", "grad_r[0][1][2]"):
+        start = time.perf_counter()
+        result = grading.check_prepared(prepared(target), text.format(canary=canary) if text in CORPUS else text)
+        assert result.verdict in ("incorrect", "cannot read"), (text[:40], result.message)
+        assert "\n" not in result.message and "checker failed" not in result.message, result.message
+        assert time.perf_counter() - start < 2.0, text[:40]
+    assert not canary.exists()
