@@ -308,3 +308,19 @@ def test_hostile_answers_through_time_are_refused_or_graded_quickly(text, tmp_pa
         assert "\n" not in result.message and "checker failed" not in result.message, result.message
         assert time.perf_counter() - start < 2.0, text[:40]
     assert not canary.exists()
+
+
+def test_a_chain_rule_derivation_through_time_is_checked_line_by_line():
+    lines = ("\\frac{\\partial E}{\\partial r_{ij}} = \\sum_t \\frac{\\partial E}{\\partial z_j(t)} "
+             "\\frac{\\partial z_j(t)}{\\partial r_{ij}} \\\\ = \\sum_{t=1}^{T} \\delta_j(t) a_i(t-1)")
+    assert grading.check_prepared(prepared("grad_r"), lines).verdict == "correct"
+    wrong = lines.replace("a_i(t-1)", "a_i(t)")
+    result = grading.check_prepared(prepared("grad_r"), wrong)
+    assert result.verdict == "incorrect" and result.message == "Line 2: time-index shift."
+    future = ("\\frac{\\partial E}{\\partial a_j(t)} = \\sum_k \\frac{\\partial E}{\\partial z_k(t)} "
+              "\\frac{\\partial z_k(t)}{\\partial a_j(t)} + \\sum_m \\frac{\\partial E}{\\partial z_m(t+1)} "
+              "\\frac{\\partial z_m(t+1)}{\\partial a_j(t)}")
+    derivation = (f"\\delta_j(t) = g'(z_j(t)) {future.split(' = ')[0]} \\\\ = g'(z_j(t)) ({future.split(' = ')[1]})"
+                  " \\\\ = g'(z_j(t)) (\\sum_k w_{jk}\\delta_k(t) + \\sum_m r_{jm}\\delta_m(t+1))")
+    checked = grading.check_prepared(prepared("delta_hidden_bptt"), derivation)
+    assert checked.verdict == "correct", (checked.message, checked.lines)

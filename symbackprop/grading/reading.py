@@ -914,6 +914,9 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
                 return (w if ahead == 0 else r)[lower.indices[0], upper.indices[0]] if ahead in (0, 1) else sp.Integer(0)
             if pair == (z, w):
                 return a[lower.indices[0]] if lower.indices[1] == upper.indices[0] else sp.Integer(0)
+            if pair == (z, r):  # z_j(t) depends on r_ij through a_i(t-1)
+                return (a[lower.indices[0], upper.indices[1] - 1] if lower.indices[1] == upper.indices[0]
+                        else sp.Integer(0))
             if pair == (z, b):
                 return sp.Integer(1) if lower.indices == upper.indices else sp.Integer(0)
             if pair == (z, z):  # Nielsen's dz^{l+1}_k/dz^l_j = w^{l+1}_kj sigma'(z^l_j)
