@@ -39,6 +39,6 @@ from .reports import read_submissions, report_csv, report_markdown, write_report
 from .targets import GENERIC_TARGETS, RECURRENT_TARGETS, Prepared, Target, parse_target, prepare
 from .workers import SECONDS_PER_ANSWER, check, grade
 
-__all__ = ["GENERIC_TARGETS", "MISTAKES", "RECURRENT_TARGETS", "SECONDS_PER_ANSWER", "ExpressionError", "Prepared", "Target", "Verdict",
-           "Vocabulary", "check", "check_prepared", "grade", "parse_target", "prepare", "read_answer",
+__all__ = ["GENERIC_TARGETS", "MISTAKES", "RECURRENT_TARGETS", "SECONDS_PER_ANSWER", "ExpressionError", "Prepared",
+           "Target", "Verdict", "Vocabulary", "check", "check_prepared", "grade", "parse_target", "prepare", "read_answer",
            "read_submissions", "report_csv", "report_markdown", "write_report"]

@@ -911,7 +911,9 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
                 return dg(lower) if upper.indices == lower.indices else sp.Integer(0)
             if pair == (z, a):  # through time: z_m(t+1) depends on a_j(t) through r_jm
                 ahead = upper.indices[1] - lower.indices[1] if self.vocabulary.timed else 0
-                return (w if ahead == 0 else r)[lower.indices[0], upper.indices[0]] if ahead in (0, 1) else sp.Integer(0)
+                if ahead not in (0, 1):
+                    return sp.Integer(0)
+                return (w if ahead == 0 else r)[lower.indices[0], upper.indices[0]]
             if pair == (z, w):
                 return a[lower.indices[0]] if lower.indices[1] == upper.indices[0] else sp.Integer(0)
             if pair == (z, r):  # z_j(t) depends on r_ij through a_i(t-1)

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import sympy as sp
 
-from ..notes import notation as notations
 from ..derivation import derive
 from ..errors import SpecError
 from ..functions import A, Activation, K, T
 from ..matrix import evaluator
 from ..network import Network, layer_bias, layer_weight, layered
+from ..notes import notation as notations
 from ..notes.notation import Letters, Notation
 from ..numerics import Values
 from ..recurrent import UnrolledNetwork

@@ -143,9 +143,11 @@ def _cases(points: list, target: Target, sign: int) -> tuple[Cases, np.ndarray]:
         for role, offset in ((P, 0 if own else -1), (U, 0), (S, 1)):
             layer[role][c], position[role][c] = level + offset, positions[role]
         source, unit = positions[P], positions[U]
-        reference[c] = {"delta": lambda: sign * result.delta[unit_name(step - 1, level, unit)][0],
-                        "grad_r": lambda: result.gradients[recurrent_weight(level - 1, source, unit)],
-                        "grad_w": lambda: result.gradients[layer_weight(level - 1, source, unit)]}[target.kind]()
+        if target.kind == "delta":
+            reference[c] = sign * result.delta[unit_name(step - 1, level, unit)][0]
+        else:
+            weight = recurrent_weight if own else layer_weight
+            reference[c] = result.gradients[weight(level - 1, source, unit)]
         labels.append({"network": f"{'-'.join(map(str, sizes))} over T = {net.steps}", "layer": level,
                        "positions": {str(role): int(positions[role]) for role in (P, U, S)}, "step": step})
     cases = Cases(layer, position, width, tables, weights, activation, functions, np.zeros(count),
