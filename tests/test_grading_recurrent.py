@@ -325,3 +325,18 @@ def test_a_chain_rule_derivation_through_time_is_checked_line_by_line():
                   " \\\\ = g'(z_j(t)) (\\sum_k w_{jk}\\delta_k(t) + \\sum_m r_{jm}\\delta_m(t+1))")
     checked = grading.check_prepared(prepared("delta_hidden_bptt"), derivation)
     assert checked.verdict == "correct", (checked.message, checked.lines)
+
+
+def test_the_hand_checked_elman_numbers_grade_through_time():
+    """The 1-1-1 Elman net over 2 steps worked by hand in tests/test_recurrent.py: dE/dr = h(0) dh(1) +
+    h(1) dh(2) = 0 + 0.716297870 * (-0.304469371) = -0.218090762; the last step's term alone is the same
+    here (h(0) = 0), so the number tells only the sum from a wrong one."""
+    from test_recurrent import ELMAN_111
+    spec = sb.from_dict(ELMAN_111)
+    ready = grading.prepare(spec.network, "grad_r[0][0][0]", "default", spec.values, spec.learning_rate)
+    assert grading.check_prepared(ready, "-0.21809").verdict == "correct"
+    assert grading.check_prepared(ready, "0.716297870 * (-0.304469371)").verdict == "correct"
+    assert grading.check_prepared(ready, "0.184536122 * 0.716297870").verdict == "incorrect"  # dh(1) h(1)
+    # the spec's own symbols count steps from 0: a[0][0](0) is h(1), delta[0][0](1) is dh(2)
+    assert grading.check_prepared(ready, "a[0][0](0)*delta[0][0](1)").verdict == "correct"
+    assert grading.check_prepared(ready, "a[0][0](1)*delta[0][0](1)").verdict == "incorrect"  # h(2) dh(2)
