@@ -18,7 +18,6 @@ import sympy as sp
 from ..derivation import derive
 from ..errors import SpecError
 from ..functions import A, Activation, K, T
-from ..matrix import evaluator
 from ..network import Network, layer_bias, layer_weight, layered
 from ..notes import notation as notations
 from ..notes.notation import Letters, Notation
@@ -282,6 +281,8 @@ class _Family:
 
     def __init__(self, network: Network):
         self.network = network
+        from ..matrix import evaluator  # only when preparing: a check whose references are cached skips it
+
         self.derivation = derive(network)
         self.compiled = evaluator(self.derivation)  # the matrix form: no code per weight of a spec's big network
         self.sizes = network.layers
