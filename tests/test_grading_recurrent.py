@@ -340,3 +340,19 @@ def test_the_hand_checked_elman_numbers_grade_through_time():
     # the spec's own symbols count steps from 0: a[0][0](0) is h(1), delta[0][0](1) is dh(2)
     assert grading.check_prepared(ready, "a[0][0](0)*delta[0][0](1)").verdict == "correct"
     assert grading.check_prepared(ready, "a[0][0](1)*delta[0][0](1)").verdict == "incorrect"  # h(2) dh(2)
+
+
+def test_a_notation_names_its_recurrent_weight(tmp_path):
+    """A course that writes u_ij for the recurrent weight (a notation file on top of a preset)."""
+    from symbackprop.notes import notation as notations
+    custom = tmp_path / "course.toml"
+    custom.write_text('base = "default"\n[symbols]\nrecurrent_weight = "u"\n[plain]\nrecurrent_weight = "u"\n')
+    course = notations.load(custom)
+    ready = grading.prepare(SPEC.network, "grad_r", course, SPEC.values, SPEC.learning_rate)
+    right = "\\frac{\\partial E}{\\partial u_{ij}} = \\sum_t a_i(t-1) \\delta_j(t)"
+    assert grading.check_prepared(ready, right).verdict == "correct"
+    late = grading.check_prepared(ready, "a_i(t-1) \\delta_j(t)")
+    assert "u_ij is the same weight at every step" in late.diagnosis[0]
+    custom.write_text('base = "default"\n[symbols]\nrecurrent_weight = "\\\\input{x}"\n')
+    with pytest.raises(SpecError, match="notation.symbols.recurrent_weight"):
+        notations.load(custom)
