@@ -59,14 +59,11 @@ def prepare(network: UnrolledNetwork, target: Target, notation: Notation, values
     names = {}
     if target.concrete is not None:
         cases.symbols, cases.symbol_layer = _symbols(points)
-        names = {str(symbol): symbol for symbol in cases.symbols}
-        names.update({f"x[{i}]({s})": network.unit_at(s, 0, i).a  # the inputs as a spec names them
-                      for s in range(network.steps) for i in range(network.sizes[0])})
+        names = {str(symbol): symbol for symbol in cases.symbols}  # a[0][1](0), x[0](2), r[0][1][2], ...
     offsets = {P: 0 if target.kind == "grad_r" else -1, U: 0, S: 1}
     vocabulary = Vocabulary(notation, _letters(notation, target), False, ("l",), names, timed=True, offsets=offsets)
-    weight = {"grad_r": r[P, U], "grad_w": w[P, U], "delta": w[P, U]}[target.kind]
-    if target.concrete is not None:
-        weight = recurrent_weight(*target.concrete)
+    weight = (recurrent_weight(*target.concrete) if target.concrete is not None
+              else r[P, U] if target.kind == "grad_r" else w[P, U])
     prepared = Prepared(target, vocabulary, cases, reference, weight, mutants_of(template, reference, cases,
                                                                                   network.loss),
                         wording(notation, target, network.loss.name), reveal=reveal)
