@@ -21,7 +21,8 @@ hand-written baselines below are typed for.  Tables, one row per network shape:
 3. one gradient per call on a single sample, and the gradient of a batch of 4096 samples,
    against a hand-written NumPy backprop and PyTorch autograd on the CPU;
 4. verification: finite differences of every parameter, and ``verify`` as a whole;
-5. ``check`` throughput (answers graded per second);
+5. ``check`` throughput (answers graded per second), this version and ``--baseline``'s, each in a
+   fresh interpreter;
 6. commands in a fresh interpreter with their peak memory (``verify`` of MNIST-sized nets,
    ``derive 784-100-10``, a cold ``check`` with an empty and with a warm cache), next to the
    same commands of an earlier version (``--baseline DIR``) and ``import sympy, numpy``.
@@ -32,7 +33,6 @@ Networks above :data:`SCALAR_LIMIT` parameters get no per-weight scalar code: th
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import multiprocessing
 import os
 import subprocess
@@ -196,20 +196,30 @@ def speed(net, compiled, matrix, budget: float) -> dict:
     return times
 
 
-def check_throughput(shape) -> str:
+#: Grades 400 answers of bench/grade.py to the generic targets of the shape in argv[3] with the
+#: package in argv[1] (ahead of an editable install, as _FROM_DIRECTORY) and prints answers per
+#: second: both versions in a fresh interpreter, so neither finds SymPy's cache warm from the table.
+_THROUGHPUT = ("import sys, time; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
+               "sys.path[:0] = sys.argv[1:3]; from grade import rows_of; import symbackprop as sb; "
+               "from symbackprop import grading; rows = [r for r in rows_of(600) if '[' not in r['target']][:400]; "
+               "spec = sb.compact(sys.argv[3], 'sigmoid', 'half_sse'); start = time.perf_counter(); "
+               "grading.grade(spec, rows); print(len(rows) / (time.perf_counter() - start))")
+
+
+def check_throughput(shape, baseline: str | None) -> dict:
     """Answers graded per second by ``grading.grade`` (worker processes on every core): 400
     mixed answers of bench/grade.py to the generic targets of this shape's spec, preparation of
-    the references included.  Generic references use fixed 2-3-2 and 3-4-4-3 test networks built
-    from the spec's activations and loss, so the figure does not grow with the shape."""
-    if importlib.util.find_spec("symbackprop.grading") is None:
-        return "n/a"
-    from grade import rows_of  # bench/grade.py, beside this file
-
-    from symbackprop import grading
-    rows = [row for row in rows_of(600) if "[" not in row["target"]][:400]
-    spec = sb.compact(name(shape), "sigmoid", "half_sse")
-    elapsed, _ = seconds(grading.grade, spec, rows)
-    return f"{len(rows) / elapsed:.0f}"
+    the references included, by this version and by ``baseline``.  Generic references use fixed
+    2-3-2 and 3-4-4-3 test networks built from the spec's activations and loss, so the figure
+    does not grow with the shape."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    trees = {"ours": os.path.dirname(here), **({"baseline": os.path.abspath(baseline)} if baseline else {})}
+    rates = {}
+    for tree, root in trees.items():
+        done = subprocess.run([sys.executable, "-c", _THROUGHPUT, root, here, name(shape)], capture_output=True,
+                              text=True, env={**os.environ, "SYMBACKPROP_CACHE": "0"}, timeout=COMMAND_TIMEOUT)
+        rates[tree] = float(done.stdout.split()[-1]) if done.returncode == 0 and done.stdout.split() else None
+    return rates
 
 
 def cold_start() -> float:
@@ -261,7 +271,7 @@ def commands(baseline: str | None) -> list[dict]:
     return list(rows.values())
 
 
-def measure(shape, quick: bool, naive_limit: float) -> dict:
+def measure(shape, quick: bool, naive_limit: float, baseline: str | None) -> dict:
     net = sb.layered(shape, "sigmoid", "half_sse")
     row = {"shape": name(shape), "parameters": len(net.parameters)}
     row["naive"] = naive_seconds(shape) if len(net.parameters) < naive_limit else "not run"
@@ -278,7 +288,7 @@ def measure(shape, quick: bool, naive_limit: float) -> dict:
         compiled.forward(values)  # generate the scalar forward code before timing its differences
         row["fd scalar"], _ = seconds(compiled.finite_differences, values)
     row.update(speed(net, compiled, matrix, 0.1 if quick else 0.3))
-    row["check"] = check_throughput(shape)
+    row["check"] = check_throughput(shape, baseline)
     return row
 
 
@@ -334,8 +344,11 @@ def report(rows: list[dict]) -> None:
           [[r["shape"], f"{r['parameters']:,}", fmt(r["fd matrix"], digits=3), fmt(r.get("fd scalar", "not run"),
                                                                                   digits=3),
             ratio(r.get("fd scalar"), r["fd matrix"])] for r in rows])
+    rate = lambda value: "n/a" if value is None else f"{value:.0f}"
     table("check throughput (answers graded per second, generic targets, references prepared in the run)",
-          ["shape", "answers / s"], [[r["shape"], r["check"]] for r in rows])
+          ["shape", "this version", "baseline version", "this / baseline"],
+          [[r["shape"], rate(r["check"]["ours"]), rate(r["check"].get("baseline")),
+            ratio(r["check"]["ours"], r["check"].get("baseline"))] for r in rows])
 
 
 def report_commands(rows: list[dict]) -> None:
@@ -379,7 +392,7 @@ def main() -> None:
     rows, naive_limit = [], 100.0 if quick else np.inf
     for shape in [] if args.commands_only else SHAPES:
         print(f"measuring {name(shape)} ...", file=sys.stderr, flush=True)
-        rows.append(measure(shape, quick, naive_limit))
+        rows.append(measure(shape, quick, naive_limit, args.baseline))
         if rows[-1]["naive"] is None:  # out of time: larger networks will be too
             naive_limit = min(naive_limit, rows[-1]["parameters"])
     print(f"python -m symbackprop derive, cold start: {cold_start():.2f} s; PyTorch "

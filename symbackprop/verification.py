@@ -28,11 +28,19 @@ from .numerics import Values, random_values
 from .recurrent import UnrolledNetwork
 from .progress import progress
 
-#: |g - n| / max(|g|, |n|, FLOOR) below TOLERANCE passes; central differences with
-#: h = 5e-6 carry about 1e-10 of rounding and truncation error, so 1e-4 leaves a wide
+#: |g - n| / max(|g|, |n|, floor) below TOLERANCE passes; central differences with
+#: h = FD_STEP carry about 1e-10 of rounding and truncation error, so 1e-4 leaves a wide
 #: margin while any real mistake (a missing factor, a wrong index) is off by O(1).
 TOLERANCE = 1e-4
+FD_STEP = 5e-6
 FLOOR = 1e-5
+#: ... but they resolve a gradient only down to the rounding of the loss itself: E(w + h)
+#: and E(w - h) are each off by about eps |E|, so (E+ - E-) / 2h is noise below
+#: eps |E| / h.  At 784-100-10 with a linear output (E = 205) that is 9e-9, and 10,984
+#: gradients smaller than 1e-5 were "wrong" by it (up to 1.1 eps |E| / h; 784-300-100-10:
+#: 4.5 eps |E| / h, the forward sums of 784 terms round too); differences within
+#: ROUNDING_ULPS times that noise pass (the generic witness checks those formulas regardless).
+ROUNDING_ULPS = 16
 #: Networks up to this many parameters and non-input layers get the brute-force witness
 #: by default: SymPy's automatic evaluation of the expanded loss grows exponentially with
 #: depth (tanh/cosh assumption queries alone took minutes at five layers).
@@ -82,8 +90,14 @@ class Report:
                                 "rel_error": p.rel_error, "kink": p.kink} for p in self.parameters]}
 
 
-def relative_error(analytic: float, numeric: float) -> float:
-    return abs(analytic - numeric) / max(abs(analytic), abs(numeric), FLOOR)
+def relative_error(analytic: float, numeric: float, floor: float = FLOOR) -> float:
+    return abs(analytic - numeric) / max(abs(analytic), abs(numeric), floor)
+
+
+def noise_floor(loss: float) -> float:
+    """The ``floor`` of :func:`relative_error` at which central differences of a loss this
+    large are still a witness: below it a difference is compared with their rounding noise."""
+    return max(FLOOR, ROUNDING_ULPS * np.finfo(float).eps * max(abs(loss), 1.0) / FD_STEP / TOLERANCE)
 
 
 def verify(network: Network, derivation: Derivation | None = None, values: Values | None = None,
@@ -98,7 +112,7 @@ def verify(network: Network, derivation: Derivation | None = None, values: Value
     values = values or random_values(network, seed=seed)
     numbers = evaluator(derivation)
     evaluation = numbers.evaluate(values)
-    numeric, crossed = numbers.finite_differences(values)
+    numeric, crossed = numbers.finite_differences(values, step=FD_STEP)
     report = Report([])
     report.generic_mismatches = _generic_mismatches(derivation, values, evaluation)
     if brute_force is None:
@@ -109,9 +123,10 @@ def verify(network: Network, derivation: Derivation | None = None, values: Value
         exact = len(network.parameters) <= EXACT_LIMIT and all(agreement.values())
         report.brute_force = ("failed" if not all(agreement.values())
                               else "proved" if exact and _proved(derivation) else "agrees at random points")
+    floor = noise_floor(evaluation.loss)
     for p in network.parameters:
         g, n = evaluation.gradients[p], float(numeric[p])
-        report.parameters.append(ParameterCheck(p.name, g, n, relative_error(g, n), bool(crossed[p]),
+        report.parameters.append(ParameterCheck(p.name, g, n, relative_error(g, n, floor), bool(crossed[p]),
                                                 agreement.get(p)))
     return report
 

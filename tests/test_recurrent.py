@@ -3,7 +3,6 @@ an independent NumPy forward pass on random specs, the generic BPTT formulas, ba
 import json
 import subprocess
 import sys
-from math import tanh
 
 import numpy as np
 import pytest
