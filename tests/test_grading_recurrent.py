@@ -356,3 +356,10 @@ def test_a_notation_names_its_recurrent_weight(tmp_path):
     custom.write_text('base = "default"\n[symbols]\nrecurrent_weight = "\\\\input{x}"\n')
     with pytest.raises(SpecError, match="notation.symbols.recurrent_weight"):
         notations.load(custom)
+
+
+def test_the_output_delta_is_read_at_any_step_t_and_only_there():
+    ready = prepared("delta_output")
+    assert grading.check_prepared(ready, "\\delta_k^{<t>} = (a_k^{<t>} - t_k^{<t>})").verdict == "correct"
+    other_step = grading.check_prepared(ready, "\\delta_k(t) = a_k(t+1) - t_k(t)")
+    assert other_step.verdict == "cannot read" and "same at every step" in other_step.message

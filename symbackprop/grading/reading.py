@@ -177,6 +177,9 @@ class Vocabulary:
     layer_bases: tuple[str, ...] = ("l",)
     names: Mapping[str, sp.Expr] = field(default_factory=dict)
     timed: bool = False  # a recurrent network's target: read time indices
+    #: a recurrent network's target that is the same at every step (delta_output): time indices
+    #: are read, must all be t, and are dropped
+    per_step: bool = False
     #: the layer of each role's unit relative to the unit's (dE/dr_ij: i is in j's own layer)
     offsets: Mapping[sp.Symbol, int] = field(default_factory=lambda: {P: -1, U: 0, S: 1})
 
@@ -190,6 +193,10 @@ class Vocabulary:
         if self.timed and spelling == "h":  # a recurrent layer's state h_j(t), h^{<t>}
             return "hidden"
         return "function" if spelling in _FUNCTION_LETTERS else "error" if spelling in _ERROR_LETTERS else None
+
+    @property
+    def reads_time(self) -> bool:
+        return self.timed or self.per_step
 
     def describe(self) -> str:
         """The symbols a student of this notation may use, for error messages."""
@@ -245,7 +252,7 @@ def read_answer(text: str, vocabulary: Vocabulary) -> Answer:
         raise ExpressionError(f"the answer must be text, got {type(text).__name__}")
     if len(text) > MAX_LENGTH:
         raise ExpressionError(f"the answer is {len(text)} characters long; at most {MAX_LENGTH} are read")
-    text = normalize(text, vocabulary.timed)
+    text = normalize(text, vocabulary.reads_time)
     _scan(text)
     try:
         tree = _PARSER.parse(text)
@@ -579,7 +586,7 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
         target; otherwise what the parentheses always meant (a call, or a product)."""
         sym, _, token, _ = children
         letter, offset = _step_of(str(token))
-        if isinstance(sym, _Sym) and self.vocabulary.timed and self.function(sym, 1) is None:
+        if isinstance(sym, _Sym) and self.vocabulary.reads_time and self.function(sym, 1) is None:
             sym.times.append((letter, offset))
             return sym
         if not letter:
@@ -724,6 +731,9 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
         if len(sym.times) > 1:
             raise ExpressionError(f"{sym.written} at column {sym.column} has {len(sym.times)} time indices; "
                                   "write one, as in a_j(t)")
+        if self.vocabulary.per_step and sym.times and _step(*sym.times[0]) != TIME:
+            raise ExpressionError(f"{sym.written} at column {sym.column}: this target is the same at every step; "
+                                  "write each quantity at step t, as in a_k(t)")
         quantity = self.quantity(role, letters, sym, layer, _step(*sym.times[0]) if sym.times else TIME)
         if new:
             if role != "weight":
@@ -745,7 +755,7 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
         """A subscript's items without a time index after its comma (delta_{j,t+1}), which
         goes to ``sym.times``."""
         def split(items):
-            if not self.vocabulary.timed or "," not in items:
+            if not self.vocabulary.reads_time or "," not in items:
                 return items
             cut = len(items) - 1 - items[::-1].index(",")
             tail = "".join(items[cut + 1:]).replace(" ", "")
@@ -757,7 +767,7 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
 
     def superscript(self, items, sym: _Sym):
         text = "".join(items).replace(" ", "")
-        time = _TIME.fullmatch(text) if self.vocabulary.timed else None
+        time = _TIME.fullmatch(text) if self.vocabulary.reads_time else None
         if time and (text[0] in "(<" or time.group(1) not in "nT"):  # ^{(t)}, ^{<t+1>}, ^t; ^T is a transpose
             return "time", _step_of(text)
         if re.fullmatch(r"\(?(\+|new|\*|[nt]\+1|\\tau\+1)\)?", text):

@@ -207,7 +207,8 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
         cases.symbols = _symbol_values(cases, names)
         cases.symbol_layer = {symbol: spot[1] for symbol, spot in names.items() if spot[0] == "z"}
     vocabulary = Vocabulary(notation, _letters(notation, target), target.output,
-                            ("l", "L") if target.output else ("l",), {str(s): s for s in names})
+                            ("l", "L") if target.output else ("l",), {str(s): s for s in names},
+                            per_step=isinstance(network, UnrolledNetwork))  # delta_output at any step t
     weight = w[P, U] if target.concrete is None else layer_weight(*target.concrete)
     words = wording(notation, target, network.loss.name)
     mutants = mutants_of(template, reference, cases, network.loss)
