@@ -52,6 +52,8 @@ THROUGH_TIME_MISTAKES = [
      "missing activation derivative"),
     ("haykin", "delta_hidden_bptt", "\\varphi'(v_i(n)) [\\sum_k \\delta_k(n) w_{kj} + \\sum_m \\delta_m(n+1) r_{mj}]",
      "derivative of the wrong unit"),
+    ("default", "grad_r", "\\sum_t a_j(t-1)\\delta_i(t)", "swapped unit indices"),
+    ("haykin", "grad_r", "-\\sum_n \\delta_i(n) y_j(n-1)", "swapped unit indices"),
     ("xhy", "delta_hidden_bptt", "f'(z_j^{<t>}) (\\sum_k w_{jk}\\delta_k^{<t>} + \\sum_m r_{jm}\\delta_m^{<t>})",
      "time-index shift"),
 ]

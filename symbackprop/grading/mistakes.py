@@ -93,10 +93,13 @@ def _inlined_output_delta(e, loss):
 
 
 def _swapped_units(e, loss):
-    """delta_i a_j for delta_j a_i: the gradient (or step) of a weight with its two units exchanged."""
-    if not e.has(a[P]):
-        return None
-    return (-ETA if e.has(ETA) else 1) * delta[P] * a[U]
+    """delta_i a_j for delta_j a_i: the gradient (or step) of a weight with its two units exchanged
+    (through time, sum_t a_j(t-1) delta_i(t) for dE/dr_ij)."""
+    if e.has(a[P]):
+        return (-ETA if e.has(ETA) else 1) * delta[P] * a[U]
+    timed = any(isinstance(x, sp.Indexed) and x.base == a and x.indices[0] == P and len(x.indices) == 2
+                for x in sp.preorder_traversal(e))
+    return e.xreplace({P: U, U: P}) if timed else None
 
 
 def _without_future(e, loss):
