@@ -9,6 +9,7 @@ One function per stage of the flow, each a module::
     derivation    derive                        -> Derivation: generic and concrete Steps
     verification  verify                        -> Report of the three witnesses
     matrix        MatrixCompiled                -> batched gradients of a layered network
+                  SequenceCompiled              -> ... and of an Elman network's sequences (BPTT)
     examples      example                       -> numbers and one gradient-descent step
     notes/        render / write_notes          -> Markdown and LaTeX notes: notation (a course's symbols,
                                                    as data), printing, figures, the printed matrix form,
@@ -31,6 +32,7 @@ _HOME = {"Derivation": "derivation", "Step": "derivation", "derive": "derivation
          "Loss": "functions", "activation": "functions", "custom_activation": "functions",
          "custom_loss": "functions", "loss": "functions", "Verdict": "grading", "check": "grading",
          "grade": "exercises", "ExerciseSet": "exercises", "MatrixCompiled": "matrix", "Network": "network",
+         "SequenceCompiled": "matrix",
          "graph": "network", "layered": "network", "Notation": "notes.notation", "Compiled": "numerics",
          "Values": "numerics", "random_values": "numerics", "latex": "notes.printing", "render": "notes.rendering",
          "write_notes": "notes.rendering",

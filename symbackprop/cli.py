@@ -100,11 +100,17 @@ targets:
     update_w_output update_w_hidden
   concrete, one quantity of the spec's network (0-based, like weights[l][i][j], biases[l][j]):
     delta[l][j] grad_b[l][j] grad_w[l][i][j] update_w[l][i][j]
+  through time, on a recurrent network (recurrent = true or --recurrent; r_ij from unit i at t-1 to j at t):
+    delta_hidden_bptt grad_r grad_r[h][i][j] (like recurrent_weights[h][i][j]); there delta_output is
+    per step, grad_w_hidden sums over the steps, the other targets above are refused
 
 answers: LaTeX or plain text, with or without a left-hand side, e.g. (shell-quoted)
   "\\delta_j = g'(z_j) \\sum_k w_{jk} \\delta_k"     "g'(z_j)*sum(w_jk*delta_k, k)"     "g'(z_j) sum_k w_jk delta_k"
   "\\frac{\\partial E}{\\partial a_k} \\sigma'(z_k)"    "\\Delta w_{ij} = -\\eta \\delta_j a_i"    "w_ij - eta*delta_j*a_i"
   concrete: "delta[1][0]*a[0][2]", "g'(z[0][1])*w[1][1][0]*delta[1][0]", or a number
+  through time: "\\delta_j(t) = g'(z_j(t)) [\\sum_k w_{jk} \\delta_k(t) + \\sum_m r_{jm} \\delta_m(t+1)]"
+    "\\sum_t a_i(t-1) \\delta_j(t)" (also a_{i,t-1}, h_i^{<t-1>}); grad_r[0][1][2]: "a[0][1](0)*delta[0][2](1)"
+    (steps 0-based there, as the units of example --json), or a number
 symbols follow --notation (haykin: v_j, y_i, phi, w_{kj}, d_j, e_j; nielsen: z^l_j, sigma, w^{l+1}_{kj}).
 An update answer with Delta on the left, or without the weight itself, is the change; with
 w <- / w^+ / w(n+1) on the left, or containing the weight, it is the new weight.

@@ -446,18 +446,23 @@ def instantiate(derivation: Derivation, expression: sp.Expr, unit: str, predeces
     if predecessor is not None:
         binding[layer.predecessor] = predecessor
 
-    def members(index: sp.Idx, bound: dict) -> list[str]:
-        if index == layer.successor:
-            return [name for name, _ in net.successors[bound[layer.unit]]]
+    def members(total: sp.Sum, bound: dict) -> list[str]:
+        index = total.limits[0][0]
+        if index == layer.successor:  # the units fed by the source of the sum's weight w[source, index]
+            source = next((e.indices[0] for e in total.function.atoms(sp.Indexed)
+                           if e.base == w and e.indices[1] == index), layer.unit)
+            return [name for name, _ in net.successors[bound[source]]]
         if index == m:
             return list(net.group_by_name[net[unit].group].units)
         raise ValueError(f"no range for index {index} in {expression}")
 
     def bind(e: sp.Expr, bound: dict) -> sp.Expr:
+        """Outer sums first, so that an inner sum's range may depend on an outer index (a
+        softmax layer's sum over its members m of sum_k w_mk delta_k)."""
+        if isinstance(e, sp.Sum):
+            return sp.Add(*(bind(e.function, {**bound, e.limits[0][0]: name}) for name in members(e, bound)))
         if e.has(sp.Sum):
-            e = e.replace(lambda s: isinstance(s, sp.Sum),
-                          lambda s: sp.Add(*(bind(s.function, {**bound, s.limits[0][0]: name})
-                                             for name in members(s.limits[0][0], bound))))
+            return e.func(*(bind(arg, bound) for arg in e.args))
         return e.xreplace({s: _concrete(net, s, bound) for s in e.atoms(sp.Indexed)})  # 3x faster than replace
 
     return bind(expression, binding).xreplace({OUTPUT_COUNT: net.loss_outputs})

@@ -167,7 +167,9 @@ def test_mistakes_a_network_shows_are_named(prepared, network, notation, target,
 
 
 def test_every_diagnosis_is_tested_in_two_notations():
+    from test_grading_recurrent import THROUGH_TIME_MISTAKES  # a recurrent network's, tested there
     named = [(n, m) for n, _, _, m in MISTAKES] + [(n, m) for _, n, _, _, m in SPEC_MISTAKES]
+    named += [(n, m) for n, _, _, m in THROUGH_TIME_MISTAKES]
     for name in {m.name for m in grading.MISTAKES}:
         assert len({n for n, m in named if m == name}) >= 2, name
 
@@ -511,14 +513,17 @@ TEXTBOOK = tomllib.loads((Path(__file__).parent / "textbook_answers.toml").read_
 
 @pytest.mark.parametrize("entry", TEXTBOOK, ids=lambda e: f"{e['notation']}-{e['target']}-{e['answer'][:30]}")
 def test_textbook_spellings_of_correct_answers_are_read_and_correct(prepared, entry):
-    spec = spec_with(entry.get("activations", "sigmoid,sigmoid"))
+    spec = spec_with(entry.get("activations", "sigmoid,sigmoid"), entry.get("steps"))
     result = verdict(prepared, entry["target"], entry["answer"], entry["notation"], spec)
     assert result.verdict == "correct", (result.message, result.diagnosis)
 
 
 @functools.lru_cache
-def spec_with(activations):
-    return SPEC if activations == "sigmoid,sigmoid" else sb.compact("2-3-2", activations)
+def spec_with(activations, steps=None):
+    """The 2-3-2 network with ``activations``; with ``steps``, an Elman network over that many steps."""
+    if activations == "sigmoid,sigmoid" and steps is None:
+        return SPEC
+    return sb.compact("2-3-2", activations, steps=steps)
 
 
 def test_a_power_on_a_function_is_no_false_accept(prepared):

@@ -251,9 +251,12 @@ def test_bad_recurrent_command_lines_exit_2_with_one_line(args, needle):
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
-def test_checking_a_recurrent_spec_grades_the_feed_forward_targets_and_refuses_the_rest():
+def test_checking_a_recurrent_spec_grades_per_step_and_bptt_targets_and_refuses_one_step_ones():
+    """delta_output is the same at every step; dE/dr is BPTT's (tests/test_grading_recurrent.py);
+    a one-step hidden delta would be graded wrong, so it is refused."""
     spec = sb.from_dict(ELMAN_111)
     right = sb.check(spec, "delta_output", r"a_k - t_k")
     assert right.verdict == "correct", right.message
-    refused = run("check", "2-3-1", "--recurrent", "--steps", "2", "--target", "grad_r[0][0][0]", "--answer", "0.1")
-    assert refused.returncode == 2 and "not graded yet" in refused.stderr and "Traceback" not in refused.stderr
+    assert sb.check(spec, "grad_r[0][0][0]", "-0.21809").verdict == "correct"  # the hand-checked dE/dr
+    refused = run("check", "2-3-1", "--recurrent", "--steps", "2", "--target", "delta_hidden", "--answer", "0.1")
+    assert refused.returncode == 2 and "delta_hidden_bptt" in refused.stderr and "Traceback" not in refused.stderr

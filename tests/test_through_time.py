@@ -1,5 +1,6 @@
 """The notes' chapter on backpropagation through time: in every notation, compiling, with
 the future term, the truncated range and the worked example's numbers."""
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,8 @@ def test_the_chapter_compiles_in_every_notation(written, notation):
                             cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout[-2000:]
     assert r"\section{Through time}" in tex.read_text() or "Through time" in tex.read_text()
+    assert r"\node[zero]" in tex.read_text()  # the unrolled figure, in the chapter
+    assert "Overfull" not in (tex.parent / "notes.log").read_text()
 
 
 def test_the_chapter_shows_the_future_term_the_truncation_and_the_sum_over_steps(written):
@@ -65,3 +68,24 @@ def test_a_bad_truncation_exits_2_with_one_line_and_writes_nothing(tmp_path, arg
     assert result.returncode == 2 and needle in result.stderr and "--truncate" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+def test_a_wide_layer_over_many_steps_keeps_the_chapter_on_the_page(tmp_path):
+    spec = sb.compact("2-6-1", activation="tanh,identity", steps=8)
+    tex = next(p for p in sb.write_notes(spec, tmp_path, formats=["tex"]) if p.suffix == ".tex")
+    text = tex.read_text()
+    start = text.index(r"\section{Through time}")
+    chapter = text[start:text.index(r"\section", start + 9)]
+    row = next(line for line in chapter.splitlines() if line.startswith("1 & "))
+    assert "its first 4 units of 6" in chapter and row.count("&") == 8  # t, then 4 activations and 4 deltas
+    assert r"\cdots" in chapter and "the dots stand for 3 of them" in chapter  # 7 terms, 4 shown
+    gradient = sb.example(spec.network, spec.values).evaluation.gradients[recurrent_weight(0, 0, 0)]
+    assert f"= {gradient:.4f}" in chapter
+    subprocess.run(["pdflatex", "-interaction=nonstopmode", tex.name], cwd=tmp_path, capture_output=True,
+                   timeout=120, check=False)
+    first = text[:start].count("\n") + 1
+    last = first + chapter.count("\n")
+    log = (tmp_path / "notes.log").read_text()
+    lines = [int(n) for n in re.findall(r"Overfull \\hbox .*? (?:lines (\d+)--\d+|line (\d+))", log) for n in n if n]
+    assert not [n for n in lines if first <= n <= last], (first, last, lines)

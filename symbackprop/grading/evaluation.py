@@ -3,6 +3,8 @@
 A case is one layered network at one random point with the unit of the target (U), the unit
 feeding it (P) and a unit it feeds (S) bound; every quantity an answer can name is a table of
 numbers per case, so evaluating an expression is a handful of NumPy operations, not a loop.
+A recurrent network's cases have a time axis too (:mod:`.through_time` builds them): the
+step t is bound like a unit, and a sum over t runs over the case's steps.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import sympy as sp
 
 from ..functions import Activation
 from ..network import layer_bias, layer_weight
-from .reading import ETA, OUTPUTS, P, S, U, w, z
+from .reading import ETA, LAST, OUTPUTS, TIME, P, S, U, dEdr, dEdw, r, w, z
 
 RTOL, ATOL = 1e-8, 1e-12
 PAD = 6  # every layer's tables have this many positions; beyond a layer's width, fixed random values
@@ -38,6 +40,12 @@ class Cases:
     symbols: dict = field(default_factory=dict)  # concrete network symbol -> (C,)
     symbol_layer: dict = field(default_factory=dict)  # concrete z symbol -> its layer
     labels: list = field(default_factory=list)  # per case: network and units, for counterexamples
+    #: a recurrent network's cases: T per case, the step bound to t, and the tied weights' tables
+    #: [c, L, i, j] (r within layer L; dEdw, dEdr the whole gradients); then every table of
+    #: ``tables`` is [case, step, layer, position], step 0 the zero state before the first step
+    steps: np.ndarray | None = None
+    time: np.ndarray | None = None
+    pairs: dict = field(default_factory=dict)  # "r", "dEdw", "dEdr" -> (C, layers, PAD, PAD)
 
     @property
     def count(self) -> int:
@@ -93,14 +101,7 @@ def build_cases(points: list, summed: sp.Symbol) -> tuple[Cases, np.ndarray]:
         result = family.compiled.evaluate(values)
         width[c, :len(sizes)] = sizes
         tables["a"][c, 0, :sizes[0]] = values.inputs[0]
-        for group_index, group in enumerate(net.groups):
-            key = group.activation
-            if key not in function_of:
-                function_of[key] = len(functions)
-                functions.append(_activation_functions(key))
-            activation[c, group_index + 1] = function_of[key]
-        activation[c, 0] = activation[c, 1]
-        activation[c, len(sizes):] = activation[c, len(sizes) - 1]
+        activation[c] = activation_row(net, depth, functions, function_of)
         for unit in net.computing_units:
             level, j = unit.position
             tables["z"][c, level, j] = result.z[unit.name][0]
@@ -135,6 +136,21 @@ def build_cases(points: list, summed: sp.Symbol) -> tuple[Cases, np.ndarray]:
     return cases, references
 
 
+def activation_row(net, depth: int, functions: list, function_of: dict) -> np.ndarray:
+    """Per layer of ``net``, where its activation's (g, g') is in ``functions`` (added when new);
+    the input layer and the padding beyond the output layer take their neighbour's."""
+    row = np.zeros(depth, dtype=int)
+    for unit in net.computing_units:
+        key = net.group_by_name[unit.group].activation
+        if key not in function_of:
+            function_of[key] = len(functions)
+            functions.append(_activation_functions(key))
+        row[unit.position[0]] = function_of[key]
+    last = max(unit.position[0] for unit in net.computing_units)
+    row[0], row[last + 1:] = row[1], row[last]
+    return row
+
+
 class Unbound(Exception):
     """An index letter that is neither bound to a unit nor summed."""
 
@@ -151,8 +167,16 @@ def evaluate(expression: sp.Expr, cases: Cases) -> np.ndarray:
     """``expression`` at every case, as a float array (C,).  Index roles are bound by the cases;
     a sum runs over its index's layer, masked to each case's width."""
     with np.errstate(all="ignore"):
-        env = {role: (cases.layer[role], cases.position[role]) for role in (P, U, S)}
+        env = bindings(cases, (P, U, S))
         return np.broadcast_to(np.asarray(value_at(expression, cases, env), dtype=float), (cases.count,))
+
+
+def bindings(cases: Cases, roles) -> dict:
+    """What the cases bind: each of ``roles`` to its (layer, position), and the step t."""
+    env = {role: (cases.layer[role], cases.position[role]) for role in roles}
+    if cases.time is not None:
+        env[TIME] = (None, cases.time)
+    return env
 
 
 def _lookup(index, env):
@@ -175,18 +199,26 @@ def value_at(e, cases: Cases, env):
         return np.power(value_at(e.base, cases, env), value_at(e.exp, cases, env))
     rows = np.arange(cases.count)
     if isinstance(e, sp.Indexed):
-        spots = [_lookup(i, env) for i in e.indices]
-        if e.base == w:
-            (lx, px), (ly, py) = spots
-            return cases.weights[rows, np.maximum(lx, ly), px, py]
-        (level, pos), = spots
-        return cases.tables[str(e.base)][rows, level, pos]
+        if e.base in (w, r, dEdw, dEdr):
+            (lx, px), (ly, py) = (_lookup(i, env) for i in e.indices)
+            table = cases.weights if e.base == w else cases.pairs[str(e.base)]
+            return table[rows, np.maximum(lx, ly), px, py]
+        level, pos = _lookup(e.indices[0], env)
+        if cases.steps is None:
+            return cases.tables[str(e.base)][rows, level, pos]
+        step = value_at(e.indices[1], cases, env) if len(e.indices) > 1 else _lookup(TIME, env)[1]
+        step = np.clip(np.broadcast_to(np.asarray(step), (cases.count,)), 0, cases.tables["a"].shape[1] - 1)
+        return cases.tables[str(e.base)][rows, step.astype(int), level, pos]
     if isinstance(e, sp.Sum):  # SymPy merges nested sums into one with several limits
         return _sum(e.function, [limit[0] for limit in e.limits], cases, env)
     if e == ETA:
         return cases.eta
     if e == OUTPUTS:
         return cases.outputs
+    if e == TIME:
+        return _lookup(e, env)[1]
+    if e == LAST and cases.steps is not None:
+        return cases.steps
     if isinstance(e, sp.Symbol):
         if e in cases.symbols:
             return cases.symbols[e]
@@ -224,13 +256,31 @@ def _sum(function, variables, cases: Cases, env):
     if not variables:
         return value_at(function, cases, env)
     variable = variables[-1]
-    level = env[variable if variable in (P, U, S) else cases.summed][0]
     total = 0.0
-    for r in range(PAD):
-        inner = {**env, variable: (level, np.full(cases.count, r))}
+    if variable == TIME and cases.steps is not None:  # over the steps 1..T of each case
+        for step in range(1, int(cases.steps.max()) + 1):
+            term = _sum(function, variables[:-1], cases, {**env, TIME: (None, np.full(cases.count, step))})
+            total = total + np.where(step <= cases.steps, term, 0.0)
+        return total
+    level = _summed_layer(variable, function, env, cases)
+    for n in range(PAD):
+        inner = {**env, variable: (level, np.full(cases.count, n))}
         term = _sum(function, variables[:-1], cases, inner)
-        total = total + np.where(r < cases.width[np.arange(cases.count), level], term, 0.0)
+        total = total + np.where(n < cases.width[np.arange(cases.count), level], term, 0.0)
     return total
+
+
+def _summed_layer(variable, function, env, cases: Cases):
+    """The layer a sum's index runs over: its role's; a letter of a recurrent weight r_jm, the
+    layer of the other unit (r joins one layer to itself); any other letter, the summed role's."""
+    if variable in (P, U, S):
+        return env[variable][0]
+    for x in sp.preorder_traversal(function):
+        if isinstance(x, sp.Indexed) and x.base == r and variable in x.indices:
+            other = next((i for i in x.indices if i != variable and i in env), None)
+            if other is not None:
+                return env[other][0]
+    return env[cases.summed][0]
 
 
 def close(x: np.ndarray, y: np.ndarray, rtol: float = RTOL, atol: float = ATOL) -> bool:

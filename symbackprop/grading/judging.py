@@ -14,12 +14,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import sympy as sp
 
-from .evaluation import Cases, NotElementwise, Unbound, close, evaluate, value_at
+from .evaluation import Cases, NotElementwise, Unbound, bindings, close, evaluate, value_at
 from .mistakes import MISTAKE_NAMES
 from .reading import (
     DELTA,
     ETA,
     MAX_LENGTH,
+    TIME,
     Answer,
     ExpressionError,
     P,
@@ -27,6 +28,8 @@ from .reading import (
     U,
     a,
     dEda,
+    dEdr,
+    dEdw,
     delta,
     quoted,
     read_answer,
@@ -172,11 +175,14 @@ def _restates(prepared: Prepared, side) -> str | None:
         own = sp.Symbol(f"delta[{level}][{unit}]", real=True)
         return (f"{words['target']} is what the answer should work out" if target.kind == "delta" and side.has(own)
                 else None)
-    itself = {"delta": delta[U], "grad_w": quoted(sp.Mul(delta[U], a[P], evaluate=False)),
-              "grad_b": quoted(delta[U])}.get(target.kind)
+    if target.timed:  # through time: delta_j(t), and the tied weights' whole gradients
+        itself = {"delta": delta[U, TIME], "grad_w": quoted(dEdw[P, U]), "grad_r": quoted(dEdr[P, U])}[target.kind]
+    else:
+        itself = {"delta": delta[U], "grad_w": quoted(sp.Mul(delta[U], a[P], evaluate=False)),
+                  "grad_b": quoted(delta[U])}.get(target.kind)
     if itself is not None and side.has(itself):
         return f"{words['target']} is what the answer should work out, in terms of the network's quantities."
-    if not target.output and target.kind != "update_w" and side.has(dEda[U]):
+    if not target.output and target.kind != "update_w" and side.has(dEda[U, TIME] if target.timed else dEda[U]):
         return (f"d{prepared.vocabulary.notation.plain['error'][0]}/d{words['a_u']} is left unworked: for a hidden "
                 f"unit it is {words['sum_us']}, summed over {words['s']}.")
     return None
@@ -337,10 +343,17 @@ def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = N
     found = {"network": label["network"]}
     if prepared.target.concrete is None:
         shown = {words["z_u"]: z[U], words["a_u"]: a[U], words["a_p"]: a[P]}
+        if prepared.target.timed:  # at the case's step t; r_ij carries a_i of the step before
+            before = prepared.target.kind == "grad_r"
+            shown = {f"{words['z_u']}(t)": z[U, TIME], f"{words['a_u']}(t)": a[U, TIME],
+                     f"{words['a_p']}(t-1)" if before else f"{words['a_p']}(t)": a[P, TIME - 1 if before else TIME],
+                     f"{words['delta_u']}(t)": delta[U, TIME]}
         if prepared.target.output:
             shown[f"{prepared.vocabulary.notation.plain['target'][0]}_{words['u']}"] = t[U]
         positions = label["positions"]
         found.update({"layer": label["layer"], "units": {words["u"]: positions[str(U)], words["p"]: positions[str(P)]}})
+        if "step" in label:  # through time: the step t the formula is at (the last one, T, for a gradient)
+            found["step"] = label["step"]
     else:
         used = side.free_symbols if side is not None else ()
         shown = {str(symbol): symbol for symbol in sorted(used, key=str) if symbol in cases.symbols}
@@ -360,6 +373,6 @@ def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = N
 def _over_successors(quantity, cases: Cases, case: int, factor: int) -> list[float]:
     """``quantity`` at one case for every unit the bound unit feeds."""
     level = int(cases.layer[S][case])
-    env = {role: (cases.layer[role], cases.position[role]) for role in (P, U)}
+    env = bindings(cases, (P, U))
     return [round(float(value_at(quantity, cases, {**env, S: (cases.layer[S], np.full(cases.count, r))})[case])
                   * factor, 12) for r in range(int(cases.width[case, level]))]

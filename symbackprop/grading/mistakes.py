@@ -15,18 +15,33 @@ import sympy as sp
 from ..functions import A, K, T, activation
 from ..notes.notation import Notation
 from .evaluation import Cases, NotElementwise, Unbound, close_to_any, evaluate
-from .reading import ETA, OUTPUTS, P, S, U, a, delta, dg, t, w, z
+from .reading import ETA, LAST, OUTPUTS, TIME, P, S, U, a, delta, dg, r, t, w, z
 
 if TYPE_CHECKING:
     from .targets import Target
 
 
 def _replace_sum(e, function):
-    return e.replace(lambda x: isinstance(x, sp.Sum), function)
+    """Each sum over units replaced (a sum over the steps t is another mistake's)."""
+    return e.replace(lambda x: isinstance(x, sp.Sum) and TIME not in x.variables, function)
 
 
 def _swap_weights(e):
     return e.replace(lambda x: isinstance(x, sp.Indexed) and x.base == w, lambda x: w[x.indices[1], x.indices[0]])
+
+
+def _own_slope(e):
+    """The unit's own g'(z_u) in ``e`` (g'(z_u(t)) through time), or None."""
+    return next((x for x in sp.preorder_traversal(e) if isinstance(x, sp.Function) and x.func == dg
+                 and isinstance(x.args[0], sp.Indexed) and x.args[0].base == z and x.args[0].indices[0] == U), None)
+
+
+def _with_slope(function):
+    """A mistake made to the unit's own g'(z_u): ``function(e, slope, z_u)``, None without one."""
+    def transform(e, loss):
+        slope = _own_slope(e)
+        return None if slope is None else function(e, slope, slope.args[0])
+    return transform
 
 
 def _derivative_inside(e):
@@ -78,10 +93,36 @@ def _inlined_output_delta(e, loss):
 
 
 def _swapped_units(e, loss):
-    """delta_i a_j for delta_j a_i: the gradient (or step) of a weight with its two units exchanged."""
-    if not e.has(a[P]):
+    """delta_i a_j for delta_j a_i: the gradient (or step) of a weight with its two units exchanged
+    (through time, sum_t a_j(t-1) delta_i(t) for dE/dr_ij)."""
+    if e.has(a[P]):
+        return (-ETA if e.has(ETA) else 1) * delta[P] * a[U]
+    timed = any(isinstance(x, sp.Indexed) and x.base == a and x.indices[0] == P and len(x.indices) == 2
+                for x in sp.preorder_traversal(e))
+    return e.xreplace({P: U, U: P}) if timed else None
+
+
+def _without_future(e, loss):
+    """BPTT's delta without the error that comes back from the next step through r."""
+    if not e.has(r):
         return None
-    return (-ETA if e.has(ETA) else 1) * delta[P] * a[U]
+    return _replace_sum(e, lambda s: sp.Integer(0) if s.function.has(r) else s)
+
+
+def _last_step_only(e, loss):
+    """A tied weight's gradient taken from its use at the last step T only, not summed over t."""
+    timed = lambda x: isinstance(x, sp.Sum) and TIME in x.variables
+    if not any(timed(x) for x in sp.preorder_traversal(e)):
+        return None
+    return e.replace(timed, lambda s: s.function.xreplace({TIME: LAST}))
+
+
+def _same_step(e, loss):
+    """Every quantity of another step (a_i(t-1), delta_m(t+1)) read at step t instead."""
+    shifted = {x: x.base[x.indices[0], TIME] for x in sp.preorder_traversal(e)
+               if isinstance(x, sp.Indexed) and x.base in (a, z, delta) and len(x.indices) == 2
+               and x.indices[1] != TIME and x.indices[1].has(TIME)}
+    return e.xreplace(shifted) if shifted else None
 
 
 @dataclass(frozen=True)
@@ -104,13 +145,14 @@ MISTAKES = (
     Mistake("sign error", lambda e, loss: -e, "{sign}"),
     Mistake("missing learning rate", _if_has(ETA, lambda e: e.xreplace({ETA: 1})),
             "The learning rate {eta} is missing: the step is {eta} times the gradient."),
-    Mistake("missing activation derivative", _if_has(dg(z[U]), lambda e: e.xreplace({dg(z[U]): 1})),
+    Mistake("missing activation derivative", _with_slope(lambda e, slope, zu: e.xreplace({slope: 1})),
             "The factor {g_u} (= d{a_u}/d{z_u}, the slope of unit {u}'s activation) is missing; the chain rule "
             "passes through it between the error and {z_u}: correct if multiplied by {g_u}."),
     Mistake("derivative of the wrong unit", lambda e, loss: _derivative_inside(e),
             "The activation derivative belongs to unit {u}, not to the units it feeds: correct if {g_s} "
             "inside the sum were {g_u} in front of it."),
-    Mistake("derivative of the wrong unit", _if_has(dg(z[U]), lambda e: e.xreplace({dg(z[U]): dg(z[P])})),
+    Mistake("derivative of the wrong unit", _with_slope(
+        lambda e, slope, zu: e.xreplace({slope: dg(z[(P, *zu.indices[1:])])})),
             "The activation derivative is taken at the wrong unit: correct if {g_p} were {g_u} "
             "(the derivative of the unit whose delta this is)."),
     Mistake("transposed weight index", _if_has(w[U, S], _swap_weights),
@@ -156,6 +198,14 @@ MISTAKES = (
     Mistake("missing 1/K", _if_has(OUTPUTS, lambda e: e.xreplace({OUTPUTS: 1})),
             "The 1/K of the mean squared error is missing: E = 1/K sum_k (a_k - t_k)^2 over K outputs gives "
             "dE/da_k = 2 (a_k - t_k)/K."),
+    Mistake("missing the future term", _without_future,
+            "The term from the next step is missing: unit {u} at step t also feeds every unit {m} of its own layer "
+            "at step t+1 through {r_um}, so its error has {r_um} {delta_m}(t+1), summed over {m}, besides "
+            "{sum_us}."),
+    Mistake("gradient from the last step only", _last_step_only,
+            "{r_pu_or_w} is the same weight at every step, so its gradient sums its uses over the steps: {target} = "
+            "sum over t of {step_term}; your answer is the last step's term only."),
+    Mistake("time-index shift", _same_step, "{shift}"),
     Mistake("old weight missing", _if_has(ETA, lambda e: e - w[P, U]),
             "The old weight is missing: the new weight is {w_pu} plus the step, {w_pu} - {eta} d{error}/d{w_pu}; "
             "your answer is the step alone."),
@@ -168,8 +218,14 @@ def _label(target: Target, notation: Notation, p: str, u: str) -> str:
     weight = plain["weight"][0] + "_" + "".join(notation.weight_indices(p, u))
     bias = (plain["weight"][0] + "_" + "".join(notation.weight_indices("0", u)) if notation.bias == "weight"
             else f"{plain['bias'][0]}_{u}")
+    recurrent = _recurrent_letter(notation) + "_" + "".join(notation.weight_indices(p, u))
     return {"delta": f"{plain['delta'][0]}_{u}", "grad_w": f"d{plain['error'][0]}/d{weight}",
-            "grad_b": f"d{plain['error'][0]}/d{bias}", "update_w": f"Delta {weight}"}[target.kind]
+            "grad_b": f"d{plain['error'][0]}/d{bias}", "update_w": f"Delta {weight}",
+            "grad_r": f"d{plain['error'][0]}/d{recurrent}"}[target.kind]
+
+
+def _recurrent_letter(notation: Notation) -> str:
+    return notation.plain.get("recurrent_weight", ("r",))[0]
 
 
 MISTAKE_NAMES = frozenset(m.name for m in MISTAKES)
@@ -208,13 +264,36 @@ def wording(notation: Notation, target: Target, loss_name: str) -> dict:
                            f"not ({tt} - {aa}).")
     slopes = {f"{name}_slope_{x}": _printed(_slope(name, U), {a[U]: f"{aa}_{letter}"})
               for name in SPELLED_SLOPES for x, letter in (("u", u), ("s", s))}
+    through_time = _through_time_words(notation, target, p, u, s, separator)
     return {"p": p, "u": u, "s": s, "g_u": f"{f}'({zz}_{u})", "g_s": f"{f}'({zz}_{s})", "g_p": f"{f}'({zz}_{p})",
             "a_u": f"{aa}_{u}", "a_p": f"{aa}_{p}", "z_u": f"{zz}_{u}", "z_p": f"{zz}_{p}", "w_us": weight(u, s),
             "w_su": weight(s, u), "w_pu": weight(p, u), "sum_us": f"{weight(u, s)} {dd}_{s}", "delta_s": f"{dd}_{s}",
             "delta_u": f"{dd}_{u}", "delta_p": f"{dd}_{p}", "error_u": f"({aa}_{u} - {tt}_{u})", "error": error,
-            "eta": eta, "sign": sign, "target": _label(target, notation, p, u), **slopes,
+            "eta": eta, "sign": sign, "target": _label(target, notation, p, u), **slopes, **through_time,
             "half": " (the 1/2 of E = 1/2 sum (a - t)^2 cancels the 2 of the square)"
             if loss_name == "half_sse" else ""}
+
+
+def _through_time_words(notation: Notation, target: Target, p: str, u: str, s: str, separator: str) -> dict:
+    """The spellings of a recurrent network's messages: the peer m of unit u in its own layer,
+    the recurrent weights, and the time shift the target's formula has."""
+    plain = notation.plain
+    m = next(x for x in ("m", "q", "l") if x not in (p, u, s))
+    aa, dd = plain["activation"][0], plain["delta"][0]
+
+    def weight(letter, x, y):
+        i, j = notation.weight_indices(x, y)
+        return f"{letter}_{i}{separator}{j}"
+
+    r_um, r_pu = weight(_recurrent_letter(notation), u, m), weight(_recurrent_letter(notation), p, u)
+    recurrent = target.kind == "grad_r"
+    shift = (f"The time index is shifted: {r_pu} carries {aa}_{p} of the step before into step t: correct if "
+             f"{aa}_{p}(t) were {aa}_{p}(t-1)." if recurrent else
+             f"The time index is shifted: {aa}_{u}(t) reaches its own layer at step t+1 (through {r_um}), so that "
+             f"error comes back from {dd}_{m}(t+1): correct if {dd}_{m}(t) were {dd}_{m}(t+1).")
+    return {"m": m, "r_um": r_um, "delta_m": f"{dd}_{m}", "shift": shift,
+            "r_pu_or_w": r_pu if recurrent else weight(plain["weight"][0], p, u),
+            "step_term": f"{aa}_{p}({'t-1' if recurrent else 't'}) {dd}_{u}(t)"}
 
 
 def _printed(expression, names: dict) -> str:

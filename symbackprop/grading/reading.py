@@ -13,6 +13,9 @@ to the derivation's internal convention, whatever the notation: ``w[x, y]`` is t
 weight from x to y, ``delta`` is dE/dz, Haykin's ``e_j`` is ``t_j - a_j``.  Index
 letters become the role symbols :data:`P`, :data:`U`, :data:`S` (the unit feeding the
 unit, the unit, the unit it feeds); other letters stay as they are and must be summed.
+For a recurrent network's target the time index is read too (``\\delta_j(t+1)``,
+``a_{i,t-1}``, ``h^{<t>}``, ``\\sum_t``): a unit's quantity is ``base[unit, step]`` with the
+step :data:`TIME` (the letters t, n, tau) or :data:`LAST` (T) plus an offset.
 """
 from __future__ import annotations
 
@@ -43,6 +46,13 @@ updated = sp.Function("updated")  # w^+, w(n+1): the new value of a weight
 #: restates its target (dE/dw_ij for dE/dw_ij) can be told from one that derives it
 quoted = sp.Function("quoted")
 _SUM_END = sp.Symbol("N")
+#: A recurrent network's quantities: r[x, y] from unit x at t-1 to unit y at t (one layer), the
+#: step t (any time letter) and the last step T; dE/dw and dE/dr as whole tied-weight gradients.
+r = sp.IndexedBase("r")
+TIME, LAST = sp.Symbol("time."), sp.Symbol("T.")
+dEdw, dEdr = sp.IndexedBase("dEdw"), sp.IndexedBase("dEdr")
+_TIME_LETTERS = ("t", "n", "tau", "\\tau")
+_TIME = re.compile(r"[(<]?\s*([tnT]|\\?tau)\s*(?:([+-])\s*(\d+))?\s*[)>]?")
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 60
@@ -85,12 +95,14 @@ start: sum ((REL | ARROWREL) sum)*
      | operand
 ?operand: symbol
         | symbol LPAR sum (COMMA sum)* RPAR -> apply
+        | symbol LPAR STEP RPAR -> timed
         | LPAR sum RPAR -> group
         | LBRACE sum RBRACE -> group
         | FRAC LBRACE sum RBRACE LBRACE sum RBRACE -> frac
         | FRAC DIGIT DIGIT -> frac
         | BIGSUM limits term -> bigsum
         | PARTIAL symbol -> partial
+        | PARTIAL symbol LPAR STEP RPAR -> partial
 symbol: head decoration*
 head: NAME | CMD | FONT LBRACE (NAME | CMD) RBRACE | FONT NAME
 ?decoration: SUB script -> sub
@@ -98,14 +110,16 @@ head: NAME | CMD | FONT LBRACE (NAME | CMD) RBRACE | FONT NAME
            | PRIME -> prime
            | LSQB DIGITS RSQB -> bracket
 limits: (SUB script)? (POW script)?
-script: INDEX | CMD | LBRACE item* RBRACE | LPAR item* RPAR | MINUS INDEX | PLUS | STAR
+script: INDEX | CMD | LBRACE item* RBRACE | LPAR item* RPAR | LT item* GT | MINUS INDEX | PLUS | STAR
 ?item: INDEX | CMD | COMMA | PLUS | MINUS | EQ | ARROW | STAR | SLASH | DOT | PRIME | POW | SUB
      | LPAR item* RPAR -> nested
      | LBRACE item* RBRACE -> nested
+     | LT item* GT -> angled
 
 REL.3: "=" | ":=" | "<-" | /\\(leftarrow|gets|coloneqq)(?![A-Za-z])/
 ARROWREL.3: "->" | /\\(rightarrow|to|mapsto)(?![A-Za-z])/
 FRAC.3: /\\[dt]?frac(?![A-Za-z])/
+STEP.3: /([tnT]|\\tau)(\s*[+-]\s*\d+)?(?=\s*\))|\d+(?=\s*\))/
 BIGSUM.3: /\\sum(?![A-Za-z])/
 PARTIAL.3: /\\partial(?![A-Za-z])/
 FONT.3: /\\(mathcal|mathrm|text|operatorname|mathit|hat)(?![A-Za-z])/
@@ -132,6 +146,8 @@ LBRACE: "{"
 RBRACE: "}"
 LSQB: "["
 RSQB: "]"
+LT: "<"
+GT: ">"
 SPACE.4: /[ \t\r\n~]+/ | /\\[,;:! ]/
     | /\\(left|right|[bB]igg?[lr]?|limits|nolimits|displaystyle|textstyle|quad|qquad|nonumber|notag)(?![A-Za-z])/
 %ignore SPACE
@@ -151,7 +167,8 @@ class Vocabulary:
     symbol, as in a one-output text's y - t, is the unit's own); ``layer_bases`` are the
     letters a layer superscript may name the unit's layer with (``l``, and ``L`` for an
     output unit); ``names`` maps a concrete network's symbol names (``w[0][1][2]``) to
-    its SymPy symbols.
+    its SymPy symbols; ``timed`` reads a time index on each unit's quantity (a quantity
+    written without one is at step t).
     """
 
     notation: Notation
@@ -159,19 +176,32 @@ class Vocabulary:
     output: bool = False  # the unit is an output: y and t without an index mean its own
     layer_bases: tuple[str, ...] = ("l",)
     names: Mapping[str, sp.Expr] = field(default_factory=dict)
+    timed: bool = False  # a recurrent network's target: read time indices
+    #: a recurrent network's target that is the same at every step (delta_output): time indices
+    #: are read, must all be t, and are dropped
+    per_step: bool = False
+    #: the layer of each role's unit relative to the unit's (dE/dr_ij: i is in j's own layer)
+    offsets: Mapping[sp.Symbol, int] = field(default_factory=lambda: {P: -1, U: 0, S: 1})
 
     def role_of(self, spelling: str) -> str | None:
         """A spelling's role; f, g, h, phi also name the activation function, and E, L, J, C the
-        error, where the notation gives them no other meaning (students bring letters from other courses)."""
+        error, where the notation gives them no other meaning (students bring letters from other courses);
+        through time, h is the hidden state (and only there is there a recurrent weight)."""
         table = _spellings(self.notation)
         if spelling in table:
-            return table[spelling]
+            return table[spelling] if self.timed or table[spelling] != "recurrent_weight" else None
+        if self.timed and spelling == "h":  # a recurrent layer's state h_j(t), h^{<t>}
+            return "hidden"
         return "function" if spelling in _FUNCTION_LETTERS else "error" if spelling in _ERROR_LETTERS else None
+
+    @property
+    def reads_time(self) -> bool:
+        return self.timed or self.per_step
 
     def describe(self) -> str:
         """The symbols a student of this notation may use, for error messages."""
         plain = self.notation.plain
-        seen = dict.fromkeys(plain[role][0] for role in plain)
+        seen = dict.fromkeys(plain[role][0] for role in plain if self.timed or role != "recurrent_weight")
         return ", ".join(seen)
 
 
@@ -222,7 +252,7 @@ def read_answer(text: str, vocabulary: Vocabulary) -> Answer:
         raise ExpressionError(f"the answer must be text, got {type(text).__name__}")
     if len(text) > MAX_LENGTH:
         raise ExpressionError(f"the answer is {len(text)} characters long; at most {MAX_LENGTH} are read")
-    text = normalize(text)
+    text = normalize(text, vocabulary.reads_time)
     _scan(text)
     try:
         tree = _PARSER.parse(text)
@@ -241,6 +271,28 @@ def read_answer(text: str, vocabulary: Vocabulary) -> Answer:
     swapped = builder.swapped_letters()
     remarks = (swapped,) if swapped else tuple(builder.remarks)
     return Answer(tuple(sides), tuple(relations), remarks, builder.decimals, bool(swapped))
+
+
+def _step_of(text: str) -> tuple[str, int]:
+    """A time index as written, (t+1) or <t-1> or 2: its letter ("" for a number of a
+    concrete step) and offset."""
+    text = text.replace(" ", "")
+    if text.isdigit():
+        return "", _bounded(text)
+    letter, sign, amount = _TIME.fullmatch(text).groups()
+    offset = _bounded(amount) if amount else 0
+    return letter.lstrip("\\"), -offset if sign == "-" else offset
+
+
+def _bounded(digits: str) -> int:
+    """A step number as written, or 10000 for a longer one: past the end of every sequence
+    (recurrent.MAX_STEPS), and small enough for NumPy's integers."""
+    return int(digits) if len(digits) <= 4 else 10_000
+
+
+def _step(letter: str, offset: int) -> sp.Expr:
+    """The SymPy step of a time index: t (or n, tau) + offset, T + offset, or a number."""
+    return sp.Integer(offset) if not letter else (LAST if letter == "T" else TIME) + offset
 
 
 def _sum_depth(expression) -> int:
@@ -313,6 +365,7 @@ class _Sym:
     sups: list = field(default_factory=list)
     primes: int = 0
     brackets: list = field(default_factory=list)
+    times: list = field(default_factory=list)  # (letter, offset) of a time index; ("", n) for step n
 
     @property
     def written(self) -> str:
@@ -447,6 +500,12 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
         return sp.Mul(self.value(numerator), sp.Pow(self.value(denominator), -1, evaluate=False), evaluate=False)
 
     def partial(self, children):
+        if len(children) > 2:  # \\partial z_j(t): the time index of a recurrent network's quantity
+            timed = self.timed(children[1:])
+            if not isinstance(timed, _Sym):
+                raise ExpressionError(f"\\partial {children[1].written}({children[3]}) at column {children[1].column}: "
+                                      "a time index is read for a recurrent network's targets only")
+            return _Partial(timed)
         return _Partial(children[1])
 
     def bigsum(self, children):
@@ -460,6 +519,8 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
         return [children[1] if children and children[0] == "_" else None]
 
     def summation_index(self, items, column):
+        if self.vocabulary.timed and items and items[0] in _TIME_LETTERS:  # \\sum_t, \\sum_{t=1}^{T}, \\sum_\\tau
+            return TIME
         letters = [x for x in self.indices(items, column) if x != "="]
         if not letters or not letters[0].isalpha() or len(letters[0]) > 1:
             raise ExpressionError(f"the sum at column {column} needs one index letter, e.g. \\sum_k")
@@ -473,6 +534,10 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
     def nested(self, children):
         inner = [str(x) for c in children[1:-1] for x in (c if isinstance(c, list) else [c])]
         return ["(", *inner, ")"]
+
+    def angled(self, children):  # h^{<t>}, as in the sequence-model notation
+        inner = [str(x) for c in children[1:-1] for x in (c if isinstance(c, list) else [c])]
+        return ["<", *inner, ">"]
 
     def head(self, children):
         name = str(children[-2] if children[-1] == "}" else children[-1]).lstrip("\\")
@@ -515,6 +580,20 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
             raise ExpressionError(f"{sym.written if isinstance(sym, _Sym) else 'this'} is not a function; "
                                   "write a product with *")
         return sp.Mul(self.value(sym), self.value(args[0]), evaluate=False)
+
+    def timed(self, children):
+        """``X(t)``, ``X(t+1)``, ``a[0][1](2)``: a time index on a quantity of a recurrent network's
+        target; otherwise what the parentheses always meant (a call, or a product)."""
+        sym, _, token, _ = children
+        letter, offset = _step_of(str(token))
+        if isinstance(sym, _Sym) and self.vocabulary.reads_time and self.function(sym, 1) is None:
+            sym.times.append((letter, offset))
+            return sym
+        if not letter:
+            return self.apply([sym, None, self.number([token]), None])
+        argument = _Sym(letter.lstrip("\\"), token.start_pos + 1)
+        return self.apply([sym, None, sp.Add(self.value(argument), offset, evaluate=False) if offset else argument,
+                           None])
 
     def call(self, sym: _Sym, args) -> sp.Expr:
         """``sym`` applied to ``args``; a power on the name is a power of the value, as in
@@ -646,8 +725,16 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
                 new = True
             elif kind == "layer":
                 layer = payload
-        letters = [x for items in sym.subs for x in self.indices(items, sym.column)]
-        quantity = self.quantity(role, letters, sym, layer)
+            elif kind == "time":
+                sym.times.append(payload)
+        letters = [x for items in map(self.time_subscript(sym), sym.subs) for x in self.indices(items, sym.column)]
+        if len(sym.times) > 1:
+            raise ExpressionError(f"{sym.written} at column {sym.column} has {len(sym.times)} time indices; "
+                                  "write one, as in a_j(t)")
+        if self.vocabulary.per_step and sym.times and _step(*sym.times[0]) != TIME:
+            raise ExpressionError(f"{sym.written} at column {sym.column}: this target is the same at every step; "
+                                  "write each quantity at step t, as in a_k(t)")
+        quantity = self.quantity(role, letters, sym, layer, _step(*sym.times[0]) if sym.times else TIME)
         if new:
             if role != "weight":
                 raise ExpressionError(f"{sym.written} at column {sym.column}: only a weight has a new value")
@@ -664,8 +751,25 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
                 return _Sym(head, sym.column, [[tail]], sym.sups, sym.primes)
         return None
 
+    def time_subscript(self, sym: _Sym):
+        """A subscript's items without a time index after its comma (delta_{j,t+1}), which
+        goes to ``sym.times``."""
+        def split(items):
+            if not self.vocabulary.reads_time or "," not in items:
+                return items
+            cut = len(items) - 1 - items[::-1].index(",")
+            tail = "".join(items[cut + 1:]).replace(" ", "")
+            if not _TIME.fullmatch(tail) or not tail[:1].isalpha() and not tail.startswith("\\"):
+                return items
+            sym.times.append(_step_of(tail))
+            return items[:cut]
+        return split
+
     def superscript(self, items, sym: _Sym):
         text = "".join(items).replace(" ", "")
+        time = _TIME.fullmatch(text) if self.vocabulary.reads_time else None
+        if time and (text[0] in "(<" or time.group(1) not in "nT"):  # ^{(t)}, ^{<t+1>}, ^t; ^T is a transpose
+            return "time", _step_of(text)
         if re.fullmatch(r"\(?(\+|new|\*|[nt]\+1|\\tau\+1)\)?", text):
             return "new", None
         if re.fullmatch(r"\(?(old|[nt]|\\tau)\)?", text):
@@ -678,9 +782,11 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
             return "layer", (layer.group(1), int(layer.group(2) or 0))
         return "power", self.exponent(items, sym.column)
 
-    def quantity(self, role: str, letters: list[str], sym: _Sym, layer) -> sp.Expr:
+    def quantity(self, role: str, letters: list[str], sym: _Sym, layer, time: sp.Expr) -> sp.Expr:
+        """``role`` with its index letters; a unit's quantity of a recurrent network's target
+        also carries its ``time`` (weights are the same at every step)."""
         notation = self.notation
-        arity = {"weight": 2, "error": 0, "learning_rate": 0}.get(role, 1)
+        arity = {"weight": 2, "recurrent_weight": 2, "error": 0, "learning_rate": 0}.get(role, 1)
         if not letters and role in ("target", "output", "error_signal") and self.vocabulary.output:
             letters = [next(k for k, v in self.vocabulary.letters.items() if v == U)]  # one output: y - t
         if len(letters) != arity:
@@ -693,23 +799,23 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
                                   f"\\frac{{\\partial {sym.head}}}{{\\partial ...}}")
         if role == "learning_rate":
             return ETA
-        if role == "weight" and notation.weight_order == "to_from":
+        if role in ("weight", "recurrent_weight") and notation.weight_order == "to_from":
             letters = letters[::-1]
         if role == "weight" and letters[0] == "0" and notation.bias == "weight":
-            return self.indexed(b, [letters[1]], sym, layer)
+            return self.indexed(b, [letters[1]], sym, layer, time)
         if letters[0] == "0" and role in ("input", "activation", "hidden") and notation.bias == "weight":
             return sp.Integer(1)  # y_0 = +1, the unit the bias weight comes from
         base = {"input": a, "activation": a, "hidden": a, "output": a, "pre_activation": z, "weight": w,
-                "bias": b, "target": t, "delta": delta, "error_signal": None}[role]
+                "recurrent_weight": r, "bias": b, "target": t, "delta": delta, "error_signal": None}[role]
         if role == "error_signal":
-            return sp.Add(self.indexed(t, letters, sym, layer),
-                          sp.Mul(-1, self.indexed(a, letters, sym, layer), evaluate=False), evaluate=False)
-        value = self.indexed(base, letters, sym, layer)
+            return sp.Add(self.indexed(t, letters, sym, layer, time),
+                          sp.Mul(-1, self.indexed(a, letters, sym, layer, time), evaluate=False), evaluate=False)
+        value = self.indexed(base, letters, sym, layer, time)
         if role == "delta" and notation.delta_sign == -1:
             return sp.Mul(-1, value, evaluate=False)
         return value
 
-    def indexed(self, base, letters, sym: _Sym, layer) -> sp.Expr:
+    def indexed(self, base, letters, sym: _Sym, layer, time: sp.Expr) -> sp.Expr:
         indices = []
         for letter in letters:
             if not letter.isalpha():
@@ -718,13 +824,15 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
             indices.append(self.vocabulary.letters.get(letter, sp.Symbol(letter)))
         if layer is not None:
             self.check_layer(base, indices, sym, layer)
+        if self.vocabulary.timed and base in (a, z, t, delta):
+            indices.append(time)
         return base[tuple(indices)]
 
     def check_layer(self, base, indices, sym: _Sym, layer) -> None:
         """w^{l+1}_{kj}: the superscript must be the layer of the unit the letter names (for a
         weight, of the later of its two units); a contradiction makes the answer wrong, not unreadable."""
         letter, offset = layer
-        roles = [{P: -1, U: 0, S: 1}.get(index) for index in indices]
+        roles = [self.vocabulary.offsets.get(index) for index in indices]
         if None in roles:
             return
         expected = max(roles)  # a weight carries the layer of the later unit, even with swapped indices
@@ -739,7 +847,7 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
         """Why superscripts that contradict their letters are right and the subscripts swapped
         (Nielsen's a^{l-1}_j delta^l_k for a^{l-1}_k delta^l_j): advice to change the layers
         would still be wrong."""
-        letter_of = {({P: -1, U: 0, S: 1}[role]): letter for letter, role in self.vocabulary.letters.items()}
+        letter_of = {self.vocabulary.offsets[role]: letter for letter, role in self.vocabulary.letters.items()}
         role_letter = {str(role): letter for letter, role in self.vocabulary.letters.items()}
         pairs = {(role_letter.get(used), letter_of.get(offset)) for _, used, offset in self.clashes}
         if not self.clashes or len(self.clashes) != len(self.remarks) or any(None in p for p in pairs) \
@@ -759,11 +867,14 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
         if sym.brackets:
             role = self.vocabulary.role_of(sym.head)
             base = {"input": "x", "activation": "a", "hidden": "a", "output": "a", "pre_activation": "z",
-                    "weight": "w", "bias": "b", "target": "t", "delta": "delta"}.get(role, sym.head)
-            key = base + "".join(f"[{n}]" for n in sym.brackets)
-            if key not in names:
+                    "weight": "w", "recurrent_weight": "r", "bias": "b", "target": "t", "delta": "delta"}.get(
+                role, sym.head)
+            key = base + "".join(f"[{n}]" for n in sym.brackets) + "".join(f"({n})" for _, n in sym.times)
+            if key not in names or any(letter for letter, _ in sym.times):
+                steps = (", r[h][i][j]; a unit at step s (0-based) as a[l][j](s), t[s][k]" if self.vocabulary.timed
+                         else "")
                 raise ExpressionError(f"{sym.written} at column {sym.column} is not a symbol of this network "
-                                      "(indices are 0-based: w[l][i][j], z[l][j], a[l][j], x[i], t[k])")
+                                      f"(indices are 0-based: w[l][i][j], z[l][j], a[l][j], x[i], t[k]{steps})")
             value = names[key]
             return sp.Mul(-1, value, evaluate=False) if role == "delta" and self.notation.delta_sign == -1 \
                 else value
@@ -798,6 +909,8 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
                 return dEda[lower.indices]
             if lower.base in (z, b):  # dE/dz_j = delta_j (the internal one), dE/db_j = delta_j
                 return quoted(delta[lower.indices])
+            if lower.base in (w, r) and self.vocabulary.timed:  # a tied weight: its gradient sums over the steps
+                return quoted((dEdw if lower.base == w else dEdr)[lower.indices])
             if lower.base == w:
                 source, destination = lower.indices
                 return quoted(sp.Mul(delta[destination], a[source], evaluate=False))
@@ -806,10 +919,16 @@ class _Builder(lark.visitors.Transformer_NonRecursive):
             pair = (upper.base, lower.base)
             if pair == (a, z):
                 return dg(lower) if upper.indices == lower.indices else sp.Integer(0)
-            if pair == (z, a):
-                return w[lower.indices[0], upper.indices[0]]
+            if pair == (z, a):  # through time: z_m(t+1) depends on a_j(t) through r_jm
+                ahead = upper.indices[1] - lower.indices[1] if self.vocabulary.timed else 0
+                if ahead not in (0, 1):
+                    return sp.Integer(0)
+                return (w if ahead == 0 else r)[lower.indices[0], upper.indices[0]]
             if pair == (z, w):
                 return a[lower.indices[0]] if lower.indices[1] == upper.indices[0] else sp.Integer(0)
+            if pair == (z, r):  # z_j(t) depends on r_ij through a_i(t-1)
+                return (a[lower.indices[0], upper.indices[1] - 1] if lower.indices[1] == upper.indices[0]
+                        else sp.Integer(0))
             if pair == (z, b):
                 return sp.Integer(1) if lower.indices == upper.indices else sp.Integer(0)
             if pair == (z, z):  # Nielsen's dz^{l+1}_k/dz^l_j = w^{l+1}_kj sigma'(z^l_j)

@@ -63,8 +63,9 @@ def lines_of(text: str) -> list[str]:
     return lines or [""]
 
 
-def normalize(line: str) -> str:
-    """One line in the grammar's spelling."""
+def normalize(line: str, timed: bool = False) -> str:
+    """One line in the grammar's spelling; ``timed`` (a recurrent network's target) keeps the
+    time index (t), (t+1), which the reader reads as the step, not as an iteration."""
     line = "".join(UNICODE.get(char, char) for char in line).replace("$", " ")
     line = re.sub(r"\\[\[\]()]", " ", line)  # \[ ... \] and \( ... \): display and inline math, like $
     line = _EQUATION_LABEL.sub(" ", line)
@@ -74,8 +75,9 @@ def normalize(line: str) -> str:
     line = line.replace("\\{", "(").replace("\\}", ")")  # \left\{ ... \right\} as brackets
     line = _WRAPPED_NAME.sub(lambda m: m.group(1), line)
     line = _PLAIN_DERIVATIVE.sub(lambda m: rf"\partial {m.group(1)} / \partial ", line)
-    line = _NEXT_TIME.sub("^{+}", line)
-    line = _TIME_INDEX.sub(" ", line)
+    if not timed:
+        line = _NEXT_TIME.sub("^{+}", line)
+        line = _TIME_INDEX.sub(" ", line)
     line = re.sub(r"\\equiv(?![A-Za-z])", "=", line)
     line = re.sub(r"[\s.,;]+$", "", line)  # the full stop or comma that ends a displayed formula
     return _square_brackets(line)

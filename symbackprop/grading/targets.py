@@ -3,7 +3,8 @@
 The reference comes from the derivation itself (:func:`derive` and its NumPy code,
 :func:`~symbackprop.matrix.evaluator`), never from a typed-in formula: for a generic target on two layered networks of
 different widths and depths built from the spec's activations and loss, for a concrete one on the
-spec's network at its worked example and at random points.
+spec's network at its worked example and at random points.  A recurrent network's own
+targets (BPTT) are prepared by :mod:`.through_time`, imported only when one is asked.
 """
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import sympy as sp
 
-from ..notes import notation as notations
 from ..derivation import derive
 from ..errors import SpecError
 from ..functions import A, Activation, K, T
 from ..network import Network, layer_bias, layer_weight, layered
+from ..notes import notation as notations
 from ..notes.notation import Letters, Notation
 from ..numerics import Values
 from ..recurrent import UnrolledNetwork
@@ -28,7 +29,17 @@ from .reading import ETA, OUTPUTS, P, S, U, Vocabulary, a, delta, dg, t, w, z
 
 GENERIC_TARGETS = ("delta_output", "delta_hidden", "grad_w_output", "grad_w_hidden", "grad_b_output",
                    "grad_b_hidden", "update_w_output", "update_w_hidden")
+#: a recurrent network's own: BPTT's delta of a hidden unit at step t, and the gradient of a recurrent weight
+RECURRENT_TARGETS = ("delta_hidden_bptt", "grad_r")
 _CONCRETE = re.compile(r"(delta|grad_b)\[(\d+)\]\[(\d+)\]|(grad_w|update_w)\[(\d+)\]\[(\d+)\]\[(\d+)\]")
+_CONCRETE_RECURRENT = re.compile(r"grad_r\[(\d+)\]\[(\d+)\]\[(\d+)\]")
+#: generic targets of one step that a recurrent network changes, and why they are refused there
+_CHANGED_THROUGH_TIME = {
+    "delta_hidden": "a hidden unit's delta there also has the error from the next step (delta_hidden_bptt)",
+    **{name: "a tied weight's gradient there sums over the steps (graded: grad_w_hidden, grad_r)"
+       for name in ("grad_w_output", "grad_b_output", "grad_b_hidden", "update_w_output", "update_w_hidden")},
+}
+RECURRENT_USE = "delta_output, delta_hidden_bptt, grad_w_hidden, grad_r, grad_r[h][i][j]"
 POINTS = 4
 
 
@@ -41,22 +52,34 @@ class Target:
     kind: str
     output: bool
     concrete: tuple[int, int, int] | None = None
+    timed: bool = False  # graded through time, on a recurrent network
 
 
 def parse_target(name: str, network: Network) -> Target:
+    recurrent = isinstance(network, UnrolledNetwork)
+    squeezed = name.replace(" ", "")
+    if squeezed in RECURRENT_TARGETS or _CONCRETE_RECURRENT.fullmatch(squeezed):
+        if not recurrent:
+            raise SpecError("--target", f"{squeezed[:60]} needs a recurrent network (recurrent = true or --recurrent)")
+        return _recurrent_target(squeezed, network)
+    if recurrent and name in _CHANGED_THROUGH_TIME:
+        raise SpecError("--target", f"{name} is not graded on a recurrent network: {_CHANGED_THROUGH_TIME[name]}; "
+                                    f"use one of {RECURRENT_USE}")
+    if recurrent and name == "grad_w_hidden":
+        return Target(name, "grad_w", False, timed=True)
     if name in GENERIC_TARGETS:
         kind, _, where = name.rpartition("_")
         if kind == "grad_b" and not any(u.bias is not None for u in network.computing_units):
             raise SpecError("--target", f"{name}: the network has no biases")
         return Target(name, kind, where == "output")
-    if isinstance(network, UnrolledNetwork):
-        raise SpecError("--target", f"{name[:60]!r}: the targets of a recurrent network's own quantities (its units "
-                                    "at a time step, the recurrent weights, BPTT) are not graded yet; use one of "
-                                    f"{', '.join(GENERIC_TARGETS)}")
+    if recurrent:
+        raise SpecError("--target", f"{name[:60]!r} is not a target of a recurrent network; use one of "
+                                    f"{RECURRENT_USE} (0-based, like recurrent_weights[h][i][j])")
     match = _CONCRETE.fullmatch(name.replace(" ", ""))
     if not match:
         raise SpecError("--target", f"unknown target {name[:60]!r}; use one of {', '.join(GENERIC_TARGETS)}, or "
-                                    "delta[l][j], grad_b[l][j], grad_w[l][i][j], update_w[l][i][j] (0-based)")
+                                    "delta[l][j], grad_b[l][j], grad_w[l][i][j], update_w[l][i][j] (0-based); "
+                                    f"on a recurrent network {', '.join(RECURRENT_TARGETS)}, grad_r[h][i][j]")
     if network.layers is None:
         raise SpecError("--target", "concrete targets name layered units (delta[l][j]); this spec is a graph")
     kind = match.group(1) or match.group(4)
@@ -69,6 +92,22 @@ def parse_target(name: str, network: Network) -> Target:
     if kind == "grad_b" and network[f"[{level}][{unit}]"].bias is None:
         raise SpecError("--target", f"{name}: the network has no biases")
     return Target(name.replace(" ", ""), kind, level == len(sizes) - 2, (level, source, unit))
+
+
+def _recurrent_target(name: str, network: UnrolledNetwork) -> Target:
+    """delta_hidden_bptt, grad_r, or grad_r[h][i][j] with h a hidden layer and i, j its units."""
+    if name == "delta_hidden_bptt":
+        return Target(name, "delta", False, timed=True)
+    match = _CONCRETE_RECURRENT.fullmatch(name)
+    if match is None:
+        return Target(name, "grad_r", False, timed=True)
+    h, i, j = map(int, match.groups())
+    sizes = network.sizes
+    if h >= len(sizes) - 2 or i >= sizes[h + 1] or j >= sizes[h + 1]:
+        raise SpecError("--target", f"{name} is outside the recurrent weights of {'-'.join(map(str, sizes))} "
+                                    "(0-based, like recurrent_weights[h][i][j]: hidden layer h, unit i at t-1 to "
+                                    "unit j at t)")
+    return Target(name, "grad_r", False, (h, i, j), timed=True)
 
 
 def _local_gradient(network_loss, output_activation: Activation, output: bool) -> sp.Expr:
@@ -160,6 +199,9 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
     """The reference and the known-mistake mutants of one target, computed once per batch."""
     notation = notation if isinstance(notation, Notation) else notations.load(notation)
     target = parse_target(target_name, network)
+    if target.timed:
+        from . import through_time  # BPTT's derivation, only for a recurrent target
+        return through_time.prepare(network, target, notation, values, learning_rate, seed, reveal)
     rng = np.random.default_rng(seed)
     if target.concrete is None:
         points = _generic_points(network, target.output, rng)
@@ -180,7 +222,8 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
         cases.symbols = _symbol_values(cases, names)
         cases.symbol_layer = {symbol: spot[1] for symbol, spot in names.items() if spot[0] == "z"}
     vocabulary = Vocabulary(notation, _letters(notation, target), target.output,
-                            ("l", "L") if target.output else ("l",), {str(s): s for s in names})
+                            ("l", "L") if target.output else ("l",), {str(s): s for s in names},
+                            per_step=isinstance(network, UnrolledNetwork))  # delta_output at any step t
     weight = w[P, U] if target.concrete is None else layer_weight(*target.concrete)
     words = wording(notation, target, network.loss.name)
     mutants = mutants_of(template, reference, cases, network.loss)

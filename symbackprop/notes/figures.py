@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import NamedTuple
 from xml.sax.saxutils import escape
 
+from .. import bptt
 from ..derivation import E
 from ..network import Network
+from ..recurrent import UnrolledNetwork
 from .notation import Notation
 
 #: Above this many weights a figure labels only those into the first unit of each column.
@@ -93,7 +95,7 @@ class Node:
     y: float
     radius: float
     label: str  # LaTeX
-    kind: str = "unit"  # "unit", "bias" or "error"
+    kind: str = "unit"  # "unit", "bias", "error" or "zero" (a recurrent net's state before the first step)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,8 @@ class Figure:
     gaps: tuple[Point, ...]  # where a column's elided units are (a vertical ellipsis)
     labelled: str  # which weights carry their label: "all", "first" (into the first unit of each column), "none"
     backward: bool = False
+    captions: tuple[tuple[Point, str], ...] = ()  # LaTeX set at a point: the time step under each copy
+    skipped: tuple[Point, ...] = ()  # where left-out time steps are (a horizontal ellipsis)
 
     @property
     def elided(self) -> bool:
@@ -129,13 +133,17 @@ class Figure:
     def tikz(self) -> str:
         """A ``tikzpicture``: units, then edges, then the labels on white over them."""
         ids = {node.name: f"u{n}" for n, node in enumerate(self.nodes)}
+        unrolled = r"zero/.style={unit,dashed},time/.style={inner sep=1pt}," if self.captions else ""
         lines = [(r"\begin{tikzpicture}[>=stealth,"
                   rf"unit/.style={{circle,draw,inner sep=0pt,minimum size={2 * self.nodes[0].radius:.2f}cm}},"
-                  r"bias/.style={unit,fill=black!8},error/.style={unit,double},"
+                  rf"bias/.style={{unit,fill=black!8}},error/.style={{unit,double}},{unrolled}"
                   r"weight/.style={fill=white,inner sep=0.5pt,font=\scriptsize}]")]
         lines += [rf"\node[{node.kind}] ({ids[node.name]}) at ({node.x:.2f},{node.y:.2f}) {{${node.label}$}};"
                   for node in self.nodes]
         lines += [rf"\node at ({x:.2f},{y:.2f}) {{$\vdots$}};" for x, y in self.gaps]
+        lines += [rf"\node at ({x:.2f},{y:.2f}) {{$\cdots$}};" for x, y in self.skipped]
+        lines += [rf"\node[time] (s{n}) at ({x:.2f},{y:.2f}) {{${text}$}};"
+                  for n, ((x, y), text) in enumerate(self.captions)]
         for arrow in self.arrows:
             bends = "".join(f" -- ({x:.2f},{y:.2f})" for x, y in arrow.points[1:-1])
             style = ",rounded corners=8pt" * bool(bends) + ",black!30" * arrow.faint
@@ -148,10 +156,11 @@ class Figure:
 
     def svg(self) -> str:
         """A standalone SVG picture; y grows downwards, so the figure is turned over."""
-        left = min(n.x - n.radius for n in self.nodes) - 0.3
-        top = max(n.y + n.radius for n in self.nodes) + 0.3
-        width = (max(n.x + n.radius for n in self.nodes) + 0.3 - left) * PIXELS
-        height = (top - min(n.y - n.radius for n in self.nodes) + 0.3) * PIXELS
+        reach = [(n.x, n.y, n.radius) for n in self.nodes] + [(x, y, 0.4) for (x, y), _ in self.captions]
+        left = min(x - r for x, _, r in reach) - 0.3
+        top = max(y + r for _, y, r in reach) + 0.3
+        width = (max(x + r for x, _, r in reach) + 0.3 - left) * PIXELS
+        height = (top - min(y - r for _, y, r in reach) + 0.3) * PIXELS
         px = lambda x, y: ((x - left) * PIXELS, (top - y) * PIXELS)
         out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
                 f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{_FONTS}" font-size="{UNIT_EM * PIXELS:.1f}">'),
@@ -172,13 +181,17 @@ class Figure:
                 out.append(f'<rect class="label" x="{x0:.1f}" y="{y0:.1f}" width="{(b.right - b.left) * PIXELS:.1f}" '
                            f'height="{(b.top - b.bottom) * PIXELS:.1f}" fill="white"/>')
                 out.append(_svg_label(*px(*_centre(b)), arrow.label, LABEL_EM))
-        looks = {"unit": 'fill="white"', "bias": 'fill="#ebebeb"', "error": 'fill="white" stroke-width="2.5"'}
+        looks = {"unit": 'fill="white"', "bias": 'fill="#ebebeb"', "error": 'fill="white" stroke-width="2.5"',
+                 "zero": 'fill="white" stroke-dasharray="4 3"'}
         for node in self.nodes:
             x, y = px(node.x, node.y)
             out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{node.radius * PIXELS:.1f}" {looks[node.kind]} '
                        'stroke="black"/>')
             out.append(_svg_label(x, y, node.label, UNIT_EM))
         out += [_svg_label(*px(*gap), "⋮", UNIT_EM) for gap in self.gaps]
+        out += [_svg_label(*px(*gap), "⋯", UNIT_EM) for gap in self.skipped]
+        out += [_svg_label(*px(*point), text, UNIT_EM).replace("<text ", '<text class="caption" ', 1)
+                for point, text in self.captions]
         out.append("</svg>")
         return "\n".join(out) + "\n"
 
@@ -218,8 +231,9 @@ def svg(network: Network, latex, notation: Notation | None = None) -> str:
 
 # --- layout -------------------------------------------------------------------------------
 
-#: Keys of the error node (no unit name has an "="), a bias unit and a bend slot of column c.
-_ERROR, _BIAS, _BEND = "=E", "+1@{c}", "bend{n}@{c}"
+#: Keys of the error node (no unit name has an "="), a bias unit, a bend slot of column c and
+#: unit j of hidden layer ``layer`` in the zero state before a recurrent network's first step.
+_ERROR, _BIAS, _BEND, _ZERO = "=E", "+1@{c}", "bend{n}@{c}", "=0[{layer}][{j}]"
 
 
 @dataclass(frozen=True)
@@ -324,6 +338,7 @@ class _Layout(NamedTuple):
     arrows: list[Arrow]  # reversed for the backward figure
     gaps: tuple[Point, ...]
     first_units: set[str]  # the first unit of each column
+    marks: tuple[tuple[Point, float], ...] = ()  # other ink labels keep clear of: (centre, radius)
 
 
 def _placed(graph: _Graph, ordered: bool, stretch: float, backward: bool) -> _Layout:
@@ -374,34 +389,171 @@ def _distance(c: Point, p: Point, q: Point) -> float:
     return math.hypot(c[0] - p[0] - t * dx, c[1] - p[1] - t * dy)
 
 
+# --- the network unrolled through time ----------------------------------------------------
+
+#: The narrowest column spacing an unrolled figure keeps before it leaves time steps out (cm).
+STEP_SPACING = 1.9
+#: Room between the bands of two layers, beyond a unit's radius and an edge's room (cm).
+BAND_ROOM = 0.3
+#: How far, in columns, a step's inputs stand before its first hidden layer and its outputs
+#: after its last: further when the edges into a hidden layer would graze its units.
+_REACHES = (1.5, 2.0)
+
+
+def unrolled(network: UnrolledNetwork, latex) -> Figure | None:
+    """An Elman network's copies side by side, one per time step: each layer in a band of
+    its own, inputs lowest and outputs highest, a step's inputs before its hidden units and
+    its outputs after them, so a recurrent edge from hidden(t-1) to hidden(t) stays in its
+    layer's band, clear of the units of the columns it crosses; the dashed units before the
+    first step are the state before it, zero.  A unit is labelled without its time index,
+    which the caption under each copy gives (the labels stay small, the edges less steep).
+    Weights are tied across the steps, so only the first copy's are labelled (and the
+    recurrent ones from step 1 to step 2); the grey edges carry the same weights.  Wide
+    layers show their first units and their last, and a long sequence steps 1, 2, ..., T
+    with the dots for the rest.  None when no such picture fits the page with every edge
+    clear of the units it passes (several wide hidden layers: their bands make the edges
+    between them too steep)."""
+    widest = max(network.sizes)
+    drawn = []
+    for reach in _REACHES:  # the first clear layout that labels some weights, else the first clear one
+        for shown in [SHOWN_UNITS] + [n for n in range(SHOWN_UNITS - 1, 2, -1) if n < widest]:
+            placed = _unrolled_layout(network, latex, shown, reach)
+            if _clear(placed.layout.nodes, placed.layout.arrows):
+                drawn.append(_unrolled_labelled(placed))
+                if drawn[-1].labelled != "none":
+                    return drawn[-1]
+                break
+    return drawn[0] if drawn else None
+
+
+def _unrolled_labelled(placed: _Unrolled) -> Figure:
+    """The first copy's weights labelled where they stay legible, the zero state's edges grey."""
+    first_copy = lambda arrow: placed.step.get(arrow.source) == 0
+    crowded = sum(1 for a in placed.layout.arrows if a.label and first_copy(a)) > LABELLED_EDGES
+    figure = _labelled([placed.layout], False, crowded, first_copy)
+    arrows = tuple(replace(a, faint=True) if a.source in placed.zero else a for a in figure.arrows)
+    return replace(figure, arrows=arrows, captions=placed.captions, skipped=placed.skipped)
+
+
+class _Unrolled(NamedTuple):
+    layout: _Layout
+    step: dict[str, int]  # node -> its time step (0-based; -1 for the zero state)
+    zero: set[str]  # the nodes of the state before the first step
+    captions: tuple[tuple[Point, str], ...]
+    skipped: tuple[Point, ...]
+
+
+def _span(network: UnrolledNetwork, steps: int, reach: float) -> float:
+    """Columns from the zero state (3/4 of a column before the first inputs) to the last
+    step's outputs: ``reach`` between a step's layers, two from a step's last hidden layer
+    to the next step's first."""
+    hidden = len(network.sizes) - 2
+    return reach + 0.75 + (steps - 1) * ((hidden - 1) * reach + 2) + (hidden - 1) * reach + reach
+
+
+def shown_steps(network: UnrolledNetwork, reach: float = _REACHES[0]) -> list[int]:
+    """The time steps (0-based) an unrolled figure draws: all that fit at :data:`STEP_SPACING`,
+    else the first ones and the last (at least steps 1, 2 and T)."""
+    count = network.steps
+    while count > 3 and _span(network, count, reach) * STEP_SPACING + 2 * RADIUS > WIDEST:
+        count -= 1
+    return list(range(count - 1)) + [network.steps - 1]
+
+
+def _unrolled_layout(net: UnrolledNetwork, latex, shown_units: int, reach: float) -> _Unrolled:
+    """Where everything goes when layers wider than ``shown_units`` show only some units and
+    inputs and outputs stand ``reach`` columns from their step's hidden layers."""
+    sizes, last = net.sizes, len(net.sizes) - 1
+    units_of = [list(range(n)) if n <= shown_units else list(range(shown_units - 2)) + [n - 1] for n in sizes]
+    gap_of = [None if n <= shown_units else shown_units - 2 for n in sizes]
+    steps = shown_steps(net, reach)
+    labels = {net.unit_at(step, layer, j).name: latex(net.unit_at(step, layer, j).a).removesuffix(f"({step + 1})")
+              for step in steps for layer, shown in enumerate(units_of) for j in shown}
+    radius = max([RADIUS] + [_extent(text, UNIT_EM, stacked=True)[0] / 2 + 0.1 for text in labels.values()])
+    rows = max(ROW_SPACING, 2 * radius + 0.7)
+    spacing = min(COLUMN_SPACING, (WIDEST - 2 * radius) / _span(net, len(steps), reach))
+    top, bottom = [], 0.0  # each layer's band, inputs lowest: the y of its first slot
+    for layer, shown in enumerate(units_of):
+        top.append(bottom + (len(shown) - (gap_of[layer] is None)) * rows)
+        bottom = top[-1] + 2 * radius + BAND_ROOM
+    slot = lambda layer, j: units_of[layer].index(j) + (gap_of[layer] is not None and j == sizes[layer] - 1)
+    y = lambda layer, j: top[layer] - slot(layer, j) * rows
+
+    def x(position: int, layer: int) -> float:
+        hidden = min(max(layer, 1), last - 1) - 1  # the hidden layer it stands by, in columns:
+        column = reach + 0.75 + position * ((last - 2) * reach + 2) + hidden * reach
+        return spacing * (column - reach * (layer == 0) + reach * (layer == last))
+
+    where, step_of, nodes, gaps = {}, {}, [], []
+    for position, step in enumerate(steps):
+        for layer, shown in enumerate(units_of):
+            for j in shown:
+                name = net.unit_at(step, layer, j).name
+                where[name], step_of[name] = (x(position, layer), y(layer, j)), step
+                nodes.append(Node(name, *where[name], radius, labels[name]))
+            if gap_of[layer] is not None:
+                gaps.append((x(position, layer), top[layer] - gap_of[layer] * rows))
+    zero = set()
+    for layer in range(1, last):
+        for j in units_of[layer]:
+            name = _ZERO.format(layer=layer, j=j)
+            zero.add(name)
+            where[name], step_of[name] = (0.0, y(layer, j)), -1
+            nodes.append(Node(name, *where[name], radius, "0", "zero"))
+    arrows = []
+    for position, step in enumerate(steps):
+        for layer in range(1, last + 1):
+            for j in units_of[layer]:
+                unit = net.unit_at(step, layer, j)
+                for edge in unit.inputs:
+                    if edge.source in where:  # a recurrent edge's source is shown with the step before
+                        arrows.append(Arrow(edge.source, unit.name, (where[edge.source], where[unit.name]),
+                                            latex(edge.weight)))
+                if step == 0 and layer < last:
+                    zeros = [_ZERO.format(layer=layer, j=i) for i in units_of[layer]]
+                    arrows += [Arrow(name, unit.name, (where[name], where[unit.name])) for name in zeros]
+    low = min(node.y for node in nodes) - radius - 0.45
+    captions = tuple(((x(position, 1), low), f"{latex(bptt.t)} = {step + 1}") for position, step in enumerate(steps))
+    between = (x(len(steps) - 2, last - 1) + x(len(steps) - 1, 1)) / 2  # the last two steps drawn
+    skipped = tuple((between, (top[layer] + y(layer, sizes[layer] - 1)) / 2)
+                    for layer in range(1, last)) if steps[-1] != len(steps) - 1 else ()
+    marks = tuple((point, 0.6) for point, _ in captions) + tuple((point, 0.4) for point in skipped)
+    first_units = {net.unit_at(step, layer, 0).name for step in steps for layer in range(1, last + 1)}
+    layout = _Layout(tuple(nodes), arrows, tuple(gaps), first_units, marks)
+    return _Unrolled(layout, step_of, zero, captions, skipped)
+
+
 # --- labels -------------------------------------------------------------------------------
 
-def _labelled(layouts: list[_Layout], backward: bool, crowded: bool) -> Figure:
+def _labelled(layouts: list[_Layout], backward: bool, crowded: bool, among=None) -> Figure:
     """The first layout, in order of preference, where the weights stay legible: all labelled,
-    those into the first unit of each column, or none."""
-    nodes, arrows, gaps, first_units = layouts[0]
-    weighted = [n for n, a in enumerate(arrows) if a.label]
+    those into the first unit of each column, or none.  ``among`` (arrow -> bool) keeps the
+    labels to some edges, one copy of tied weights: the others are drawn grey."""
+    first_layout = layouts[0]
+    arrows = first_layout.arrows
+    weighted = [n for n, a in enumerate(arrows) if a.label and (among is None or among(a))]
     into = (lambda a: a.source) if backward else (lambda a: a.destination)
-    first = [n for n in weighted if into(arrows[n]) in first_units]
+    first = [n for n in weighted if into(arrows[n]) in first_layout.first_units]
     choices = [("first", first, CROSSED), ("first", first, len(arrows)), ("none", [], 0)]
     if not crowded:
         choices.insert(0, ("all", weighted, CROSSED))
     for labelled, chosen, crossed in choices:
-        for nodes, arrows, gaps, _ in layouts:
-            boxes = _place(nodes, arrows, gaps, chosen, crossed)
+        for layout in layouts:
+            nodes, arrows, gaps = layout.nodes, layout.arrows, layout.gaps
+            boxes = _place(nodes, arrows, [(g, 0.3) for g in gaps] + list(layout.marks), chosen, crossed)
             if boxes is not None:
-                faint = labelled == "first"
+                faint = labelled == "first" or among is not None
                 arrows = [Arrow(a.source, a.destination, a.points, a.label if n in boxes else "", boxes.get(n),
                                 faint and bool(a.label) and n not in boxes) for n, a in enumerate(arrows)]
                 return Figure(nodes, tuple(arrows), gaps, labelled, backward)
     raise AssertionError("labelling no weight always succeeds")
 
 
-def _place(nodes, arrows: list[Arrow], gaps, chosen: list[int], most_crossed: int) -> dict[int, Box] | None:
+def _place(nodes, arrows: list[Arrow], marks, chosen: list[int], most_crossed: int) -> dict[int, Box] | None:
     """A box on its own edge for every chosen label, clear of units and of each other and crossed
     by at most ``most_crossed`` other edges (None if there is none): greedily, the edges with
     fewest places first, each at the place that covers fewest other edges."""
-    obstacles = [((n.x, n.y), n.radius + TIP_ROOM) for n in nodes] + [(g, 0.3) for g in gaps]
+    obstacles = [((n.x, n.y), n.radius + TIP_ROOM) for n in nodes] + list(marks)
     places = {}
     for n in chosen:
         width, height = _extent(arrows[n].label, LABEL_EM)

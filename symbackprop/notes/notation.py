@@ -31,10 +31,11 @@ PRESETS = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
 #: y_k beside the hidden z_j), ``hidden`` that of a hidden unit where a text gives it its
 #: own letter (h_j), ``weight_matrix`` the matrix of a layer's weights (W, or Nielsen's w),
 #: ``error_signal`` Haykin's e_j = d_j - y_j, ``sigmoid`` the letter a text keeps for the logistic
-#: sigmoid (Nielsen's sigma) where other activations get the general ``function``.
+#: sigmoid (Nielsen's sigma) where other activations get the general ``function``, ``recurrent_weight``
+#: the weight r_ij of an Elman layer from its unit i at step t-1 to its unit j at t.
 ROLES = ("input", "pre_activation", "activation", "hidden", "output", "function", "sigmoid", "weight",
-         "weight_matrix", "bias", "target", "error", "error_signal", "delta", "learning_rate")
-_OPTIONAL_ROLES = ("hidden", "output", "weight_matrix", "error_signal", "sigmoid")
+         "weight_matrix", "recurrent_weight", "bias", "target", "error", "error_signal", "delta", "learning_rate")
+_OPTIONAL_ROLES = ("hidden", "output", "weight_matrix", "recurrent_weight", "error_signal", "sigmoid")
 #: The longest symbol a notation may give (a role's LaTeX goes into every formula).
 SYMBOL_LIMIT = 64
 #: LaTeX commands a symbol may use: Greek letters, accents, math alphabets and a few signs.

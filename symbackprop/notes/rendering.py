@@ -451,7 +451,8 @@ def render(derivation: Derivation, example: Example | None = None, report: Repor
     with guarded(templates):
         formatting = env.get_template(f"{format}.j2").module
         return rendered(env.get_template("notes.j2"), dict(notes=notes, n=notation, f=formatting, format=format,
-                        svg=shown, backward_svg=shown and (backward or backward_figure(shown))))
+                        svg=shown, backward_svg=shown and (backward or backward_figure(shown)),
+                        through_time_svg=shown and through_time_figure(shown)))
 
 
 def lecture(derivation: Derivation, notation: Notation, example: Example | None = None, parts=()) -> _Notes:
@@ -475,14 +476,21 @@ def backward_figure(figure: str) -> str:
     return str(path.with_name(f"{path.stem}-backward{path.suffix}"))
 
 
+def through_time_figure(figure: str) -> str:
+    """The file name of the picture of a recurrent network unrolled, beside the network's ``figure``."""
+    path = Path(figure)
+    return str(path.with_name(f"{path.stem}-through-time{path.suffix}"))
+
+
 def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | None = None,
                 notation: Notation | str = "default", parts=PARTS, stem: str = "notes",
                 inputs: Iterable[Path] = (), truncate: int | None = None) -> list[Path]:
     """Derive, verify and render ``spec`` into ``directory``/notes.<format>; the paths written.
 
-    The Markdown notes link to pictures of the network and of its local gradients, written
-    beside them as SVG files (older pictures are removed when the new notes have none).  The
-    files are written as one set by :func:`files.write_set`, never over one of ``inputs``.
+    The Markdown notes link to pictures of the network and of its local gradients (and of a
+    recurrent network unrolled), written beside them as SVG files (older pictures are
+    removed when the new notes have none).  The files are written as one set by
+    :func:`files.write_set`, never over one of ``inputs``.
     """
     if isinstance(notation, str):
         notation = load_notation(notation)
@@ -493,11 +501,14 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
     report = verify(spec.network, derivation, spec.values) if "verification" in parts else None
     texts = {}
     figure = Path(directory) / f"{stem}.svg"
-    pictures = {"forward": figure, "backward": figure.with_name(backward_figure(figure.name))}
+    pictures = {"forward": figure, "backward": figure.with_name(backward_figure(figure.name)),
+                "through_time": figure.with_name(through_time_figure(figure.name))}
     for format in formats:
         texts[Path(directory) / f"{stem}.{format}"] = render(derivation, worked, report, format, templates,
                                                              notation, parts, figure.name, truncate=truncate)
     if "md" in formats and "figure" in parts:
-        drawn = figures.draw(spec.network, NotationPrinter(notation, spec.network).doprint, notation)
-        texts.update({path: drawn[kind].svg() for kind, path in pictures.items()})
+        latex = NotationPrinter(notation, spec.network).doprint
+        drawn = {**figures.draw(spec.network, latex, notation),
+                 "through_time": through_time.figure(spec.network, latex)}
+        texts.update({path: drawn[kind].svg() for kind, path in pictures.items() if drawn[kind] is not None})
     return files.write_set(texts, replaces=pictures.values() if "md" in formats else (), inputs=inputs)

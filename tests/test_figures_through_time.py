@@ -1,0 +1,179 @@
+"""The unrolled figure of an Elman network reads cleanly and shows what the chapter says: one
+copy per time step, labelled t = 1..T, each step's inputs and outputs, recurrent edges only
+from hidden(t-1) to hidden(t) of the same layer, and the zero state before the first step."""
+import shutil
+import subprocess
+import sys
+from xml.etree import ElementTree
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_figures import ROOM_CM, SVG, assert_clean, assert_figure_clean, svg_geometry, tikz_geometry, typeset
+
+import symbackprop as sb
+from symbackprop.notes import figures
+from symbackprop.notes.printing import NotationPrinter
+
+NETWORKS = {"2-3-1 over 3": ([2, 3, 1], 3), "1-1-1 over 1": ([1, 1, 1], 1), "1-2-1 over 5": ([1, 2, 1], 5),
+            "4-4-4 over 4": ([4, 4, 4], 4), "2-2-2-1 over 3": ([2, 2, 2, 1], 3), "10-20-5 over 10": ([10, 20, 5], 10)}
+
+
+def elman(sizes, steps, hidden="tanh"):
+    return sb.unrolled(sizes, [hidden] * (len(sizes) - 2) + ["identity"], "half_sse", steps=steps)
+
+
+def drawn(network, notation="default"):
+    return figures.unrolled(network, NotationPrinter(sb.notation.load(notation), network).doprint)
+
+
+def layer_of(network, name):
+    """(step, layer) of a unit of the unrolled network, read from the network, not the figure."""
+    unit = network[name]
+    return unit.step, 0 if unit.is_input else unit.position[0]
+
+
+def assert_shows_the_unrolled_network(network, figure):
+    steps = [int(text.split("=")[1]) for _, text in figure.captions]
+    assert steps[0] == 1 and steps[-1] == network.steps and steps == sorted(steps)
+    assert figure.skipped if len(steps) < network.steps else not figure.skipped
+    assert steps == list(range(1, network.steps + 1)) or steps == list(range(1, len(steps))) + [network.steps]
+    names = {node.name for node in figure.nodes}
+    zero = {node.name for node in figure.nodes if node.kind == "zero"}
+    assert zero and all(node.label == "0" for node in figure.nodes if node.kind == "zero")
+    for step in steps:  # every copy has its inputs, hidden units and outputs (the first one of each layer)
+        for layer in range(len(network.sizes)):
+            assert network.unit_at(step - 1, layer, 0).name in names
+    recurrent = 0
+    for arrow in figure.arrows:
+        if arrow.source in zero:  # the zero state feeds the first step's hidden units only
+            assert layer_of(network, arrow.destination)[0] == 0 and arrow.faint and not arrow.box
+            continue
+        (s_step, s_layer), (d_step, d_layer) = layer_of(network, arrow.source), layer_of(network, arrow.destination)
+        if s_step == d_step:
+            assert d_layer == s_layer + 1  # within a copy: the layer above
+        else:  # a recurrent edge: hidden(t-1) to hidden(t), the same layer
+            assert d_step == s_step + 1 and s_layer == d_layer and 0 < s_layer < len(network.sizes) - 1
+            assert any(e.source == arrow.source for e in network[arrow.destination].inputs)
+            recurrent += 1
+        if arrow.box:  # tied weights: only the first copy's (and the recurrent ones from step 1 to 2)
+            assert s_step == 0
+    assert (recurrent > 0) == (network.steps > 1)
+
+
+@pytest.mark.parametrize("notation", sb.notation.names())
+@pytest.mark.parametrize("name", NETWORKS)
+def test_svg_labels_do_not_overlap_and_edges_pass_no_unit(name, notation):
+    network = elman(*NETWORKS[name])
+    figure = drawn(network, notation)
+    assert figure is not None and figures.clear(figure)
+    labels, circles, paths = svg_geometry(figure.svg())
+    assert len(circles) == len(figure.nodes) and len(paths) == len(figure.arrows)
+    assert_clean(labels, circles, paths, room=ROOM_CM * figures.PIXELS)
+    assert_shows_the_unrolled_network(network, figure)
+    root = ElementTree.fromstring(figure.svg())
+    captions = ["".join(text.itertext()) for text in root.iter(SVG + "text") if text.get("class") == "caption"]
+    assert captions == [text for _, text in figure.captions]
+    dashed = [c for c in root.iter(SVG + "circle") if c.get("stroke-dasharray")]
+    assert len(dashed) == sum(1 for node in figure.nodes if node.kind == "zero")
+
+
+def test_every_step_and_every_recurrent_edge_of_a_short_sequence_is_drawn():
+    network = elman([2, 3, 1], 3)
+    figure = drawn(network)
+    assert [text for _, text in figure.captions] == ["t = 1", "t = 2", "t = 3"]
+    recurrent = {(a.source, a.destination) for a in figure.arrows
+                 if not a.source.startswith("=") and network[a.source].step != network[a.destination].step}
+    expected = {(network.unit_at(t - 1, 1, i).name, network.unit_at(t, 1, j).name)
+                for t in (1, 2) for i in range(3) for j in range(3)}
+    assert recurrent == expected  # 9 per pair of steps, nothing else across steps
+    assert len([a for a in figure.arrows if a.source.startswith("=")]) == 9  # zero state -> step 1
+    inputs, outputs = [network.unit_at(t, 0, i).name for t in range(3) for i in range(2)], \
+        [network.unit_at(t, 2, 0).name for t in range(3)]
+    where = {node.name: node for node in figure.nodes}
+    for t in range(3):  # a step's inputs below and before its hidden units, its output above and after
+        hidden = [where[network.unit_at(t, 1, j).name] for j in range(3)]
+        assert all(where[name].y < min(h.y for h in hidden) and where[name].x < hidden[0].x
+                   for name in inputs[2 * t:2 * t + 2])
+        assert where[outputs[t]].y > max(h.y for h in hidden) and where[outputs[t]].x > hidden[0].x
+
+
+def test_a_long_sequence_shows_the_first_steps_and_the_last_with_dots():
+    network = elman([2, 3, 1], 10)
+    figure = drawn(network)
+    assert [text for _, text in figure.captions] == ["t = 1", "t = 2", "t = 10"]
+    assert len(figure.skipped) == 1
+    assert max(n.x for n in figure.nodes) - min(n.x for n in figure.nodes) <= figures.WIDEST
+
+
+def test_a_wide_layer_shows_its_first_units_a_gap_and_its_last():
+    network = elman([10, 20, 5], 10)
+    figure = drawn(network)
+    assert figure.elided and figures.clear(figure)
+    names = {node.name for node in figure.nodes}
+    assert network.unit_at(0, 1, 19).name in names and network.unit_at(0, 1, 10).name not in names
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(1, 4), min_size=3, max_size=4), st.integers(1, 5),
+       st.sampled_from(["tanh", "sigmoid", "relu", "identity"]), st.sampled_from(sb.notation.names()))
+def test_random_recurrent_networks_draw_cleanly_or_say_they_cannot(sizes, steps, hidden, notation):
+    network = elman(sizes, steps, hidden)
+    figure = drawn(network, notation)
+    if figure is None:  # only several hidden layers stacked in bands can be too steep to draw
+        assert len(sizes) == 4
+        return
+    assert_figure_clean(figure)
+    assert_shows_the_unrolled_network(network, figure)
+    captions = [((x, y), 0.6) for (x, y), _ in figure.captions]
+    for box in (a.box for a in figure.arrows if a.box):
+        assert all(not box.meets_circle(c, r) for c, r in captions)
+    if len(sizes) == 3:
+        assert figure is not None
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+@pytest.mark.parametrize("notation", sb.notation.names())
+def test_tikz_as_typeset_has_no_overlapping_label_and_no_edge_through_a_unit(tmp_path, notation):
+    drawings = [drawn(elman(*NETWORKS[name]), notation) for name in NETWORKS]
+    pictures = [figure.tikz() for figure in drawings]
+    cm = 72.27 / 2.54
+    for figure, picture, placed in zip(drawings, pictures, typeset(pictures, tmp_path), strict=True):
+        labels, circles, paths = tikz_geometry(picture, placed)
+        assert len(circles) == len(figure.nodes) and len(labels) == len([a for a in figure.arrows if a.box])
+        captions = [(*placed[n]["SW"], *placed[n]["NE"]) for n in placed if n.startswith("s")]
+        assert len(captions) == len(figure.captions)
+        assert_clean(labels + captions, circles, paths, room=ROOM_CM * cm)
+        width = max(c[0][0] + c[1] for c in circles.values()) - min(c[0][0] - c[1] for c in circles.values())
+        assert width <= figures.WIDEST * cm + 1  # the widest figure, give or take a circle's line
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "symbackprop", *args], capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def test_derive_writes_the_unrolled_figure_beside_the_notes_and_no_figure_removes_it(tmp_path):
+    args = ["derive", "2-3-1", "--activation", "tanh,identity", "--recurrent", "--steps", "3", "-o", str(tmp_path)]
+    result = run(*args)
+    assert result.returncode == 0, result.stderr
+    picture = tmp_path / "notes-through-time.svg"
+    labels, circles, paths = svg_geometry(picture.read_text())
+    assert len(circles) == 3 * 6 + 3 and paths  # three copies of 2-3-1 and the zero state
+    md = (tmp_path / "notes.md").read_text()
+    chapter = md[md.index("## Through time"):]
+    assert "](notes-through-time.svg)" in chapter and "the dashed units are the state before the first step" in chapter
+    assert r"\node[zero]" in (tmp_path / "notes.tex").read_text()
+    assert run(*args, "--no-figure").returncode == 0
+    assert not picture.exists() and "notes-through-time.svg" not in (tmp_path / "notes.md").read_text()
+    assert run(*args).returncode == 0 and picture.exists()
+    assert run("derive", "2-3-1", "-o", str(tmp_path)).returncode == 0  # a feed-forward net has none
+    assert not picture.exists() and (tmp_path / "notes.svg").exists()
+
+
+def test_markdown_notes_without_a_figure_file_do_not_link_one():
+    spec = sb.compact("2-3-1", activation="tanh,identity", steps=2)
+    md = sb.render(sb.derive(spec.network), format="md")
+    assert "through-time.svg" not in md and "## Through time" in md
+    tex = sb.render(sb.derive(spec.network), format="tex")
+    assert r"\node[zero]" in tex
