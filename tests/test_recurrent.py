@@ -206,11 +206,20 @@ def _with(network=None, example=None):
     (_with(example={"inputs": [[1.0], [-0.5], [0.2]]}), "example.inputs", "2 entries"),
     (_with(example={"inputs": [[1.0, 2.0], [-0.5, 0.1]]}), "example.inputs[0]", "1 entries"),
     (_with(example={"targets": [[0.5]]}), "example.targets", "2 entries"),
+    (_with({"layers": [1, 2, 2], "activation": ["tanh", "softmax"], "loss": "cross_entropy"}), "network.loss",
+     "use half_sse"),
 ])
 def test_bad_recurrent_specs_name_the_field(data, field, fix):
     with pytest.raises(sb.SpecError) as error:
         sb.from_dict(data)
     assert error.value.field == field and fix in str(error.value), str(error.value)
+
+
+def test_cross_entropy_through_time_is_refused_on_the_command_line_and_allowed_over_one_step():
+    result = run("verify", "2-3-2", "--activation", "tanh,softmax", "--loss", "cross_entropy", "--recurrent",
+                 "--steps", "2")
+    assert result.returncode == 2 and "network.loss" in result.stderr and "Traceback" not in result.stderr
+    assert sb.unrolled([2, 3, 2], ["tanh", "softmax"], "cross_entropy", steps=1).steps == 1
 
 
 def test_recurrent_weights_of_a_feed_forward_spec_are_refused():
