@@ -87,6 +87,8 @@ def time_limit(seconds: float):
                     ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)
     except _Expired:
         raise TimeoutError(f"took more than {seconds:g} s of CPU time") from None
+    if state["fired"]:  # it landed in a time_limit nested inside, which took it for its own and was handled
+        raise TimeoutError(f"took more than {seconds:g} s of CPU time")
 
 
 @contextlib.contextmanager

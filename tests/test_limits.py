@@ -67,6 +67,22 @@ def test_except_exception_inside_the_block_does_not_swallow_it():
                     pass
 
 
+def test_a_nested_limit_that_catches_the_outer_ones_expiry_does_not_hide_it():
+    """The textbook-form fit runs under its own limit inside derive's simplification limit and
+    returns None on TimeoutError: the outer limit must still end its block (derive's notes said
+    'simplified' after the outer limit had passed)."""
+    inner_gave_up = []
+    with pytest.raises(TimeoutError):
+        with time_limit(0.2):
+            try:
+                with time_limit(30):
+                    while True:
+                        pass
+            except TimeoutError:  # as functions._in_activation does
+                inner_gave_up.append(True)
+    assert inner_gave_up == [True]
+
+
 def test_the_limit_is_cpu_time_so_waiting_does_not_count():
     with time_limit(0.2):
         time.sleep(0.5)
