@@ -18,7 +18,7 @@ import numpy as np
 
 import symbackprop as api
 
-from . import files, grading, limits
+from . import files, limits
 from .errors import SpecError
 from .parts import PARTS
 from .progress import progress
@@ -147,7 +147,7 @@ def _homework(prog: str) -> dict[str, argparse.ArgumentParser]:
     grade.add_argument("submissions", help="CSV file with a header row id,target,answer")
     grade.add_argument("-o", "--output", required=True, help="report path; writes REPORT.csv and REPORT.md")
     grade.add_argument("--workers", type=int, help="worker processes (default: every core)")
-    grade.add_argument("--timeout", type=float, default=grading.SECONDS_PER_ANSWER,
+    grade.add_argument("--timeout", type=float, default=limits.SECONDS_PER_ANSWER,
                        help="seconds per answer before its worker is stopped (default %(default)s)")
     for command in commands.values():
         command.add_argument("--notation", default="default", help=f"notation preset ({notations}) or a .toml file")
@@ -193,7 +193,7 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     serve.add_argument("--db", default="submissions.sqlite", help="SQLite file of the attempts (default %(default)s)")
     serve.add_argument("--admin-token", help="the instructor's token (default: a new one, printed at start)")
     serve.add_argument("--workers", type=int, help="checking processes (default: every core)")
-    serve.add_argument("--timeout", type=float, default=grading.SECONDS_PER_ANSWER,
+    serve.add_argument("--timeout", type=float, default=limits.SECONDS_PER_ANSWER,
                        help="seconds per answer before its worker is stopped (default %(default)s)")
     serve.add_argument("--rate-limit", type=int, help="requests per student per minute, wrong codes included "
                                                       "(default 30)")
@@ -244,6 +244,8 @@ def _grade_set(args, made) -> int:
 
 
 def _check(args, spec) -> int:
+    from . import grading  # the answer reader (lark) only for the commands that read answers
+
     verdict = grading.check(spec, args.target, args.answer, args.notation, reveal=args.reveal)
     if args.json:
         _print_json(verdict.as_dict())
@@ -270,6 +272,8 @@ def _check_pool(args) -> None:
 
 
 def _grade(args, spec) -> int:
+    from . import grading
+
     _check_pool(args)
     report = Path(args.output)
     if report.name in ("", ".", ".."):
@@ -467,6 +471,12 @@ def main(argv: list[str] | None = None, prog: str = "symbackprop") -> int:
             return RUN[args.command](args, None if args.command == "serve" else _spec(args))
     except SpecError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] == "symbackprop":
+            raise
+        print(f"error: this command needs the package {error.name!r}, which this Python ({sys.executable}) "
+              "does not have; install symbackprop with its dependencies: pip install -e .", file=sys.stderr)
         return 2
     except OverflowError as error:
         print(f"error: the numbers overflow floating point ({error}); use smaller inputs or weights, or an "

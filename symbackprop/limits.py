@@ -21,7 +21,9 @@ MAX_SPEC_BYTES = 1_000_000
 #: Checking processes of ``grade`` and ``serve``: each is a forked interpreter of 80-200 MB, and
 #: ``--workers 100000`` ran the machine out of memory.
 MAX_WORKERS = 64
-#: The longest ``--timeout`` per answer: a longer one lets one hostile answer hold a worker for good.
+#: Seconds one answer may take to check (``--timeout``; its worker is killed past them) ...
+SECONDS_PER_ANSWER = 5.0
+#: ... and the longest ``--timeout``: a longer one lets one hostile answer hold a worker for good.
 MAX_SECONDS_PER_ANSWER = 600
 #: CPU seconds SymPy may spend building one expression of a spec ...
 EXPRESSION_SECONDS = 5.0

@@ -31,7 +31,6 @@ from .limits import EXPRESSION_SECONDS, MAX_PARAMETERS, MAX_SPEC_BYTES, time_lim
 from .network import Network, check_units, check_layers, graph, layer_bias, layer_weight, layered
 from .numerics import Values, random_values
 from .recurrent import UnrolledNetwork, recurrent_weight, unrolled
-from .parsing import ExpressionError, parse_expression
 
 #: The built-in default: 2 inputs, 3 sigmoid hidden units, 1 linear output, half SSE.
 DEFAULT = {"network": {"layers": [2, 3, 1], "activation": ["sigmoid", "identity"],
@@ -209,6 +208,8 @@ def _loss(value) -> Loss:
 
 
 def _expression(text: str, symbols: dict, field: str, expected: str) -> sp.Expr:
+    from .parsing import ExpressionError, parse_expression  # lark only for a spec that writes an expression
+
     try:
         with time_limit(EXPRESSION_SECONDS):
             return parse_expression(text, symbols)

@@ -433,3 +433,18 @@ def test_derive_of_a_large_network_says_first_what_it_leaves_out(tmp_path):
         assert dropped not in notes, dropped
     small = run("derive", "64-64-10", "-o", str(tmp_path / "small"))  # 4,810 parameters: everything
     assert small.stderr == "" and "The forward pass, unit by unit" in (tmp_path / "small" / "notes.md").read_text()
+
+
+def test_commands_that_read_no_expression_run_without_lark_and_check_says_what_is_missing(tmp_path):
+    """lark reads expressions and answers; the default derivation needs neither, and a Python
+    without lark gets one line naming the package instead of a traceback."""
+    blocked = ("import sys, runpy; sys.modules['lark'] = None; sys.argv = ['symbackprop'] + sys.argv[1:]; "
+               "runpy.run_module('symbackprop', run_name='__main__', alter_sys=True)")
+    run = lambda *args: subprocess.run([sys.executable, "-c", blocked, *args], capture_output=True, text=True,
+                                       cwd=tmp_path, timeout=300)
+    derived = run("derive")
+    assert derived.returncode == 0, derived.stderr
+    assert (tmp_path / "output" / "notes.md").read_text().startswith("# Backpropagation")
+    checked = run("check", "--target", "delta_hidden", "--answer", "g'(z_j) sum_k w_jk delta_k")
+    assert checked.returncode == 2 and "Traceback" not in checked.stderr
+    assert "needs the package 'lark'" in checked.stderr and "pip install -e ." in checked.stderr

@@ -16,7 +16,7 @@ from multiprocessing.connection import wait
 from .. import cache
 from ..notes import notation as notations
 from ..errors import SpecError
-from ..limits import MAX_WORKERS
+from ..limits import MAX_WORKERS, SECONDS_PER_ANSWER
 from ..network import Network
 from ..notes.notation import Notation
 from . import judging
@@ -24,7 +24,6 @@ from .judging import Verdict
 from .reading import MAX_LENGTH
 from .targets import Prepared, prepare
 
-SECONDS_PER_ANSWER = 5.0
 
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
