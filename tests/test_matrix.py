@@ -30,6 +30,19 @@ def layered_networks(draw):
     return net, sb.random_values(net, samples=draw(st.integers(1, 4)), seed=draw(st.integers(0, 10**6)))
 
 
+def _assert_same_evaluation(evaluation, expected, values, parameters, learning_rate):
+    """Loss, every unit's z, a and delta, every gradient and updated parameter equal the witness's."""
+    assert evaluation.loss == pytest.approx(expected.loss, rel=1e-12, abs=1e-12)
+    for name in expected.z:
+        for table in ("z", "a", "delta"):
+            np.testing.assert_allclose(getattr(evaluation, table)[name], getattr(expected, table)[name],
+                                       rtol=1e-9, atol=1e-12, err_msg=f"{table} of {name}")
+    for p in parameters:
+        assert evaluation.gradients[p] == pytest.approx(expected.gradients[p], rel=1e-9, abs=1e-12), p
+        assert evaluation.updated[p] == pytest.approx(values.parameters[p] - learning_rate * expected.gradients[p],
+                                                      rel=1e-9, abs=1e-12), p
+
+
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(layered_networks())
 def test_matrix_form_agrees_with_the_scalar_code_and_finite_differences(case):
@@ -43,15 +56,7 @@ def test_matrix_form_agrees_with_the_scalar_code_and_finite_differences(case):
     for p in net.parameters:
         assert gradients[p] == pytest.approx(expected.gradients[p], rel=1e-9, abs=1e-12), p
     evaluation = matrix.evaluate(values, learning_rate=0.3)  # what verify and example read
-    assert evaluation.loss == pytest.approx(expected.loss, rel=1e-12, abs=1e-12)
-    for name in expected.z:
-        for table in ("z", "a", "delta"):
-            np.testing.assert_allclose(getattr(evaluation, table)[name], getattr(expected, table)[name],
-                                       rtol=1e-9, atol=1e-12, err_msg=f"{table} of {name}")
-    for p in net.parameters:
-        assert evaluation.gradients[p] == pytest.approx(expected.gradients[p], rel=1e-9, abs=1e-12), p
-        assert evaluation.updated[p] == pytest.approx(values.parameters[p] - 0.3 * expected.gradients[p],
-                                                      rel=1e-9, abs=1e-12), p
+    _assert_same_evaluation(evaluation, expected, values, net.parameters, 0.3)
     numeric, crossed = matrix.finite_differences(values)
     witness, witness_crossed = scalar.finite_differences(values)
     for p in net.parameters:
@@ -135,16 +140,8 @@ def test_sequence_form_agrees_with_the_scalar_code_and_central_differences(case)
     matrix, scalar = sb.matrix.evaluator(derivation), sb.numerics.compiled(derivation)
     assert isinstance(matrix, sb.matrix.SequenceCompiled)
     expected, evaluation = scalar.evaluate(values), matrix.evaluate(values, learning_rate=0.3)
-    assert evaluation.loss == pytest.approx(expected.loss, rel=1e-12, abs=1e-12)
-    for name in expected.z:  # every unit at every step
-        for table in ("z", "a", "delta"):
-            np.testing.assert_allclose(getattr(evaluation, table)[name], getattr(expected, table)[name],
-                                       rtol=1e-9, atol=1e-12, err_msg=f"{table} of {name}")
     assert set(evaluation.gradients) == set(net.parameters) >= set(net.recurrent_weights)
-    for p in net.parameters:
-        assert evaluation.gradients[p] == pytest.approx(expected.gradients[p], rel=1e-9, abs=1e-12), p
-        assert evaluation.updated[p] == pytest.approx(values.parameters[p] - 0.3 * expected.gradients[p],
-                                                      rel=1e-9, abs=1e-12), p
+    _assert_same_evaluation(evaluation, expected, values, net.parameters, 0.3)  # every unit at every step
     loss = lambda parameters: float(scalar.forward(sb.Values(values.inputs, values.targets, parameters))[0].mean())
     witness = central_differences(loss, dict(values.parameters))
     numeric, crossed = matrix.finite_differences(values)
