@@ -41,6 +41,9 @@ class Unit:
     group: str | None = None
     position: tuple[int, int] | None = None  # (layer, index) of a layered network
     step: int | None = None  # the time step (0-based) of a recurrent network's unrolled copy
+    #: "max" or "avg" for a pooling unit (convolution.py): its z is the maximum or the mean of its
+    #: inputs, and each edge carries dz/da of its source instead of a parameter
+    pool: str | None = None
 
     @property
     def is_input(self) -> bool:
@@ -122,7 +125,7 @@ class Network:
     @cached_property
     def weights(self) -> tuple[sp.Symbol, ...]:
         """Weight parameters in order of first use; a tied weight appears once."""
-        return tuple(dict.fromkeys(e.weight for u in self.computing_units for e in u.inputs))
+        return tuple(dict.fromkeys(e.weight for u in self.computing_units if u.pool is None for e in u.inputs))
 
     @cached_property
     def biases(self) -> tuple[sp.Symbol, ...]:
@@ -135,7 +138,9 @@ class Network:
         return self.weights + self.biases
 
     def pre_activation(self, unit: Unit) -> sp.Expr:
-        """z = b + sum_i w_i a_i, in the network's symbols."""
+        """z = b + sum_i w_i a_i, in the network's symbols (max_i a_i for a max pooling unit)."""
+        if unit.pool == "max":
+            return sp.Max(*(self[edge.source].a for edge in unit.inputs))
         terms = [edge.weight * self[edge.source].a for edge in unit.inputs]
         return sp.Add(*([unit.bias] if unit.bias is not None else []), *terms)
 

@@ -194,7 +194,7 @@ def _generic_mismatches(derivation: Derivation, values: Values, evaluation) -> l
                 if differs(sp.Add(*(generic("gradient_bias", *use) for use in units_of[unit.bias])),
                            derivation.gradients[unit.bias]):
                     mismatches.append(f"dE/d{unit.bias}")
-            for edge in _spread(unit.inputs, GENERIC_EDGES_PER_UNIT):
+            for edge in _spread(unit.inputs if unit.pool is None else (), GENERIC_EDGES_PER_UNIT):
                 if edge.weight in checked:
                     continue
                 checked.add(edge.weight)
