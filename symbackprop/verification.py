@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from . import bptt
+from . import bptt, conv_backprop
+from .convolution import ConvNetwork
 from .derivation import Derivation, derive, instantiate
 from .limits import BRUTE_FORCE_SECONDS, PROOF_SECONDS, time_limit
 from .matrix import evaluator
@@ -204,6 +205,8 @@ def _generic_mismatches(derivation: Derivation, values: Values, evaluation) -> l
             bar.advance()
     if isinstance(net, UnrolledNetwork):
         mismatches += bptt.mismatches(derivation, point)
+    if isinstance(net, ConvNetwork):
+        mismatches += conv_backprop.mismatches(derivation, point)
     return mismatches
 
 

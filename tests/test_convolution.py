@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import sympy as sp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -257,3 +258,38 @@ def test_a_bad_conv_spec_on_the_command_line_is_one_line_and_exit_2(tmp_path):
     result = run("verify", str(path))
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().count("\n") == 0 and "network.layer[0].kernel: 9x3" in result.stderr
+
+
+def test_generic_conv_formulas_are_the_published_ones():
+    """Goodfellow et al. 2016, ch. 9 (and Dumoulin and Visin 2016), transcribed: the kernel gradient
+    correlates the layer's input with delta; the error below is delta convolved with the flipped kernel."""
+    from symbackprop.conv_backprop import H_, K, W_, c, derive_conv, i, j, m, n, o, p, s, u, v
+    from symbackprop.derivation import a, delta
+
+    generic = derive_conv(2, True)
+    positions = ((j, 0, W_ - 1), (i, 0, H_ - 1))
+    assert generic.gradient_kernel == sp.Sum(delta[o, i, j] * a[c, s * i + u - p, s * j + v - p], *positions)
+    assert generic.gradient_bias == sp.Sum(delta[o, i, j], *positions)
+    assert generic.error_below.function == delta[o, i, j] * K[o, c, m + p - s * i, n + p - s * j]
+
+
+TWO_CONV = conv_spec([1, 5, 5], [{"kind": "conv", "channels": 2, "kernel": [3, 3], "padding": 1, "stride": 2,
+                                  "activation": "tanh"},
+                                 {"kind": "conv", "channels": 1, "kernel": [2, 2], "activation": "sigmoid"}],
+                     {"seed": 3})
+
+
+def test_verify_checks_every_kernel_weight_and_the_flipped_kernel_delta_generic_against_concrete():
+    from symbackprop import conv_backprop
+    from symbackprop.numerics import compiled
+    from symbackprop.verification import _point
+
+    spec = sb.from_dict(TWO_CONV)
+    derivation = sb.derive(spec.network)
+    point = _point(derivation, spec.values, compiled(derivation).evaluate(spec.values))
+    assert conv_backprop.mismatches(derivation, point) == []
+    weight, below = kernel_weight(1, 0, 1, 1, 0), spec.network.unit_at(0, 1, 2, 0)
+    derivation.gradients[weight] = derivation.gradients[weight] * 1.01
+    derivation.deltas[below.name] = derivation.deltas[below.name] * 1.01
+    assert conv_backprop.mismatches(derivation, point) == [f"conv dE/d{weight}",
+                                                           f"conv delta of {below.name} (flipped kernel)"]

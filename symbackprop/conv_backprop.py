@@ -1,0 +1,197 @@
+"""Backpropagation through a convolutional layer in index form, derived by SymPy.
+
+Output unit (o, i, j) of a conv layer with stride s and padding p reads its input a (the layer
+below, or the network's input x)::
+
+    z[o,i,j] = b[o] + sum_c sum_u sum_v K[o,c,u,v] a[c, i*s+u-p, j*s+v-p]
+
+Each kernel weight is used at every output position, so the chain rule sums over them, and a
+unit (c, m, n) of the input feeds every output whose window covers it::
+
+    dE/dK[o,c,u,v] = sum_i sum_j delta[o,i,j] a[c, i*s+u-p, j*s+v-p]
+    dE/db[o]       = sum_i sum_j delta[o,i,j]
+    dE/da[c,m,n]   = sum_o sum_i sum_j delta[o,i,j] K[o,c, m+p-i*s, n+p-j*s]
+
+the last a full convolution of delta with the kernel flipped (m - i runs backwards through the
+kernel as i runs forwards), K being zero outside its kh x kw entries, a zero outside the input.
+Nothing is typed in: every right-hand side is SymPy differentiating the definition above and
+summing the Kronecker deltas away.  :func:`mismatches` instantiates the formulas for every kernel
+weight and bias and every unit below a conv layer, the generic-vs-concrete witness of ``verify``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from .convolution import ConvNetwork, kernel_weight
+from .derivation import E, Index, Step, _differentiated, a, b, delta, z
+from .functions import A, Z
+from .network import layer_bias
+
+K = sp.IndexedBase("K")
+#: stride and padding of the layer
+s, p = sp.symbols("s p", integer=True, nonnegative=True)
+H_, W_, _C, _O, _KH, _KW = sp.symbols("H W C O K_h K_w", integer=True, positive=True)
+o, c = Index("o", _O), Index("c", _C)
+u, v = Index("u", _KH), Index("v", _KW)
+i, j = Index("i", H_), Index("j", W_)
+m, n = Index("m", sp.Symbol("M", integer=True, positive=True)), Index("n", sp.Symbol("N", integer=True, positive=True))
+
+
+def _bound(index: Index, name: str) -> Index:
+    """A summation copy of ``index`` that prints as its letter but differs from it."""
+    return Index(index.label, sp.Symbol(name, integer=True, positive=True))
+
+
+def _total(term: sp.Expr, *indices: Index) -> sp.Expr:
+    for index in reversed(indices):
+        term = sp.Sum(term, (index, 0, index.upper))
+    return term
+
+
+@dataclass(frozen=True)
+class GenericConv:
+    """The index-form formulas of a conv layer of ``dimensions`` spatial axes."""
+
+    dimensions: int
+    pre_activation: sp.Expr
+    gradient_kernel: sp.Expr
+    gradient_bias: sp.Expr
+    error_below: sp.Expr
+    steps: tuple[Step, ...]
+
+
+def _positions(dimensions: int) -> tuple[list[Index], list[Index], list[Index]]:
+    """(output positions, kernel offsets, input positions) of a layer with that many axes."""
+    return [i, j][:dimensions], [u, v][:dimensions], [m, n][:dimensions]
+
+
+def _input_index(outputs, offsets) -> list[sp.Expr]:
+    return [q * s + w - p for q, w in zip(outputs, offsets)]
+
+
+@lru_cache(maxsize=4)
+def derive_conv(dimensions: int, has_bias: bool) -> GenericConv:
+    """dE/dK, dE/db and dE/da of the input, by SymPy, for a conv layer in 1-D or 2-D."""
+    steps: list[Step] = []
+
+    def step(lhs, rhs, rule, *uses) -> int:
+        steps.append(Step(lhs, rhs, rule, uses, "generic", "convolution"))
+        return len(steps) - 1
+
+    outputs, offsets, inputs = _positions(dimensions)
+    bc = _bound(c, "C'")
+    bo = [_bound(x, f"{x.label}'") for x in offsets]
+
+    def net_input(channel, at) -> sp.Expr:
+        term = K[(channel, bc, *bo)] * a[(bc, *_input_index(at, bo))]
+        return (b[channel] if has_bias else 0) + _total(term, bc, *bo)
+
+    z_def = step(z[(o, *outputs)], net_input(o, outputs), "definition")
+    # every output position (o', i', j') may use K[o,c,u,v]: the chain rule sums over them
+    other = _bound(o, "O'")
+    at = [_bound(x, f"{x.label}''") for x in outputs]
+    z_other = net_input(other, at)
+    chain = _total(sp.Mul(sp.Derivative(E, z[(other, *at)]), sp.Derivative(z[(other, *at)], K[(o, c, *offsets)]),
+                          evaluate=False), other, *at)
+    uses = step(sp.Derivative(E, K[(o, c, *offsets)]), chain, "tied_weight_sum", z_def)
+    dz_dk = _differentiated(z_other, K[(o, c, *offsets)])
+    kernel = sp.Sum(delta[(other, *at)] * dz_dk, (other, 0, other.upper)).doit()
+    kernel = _renamed(_total(_collapsed(kernel), *at), at, outputs)
+    gradient_kernel = step(sp.Derivative(E, K[(o, c, *offsets)]), kernel, "gradient", uses)
+    gradient_bias = sp.Integer(0)
+    if has_bias:
+        dz_db = _differentiated(z_other, b[o])
+        gradient_bias = _renamed(_total(_collapsed(
+            sp.Sum(delta[(other, *at)] * dz_db, (other, 0, other.upper)).doit()), *at), at, outputs)
+        step(sp.Derivative(E, b[o]), gradient_bias, "gradient", z_def)
+    # a unit (c, m, n) of the input feeds every output (o, i, j) whose window covers it
+    below = a[(c, *inputs)]
+    chain = _total(sp.Mul(sp.Derivative(E, z[(other, *at)]), sp.Derivative(z[(other, *at)], below),
+                          evaluate=False), other, *at)
+    first = step(sp.Derivative(E, below), chain, "sum_over_successors", z_def)
+    dz_da = _differentiated(z_other, below)
+    error = _renamed(_total(delta[(other, *at)] * dz_da, other, *at), [other, *at], [o, *outputs])
+    step(sp.Derivative(E, below), error, "flipped_kernel", first)
+    return GenericConv(dimensions, steps[z_def].rhs, steps[gradient_kernel].rhs, gradient_bias, error, tuple(steps))
+
+
+def _collapsed(expression: sp.Expr) -> sp.Expr:
+    """A sum over o' of KroneckerDelta(o, o') f(o') as f(o), ranges dropped (o lies in its range)."""
+    expression = expression.replace(lambda e: isinstance(e, sp.Piecewise) and len(e.args) == 2
+                                    and e.args[1].expr == 0 and e.args[1].cond == sp.true, lambda e: e.args[0].expr)
+    return expression
+
+
+def _renamed(expression: sp.Expr, old: list, new: list) -> sp.Expr:
+    """The summation copies ``old`` written as the indices ``new`` they stand for, ranges too."""
+    return expression.xreplace({**dict(zip(old, new)), **{x.upper: y.upper for x, y in zip(old, new)}})
+
+
+def _instantiate(network: ConvNetwork, layer: int, expression: sp.Expr, bound: dict) -> sp.Expr:
+    """A generic formula of conv layer ``layer`` in the network's own symbols: its sizes, stride
+    and padding substituted, sums written out, K outside the kernel and a outside the input 0."""
+    spec = network.stack[layer]
+    outputs, offsets, inputs = _positions(len(spec.kernel))
+    sizes = {s: spec.stride, p: spec.padding, _O: spec.shape_out[0], _C: spec.shape_in[0]}
+    sizes.update({x.upper + 1: n for x, n in zip(outputs, spec.shape_out[1:])})  # Idx(i, H) runs to H - 1
+    sizes.update({x.upper + 1: n for x, n in zip(offsets, spec.kernel)})
+
+    def concrete(indexed: sp.Indexed) -> sp.Expr:
+        where = [int(x) for x in indexed.indices]
+        if indexed.base == K:
+            inside = all(0 <= q < k for q, k in zip(where[2:], spec.kernel))
+            return kernel_weight(layer, *where) if inside else sp.Integer(0)
+        if indexed.base == b:
+            return layer_bias(layer, where[0])
+        if indexed.base == a:
+            if not all(0 <= q < k for q, k in zip(where[1:], spec.shape_in[1:])):
+                return sp.Integer(0)  # the padding's zeros
+            return network.unit_at(layer - 1, *where).a
+        return getattr(network.unit_at(layer, *where), {delta: "delta", z: "z"}[indexed.base])
+
+    written = expression.xreplace(bound).xreplace(sizes)
+    written = written.replace(lambda e: isinstance(e, sp.Sum), lambda e: e.doit())
+    return written.replace(lambda e: isinstance(e, sp.Indexed), concrete)
+
+
+def mismatches(derivation, point: dict) -> list[str]:
+    """Witness 1 for conv layers: dE/dK of every kernel weight, dE/db of every bias, and the
+    delta of every unit below a conv layer from the flipped-kernel formula, generic == concrete
+    at ``point`` (symbol -> number)."""
+    net: ConvNetwork = derivation.network
+    found = []
+
+    def differs(x: sp.Expr, y: sp.Expr) -> bool:
+        x, y = float(x.xreplace(point)), float(y.xreplace(point))
+        return abs(x - y) > 1e-9 * max(1.0, abs(x), abs(y))
+
+    for l, layer in enumerate(net.stack):
+        if layer.kind != "conv":
+            continue
+        generic = derive_conv(len(layer.kernel), bool(net.biases))
+        _, offsets, inputs = _positions(len(layer.kernel))
+        for index in np.ndindex(layer.shape_out[0], layer.shape_in[0], *layer.kernel):
+            weight = kernel_weight(l, *index)
+            formula = _instantiate(net, l, generic.gradient_kernel, dict(zip([o, c, *offsets], index)))
+            if differs(formula, derivation.gradients[weight]):
+                found.append(f"conv dE/d{weight}")
+        if net.biases:
+            for out in range(layer.shape_out[0]):
+                formula = _instantiate(net, l, generic.gradient_bias, {o: out})
+                if differs(formula, derivation.gradients[layer_bias(l, out)]):
+                    found.append(f"conv dE/d{layer_bias(l, out)}")
+        if l == 0:
+            continue
+        below = net.group_by_name[f"layer {l}"].activation
+        for index in np.ndindex(*layer.shape_in):
+            unit = net.unit_at(l - 1, *index)
+            error = _instantiate(net, l, generic.error_below, dict(zip([c, *inputs], index)))
+            slope = below.derivative_in_activation  # a pooling layer's identity: 1
+            slope = slope.subs(A, unit.a) if slope is not None else below.derivative.subs(Z, unit.z)
+            if differs(slope * error, derivation.deltas[unit.name]):
+                found.append(f"conv delta of {unit.name} (flipped kernel)")
+    return found
