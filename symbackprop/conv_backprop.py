@@ -131,31 +131,73 @@ def _renamed(expression: sp.Expr, old: list, new: list) -> sp.Expr:
     return expression.xreplace({**dict(zip(old, new)), **{x.upper: y.upper for x, y in zip(old, new)}})
 
 
-def _instantiate(network: ConvNetwork, layer: int, expression: sp.Expr, bound: dict) -> sp.Expr:
-    """A generic formula of conv layer ``layer`` in the network's own symbols: its sizes, stride
-    and padding substituted, sums written out, K outside the kernel and a outside the input 0."""
+def _at(expression: sp.Expr, point: dict) -> float:
+    """A concrete formula (sums of products of the network's symbols) at ``point``, term by term:
+    SymPy's own substitution rebuilds each 576-term sum of 1x28x28's kernel gradients."""
+    if expression.is_Add:
+        return sum(_at(term, point) for term in expression.args)
+    if expression.is_Mul:
+        return float(np.prod([_at(factor, point) for factor in expression.args]))
+    if expression.is_Symbol:
+        return float(point[expression])
+    return float(expression.xreplace(point))
+
+
+def _evaluated(expression: sp.Expr, tables: dict, constants: dict) -> float:
+    """A generic formula (a sum over indices of a product of indexed quantities) at numbers:
+    ``tables`` holds each base's array (K, a, delta), ``constants`` the sizes, stride, padding and
+    bound indices.  The sum runs over index grids at once; an index outside its array (K outside
+    the kernel, a in the padding) reads 0, as the formulas mean."""
+    limits, term = [], expression
+    while isinstance(term, sp.Sum):
+        limits, term = list(term.limits) + limits, term.function
+    names = [index for index, _, _ in limits]
+    grids = np.meshgrid(*(np.arange(int(low.xreplace(constants)), int(high.xreplace(constants)) + 1)
+                          for _, low, high in limits), indexing="ij")
+    shape = grids[0].shape if grids else ()
+    placeholders, values = {}, []
+    for n, indexed in enumerate(sorted(term.atoms(sp.Indexed), key=sp.default_sort_key)):
+        table = tables[indexed.base]
+        where = [np.broadcast_to(sp.lambdify(names, index.xreplace(constants), "numpy")(*grids), shape).astype(int)
+                 for index in indexed.indices]
+        inside = np.all([(0 <= w) & (w < size) for w, size in zip(where, table.shape)], axis=0)
+        clipped = tuple(np.clip(w, 0, size - 1) for w, size in zip(where, table.shape))
+        placeholders[indexed] = sp.Symbol(f"q{n}")
+        values.append(np.where(inside, table[clipped], 0.0))
+    function = sp.lambdify(list(placeholders.values()), term.xreplace(placeholders), "numpy")
+    return float(np.sum(np.broadcast_to(function(*values), shape)))
+
+
+def _tables(network: ConvNetwork, layer: int, point: dict) -> dict:
+    """K, b, the layer's input a and its delta, as arrays, at ``point`` (symbol -> number)."""
     spec = network.stack[layer]
-    outputs, offsets, inputs = _positions(len(spec.kernel))
-    sizes = {s: spec.stride, p: spec.padding, _O: spec.shape_out[0], _C: spec.shape_in[0]}
-    sizes.update({x.upper + 1: n for x, n in zip(outputs, spec.shape_out[1:])})  # Idx(i, H) runs to H - 1
-    sizes.update({x.upper + 1: n for x, n in zip(offsets, spec.kernel)})
+    below = [network.unit_at(layer - 1, *index).a for index in np.ndindex(*spec.shape_in)]  # -1: the input
+    kernel = np.ndindex(spec.shape_out[0], spec.shape_in[0], *spec.kernel)
+    tables = {a: np.array([point[x] for x in below], dtype=float).reshape(spec.shape_in),
+              delta: np.array([point[network.unit_at(layer, *index).delta] for index in np.ndindex(*spec.shape_out)],
+                              dtype=float).reshape(spec.shape_out),
+              K: np.array([point.get(kernel_weight(layer, *index), 0.0) for index in kernel],
+                          dtype=float).reshape(spec.shape_out[0], spec.shape_in[0], *spec.kernel)}
+    if network.biases:
+        tables[b] = np.array([point[layer_bias(layer, o)] for o in range(spec.shape_out[0])], dtype=float)
+    return tables
 
-    def concrete(indexed: sp.Indexed) -> sp.Expr:
-        where = [int(x) for x in indexed.indices]
-        if indexed.base == K:
-            inside = all(0 <= q < k for q, k in zip(where[2:], spec.kernel))
-            return kernel_weight(layer, *where) if inside else sp.Integer(0)
-        if indexed.base == b:
-            return layer_bias(layer, where[0])
-        if indexed.base == a:
-            if not all(0 <= q < k for q, k in zip(where[1:], spec.shape_in[1:])):
-                return sp.Integer(0)  # the padding's zeros
-            return network.unit_at(layer - 1, *where).a
-        return getattr(network.unit_at(layer, *where), {delta: "delta", z: "z"}[indexed.base])
 
-    written = expression.xreplace(bound).xreplace(sizes)
-    written = written.replace(lambda e: isinstance(e, sp.Sum), lambda e: e.doit())
-    return written.replace(lambda e: isinstance(e, sp.Indexed), concrete)
+def _constants(layer, bound: dict) -> dict:
+    """The sizes, stride and padding of conv ``layer`` and the ``bound`` indices, for :func:`_evaluated`."""
+    outputs, offsets, _ = _positions(len(layer.kernel))
+    constants = {s: layer.stride, p: layer.padding, _O: layer.shape_out[0], _C: layer.shape_in[0], **bound}
+    constants.update({x.upper + 1: n for x, n in zip(outputs, layer.shape_out[1:])})  # Idx(i, H) runs to H - 1
+    constants.update({x.upper + 1: n for x, n in zip(offsets, layer.kernel)})
+    return constants
+
+
+def checked(network: ConvNetwork) -> list[sp.Symbol]:
+    """The parameters :func:`mismatches` checks: every kernel weight and bias of a conv layer."""
+    return [parameter for l, layer in enumerate(network.stack) if layer.kind == "conv"
+            for parameter in [*(kernel_weight(l, *index) for index in np.ndindex(layer.shape_out[0], layer.shape_in[0],
+                                                                                  *layer.kernel)),
+                              *(layer_bias(l, o) for o in range(layer.biases) if network.biases)]]
 
 
 def mismatches(derivation, point: dict) -> list[str]:
@@ -165,8 +207,7 @@ def mismatches(derivation, point: dict) -> list[str]:
     net: ConvNetwork = derivation.network
     found = []
 
-    def differs(x: sp.Expr, y: sp.Expr) -> bool:
-        x, y = float(x.xreplace(point)), float(y.xreplace(point))
+    def differs(x: float, y: float) -> bool:
         return abs(x - y) > 1e-9 * max(1.0, abs(x), abs(y))
 
     for l, layer in enumerate(net.stack):
@@ -174,24 +215,25 @@ def mismatches(derivation, point: dict) -> list[str]:
             continue
         generic = derive_conv(len(layer.kernel), bool(net.biases))
         _, offsets, inputs = _positions(len(layer.kernel))
+        tables = _tables(net, l, point)
         for index in np.ndindex(layer.shape_out[0], layer.shape_in[0], *layer.kernel):
             weight = kernel_weight(l, *index)
-            formula = _instantiate(net, l, generic.gradient_kernel, dict(zip([o, c, *offsets], index)))
-            if differs(formula, derivation.gradients[weight]):
+            formula = _evaluated(generic.gradient_kernel, tables, _constants(layer, dict(zip([o, c, *offsets], index))))
+            if differs(formula, _at(derivation.gradients[weight], point)):
                 found.append(f"conv dE/d{weight}")
         if net.biases:
             for out in range(layer.shape_out[0]):
-                formula = _instantiate(net, l, generic.gradient_bias, {o: out})
-                if differs(formula, derivation.gradients[layer_bias(l, out)]):
+                formula = _evaluated(generic.gradient_bias, tables, _constants(layer, {o: out}))
+                if differs(formula, _at(derivation.gradients[layer_bias(l, out)], point)):
                     found.append(f"conv dE/d{layer_bias(l, out)}")
         if l == 0:
             continue
         below = net.group_by_name[f"layer {l}"].activation
         for index in np.ndindex(*layer.shape_in):
             unit = net.unit_at(l - 1, *index)
-            error = _instantiate(net, l, generic.error_below, dict(zip([c, *inputs], index)))
+            error = _evaluated(generic.error_below, tables, _constants(layer, dict(zip([c, *inputs], index))))
             slope = below.derivative_in_activation  # a pooling layer's identity: 1
             slope = slope.subs(A, unit.a) if slope is not None else below.derivative.subs(Z, unit.z)
-            if differs(slope * error, derivation.deltas[unit.name]):
+            if differs(float(slope.xreplace(point)) * error, _at(derivation.deltas[unit.name], point)):
                 found.append(f"conv delta of {unit.name} (flipped kernel)")
     return found

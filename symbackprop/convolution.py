@@ -27,7 +27,7 @@ import sympy as sp
 from .errors import SpecError
 from .functions import Activation, Loss
 from .functions import activation as named_activation
-from .limits import MAX_PARAMETERS
+from .limits import MAX_CONV_UNITS, MAX_PARAMETERS
 from .network import Edge, Group, Network, Unit, _as_activation, _as_loss, check_size, layer_bias, layer_weight
 
 KINDS = ("conv", "max_pool", "avg_pool", "dense")
@@ -227,7 +227,7 @@ def convolutional(input_shape: Sequence[int], layers: Sequence[Mapping], loss: s
     More than ``max_parameters`` weights and biases are refused before anything is built."""
     input_shape, built = stack(input_shape, layers)
     check_size(sum(layer.parameter_count + (layer.biases if bias else 0) for layer in built),
-               sum(math.prod(layer.shape_out) for layer in built), max_parameters)
+               sum(math.prod(layer.shape_out) for layer in built), max_parameters, MAX_CONV_UNITS)
     if not any(layer.parameter_count for layer in built):
         raise SpecError("network.layer", "has no weights to learn (pooling layers only); add a conv or dense layer")
     # inputs x[n] by their place in C order: x[c][i] of a 1-D input would be the name of a dense unit a[l][j]
@@ -268,7 +268,10 @@ def _unit(l: int, layer: Layer, index: tuple[int, ...], name: str, group: str, b
         slopes = [sp.Rational(1, len(window))] * len(window)
     else:
         members = [sp.Symbol(f"{'x' if l == 0 else 'a'}{source}", real=True) for source in window]
-        slopes = [slope.xreplace(dict(zip(_MEMBERS, members))) for slope in _max_slopes(len(window))]
+        # built unevaluated: Heaviside's evaluation asks the assumptions, 4 ms a factor
+        placed = dict(zip(_MEMBERS, members))
+        slopes = [sp.Mul(*(sp.Heaviside(argument.xreplace(placed), tie, evaluate=False) for argument, tie in factors),
+                         evaluate=False) for factors in _max_slopes(len(window))]
     return Unit(name, tuple(Edge(source, slope) for source, slope in zip(window, slopes)), None, group,
                 pool="max" if layer.kind == "max_pool" else "avg")
 
@@ -277,11 +280,11 @@ _MEMBERS = sp.symbols(f"m0:{MAX_WINDOW}", real=True)
 
 
 @lru_cache(maxsize=64)
-def _max_slopes(size: int) -> tuple[sp.Expr, ...]:
-    """d max(m_0..m_size-1)/d m_n for every n, in the placeholders :data:`_MEMBERS`: SymPy's
-    derivative Heaviside(m_n - m_q) for every other member q, ties given to the first maximum
-    in C order (as PyTorch's max pooling does), so that the slopes of a window sum to one."""
+def _max_slopes(size: int) -> tuple[tuple[tuple[sp.Expr, int], ...], ...]:
+    """d max(m_0..m_size-1)/d m_n for every n, as the factors (argument, value at 0) of a product of
+    Heaviside steps in the placeholders :data:`_MEMBERS`: SymPy's derivative of max(m_n, m_q) for
+    every other member q, a tie given to the first maximum in C order (as PyTorch's max pooling
+    does), so that the slopes of a window sum to one."""
     m = _MEMBERS[:size]
-    return tuple(sp.Mul(*(sp.diff(sp.Max(m[n], m[q]), m[n]).subs(sp.Heaviside(m[n] - m[q]),
-                                                                   sp.Heaviside(m[n] - m[q], 0 if q < n else 1))
-                          for q in range(size) if q != n)) for n in range(size))
+    return tuple(tuple((sp.diff(sp.Max(m[n], m[q]), m[n]).args[0], 0 if q < n else 1) for q in range(size) if q != n)
+                 for n in range(size))

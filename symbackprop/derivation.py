@@ -383,7 +383,7 @@ def _derive_concrete(derivation: Derivation, bar: Progress) -> None:
     for unit in reversed(net.computing_units):
         if unit.name not in errors:
             errors[unit.name] = sp.Add(*(_product(weight, net[succ].delta) if weight.is_Symbol
-                                           else weight * net[succ].delta  # a pooling unit's slope
+                                           else sp.Mul(weight, net[succ].delta, evaluate=False)  # a pooling slope
                                            for succ, weight in net.successors[unit.name]))
             add(step(sp.Derivative(E, unit.a), errors[unit.name], "sum_over_successors", subject=unit.name))
     for unit in reversed(net.computing_units):

@@ -273,14 +273,14 @@ def check_units(units, max_parameters: int = MAX_PARAMETERS) -> None:
                 max_parameters)
 
 
-def check_size(parameters: int, units: int, max_parameters: int) -> None:
+def check_size(parameters: int, units: int, max_parameters: int, max_units: int = MAX_UNITS) -> None:
     """Raise SpecError when a network of this many parameters and units is over the caps."""
     if parameters > max_parameters:
         raise SpecError("network", f"has {parameters:,} parameters, more than the limit of {max_parameters:,}; "
                                    "give a smaller network, or raise the limit (--max-parameters, max_parameters=) "
                                    "if you have the time and memory")
-    if units > MAX_UNITS:
-        raise SpecError("network", f"has {units:,} computing units, more than the limit of {MAX_UNITS:,}")
+    if units > max_units:
+        raise SpecError("network", f"has {units:,} computing units, more than the limit of {max_units:,}")
 
 
 def _short(value) -> str:

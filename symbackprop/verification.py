@@ -185,7 +185,9 @@ def _generic_mismatches(derivation: Derivation, values: Values, evaluation) -> l
     def generic(kind: str, unit: str, source: str | None = None) -> sp.Expr:
         return instantiate(derivation, getattr(derivation.generic[net[unit].group], kind), unit, source)
 
-    checked: set[sp.Symbol] = set()  # a tied parameter's sum over its uses is checked once, not once per use
+    # a tied parameter's sum over its uses is checked once, not once per use; a conv layer's kernel
+    # weights and biases by their index-form formulas (conv_backprop), every one of them
+    checked: set[sp.Symbol] = set(conv_backprop.checked(net)) if isinstance(net, ConvNetwork) else set()
     with progress("checking generic formulas", len(net.computing_units)) as bar:
         for unit in net.computing_units:
             if differs(generic("delta", unit.name), derivation.deltas[unit.name]):

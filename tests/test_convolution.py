@@ -293,3 +293,28 @@ def test_verify_checks_every_kernel_weight_and_the_flipped_kernel_delta_generic_
     derivation.deltas[below.name] = derivation.deltas[below.name] * 1.01
     assert conv_backprop.mismatches(derivation, point) == [f"conv dE/d{weight}",
                                                            f"conv delta of {below.name} (flipped kernel)"]
+
+
+@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(conv_specs())
+def test_the_array_form_equals_the_scalar_code_of_the_concrete_derivation_on_a_batch(data):
+    """conv_matrix (im2col windows, one product per layer) against the per-unit code lambdified from
+    the concrete DAG (numerics), on three samples at once, and its finite differences against theirs."""
+    from symbackprop.conv_matrix import ConvCompiled
+    from symbackprop.numerics import Values, compiled
+
+    spec = sb.from_dict(data)
+    net, drawn = spec.network, sb.random_values(spec.network, samples=3, seed=7)
+    values = Values(drawn.inputs, drawn.targets, spec.values.parameters)
+    derivation = sb.derive(net)
+    arrays, scalar = ConvCompiled(derivation), compiled(derivation)
+    fast, slow = arrays.evaluate(values, 0.5), scalar.evaluate(values, 0.5)
+    assert fast.loss == pytest.approx(slow.loss, rel=1e-12)
+    for table in ("z", "a", "delta"):
+        for unit, column in getattr(slow, table).items():
+            assert np.allclose(getattr(fast, table)[unit], column, rtol=1e-10, atol=1e-12), (table, unit)
+    for p in net.parameters:
+        assert fast.gradients[p] == pytest.approx(slow.gradients[p], rel=1e-9, abs=1e-12), p
+    (fast_fd, _), (slow_fd, _) = arrays.finite_differences(values), scalar.finite_differences(values)
+    for p in net.parameters:
+        assert fast_fd[p] == pytest.approx(slow_fd[p], rel=1e-6, abs=1e-9), p
