@@ -318,3 +318,14 @@ def test_the_array_form_equals_the_scalar_code_of_the_concrete_derivation_on_a_b
     (fast_fd, _), (slow_fd, _) = arrays.finite_differences(values), scalar.finite_differences(values)
     for p in net.parameters:
         assert fast_fd[p] == pytest.approx(slow_fd[p], rel=1e-6, abs=1e-9), p
+
+
+@pytest.mark.parametrize("command", ["derive", "exercises"])
+def test_notes_and_sheets_of_a_conv_net_are_refused_in_one_line_with_what_works(tmp_path, command):
+    """Until the notes have their chapter, they would print a conv layer as a dense one (and crashed on
+    the pooling slopes): exit 2, nothing written."""
+    path = tmp_path / "conv.toml"
+    path.write_text(ISSUE_SPEC)
+    result = run(command, str(path), "-o", str(tmp_path / "out"))
+    assert result.returncode == 2 and not (tmp_path / "out").exists()
+    assert result.stderr.strip().count("\n") == 0 and "use verify and example" in result.stderr
