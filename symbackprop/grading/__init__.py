@@ -1,8 +1,10 @@
 """Homework checking: one answer against the derivation, or a whole class in worker processes.
 
-One module per step: :mod:`.spelling` (textbook spellings and derivation lines into the grammar's
-form), :mod:`.reading` (untrusted text to SymPy), :mod:`.targets` (what an answer is for and its
-reference numbers), :mod:`.evaluation` (any expression at every test point),
+One module per step: :mod:`.reading` (untrusted text to SymPy, in three steps: :mod:`.spelling`,
+textbook spellings and derivation lines into the grammar's form; :mod:`.lexing`, the text checked,
+bounded and parsed; :mod:`.building`, the grammar's actions, through the :mod:`.vocabulary` of the
+target), :mod:`.prepared` (the target, its answer key and the test networks), :mod:`.targets` (what
+an answer is for and its reference numbers), :mod:`.evaluation` (any expression at every test point),
 :mod:`.mistakes` (the known mistakes as mutants), :mod:`.judging` (the verdict on one answer),
 :mod:`.through_time` (a recurrent network's targets: BPTT's delta and the recurrent weights' gradients),
 :mod:`.workers` (answers in killable processes: check, grade), :mod:`.reports` (CSV in, reports out).
@@ -34,9 +36,11 @@ How an answer is decided (the README's "Checking homework" says the same):
 """
 from .judging import Verdict, check_prepared
 from .mistakes import MISTAKES
-from .reading import ExpressionError, Vocabulary, read_answer
+from .prepared import Prepared, Target
+from .reading import ExpressionError, read_answer
 from .reports import read_submissions, report_csv, report_markdown, write_report
-from .targets import GENERIC_TARGETS, RECURRENT_TARGETS, Prepared, Target, parse_target, prepare
+from .targets import GENERIC_TARGETS, RECURRENT_TARGETS, parse_target, prepare
+from .vocabulary import Vocabulary
 from .workers import SECONDS_PER_ANSWER, check, grade
 
 __all__ = ["GENERIC_TARGETS", "MISTAKES", "RECURRENT_TARGETS", "SECONDS_PER_ANSWER", "ExpressionError", "Prepared",

@@ -16,7 +16,7 @@ import sympy as sp
 
 from ..functions import Activation
 from ..network import layer_bias, layer_weight
-from .reading import ETA, LAST, OUTPUTS, TIME, P, S, U, dEdr, dEdw, r, w, z
+from .vocabulary import ETA, LAST, OUTPUTS, TIME, P, S, U, dEdr, dEdw, r, w, z
 
 RTOL, ATOL = 1e-8, 1e-12
 PAD = 6  # every layer's tables have this many positions; beyond a layer's width, fixed random values

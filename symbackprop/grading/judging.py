@@ -16,30 +16,10 @@ import sympy as sp
 
 from .evaluation import Cases, NotElementwise, Unbound, bindings, close, evaluate, value_at
 from .mistakes import MISTAKE_NAMES
-from .reading import (
-    DELTA,
-    ETA,
-    MAX_LENGTH,
-    TIME,
-    Answer,
-    ExpressionError,
-    P,
-    S,
-    U,
-    a,
-    dEda,
-    dEdr,
-    dEdw,
-    delta,
-    quoted,
-    read_answer,
-    t,
-    updated,
-    w,
-    z,
-)
+from .prepared import Prepared
+from .reading import MAX_LENGTH, Answer, ExpressionError, read_answer
 from .spelling import lines_of
-from .targets import Prepared
+from .vocabulary import DELTA, ETA, TIME, P, S, U, a, dEda, dEdr, dEdw, delta, quoted, t, updated, w, z
 
 NUMBER_RTOL = 1e-3
 

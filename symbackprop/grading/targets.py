@@ -8,14 +8,12 @@ targets (BPTT) are prepared by :mod:`.through_time`, imported only when one is a
 """
 from __future__ import annotations
 
-import functools
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 import sympy as sp
 
-from ..derivation import derive
 from ..errors import SpecError
 from ..functions import A, Activation, K, T
 from ..network import Network, layer_bias, layer_weight, layered
@@ -25,7 +23,8 @@ from ..numerics import Values
 from ..recurrent import UnrolledNetwork
 from .evaluation import Cases, build_cases, close, evaluate
 from .mistakes import mutants_of, wording
-from .reading import ETA, OUTPUTS, P, S, U, Vocabulary, a, delta, dg, t, w, z
+from .prepared import POINTS, Prepared, Target, family_of, letters_of, random_values, spec_parts
+from .vocabulary import ETA, OUTPUTS, P, S, U, Vocabulary, a, delta, dg, t, w, z
 
 GENERIC_TARGETS = ("delta_output", "delta_hidden", "grad_w_output", "grad_w_hidden", "grad_b_output",
                    "grad_b_hidden", "update_w_output", "update_w_hidden")
@@ -40,19 +39,7 @@ _CHANGED_THROUGH_TIME = {
        for name in ("grad_w_output", "grad_b_output", "grad_b_hidden", "update_w_output", "update_w_hidden")},
 }
 RECURRENT_USE = "delta_output, delta_hidden_bptt, grad_w_hidden, grad_r, grad_r[h][i][j]"
-POINTS = 4
 
-
-@dataclass(frozen=True)
-class Target:
-    """What an answer is for: kind (delta, grad_w, grad_b, update_w), output or hidden, and for
-    a concrete target the spec's 0-based indices (layer, source, unit)."""
-
-    name: str
-    kind: str
-    output: bool
-    concrete: tuple[int, int, int] | None = None
-    timed: bool = False  # graded through time, on a recurrent network
 
 
 def parse_target(name: str, network: Network) -> Target:
@@ -125,38 +112,14 @@ def _reference_expression(kind: str, local: sp.Expr, sign: int) -> sp.Expr:
             "update_w": -ETA * local * a[P]}[kind]
 
 
-@dataclass
-class Prepared:
-    """Everything needed to grade answers to one target, computed once."""
-
-    target: Target
-    vocabulary: Vocabulary
-    cases: Cases
-    reference: np.ndarray
-    weight: sp.Expr  # the weight an update changes, as answers name it
-    mutants: list  # (names, message(s), values)
-    words: dict
-    example: float | None = None  # concrete targets: the worked example's value (mean over samples)
-    example_mutants: list = field(default_factory=list)
-    reveal: bool = False  # messages may show the worked example's value (the exercise's answer)
-    renamed: Prepared | None = None  # an output target read with the hidden-layer letters (j fed by i)
-
-
-def _spec_parts(network: Network):
-    groups = network.groups
-    hidden = [g_.activation for g_ in groups if g_.units[0] not in network.outputs]
-    output = next(g_.activation for g_ in groups if g_.units[0] in network.outputs)
-    bias = any(u.bias is not None for u in network.computing_units)
-    return hidden, output, bias
-
 
 def _generic_points(network: Network, output: bool, rng) -> list:
-    hidden, out, bias = _spec_parts(network)
+    hidden, out, bias = spec_parts(network)
     if not hidden and not output:
         raise SpecError("--target", "hidden-layer targets need a spec with a hidden layer")
     first, last = (hidden[0], hidden[-1]) if hidden else (out, out)
-    shallow = _family(layered([2, 3, 2], [first, out], network.loss, bias))
-    deep = _family(layered([3, 4, 4, 3], [first, last, out], network.loss, bias))
+    shallow = family_of(layered([2, 3, 2], [first, out], network.loss, bias))
+    deep = family_of(layered([3, 4, 4, 3], [first, last, out], network.loss, bias))
     homes = [(shallow, 2), (deep, 3)] if output else [(shallow, 1), (deep, 1), (deep, 2)]
     points = []
     for family, level in homes:
@@ -164,7 +127,7 @@ def _generic_points(network: Network, output: bool, rng) -> list:
             sizes = family.sizes
             positions = {P: rng.integers(sizes[level - 1]), U: rng.integers(sizes[level]),
                          S: rng.integers(sizes[level + 1]) if level + 1 < len(sizes) else 0}
-            points.append((family, _random_values(family.network, rng), level, positions, rng.uniform(0.1, 0.9)))
+            points.append((family, random_values(family.network, rng), level, positions, rng.uniform(0.1, 0.9)))
     return points
 
 
@@ -180,18 +143,6 @@ def _not_finite(target: Target, values: Values | None, first_finite: bool) -> Sp
                                            "checked at (inputs and weights between -1 and 1); use an activation "
                                            "and loss that stay finite there")
 
-
-def _letters(notation: Notation, target: Target) -> dict:
-    """student letter -> role; where a notation uses one letter for two roles (Nielsen's k),
-    the role the target's formula needs wins."""
-    clean = lambda x: x.lstrip("\\").replace("ell", "l")
-    if target.output:
-        p, u = map(clean, notation.letters.output)
-        return {p: P, u: U}
-    p, u, s = map(clean, notation.letters.hidden)
-    letters = {p: P, s: S} if target.kind == "delta" else {s: S, p: P}
-    letters[u] = U
-    return letters
 
 
 def prepare(network: Network, target_name: str, notation: str | Notation = "default",
@@ -209,7 +160,7 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
     else:
         points, names = _concrete_points(network, target, values, learning_rate, rng)
     cases, numbers = build_cases(points, U if target.output else S)
-    _, output_activation, _ = _spec_parts(network)
+    _, output_activation, _ = spec_parts(network)
     local = _local_gradient(network.loss, output_activation, target.output)
     column = {"delta": 0, "grad_w": 1, "grad_b": 2, "update_w": 1}[target.kind]
     reference = numbers[:, column] * {"delta": notation.delta_sign, "update_w": -cases.eta}.get(target.kind, 1)
@@ -221,7 +172,7 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
     if target.concrete is not None:
         cases.symbols = _symbol_values(cases, names)
         cases.symbol_layer = {symbol: spot[1] for symbol, spot in names.items() if spot[0] == "z"}
-    vocabulary = Vocabulary(notation, _letters(notation, target), target.output,
+    vocabulary = Vocabulary(notation, letters_of(notation, target), target.output,
                             ("l", "L") if target.output else ("l",), {str(s): s for s in names},
                             per_step=isinstance(network, UnrolledNetwork))  # delta_output at any step t
     weight = w[P, U] if target.concrete is None else layer_weight(*target.concrete)
@@ -231,7 +182,7 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
     hidden_letters = Letters(notation.letters.hidden[:2], notation.letters.hidden)
     if target.concrete is None and target.output and notation.letters.output != hidden_letters.output:
         renamed = replace(notation, letters=hidden_letters)
-        prepared.renamed = replace(prepared, vocabulary=replace(vocabulary, letters=_letters(renamed, target)),
+        prepared.renamed = replace(prepared, vocabulary=replace(vocabulary, letters=letters_of(renamed, target)),
                                    words=wording(renamed, target, network.loss.name))
     if target.concrete is not None:
         _attach_example(prepared, network, values, learning_rate)
@@ -240,12 +191,12 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
 
 def _concrete_points(network, target, values, learning_rate, rng):
     level, source, unit = target.concrete
-    family = _family(network)
+    family = family_of(network)
     sizes = network.layers
     points = []
     first = Values(values.inputs[:1], values.targets[:1], values.parameters) if values is not None else None
     for n in range(POINTS + 1):
-        point = first if n == 0 and first is not None else _random_values(network, rng)
+        point = first if n == 0 and first is not None else random_values(network, rng)
         successor = rng.integers(sizes[level + 2]) if level + 2 < len(sizes) else 0
         eta = learning_rate  # the spec's: an update answer may write it as a number
         points.append((family, point, level + 1, {P: source, U: unit, S: successor}, eta))
@@ -279,7 +230,7 @@ def _attach_example(prepared: Prepared, network: Network, values: Values | None,
     if values is None:
         return
     level, source, unit = prepared.target.concrete
-    result = _family(network).compiled.evaluate(values, learning_rate)
+    result = family_of(network).compiled.evaluate(values, learning_rate)
     kind = prepared.target.kind
     if kind == "delta":
         value = float(np.mean(result.delta[f"[{level}][{unit}]"])) * prepared.vocabulary.notation.delta_sign
@@ -290,30 +241,3 @@ def _attach_example(prepared: Prepared, network: Network, values: Values | None,
     prepared.example = value
     if len(values.inputs) == 1:
         prepared.example_mutants = [(names, messages, v[0]) for names, messages, v in prepared.mutants]
-
-
-class _Family:
-    """One test network with its derivation and numeric code."""
-
-    def __init__(self, network: Network):
-        self.network = network
-        from ..matrix import evaluator  # only when preparing: a check whose references are cached skips it
-
-        self.derivation = derive(network)
-        self.compiled = evaluator(self.derivation)  # the matrix form: no code per weight of a spec's big network
-        self.sizes = network.layers
-
-
-@functools.lru_cache(maxsize=16)
-def _family(network: Network) -> _Family:
-    """Derived once per network: every target of a batch shares the test networks."""
-    return _Family(network)
-
-
-def _random_values(network: Network, rng) -> Values:
-    inputs = rng.uniform(-1, 1, (1, len(network.inputs)))
-    if network.loss.targets_sum_to_one:
-        targets = np.eye(len(network.outputs))[[rng.integers(len(network.outputs))]]
-    else:
-        targets = rng.uniform(0.05, 0.95, (1, len(network.outputs)))
-    return Values(inputs, targets, {p: float(rng.uniform(-1, 1)) for p in network.parameters})
