@@ -17,8 +17,8 @@ import sympy as sp
 
 from ..parsing import FUNCTIONS, ExpressionError, parse_expression
 from .lexing import PARSER, TIME_INDEX, TIME_LETTERS, MAX_EXPONENT, step_at, step_of
-from .vocabulary import (DELTA, ETA, OUTPUTS, SUM_END, TIME, U, Vocabulary, a, b, dEda, dEdr, dEdw, delta, dg, g, quoted,
-                         r, t, updated, w, z)
+from .vocabulary import (ASKED, DELTA, ETA, OUTPUTS, SUM_END, TIME, U, Vocabulary, a, b, dEda, dEdr, dEdw, delta, dg, g, quoted,
+                         r, t, updated, w, written_key, z)
 
 #: literal functions a prime may follow: name -> name of the derivative's function
 _DERIVATIVES = {"sigmoid": "dsigmoid", "tanh": "dtanh", "exp": "exp", "log": "dlog", "ln": "dlog",
@@ -69,6 +69,7 @@ class Builder(lark.visitors.Transformer_NonRecursive):
         self.remarks: list[str] = []
         self.clashes: list[tuple] = []  # (symbol as written, its unit's role, the layer its superscript names)
         self.decimals = False
+        self.digits: int | None = None  # the fewest significant digits of a decimal number written
 
     # --- structure ---------------------------------------------------------------------
     def start(self, children):
@@ -140,7 +141,10 @@ class Builder(lark.visitors.Transformer_NonRecursive):
 
     def number(self, children):
         token, = children
-        self.decimals |= len(re.sub(r"[eE].*|\D", "", token).lstrip("0")) >= 4  # a value read off the example
+        significant = len(re.sub(r"[eE].*|\D", "", token).lstrip("0"))
+        self.decimals |= significant >= 4  # a value read off the example
+        if "." in token or "e" in token.lower():  # 2 is exact; 0.50 is given to 2 digits
+            self.digits = significant if self.digits is None else min(significant, self.digits)
         if sum(c.isdigit() for c in token) > 20:
             raise ExpressionError(f"the number at column {token.start_pos + 1} has more than 20 digits")
         _, _, power = token.lower().partition("e")
@@ -551,10 +555,22 @@ class Builder(lark.visitors.Transformer_NonRecursive):
                          else "")
                 raise ExpressionError(f"{sym.written} at column {sym.column} is not a symbol of this network "
                                       f"(indices are 0-based: w[l][i][j], z[l][j], a[l][j], x[i], t[k]{steps})")
-            value = names[key]
-            return sp.Mul(-1, value, evaluate=False) if role == "delta" and self.notation.delta_sign == -1 \
-                else value
+            return self.signed_delta(names[key], role)
+        printed = self.vocabulary.printed
+        if printed and sym.subs and not sym.primes and len(sym.sups) <= 1 and not sym.times:
+            key = written_key(sym.head, "".join(sym.sups[0]) if sym.sups else "",
+                              "".join(x for items in sym.subs for x in items))
+            if key in printed:
+                return self.signed_delta(printed[key], self.vocabulary.role_of(sym.head))
+            if any(x.isdigit() for items in sym.subs for x in items):
+                raise ExpressionError(f"{sym.written} at column {sym.column} is not a symbol of your sheet: write the "
+                                      "symbols as the sheet prints them (\\delta^{(1)}_{1}, w^{(1)}_{21}, x_{2}; "
+                                      "units counted from 1) or the network's names (delta[0][0], w[0][1][0])")
         return None
+
+    def signed_delta(self, value: sp.Expr, role: str | None) -> sp.Expr:
+        """A concrete delta as the notation means it (Haykin's delta is -dE/dv)."""
+        return sp.Mul(-1, value, evaluate=False) if role == "delta" and self.notation.delta_sign == -1 else value
 
     def is_error(self, sym: _Sym) -> bool:
         """E, C, or a spelling with an index the notation lists (Bishop's E_n)."""
@@ -580,6 +596,13 @@ class Builder(lark.visitors.Transformer_NonRecursive):
         if self.vocabulary.role_of(numerator.head) == "error_signal" and bottom in ("activation", "output"):
             same = self.unit_of(self.resolve(numerator)) == self.unit_of(lower)
             return sp.Integer(-1) if same else sp.Integer(0)
+        if error and isinstance(lower, sp.Symbol) and (self.vocabulary.names or self.vocabulary.printed):
+            if lower != self.vocabulary.asked:  # a concrete question's own derivative, or none
+                asked = next((k for k, v in self.vocabulary.printed.items() if v == self.vocabulary.asked), "")
+                raise ExpressionError(f"\\partial {numerator.written} / \\partial {denominator.written} at column "
+                                      f"{numerator.column} is not what this question asks"
+                                      + (f" (the derivative by {asked})" if asked else ""))
+            return ASKED
         if error and isinstance(lower, sp.Indexed):
             if bottom in ("activation", "hidden", "output", "input"):
                 return dEda[lower.indices]

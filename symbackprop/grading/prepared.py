@@ -51,6 +51,7 @@ class Prepared:
     example: float | None = None  # concrete targets: the worked example's value (mean over samples)
     example_mutants: list = field(default_factory=list)
     reveal: bool = False  # messages may show the worked example's value (the exercise's answer)
+    sheet: bool = False  # the numbers are a student's sheet's (messages say "your sheet")
     renamed: Prepared | None = None  # an output target read with the hidden-layer letters (j fed by i)
 
 

@@ -33,6 +33,7 @@ class Answer:
     remarks: tuple[str, ...] = ()
     decimals: bool = False  # a number of 4 or more significant digits (a value read off the worked example)
     swapped: bool = False  # the remark is that two unit letters are exchanged
+    digits: int | None = None  # the fewest significant digits of the decimal numbers written (None: none)
 
 
 
@@ -61,7 +62,7 @@ def read_answer(text: str, vocabulary: Vocabulary) -> Answer:
         raise ExpressionError(f"sums nested more than {MAX_SUMS} deep are not read")
     swapped = builder.swapped_letters()
     remarks = (swapped,) if swapped else tuple(builder.remarks)
-    return Answer(tuple(sides), tuple(relations), remarks, builder.decimals, bool(swapped))
+    return Answer(tuple(sides), tuple(relations), remarks, builder.decimals, bool(swapped), builder.digits)
 
 
 

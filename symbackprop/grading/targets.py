@@ -24,7 +24,7 @@ from ..recurrent import UnrolledNetwork
 from .evaluation import Cases, build_cases, close, evaluate
 from .mistakes import mutants_of, wording
 from .prepared import POINTS, Prepared, Target, family_of, letters_of, random_values, spec_parts
-from .vocabulary import ETA, OUTPUTS, P, S, U, Vocabulary, a, delta, dg, t, w, z
+from .vocabulary import ASKED, ETA, OUTPUTS, P, S, U, Vocabulary, a, delta, dg, printed_names, t, w, z
 
 GENERIC_TARGETS = ("delta_output", "delta_hidden", "grad_w_output", "grad_w_hidden", "grad_b_output",
                    "grad_b_hidden", "update_w_output", "update_w_hidden")
@@ -146,13 +146,15 @@ def _not_finite(target: Target, values: Values | None, first_finite: bool) -> Sp
 
 
 def prepare(network: Network, target_name: str, notation: str | Notation = "default",
-            values: Values | None = None, learning_rate: float = 0.5, seed: int = 0, reveal: bool = False) -> Prepared:
-    """The reference and the known-mistake mutants of one target, computed once per batch."""
+            values: Values | None = None, learning_rate: float = 0.5, seed: int = 0, reveal: bool = False,
+            sheet: bool = False) -> Prepared:
+    """The reference and the known-mistake mutants of one target, computed once per batch;
+    ``sheet``: the values are a student's exercise sheet's."""
     notation = notation if isinstance(notation, Notation) else notations.load(notation)
     target = parse_target(target_name, network)
     if target.timed:
         from . import through_time  # BPTT's derivation, only for a recurrent target
-        return through_time.prepare(network, target, notation, values, learning_rate, seed, reveal)
+        return through_time.prepare(network, target, notation, values, learning_rate, seed, reveal, sheet)
     rng = np.random.default_rng(seed)
     if target.concrete is None:
         points = _generic_points(network, target.output, rng)
@@ -169,16 +171,24 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
     template = _reference_expression(target.kind, local, notation.delta_sign)
     if not close(evaluate(template, cases), reference, 1e-6):  # the template must be the derivation's
         raise RuntimeError(f"internal: the {target.name} template disagrees with the derivation")
+    weight = w[P, U] if target.concrete is None else layer_weight(*target.concrete)
+    printed, asked = {}, None
+    words = wording(notation, target, network.loss.name)
     if target.concrete is not None:
-        cases.symbols = _symbol_values(cases, names)
+        cases.symbols = {**_symbol_values(cases, names), ASKED: numbers[:, column]}  # dE/dz, dE/dw, dE/db
         cases.symbol_layer = {symbol: spot[1] for symbol, spot in names.items() if spot[0] == "z"}
+        from ..notes.printing import symbol_table  # a sheet's names, only for a concrete target
+
+        printed = printed_names(symbol_table(network, notation))
+        level, _, unit = target.concrete
+        asked = {"delta": network[f"[{level}][{unit}]"].z, "grad_b": layer_bias(level, unit)}.get(target.kind, weight)
+        words["target"] = _question_name(target, network, notation, symbol_table(network, notation), asked)
     vocabulary = Vocabulary(notation, letters_of(notation, target), target.output,
                             ("l", "L") if target.output else ("l",), {str(s): s for s in names},
-                            per_step=isinstance(network, UnrolledNetwork))  # delta_output at any step t
-    weight = w[P, U] if target.concrete is None else layer_weight(*target.concrete)
-    words = wording(notation, target, network.loss.name)
+                            per_step=isinstance(network, UnrolledNetwork),  # delta_output at any step t
+                            printed=printed, asked=asked)
     mutants = mutants_of(template, reference, cases, network.loss)
-    prepared = Prepared(target, vocabulary, cases, reference, weight, mutants, words, reveal=reveal)
+    prepared = Prepared(target, vocabulary, cases, reference, weight, mutants, words, reveal=reveal, sheet=sheet)
     hidden_letters = Letters(notation.letters.hidden[:2], notation.letters.hidden)
     if target.concrete is None and target.output and notation.letters.output != hidden_letters.output:
         renamed = replace(notation, letters=hidden_letters)
@@ -187,6 +197,16 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
     if target.concrete is not None:
         _attach_example(prepared, network, values, learning_rate)
     return prepared
+
+
+def _question_name(target: Target, network: Network, notation: Notation, table: dict, asked) -> str:
+    """A concrete question's quantity as the sheet prints it: delta^{(2)}_{1}, dE/dw^{(1)}_{21}."""
+    level, _, unit = target.concrete
+    bare = lambda latex: latex[1:-1] if latex.startswith("{") and latex.endswith("}") else latex
+    if target.kind == "delta":
+        return bare(table[network[f"[{level}][{unit}]"].delta])
+    name = f"d{notation.plain['error'][0]}/d{bare(table[asked])}"
+    return f"Delta {bare(table[asked])}" if target.kind == "update_w" else name
 
 
 def _concrete_points(network, target, values, learning_rate, rng):

@@ -32,7 +32,7 @@ PEER = sp.Symbol("m")
 
 
 def prepare(network: UnrolledNetwork, target: Target, notation: Notation, values: Values | None,
-            learning_rate: float, seed: int, reveal: bool) -> Prepared:
+            learning_rate: float, seed: int, reveal: bool, sheet: bool = False) -> Prepared:
     """The reference, the BPTT formula and its mutants of one recurrent target."""
     hidden, out, bias = spec_parts(network)
     if any(g.normalized for g in hidden):
@@ -66,7 +66,7 @@ def prepare(network: UnrolledNetwork, target: Target, notation: Notation, values
               else r[P, U] if target.kind == "grad_r" else w[P, U])
     prepared = Prepared(target, vocabulary, cases, reference, weight, mutants_of(template, reference, cases,
                                                                                   network.loss),
-                        wording(notation, target, network.loss.name), reveal=reveal)
+                        wording(notation, target, network.loss.name), reveal=reveal, sheet=sheet)
     if target.concrete is not None and values is not None:
         prepared.example = family.compiled.evaluate(values, learning_rate).gradients[weight]
         if len(values.inputs) == 1:

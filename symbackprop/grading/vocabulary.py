@@ -30,6 +30,8 @@ updated = sp.Function("updated")  # w^+, w(n+1): the new value of a weight
 #: restates its target (dE/dw_ij for dE/dw_ij) can be told from one that derives it
 quoted = sp.Function("quoted")
 SUM_END = sp.Symbol("N")
+#: a concrete question's own derivative as written (dE/dw^{(1)}_{21} for grad_w[0][1][0]): its value
+ASKED = sp.Symbol("asked.")
 #: A recurrent network's quantities: r[x, y] from unit x at t-1 to unit y at t (one layer), the
 #: step t (any time letter) and the last step T; dE/dw and dE/dr as whole tied-weight gradients.
 r = sp.IndexedBase("r")
@@ -48,8 +50,10 @@ class Vocabulary:
     symbol, as in a one-output text's y - t, is the unit's own); ``layer_bases`` are the
     letters a layer superscript may name the unit's layer with (``l``, and ``L`` for an
     output unit); ``names`` maps a concrete network's symbol names (``w[0][1][2]``) to
-    its SymPy symbols; ``timed`` reads a time index on each unit's quantity (a quantity
-    written without one is at step t).
+    its SymPy symbols, and ``printed`` its symbols as the notes and sheets print them
+    (``\\delta^{(1)}_{1}``, by :func:`written_key`); ``asked`` is the concrete quantity the
+    question differentiates by (the weight of grad_w[0][1][2]); ``timed`` reads a time index on
+    each unit's quantity (a quantity written without one is at step t).
     """
 
     notation: Notation
@@ -63,6 +67,8 @@ class Vocabulary:
     per_step: bool = False
     #: the layer of each role's unit relative to the unit's (dE/dr_ij: i is in j's own layer)
     offsets: Mapping[sp.Symbol, int] = field(default_factory=lambda: {P: -1, U: 0, S: 1})
+    printed: Mapping[str, sp.Expr] = field(default_factory=dict)
+    asked: sp.Expr | None = None
 
     def role_of(self, spelling: str) -> str | None:
         """A spelling's role; f, g, h, phi also name the activation function, and E, L, J, C the
@@ -113,3 +119,23 @@ def _latex_name(latex: str) -> str:
     font, hat, plain = match.groups()
     return font or (hat + "hat" if hat else plain)
 
+
+def written_key(head: str, sups: str, subs: str) -> str:
+    """A symbol with number indices as one string, however it was written: ``\\delta_{1}^{(1)}``,
+    ``\\delta^{(1)}_1`` and the notes' ``{\\delta^{(1)}_{1}}`` are all ``delta^(1)_1``."""
+    subs = re.sub(r"[\s,{}]", "", subs)
+    return head + (f"^{sups}" if sups else "") + (f"_{subs}" if subs else "")
+
+
+_PRINTED = re.compile(r"(?:\\mathrm|\\text|\\mathit|\\operatorname)?\\?([A-Za-z]+)(?:\^\{?([^_{}]*)\}?)?(?:_\{?([^{}]*)\}?)?")
+
+
+def printed_names(table: Mapping[sp.Expr, str]) -> dict[str, sp.Expr]:
+    """The written key of each symbol of a network's LaTeX table (:func:`notes.printing.symbol_table`)
+    -> the symbol: the names a sheet shows, read back."""
+    names = {}
+    for symbol, latex in table.items():
+        match = _PRINTED.fullmatch(re.sub(r"[{}\s]", "", latex.replace("\\mathrm{", "").replace("\\text{", "")))
+        if match:
+            names[written_key(match.group(1), match.group(2) or "", match.group(3) or "")] = symbol
+    return names
