@@ -17,7 +17,7 @@ import sympy as sp
 
 from ..parsing import FUNCTIONS, ExpressionError, parse_expression
 from .lexing import PARSER, TIME_INDEX, TIME_LETTERS, MAX_EXPONENT, step_at, step_of
-from .vocabulary import (ASKED, DELTA, ETA, OUTPUTS, SUM_END, TIME, U, Vocabulary, a, b, dEda, dEdr, dEdw, delta, dg, g, quoted,
+from .vocabulary import (ASKED, DELTA, ETA, LAST, OUTPUTS, SUM_END, TIME, U, Vocabulary, a, b, dEda, dEdr, dEdw, delta, dg, g, quoted,
                          r, t, updated, w, written_key, z)
 
 #: literal functions a prime may follow: name -> name of the derivative's function
@@ -106,11 +106,11 @@ class Builder(lark.visitors.Transformer_NonRecursive):
         factors, n = [], 0
         while n < len(parts):
             divide, node = parts[n]
-            if isinstance(node, _Sym) and node.head == "sum" and node.subs and not node.sups:
+            if isinstance(node, _Sym) and node.head == "sum" and node.subs and len(node.sups) <= 1:
                 if n + 1 == len(parts):
                     raise ExpressionError(f"sum_{''.join(node.subs[0])} at column {node.column} has nothing to sum")
-                index = self.summation_index(node.subs[0], node.column)
-                factors.append(sp.Sum(self.product(parts[n + 1:]), (index, 0, SUM_END)))
+                limits = self.summation(node.subs[0], node.sups[0] if node.sups else None, node.column)
+                factors.append(sp.Sum(self.product(parts[n + 1:]), limits))
                 break
             following = parts[n + 1] if n + 1 < len(parts) else None
             if isinstance(node, _Partial) and following and following[0] and isinstance(following[1], _Partial):
@@ -192,11 +192,40 @@ class Builder(lark.visitors.Transformer_NonRecursive):
         _, limits, body = children
         if not limits or limits[0] is None:
             raise ExpressionError(f"\\sum at column {children[0].start_pos + 1} needs its index: \\sum_k")
-        index = self.summation_index(limits[0], children[0].start_pos + 1)
-        return sp.Sum(self.value(body), (index, 0, SUM_END))
+        return sp.Sum(self.value(body), self.summation(limits[0], limits[1], children[0].start_pos + 1))
 
     def limits(self, children):
-        return [children[1] if children and children[0] == "_" else None]
+        lower = children[1] if children and children[0] == "_" else None
+        upper = children[-1] if len(children) > 1 and children[-2] in ("^", "**") else None
+        return [lower, upper]
+
+    def summation(self, items, upper, column) -> tuple:
+        """(index, first, last) of a sum as written (\\sum_k, \\sum_{k=1}^{K}, \\sum_{t=2}^{T}): over a
+        layer, positions first..last from 0 (last :data:`SUM_END` for the whole layer; the limits are
+        read 1-based, k = 0 or 1 both being the first unit); over the steps, first..last from 1 in
+        terms of T (:data:`LAST`) or numbers.  A sum over part of a range is another expression."""
+        cut = items.index("=") if "=" in items else len(items)
+        index = self.summation_index(items[:cut], column)
+        lower = "".join(items[cut + 1:]).replace(" ", "")
+        upper = "".join(upper).replace(" ", "") if upper is not None else ""
+        if index == TIME:
+            return TIME, self.step_limit(lower, 1, column), self.step_limit(upper, LAST, column)
+        if lower and not lower.isdigit():
+            raise ExpressionError(f"the sum at column {column} starts at {lower!r}; start it at a unit number, "
+                                  "as in \\sum_{k=1}^{K}")
+        based = 0 if lower == "0" else 1  # k = 0 counts from 0; k = 1, or no limit, from 1
+        first = max(0, min(int(lower or 1), 999) - based)
+        last = SUM_END if not upper.isdigit() else sp.Integer(min(int(upper), 999) - based)  # a letter: the layer
+        return index, sp.Integer(first), last
+
+    def step_limit(self, text: str, default, column) -> sp.Expr:
+        """A time sum's limit: a step number, or t, T plus or minus a number; ``default`` when absent."""
+        if not text:
+            return sp.sympify(default)
+        if not TIME_INDEX.fullmatch(text) and not text.isdigit():
+            raise ExpressionError(f"the limit {text!r} of the sum at column {column} is not read; write a step "
+                                  "number or T - 1, as in \\sum_{t=1}^{T}")
+        return step_at(*step_of(text))
 
     def summation_index(self, items, column):
         if self.vocabulary.timed and items and items[0] in TIME_LETTERS:  # \\sum_t, \\sum_{t=1}^{T}, \\sum_\\tau
@@ -250,10 +279,10 @@ class Builder(lark.visitors.Transformer_NonRecursive):
         sym, args = children[0], [c for c in children[2:-1] if not (isinstance(c, lark.Token) and c == ",")]
         if isinstance(sym, _Sym):
             if sym.head == "sum" and not sym.subs and len(args) == 2 and isinstance(args[1], _Sym):
-                index = self.summation_index([args[1].head], args[1].column)
-                return sp.Sum(self.value(args[0]), (index, 0, SUM_END))
+                return sp.Sum(self.value(args[0]), self.summation([args[1].head], None, args[1].column))
             if sym.head == "sum" and sym.subs and len(args) == 1:  # sum_k(w_jk delta_k)
-                return sp.Sum(self.value(args[0]), (self.summation_index(sym.subs[0], sym.column), 0, SUM_END))
+                return sp.Sum(self.value(args[0]), self.summation(sym.subs[0], sym.sups[0] if sym.sups else None,
+                                                                 sym.column))
             if self.function(sym, len(args)) is not None:
                 return self.call(sym, args)
         if len(args) != 1:

@@ -2,7 +2,7 @@
 
 Imported only when such a target is asked, so a feed-forward ``check`` never derives BPTT.
 The reference numbers are the concrete derivation's of unrolled networks (two test shapes
-over :data:`TEST_STEPS` steps for a generic target; the spec's own network for grad_r[h][i][j]);
+over the :data:`TEST_STEPS` for a generic target; the spec's own network for grad_r[h][i][j]);
 the formula the mistakes mutate is :func:`symbackprop.bptt.derive_recurrent`'s, in the
 reader's symbols, and it must agree with those numbers before any answer is graded.  Every
 case binds the unit j, the unit i feeding it (for dE/dr_ij, a unit of j's own layer at t-1),
@@ -25,8 +25,10 @@ from .mistakes import mutants_of, wording
 from .prepared import POINTS, Prepared, Target, family_of, letters_of, spec_parts
 from .vocabulary import LAST, TIME, P, S, U, Vocabulary, a, b, delta, dg, r, w, z
 
-#: The length of the test networks' sequences: a gradient sums three uses, a delta has a past and a future.
-TEST_STEPS = 3
+#: The lengths of the two test networks' sequences: a delta has a past and a future, and a sum over
+#: part of the steps (t from T - 3, or from 3, where the first term of dE/dr vanishes as a_i(0) = 0)
+#: cannot equal the whole sum on both lengths.
+TEST_STEPS = (5, 6)
 #: The unit m of a hidden unit's own layer at t+1, summed over in BPTT's delta.
 PEER = sp.Symbol("m")
 
@@ -41,8 +43,8 @@ def prepare(network: UnrolledNetwork, target: Target, notation: Notation, values
     rng = np.random.default_rng(seed)
     if target.concrete is None:
         first, last = hidden[0], hidden[-1]
-        shallow = family_of(unrolled([2, 3, 2], [first, out], network.loss, bias, TEST_STEPS))
-        deep = family_of(unrolled([2, 3, 3, 2], [first, last, out], network.loss, bias, TEST_STEPS))
+        shallow = family_of(unrolled([2, 3, 2], [first, out], network.loss, bias, TEST_STEPS[0]))
+        deep = family_of(unrolled([2, 3, 3, 2], [first, last, out], network.loss, bias, TEST_STEPS[1]))
         points = [_point(family, _sequence(family.network, rng), level, target, rng)
                   for family, level in ((shallow, 1), (deep, 1), (deep, 2)) for _ in range(POINTS)]
     else:
