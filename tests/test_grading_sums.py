@@ -79,3 +79,43 @@ def test_an_unreadable_limit_is_said():
     assert result.verdict == "cannot read" and "starts at" in result.message
     result = verdict("elman", "grad_r", rf"\sum_{{t=1}}^{{T/2}} {TERM}")
     assert result.verdict == "cannot read"
+
+
+SIGMOID = sb.compact("2-3-1", "sigmoid,identity")
+RELU = sb.compact("2-3-1", "relu,identity")
+
+
+@functools.lru_cache(maxsize=None)
+def on(spec_name: str, target: str, notation: str):
+    spec = {"sigmoid": SIGMOID, "relu": RELU}[spec_name]
+    return grading.prepare(spec.network, target, notation)
+
+
+BP2 = {"k": r"\sum_k w^{l+1}_{kj} \delta^{l+1}_k", "m": r"\sum_m w^{l+1}_{mj} \delta^{l+1}_m",
+       "q": r"\sum_{q=1}^{n} w^{l+1}_{qj} \delta^{l+1}_q", "plain": r"sum_k w^{l+1}_{kj} delta^{l+1}_k",
+       "call": r"sum(w^{l+1}_{kj} \delta^{l+1}_k, k)"}
+
+
+@pytest.mark.parametrize("letter", sorted(BP2))
+def test_nielsens_own_bp2_is_read_with_a_local_summation_letter(letter):
+    """dC/db^l_j = delta^l_j = sigma'(z^l_j) sum_k w^{l+1}_kj delta^{l+1}_k (Nielsen 2015, BP2 and BP3):
+    in dC/db and dC/dw^l_jk the letter k otherwise names the unit feeding j."""
+    bias = rf"\frac{{\partial C}}{{\partial b^l_j}} = \delta^l_j = \sigma'(z^l_j) {BP2[letter]}"
+    assert grading.check_prepared(on("sigmoid", "grad_b_hidden", "nielsen"), bias).verdict == "correct"
+    weight = rf"a^{{l-1}}_k \sigma'(z^l_j) {BP2[letter]}"
+    assert grading.check_prepared(on("sigmoid", "grad_w_hidden", "nielsen"), weight).verdict == "correct"
+
+
+@pytest.mark.parametrize("letter", ["k", "m"])
+def test_a_missing_relu_slope_is_named_whatever_the_summation_letter(letter):
+    result = grading.check_prepared(on("relu", "grad_b_hidden", "nielsen"), BP2[letter])
+    assert result.verdict == "incorrect" and result.message == "Missing activation derivative.", letter
+
+
+def test_a_letter_bound_by_a_sum_is_not_the_same_letter_outside_it():
+    # outside the sum, k is still the unit feeding j: a^{l-1}_k; a sum over k leaves it alone
+    swapped = r"a^{l-1}_j \sigma'(z^l_k) \sum_k w^{l+1}_{kj} \delta^{l+1}_k"
+    assert grading.check_prepared(on("sigmoid", "grad_w_hidden", "nielsen"), swapped).verdict == "incorrect"
+    # in the default notation (i feeds j, j feeds k) a sum over i is still the wrong index
+    wrong = grading.check_prepared(on("sigmoid", "delta_hidden", "default"), r"g'(z_j) \sum_i w_{jk} \delta_k")
+    assert wrong.verdict == "incorrect" and wrong.message == "Sum over the wrong index."

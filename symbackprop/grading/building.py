@@ -69,6 +69,7 @@ class Builder(lark.visitors.Transformer_NonRecursive):
         self.remarks: list[str] = []
         self.clashes: list[tuple] = []  # (symbol as written, its unit's role, the layer its superscript names)
         self.decimals = False
+        self.scopes: list[tuple[int, int, str]] = []  # (start, end, letter) of each sum, from :meth:`bind`
         self.digits: int | None = None  # the fewest significant digits of a decimal number written
 
     # --- structure ---------------------------------------------------------------------
@@ -233,7 +234,30 @@ class Builder(lark.visitors.Transformer_NonRecursive):
         letters = [x for x in self.indices(items, column) if x != "="]
         if not letters or not letters[0].isalpha() or len(letters[0]) > 1:
             raise ExpressionError(f"the sum at column {column} needs one index letter, e.g. \\sum_k")
-        return self.vocabulary.letters.get(letters[0], sp.Symbol(letters[0]))
+        return self.letter(letters[0], column)
+
+    def bind(self, tree) -> None:
+        """Where each summation letter is bound: from its sum to the end of what it sums (the body of
+        \\sum_k, the argument of sum_k(...) or sum(..., k), the rest of the product after sum_k)."""
+        for sub in tree.iter_subtrees():
+            if sub.data == "bigsum" and isinstance(sub.children[1], lark.Tree) and sub.children[1].children:
+                self.scopes.append((sub.meta.start_pos, sub.meta.end_pos, _first_letter(sub.children[1].children[1])))
+            elif sub.data in ("term", "apply") and not sub.meta.empty:
+                for child in sub.children:
+                    head = _sum_head(child)
+                    if head is not None:
+                        self.scopes.append((child.meta.start_pos, sub.meta.end_pos, head))
+                last = sub.children[-2] if sub.data == "apply" and len(sub.children) > 4 else None
+                if _sum_head(sub.children[0], "") == "" and isinstance(last, lark.Tree) and last.data == "symbol":
+                    self.scopes.append((sub.meta.start_pos, sub.meta.end_pos, _first_letter(last)))  # sum(x, k)
+
+    def letter(self, letter: str, column: int) -> sp.Symbol:
+        """The role (or free symbol) an index letter at ``column`` names: inside a sum over it, a bound
+        letter is local to the sum (:attr:`Vocabulary.bound`)."""
+        if letter in self.vocabulary.bound and any(start < column <= end and bound == letter
+                                                   for start, end, bound in self.scopes):
+            return self.vocabulary.bound[letter]
+        return self.vocabulary.letters.get(letter, sp.Symbol(letter))
 
     # --- scripts and symbols -----------------------------------------------------------
     def script(self, children):
@@ -339,7 +363,7 @@ class Builder(lark.visitors.Transformer_NonRecursive):
         derivative of the wrong unit's activation."""
         letters = [x for items in sym.subs for x in self.indices(items, sym.column)]
         units = [x.indices[0] for x in sp.preorder_traversal(argument) if isinstance(x, sp.Indexed) and x.base == z]
-        if len(letters) == 1 and units and self.vocabulary.letters.get(letters[0], sp.Symbol(letters[0])) != units[0]:
+        if len(letters) == 1 and units and self.letter(letters[0], sym.column) != units[0]:
             self.remarks.append(f"{sym.written}: the function's index {letters[0]} names another unit than its "
                                 f"argument; the activation derivative of a unit carries that unit's index")
 
@@ -530,7 +554,7 @@ class Builder(lark.visitors.Transformer_NonRecursive):
             if not letter.isalpha():
                 raise ExpressionError(f"{sym.written} at column {sym.column}: index {letter} is a number; "
                                       "generic answers use index letters")
-            indices.append(self.vocabulary.letters.get(letter, sp.Symbol(letter)))
+            indices.append(self.letter(letter, sym.column))
         if layer is not None:
             self.check_layer(base, indices, sym, layer)
         if self.vocabulary.timed and base in (a, z, t, delta):
@@ -669,3 +693,24 @@ class Builder(lark.visitors.Transformer_NonRecursive):
                         else sp.Integer(0))
         raise ExpressionError(f"\\partial {numerator.written} / \\partial {denominator.written} at column "
                               f"{numerator.column}: not a derivative this checker reads; write what it equals")
+
+
+def _first_letter(script) -> str:
+    """The index letter a sum's subscript starts with (k of {k=1}, l of \\ell)."""
+    tokens = [str(x) for x in (script.scan_values(lambda v: isinstance(v, lark.Token)) if isinstance(script, lark.Tree)
+                               else [script])]
+    letters = [x.lstrip("\\") for x in tokens if x not in "{}()"]
+    first = letters[0] if letters else ""
+    return "l" if first == "ell" else first[:1]
+
+
+def _sum_head(node, unscripted: str | None = None) -> str | None:
+    """The letter of a plain sum_k (sum_{k=1}^K) written as a symbol; ``unscripted`` for a bare
+    ``sum``; None for anything else."""
+    if not isinstance(node, lark.Tree) or node.data != "symbol":
+        return None
+    head = node.children[0]
+    if not isinstance(head, lark.Tree) or str(head.children[-1]) != "sum":
+        return None
+    subscript = next((c for c in node.children[1:] if isinstance(c, lark.Tree) and c.data == "sub"), None)
+    return _first_letter(subscript.children[1]) if subscript is not None else unscripted

@@ -77,6 +77,11 @@ def letters_of(notation: Notation, target: Target) -> dict:
     return letters
 
 
+def bound_letters(notation: Notation, target: Target) -> dict:
+    """What the notation's successor letter means inside a sum over it: the unit fed (Nielsen's
+    sum_k w^{l+1}_kj delta^{l+1}_k in dC/db^l_j, where k is otherwise the unit feeding j)."""
+    return {} if target.output else {notation.letters.hidden[2].lstrip("\\").replace("ell", "l"): S}
+
 
 class Family:
     """One test network with its derivation and numeric code."""

@@ -52,6 +52,7 @@ def read_answer(text: str, vocabulary: Vocabulary) -> Answer:
         raise ExpressionError(syntax_message(error, text)) from None
     check_tree(tree)
     builder = Builder(vocabulary)
+    builder.bind(tree)
     try:
         sides, relations = builder.transform(tree)
     except lark.exceptions.VisitError as error:

@@ -23,7 +23,7 @@ from ..numerics import Values
 from ..recurrent import UnrolledNetwork
 from .evaluation import Cases, build_cases, close, evaluate
 from .mistakes import mutants_of, wording
-from .prepared import POINTS, Prepared, Target, family_of, letters_of, random_values, spec_parts
+from .prepared import POINTS, Prepared, Target, bound_letters, family_of, letters_of, random_values, spec_parts
 from .vocabulary import ASKED, ETA, OUTPUTS, P, S, U, Vocabulary, a, delta, dg, printed_names, t, w, z
 
 GENERIC_TARGETS = ("delta_output", "delta_hidden", "grad_w_output", "grad_w_hidden", "grad_b_output",
@@ -186,7 +186,7 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
     vocabulary = Vocabulary(notation, letters_of(notation, target), target.output,
                             ("l", "L") if target.output else ("l",), {str(s): s for s in names},
                             per_step=isinstance(network, UnrolledNetwork),  # delta_output at any step t
-                            printed=printed, asked=asked)
+                            printed=printed, asked=asked, bound=bound_letters(notation, target))
     mutants = mutants_of(template, reference, cases, network.loss)
     prepared = Prepared(target, vocabulary, cases, reference, weight, mutants, words, reveal=reveal, sheet=sheet)
     hidden_letters = Letters(notation.letters.hidden[:2], notation.letters.hidden)

@@ -22,7 +22,7 @@ from ..numerics import Values
 from ..recurrent import UnrolledNetwork, recurrent_weight, unit_name, unrolled
 from .evaluation import PAD, Cases, activation_row, close, evaluate
 from .mistakes import mutants_of, wording
-from .prepared import POINTS, Prepared, Target, family_of, letters_of, spec_parts
+from .prepared import POINTS, Prepared, Target, bound_letters, family_of, letters_of, spec_parts
 from .vocabulary import LAST, TIME, P, S, U, Vocabulary, a, b, delta, dg, r, w, z
 
 #: The lengths of the two test networks' sequences: a delta has a past and a future, and a sum over
@@ -63,7 +63,8 @@ def prepare(network: UnrolledNetwork, target: Target, notation: Notation, values
         cases.symbols, cases.symbol_layer = _symbols(points)
         names = {str(symbol): symbol for symbol in cases.symbols}  # a[0][1](0), x[0](2), r[0][1][2], ...
     offsets = {P: 0 if target.kind == "grad_r" else -1, U: 0, S: 1}
-    vocabulary = Vocabulary(notation, letters_of(notation, target), False, ("l",), names, timed=True, offsets=offsets)
+    vocabulary = Vocabulary(notation, letters_of(notation, target), False, ("l",), names, timed=True, offsets=offsets,
+                            bound=bound_letters(notation, target))
     weight = (recurrent_weight(*target.concrete) if target.concrete is not None
               else r[P, U] if target.kind == "grad_r" else w[P, U])
     prepared = Prepared(target, vocabulary, cases, reference, weight, mutants_of(template, reference, cases,

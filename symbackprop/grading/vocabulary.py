@@ -68,6 +68,8 @@ class Vocabulary:
     #: the layer of each role's unit relative to the unit's (dE/dr_ij: i is in j's own layer)
     offsets: Mapping[sp.Symbol, int] = field(default_factory=lambda: {P: -1, U: 0, S: 1})
     printed: Mapping[str, sp.Expr] = field(default_factory=dict)
+    #: what a letter means inside a sum over it, where that is not its role outside (the letter is local)
+    bound: Mapping[str, sp.Symbol] = field(default_factory=dict)
     asked: sp.Expr | None = None
 
     def role_of(self, spelling: str) -> str | None:
