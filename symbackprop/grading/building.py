@@ -343,8 +343,8 @@ class Builder(lark.visitors.Transformer_NonRecursive):
         return result
 
     def subexpression(self, items, column) -> sp.Expr:
-        """A superscript read as an expression (the exponent of e^{-z_k})."""
-        text = " ".join(items)
+        """A superscript read as an expression (the exponent of e^{-z_k}, e^{-\\mathrm{net}_j})."""
+        text = re.sub(r"\\(mathrm|text|operatorname|mathit) \( (\w+) \)", r"\\\1{\2}", " ".join(items))
         try:
             tree = PARSER.parse(text)
             builder = Builder(self.vocabulary)

@@ -32,7 +32,7 @@ _COMMANDS = frozenset({
     "mathcal", "mathrm", "text", "operatorname", "mathit", "hat", "left", "right", "big", "Big", "bigl", "bigr",
     "Bigl", "Bigr", "limits", "nolimits", "displaystyle", "quad", "qquad", "prime", "ell", "in", "to",
     "rightarrow", "exp", "log", "ln", "tanh", "sinh", "cosh", "sin", "cos", "tan", "sqrt",
-    "alpha", "delta", "Delta", "eta", "sigma", "varphi", "phi", "theta", "epsilon", "varepsilon", "mu", "lambda",
+    "odot", "max", "min", "alpha", "delta", "Delta", "eta", "sigma", "varphi", "phi", "theta", "epsilon", "varepsilon", "mu", "lambda",
     "tau", "sech", "mapsto", "bigg", "Bigg", "biggl", "biggr", "Biggl", "Biggr", "textstyle", "nonumber", "notag",
 })
 
@@ -78,7 +78,7 @@ STEP.3: /([tnT]|\\tau)(\s*[+-]\s*\d+)?(?=\s*\))|\d+(?=\s*\))/
 BIGSUM.3: /\\sum(?![A-Za-z])/
 PARTIAL.3: /\\partial(?![A-Za-z])/
 FONT.3: /\\(mathcal|mathrm|text|operatorname|mathit|hat)(?![A-Za-z])/
-STAR.3: /\*(?!\*)/ | /\\(cdot|times|ast)(?![A-Za-z])/
+STAR.3: /\*(?!\*)/ | /\\(cdot|times|ast|odot)(?![A-Za-z])/
 CMD: /\\[A-Za-z]+/
 NAME: /[A-Za-z]+/
 INDEX: /[A-Za-z0-9]+/
