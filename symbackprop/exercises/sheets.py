@@ -187,6 +187,9 @@ def key_csv(variants: list[dict]) -> str:
     return out.getvalue()
 
 
-def write(made: ExerciseSet, directory: str | Path, formats=FORMATS, templates: Path | None = None) -> list[Path]:
-    """Render the whole set, then write it into ``directory`` (all files, or none changed)."""
-    return write_set({Path(directory) / name: text for name, text in render(made, formats, templates).items()})
+def write(made: ExerciseSet, directory: str | Path, formats=FORMATS, templates: Path | None = None,
+          inputs=()) -> list[Path]:
+    """Render the whole set, then write it into ``directory`` (all files, or none changed), never
+    over one of ``inputs``."""
+    return write_set({Path(directory) / name: text for name, text in render(made, formats, templates).items()},
+                     inputs=inputs)
