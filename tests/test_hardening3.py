@@ -1,5 +1,6 @@
 """The third red-team pass: each finding reproduced where a user meets it (the real command, the
 real server), most severe first."""
+import json
 import os
 import subprocess
 import sys
@@ -45,3 +46,55 @@ def test_exercises_refuses_an_output_that_is_one_of_its_inputs_and_changes_nothi
     result = run("exercises", *filled, "--questions", "delta_output", "-o", folder)
     refused(result, f"{folder / name}: is also an input of this run")
     assert _tree(folder) == before
+
+
+# -- 2. no reply carries a value computed at the worked example's numbers (unless --reveal) -----
+
+def _numbers(data) -> list[float]:
+    """Every number anywhere in a JSON value."""
+    if isinstance(data, bool) or data is None or isinstance(data, str):
+        return []
+    if isinstance(data, (int, float)):
+        return [float(data)]
+    return [x for item in (data.values() if isinstance(data, dict) else data) for x in _numbers(item)]
+
+
+@pytest.fixture(scope="module")
+def worked():
+    """Every number of the 2-2-1 network's worked example that is not on a student's sheet (what
+    ``example --json`` computes: pre-activations, activations of the computing units, deltas, gradients,
+    updates, the loss)."""
+    result = subprocess.run([sys.executable, "-m", "symbackprop", "example", "2-2-1", "--json"],
+                            capture_output=True, text=True, check=True)
+    data = json.loads(result.stdout)
+    return [x for key in ("z", "delta", "grad", "updated", "loss") for x in _numbers(data[key])] + \
+        _numbers(data["a"][1:])
+
+
+MIXED = ["1.500*g'(z[0][1])*w[1][1][0]*delta[1][0]",  # the right formula times 1.5
+         "1.500*x[0]", "1.500*delta[1][0]", "1.500*a[0][1]", "1.500*z[0][0] + 0*delta[0][1]",
+         "delta[0][1]/(x[0] - x[0])", "delta[0][1]/(x[0] - 0.27)",  # undefined at the worked example
+         "g'(z[0][1])*w[1][1][0]*delta[1][0] \\\\ 1.500*delta[0][1]"]  # a derivation's second line
+
+
+@pytest.mark.parametrize("answer", MIXED)
+def test_check_without_reveal_shows_no_number_computed_at_the_worked_example(worked, answer):
+    def reply(*flags):
+        result = subprocess.run([sys.executable, "-m", "symbackprop", "check", "2-2-1", "--target", "delta[0][1]",
+                                 "--answer", answer, "--json", *flags], capture_output=True, text=True)
+        assert result.returncode == 1, result.stderr
+        return json.loads(result.stdout)
+
+    shown = _numbers(reply())
+    leaked = [(x, y, k) for x in shown for y in worked for k in (1, 1.5) if abs(x - k * y) <= 1e-6 * abs(y)]
+    assert not leaked, leaked
+    revealed = _numbers(reply("--reveal"))  # the grader's own view still shows them
+    assert any(abs(x - y) <= 1e-9 * abs(y) for x in revealed for y in worked)
+
+
+def test_a_number_alone_is_not_told_it_mixes_numbers_with_symbols():
+    def said(answer):
+        return subprocess.run([sys.executable, "-m", "symbackprop", "check", "2-2-1", "--target", "delta[0][1]",
+                               f"--answer={answer}"], capture_output=True, text=True).stdout
+    assert said("-0.0147158").strip() == "correct: Correct."
+    assert "mixes numbers with symbols" in said("-0.0147158 + 0*x[0]")
