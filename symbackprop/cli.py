@@ -223,6 +223,9 @@ def _exercises(args, spec) -> int:
     codes = ", codes.csv (each student's access code to serve; keep it private)" if made.codes else ""
     print(f"{args.output}: {written} sheet files of {len(made.questions)} questions for "
           f"{len(made.variants) if made.per_student else 'everyone'}, key, key.csv, exercises.toml{codes}")
+    if Path(args.output).resolve() in (Path.cwd(), *Path.cwd().parents):
+        print("note: the set replaced the folder you are in as a whole; `cd .` to see the new files",
+              file=sys.stderr)
     return 0
 
 

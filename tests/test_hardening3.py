@@ -2,11 +2,15 @@
 real server), most severe first."""
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+import symbackprop as sb
 
 from test_hardening2 import refused, run
 
@@ -98,3 +102,79 @@ def test_a_number_alone_is_not_told_it_mixes_numbers_with_symbols():
                                f"--answer={answer}"], capture_output=True, text=True).stdout
     assert said("-0.0147158").strip() == "correct: Correct."
     assert "mixes numbers with symbols" in said("-0.0147158 + 0*x[0]")
+
+
+# -- 4. a set is replaced whole or not at all ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def two_sets(tmp_path_factory):
+    """The files of one class's set with seed 1 and with seed 2 (the same codes), as exercises renders them."""
+    from symbackprop.exercises import exercise_set, sheets
+
+    made = {seed: exercise_set.exercises(sb.compact("2-2-1"), ["ann", "bob", "cy"], "delta_output,delta", seed,
+                                         codes={"ann": "A", "bob": "B", "cy": "C"}) for seed in (1, 2)}
+    return {seed: sheets.render(m, ["md"]) for seed, m in made.items()}
+
+
+FILE_OPERATIONS = [(os, "replace"), (os, "rename"), (os, "link"), (os, "symlink"), (os, "mkdir"), (os, "unlink"),
+                   (os, "chmod"), (Path, "write_bytes")]
+
+
+def test_an_interrupt_at_any_step_of_writing_a_set_leaves_the_old_set_or_the_new_one(tmp_path, two_sets,
+                                                                                    monkeypatch):
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt between two steps: stop at the n-th file operation,
+    for every n, and the folder holds either the whole old set or the whole new one (never a mix)."""
+    from symbackprop.exercises import sheets
+
+    old_set, new_set = two_sets[1], two_sets[2]
+    folder = tmp_path / "d"
+    for name, text in old_set.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    (folder / "ann" / "sheet.pdf").write_text("the instructor's own file")
+    before = _tree(folder)
+    after = {**before, **{name: text.encode() for name, text in new_set.items()}}
+    monkeypatch.setattr(sheets, "render", lambda *args, **kwargs: new_set)
+    for stop in range(1, 1000):
+        count = [0]
+
+        def counting(original):
+            def operation(*args, **kwargs):
+                count[0] += 1
+                if count[0] == stop:
+                    raise KeyboardInterrupt
+                return original(*args, **kwargs)
+            return operation
+
+        with monkeypatch.context() as patch:
+            for owner, name in FILE_OPERATIONS:
+                patch.setattr(owner, name, counting(getattr(owner, name)))
+            try:
+                sheets.write(None, folder, ["md"])
+                finished = True
+            except KeyboardInterrupt:
+                finished = False
+        now = _tree(folder)
+        assert now == (after if finished else before) or (not finished and now == after), f"stopped at step {stop}"
+        if finished:
+            break
+        if now == after:  # interrupted once the new set was in place: back to the old one for the next n
+            shutil.rmtree(folder)
+            for name, data in before.items():
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
+                (folder / name).write_bytes(data)
+    assert finished and stop > 10
+
+
+def test_a_student_folder_linked_to_another_file_system_is_refused_before_anything_changes(tmp_path):
+    folder = _set_folder(tmp_path)
+    elsewhere = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        shutil.move(folder / "bob", elsewhere / "bob")
+        (folder / "bob").symlink_to(elsewhere / "bob")
+        before, linked = _tree(folder), _tree(elsewhere)
+        result = run("exercises", "2-2-1", "--students", folder / "roster.csv", "--seed", "9", "-o", folder)
+        refused(result, f"{folder / 'bob'}: is a symbolic link", "replace the link by a folder")
+        assert _tree(folder) == before and _tree(elsewhere) == linked
+    finally:
+        shutil.rmtree(elsewhere)
