@@ -3,9 +3,11 @@ real server), most severe first."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,44 @@ def test_a_student_folder_linked_to_another_file_system_is_refused_before_anythi
         assert _tree(folder) == before and _tree(elsewhere) == linked
     finally:
         shutil.rmtree(elsewhere)
+
+
+# -- 3. a worker replaced from a short-lived thread lives on -------------------------------------
+
+def test_a_worker_replaced_from_a_thread_that_ends_still_answers_later():
+    """A server's request threads end when idle; a worker forked (or replaced after a timeout) from
+    one of them used to be killed with it (PR_SET_PDEATHSIG), and the next answer was "crashed"."""
+    from symbackprop import grading
+    from symbackprop.grading.workers import Pool
+
+    prepared = {"q": grading.prepare(sb.compact("2-2-1").network, "delta_output")}
+    results = []
+    record = lambda row, result: results.append(result["verdict"])
+    pool = Pool(prepared, 1, 1e-4)  # every answer times out: its worker is replaced
+    try:
+        for _ in range(2):
+            thread = threading.Thread(target=pool.run, args=([(0, "q", "(a_k - t_k) g'(z_k)")], record))
+            thread.start()
+            thread.join()  # the thread that replaced the worker has ended
+        assert results == ["cannot read", "cannot read"]
+        pool.seconds = 60
+        for answer in ("(a_k - t_k) g'(z_k)", "a_k"):
+            pool.run([(0, "q", answer)], record)
+        assert results[2:] == ["correct", "incorrect"]
+    finally:
+        pool.close()
+
+
+def test_a_worker_killed_while_idle_is_replaced_when_the_next_answer_comes():
+    from symbackprop import grading
+    from symbackprop.grading.workers import Pool
+
+    pool = Pool({"q": grading.prepare(sb.compact("2-2-1").network, "delta_output")}, 1, 60)
+    try:
+        os.kill(pool.workers[0]["process"].pid, signal.SIGKILL)
+        pool.workers[0]["process"].join()
+        results = []
+        pool.run([(0, "q", "(a_k - t_k) g'(z_k)")], lambda row, result: results.append(result["verdict"]))
+        assert results == ["correct"]
+    finally:
+        pool.close()
