@@ -221,3 +221,29 @@ def test_a_worker_killed_while_idle_is_replaced_when_the_next_answer_comes():
         assert results == ["correct"]
     finally:
         pool.close()
+
+
+# -- 6. templates are read from their folder only ------------------------------------------------
+
+@pytest.mark.parametrize("command", ["derive", "exercises"])
+def test_a_template_linked_to_a_file_outside_its_folder_is_refused(tmp_path, command):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the instructor's private notes")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "secret.j2").symlink_to(secret)
+    page = "notes.j2" if command == "derive" else "sheet.j2"
+    (mine / page).write_text("{% include 'secret.j2' %}\n")
+    result = run(command, "2-1", "--templates", mine, "-o", tmp_path / "out")
+    refused(result, f"secret.j2 resolves to {secret}, outside the templates folder")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_link_inside_the_templates_folder_is_still_read(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "part.txt").write_text("A LINKED PART\n")
+    (mine / "part.j2").symlink_to(mine / "part.txt")
+    (mine / "notes.j2").write_text("{% include 'part.j2' %}")
+    assert run("derive", "2-1", "--templates", mine, "--format", "md", "-o", tmp_path / "out").returncode == 0
+    assert (tmp_path / "out" / "notes.md").read_text().startswith("A LINKED PART")
