@@ -191,7 +191,8 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
                                                            "machine only; 0.0.0.0 for the network, behind HTTPS)")
     serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
     serve.add_argument("--db", default="submissions.sqlite", help="SQLite file of the attempts (default %(default)s)")
-    serve.add_argument("--admin-token", help="the instructor's token (default: a new one, printed at start)")
+    serve.add_argument("--admin-token", help="the instructor's token, at least 16 characters (default: a new one, "
+                                             "printed at start)")
     serve.add_argument("--workers", type=int, help="checking processes (default: every core)")
     serve.add_argument("--timeout", type=float, default=limits.SECONDS_PER_ANSWER,
                        help="seconds per answer before its worker is stopped (default %(default)s)")
@@ -205,8 +206,8 @@ def _serve(args, spec) -> int:
 
     _check_pool(args)
     rate = {"rate": args.rate_limit} if args.rate_limit is not None else {}
-    serve.run(args.exercises, args.host, args.port, args.db, args.admin_token, args.workers, args.timeout,
-              say=lambda line: print(line, flush=True), **rate)
+    serve.serve_until_stopped(args.exercises, args.host, args.port, args.db, args.admin_token, args.workers,
+                              args.timeout, say=lambda line: print(line, flush=True), **rate)
     return 0
 
 

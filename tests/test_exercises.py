@@ -24,8 +24,9 @@ import symbackprop as sb
 from symbackprop.errors import SpecError
 from symbackprop.exercises import roster, sheets, toml_writer
 
+import katex_node
+
 ROOT = Path(__file__).parent.parent
-KATEX = ROOT / ".ci" / "node" / "node_modules" / "katex"
 #: Legal ids that need escaping in LaTeX, Markdown and CSV alike.
 AWKWARD = ["O'Brien & Co_50%", "José#1 {x}", "a$b^c~d", "Zoë-2"]
 #: Matt Mazur's worked example (2015): his w1 is input 1 -> hidden 1, w5 hidden 1 -> output 1.
@@ -265,13 +266,11 @@ def test_sheets_and_keys_compile_with_pdflatex(written, notation):
     assert len(list((written / notation).glob("*/sheet.pdf"))) == 1 + len(AWKWARD)
 
 
-@pytest.mark.skipif(shutil.which("node") is None or not KATEX.is_dir(),
-                    reason="node and katex not installed (.ci/run installs them into .ci/node)")
+@katex_node.requires_katex
 @pytest.mark.parametrize("notation", NOTATIONS)
 def test_sheets_and_keys_render_in_katex(written, notation):
     files = [str(p) for p in (written / notation).rglob("*.md")]
-    result = subprocess.run(["node", str(ROOT / "tests" / "katex_check.js"), *files], capture_output=True,
-                            text=True, timeout=120, check=False, env={**os.environ, "NODE_PATH": str(KATEX.parent)})
+    result = katex_node.render_all(files, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:]
 
 
@@ -310,3 +309,19 @@ def test_the_key_of_any_small_network_grades_correct(hidden, outputs, activation
     verdicts = sb.grade(made, rows, workers=1)
     assert [v.verdict for v in verdicts] == ["correct"] * len(rows), [
         (r["question"], r["answer"], v.message) for r, v in zip(rows, verdicts) if v.verdict != "correct"]
+
+
+def test_a_question_is_named_by_its_id_or_its_number_in_any_case():
+    made = sb.exercises(sb.compact("2-2-1"), students=["ann"], questions="delta_output,delta", seed=1)
+    rows = [{"student": "ann", "question": question, "answer": "(a_k - t_k) g'(z_k)"}
+            for question in ("q1", "Q1", "1", " 1 ", "q3", "3", "0", "question 1", "")]
+    verdicts = [v.verdict for v in sb.exercises.grade(made, rows, workers=1)]
+    assert verdicts == ["correct"] * 4 + ["not in the set"] * 5
+    assert made.question_id("Q2") == "q2" and made.question_id("2") == "q2" and made.question_id("q02") is None
+
+
+def test_a_roster_separated_by_semicolons_is_told_so(tmp_path):
+    roster_csv = tmp_path / "roster.csv"
+    roster_csv.write_text("student;name\nada;Ada Lovelace\n", encoding="utf-8")
+    with pytest.raises(SpecError, match="separated by semicolons"):
+        roster.read_roster(roster_csv)

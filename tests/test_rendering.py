@@ -2,7 +2,6 @@
 of at most 4 pages, Markdown math that KaTeX renders with every display on its own, the
 textbooks' own formulas in their own notation and signs, equations defined before use and
 numbered, the softmax cancellation and the mini-batch mean derived, deterministic files."""
-import os
 import re
 import shutil
 import subprocess
@@ -14,6 +13,8 @@ import pytest
 import sympy as sp
 
 import symbackprop as sb
+
+import katex_node
 
 ELMAN = {"network": {"inputs": ["x1", "x2"], "outputs": ["y1", "y2"], "loss": "half_sse", "units": [
     {"name": "h1", "inputs": ["x1"], "weights": ["u"], "activation": "tanh", "bias": "c"},
@@ -106,18 +107,28 @@ def test_handout_of_a_two_three_one_network_fits_on_four_pages(tmp_path, notatio
     assert pages <= 4, f"{notation}: {pages} pages"
 
 
-KATEX = Path(__file__).parent.parent / ".ci" / "node" / "node_modules" / "katex"
-
-
-@pytest.mark.skipif(shutil.which("node") is None or not KATEX.is_dir(),
-                    reason="node and katex not installed (.ci/run installs them into .ci/node)")
+@katex_node.requires_katex
 def test_markdown_math_renders_in_katex(written):
     files = [str(p) for paths in written.values() for p in paths if p.suffix == ".md"]
-    result = subprocess.run(["node", str(Path(__file__).parent / "katex_check.js"), *files], capture_output=True,
-                            check=False, text=True, timeout=300,
-                            env={"NODE_PATH": str(KATEX.parent), "PATH": os.environ["PATH"]})
+    result = katex_node.render_all(files, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
     assert " 0 failed" in result.stdout
+
+
+def test_the_katex_skip_reason_names_what_is_missing(tmp_path):
+    with_node, without = tmp_path / "bin", tmp_path / "empty"
+    with_node.mkdir(), without.mkdir()
+    (with_node / "node").write_text("#!/bin/sh\n")
+    (with_node / "node").chmod(0o755)
+    package, absent = tmp_path / "node_modules" / "katex", tmp_path / "nowhere" / "katex"
+    package.mkdir(parents=True)
+    only_package = katex_node.missing(str(without), package)
+    only_node = katex_node.missing(str(with_node), absent)
+    assert "Node.js" in only_package and "katex package is in" in only_package
+    assert "katex package" in only_node and "Node.js" not in only_node and "node is installed" in only_node
+    assert "Node.js" in katex_node.missing(str(without), absent) and "katex package" in katex_node.missing(
+        str(without), absent)
+    assert katex_node.missing(str(with_node), package) == ""
 
 
 def displays_stand_alone(markdown: str) -> list[str]:

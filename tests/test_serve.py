@@ -555,3 +555,48 @@ def test_a_student_types_an_answer_in_headless_chromium_and_reads_the_verdict(ma
         assert "bob" in browser.find_element(By.ID, "per-student").text
     finally:
         browser.quit()
+
+
+def test_a_question_may_be_sent_as_its_number_or_in_capitals(made, server):
+    answer = made["key"][("ann", "q1")]
+    for question in ("Q1", "1"):
+        status, data = server.check(made, "ann", question, answer)
+        assert status == 200 and data["verdict"] == "correct", data
+    assert server.check(made, "ann", "4", answer)[0] == 404
+    assert {r["question"] for r in server.export() if r["student"] == "ann"} <= {"q1", "q2", "q3"}
+
+
+def test_an_admin_token_under_16_characters_is_refused(made, tmp_path):
+    from symbackprop import serve
+
+    result = run("serve", str(made["toml"]), "--admin-token", "x" * 15, "--db", str(tmp_path / "db.sqlite"),
+                 "--port", str(free_port()), timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "--admin-token" in result.stderr and "16" in result.stderr and "15" in result.stderr
+    with pytest.raises(sb.errors.SpecError, match="16"):
+        serve.run(made["toml"], port=free_port(), db=tmp_path / "db.sqlite", admin_token="abc")
+    assert not (tmp_path / "db.sqlite").exists()
+
+
+def test_ctrl_c_in_serve_run_is_one_line(made, tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group: the server and its checking workers."""
+    port = free_port()
+    script = (f"from symbackprop import serve\nserve.run({str(made['toml'])!r}, port={port}, "
+              f"db={str(tmp_path / 'db.sqlite')!r}, admin_token={TOKEN!r}, workers=2)\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "stopped" in err and "serving" in out

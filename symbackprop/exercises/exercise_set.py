@@ -80,6 +80,13 @@ class ExerciseSet:
     def _by_student(self) -> dict:
         return {v.student: v for v in self.variants}
 
+    def question_id(self, text: str) -> str | None:
+        """The id of the question ``text`` names: its id in any case (``Q1``) or its number (``1``),
+        as students and spreadsheets write it; None if it names none."""
+        named = text.strip().lower()
+        ids = {q.id: q.id for q in self.questions} | {str(n): q.id for n, q in enumerate(self.questions, 1)}
+        return ids.get(named)
+
     def spec(self, variant: Variant) -> Spec:
         """The variant's network with its numbers (built once)."""
         key = variant.student
