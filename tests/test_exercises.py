@@ -325,3 +325,49 @@ def test_a_roster_separated_by_semicolons_is_told_so(tmp_path):
     roster_csv.write_text("student;name\nada;Ada Lovelace\n", encoding="utf-8")
     with pytest.raises(SpecError, match="separated by semicolons"):
         roster.read_roster(roster_csv)
+
+
+def test_no_sheet_shows_an_input_of_zero_or_asks_a_number_whose_answer_is_zero():
+    """A ReLU unit that is off has delta 0, and a weight from an input 0 has gradient 0: a student
+    learns nothing from either, nor from an input printed as -0, so those numbers are drawn again."""
+    spec = sb.compact("2-3-1", "relu,identity")
+    students = [f"s{n}" for n in range(40)]
+    made = sb.exercises(spec, students=students, questions="delta,grad_w,grad_b,delta[0][0]", seed=5)
+    for variant in made.variants:
+        assert all(x != 0 for x in variant.example["inputs"]), variant
+        worked = sb.example(spec.network, made.spec(variant).values)
+        ev = worked.evaluation
+        for target in variant.targets.values():
+            level, *rest = (int(n) for n in re.findall(r"\[(\d+)\]", target))
+            if target.startswith("delta"):
+                value = ev.delta[spec.network[f"[{level}][{rest[-1]}]"].name][0]
+            elif target.startswith("grad_b"):
+                value = ev.gradients[sb.network.layer_bias(level, rest[0])]
+            else:
+                value = ev.gradients[sb.network.layer_weight(level, *rest)]
+            assert abs(value) >= 5e-7, (variant.student, target, value)
+    unchanged = sb.exercises(spec, students=students[:3] + ["another"], questions="delta,grad_w,grad_b,delta[0][0]",
+                             seed=5)
+    assert [v.example for v in unchanged.variants[:3]] == [v.example for v in made.variants[:3]]
+
+
+def test_an_input_drawn_as_minus_zero_is_drawn_again(tmp_path):
+    """Seed 0 draws s124's second input as -0.003: shown as -0 before."""
+    made = sb.exercises(sb.compact("2-3-1"), students=["s124"], questions="delta_output,delta", seed=0)
+    inputs = made.variants[0].example["inputs"]
+    assert all(abs(x) >= 0.01 for x in inputs), inputs
+    files = sheets.render(made, ("md",))
+    assert not re.search(r"(?<![\d.])-0(?![.\d])", files["s124/sheet.md"])
+
+
+@pytest.mark.parametrize("loss, words, formula", [
+    ("half_sse", "half the sum of the squared errors", r"\sum_{k} \frac{(a_{k} - t_{k})^{2}}{2}"),
+    ("cross_entropy", "the cross-entropy", r"\log"),
+    ("log(cosh(a - t))", "a custom error function", r"\cosh")])
+def test_the_sheet_names_its_error_function_in_words_and_as_its_formula(loss, words, formula):
+    activation = "sigmoid,softmax" if loss == "cross_entropy" else "sigmoid,identity"
+    made = sb.exercises(sb.compact("2-2-2", activation, loss), questions="delta_output")
+    for format in ("md", "tex"):
+        sheet = sheets.render(made, (format,))[f"sheet.{format}"]
+        introduction = next(line for line in sheet.splitlines() if "error function" in line)
+        assert words in introduction and formula in introduction and "_sse" not in introduction, introduction

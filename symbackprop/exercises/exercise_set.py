@@ -22,6 +22,10 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from .. import grading
+from ..derivation import derive
+from ..matrix import evaluator
+from ..network import layer_bias, layer_weight
+from ..numerics import Values
 from ..notes import notation as notations
 from ..errors import SpecError
 from ..notes.notation import Notation
@@ -127,8 +131,9 @@ def exercises(spec: Spec | str | Path, students: Sequence[str] | str | Path | No
         ids = (roster.read_roster(Path(students), FILES) if isinstance(students, (str, Path))
                else roster.check_ids(list(students), "students", FILES))
         handed_out = access.codes_for(ids, codes or {})
-        variants = tuple(_draw(spec, student, seed, chosen, access.hash_code(handed_out[student], student, seed))
-                         for student in ids)
+        numbers = evaluator(derive(network)) if any(q.numeric for q in chosen) else None
+        variants = tuple(_draw(spec, student, seed, chosen, access.hash_code(handed_out[student], student, seed),
+                               numbers) for student in ids)
     network_data = dict(spec.data.get("network", {}))
     made = ExerciseSet(network_data, notation_data, chosen, variants, handed_out)
     _check_gradable(made)
@@ -149,18 +154,52 @@ def _rng(seed: int, student: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest, "big"))
 
 
-def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...], code_hash: str) -> Variant:
-    """Numbers a student can work with by hand: two decimals, weights away from zero."""
+#: Draws of one student's numbers before giving up on numbers that teach something.
+MAX_DRAWS = 50
+#: An answer below this rounds to 0 at the six decimals a sheet asks students to carry.
+ZERO = 5e-7
+
+
+def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...], code_hash: str, numbers) -> Variant:
+    """Numbers a student can work with by hand: two decimals, weights away from zero.  Numbers that
+    teach nothing are drawn again: an input that rounds to 0 (printed 0 or -0), or a numeric
+    question whose answer is 0 (a ReLU unit that is off, a weight from an input 0)."""
     network, rng = spec.network, _rng(seed, student)
-    inputs = [round(float(x), 2) for x in rng.uniform(-1, 1, len(network.inputs))]
-    if network.loss.targets_sum_to_one:
-        targets = [float(x) for x in np.eye(len(network.outputs))[rng.integers(len(network.outputs))]]
-    else:
-        targets = [round(float(x), 2) for x in rng.uniform(0.05, 0.95, len(network.outputs))]
-    magnitudes = rng.uniform(0.1, 1, len(network.parameters)) * rng.choice([-1, 1], len(network.parameters))
-    parameters = {str(p): round(float(v), 2) for p, v in zip(network.parameters, magnitudes)}
-    example = {"inputs": inputs, "targets": targets, "learning_rate": spec.learning_rate, "parameters": parameters}
-    return Variant(student, example, {q.id: asked.target(q, network, rng) for q in chosen}, code_hash)
+    for _ in range(MAX_DRAWS):
+        inputs = [round(float(x), 2) for x in rng.uniform(-1, 1, len(network.inputs))]
+        if network.loss.targets_sum_to_one:
+            targets = [float(x) for x in np.eye(len(network.outputs))[rng.integers(len(network.outputs))]]
+        else:
+            targets = [round(float(x), 2) for x in rng.uniform(0.05, 0.95, len(network.outputs))]
+        magnitudes = rng.uniform(0.1, 1, len(network.parameters)) * rng.choice([-1, 1], len(network.parameters))
+        parameters = {str(p): round(float(v), 2) for p, v in zip(network.parameters, magnitudes)}
+        example = {"inputs": inputs, "targets": targets, "learning_rate": spec.learning_rate, "parameters": parameters}
+        asked_targets = {q.id: asked.target(q, network, rng) for q in chosen}
+        if 0 not in inputs and not (numbers and _zero_answers(network, numbers, example,
+                                                               asked_targets.values())):
+            return Variant(student, example, asked_targets, code_hash)
+    raise SpecError("--questions", f"in {MAX_DRAWS} draws of {student[:40]!r}'s numbers some numeric question "
+                                   "always had the answer 0; ask about other units or quantities")
+
+
+def _zero_answers(network, numbers, example: dict, targets) -> bool:
+    """Whether a numeric question's answer (for an update, the gradient it steps by) is 0."""
+    values = Values(np.array([example["inputs"]], dtype=float), np.array([example["targets"]], dtype=float),
+                    {p: example["parameters"][str(p)] for p in network.parameters})
+    evaluation = numbers.evaluate(values, example["learning_rate"])
+    for name in targets:
+        target = grading.parse_target(name, network)
+        if target.concrete is None:
+            continue
+        level, source, unit = target.concrete
+        if target.kind == "delta":
+            value = evaluation.delta[network[f"[{level}][{unit}]"].name][0]
+        else:
+            parameter = layer_bias(level, unit) if target.kind == "grad_b" else layer_weight(level, source, unit)
+            value = evaluation.gradients[parameter]
+        if abs(value) < ZERO:
+            return True
+    return False
 
 
 def _check_gradable(made: ExerciseSet) -> None:
