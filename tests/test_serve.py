@@ -506,14 +506,13 @@ DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 def test_a_student_types_an_answer_in_headless_chromium_and_reads_the_verdict(made, server, tmp_path):
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.select import Select
     from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}"):
+                 "--window-size=1280,900", f"--user-data-dir={tmp_path / 'profile'}"):
         options.add_argument(flag)
     browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=DRIVER))
     try:
@@ -525,8 +524,18 @@ def test_a_student_types_an_answer_in_headless_chromium_and_reads_the_verdict(ma
         wait.until(lambda b: b.find_element(By.ID, "work").is_displayed())
         assert "Sheet of bob" in browser.find_element(By.ID, "sheet").text
         assert browser.find_elements(By.CSS_SELECTOR, "#sheet .katex")  # the sheet's math rendered
-        Select(browser.find_element(By.ID, "question")).select_by_value("q1")
+        choices = browser.find_elements(By.CSS_SELECTOR, "#questions label")
+        assert [c.text.split(".")[0] for c in choices] == ["1", "2", "3"]  # each question as the sheet asks it
+        assert choices[0].text.startswith("1. Derive the local gradient") and "output unit" in choices[0].text
+        assert "Compute the local gradient" in choices[2].text and choices[2].find_elements(By.CSS_SELECTOR, ".katex")
         box = browser.find_element(By.ID, "answer")
+        in_view = "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight;"
+        assert browser.execute_script(in_view, box)  # the answer box in the first screen
+        browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+        assert browser.execute_script(in_view, box)  # and still in reach at the end of the sheet
+        browser.save_screenshot(str(tmp_path / "page.png"))
+        browser.execute_script("window.scrollTo(0, 0)")
+        choices[0].find_element(By.TAG_NAME, "input").click()
         box.send_keys("(a_k - t_k) g'(z_k)")
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#preview .katex"))  # the live preview
         browser.find_element(By.ID, "check").click()
