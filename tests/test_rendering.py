@@ -384,8 +384,35 @@ def test_jupyter_displays_every_object_as_the_notes_print_it():
     assert r"{a}_{k} - {t}_{k}" in d.generic["layer 2"].delta._repr_latex_()
     assert flat(r"\delta_{j} = (1 - a_{j}) a_{j} \sum_{k} \delta_{k} w_{jk}") in flat(layer.replace("&", ""))
     worked = sb.example(spec.network, spec.values, spec.learning_rate, d)._repr_markdown_()
-    assert "## A worked example" in worked and "## The output layer" in worked
+    assert worked.startswith("## A worked example") and "## The output layer" not in worked  # the example alone
+    assert "The error was" in worked and "## Appendix" not in worked
     assert ElementTree.fromstring(spec.network._repr_svg_()).tag.endswith("svg")
+
+
+def test_jupyter_shows_formulas_in_symbols_a_report_as_tables_a_spec_and_the_unrolled_figure():
+    import symbackprop.notes.display  # noqa: F401  (what importing symbackprop does in a notebook)
+    from symbackprop.notes import through_time
+    from symbackprop.notes.printing import NotationPrinter
+    spec = SPECS["default"]
+    d = sb.derive(spec.network)
+    shown = d.deltas["[0][1]"]._repr_latex_()  # a bare SymPy expression of the network's symbols
+    assert not re.search(r"(a|delta|w|z|b|x|t)\[\d", shown), shown  # was a[0][1] delta[1][0] w[1][1][0]
+    assert r"{\delta^{(2)}_{1}}" in shown and r"{w^{(2)}_{21}}" in shown and r"{a^{(1)}_{2}}" in shown
+    assert sp.Symbol("q")._repr_latex_() == r"$\displaystyle q$"  # other symbols as SymPy prints them
+    report = sb.verify(spec.network, d, spec.values)
+    table = report._repr_markdown_()
+    assert "Report(" not in table and "| witness | verdict |" in table and "central finite differences" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ${")]
+    assert len(rows) == len(spec.network.parameters) and rows[0].startswith(r"| ${w^{(1)}_{11}}$ |")
+    for line, checked in zip(rows, report.parameters):
+        assert float(line.split("|")[4]) == pytest.approx(checked.rel_error, rel=0.06)
+        assert float(line.split("|")[2].replace("−", "-")) == pytest.approx(checked.analytic, abs=6e-5)
+    loaded = spec._repr_markdown_()
+    assert "Spec(" not in loaded and loaded.startswith("![The network](data:image/svg+xml;base64,")
+    assert "| $x_{1}$ |" in loaded and r"| ${b^{(2)}_{1}}$ |" in loaded and "learning rate" in loaded
+    rnn = sb.unrolled([2, 3, 1], ["tanh", "identity"], "half_sse", steps=3)
+    latex = NotationPrinter(sb.notation.load("default"), rnn).doprint
+    assert rnn._repr_svg_() == through_time.figure(rnn, latex).svg()
 
 
 def test_concrete_deltas_in_textbook_order_equal_the_derivation():
