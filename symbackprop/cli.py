@@ -176,6 +176,8 @@ def _exercises_parser(prog: str) -> argparse.ArgumentParser:
     exercise.add_argument("--format", choices=["md", "tex", "all"], default="all", help="Markdown, LaTeX or both")
     exercise.add_argument("--templates", help="a directory of jinja2 templates overriding the built-in ones")
     exercise.add_argument("-o", "--output", required=True, help="directory for the sheets, the key and the set")
+    exercise.add_argument("--force", action="store_true", help="replace a set in the directory made with other "
+                                                               "options (notation, questions, network, numbers)")
     return exercise
 
 
@@ -218,6 +220,7 @@ def _exercises(args, spec) -> int:
     kept = access.read_codes(Path(args.output) / "codes.csv") if args.students else {}  # sheets handed out stay valid
     made = exercise_set.exercises(spec, args.students, args.questions, args.seed or 0, args.notation, kept)
     formats = ["md", "tex"] if args.format == "all" else [args.format]
+    exercise_set.check_replaceable(made, Path(args.output), args.force)
     paths = sheets.write(made, Path(args.output), formats, Path(args.templates) if args.templates else None)
     written = sum(path.name.startswith("sheet.") for path in paths)
     codes = ", codes.csv (each student's access code to serve; keep it private)" if made.codes else ""

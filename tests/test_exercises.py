@@ -371,3 +371,29 @@ def test_the_sheet_names_its_error_function_in_words_and_as_its_formula(loss, wo
         sheet = sheets.render(made, (format,))[f"sheet.{format}"]
         introduction = next(line for line in sheet.splitlines() if "error function" in line)
         assert words in introduction and formula in introduction and "_sse" not in introduction, introduction
+
+
+def test_a_set_made_with_other_options_is_replaced_only_with_force(tmp_path):
+    """The README's serve section wrote its set into the folder of the Haykin set made just before:
+    the set silently became a default-notation one."""
+    roster_csv = write_roster(tmp_path / "roster.csv", ["ada", "alan"])
+    folder = tmp_path / "homework"
+    first = run("exercises", "--students", str(roster_csv), "--notation", "haykin", "--seed", "2026", "-o", str(folder))
+    assert first.returncode == 0, first.stderr
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    again = run("exercises", "--students", str(roster_csv), "--notation", "haykin", "--seed", "2026", "-o", str(folder))
+    assert again.returncode == 0, again.stderr  # the same options: written again, byte for byte
+    other = run("exercises", "--students", str(roster_csv), "--seed", "2026", "-o", str(folder))
+    assert other.returncode == 2 and other.stderr.count("\n") == 1, other.stderr
+    assert "--force" in other.stderr and "notation haykin" in other.stderr, other.stderr
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    seeded = run("exercises", "--students", str(roster_csv), "--notation", "haykin", "--seed", "7", "-o", str(folder))
+    assert seeded.returncode == 2 and "numbers of 2 students" in seeded.stderr, seeded.stderr
+    forced = run("exercises", "--students", str(roster_csv), "--seed", "2026", "--force", "-o", str(folder))
+    assert forced.returncode == 0, forced.stderr
+    assert sb.exercises.load(folder / "exercises.toml").notation == "default"
+    sb.exercises.write(sb.exercises(sb.compact("2-3-1"), students=["ada"], seed=2026), tmp_path / "api", ["md"])
+    smaller = sb.exercises(sb.compact("2-2-1"), students=["ada"], seed=2026)
+    with pytest.raises(SpecError, match="force=True"):
+        sb.exercises.write(smaller, tmp_path / "api", ["md"])
+    sb.exercises.write(smaller, tmp_path / "api", ["md"], force=True)

@@ -259,6 +259,36 @@ def _read(path: Path) -> dict:
         raise SpecError(str(path), f"is not valid TOML: {error}") from None
 
 
+def check_replaceable(made: ExerciseSet, directory: Path, force: bool, flag: str = "--force") -> None:
+    """Refuse to write ``made`` over a set in ``directory`` made with other options (unless
+    ``force``): sheets already handed out would no longer match their key.  The same options
+    (students added or not) write the same files again."""
+    path = Path(directory) / "exercises.toml"
+    if force or not is_set_file(path):
+        return
+    old, new = _read(path), as_table(made)
+    changed = []
+    if old.get("notation") != new["notation"]:
+        named = lambda notation: notation if isinstance(notation, str) else "of a notation file"
+        changed.append(f"notation {named(old.get('notation'))}, now {named(new['notation'])}")
+    if old.get("questions") != new["questions"]:
+        changed.append(f"questions {', '.join(map(str, dict(old.get('questions') or {}).values()))}, "
+                       f"now {', '.join(new['questions'].values())}")
+    if old.get("network") != new["network"]:
+        changed.append("another network")
+    if ("students" in old) != ("students" in new):
+        changed.append("one sheet per student, now one for everyone" if "students" in old
+                       else "one sheet for everyone, now one per student")
+    before, after = old.get("students", {None: old.get("everyone")}), new.get("students", {None: new.get("everyone")})
+    renumbered = [s for s in after if s in before and isinstance(before[s], Mapping)
+                  and (before[s].get("example"), before[s].get("targets")) != (after[s]["example"], after[s]["targets"])]
+    if renumbered and not changed:
+        changed.append(f"the numbers of {len(renumbered)} students differ (another --seed or spec example)")
+    if changed:
+        raise SpecError(str(directory), f"holds an exercise set made with other options ({'; '.join(changed)}); "
+                                        f"write into another folder, or replace it with {flag}")
+
+
 def load(path: str | Path) -> ExerciseSet:
     """An ``exercises.toml`` as written by :func:`write_text`, checked field by field."""
     path = Path(path)
