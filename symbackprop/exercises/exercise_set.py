@@ -23,9 +23,10 @@ except ModuleNotFoundError:  # Python 3.10
 
 from .. import grading
 from ..derivation import derive
-from ..matrix import evaluator
-from ..network import layer_bias, layer_weight
+from ..matrix import MatrixCompiled, evaluator
+from ..network import Network, layer_bias, layer_weight
 from ..numerics import Values
+from ..recurrent import UnrolledNetwork
 from ..notes import notation as notations
 from ..errors import SpecError
 from ..notes.notation import Notation
@@ -131,7 +132,8 @@ def exercises(spec: Spec | str | Path, students: Sequence[str] | str | Path | No
         ids = (roster.read_roster(Path(students), FILES) if isinstance(students, (str, Path))
                else roster.check_ids(list(students), "students", FILES))
         handed_out = access.codes_for(ids, codes or {})
-        numbers = evaluator(derive(network)) if any(q.numeric for q in chosen) else None
+        layered = network.layers is not None and not isinstance(network, UnrolledNetwork)
+        numbers = evaluator(derive(network)) if layered and any(q.numeric for q in chosen) else None
         variants = tuple(_draw(spec, student, seed, chosen, access.hash_code(handed_out[student], student, seed),
                                numbers) for student in ids)
     network_data = dict(spec.data.get("network", {}))
@@ -160,10 +162,12 @@ MAX_DRAWS = 50
 ZERO = 5e-7
 
 
-def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...], code_hash: str, numbers) -> Variant:
+def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...], code_hash: str,
+          numbers: MatrixCompiled | None) -> Variant:
     """Numbers a student can work with by hand: two decimals, weights away from zero.  Numbers that
     teach nothing are drawn again: an input that rounds to 0 (printed 0 or -0), or a numeric
-    question whose answer is 0 (a ReLU unit that is off, a weight from an input 0)."""
+    question whose answer is 0 (a ReLU unit that is off, a weight from an input 0), checked with
+    ``numbers`` (the layered network's evaluator; None: no numeric question to check)."""
     network, rng = spec.network, _rng(seed, student)
     for _ in range(MAX_DRAWS):
         inputs = [round(float(x), 2) for x in rng.uniform(-1, 1, len(network.inputs))]
@@ -182,14 +186,14 @@ def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...], cod
                                    "always had the answer 0; ask about other units or quantities")
 
 
-def _zero_answers(network, numbers, example: dict, targets) -> bool:
+def _zero_answers(network: Network, numbers: MatrixCompiled, example: dict, targets) -> bool:
     """Whether a numeric question's answer (for an update, the gradient it steps by) is 0."""
     values = Values(np.array([example["inputs"]], dtype=float), np.array([example["targets"]], dtype=float),
                     {p: example["parameters"][str(p)] for p in network.parameters})
     evaluation = numbers.evaluate(values, example["learning_rate"])
     for name in targets:
         target = grading.parse_target(name, network)
-        if target.concrete is None:
+        if target.concrete is None or target.kind not in asked.DRAWN:
             continue
         level, source, unit = target.concrete
         if target.kind == "delta":
