@@ -407,6 +407,11 @@ def test_jupyter_shows_formulas_in_symbols_a_report_as_tables_a_spec_and_the_unr
     for line, checked in zip(rows, report.parameters):
         assert float(line.split("|")[4]) == pytest.approx(checked.rel_error, rel=0.06)
         assert float(line.split("|")[2].replace("−", "-")) == pytest.approx(checked.analytic, abs=6e-5)
+    wide = sb.compact("8-8-4")
+    wide_report = sb.verify(wide.network, sb.derive(wide.network), wide.values)
+    shown_rows = [line for line in wide_report._repr_markdown_().splitlines() if line.startswith("| ${")]
+    worst = sorted((p.rel_error for p in wide_report.parameters), reverse=True)[:60]
+    assert [float(line.split("|")[4]) for line in shown_rows] == pytest.approx(worst, rel=0.06)  # the largest
     loaded = spec._repr_markdown_()
     assert "Spec(" not in loaded and loaded.startswith("![The network](data:image/svg+xml;base64,")
     assert "| $x_{1}$ |" in loaded and r"| ${b^{(2)}_{1}}$ |" in loaded and "learning rate" in loaded

@@ -91,6 +91,10 @@ def _symbol(self: sp.Symbol, printer) -> str:
                                                    printer._print_Symbol)(self)
 
 
+#: Rows of a table a notebook shows (784-100-10 has 79,510 parameters).
+SHOWN_ROWS = 60
+
+
 def _parameter(name: str) -> str:
     """A parameter named in a report, as the notes write it where its network is alive."""
     shown = _in_notation(sp.Symbol(name, real=True))
@@ -99,8 +103,11 @@ def _parameter(name: str) -> str:
 
 def _report(self: Report) -> str:
     """The three witnesses' verdicts, then every parameter's gradient against its finite difference."""
+    listed = self.parameters
+    if len(listed) > SHOWN_ROWS:
+        listed = sorted(listed, key=lambda p: 0.0 if p.kink else p.rel_error, reverse=True)[:SHOWN_ROWS]
     rows = [f"| {_parameter(p.name)} | {number(p.analytic)} | {number(p.numeric)} | "
-            f"{'kink' if p.kink else f'{p.rel_error:.1e}'} |" for p in self.parameters]
+            f"{'kink' if p.kink else f'{p.rel_error:.1e}'} |" for p in listed]
     generic = ("agree" if not self.generic_mismatches else "disagree: " + ", ".join(self.generic_mismatches))
     return "\n".join([
         f"**{'All witnesses agree' if self.ok else 'MISMATCH'}**", "",
@@ -108,11 +115,11 @@ def _report(self: Report) -> str:
         f"| generic formulas == concrete formulas | {generic} |",
         f"| concrete formulas == sympy.diff of the expanded error | {self.brute_force} |",
         f"| gradients == central finite differences | largest relative error {self.max_rel_error:.1e} |", "",
+        *([f"The {SHOWN_ROWS} largest relative errors of {len(self.parameters):,} parameters:", ""]
+          if len(listed) < len(self.parameters) else []),
         "| parameter | gradient | finite difference | relative error |", "|---|---:|---:|---:|", *rows])
 
 
-#: A spec's numbers are listed up to this many rows (784-100-10 has 79,510 parameters).
-SPEC_ROWS = 60
 
 
 def _spec(self: Spec) -> str:
@@ -125,7 +132,7 @@ def _spec(self: Spec) -> str:
     rows += [(p, number(values.parameters[p])) for p in network.parameters]
     uri = "data:image/svg+xml;base64," + base64.b64encode(_network(network).encode()).decode()
     worked = example(network, values, self.learning_rate)
-    listed = len(rows) <= SPEC_ROWS
+    listed = len(rows) <= SHOWN_ROWS
     return "\n".join([f"![The network]({uri})", "",
                        f"Worked example ({len(values.inputs)} sample{'s' if len(values.inputs) > 1 else ''}), "
                        f"learning rate ${printer.doprint(d.ETA)} = {self.learning_rate:g}$, "
