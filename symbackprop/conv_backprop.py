@@ -14,9 +14,13 @@ unit (c, m, n) of the input feeds every output whose window covers it::
 
 the last a full convolution of delta with the kernel flipped (m - i runs backwards through the
 kernel as i runs forwards), K being zero outside its kh x kw entries, a zero outside the input.
-Nothing is typed in: every right-hand side is SymPy differentiating the definition above and
-summing the Kronecker deltas away.  :func:`mismatches` instantiates the formulas for every kernel
-weight and bias and every unit below a conv layer, the generic-vs-concrete witness of ``verify``.
+Below an average pooling layer, z[c,i,j] = 1/(S_h S_w) sum_u sum_v a[c, i S_h + u, j S_w + v], a
+unit gets 1/|window| of the delta of the one window that holds it.  Nothing is typed in: every
+right-hand side is SymPy differentiating the definition above and summing the Kronecker deltas
+away.  :func:`mismatches` evaluates the formulas for every kernel weight and bias, every unit below
+a conv layer and every unit below an average pooling layer, the generic-vs-concrete witness of
+``verify``.  (Max pooling's slopes are SymPy's derivative of each window's Max, in the network
+itself: :func:`convolution._max_slopes`.)
 """
 from __future__ import annotations
 
@@ -119,6 +123,24 @@ def derive_conv(dimensions: int, has_bias: bool) -> GenericConv:
     return GenericConv(dimensions, steps[z_def].rhs, steps[gradient_kernel].rhs, gradient_bias, error, tuple(steps))
 
 
+#: the pooling window's height and width (its stride too)
+S_h, S_w = sp.symbols("S_h S_w", integer=True, positive=True)
+
+
+@lru_cache(maxsize=2)
+def derive_average_pool(dimensions: int) -> sp.Expr:
+    """dE/da[c,m,n] below an average pooling layer, by SymPy: z[c,i,j] = 1/(S_h S_w) sum_u sum_v
+    a[c, i S_h + u, j S_w + v], so a unit reaches the one window (i, j) that holds it, with
+    1/|window| of its delta; the window's condition is kept (it is the answer, not a range)."""
+    outputs, _, inputs = _positions(dimensions)
+    sizes = [S_h, S_w][-dimensions:]
+    offsets = [_bound(Index(x.label, size), f"{x.label}'") for x, size in zip([u, v][:dimensions], sizes)]
+    z_def = _total(a[(c, *(q * size + w for q, size, w in zip(outputs, sizes, offsets)))], *offsets)
+    z_def = z_def / sp.Mul(*sizes)
+    slope = sp.diff(z_def, a[(c, *inputs)]).doit().xreplace({w.upper + 1: size for w, size in zip(offsets, sizes)})
+    return _total(delta[(c, *outputs)] * slope, *outputs)
+
+
 def _collapsed(expression: sp.Expr) -> sp.Expr:
     """A sum over o' of KroneckerDelta(o, o') f(o') as f(o), ranges dropped (o lies in its range)."""
     expression = expression.replace(lambda e: isinstance(e, sp.Piecewise) and len(e.args) == 2
@@ -164,8 +186,8 @@ def _evaluated(expression: sp.Expr, tables: dict, constants: dict) -> float:
         clipped = tuple(np.clip(w, 0, size - 1) for w, size in zip(where, table.shape))
         placeholders[indexed] = sp.Symbol(f"q{n}")
         values.append(np.where(inside, table[clipped], 0.0))
-    function = sp.lambdify(list(placeholders.values()), term.xreplace(placeholders), "numpy")
-    return float(np.sum(np.broadcast_to(function(*values), shape)))
+    function = sp.lambdify([*placeholders.values(), *names], term.xreplace(placeholders).xreplace(constants), "numpy")
+    return float(np.sum(np.broadcast_to(function(*values, *grids), shape)))
 
 
 def _tables(network: ConvNetwork, layer: int, point: dict) -> dict:
@@ -211,10 +233,12 @@ def mismatches(derivation, point: dict) -> list[str]:
         return abs(x - y) > 1e-9 * max(1.0, abs(x), abs(y))
 
     for l, layer in enumerate(net.stack):
+        if layer.kind == "avg_pool" and l:
+            found += _pool_mismatches(derivation, l, point)
         if layer.kind != "conv":
             continue
         generic = derive_conv(len(layer.kernel), bool(net.biases))
-        _, offsets, inputs = _positions(len(layer.kernel))
+        _, offsets, _ = _positions(len(layer.kernel))
         tables = _tables(net, l, point)
         for index in np.ndindex(layer.shape_out[0], layer.shape_in[0], *layer.kernel):
             weight = kernel_weight(l, *index)
@@ -228,12 +252,38 @@ def mismatches(derivation, point: dict) -> list[str]:
                     found.append(f"conv dE/d{layer_bias(l, out)}")
         if l == 0:
             continue
-        below = net.group_by_name[f"layer {l}"].activation
-        for index in np.ndindex(*layer.shape_in):
-            unit = net.unit_at(l - 1, *index)
-            error = _evaluated(generic.error_below, tables, _constants(layer, dict(zip([c, *inputs], index))))
-            slope = below.derivative_in_activation  # a pooling layer's identity: 1
-            slope = slope.subs(A, unit.a) if slope is not None else below.derivative.subs(Z, unit.z)
-            if differs(float(slope.xreplace(point)) * error, _at(derivation.deltas[unit.name], point)):
-                found.append(f"conv delta of {unit.name} (flipped kernel)")
+        found += _below_mismatches(derivation, l, point, "flipped kernel", lambda bound: _evaluated(
+            generic.error_below, tables, _constants(layer, bound)))
+    return found
+
+
+def _pool_mismatches(derivation, l: int, point: dict) -> list[str]:
+    """The delta of every unit below average pooling layer ``l`` from 1/|window| of its window's delta."""
+    net: ConvNetwork = derivation.network
+    layer = net.stack[l]
+    outputs, _, _ = _positions(len(layer.kernel))
+    tables = {delta: np.array([point[net.unit_at(l, *index).delta] for index in np.ndindex(*layer.shape_out)],
+                              dtype=float).reshape(layer.shape_out)}
+    constants = {**dict(zip([S_h, S_w][-len(layer.kernel):], layer.kernel)),
+                 **{x.upper + 1: size for x, size in zip(outputs, layer.shape_out[1:])}}
+    error_below = derive_average_pool(len(layer.kernel))
+    return _below_mismatches(derivation, l, point, "average pooling",
+                             lambda bound: _evaluated(error_below, tables, {**constants, **bound}))
+
+
+def _below_mismatches(derivation, l: int, point: dict, formula: str, error) -> list[str]:
+    """delta = g'(z) dE/da of every unit below layer ``l``, with dE/da from ``error`` (bound
+    indices c, m, n -> number), against the concrete delta at ``point``."""
+    net: ConvNetwork = derivation.network
+    layer, below = net.stack[l], net.group_by_name[f"layer {l}"].activation
+    _, _, inputs = _positions(len(layer.shape_in) - 1)
+    found = []
+    for index in np.ndindex(*layer.shape_in):
+        unit = net.unit_at(l - 1, *index)
+        slope = below.derivative_in_activation  # a pooling layer's identity: 1
+        slope = slope.subs(A, unit.a) if slope is not None else below.derivative.subs(Z, unit.z)
+        computed, concrete = float(slope.xreplace(point)) * error(dict(zip([c, *inputs], index))), \
+            _at(derivation.deltas[unit.name], point)
+        if abs(computed - concrete) > 1e-9 * max(1.0, abs(computed), abs(concrete)):
+            found.append(f"delta of {unit.name} ({formula})")
     return found

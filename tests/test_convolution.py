@@ -292,7 +292,7 @@ def test_verify_checks_every_kernel_weight_and_the_flipped_kernel_delta_generic_
     derivation.gradients[weight] = derivation.gradients[weight] * 1.01
     derivation.deltas[below.name] = derivation.deltas[below.name] * 1.01
     assert conv_backprop.mismatches(derivation, point) == [f"conv dE/d{weight}",
-                                                           f"conv delta of {below.name} (flipped kernel)"]
+                                                           f"delta of {below.name} (flipped kernel)"]
 
 
 @settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -329,3 +329,28 @@ def test_notes_and_sheets_of_a_conv_net_are_refused_in_one_line_with_what_works(
     result = run(command, str(path), "-o", str(tmp_path / "out"))
     assert result.returncode == 2 and not (tmp_path / "out").exists()
     assert result.stderr.strip().count("\n") == 0 and "use verify and example" in result.stderr
+
+
+def test_the_delta_below_an_average_pool_is_checked_from_sympys_window_formula():
+    """SymPy's dE/da below an average pool: 1/(S_h S_w) of the delta of the one window holding the
+    unit (the window's condition kept); a wrong delta below the pool is caught."""
+    from symbackprop import conv_backprop
+    from symbackprop.conv_backprop import S_h, S_w, c, derive_average_pool, i, j, m, n
+    from symbackprop.derivation import delta
+    from symbackprop.numerics import compiled
+    from symbackprop.verification import _point
+
+    formula = derive_average_pool(2)
+    assert formula.function.args[0].expr == delta[c, i, j] / (S_h * S_w)
+    inside = formula.function.args[0].cond.subs({S_h: 2, S_w: 2, m: 3, n: 0})
+    assert [bool(inside.subs({i: row, j: 0})) for row in range(3)] == [False, True, False]  # rows 2-3: window 1
+    spec = sb.from_dict(conv_spec([1, 5, 4], [{"kind": "conv", "channels": 2, "kernel": [2, 2], "activation": "tanh"},
+                                              {"kind": "avg_pool", "size": [2, 2]},
+                                              {"kind": "dense", "units": 2}], {"seed": 2}))
+    derivation = sb.derive(spec.network)
+    point = _point(derivation, spec.values, compiled(derivation).evaluate(spec.values))
+    assert conv_backprop.mismatches(derivation, point) == []
+    assert sb.verify(spec.network, derivation, spec.values, brute_force=False).ok
+    below = spec.network.unit_at(0, 1, 3, 0)  # channel 1, row 3: in the second window of column 0
+    derivation.deltas[below.name] = derivation.deltas[below.name] + 0.01
+    assert conv_backprop.mismatches(derivation, point) == [f"delta of {below.name} (average pooling)"]
