@@ -20,12 +20,12 @@ import sympy as sp
 from ..notes import rendering
 from ..derivation import E, derive
 from ..examples import Example, example
-from ..files import replace_folder
+from ..files import check_targets, replace_folder
 from ..network import layer_bias, layer_weight
 from ..notes.printing import NotationPrinter, in_notation
 from . import access, roster
 from .arithmetic import Line, WorkedNumbers, number
-from .exercise_set import ExerciseSet, Variant, write_text
+from .exercise_set import ExerciseSet, Variant, check_replaceable, write_text
 
 FORMATS = ("md", "tex")
 #: Which step of a layer's lecture formulas answers each kind of generic question.
@@ -188,7 +188,11 @@ def key_csv(variants: list[dict]) -> str:
 
 
 def write(made: ExerciseSet, directory: str | Path, formats=FORMATS, templates: Path | None = None,
-          inputs=()) -> list[Path]:
+          inputs=(), force: bool = False, flag: str = "--force") -> list[Path]:
     """Render the whole set, then make it the content of ``directory`` in one step (all files, or none
-    changed; other files there are kept), never over one of ``inputs``; ``codes.csv`` private."""
-    return replace_folder(Path(directory), render(made, formats, templates), inputs, {"codes.csv": 0o600})
+    changed; other files there are kept), never over one of ``inputs`` (checked first: that is the
+    data loss) nor over a set made with other options unless ``force``; ``codes.csv`` private."""
+    texts = render(made, formats, templates)
+    check_targets([Path(directory) / name for name in texts], inputs)
+    check_replaceable(made, Path(directory), force, flag)
+    return replace_folder(Path(directory), texts, inputs, {"codes.csv": 0o600})
