@@ -19,7 +19,7 @@ from sympy.printing.latex import LatexPrinter
 from .. import derivation as d
 from ..derivation import GenericLayer
 from ..bptt import r as RECURRENT
-from ..network import Network, Unit
+from ..network import Network, Unit, is_shared_bias
 from .notation import Notation
 from .notation import load as load_notation
 
@@ -27,6 +27,8 @@ from .notation import load as load_notation
 ERROR_SIGNAL = sp.IndexedBase("e")
 #: The error E_n of sample n of a mini-batch, as a function of a parameter.
 SAMPLE_ERROR = sp.Function("sample_error")
+#: A layer's one bias (``bias = "shared"``) in the lecture formulas, where b_j would name one per unit.
+LAYER_BIAS = sp.Symbol("layer_bias", real=True)
 #: The index and the size of a mini-batch.
 SAMPLE, BATCH = sp.Symbol("n", integer=True, positive=True), sp.Symbol("N", integer=True, positive=True)
 #: Functions printed as \name(x) rather than SymPy's \name{\left(x \right)}.
@@ -120,8 +122,9 @@ def _built_symbol_table(network: Network, notation: Notation) -> dict[sp.Symbol,
         table[unit.a] = timed(_script(notation.symbol("output" if unit.name in outputs else "hidden"), i, sup), unit)
         table[unit.delta] = timed(_script(notation.symbol("delta"), i, sup), unit)
         if unit.bias is not None and unit.bias.name.startswith("b["):
-            table[unit.bias] = (weight("0", i, sup) if notation.bias == "weight"
-                                else _script(notation.symbol("bias"), i, sup))
+            own = "" if is_shared_bias(unit.bias) else i  # a layer's one bias has no unit index
+            table[unit.bias] = (weight("0", own, sup) if notation.bias == "weight"
+                                else _script(notation.symbol("bias"), own, sup))
         for edge in unit.inputs:
             if edge.weight.name.startswith("w["):
                 table[edge.weight] = weight(index(network[edge.source]), i, sup)
@@ -197,6 +200,12 @@ class NotationPrinter(LatexPrinter):
     def _print_Symbol(self, expr, style="plain"):
         if expr in self.table:
             return self.table[expr]
+        if expr == LAYER_BIAS:
+            unit = self.layer.unit if self.layer is not None else None
+            tag = self._tag(unit) if unit is not None else ""
+            n = self.notation
+            return (_script(n.symbol("weight"), "0", tag) if n.bias == "weight"
+                    else _script(n.symbol("bias"), "", tag))
         return super()._print_Symbol(expr, style)
 
     def _print_Idx(self, expr):

@@ -23,6 +23,7 @@ from .. import files
 from ..parts import PARTS
 from ..examples import Example, check_finite, example
 from ..limits import SIMPLIFY_SECONDS
+from ..network import is_shared_bias
 from ..spec import Spec
 from ..verification import Report, verify
 from . import figures, through_time
@@ -30,7 +31,7 @@ from .matrix_form import MatrixPrinter, matrix_form
 from .notation import Notation
 from .notation import load as load_notation
 from .sandbox import BoundedSandbox, guarded, rendered
-from .printing import BATCH, ERROR_SIGNAL, SAMPLE, SAMPLE_ERROR, NotationPrinter, Shown, error_signal, shown
+from .printing import BATCH, ERROR_SIGNAL, LAYER_BIAS, SAMPLE, SAMPLE_ERROR, NotationPrinter, Shown, error_signal, shown
 from .worked import concrete, in_unit_order, number, worked
 
 _PACKAGED = Path(__file__).parent.parent / "templates"
@@ -102,6 +103,8 @@ class _Notes:
         self.E = self.tex(generic.E)
         self.number = _Numbers(notation.equation_names)
         self.batch = example is not None and len(example.values.inputs) > 1
+        #: one bias per layer (bias = "shared"): the lecture formulas write it without a unit index
+        self.shared_bias = any(is_shared_bias(b) for b in net.biases)
         self.outputs = [self._group(g) for g in net.groups if g.units[0] in net.outputs]
         self.hidden = [self._group(g) for g in net.groups if g.units[0] not in net.outputs][::-1]
         self.groups = self.outputs + self.hidden
@@ -151,7 +154,8 @@ class _Notes:
         a_def = self._step(first, "definition", lambda e: getattr(e, "base", None) == generic.a)
         out = self.output
         e_def = self._step(out, "definition", lambda e: e == generic.E)
-        forward = [self._show(first, z_def.lhs, z_def.rhs), self._show(first, a_def.lhs, a_def.rhs)]
+        forward = [self._show(first, z_def.lhs, self._layer_bias(z_def.rhs)),
+                   self._show(first, a_def.lhs, a_def.rhs)]
         functions = []
         for group in self.groups[::-1]:
             act = self._step(group, "activation")
@@ -177,6 +181,12 @@ class _Notes:
         return {"forward": forward, "functions": functions, "loss": loss, "signal": signal, "batch": batch,
                 "delta": delta, "first": first}
 
+    def _layer_bias(self, expression: sp.Expr) -> sp.Expr:
+        """``expression`` with a unit's bias b_j written as its layer's one bias, when biases are shared."""
+        if not self.shared_bias:
+            return expression
+        return expression.replace(lambda e: isinstance(e, sp.Indexed) and e.base == generic.b, lambda e: LAYER_BIAS)
+
     def _equations(self) -> list[Shown]:
         """The four equations of backpropagation, and the update, in the notation's form."""
         out, defs = self.output, self.definitions
@@ -194,7 +204,11 @@ class _Notes:
         first = defs["first"]
         of = lambda base: lambda e: isinstance(e, sp.Derivative) and e.variables[0].base == base
         bias = self._step(first, "gradient", of(generic.b))
-        if bias is not None:
+        if bias is not None and self.shared_bias:  # the layer's one bias is in every unit's net input
+            unit = first["layer"].unit
+            equations.append(self._show(first, sp.Derivative(generic.E, LAYER_BIAS),
+                                        sp.Sum(bias.rhs, (unit, 0, generic._N - 1)), name="gradient_bias"))
+        elif bias is not None:
             equations.append(self._show(first, bias.lhs, bias.rhs, name="gradient_bias"))
         weight = self._step(first, "gradient", of(generic.w))
         equations.append(self._show(first, weight.lhs, weight.rhs, name="gradient_weight"))
@@ -271,7 +285,7 @@ class _Notes:
         chain = self._step(group, "chain_rule", lambda e: e.variables[0].base == generic.z)
         local = self._step(group, "local_gradient", lambda e: isinstance(e, sp.Derivative))
         paths = self._show(group, first.lhs, first.rhs, "sum_over_successors")
-        net_input = self._show(group, successor.lhs, successor.rhs)
+        net_input = self._show(group, successor.lhs, self._layer_bias(successor.rhs))
         dz = self._show(group, factor.lhs, factor.rhs, "successor_factor", uses=[net_input])
         total = self._show(group, substituted.lhs, substituted.rhs, "substitute",
                            uses=[paths, dz, self.definitions["delta"]])
@@ -364,7 +378,7 @@ class _Notes:
     @cached_property
     def matrix(self) -> dict | None:
         net = self.network
-        if "matrix" not in self.parts or net.layers is None:
+        if "matrix" not in self.parts or net.layers is None or self.shared_bias:
             return None
         n = self.notation
         printer = MatrixPrinter(n, net, {g["number"]: (g["function"], g["activation"].name) for g in self.groups
@@ -495,7 +509,7 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
     if isinstance(notation, str):
         notation = load_notation(notation)
     derivation = derive(spec.network)
-    worked = example(spec.network, spec.values, spec.learning_rate, derivation) if "example" in parts else None
+    worked = example(spec.network, spec.values, spec.learning_rate, derivation, spec.fixed) if "example" in parts else None
     if worked is not None:
         check_finite(worked)  # notes that teach "inf" teach nothing
     report = verify(spec.network, derivation, spec.values) if "verification" in parts else None

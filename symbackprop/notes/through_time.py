@@ -14,7 +14,7 @@ from ..network import Network
 from ..recurrent import UnrolledNetwork, recurrent_weight
 from . import figures
 from .printing import NotationPrinter, Shown, shown
-from .worked import number
+from .worked import factor, number
 
 #: The step table shows the activations and local gradients of at most this many units (two
 #: columns each: more run off a page), and the sum over the steps at most this many terms.
@@ -81,7 +81,7 @@ def _worked(notes) -> dict:
     weight = recurrent_weight(0, 0, 0)
     terms = [float(evaluation.a[net.unit_at(step - 1, 1, 0).name][0] * evaluation.delta[net.unit_at(step, 1, 0).name][0])
              for step in range(1, net.steps)]
-    written = [f"({number(x)})" if x < 0 else number(x) for x in terms]
+    written = [factor(x) for x in terms]
     if len(written) > SUM_TERMS:
         written = written[:SUM_TERMS - 2] + [r"\cdots"] + written[-1:]
     total = Shown(rf"\frac{{\partial {notes.E}}}{{\partial {notes.tex(weight)}}}",

@@ -7,6 +7,8 @@ own pieces; :func:`textbook_delta` is checked against the derivation in the test
 """
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 
 from .. import derivation as generic
@@ -18,12 +20,34 @@ from .printing import SAMPLE_ERROR, NotationPrinter, Shown, error_signal, in_not
 
 #: Samples per table of the units: a larger mini-batch gets more tables, never a wider one.
 SAMPLES_PER_TABLE = 2
-DECIMALS = 4
+#: Significant digits of every number the notes print: fixed decimals printed Mazur's
+#: dE/dw1 = 0.000438568 as 0.0004 and a small gradient as -0.0000.
+SIGNIFICANT = 4
 
 
 def number(value: float) -> str:
-    """A number as the notes print it: 4 decimals (points aligned when right-aligned)."""
-    return f"{float(value):.{DECIMALS}f}"
+    """A number as the notes print it: :data:`SIGNIFICANT` significant digits, written out
+    without an exponent (0.5000, 0.0004386, 12346) down to 10^-6, and zero as 0, never -0.0000."""
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    exponent = int(f"{value:.{SIGNIFICANT - 1}e}".split("e")[1])
+    if exponent < -6 and value != 0:
+        return f"{value:.{SIGNIFICANT - 1}e}"
+    text = f"{value:.{max(0, SIGNIFICANT - 1 - exponent)}f}"
+    return "0" if float(text) == 0 else text
+
+
+def given(value: float) -> str:
+    """A number the user gave (an input, a target): as :func:`number`, without trailing zeros (0.05)."""
+    text = number(value)
+    return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
+
+
+def factor(value: float) -> str:
+    """A number as a factor of a product: in parentheses when it prints with a minus sign."""
+    text = number(value)
+    return f"({text})" if text.startswith("-") else text
 
 
 def by_layer(network: Network, backwards: bool = False) -> list[list[Unit]]:
@@ -64,9 +88,7 @@ class _Substituted(NotationPrinter):
         super().__init__(notation, network, settings={"mul_symbol": "times", "order": "none"})
         self.table.update({s: self.factor(v) for s, v in numbers.items()})
 
-    @staticmethod
-    def factor(value: float) -> str:
-        return number(value) if value >= 0 else f"({number(value)})"
+    factor = staticmethod(factor)
 
 
 def worked(notes) -> dict:
@@ -80,7 +102,7 @@ def worked(notes) -> dict:
     compiled = evaluator(notes.derivation)
     per_sample = [compiled.evaluate(Values(values.inputs[s:s + 1], values.targets[s:s + 1], values.parameters))
                   for s in range(samples)]
-    data = [[number(x) for x in values.inputs[s]] + [number(t) for t in values.targets[s]] + [number(e.loss)]
+    data = [[given(x) for x in values.inputs[s]] + [given(t) for t in values.targets[s]] + [number(e.loss)]
             for s, e in enumerate(per_sample)]
     units = [{"samples": chunk, "rows": [(tex(u.a), [(number(evaluation.z[u.name][s]), number(evaluation.a[u.name][s]),
                                                      number(sign * evaluation.delta[u.name][s])) for s in chunk])
@@ -96,11 +118,22 @@ def worked(notes) -> dict:
             "symbols": [n.symbol(role) for role in ("pre_activation", "activation", "delta")],
             "gradients": [{"samples": chunk, "rows": [(symbol, [v[s] for s in chunk]) for symbol, v in gradients]}
                           for chunk in _chunks(samples, 2 * SAMPLES_PER_TABLE)] if samples > 1 else [],
+            "fixed": _fixed(net, ex.fixed, tex),
             "parameters": [(tex(p), number(values.parameters[p]), number(evaluation.gradients[p]),
                             number(evaluation.updated[p])) for p in parameters],
             "loss": number(evaluation.loss), "loss_after": number(after), "improved": after < evaluation.loss,
             "learning_rate": f"{ex.learning_rate:g}", "eta": tex(generic.ETA),
             "arithmetic": _arithmetic(notes, per_sample[0])}
+
+
+def _fixed(net: Network, fixed, tex) -> dict | None:
+    """The parameters the step leaves as they are: "biases" or "weights" when that is all of
+    them, else their symbols."""
+    if not fixed:
+        return None
+    named = next((kind for kind, group in (("biases", net.biases), ("weights", net.weights))
+                  if set(fixed) == set(group)), None)
+    return {"all": named, "symbols": [tex(p) for p in in_unit_order(net) if p in fixed]}
 
 
 def _chunks(count: int, size: int) -> list[list[int]]:

@@ -1,0 +1,124 @@
+"""Issue 24: the notes of the whole course as a lecturer hands them out: Mazur's own example
+reproduced (one bias per layer, kept fixed), numbers to four significant digits, the
+recurrent and mini-batch boxes stating the formulas the network really has, Nielsen's
+eq. (2) true for every layer, and the cost/saturation section computed from the network."""
+import json
+import math
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import symbackprop as sb
+from symbackprop.notes.worked import number
+
+#: Mazur (2015), "A Step by Step Backpropagation Example", transcribed: one bias per layer
+#: (b1 = 0.35, b2 = 0.60), kept fixed by the update.
+MAZUR = """
+[network]
+layers = [2, 2, 2]
+activation = ["sigmoid", "sigmoid"]
+loss = "half_sse"
+bias = "shared"
+
+[example]
+inputs = [0.05, 0.10]
+targets = [0.01, 0.99]
+learning_rate = 0.5
+weights = [[[0.15, 0.25], [0.20, 0.30]], [[0.40, 0.50], [0.45, 0.55]]]
+biases = [0.35, 0.60]
+fixed = ["biases"]
+"""
+#: His published numbers: E_total before the step, w5+ and w1+ after it, E_total after it.
+#: His 0.291027924 carries his rounding: his own published updated weights give 0.2910277737.
+MAZUR_E, MAZUR_W5, MAZUR_W1, MAZUR_E_AFTER = 0.298371109, 0.35891648, 0.149780716, 0.291027924
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "symbackprop", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300, check=False)
+
+
+def mazur_numpy(weights, biases=(0.35, 0.60)):
+    """Mazur's network in NumPy, written from his article: E_total at these weights."""
+    w1, w2, w3, w4, w5, w6, w7, w8 = weights
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))
+    h1, h2 = sigmoid(w1 * 0.05 + w2 * 0.10 + biases[0]), sigmoid(w3 * 0.05 + w4 * 0.10 + biases[0])
+    o1, o2 = sigmoid(w5 * h1 + w6 * h2 + biases[1]), sigmoid(w7 * h1 + w8 * h2 + biases[1])
+    return 0.5 * (0.01 - o1) ** 2 + 0.5 * (0.99 - o2) ** 2
+
+
+def test_mazur_spec_reproduces_his_published_numbers(tmp_path):
+    spec = tmp_path / "mazur.toml"
+    spec.write_text(MAZUR)
+    result = run("example", str(spec), "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["loss"] == pytest.approx(MAZUR_E, abs=1e-9)
+    updated = data["updated"]
+    assert updated["weights"][1][0][0] == pytest.approx(MAZUR_W5, abs=1e-8)
+    assert updated["weights"][0][0][0] == pytest.approx(MAZUR_W1, abs=1e-9)
+    assert updated["biases"] == [0.35, 0.60]  # fixed, as he keeps them
+    assert len(data["grad"]["biases"]) == 2 and all(isinstance(g, float) for g in data["grad"]["biases"])
+    # his w1..w8: w1 = i1->h1, w2 = i2->h1, w3 = i1->h2, w4 = i2->h2, w5 = h1->o1, w6 = h2->o1, ...
+    (w1, w3), (w2, w4) = updated["weights"][0]
+    (w5, w7), (w6, w8) = updated["weights"][1]
+    after = mazur_numpy([w1, w2, w3, w4, w5, w6, w7, w8])
+    assert after == pytest.approx(MAZUR_E_AFTER, abs=2e-7)
+
+
+def test_mazur_notes_show_his_numbers_and_one_bias_per_layer(tmp_path):
+    spec = tmp_path / "mazur.toml"
+    spec.write_text(MAZUR)
+    result = run("derive", str(spec), "--format", "md", "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "out" / "notes.md").read_text()
+    assert "$E = 0.2984$ before the step and is $E = 0.2910$ after it" in text
+    assert "| 0.4000 | 0.08217 | 0.3589 |" in text  # w5: value, gradient, updated
+    assert "= 0.0004386$$" in text  # his dE/dw1 = 0.000438568, not 0.0004
+    assert "Every parameter but the biases (kept fixed" in text
+    assert "| ${b^{(1)}}$ | 0.3500 |" in text and "b^{(1)}_{1}" not in text
+    # the lecture formulas: one bias b in every net input, its gradient the sum of the layer's deltas
+    assert "z_{j} = b + \\sum_{i}" in text
+    assert "\\frac{\\partial E}{\\partial b} = \\sum_{j} \\delta_{j}" in text
+
+
+@pytest.mark.parametrize("network, example, message", [
+    ('layers = [2, 2, 1]\nbias = "one"', "", 'network.bias: must be true, false or "shared"'),
+    ('layers = [2, 2, 1]\nbias = "shared"\nrecurrent = true\nsteps = 2', "", '"shared" applies to a feed-forward'),
+    ('layers = [2, 2, 1]\nbias = "shared"', "biases = [[0.1, 0.2], [0.3]]", "example.biases[0]: must be a number"),
+    ('layers = [2, 2, 1]', 'fixed = ["biasses"]', "did you mean 'biases'"),
+    ('layers = [2, 2, 1]', 'fixed = "biases"', "example.fixed: must be a list"),
+])
+def test_bad_shared_bias_or_fixed_is_one_line_exit_two(tmp_path, network, example, message):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(f"[network]\n{network}\n[example]\n{example}\n")
+    result = run("derive", str(spec), "-o", str(tmp_path / "out"))
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_fixed_parameter_names_keep_their_values():
+    spec = sb.from_dict({"network": {"layers": [2, 2, 1]},
+                         "example": {"fixed": ["w[0][0][0]", "b[1][0]"], "seed": 3}})
+    worked = sb.example(spec.network, spec.values, spec.learning_rate, fixed=spec.fixed)
+    free = sb.example(spec.network, spec.values, spec.learning_rate)
+    for p in spec.network.parameters:
+        kept = p.name in ("w[0][0][0]", "b[1][0]")
+        assert (worked.evaluation.updated[p] == spec.values.parameters[p]) == kept
+        if not kept:
+            assert worked.evaluation.updated[p] == free.evaluation.updated[p]
+
+
+@pytest.mark.parametrize("value", [0.298371109, 0.000438568, -0.0262, 0.5, 12.3456, -7.25e-5, 0.99999, 1e-6])
+def test_numbers_have_four_significant_digits(value):
+    text = number(value)
+    assert float(text) == pytest.approx(float(f"{value:.4g}"), rel=1e-12)
+    assert len(re.sub(r"^-?0\.0*", "", text).replace(".", "").replace("-", "")) == 4
+
+
+@pytest.mark.parametrize("value", [-0.0, -1e-30 * 0, 0.0])
+def test_zero_is_never_minus_zero(value):
+    assert number(value) == "0"
