@@ -122,3 +122,24 @@ def test_numbers_have_four_significant_digits(value):
 @pytest.mark.parametrize("value", [-0.0, -1e-30 * 0, 0.0])
 def test_zero_is_never_minus_zero(value):
     assert number(value) == "0"
+
+
+def forward_equation(notation: str, spec) -> str:
+    text = sb.render(sb.derive(spec.network), format="md", notation=notation, parts=())
+    return next(line for line in text.splitlines() if line.endswith(r"\tag{2}$$"))
+
+
+@pytest.mark.parametrize("activation, loss, letter", [
+    ("sigmoid,identity", "half_sse", "g"),  # the default network: a linear output
+    ("sigmoid,softmax", "cross_entropy", "g"),
+    ("sigmoid,sigmoid", "half_sse", r"\sigma"),  # sigma in every layer: Nielsen's own eq. (23)
+])
+def test_nielsen_eq_2_is_true_for_every_layer(activation, loss, letter):
+    line = forward_equation("nielsen", sb.compact("2-3-2", activation, loss))
+    assert line == rf"$${{a^{{l}}_{{j}}}} = {letter}({{z^{{l}}_{{j}}}}) \tag{{2}}$$"
+
+
+def test_nielsen_names_each_layers_function_as_g():
+    text = sb.render(sb.derive(sb.compact("2-3-1").network), format="md", notation="nielsen", parts=())
+    assert r"In layer 2 $g({z^{l}_{j}}) = \sigma({z^{l}_{j}}) = \frac{1}{1 + e^{- {z^{l}_{j}}}}$" in text
+    assert r"in layer 3 (the output) $g({z^{L}_{j}}) = {z^{L}_{j}}$" in text

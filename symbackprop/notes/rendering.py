@@ -154,16 +154,25 @@ class _Notes:
         a_def = self._step(first, "definition", lambda e: getattr(e, "base", None) == generic.a)
         out = self.output
         e_def = self._step(out, "definition", lambda e: e == generic.E)
+        # a = sigma(z) only when every layer has the sigmoid's letter; else a = g(z), g named per layer
+        letters = {None if g["activation"].normalized else g["function"] for g in self.groups}  # softmax: no letter
+        generic_letter = self.notation.symbol("function")
+        a_printer = first["printer"] if letters == {first["function"]} else NotationPrinter(
+            self.notation, None, first["layer"], function=generic_letter)
         forward = [self._show(first, z_def.lhs, self._layer_bias(z_def.rhs)),
-                   self._show(first, a_def.lhs, a_def.rhs)]
+                   self.number(shown(a_def.lhs, a_def.rhs, self.notation, a_printer, layer=first["layer"]))]
         functions = []
         for group in self.groups[::-1]:
             act = self._step(group, "activation")
             definition = act or self._step(group, "definition", lambda e: getattr(e, "base", None) == generic.a)
+            equation = shown(definition.lhs, definition.rhs, self.notation, group["printer"], layer=group["layer"])
+            if act is not None and group["function"] != generic_letter and a_printer.function == generic_letter:
+                named = NotationPrinter(self.notation, None, group["layer"], function=generic_letter)
+                equation = replace(equation, lhs=named.doprint(definition.lhs),
+                                   rhs=f"{equation.lhs} = {equation.rhs}")  # g(z) = sigma(z) = ...
             functions.append({"number": group["number"], "is_output": group is out, "function": group["function"],
                               "activation": group["activation"].name, "normalized": act is None,
-                              "shown": shown(definition.lhs, definition.rhs, self.notation, group["printer"],
-                                             layer=group["layer"])})
+                              "shown": equation})
         loss = self._show(out, e_def.lhs, _squared_signals(e_def.rhs, self.notation))
         signal = None
         if "error_signal" in self.notation.symbols:  # a name for d_j - y_j, printed as defined
