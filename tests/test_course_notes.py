@@ -143,3 +143,60 @@ def test_nielsen_names_each_layers_function_as_g():
     text = sb.render(sb.derive(sb.compact("2-3-1").network), format="md", notation="nielsen", parts=())
     assert r"In layer 2 $g({z^{l}_{j}}) = \sigma({z^{l}_{j}}) = \frac{1}{1 + e^{- {z^{l}_{j}}}}$" in text
     assert r"in layer 3 (the output) $g({z^{L}_{j}}) = {z^{L}_{j}}$" in text
+
+
+XOR = sb.from_dict({"network": {"layers": [2, 2, 1], "activation": ["sigmoid", "sigmoid"]},
+                    "example": {"inputs": [[0, 0], [0, 1], [1, 0], [1, 1]], "targets": [[0], [1], [1], [0]]}})
+
+
+def xor_notes() -> str:
+    derivation = sb.derive(XOR.network)
+    worked = sb.example(XOR.network, XOR.values, XOR.learning_rate, derivation)
+    return sb.render(derivation, worked, format="md", parts=("example",))
+
+
+def box(text: str) -> str:
+    return text[text.index("**The equations"):text.index("**The algorithm")]
+
+
+def test_mini_batch_box_states_the_samples_gradients_and_their_means():
+    text = xor_notes()
+    equations = box(text)
+    assert r"$$\frac{\partial E_{n}}{\partial w_{ij}} = a_{i} \delta_{j}" in equations
+    assert r"$$\frac{\partial E_{n}}{\partial b_{j}} = \delta_{j}" in equations
+    assert (r"$$\frac{\partial E}{\partial w_{ij}} = \frac{\sum_{n=1}^{N} \frac{\partial E_{n}}{\partial w_{ij}}}{N}"
+            in equations)
+    assert r"$$w_{ij} \leftarrow w_{ij} - \eta \frac{\partial E}{\partial w_{ij}}" in equations
+    assert r"\delta_{j} = \frac{\partial E_{n}}{\partial z_{j}}" in text  # a sample's local gradient
+    algorithm = text[text.index("**The algorithm"):]
+    assert "The gradients of the mini-batch, the means of the samples' by" in algorithm
+
+
+def test_mini_batch_worked_example_gives_one_symbol_one_value():
+    text = xor_notes()
+    worked = text[text.index("By hand"):]
+    values = {}
+    for line in worked.splitlines():
+        if line.startswith("$$") and " = " in line:
+            lhs, *_, value = line.strip("$").split(" = ")
+            values.setdefault(lhs, set()).add(value)
+    assert all(len(v) == 1 for v in values.values()), values
+    mean = next(line for line in worked.splitlines() if line.startswith(r"$$\frac{\partial E}{\partial"))
+    terms = re.search(r"\\frac\{1\}\{4\} \((.*)\) = (\S+)\$\$", mean)
+    samples = [float(x.strip("()")) for x in terms.group(1).split(" + ")]
+    assert len(samples) == 4 and float(terms.group(2)) == pytest.approx(np.mean(samples), abs=1e-5)
+    # the first sample's gradient of that weight, by finite differences of a NumPy XOR net of our own
+    weight = next(p for p in XOR.network.parameters if p.name == "w[0][0][0]")
+    per_sample = [xor_gradient(XOR.values.parameters, weight, s) for s in range(4)]
+    assert float(terms.group(2)) == pytest.approx(np.mean(per_sample), rel=1e-3)
+
+
+def xor_gradient(parameters, weight, sample, h=1e-6):
+    def loss(shift):
+        p = {q.name: v + (shift if q == weight else 0) for q, v in parameters.items()}
+        x, t = XOR.values.inputs[sample], XOR.values.targets[sample][0]
+        s = lambda z: 1 / (1 + math.exp(-z))
+        hidden = [s(p[f"b[0][{j}]"] + sum(p[f"w[0][{i}][{j}]"] * x[i] for i in range(2))) for j in range(2)]
+        out = s(p["b[1][0]"] + sum(p[f"w[1][{j}][0]"] * hidden[j] for j in range(2)))
+        return 0.5 * (out - t) ** 2
+    return (loss(h) - loss(-h)) / (2 * h)

@@ -27,6 +27,8 @@ from .notation import load as load_notation
 ERROR_SIGNAL = sp.IndexedBase("e")
 #: The error E_n of sample n of a mini-batch, as a function of a parameter.
 SAMPLE_ERROR = sp.Function("sample_error")
+#: The error E_n of sample n of a mini-batch, in formulas that hold for one sample.
+SAMPLE_E = sp.Symbol("sample_E")
 #: A layer's one bias (``bias = "shared"``) in the lecture formulas, where b_j would name one per unit.
 LAYER_BIAS = sp.Symbol("layer_bias", real=True)
 #: The index and the size of a mini-batch.
@@ -200,6 +202,8 @@ class NotationPrinter(LatexPrinter):
     def _print_Symbol(self, expr, style="plain"):
         if expr in self.table:
             return self.table[expr]
+        if expr == SAMPLE_E:
+            return _script(self.notation.symbol("error"), self._print(SAMPLE))
         if expr == LAYER_BIAS:
             unit = self.layer.unit if self.layer is not None else None
             tag = self._tag(unit) if unit is not None else ""

@@ -31,7 +31,7 @@ from .matrix_form import MatrixPrinter, matrix_form
 from .notation import Notation
 from .notation import load as load_notation
 from .sandbox import BoundedSandbox, guarded, rendered
-from .printing import BATCH, ERROR_SIGNAL, LAYER_BIAS, SAMPLE, SAMPLE_ERROR, NotationPrinter, Shown, error_signal, shown
+from .printing import BATCH, ERROR_SIGNAL, LAYER_BIAS, SAMPLE, SAMPLE_E, SAMPLE_ERROR, NotationPrinter, Shown, error_signal, shown
 from .worked import concrete, in_unit_order, number, worked
 
 _PACKAGED = Path(__file__).parent.parent / "templates"
@@ -101,6 +101,7 @@ class _Notes:
         self.printer = NotationPrinter(notation, net)
         self.tex = self.printer.doprint
         self.E = self.tex(generic.E)
+        self.sample, self.batch_size = self.tex(SAMPLE), self.tex(BATCH)
         self.number = _Numbers(notation.equation_names)
         self.batch = example is not None and len(example.values.inputs) > 1
         #: one bias per layer (bias = "shared"): the lecture formulas write it without a unit index
@@ -143,7 +144,11 @@ class _Notes:
                 return s
         return None
 
-    def _show(self, group: dict, lhs, rhs, rule: str = "", name: str = "", uses=()) -> Shown:
+    def _show(self, group: dict, lhs, rhs, rule: str = "", name: str = "", uses=(), per_sample: bool = True) -> Shown:
+        """``lhs = rhs`` numbered; in mini-batch notes a formula of one sample is of its error E_n,
+        so that E names one value, the mean."""
+        if self.batch and per_sample:
+            lhs, rhs = (_of_sample(e) for e in (lhs, rhs))
         return self.number(shown(lhs, rhs, self.notation, group["printer"], rule, group["layer"]), name, uses)
 
     # -- definitions, then the equations ---------------------------------------------------
@@ -181,10 +186,8 @@ class _Notes:
                 sp.Add(generic.t[u], -generic.a[u], evaluate=False))))
         batch = []
         if self.batch:
-            weight = generic.w[first["layer"].predecessor, first["layer"].unit]
-            mean = sp.Sum(SAMPLE_ERROR(weight), (SAMPLE, 1, BATCH)) / BATCH
-            batch = [self._show(first, generic.E, mean), self._show(first, sp.Derivative(generic.E, weight),
-                                                                  sp.diff(mean, weight), name="gradient_batch")]
+            batch = [self._show(first, generic.E, sp.Sum(SAMPLE_ERROR(generic.E), (SAMPLE, 1, BATCH)) / BATCH,
+                                per_sample=False)]
         unit = first["layer"].unit
         delta = self._show(first, generic.delta[unit], sp.Derivative(generic.E, generic.z[unit]))
         return {"forward": forward, "functions": functions, "loss": loss, "signal": signal, "batch": batch,
@@ -222,7 +225,22 @@ class _Notes:
         weight = self._step(first, "gradient", of(generic.w))
         equations.append(self._show(first, weight.lhs, weight.rhs, name="gradient_weight"))
         update = self._step(first, "gradient_descent")
-        equations.append(self._show(first, update.lhs, update.rhs, "gradient_descent", name="update"))
+        if not self.batch:
+            equations.append(self._show(first, update.lhs, update.rhs, "gradient_descent", name="update"))
+            return equations
+        # a mini-batch: the mean of the samples' gradients, and the step with it
+        for gradient, name in ((equations[-2], "gradient_batch_bias") if bias is not None else (None, ""),
+                               (equations[-1], "gradient_batch")):
+            if gradient is None:
+                continue
+            parameter = (sp.Derivative(generic.E, LAYER_BIAS) if self.shared_bias and name.endswith("bias")
+                         else (bias if name.endswith("bias") else weight).lhs).variables[0]
+            mean = sp.Sum(SAMPLE_ERROR(parameter), (SAMPLE, 1, BATCH)) / BATCH
+            equations.append(self._show(first, sp.Derivative(generic.E, parameter), sp.diff(mean, parameter),
+                                        name=name, per_sample=False))
+        parameter = update.lhs
+        equations.append(self._show(first, parameter, parameter - generic.ETA * sp.Derivative(generic.E, parameter),
+                                    "gradient_descent", name="update", per_sample=False))
         return equations
 
     @cached_property
@@ -438,6 +456,13 @@ def _lecture_name(step: Step, layer: GenericLayer) -> str:
     if step.rule == "gradient" and isinstance(step.lhs, sp.Derivative):
         return "gradient_weight" if step.lhs.variables[0].base == generic.w else "gradient_bias"
     return ""
+
+
+def _of_sample(expression):
+    """A formula of one sample in mini-batch notes: its error E_n where the formula says E."""
+    if isinstance(expression, (list, tuple)):
+        return [_of_sample(e) for e in expression]
+    return expression.xreplace({generic.E: SAMPLE_E}) if isinstance(expression, sp.Basic) else expression
 
 
 def _squared_signals(expression: sp.Expr, notation: Notation) -> sp.Expr:

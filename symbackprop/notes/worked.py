@@ -16,7 +16,7 @@ from ..functions import A, Z
 from ..matrix import evaluator
 from ..network import Network, Unit
 from ..numerics import Values
-from .printing import SAMPLE_ERROR, NotationPrinter, Shown, error_signal, in_notation
+from .printing import SAMPLE, SAMPLE_E, SAMPLE_ERROR, NotationPrinter, Shown, error_signal, in_notation
 
 #: Samples per table of the units: a larger mini-batch gets more tables, never a wider one.
 SAMPLES_PER_TABLE = 2
@@ -123,7 +123,7 @@ def worked(notes) -> dict:
                             number(evaluation.updated[p])) for p in parameters],
             "loss": number(evaluation.loss), "loss_after": number(after), "improved": after < evaluation.loss,
             "learning_rate": f"{ex.learning_rate:g}", "eta": tex(generic.ETA),
-            "arithmetic": _arithmetic(notes, per_sample[0])}
+            "arithmetic": _arithmetic(notes, per_sample)}
 
 
 def _fixed(net: Network, fixed, tex) -> dict | None:
@@ -150,9 +150,11 @@ def in_unit_order(net: Network) -> list[sp.Symbol]:
     return list(seen)
 
 
-def _arithmetic(notes, first) -> list[Shown]:
+def _arithmetic(notes, per_sample) -> list[Shown]:
     """Mazur's substituted arithmetic for the first sample: an output delta and gradient,
-    a hidden delta and gradient, and that weight's update."""
+    a hidden delta and gradient, in a mini-batch that gradient's mean over the samples,
+    and that weight's update."""
+    first = per_sample[0]
     ex, n, derivation = notes.example, notes.notation, notes.derivation
     net, values = ex.network, ex.values
     sign = n.delta_sign
@@ -174,9 +176,12 @@ def _arithmetic(notes, first) -> list[Shown]:
                                                                 substituted.doprint(rhs.xreplace(signals)),
                                                                 number(value)])))
 
+    samples = len(values.inputs)
+    error = generic.E if samples == 1 else SAMPLE_E  # the first sample's own error E_1 in a mini-batch
+    symbolic.table[SAMPLE] = "1"
     output = net[net.outputs[0]]
     line(output.delta, derivation.deltas[output.name], numbers[output.delta])
-    line(sp.Derivative(generic.E, output.inputs[0].weight), derivation.gradients[output.inputs[0].weight],
+    line(sp.Derivative(error, output.inputs[0].weight), derivation.gradients[output.inputs[0].weight],
          first.gradients[output.inputs[0].weight])
     hidden = next((u for layer in by_layer(net, backwards=True) for u in layer if u.name not in net.outputs), None)
     if hidden is not None:
@@ -184,7 +189,10 @@ def _arithmetic(notes, first) -> list[Shown]:
              evaluated=False)
     unit = hidden or output
     weight = unit.inputs[0].weight
-    line(sp.Derivative(generic.E, weight), derivation.gradients[weight], first.gradients[weight])
+    line(sp.Derivative(error, weight), derivation.gradients[weight], first.gradients[weight])
+    if samples > 1:
+        lines.append(_mean(symbolic, weight, [e.gradients[weight] for e in per_sample],
+                           ex.evaluation.gradients[weight]))
     gradient = sp.Dummy("gradient")
     substituted.table[gradient] = substituted.factor(ex.evaluation.gradients[weight])
     symbolic.table[gradient] = symbolic.doprint(sp.Derivative(generic.E, weight))
@@ -194,6 +202,25 @@ def _arithmetic(notes, first) -> list[Shown]:
         [symbolic.doprint(update), substituted.doprint(update), number(ex.evaluation.updated[weight])]),
         relation=r"\leftarrow"))
     return lines
+
+
+#: Terms of a mean written out in full; more are shown as the first ones, dots and the last.
+MEAN_TERMS = 4
+
+
+def _mean(symbolic: NotationPrinter, weight: sp.Symbol, gradients: list[float], mean: float) -> Shown:
+    """dE/dw = 1/N sum_n dE_n/dw = 1/N (g_1 + ... + g_N) = the mean, the averaging written out."""
+    count = len(gradients)
+    terms = [factor(g) for g in gradients]
+    if count > MEAN_TERMS:
+        terms = terms[:MEAN_TERMS - 2] + [r"\cdots"] + terms[-1:]
+    symbolic.table[SAMPLE] = symbolic.notation.letters.sample[0]
+    average = sp.Mul(sp.Rational(1, count), sp.Sum(sp.Derivative(SAMPLE_E, weight), (SAMPLE, 1, count)),
+                     evaluate=False)
+    written = symbolic.doprint(average)
+    one_over = symbolic.doprint(sp.Rational(1, count))
+    return Shown(symbolic.doprint(sp.Derivative(generic.E, weight)),
+                 f"{written} = {one_over} ({' + '.join(terms)}) = {number(mean)}")
 
 
 def concrete(notes) -> dict:
