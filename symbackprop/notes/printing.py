@@ -249,10 +249,23 @@ class NotationPrinter(LatexPrinter):
         # the sum over a layer's units, as lectures write it: \sum_k, with a sign pulled out
         if expr.function.could_extract_minus_sign():
             return "- " + self._print(sp.Sum(-expr.function, *expr.limits))
-        (index, first, last), = expr.limits
-        below = self._print(index) if first == 0 else f"{self._print(index)}={self._print(first)}"
-        above = "" if first == 0 else f"^{{{self._print(last)}}}"  # a layer's units need no bounds; samples do
-        return f"\\sum_{{{below}}}{above} {self.parenthesize(expr.function, 40)}"
+        signs = ""
+        for index, first, last in expr.limits[::-1]:  # SymPy folds nested sums into one; a text nests them
+            below = self._print(index) if first == 0 else f"{self._print(index)}={self._limit(first)}"
+            above = "" if first == 0 else f"^{{{self._print(last)}}}"  # a layer's units need no bounds; samples do
+            signs += f"\\sum_{{{below}}}{above} "
+        return signs + self.parenthesize(expr.function, 40)
+
+    def _limit(self, bound) -> str:
+        """A limit as a text writes it: symbols added first, then subtracted, the number last
+        (t = T - K + 1, where SymPy's order prints -K + T + 1)."""
+        if not isinstance(bound, sp.Add):
+            return self._print(bound)
+        terms = sorted(sp.Add.make_args(bound), key=lambda x: (x.is_number, x.could_extract_minus_sign()))
+        text = self._print(terms[0])
+        for term in terms[1:]:
+            text += f" - {self._print(-term)}" if term.could_extract_minus_sign() else f" + {self._print(term)}"
+        return text
 
     def _print_KroneckerDelta(self, expr, exp=None):
         # I_km (Bishop's identity-matrix entry): delta_km would clash with the local gradient

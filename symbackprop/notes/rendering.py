@@ -9,6 +9,7 @@ in jinja2's sandbox: ``--templates`` may come from a colleague.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import replace
 from functools import cached_property
@@ -17,6 +18,7 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
+from .. import bptt
 from .. import derivation as generic
 from ..derivation import Derivation, GenericLayer, Step, derive
 from .. import files
@@ -57,7 +59,52 @@ def _environment(templates: Path | None) -> jinja2.Environment:
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["texescape"] = _texescape
     env.filters["number"] = number
+    env.filters["aligned"] = aligned
     return env
+
+
+#: About how many characters of a formula fit one line of a LaTeX display in the notes.
+LINE_CHARACTERS = 75
+
+
+def _visible(tex: str) -> int:
+    """About how many characters ``tex`` prints: a command is one, braces and spaces none."""
+    return len(re.sub(r"[{}\s]", "", re.sub(r"\\[a-zA-Z]+", "x", tex)))
+
+
+def aligned(rhs: str) -> str:
+    """The right-hand side of an ``align*`` row that fits the page: a long chain a = b = c
+    one part per line, and a part still too long broken before a + or - that no brace or
+    \\left...\\right encloses (the overfull substituted sums of a recurrent delta)."""
+    if _visible(rhs) <= LINE_CHARACTERS:
+        return rhs
+    lines = []
+    for n, part in enumerate(rhs.split(" = ")):
+        pieces = _broken(part)
+        lines.append(("" if n == 0 else "&= ") + pieces[0])
+        lines += [r"&\quad " + piece for piece in pieces[1:]]
+    return " \\\\\n ".join(lines)
+
+
+def _broken(part: str) -> list[str]:
+    """``part`` in pieces of at most :data:`LINE_CHARACTERS`, each after the first starting
+    with the + or - it was broken before."""
+    pieces, depth, start, last = [], 0, 0, None
+    for match in re.finditer(r"\\left|\\right|[{}]| [+-] ", part):
+        token = match.group()
+        if token in ("{", r"\left"):
+            depth += 1
+        elif token in ("}", r"\right"):
+            depth -= 1
+        elif depth == 0:
+            if _visible(part[start:match.start()]) > LINE_CHARACTERS and last is not None:
+                pieces.append(part[start:last])
+                start = last + 1
+            last = match.start()
+    if _visible(part[start:]) > LINE_CHARACTERS and last is not None and last > start:
+        pieces.append(part[start:last])
+        start = last + 1
+    return pieces + [part[start:]]
 
 
 def _texescape(text: str) -> str:
@@ -110,10 +157,12 @@ class _Notes:
         self.hidden = [self._group(g) for g in net.groups if g.units[0] not in net.outputs][::-1]
         self.groups = self.outputs + self.hidden
         self.output = self.outputs[0]
+        #: a recurrent network's BPTT formulas: its notes state them, and derive them in their chapter
+        self.recurrent = through_time.formulas(net)
         self.definitions = self._definitions()
         self.equations = self._equations()
-        self.output_steps = self._output_steps()
-        self.hidden_steps = self._hidden_steps() if self.hidden else []
+        self.output_steps = self._output_steps() if self.recurrent is None else None
+        self.hidden_steps = self._hidden_steps() if self.hidden and self.recurrent is None else []
 
     # -- the layers ------------------------------------------------------------------------
 
@@ -155,43 +204,55 @@ class _Notes:
 
     def _definitions(self) -> dict:
         first = self.hidden[-1] if self.hidden else self.output
+        if self.recurrent is not None:  # at step t, the recurrent term and the error of every step
+            return {**through_time.definitions(self, first, lambda: self._batch_error(first)),
+                    "functions": self._functions(first, self.notation.symbol("function")), "signal": None, "first": first}
         z_def = self._step(first, "definition", lambda e: getattr(e, "base", None) == generic.z)
         a_def = self._step(first, "definition", lambda e: getattr(e, "base", None) == generic.a)
         out = self.output
         e_def = self._step(out, "definition", lambda e: e == generic.E)
         # a = sigma(z) only when every layer has the sigmoid's letter; else a = g(z), g named per layer
         letters = {None if g["activation"].normalized else g["function"] for g in self.groups}  # softmax: no letter
-        generic_letter = self.notation.symbol("function")
         a_printer = first["printer"] if letters == {first["function"]} else NotationPrinter(
-            self.notation, None, first["layer"], function=generic_letter)
+            self.notation, None, first["layer"], function=self.notation.symbol("function"))
         forward = [self._show(first, z_def.lhs, self._layer_bias(z_def.rhs)),
                    self.number(shown(a_def.lhs, a_def.rhs, self.notation, a_printer, layer=first["layer"]))]
-        functions = []
-        for group in self.groups[::-1]:
-            act = self._step(group, "activation")
-            definition = act or self._step(group, "definition", lambda e: getattr(e, "base", None) == generic.a)
-            equation = shown(definition.lhs, definition.rhs, self.notation, group["printer"], layer=group["layer"])
-            if act is not None and group["function"] != generic_letter and a_printer.function == generic_letter:
-                named = NotationPrinter(self.notation, None, group["layer"], function=generic_letter)
-                equation = replace(equation, lhs=named.doprint(definition.lhs),
-                                   rhs=f"{equation.lhs} = {equation.rhs}")  # g(z) = sigma(z) = ...
-            functions.append({"number": group["number"], "is_output": group is out, "function": group["function"],
-                              "activation": group["activation"].name, "normalized": act is None,
-                              "shown": equation})
         loss = self._show(out, e_def.lhs, _squared_signals(e_def.rhs, self.notation))
         signal = None
         if "error_signal" in self.notation.symbols:  # a name for d_j - y_j, printed as defined
             u, printer = out["layer"].unit, NotationPrinter(self.notation, None, out["layer"], {"order": "none"})
             signal = self.number(Shown(printer.doprint(ERROR_SIGNAL[u]), printer.doprint(
                 sp.Add(generic.t[u], -generic.a[u], evaluate=False))))
-        batch = []
-        if self.batch:
-            batch = [self._show(first, generic.E, sp.Sum(SAMPLE_ERROR(generic.E), (SAMPLE, 1, BATCH)) / BATCH,
-                                per_sample=False)]
+        batch = self._batch_error(first)
         unit = first["layer"].unit
         delta = self._show(first, generic.delta[unit], sp.Derivative(generic.E, generic.z[unit]))
-        return {"forward": forward, "functions": functions, "loss": loss, "signal": signal, "batch": batch,
-                "delta": delta, "first": first}
+        return {"forward": forward, "functions": self._functions(first, a_printer.function), "loss": loss,
+                "signal": signal, "batch": batch, "delta": delta, "first": first}
+
+    def _functions(self, first: dict, letter: str) -> list[dict]:
+        """Each layer's activation function; where (2) writes the generic letter g and the layer
+        has a letter of its own (Nielsen's sigma), g(z) = sigma(z) = ..."""
+        generic_letter = self.notation.symbol("function")
+        functions = []
+        for group in self.groups[::-1]:
+            act = self._step(group, "activation")
+            definition = act or self._step(group, "definition", lambda e: getattr(e, "base", None) == generic.a)
+            equation = shown(definition.lhs, definition.rhs, self.notation, group["printer"], layer=group["layer"])
+            if act is not None and group["function"] != generic_letter and letter == generic_letter:
+                named = NotationPrinter(self.notation, None, group["layer"], function=generic_letter)
+                equation = replace(equation, lhs=named.doprint(definition.lhs),
+                                   rhs=f"{equation.lhs} = {equation.rhs}")  # g(z) = sigma(z) = ...
+            functions.append({"number": group["number"], "is_output": group is self.output,
+                              "function": group["function"], "activation": group["activation"].name,
+                              "normalized": act is None, "shown": equation})
+        return functions
+
+    def _batch_error(self, first: dict) -> list[Shown]:
+        """E = 1/N sum_n E_n for a mini-batch, else nothing."""
+        if not self.batch:
+            return []
+        return [self._show(first, generic.E, sp.Sum(SAMPLE_ERROR(generic.E), (SAMPLE, 1, BATCH)) / BATCH,
+                           per_sample=False)]
 
     def _layer_bias(self, expression: sp.Expr) -> sp.Expr:
         """``expression`` with a unit's bias b_j written as its layer's one bias, when biases are shared."""
@@ -200,7 +261,31 @@ class _Notes:
         return expression.replace(lambda e: isinstance(e, sp.Indexed) and e.base == generic.b, lambda e: LAYER_BIAS)
 
     def _equations(self) -> list[Shown]:
-        """The four equations of backpropagation, and the update, in the notation's form."""
+        """The four equations of backpropagation (through time, for a recurrent network), the
+        means over a mini-batch, and the update, in the notation's form."""
+        equations = (through_time.equations(self, self.definitions["first"]) if self.recurrent is not None
+                     else self._layer_equations())
+        first = self.definitions["first"]
+        layer = first["layer"]
+        weight = generic.w[layer.predecessor, layer.unit]
+        parameters = {"gradient_bias": LAYER_BIAS if self.shared_bias else generic.b[layer.unit],
+                      "gradient_weight": weight, "gradient_recurrent": bptt.r[bptt.source, layer.unit]}
+        if self.batch:  # the mean of the samples' gradients
+            for gradient in [e for e in equations if e.name in parameters]:
+                parameter = parameters[gradient.name]
+                mean = sp.Sum(SAMPLE_ERROR(parameter), (SAMPLE, 1, BATCH)) / BATCH
+                equations.append(self._show(first, sp.Derivative(generic.E, parameter), sp.diff(mean, parameter),
+                                            name=gradient.name.replace("gradient_", "mean_"), per_sample=False))
+        parameter = weight
+        if self.batch or self.recurrent is not None:
+            update = parameter - generic.ETA * sp.Derivative(generic.E, parameter)
+        else:
+            update = self._step(first, "gradient_descent").rhs
+        equations.append(self._show(first, parameter, update, "gradient_descent", name="update", per_sample=False))
+        return equations
+
+    def _layer_equations(self) -> list[Shown]:
+        """The local gradients and gradients of a feed-forward network."""
         out, defs = self.output, self.definitions
         equations = []
         if out["activation"].normalized:
@@ -224,23 +309,6 @@ class _Notes:
             equations.append(self._show(first, bias.lhs, bias.rhs, name="gradient_bias"))
         weight = self._step(first, "gradient", of(generic.w))
         equations.append(self._show(first, weight.lhs, weight.rhs, name="gradient_weight"))
-        update = self._step(first, "gradient_descent")
-        if not self.batch:
-            equations.append(self._show(first, update.lhs, update.rhs, "gradient_descent", name="update"))
-            return equations
-        # a mini-batch: the mean of the samples' gradients, and the step with it
-        for gradient, name in ((equations[-2], "gradient_batch_bias") if bias is not None else (None, ""),
-                               (equations[-1], "gradient_batch")):
-            if gradient is None:
-                continue
-            parameter = (sp.Derivative(generic.E, LAYER_BIAS) if self.shared_bias and name.endswith("bias")
-                         else (bias if name.endswith("bias") else weight).lhs).variables[0]
-            mean = sp.Sum(SAMPLE_ERROR(parameter), (SAMPLE, 1, BATCH)) / BATCH
-            equations.append(self._show(first, sp.Derivative(generic.E, parameter), sp.diff(mean, parameter),
-                                        name=name, per_sample=False))
-        parameter = update.lhs
-        equations.append(self._show(first, parameter, parameter - generic.ETA * sp.Derivative(generic.E, parameter),
-                                    "gradient_descent", name="update", per_sample=False))
         return equations
 
     @cached_property
