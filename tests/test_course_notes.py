@@ -200,3 +200,83 @@ def xor_gradient(parameters, weight, sample, h=1e-6):
         out = s(p["b[1][0]"] + sum(p[f"w[1][{j}][0]"] * hidden[j] for j in range(2)))
         return 0.5 * (out - t) ** 2
     return (loss(h) - loss(-h)) / (2 * h)
+
+
+ELMAN = sb.from_dict({"network": {"layers": [2, 3, 1], "activation": ["tanh", "identity"], "recurrent": True,
+                                  "steps": 3},
+                      "example": {"inputs": [[0.5, -0.3], [0.1, 0.2], [-0.4, 0.7]], "targets": [[0.1], [0.2], [-0.1]],
+                                  "learning_rate": 0.1}})
+
+
+def elman_notes(format="md", **options) -> str:
+    derivation = sb.derive(ELMAN.network)
+    worked = sb.example(ELMAN.network, ELMAN.values, ELMAN.learning_rate, derivation)
+    return sb.render(derivation, worked, format=format, **options)
+
+
+def test_recurrent_box_has_the_future_term_and_the_sums_over_the_steps_numbered_and_cited():
+    text = elman_notes()
+    equations = box(text)
+    assert "Haykin 2009, ch. 15; Goodfellow et al. 2016, sec. 10.2.2" in equations
+    assert (r"$$\delta_{j}(t) = (\sum_{k} \delta_{k}(t) w_{jk} + \sum_{m} \delta_{m}(t + 1) r_{jm}) g'(z_{j}(t))"
+            in equations)
+    assert r"$$\delta_{k}(t) = (a_{k}(t) - t_{k}(t)) g'(z_{k}(t))" in equations
+    for gradient in (r"\frac{\partial E}{\partial b_{j}} = \sum_{t=1}^{T} \delta_{j}(t)",
+                     r"\frac{\partial E}{\partial w_{ij}} = \sum_{t=1}^{T} a_{i}(t) \delta_{j}(t)",
+                     r"\frac{\partial E}{\partial r_{mj}} = \sum_{t=1}^{T} a_{m}(t - 1) \delta_{j}(t)"):
+        assert re.search(re.escape(gradient) + r" \\tag\{\d+\}\$\$", equations), gradient
+    assert r"z_{j}(t) = b_{j} + \sum_{i} a_{i}(t) w_{ij} + \sum_{m} a_{m}(t - 1) r_{mj} \tag{1}" in text
+    assert r"E = \sum_{t=1}^{T} \sum_{k} \frac{(a_{k}(t) - t_{k}(t))^{2}}{2} \tag{3}" in text
+    algorithm = text[text.index("**The algorithm"):text.index("## Backpropagation through time")]
+    assert "Backward pass through time" in algorithm and "summed over the steps" in algorithm
+    # the feed-forward sections, whose delta has no future term, are not there
+    assert "\n## The output layer" not in text and "\n## The hidden layers" not in text
+
+
+def test_the_through_time_chapter_is_numbered_and_cites_every_step():
+    text = elman_notes()
+    chapter = text[text.index("## Backpropagation through time"):text.index("## A worked example")]
+    assert "By definition" not in chapter and "Differentiating the definitions above" not in chapter
+    tags = [int(n) for n in re.findall(r"\\tag\{(\d+)\}", chapter)]
+    assert tags == list(range(tags[0], tags[0] + len(tags))) and len(tags) >= 14  # every display numbered
+    derived = re.findall(r"is \((\d+)\)", re.sub(r"\$\$.*?\$\$", "", chapter, flags=re.S))
+    stated = re.findall(r"\\tag\{(\d+)\}", box(text))[:-1]  # every box equation but the update
+    assert sorted(derived) == sorted(stated)  # the chapter ends each derivation with the box's number
+    assert r"\sum_{t=T - K + 1}^{T}" in chapter  # as a text writes it, not -K + T + 1
+
+
+def test_the_first_figure_of_a_recurrent_network_is_the_unrolled_one():
+    tex = elman_notes("tex", parts=("figure",))
+    first = tex.index(r"\begin{tikzpicture}")
+    assert r"\node[zero]" in tex[first:tex.index(r"\end{tikzpicture}")]
+    assert first < tex.index(r"\section{The equations of backpropagation}")
+    assert tex.count(r"\begin{tikzpicture}") == 1  # the layered graph that mixed the steps is gone
+
+
+def elman_numpy(parameters, inputs, targets):
+    """The Elman network of ELMAN in NumPy, written from its definition: the error of the sequence."""
+    p = {q.name: v for q, v in parameters.items()}
+    state, error = np.zeros(3), 0.0
+    for x, t in zip(inputs.reshape(3, 2), targets.reshape(3, 1)):
+        state = np.tanh([p[f"b[0][{j}]"] + sum(p[f"w[0][{i}][{j}]"] * x[i] for i in range(2))
+                         + sum(p[f"r[0][{m}][{j}]"] * state[m] for m in range(3)) for j in range(3)])
+        out = p["b[1][0]"] + sum(p[f"w[1][{j}][0]"] * state[j] for j in range(3))
+        error += 0.5 * (out - t[0]) ** 2
+    return error
+
+
+def test_the_box_bias_gradient_summed_over_the_steps_is_the_finite_difference():
+    from symbackprop import bptt
+    net, values = ELMAN.network, ELMAN.values
+    derivation = sb.derive(net)
+    evaluation = sb.example(net, values, derivation=derivation).evaluation
+    point = {symbol: float(table[u.name][0]) for u in net.computing_units
+             for symbol, table in ((u.a, evaluation.a), (u.z, evaluation.z), (u.delta, evaluation.delta))}
+    point.update({u.a: float(x) for u, x in zip(net.inputs, values.inputs[0])})
+    generic = bptt.derive_recurrent(net.group_by_name[net.unit_at(0, 1, 0).group].activation, True)
+    for j in range(3):
+        formula = float(bptt.instantiate(net, generic.gradient_bias, 0, j).xreplace(point))
+        bias = next(p for p in net.parameters if p.name == f"b[0][{j}]")
+        shifted = lambda h: elman_numpy({**values.parameters, bias: values.parameters[bias] + h},
+                                        values.inputs[0], values.targets[0])
+        assert formula == pytest.approx((shifted(1e-6) - shifted(-1e-6)) / 2e-6, rel=1e-5, abs=1e-9)

@@ -74,7 +74,7 @@ def equations(notes, group: dict) -> list:
         output = notes._step(out, "local_gradient", lambda e: isinstance(e, sp.Derivative)).rhs
     j, i = bptt.j, bptt.i
     shown = [notes._show(out, derivation.delta[out["layer"].unit, bptt.t], at_step(output), name="delta_output"),
-             notes._show(group, derivation.delta[j, bptt.t], generic.delta, name="delta_hidden")]
+             notes._show(group, derivation.delta[j, bptt.t], _with_slope(generic), name="delta_hidden")]
     if generic.gradient_bias is not None:
         shown.append(notes._show(group, sp.Derivative(derivation.E, derivation.b[j]), generic.gradient_bias,
                                  name="gradient_bias"))
@@ -83,6 +83,14 @@ def equations(notes, group: dict) -> list:
               notes._show(group, sp.Derivative(derivation.E, bptt.r[bptt.source, j]), generic.gradient_recurrent,
                           name="gradient_recurrent")]
     return shown
+
+
+def _with_slope(generic: bptt.GenericRecurrent) -> sp.Expr:
+    """delta_j(t) = g'(z_j(t)) [...]: the recursion with the activation's derivative unnamed,
+    as the feed-forward box writes it (the chapter gives the layer's own g')."""
+    slope = next(s for s in generic.steps if s.rule == "activation_derivative")
+    error = next(s for s in generic.steps if s.rule == "substitute")
+    return sp.Mul(slope.lhs, error.rhs, evaluate=False)
 
 
 def chapter(notes, truncate: int | None) -> dict | None:
