@@ -280,3 +280,24 @@ def test_the_box_bias_gradient_summed_over_the_steps_is_the_finite_difference():
         shifted = lambda h: elman_numpy({**values.parameters, bias: values.parameters[bias] + h},
                                         values.inputs[0], values.targets[0])
         assert formula == pytest.approx((shifted(1e-6) - shifted(-1e-6)) / 2e-6, rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.parametrize("notation", sb.notation.names())
+def test_cost_and_saturation_section_from_the_network_in_every_preset(notation):
+    spec = sb.from_dict(sb.spec.DEFAULT)  # 2-3-1, sigmoid hidden, linear output
+    derivation = sb.derive(spec.network)
+    worked = sb.example(spec.network, spec.values, spec.learning_rate, derivation)
+    text = sb.render(derivation, worked, format="md", notation=notation,
+                     parts=[p for p in sb.rendering.PARTS if p not in sb.rendering.APPENDIX])
+    section = text[text.index("## What backpropagation costs, and where it saturates"):]
+    assert "All 13 gradients" in section  # 2 x 3 + 3 + 3 x 1 + 1, counted by hand
+    forward = int(re.search(r"one forward pass \((\d+) operations", section).group(1))
+    assert f"14 times {forward}: {14 * forward:,} operations" in section
+    # the smallest g'(z) = s(z)(1 - s(z)) of the hidden layer, from a NumPy forward pass of our own
+    p = {q.name: v for q, v in spec.values.parameters.items()}
+    x = spec.values.inputs[0]
+    z = np.array([p[f"b[0][{j}]"] + sum(p[f"w[0][{i}][{j}]"] * x[i] for i in range(2)) for j in range(3)])
+    s = 1 / (1 + np.exp(-z))
+    smallest = float(np.min(s * (1 - s)))
+    shown = float(re.search(r"the smallest in layer \S+ is \$[^$]* = ([\d.]+)\$", section).group(1))
+    assert shown == pytest.approx(smallest, rel=5e-4) and "against 0.2500 at a net input of 0" in section

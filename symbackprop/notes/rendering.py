@@ -28,7 +28,7 @@ from ..limits import SIMPLIFY_SECONDS
 from ..network import is_shared_bias
 from ..spec import Spec
 from ..verification import Report, verify
-from . import figures, through_time
+from . import cost, figures, through_time
 from .matrix_form import MatrixPrinter, matrix_form
 from .notation import Notation
 from .notation import load as load_notation
@@ -497,6 +497,14 @@ class _Notes:
         if "example" not in self.parts or self.example is None:
             return None
         return worked(self)
+
+    @cached_property
+    def cost(self) -> dict:
+        """What backpropagation costs here against finite differences, and the example's saturation."""
+        unit = self.definitions["first"]["layer"].unit
+        return {**cost.cost(self), "saturation": cost.saturation(self) if self.worked else [],
+                "slope": self.definitions["first"]["printer"].doprint(sp.Derivative(generic.g(generic.z[unit]),
+                                                                                     generic.z[unit]))}
 
     @cached_property
     def appendix(self) -> dict | None:

@@ -193,6 +193,16 @@ def _arithmetic(notes, per_sample) -> list[Shown]:
     if samples > 1:
         lines.append(_mean(symbolic, weight, [e.gradients[weight] for e in per_sample],
                            ex.evaluation.gradients[weight]))
+    if n.update == "change":  # Haykin's delta rule, Delta w_ji = eta delta_j y_i, as he writes the step
+        substituted.table[generic.ETA] = f"{ex.learning_rate:g}"
+        change = ex.evaluation.updated[weight] - values.parameters[weight]
+        lhs, rhs = in_notation(sp.Symbol("Delta") * weight, -generic.ETA * derivation.gradients[weight], n, net)
+        deltas = {u.delta for u in net.computing_units}
+        if isinstance(rhs, sp.Mul):  # in his order: eta, then delta_j, then y_i
+            rhs = sp.Mul(*sorted(rhs.args, key=lambda x: (x != generic.ETA, not x.free_symbols & deltas)),
+                         evaluate=False)
+        line(lhs, rhs, change, evaluated=False)
+        return lines
     gradient = sp.Dummy("gradient")
     substituted.table[gradient] = substituted.factor(ex.evaluation.gradients[weight])
     symbolic.table[gradient] = symbolic.doprint(sp.Derivative(generic.E, weight))
