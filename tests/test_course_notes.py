@@ -301,3 +301,15 @@ def test_cost_and_saturation_section_from_the_network_in_every_preset(notation):
     smallest = float(np.min(s * (1 - s)))
     shown = float(re.search(r"the smallest in layer \S+ is \$[^$]* = ([\d.]+)\$", section).group(1))
     assert shown == pytest.approx(smallest, rel=5e-4) and "against 0.2500 at a net input of 0" in section
+
+
+def test_haykin_worked_step_is_his_delta_rule():
+    spec = sb.from_dict(sb.spec.DEFAULT)
+    derivation = sb.derive(spec.network)
+    worked = sb.example(spec.network, spec.values, spec.learning_rate, derivation)
+    text = sb.render(derivation, worked, format="md", notation="haykin", parts=("example",))
+    line = next(l for l in text.splitlines() if l.startswith(r"$$\Delta {w^{(1)}_{11}} = \eta {\delta^{(1)}_{1}} x_{1}"))
+    change = worked.evaluation.updated[sb.network.layer_weight(0, 0, 0)] - spec.values.parameters[
+        sb.network.layer_weight(0, 0, 0)]
+    # Haykin's delta_j = -dE/dv_j, so Delta w = eta delta_j y_i = -eta dE/dw
+    assert line.endswith(f" = {change:#.4g}$$") and r"\leftarrow" not in text[text.index("By hand"):]
