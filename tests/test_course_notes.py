@@ -313,3 +313,25 @@ def test_haykin_worked_step_is_his_delta_rule():
         sb.network.layer_weight(0, 0, 0)]
     # Haykin's delta_j = -dE/dv_j, so Delta w = eta delta_j y_i = -eta dE/dw
     assert line.endswith(f" = {change:#.4g}$$") and r"\leftarrow" not in text[text.index("By hand"):]
+
+
+def test_a_deep_worked_example_shows_a_hidden_to_hidden_delta_with_its_numbers():
+    spec = sb.compact("4-3-3-2")  # sigmoid, sigmoid, identity; half_sse
+    derivation = sb.derive(spec.network)
+    worked = sb.example(spec.network, spec.values, spec.learning_rate, derivation)
+    text = sb.render(derivation, worked, format="md", parts=("example",))
+    line = next(l for l in text.splitlines() if l.startswith(r"$${\delta^{(1)}_{1}} = "))
+    assert r"{\delta^{(2)}_{1}} {w^{(2)}_{11}} + {\delta^{(2)}_{2}} {w^{(2)}_{12}}" in line
+    # the first hidden layer's delta by a NumPy backward pass of our own
+    p = {q.name: v for q, v in spec.values.parameters.items()}
+    sizes, activation = [4, 3, 3, 2], [lambda z: 1 / (1 + np.exp(-z))] * 2 + [lambda z: z]
+    a, zs = [spec.values.inputs[0]], []
+    for l in range(3):
+        W = np.array([[p[f"w[{l}][{i}][{j}]"] for j in range(sizes[l + 1])] for i in range(sizes[l])])
+        zs.append(a[-1] @ W + np.array([p[f"b[{l}][{j}]"] for j in range(sizes[l + 1])]))
+        a.append(activation[l](zs[-1]))
+    delta = a[3] - spec.values.targets[0]
+    for l in (2, 1):
+        W = np.array([[p[f"w[{l}][{i}][{j}]"] for j in range(sizes[l + 1])] for i in range(sizes[l])])
+        delta = (W @ delta) * a[l] * (1 - a[l])
+    assert float(line.strip("$").split(" = ")[-1]) == pytest.approx(delta[0], rel=5e-4)

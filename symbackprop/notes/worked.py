@@ -152,8 +152,8 @@ def in_unit_order(net: Network) -> list[sp.Symbol]:
 
 def _arithmetic(notes, per_sample) -> list[Shown]:
     """Mazur's substituted arithmetic for the first sample: an output delta and gradient,
-    a hidden delta and gradient, in a mini-batch that gradient's mean over the samples,
-    and that weight's update."""
+    a hidden delta (and one of the first hidden layer, from the layer above it) and a
+    gradient, in a mini-batch that gradient's mean over the samples, and that weight's update."""
     first = per_sample[0]
     ex, n, derivation = notes.example, notes.notation, notes.derivation
     net, values = ex.network, ex.values
@@ -183,11 +183,14 @@ def _arithmetic(notes, per_sample) -> list[Shown]:
     line(output.delta, derivation.deltas[output.name], numbers[output.delta])
     line(sp.Derivative(error, output.inputs[0].weight), derivation.gradients[output.inputs[0].weight],
          first.gradients[output.inputs[0].weight])
-    hidden = next((u for layer in by_layer(net, backwards=True) for u in layer if u.name not in net.outputs), None)
-    if hidden is not None:
+    # a hidden delta from the output's, and in a deeper network one of the first hidden layer from
+    # the hidden layer above it; the gradient and the step are of a weight into the last unit shown
+    hidden_layers = [layer for layer in by_layer(net, backwards=True) if layer[0].name not in net.outputs]
+    shown_units = [layer[0] for layer in hidden_layers[:1] + hidden_layers[1:][-1:]]
+    for hidden in shown_units:
         line(hidden.delta, textbook_delta(net, hidden, derivation.deltas[hidden.name]), numbers[hidden.delta],
              evaluated=False)
-    unit = hidden or output
+    unit = shown_units[-1] if shown_units else output
     weight = unit.inputs[0].weight
     line(sp.Derivative(error, weight), derivation.gradients[weight], first.gradients[weight])
     if samples > 1:
