@@ -335,3 +335,10 @@ def test_a_deep_worked_example_shows_a_hidden_to_hidden_delta_with_its_numbers()
         W = np.array([[p[f"w[{l}][{i}][{j}]"] for j in range(sizes[l + 1])] for i in range(sizes[l])])
         delta = (W @ delta) * a[l] * (1 - a[l])
     assert float(line.strip("$").split(" = ")[-1]) == pytest.approx(delta[0], rel=5e-4)
+
+
+def test_prose_names_functions_and_lists_layers_in_words():
+    text = sb.render(sb.derive(sb.compact("2-3-3-1").network), format="md", notation="haykin")
+    assert " one (" not in text and "sigmoid one" not in text and "linear one" not in text
+    assert "the logistic sigmoid function" in text and "(layers 1 and 2)" in text and "In layers 1 and 2" in text
+    assert "and, first, the bias weights" not in text and "the bias weights first" in text

@@ -231,7 +231,7 @@ def test_delta_is_defined_before_it_is_used_and_equations_are_numbered_and_cited
 
 def test_one_hidden_layer_derivation_covers_every_hidden_layer():
     text = notes("deep", "default")
-    assert text.count("## The hidden layers") == 1 and "## The hidden layers (layers 1, 2)" in text
+    assert text.count("## The hidden layers") == 1 and "## The hidden layers (layers 1 and 2)" in text
     assert text.count("reaches the error through the net inputs") == 1
     assert "rectified linear" in text and "hyperbolic tangent" in text  # g' named for each of them
 
