@@ -342,3 +342,24 @@ def test_prose_names_functions_and_lists_layers_in_words():
     assert " one (" not in text and "sigmoid one" not in text and "linear one" not in text
     assert "the logistic sigmoid function" in text and "(layers 1 and 2)" in text and "In layers 1 and 2" in text
     assert "and, first, the bias weights" not in text and "the bias weights first" in text
+
+
+def test_a_step_that_raises_the_error_says_so_and_gives_a_rate_that_teaches():
+    spec = sb.compact("2-3-1", "tanh,identity", steps=3)  # learning rate 0.5: too long for this example
+    derivation = sb.derive(spec.network)
+    worked = sb.example(spec.network, spec.values, spec.learning_rate, derivation)
+    text = sb.render(derivation, worked, format="md", parts=("example",))
+    found = re.search(r"is \$E = (\S+)\$ after it: this step was too long, past the minimum along the gradient; "
+                      r"with \$\\eta = (\S+)\$ the error would fall to \$E = (\S+)\$\.", text)
+    assert found, text[-600:]
+    params, x, t = spec.values.parameters, spec.values.inputs[0], spec.values.targets[0]
+
+    def step(rate):  # a gradient step by central differences of our own NumPy Elman net
+        gradient = {p: (elman_numpy({**params, p: params[p] + 1e-6}, x, t)
+                        - elman_numpy({**params, p: params[p] - 1e-6}, x, t)) / 2e-6 for p in params}
+        return elman_numpy({p: v - rate * gradient[p] for p, v in params.items()}, x, t)
+
+    rate = float(found.group(2))
+    assert step(0.5) == pytest.approx(float(found.group(1)), rel=5e-4) and step(0.5) > elman_numpy(params, x, t)
+    assert step(rate) == pytest.approx(float(found.group(3)), rel=5e-4) and step(rate) < elman_numpy(params, x, t)
+    assert step(2 * rate) >= elman_numpy(params, x, t)  # the largest halving that helps

@@ -122,8 +122,26 @@ def worked(notes) -> dict:
             "parameters": [(tex(p), number(values.parameters[p]), number(evaluation.gradients[p]),
                             number(evaluation.updated[p])) for p in parameters],
             "loss": number(evaluation.loss), "loss_after": number(after), "improved": after < evaluation.loss,
+            "shorter": None if after < evaluation.loss else _shorter_step(compiled, ex),
             "learning_rate": f"{ex.learning_rate:g}", "eta": tex(generic.ETA),
             "arithmetic": _arithmetic(notes, per_sample)}
+
+
+#: How many times a step that raised the error is halved in search of one that lowers it.
+HALVINGS = 12
+
+
+def _shorter_step(compiled, ex) -> dict | None:
+    """The largest learning rate eta / 2^k that lowers the error, and the error after that step,
+    for notes whose step was too long; None if no halving helps."""
+    values, evaluation = ex.values, ex.evaluation
+    for k in range(1, HALVINGS + 1):
+        rate = ex.learning_rate / 2 ** k
+        stepped = {p: v if p in ex.fixed else v - rate * evaluation.gradients[p] for p, v in values.parameters.items()}
+        after = compiled.evaluate(Values(values.inputs, values.targets, stepped)).loss
+        if after < evaluation.loss:
+            return {"learning_rate": f"{rate:g}", "loss_after": number(after)}
+    return None
 
 
 def _fixed(net: Network, fixed, tex) -> dict | None:
