@@ -363,3 +363,32 @@ def test_a_step_that_raises_the_error_says_so_and_gives_a_rate_that_teaches():
     assert step(0.5) == pytest.approx(float(found.group(1)), rel=5e-4) and step(0.5) > elman_numpy(params, x, t)
     assert step(rate) == pytest.approx(float(found.group(3)), rel=5e-4) and step(rate) < elman_numpy(params, x, t)
     assert step(2 * rate) >= elman_numpy(params, x, t)  # the largest halving that helps
+
+
+def key_text(tmp_path, notation, questions):
+    made = sb.exercises(sb.from_dict(sb.spec.DEFAULT), notation=notation, questions=questions)
+    sb.exercises.write(made, tmp_path, ["md"])
+    return (tmp_path / "key.md").read_text()
+
+
+def test_the_key_derives_as_the_notes_do(tmp_path):
+    text = key_text(tmp_path, "default", "delta_output,delta_hidden,grad_w_hidden")
+    first = text[text.index("## Question 1"):text.index("## Question 2")]
+    assert r"\frac{\partial E}{\partial w_{jk}} = \frac{\partial E}{\partial z_{k}}" not in first  # unused there
+    third = text[text.index("## Question 3"):]
+    assert r"$$\frac{\partial E}{\partial w_{ij}} = \frac{\partial E}{\partial z_{j}} \frac{\partial z_{j}}" in third
+    assert "By definition,\n\n\n$$\\delta_{k} = \\frac{\\partial E}{\\partial z_{k}}$$" in first
+
+
+def test_the_haykin_key_states_his_local_gradient_before_using_it(tmp_path):
+    text = key_text(tmp_path, "haykin", "delta_output")
+    definition = text.index(r"$$\delta_{j} = - \frac{\partial \mathcal{E}}{\partial v_{j}}$$")
+    assert definition < text.index(r"$$\delta_{j} = e_{j}$$")
+
+
+def test_the_keys_hidden_delta_is_written_as_the_notes_write_it(tmp_path):
+    made = sb.exercises(sb.from_dict(sb.spec.DEFAULT), questions="delta[0][0]")
+    sb.exercises.write(made, tmp_path, ["md"])
+    text = (tmp_path / "key.md").read_text()
+    line = next(l for l in text.splitlines() if l.startswith(r"$${\delta^{(1)}_{1}} = "))
+    assert line.startswith(r"$${\delta^{(1)}_{1}} = {a^{(1)}_{1}} (1 - {a^{(1)}_{1}}) {\delta^{(2)}_{1}} {w^{(2)}_{11}}")

@@ -461,6 +461,11 @@ class _Notes:
                     chain = tuple(printer.doprint(e) for e in (step.lhs.expr, step.lhs.variables[0],
                                                                through.variables[0]))
                 name = _lecture_name(step, layer)
+                if name.startswith("delta_"):  # the definition it follows from, in the notation's sign
+                    shown_at[-n - 1] = shown(generic.delta[layer.unit], sp.Derivative(generic.E, generic.z[layer.unit]),
+                                             self.notation, printer, "definition", layer)
+                if step.rule == "chain_rule" and step.lhs.variables[0].base == generic.w:
+                    name = "weight_chain"  # dE/dw = dE/dz dz/dw, which only a weight's gradient uses
                 shown_at[n] = replace(shown(step.lhs, step.rhs, self.notation, printer, step.rule, layer),
                                       uses=tuple(shown_at[u].equation for u in step.uses if u in shown_at),
                                       name=name, chain=chain, tag=self.notation.equation_names.get(name, ""))
