@@ -392,3 +392,4 @@ def test_the_keys_hidden_delta_is_written_as_the_notes_write_it(tmp_path):
     text = (tmp_path / "key.md").read_text()
     line = next(l for l in text.splitlines() if l.startswith(r"$${\delta^{(1)}_{1}} = "))
     assert line.startswith(r"$${\delta^{(1)}_{1}} = {a^{(1)}_{1}} (1 - {a^{(1)}_{1}}) {\delta^{(2)}_{1}} {w^{(2)}_{11}}")
+

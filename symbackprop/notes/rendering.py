@@ -637,7 +637,8 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
                                                              notation, parts, figure.name, truncate=truncate)
     if "md" in formats and "figure" in parts:
         latex = NotationPrinter(notation, spec.network).doprint
-        drawn = {**figures.draw(spec.network, latex, notation),
-                 "through_time": through_time.figure(spec.network, latex)}
+        unrolled = through_time.figure(spec.network, latex)
+        drawn = ({"forward": None, "backward": None} if through_time.has_chapter(spec.network)  # its first figure
+                 else figures.draw(spec.network, latex, notation)) | {"through_time": unrolled}
         texts.update({path: drawn[kind].svg() for kind, path in pictures.items() if drawn[kind] is not None})
     return files.write_set(texts, replaces=pictures.values() if "md" in formats else (), inputs=inputs)
