@@ -32,8 +32,9 @@ from . import cost, figures, through_time
 from .matrix_form import MatrixPrinter, matrix_form
 from .notation import Notation
 from .notation import load as load_notation
-from .sandbox import BoundedSandbox, guarded, rendered
-from .printing import BATCH, ERROR_SIGNAL, LAYER_BIAS, SAMPLE, SAMPLE_E, SAMPLE_ERROR, NotationPrinter, Shown, error_signal, shown
+from .sandbox import BoundedSandbox, ConfinedLoader, guarded, rendered
+from .printing import (BATCH, ERROR_SIGNAL, LAYER_BIAS, SAMPLE, SAMPLE_E, SAMPLE_ERROR, NotationPrinter, Shown,
+                       error_signal, shown)
 from .worked import concrete, in_unit_order, number, worked
 
 _PACKAGED = Path(__file__).parent.parent / "templates"
@@ -55,7 +56,7 @@ def _environment(templates: Path | None) -> jinja2.Environment:
     exercise sheets renders the same templates for every student); jinja2 reloads a changed file."""
     search = [str(templates)] if templates else []
     env = BoundedSandbox(
-        loader=jinja2.FileSystemLoader(search + [str(TEMPLATES)]), undefined=jinja2.StrictUndefined,
+        loader=ConfinedLoader(search + [str(TEMPLATES)]), undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["texescape"] = _texescape
     env.filters["number"] = number
