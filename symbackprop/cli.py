@@ -372,7 +372,7 @@ def _verify(args, spec) -> int:
 
 
 def _example(args, spec) -> int:
-    result = api.example(spec.network, spec.values, spec.learning_rate)
+    result = api.example(spec.network, spec.values, spec.learning_rate, fixed=spec.fixed)
     if args.json:
         _print_json(result.as_dict())
     else:

@@ -67,7 +67,7 @@ class _Documents:
 
     def generic(self, question, derived: dict) -> Asked:
         """A derivation question, solved by the lecture steps of its layer up to the formula asked;
-        steps an earlier question of the sheet derived (``derived``: layer -> (question, last step))
+        steps an earlier question of the sheet derived (``derived``: layer -> (question, steps shown))
         are not repeated."""
         output = question.kind.endswith("_output")
         layer = next(section for section in self.notes.layers if section["is_output"] == output)
@@ -78,11 +78,14 @@ class _Documents:
         else:
             end = next(n for n, s in enumerate(steps) if s.name == wanted)
         answer = steps[end]
-        earlier, shown = derived.get(layer["name"], ("", -1))
-        derived[layer["name"]] = (question.id, max(end, shown)) if end > shown else (earlier, shown)
+        earlier, shown = derived.get(layer["name"], ("", frozenset()))
+        # a local gradient needs no chain rule through a weight: that step waits for a gradient question
+        used = [n for n in range(end + 1) if n not in shown and (steps[n].name != "weight_chain"
+                                                                 or wanted.startswith("gradient"))]
+        derived[layer["name"]] = (question.id, shown | set(used)) if used else (earlier, shown)
         return Asked(question.id, question.kind, question.quantity, question.kind, answer.lhs, False, output,
                      self._readable(answer, layer["name"]), answer.equation, layer,
-                     tuple(steps[shown + 1:end + 1]) or (answer,), earlier)
+                     tuple(steps[n] for n in used) or (answer,), earlier if shown else "")
 
     def _readable(self, answer, group: str) -> str:
         """The answer as ``check`` reads it: the right-hand side of the lecture formula (the left one
