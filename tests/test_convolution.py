@@ -354,3 +354,16 @@ def test_the_delta_below_an_average_pool_is_checked_from_sympys_window_formula()
     below = spec.network.unit_at(0, 1, 3, 0)  # channel 1, row 3: in the second window of column 0
     derivation.deltas[below.name] = derivation.deltas[below.name] + 0.01
     assert conv_backprop.mismatches(derivation, point) == [f"delta of {below.name} (average pooling)"]
+
+
+@pytest.mark.parametrize("conv_activation, loss, last", [
+    ("z/(1+exp(-z))", "log(cosh(a - t))", {"kind": "dense", "units": 2, "activation": {"name": "leaky_relu",
+                                                                                      "slope": 0.1}}),
+    ("softmax", "cross_entropy", None),  # softmax over a whole conv layer, the network's output
+])
+def test_custom_and_normalized_activations_and_losses_work_in_conv_layers(conv_activation, loss, last):
+    layers = [{"kind": "conv", "channels": 1, "kernel": [3], "stride": 2, "padding": 1,
+               "activation": conv_activation}] + ([last] if last else [])
+    spec = sb.from_dict(conv_spec([2, 6], layers, {"seed": 4}, loss=loss))
+    report = sb.verify(spec.network, values=spec.values)
+    assert report.ok and report.brute_force in ("proved", "agrees at random points")
