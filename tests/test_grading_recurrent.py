@@ -56,6 +56,17 @@ THROUGH_TIME_MISTAKES = [
     ("haykin", "grad_r", "-\\sum_n \\delta_i(n) y_j(n-1)", "swapped unit indices"),
     ("xhy", "delta_hidden_bptt", "f'(z_j^{<t>}) (\\sum_k w_{jk}\\delta_k^{<t>} + \\sum_m r_{jm}\\delta_m^{<t>})",
      "time-index shift"),
+    ("default", "delta_hidden_bptt", "g'(z_j(t)) [\\sum_k w_{jk}\\delta_k(t) + \\sum_m r_{jm}\\delta_m(t-1)]",
+     "time-index shift"),
+    ("default", "delta_hidden_bptt", "g'(z_j(t)) [\\sum_k w_{jk}\\delta_k(t) + \\sum_m r_{mj}\\delta_m(t+1)]",
+     "transposed recurrent weight index"),
+    ("xhy", "delta_hidden_bptt", "f'(z_j^{<t>}) (\\sum_k w_{jk}\\delta_k^{<t>} + \\sum_m r_{mj}\\delta_m^{<t+1>})",
+     "transposed recurrent weight index"),
+    ("default", "grad_r", "\\sum_t a_j(t-1)\\delta_j(t)", "the unit's own activation"),
+    ("wikipedia", "grad_r", "\\sum_t o_{j,t-1}\\delta_{j,t}", "the unit's own activation"),
+    ("bishop", "grad_r", "\\sum_t a_i(t-1)\\delta_j(t)", "pre-activation for the activation"),
+    ("haykin", "grad_w_hidden", "-\\sum_n \\delta_j(n) y_i(n-1)", "input of the step before"),
+    ("xhy", "grad_w_hidden", "\\sum_t h_i^{<t-1>}\\delta_j^{<t>}", "input of the step before"),
 ]
 
 
