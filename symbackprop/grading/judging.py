@@ -3,7 +3,7 @@
 Equal means |answer - reference| <= 1e-8 max(|answer|, |reference|) + 1e-12 at every test point:
 float64 evaluation of formulas this size is accurate to about 1e-14, while every real mistake is
 off by O(1) relatively at a random point.  A number-only answer to a concrete target is compared
-with the worked example to 1e-3 (four significant digits).
+with the worked example (or the student's sheet) at the :data:`DIGITS` significant digits asked.
 """
 from __future__ import annotations
 
