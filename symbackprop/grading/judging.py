@@ -121,7 +121,8 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
         return Verdict("incorrect", str(error))
     except ExpressionError as error:
         return Verdict("cannot read", str(error))
-    at_example = answer.decimals and prepared.target.concrete is not None and prepared.example is not None
+    at_example = (answer.decimals and prepared.target.concrete is not None and prepared.example is not None
+                  and any(side.free_symbols for side, _ in sides))  # a number alone mixes nothing
     for number, (side, values) in enumerate(sides):
         verdict = _judge(prepared, side, values, number, len(sides), at_example and bool(side.free_symbols),
                          answer.digits)
@@ -231,10 +232,10 @@ def _judge(prepared: Prepared, side, values, number: int, count: int, at_example
     if at_example:
         return _judge_at_example(prepared, values, where)
     if not np.all(np.isfinite(values)):
-        bad = int(np.argmin(np.isfinite(values)))
+        bad = [case for case in np.flatnonzero(~np.isfinite(values)) if _may_show(prepared, case)]
         return Verdict("incorrect", where("The answer is undefined (division by zero, log of a negative "
                                           "number, overflow) at a point where the target is defined."), [],
-                       _counterexample(prepared, values, bad, side))
+                       _counterexample(prepared, values, int(bad[0]), side) if bad else None)
     if close(values, reference):
         return None
     for names, messages, mutant in prepared.mutants:
@@ -264,13 +265,14 @@ def _where(number: int, count: int) -> Callable[[str], str]:
 
 
 def _judge_at_example(prepared: Prepared, values, where: Callable[[str], str]) -> Verdict | None:
-    """An expression with the worked example's numbers in it, against the worked example only."""
+    """An expression with the worked example's numbers in it, against the worked example only; its value
+    there is shown only when the grader reveals it."""
     value, expected = float(values[0]), float(prepared.reference[0])
     if _near(value, expected):
         return None
     named = next((names for names, _, mutant in prepared.mutants if _near(value, float(mutant[0]))), None)
     headline = _headline(named) if named else "The answer differs from the target at the worked example."
-    shown = {"answer": value, "at": "the spec's worked example", **({"expected": expected} if prepared.reveal else {})}
+    shown = {"answer": value, "at": "the spec's worked example", "expected": expected} if prepared.reveal else None
     return Verdict("incorrect", where(headline), [_AT_EXAMPLE_ONLY], shown)
 
 
@@ -348,6 +350,13 @@ def _digits_agreeing(value: float, expected: float) -> int:
     return int(max(0, min(17, np.floor(leading - np.log10(gap) + 1e-9) + 1)))
 
 
+def _may_show(prepared: Prepared, case: int) -> bool:
+    """Whether a reply may show values at test point ``case``: not at a concrete target's worked
+    example (point 0) unless the grader reveals it, for every value there is the exercise's answer
+    or a step towards it (an answer's value there, divided by its factor, gives the key away)."""
+    return case != 0 or prepared.target.concrete is None or prepared.reveal
+
+
 def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = None, side=None) -> dict:
     """The test point where the answer is furthest from the target, in the student's words
     (for a concrete target, the network's symbols the answer uses)."""
@@ -355,8 +364,8 @@ def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = N
     if case is None:
         with np.errstate(all="ignore"):
             gap = np.abs(values - reference) / np.maximum(np.abs(reference), 1e-12)
-        if prepared.target.concrete is not None and not prepared.reveal:
-            gap[0] = np.nan  # the worked example's value is the exercise's answer: a random point instead
+        if not _may_show(prepared, 0):
+            gap[0] = np.nan  # a random point instead
         case = int(np.nanargmax(gap)) if np.any(np.isfinite(gap)) else 1 % len(gap)
     cases, words = prepared.cases, prepared.words
     label = cases.labels[case]
