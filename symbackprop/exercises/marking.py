@@ -56,7 +56,7 @@ def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", work
         offset = done[0]
         step = (lambda finished, _, offset=offset: progress(offset + finished, total)) if progress else None
         batch = [{"target": targets[n], "answer": rows[n].get("answer")} for n in members]
-        graded = grading.grade(spec_of, batch, made.notation_object, workers, seconds, step, reveal)
+        graded = grading.grade(spec_of, batch, made.notation_object, workers, seconds, step, reveal, sheet=True)
         for n, verdict in zip(members, graded):
             verdicts[n] = verdict
         done[0] += len(members)
