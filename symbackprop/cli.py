@@ -220,7 +220,7 @@ def _exercises(args, spec) -> int:
     kept = access.read_codes(Path(args.output) / "codes.csv") if args.students else {}  # sheets handed out stay valid
     made = exercise_set.exercises(spec, args.students, args.questions, args.seed or 0, args.notation, kept)
     formats = ["md", "tex"] if args.format == "all" else [args.format]
-    exercise_set.check_replaceable(made, Path(args.output), args.force)
+    exercise_set.check_options(made, Path(args.output), args.force)
     paths = sheets.write(made, Path(args.output), formats, Path(args.templates) if args.templates else None,
                          inputs=_inputs(args))
     written = sum(path.name.startswith("sheet.") for path in paths)

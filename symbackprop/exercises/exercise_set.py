@@ -263,7 +263,7 @@ def _read(path: Path) -> dict:
         raise SpecError(str(path), f"is not valid TOML: {error}") from None
 
 
-def check_replaceable(made: ExerciseSet, directory: Path, force: bool, flag: str = "--force") -> None:
+def check_options(made: ExerciseSet, directory: Path, force: bool) -> None:
     """Refuse to write ``made`` over a set in ``directory`` made with other options (unless
     ``force``): sheets already handed out would no longer match their key.  The same options
     (students added or not) write the same files again."""
@@ -290,7 +290,8 @@ def check_replaceable(made: ExerciseSet, directory: Path, force: bool, flag: str
         changed.append(f"the numbers of {len(renumbered)} students differ (another --seed or spec example)")
     if changed:
         raise SpecError(str(directory), f"holds an exercise set made with other options ({'; '.join(changed)}); "
-                                        f"write into another folder, or replace it with {flag}")
+                                        "write into another folder, or replace it with --force (force=True "
+                                        "in Python)")
 
 
 def load(path: str | Path) -> ExerciseSet:
