@@ -394,6 +394,6 @@ def test_a_set_made_with_other_options_is_replaced_only_with_force(tmp_path):
     assert sb.exercises.load(folder / "exercises.toml").notation == "default"
     sb.exercises.write(sb.exercises(sb.compact("2-3-1"), students=["ada"], seed=2026), tmp_path / "api", ["md"])
     smaller = sb.exercises(sb.compact("2-2-1"), students=["ada"], seed=2026)
-    with pytest.raises(SpecError, match="--force"):
+    with pytest.raises(SpecError, match="force=True"):
         sb.exercises.write(smaller, tmp_path / "api", ["md"])
     sb.exercises.write(smaller, tmp_path / "api", ["md"], force=True)

@@ -171,8 +171,9 @@ def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...], cod
     network, rng = spec.network, _rng(seed, student)
     for _ in range(MAX_DRAWS):
         inputs = [round(float(x), 2) for x in rng.uniform(-1, 1, len(network.inputs))]
-        if network.loss.targets_sum_to_one:
-            targets = [float(x) for x in np.eye(len(network.outputs))[rng.integers(len(network.outputs))]]
+        if network.loss.targets_sum_to_one:  # one-hot per step of a recurrent network
+            size = network.loss_outputs
+            targets = [float(x) for x in np.eye(size)[rng.integers(size, size=len(network.outputs) // size)].ravel()]
         else:
             targets = [round(float(x), 2) for x in rng.uniform(0.05, 0.95, len(network.outputs))]
         magnitudes = rng.uniform(0.1, 1, len(network.parameters)) * rng.choice([-1, 1], len(network.parameters))
@@ -263,7 +264,7 @@ def _read(path: Path) -> dict:
         raise SpecError(str(path), f"is not valid TOML: {error}") from None
 
 
-def check_options(made: ExerciseSet, directory: Path, force: bool) -> None:
+def check_replaceable(made: ExerciseSet, directory: Path, force: bool, flag: str = "--force") -> None:
     """Refuse to write ``made`` over a set in ``directory`` made with other options (unless
     ``force``): sheets already handed out would no longer match their key.  The same options
     (students added or not) write the same files again."""
@@ -290,8 +291,7 @@ def check_options(made: ExerciseSet, directory: Path, force: bool) -> None:
         changed.append(f"the numbers of {len(renumbered)} students differ (another --seed or spec example)")
     if changed:
         raise SpecError(str(directory), f"holds an exercise set made with other options ({'; '.join(changed)}); "
-                                        "write into another folder, or replace it with --force (force=True "
-                                        "in Python)")
+                                        f"write into another folder, or replace it with {flag}")
 
 
 def load(path: str | Path) -> ExerciseSet:
