@@ -164,6 +164,13 @@ class Network:
         """K of a loss that averages over the outputs (mse): the outputs of one sample."""
         return len(self.outputs)
 
+    @property
+    def target_groups(self) -> list[list[sp.Symbol]]:
+        """The targets of one sample's outputs in groups of :attr:`loss_outputs` (an unrolled network's
+        steps): probability targets sum to one within each group."""
+        targets, size = list(self.targets.values()), self.loss_outputs
+        return [targets[n:n + size] for n in range(0, len(targets), size)]
+
     @cached_property
     def loss_expression(self) -> sp.Expr:
         """E = sum over outputs of the loss, in the output activation and target symbols."""

@@ -350,7 +350,8 @@ def _values(network: Network, example: Mapping) -> Values:
     if network.loss.targets_sum_to_one and not np.allclose(targets.reshape(len(targets), -1, network.loss_outputs)
                                                               .sum(axis=2), 1):
         raise SpecError("example.targets", f"{network.loss.name} expects probability targets: each sample's "
-                                           "targets must sum to 1 (one-hot, e.g. [0, 1, 0])")
+                                           "targets (each step's, through time) must sum to 1 (one-hot, e.g. "
+                                           "[0, 1, 0])")
     parameters = dict(drawn.parameters)
     parameters.update(_layered_parameters(network, example))
     named = _table(example.get("parameters", {}), "example.parameters")
