@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,7 @@ import pytest
 import symbackprop as sb
 
 from test_hardening2 import refused, run
+from test_serve import Running, free_port, made, server  # noqa: F401 - the served set and server
 
 
 def _tree(folder: Path) -> dict:
@@ -247,3 +249,58 @@ def test_a_link_inside_the_templates_folder_is_still_read(tmp_path):
     (mine / "notes.j2").write_text("{% include 'part.j2' %}")
     assert run("derive", "2-1", "--templates", mine, "--format", "md", "-o", tmp_path / "out").returncode == 0
     assert (tmp_path / "out" / "notes.md").read_text().startswith("A LINKED PART")
+
+
+# -- 7. tracebacks and 500s ---------------------------------------------------------------------
+
+DEEP = "a = " + "[" * 5000 + "]" * 5000 + "\n"
+
+
+def test_a_notation_file_nested_too_deeply_is_bad_input_not_a_verdict(tmp_path):
+    (tmp_path / "deep.toml").write_text(DEEP)
+    for command in (["check", "--target", "delta_output", "--answer", "a_k"], ["derive", "-o", tmp_path / "out"]):
+        refused(run(*command, "--notation", tmp_path / "deep.toml"), f"{tmp_path / 'deep.toml'}: nests arrays or "
+                                                                    "tables too deeply to read")
+
+
+def test_an_exercise_set_nested_too_deeply_is_refused_by_grade_and_serve(tmp_path):
+    (tmp_path / "exercises.toml").write_text('kind = "symbackprop exercise set"\n' + DEEP)
+    (tmp_path / "answers.csv").write_text("id,student,question,answer\n1,ann,q1,a_k\n")
+    refused(run("grade", tmp_path / "exercises.toml", tmp_path / "answers.csv", "-o", tmp_path / "report"),
+            "nests arrays or tables too deeply")
+    refused(run("serve", tmp_path / "exercises.toml", "--db", tmp_path / "db.sqlite"), "nests arrays or tables too deeply")
+    assert not (tmp_path / "report.csv").exists()
+
+
+def _foreign_database(path: Path, version: int) -> Path:
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE invoices (number INTEGER, amount REAL)")
+        connection.execute(f"PRAGMA user_version = {version}")
+    return path
+
+
+@pytest.mark.parametrize("arguments, said", [
+    (["--rate-limit", "0"], "--rate-limit: must be at least 1"),
+    (["--port", "70000"], "--port: must be from 0 to 65535, not 70000"),
+    (["--db", "{foreign1}"], "is not a database of attempts (it holds the tables invoices)"),
+    (["--db", "{foreign0}"], "is not a database of attempts (it holds the tables invoices)"),
+], ids=["rate 0", "port", "foreign db v1", "foreign db v0"])
+def test_serve_refuses_options_it_cannot_serve_with_before_preparing(made, tmp_path, arguments, said):
+    foreign = {f"foreign{v}": _foreign_database(tmp_path / f"other{v}.sqlite", v) for v in (0, 1)}
+    filled = [a.format(**foreign) for a in arguments]
+    db = [] if "--db" in filled else ["--db", tmp_path / "db.sqlite"]
+    refused(run("serve", made["toml"], *db, *filled), said)
+    with sqlite3.connect(foreign["foreign0"]) as connection:  # another application's file is left as it was
+        assert [n for (n,) in connection.execute("SELECT name FROM sqlite_master")] == ["invoices"]
+
+
+def test_lone_surrogates_in_an_answer_or_a_code_are_400_and_the_server_goes_on(made, server):
+    """JSON may escape half a character (\\ud800); it is no text: SQLite cannot store it, hmac cannot
+    hash it.  Each was a 500 (and the attempt lost)."""
+    ok = server.check(made, "ann", "q1", made["key"]["ann", "q1"])
+    assert ok[0] == 200 and ok[1]["verdict"] == "correct"
+    for field, value in (("answer", "a_k \ud800"), ("code", "\udc80"), ("question", "q1\udfff")):
+        body = {"student": "ann", "code": made["codes"]["ann"], "question": "q1", "answer": "a_k", field: value}
+        status, reply = server.post("/api/check", json.dumps(body).encode())
+        assert status == 400 and "lone surrogate" in reply["error"] and field in reply["error"], (status, reply)
+    assert server.check(made, "ann", "q1", made["key"]["ann", "q1"])[0] == 200

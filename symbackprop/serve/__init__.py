@@ -64,6 +64,10 @@ def run(path: str | Path, host: str = "127.0.0.1", port: int = 8000, db: str | P
         admin_token: str | None = None, workers: int | None = None, seconds: float = grading.SECONDS_PER_ANSWER,
         rate: int = RATE_PER_MINUTE, say: Callable[[str], None] = print) -> None:
     """Serve the set at ``path`` until interrupted."""
+    if rate < 1:  # checked before the preparation, which takes minutes
+        raise SpecError("--rate-limit", f"must be at least 1 request per student a minute, not {rate}")
+    if not 0 <= port <= 65535:
+        raise SpecError("--port", f"must be from 0 to 65535, not {port}")
     made = servable(path)
     _listening(host, port).close()  # a taken port is reported now, not after the preparation
     submissions = Submissions(db)

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 import secrets
 import time
 from pathlib import Path
@@ -44,6 +45,7 @@ STATIC = Path(__file__).parent / "static"
 #: JSON escapes a character in at most 6 bytes (\uXXXX); the id, code and question add little
 MAX_BODY = 6 * MAX_LENGTH + 2048
 RATE_PER_MINUTE = 30
+_SURROGATE = re.compile("[\ud800-\udfff]")
 COOKIE = "symbackprop_admin"
 HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; object-src 'none'; "
                                       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
@@ -138,6 +140,10 @@ async def _json(request: Request, fields: tuple[str, ...]) -> dict:
     missing = [name for name in fields if not isinstance(data.get(name), str)]
     if missing:
         raise Refused(400, f"the body needs {', '.join(missing)} as text (an object with {', '.join(fields)})")
+    for name in fields:  # JSON's \ud800 is a lone surrogate: no character, and no text SQLite can store
+        if not data[name].isascii() and _SURROGATE.search(data[name]):
+            raise Refused(400, f"the {name} holds a lone surrogate escape (\\ud800-\\udfff), which is no "
+                               "character; send the text as typed")
     return data
 
 
