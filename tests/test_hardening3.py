@@ -1,14 +1,19 @@
 """The third red-team pass: each finding reproduced where a user meets it (the real command, the
 real server), most severe first."""
+import http.client
 import json
 import os
+import resource
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -304,3 +309,97 @@ def test_lone_surrogates_in_an_answer_or_a_code_are_400_and_the_server_goes_on(m
         status, reply = server.post("/api/check", json.dumps(body).encode())
         assert status == 400 and "lone surrogate" in reply["error"] and field in reply["error"], (status, reply)
     assert server.check(made, "ann", "q1", made["key"]["ann", "q1"])[0] == 200
+
+
+# -- 3 and 5 through the real server -------------------------------------------------------------
+
+#: a correct 30-line derivation of q1 (delta_output) that takes some 0.3 s to check on a quiet core
+SLOW = " \\\\ ".join(["sum(0*(a_k - t_k) g'(z_k) w_jk, j) + (a_k - t_k) g'(z_k)"] * 30)
+
+
+def test_after_a_timeout_and_an_idle_spell_the_next_answers_are_checked(made, tmp_path):
+    """Issue 22's sequence: a timeout replaces the worker from a request thread; that thread retires
+    after 10 s idle; the next check was a 500 and the one after "the checker crashed"."""
+    running = Running(made["toml"], tmp_path / "db.sqlite", "--timeout", "0.15", "--workers", "1",
+                      "--rate-limit", "6")
+    try:
+        status, verdict = running.check(made, "ann", "q1", SLOW)
+        assert status == 200 and "longer than 0.15 s" in verdict["message"], verdict
+        with ThreadPoolExecutor(6) as pool:  # more request threads, so that the one that replaced the worker
+            list(pool.map(lambda s: running.post("/api/student", {"student": s, "code": made["codes"][s]}),
+                          ["bob", "d'Arcy&co"] * 3))  # is not the last to have been busy
+        time.sleep(12)  # the threads idle for more than 10 s are retired at the next request
+        for _ in range(3):
+            status, verdict = running.check(made, "ann", "q1", made["key"]["ann", "q1"])
+            assert (status, verdict.get("verdict")) == (200, "correct"), (status, verdict)
+            time.sleep(0.5)
+        assert len([row for row in running.export() if row["student"] == "ann"]) == 4
+        for attempt in range(7):  # 5. the admin login form has a rate limit too
+            status, _, _ = running.request("POST", "/admin/login", b"token=wrong",
+                                           {"Content-Type": "application/x-www-form-urlencoded"})
+            assert status == (401 if attempt < 6 else 429)
+    finally:
+        running.stop()
+
+
+def test_one_students_flood_of_slow_answers_slows_no_one_else(made, tmp_path):
+    running = Running(made["toml"], tmp_path / "db.sqlite", "--workers", "1", "--rate-limit", "1000")
+    try:
+        with ThreadPoolExecutor(45) as pool:
+            flood = [pool.submit(running.check, made, "ann", "q1", SLOW) for _ in range(45)]
+            time.sleep(1)  # every request of the flood is in
+            started = time.monotonic()
+            assert running.request("GET", "/health")[0] == 200
+            health = time.monotonic() - started
+            status, verdict = running.check(made, "bob", "q1", made["key"]["bob", "q1"])
+            bobs = time.monotonic() - started - health
+            answered = [future.result() for future in flood]
+        assert (status, verdict["verdict"]) == (200, "correct")
+        assert health < 1 and bobs < 4, (health, bobs)
+        refused_ = [reply for status, reply in answered if status == 429]
+        assert len(refused_) > 30 and all("one answer at a time" in reply["error"] for reply in refused_)
+        assert all(reply["verdict"] == "correct" for status, reply in answered if status == 200)
+    finally:
+        running.stop()
+
+
+def _few_files():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+
+def test_connections_that_never_finish_their_headers_are_closed_and_others_get_in(made, tmp_path):
+    from symbackprop.serve.connections import HEADER_SECONDS
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "symbackprop", "serve", str(made["toml"]), "--port", str(port),
+                               "--db", str(tmp_path / "db.sqlite"), "--admin-token", "x" * 20],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_few_files)
+    idle = []
+    try:
+        deadline = time.monotonic() + 300
+        while not _healthy(port, 2):
+            assert time.monotonic() < deadline and server.poll() is None
+            time.sleep(0.3)
+        for _ in range(300):  # more than the server's 256 file descriptors
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"GET / HTTP/1.1\r\n")  # one header line, and no more
+            idle.append(sock)
+        assert not _healthy(port, 2)  # shut out, for now
+        time.sleep(HEADER_SECONDS)
+        assert _healthy(port, 10)
+    finally:
+        for sock in idle:
+            sock.close()
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _healthy(port: int, seconds: float) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=seconds)
+    try:
+        connection.request("GET", "/health")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
