@@ -403,3 +403,37 @@ def _healthy(port: int, seconds: float) -> bool:
         return False
     finally:
         connection.close()
+
+
+# -- 8. smaller ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("student, said", [("😀" * 64, "is 256 bytes in UTF-8; a folder name holds at most 255"),
+                                           ("com¹", "is a device name on Windows"),
+                                           ("LPT³.txt", "is a device name on Windows")],
+                         ids=["64 emoji", "com¹", "LPT³.txt"])
+def test_ids_no_folder_can_be_named_after_are_refused_by_name_and_nothing_is_created(tmp_path, student, said):
+    (tmp_path / "roster.csv").write_text(f"student\nann\n{student}\n", encoding="utf-8")
+    refused(run("exercises", "--students", tmp_path / "roster.csv", "-o", tmp_path / "set" / "week1"),
+            f"student id {student!r} {said}")
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "roster.csv"]
+
+
+def test_a_usage_error_is_one_line():
+    refused(run("derive", "--format", "pdf"), "argument --format: invalid choice: 'pdf'", "derive --help")
+    refused(run("check", "2-1"), "the following arguments are required: --target, --answer")
+
+
+def test_the_codes_are_readable_by_their_owner_only(tmp_path):
+    folder = _set_folder(tmp_path)
+    assert (folder / "codes.csv").stat().st_mode & 0o777 == 0o600
+    assert (folder / "exercises.toml").stat().st_mode & 0o077 != 0  # the others keep the umask's mode
+
+
+def test_a_submissions_file_of_millions_of_rows_is_refused_before_grading(tmp_path):
+    from symbackprop.grading.reports import MAX_SUBMISSION_ROWS
+
+    (tmp_path / "many.csv").write_text("id,target,answer\n" + "1,delta_output,a_k\n" * (MAX_SUBMISSION_ROWS + 1))
+    started = time.monotonic()
+    refused(run("grade", "2-1", tmp_path / "many.csv", "-o", tmp_path / "report"),
+            f"holds more than {MAX_SUBMISSION_ROWS:,} answers", "split the class into files")
+    assert time.monotonic() - started < 60 and not (tmp_path / "report.csv").exists()
