@@ -437,3 +437,21 @@ def test_a_submissions_file_of_millions_of_rows_is_refused_before_grading(tmp_pa
     refused(run("grade", "2-1", tmp_path / "many.csv", "-o", tmp_path / "report"),
             f"holds more than {MAX_SUBMISSION_ROWS:,} answers", "split the class into files")
     assert time.monotonic() - started < 60 and not (tmp_path / "report.csv").exists()
+
+
+def test_the_page_answers_a_mixed_answer_to_a_numeric_question_without_a_number(made, server):
+    """2. through the page: the worked example's value of 1.5 x an answer was the counterexample."""
+    status, reply = server.check(made, "ann", "q3", "1.500*a[1][0]")
+    assert status == 200 and reply["verdict"] == "incorrect" and reply["counterexample"] == {}, reply
+    assert not any(character.isdigit() for character in reply["message"] + " ".join(reply["diagnosis"]))
+
+
+def test_a_body_that_trickles_in_is_refused_after_its_time(made, server):
+    from symbackprop.serve.app import BODY_SECONDS
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=BODY_SECONDS + 30) as sock:
+        sock.sendall(b"POST /api/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 200\r\n\r\n{")  # and nothing more
+        started = time.monotonic()
+        reply = sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 408") and BODY_SECONDS - 1 < time.monotonic() - started < BODY_SECONDS + 20
