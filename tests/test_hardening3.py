@@ -56,7 +56,7 @@ def test_exercises_refuses_an_output_that_is_one_of_its_inputs_and_changes_nothi
     (folder / name).write_text(content)
     before = _tree(folder)
     filled = [a.format(path=folder / name, roster=folder / "roster.csv") for a in arguments]
-    result = run("exercises", *filled, "--questions", "delta_output", "-o", folder)
+    result = run("exercises", *filled, "--questions", "delta_output", "--force", "-o", folder)
     refused(result, f"{folder / name}: is also an input of this run")
     assert _tree(folder) == before
 
@@ -182,7 +182,7 @@ def test_a_student_folder_linked_to_another_file_system_is_refused_before_anythi
         shutil.move(folder / "bob", elsewhere / "bob")
         (folder / "bob").symlink_to(elsewhere / "bob")
         before, linked = _tree(folder), _tree(elsewhere)
-        result = run("exercises", "2-2-1", "--students", folder / "roster.csv", "--seed", "9", "-o", folder)
+        result = run("exercises", "2-2-1", "--students", folder / "roster.csv", "--seed", "9", "--force", "-o", folder)
         refused(result, f"{folder / 'bob'}: is a symbolic link", "replace the link by a folder")
         assert _tree(folder) == before and _tree(elsewhere) == linked
     finally:

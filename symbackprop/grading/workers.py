@@ -34,7 +34,9 @@ PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 def _die_with(parent: int, inherited: list) -> None:
     """A forked worker ends with its parent, however the parent ends (even SIGKILL): Linux sends it
     SIGKILL then (prctl PR_SET_PDEATHSIG); and it holds no other process's pipe ends, so a read
-    from its own pipe ends too once the parent is gone."""
+    from its own pipe ends too once the parent is gone.  Ctrl-C, which a terminal sends to the whole
+    process group, is the parent's to handle: it closes the pool (a traceback per worker otherwise)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for connection in inherited:
         connection.close()
     if sys.platform.startswith("linux"):
@@ -184,11 +186,12 @@ def _unpack(spec):
 
 
 def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", workers: int | None = None,
-          seconds: float = SECONDS_PER_ANSWER, progress: Callable | None = None, reveal: bool = False) -> list[Verdict]:
+          seconds: float = SECONDS_PER_ANSWER, progress: Callable | None = None, reveal: bool = False,
+          sheet: bool = False) -> list[Verdict]:
     """A verdict for every row (``target`` and ``answer`` keys); a bad row is marked, never
     stops the batch.  Each target's reference is prepared once, answers are checked in
     ``workers`` processes (default: every core); ``reveal`` lets messages show the worked
-    example's values."""
+    example's values; ``sheet`` says they are a student's sheet's."""
     network, values, rate = _unpack(spec)
     notation = notation if isinstance(notation, Notation) else notations.load(notation)
     prepared, verdicts = {}, [None] * len(rows)
@@ -208,7 +211,7 @@ def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", work
             continue
         if target not in prepared:
             try:
-                prepared[target] = prepare(network, target, notation, values, rate, reveal=reveal)
+                prepared[target] = prepare(network, target, notation, values, rate, reveal=reveal, sheet=sheet)
             except SpecError as error:
                 prepared[target] = error
         if isinstance(prepared[target], SpecError):  # a row's target comes from its column, not --target
