@@ -227,9 +227,8 @@ def _exercises(args, spec) -> int:
     kept = access.read_codes(Path(args.output) / "codes.csv") if args.students else {}  # sheets handed out stay valid
     made = exercise_set.exercises(spec, args.students, args.questions, args.seed or 0, args.notation, kept)
     formats = ["md", "tex"] if args.format == "all" else [args.format]
-    exercise_set.check_replaceable(made, Path(args.output), args.force)
     paths = sheets.write(made, Path(args.output), formats, Path(args.templates) if args.templates else None,
-                         inputs=_inputs(args))
+                         inputs=_inputs(args), force=args.force)
     written = sum(path.name.startswith("sheet.") for path in paths)
     codes = ", codes.csv (each student's access code to serve; keep it private)" if made.codes else ""
     print(f"{args.output}: {written} sheet files of {len(made.questions)} questions for "
@@ -380,7 +379,7 @@ def _verify(args, spec) -> int:
 
 
 def _example(args, spec) -> int:
-    result = api.example(spec.network, spec.values, spec.learning_rate)
+    result = api.example(spec.network, spec.values, spec.learning_rate, fixed=spec.fixed)
     if args.json:
         _print_json(result.as_dict())
     else:

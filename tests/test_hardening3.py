@@ -159,7 +159,7 @@ def test_an_interrupt_at_any_step_of_writing_a_set_leaves_the_old_set_or_the_new
             for owner, name in FILE_OPERATIONS:
                 patch.setattr(owner, name, counting(getattr(owner, name)))
             try:
-                sheets.write(None, folder, ["md"])
+                sheets.write(None, folder, ["md"], force=True)
                 finished = True
             except KeyboardInterrupt:
                 finished = False

@@ -168,8 +168,9 @@ def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...], cod
     network, rng = spec.network, _rng(seed, student)
     for _ in range(MAX_DRAWS):
         inputs = [round(float(x), 2) for x in rng.uniform(-1, 1, len(network.inputs))]
-        if network.loss.targets_sum_to_one:
-            targets = [float(x) for x in np.eye(len(network.outputs))[rng.integers(len(network.outputs))]]
+        if network.loss.targets_sum_to_one:  # one-hot per step of a recurrent network
+            size = network.loss_outputs
+            targets = [float(x) for x in np.eye(size)[rng.integers(size, size=len(network.outputs) // size)].ravel()]
         else:
             targets = [round(float(x), 2) for x in rng.uniform(0.05, 0.95, len(network.outputs))]
         magnitudes = rng.uniform(0.1, 1, len(network.parameters)) * rng.choice([-1, 1], len(network.parameters))
