@@ -118,13 +118,13 @@ class ConvNetwork(Network):
         return {"weights": weights, **({"biases": biases} if self.biases else {})}
 
 
-def refuse_notes(network: Network) -> None:
-    """Raise SpecError for a convolutional network: notes and exercise sheets print a conv layer
-    as a dense one (every kernel entry a separate weight), which would teach it wrong; until they
-    have their chapter, verify, example and check's generic targets are what works on one."""
+def refuse_sheets(network: Network) -> None:
+    """Raise SpecError for a convolutional network: exercise sheets print a conv layer as a dense
+    one (every kernel entry a separate weight), which would teach it wrong; until they have their
+    questions, derive (the notes' chapter), verify, example and check's generic targets work on one."""
     if isinstance(network, ConvNetwork):
-        raise SpecError("network.layer", "notes and exercise sheets of convolutional networks are not written "
-                                         "yet; use verify and example (--json), which work on them")
+        raise SpecError("network.layer", "exercise sheets of convolutional networks are not written yet; use "
+                                         "derive, verify and example (--json), which work on them")
 
 
 def weight_symbols(l: int, layer: Layer) -> np.ndarray | None:

@@ -1,0 +1,187 @@
+"""The notes' chapter "Convolutional layers", for a convolutional network.
+
+Every formula is one of :mod:`symbackprop.conv_backprop`'s index-form expressions printed in the
+notation (its letters for delta, a, z; K for the kernel): the forward formula with its index
+arithmetic, the chain rule through a tied kernel weight, the kernel and bias gradients, the local
+gradient of the layer below as a convolution with the flipped kernel, average pooling's
+1/|window|.  The numbers are the worked example's: one kernel gradient and one unit's flipped-kernel
+sum, each written as the formula's summand at every index where it is not zero (a kernel entry
+inside the kernel, an input inside the padding), so that the printed terms add up to the value.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import sympy as sp
+
+from .. import conv_backprop as cb
+from .. import derivation as generic
+from ..convolution import ConvNetwork
+from .notation import Notation
+from .printing import NotationPrinter, Shown, _script, shown
+from .worked import number
+
+#: A worked sum shows at most this many terms: the first ones, a \cdots, and the last one.
+SUM_TERMS = 9
+
+
+class ConvPrinter(NotationPrinter):
+    """The notation's letters with a conv layer's several indices: z_{o,i,j}, K_{o,c,u,v}."""
+
+    def _print_Indexed(self, expr):
+        if len(expr.indices) == 1 and expr.base != cb.K:
+            return super()._print_Indexed(expr)
+        roles = {generic.z: "pre_activation", generic.delta: "delta", generic.a: "activation", generic.b: "bias"}
+        symbol = self.notation.symbols.get("kernel", "K") if expr.base == cb.K else self.notation.symbol(
+            roles[expr.base])
+        return _script(symbol, ",".join(self._limit(index) for index in expr.indices))
+
+
+def _summand(expression: sp.Expr) -> tuple[sp.Expr, list[sp.Idx]]:
+    """The term of a (nested) sum and its summation indices, outermost first."""
+    indices = []
+    while isinstance(expression, sp.Sum):
+        indices += [limit[0] for limit in expression.limits[::-1]]  # SymPy lists the innermost first
+        expression = expression.function
+    return expression, indices
+
+
+def _terms(expression: sp.Expr, constants: dict, grids: list[range], tables: dict) -> list[tuple[tuple, list[float]]]:
+    """The summand of ``expression`` at every point of ``grids`` (one range per summation index)
+    where each indexed factor lies inside its array: (the term's factors with their indices as
+    numbers, the factors' values in the same order)."""
+    term, indices = _summand(expression.xreplace(constants))
+    found = []
+    for point in itertools.product(*grids):
+        concrete = term.xreplace(dict(zip(indices, map(sp.Integer, point))))
+        values, factors = [], sp.Mul.make_args(concrete)
+        for factor in factors:
+            if isinstance(factor, sp.Indexed):
+                where = tuple(int(n) for n in factor.indices)
+                table = tables[factor.base]
+                if not all(0 <= n < size for n, size in zip(where, table.shape)):
+                    break
+                values.append(float(table[where]))
+            else:
+                values.append(float(factor))
+        else:
+            found.append((factors, values))
+    return found
+
+
+def _worked_sum(lhs: sp.Expr, terms: list[tuple[tuple, list[float]]], printer: NotationPrinter) -> dict:
+    """lhs = the terms symbolically = as numbers = the value, the terms that are zero left out
+    (max pooling passes most local gradients on as 0); at most SUM_TERMS terms shown."""
+    zeros = sum(1 for _, values in terms if math.prod(values) == 0)
+    terms = [term for term in terms if math.prod(term[1]) != 0] or terms[:1]
+    kept = terms if len(terms) <= SUM_TERMS else [*terms[:SUM_TERMS - 1], None, terms[-1]]
+
+    def joined(parts: list[str | None]) -> str:
+        text = ""
+        for n, part in enumerate(parts):
+            if part is None:
+                text += r" + \cdots"
+            elif n and part.startswith("-"):
+                text += " - " + part[1:].lstrip()
+            else:
+                text += (" + " if n else "") + part
+        return text
+
+    def product(values: list[float]) -> str:
+        return r" \cdot ".join(f"({number(v)})" if v < 0 and n else number(v) for n, v in enumerate(values))
+
+    value = sum(math.prod(values) for _, values in terms)
+    rhs = [joined([None if t is None else " ".join(printer.doprint(f) for f in t[0]) for t in kept]),
+           joined([None if t is None else product(t[1]) for t in kept]), number(value)]
+    return {"shown": Shown(printer.doprint(lhs), " = ".join(rhs)), "count": len(terms), "zeros": zeros,
+            "value": value, "elided": len(terms) > SUM_TERMS,
+            "products": [math.prod(values) for _, values in terms]}
+
+
+def _grid(index: sp.Idx, layer) -> range:
+    """The values a summation index of the formulas runs over in ``layer``: o over the output
+    channels, i and j over the output positions."""
+    label = str(index.label).rstrip("'")
+    if label == "o":
+        return range(layer.shape_out[0])
+    return range(layer.shape_out[1 + ["i", "j"].index(label)])
+
+
+def _tables(example, network: ConvNetwork, l: int, sign: int) -> dict:
+    """The input a, the local gradients delta (in the notation's sign) and the kernel K of
+    conv layer ``l`` in the worked example (its first sample)."""
+    data = example.as_dict()
+    first = (lambda x: x) if len(example.values.inputs) == 1 else (lambda x: x[0])
+    weights = network.nested_parameters(example.values.parameters)["weights"][l]
+    return {generic.a: np.asarray(first(data["a"])[l], dtype=float),
+            generic.delta: sign * np.asarray(first(data["delta"])[l], dtype=float),
+            cb.K: np.asarray(weights, dtype=float)}
+
+
+def _worked(example, network: ConvNetwork, notation: Notation, printer: NotationPrinter) -> dict:
+    """In the first conv layer: the gradient of its first kernel entry and the flipped-kernel
+    sum of its input's middle unit, each as substituted arithmetic."""
+    l = next(n for n, layer in enumerate(network.stack) if layer.kind == "conv")
+    layer = network.stack[l]
+    dimensions = len(layer.kernel)
+    formulas = cb.derive_conv(dimensions, bool(network.biases))
+    outputs, offsets, inputs = cb._positions(dimensions)
+    sign = notation.delta_sign
+    tables = _tables(example, network, l, sign)
+    constants = {cb.s: layer.stride, cb.p: layer.padding}
+    at = dict(zip([cb.o, cb.c, *offsets], [0] * (2 + dimensions)))
+    kernel_sum, indices = formulas.gradient_kernel.xreplace(at), _summand(formulas.gradient_kernel)[1]
+    weight = cb.K[(0, 0, *[0] * dimensions)]
+    kernel = _worked_sum(sign * sp.Derivative(generic.E, weight),
+                         _terms(kernel_sum, constants, [_grid(x, layer) for x in indices], tables), printer)
+    middle = tuple(size // 2 for size in layer.shape_in[1:])
+    below_sum = formulas.error_below.xreplace(dict(zip([cb.c, *inputs], [0, *middle])))
+    indices = _summand(formulas.error_below)[1]
+    unit = generic.a[(0, *middle)]
+    flipped = _worked_sum(sign * sp.Derivative(generic.E, unit),
+                          _terms(below_sum, constants, [_grid(x, layer) for x in indices], tables), printer)
+    gradient = np.asarray(example.as_dict()["grad"]["weights"][l], dtype=float)[(0, 0, *[0] * dimensions)]
+    return {"layer": l + 1, "kernel": kernel, "gradient": float(gradient), "flipped": flipped,
+            "unit": printer.doprint(unit), "input": l == 0, "batch": len(example.values.inputs) > 1,
+            "weight": printer.doprint(weight)}
+
+
+def chapter(network: ConvNetwork, notation: Notation, example=None) -> dict:
+    """Everything the chapter prints, in the notation: the formulas of a conv layer (of the
+    network's dimensions), pooling, the shapes of every tensor, and the worked numbers."""
+    dimensions = len(network.input_shape) - 1
+    formulas = cb.derive_conv(dimensions, bool(network.biases))
+    printer = ConvPrinter(notation, None)
+    show = lambda lhs, rhs, rule="": shown(lhs, rhs, notation, printer, rule)
+    steps = {step.rule: step for step in formulas.steps}
+    z_def = formulas.steps[0]
+    bias = next((s for s in formulas.steps if s.rule == "gradient" and s.lhs.variables[0].base == generic.b), None)
+    kernel = next(s for s in formulas.steps if s.rule == "gradient" and s.lhs.variables[0].base == cb.K)
+    kinds = {layer.kind for layer in network.stack}
+    outputs, offsets, _ = cb._positions(dimensions)
+    layers = []
+    for n, layer in enumerate(network.stack):
+        weights = {"conv": (layer.shape_out[0], layer.shape_in[0], *layer.kernel),
+                   "dense": (math.prod(layer.shape_in), layer.shape_out[0])}.get(layer.kind)
+        layers.append({"number": n + 1, "kind": layer.kind, "input": layer.shape_in, "output": layer.shape_out,
+                       "weights": weights, "window": layer.kernel, "stride": layer.stride, "padding": layer.padding,
+                       "activation": layer.activation.name})
+    return {
+        "dimensions": dimensions, "kernel": printer.doprint(cb.K[(cb.o, cb.c, *offsets)]),
+        "letters": {name: printer.doprint(x) for name, x in
+                    [("o", cb.o), ("c", cb.c), ("s", cb.s), ("p", cb.p), *((x.label.name, x) for x in outputs + offsets)]},
+        "input_index": printer.doprint(cb._input_index(outputs, offsets)[0]),
+        "z": printer.doprint(generic.z[(cb.o, *outputs)]), "a_unit": printer.doprint(generic.a[(cb.c, *cb._positions(dimensions)[2])]),
+        "forward": [show(z_def.lhs, z_def.rhs),
+                    show(generic.a[(cb.o, *outputs)], generic.g(generic.z[(cb.o, *outputs)]))],
+        "tied": show(steps["tied_weight_sum"].lhs, steps["tied_weight_sum"].rhs),
+        "gradients": [show(kernel.lhs, kernel.rhs)] + ([show(bias.lhs, bias.rhs)] if bias is not None else []),
+        "below": [show(steps["sum_over_successors"].lhs, steps["sum_over_successors"].rhs),
+                  show(steps["flipped_kernel"].lhs, steps["flipped_kernel"].rhs)],
+        "average": (show(sp.Derivative(generic.E, generic.a[(cb.c, *cb._positions(dimensions)[2])]),
+                         cb.derive_average_pool(dimensions)) if "avg_pool" in kinds else None),
+        "max_pool": "max_pool" in kinds, "layers": layers,
+        "worked": _worked(example, network, notation, printer) if example is not None else None,
+    }
