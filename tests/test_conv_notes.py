@@ -78,7 +78,7 @@ def written(tmp_path_factory):
 def test_derive_writes_the_chapter_and_the_worked_value_is_examples(written):
     md = next(p for p in written["default"] if p.suffix == ".md").read_text()
     assert "## Convolutional layers" in md and "flipped kernel" in md
-    value = re.search(r"This is the value (\S+) the example", md).group(1).replace("−", "-")
+    value = re.search(r"This is the gradient (\S+) that the example", md).group(1).replace("−", "-")
     assert md.count("\\cdots") == 0 or "left out" in md
     spec = sb.load(written["default"][0].parent.parent / "conv.toml")
     grad = sb.example(spec.network, spec.values).as_dict()["grad"]["weights"][0][0][0][0][0]
@@ -102,3 +102,14 @@ def test_the_chapters_markdown_math_renders_in_katex(written):
     result = katex_node.render_all(files, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
     assert " 0 failed" in result.stdout
+
+
+def test_the_sliding_kernel_figure_is_one_geometry_in_tikz_and_svg(written):
+    """1x5x5 padded by 1: 7x7 input cells and 5x5 output cells, the 3x3 receptive field and its
+    output unit shaded, in the LaTeX notes' TikZ and in the SVG beside the Markdown."""
+    tex = next(p for p in written["default"] if p.suffix == ".tex").read_text()
+    svg = next(p for p in written["default"] if p.suffix == ".svg").read_text()
+    assert tex.count(r"\draw[fill=") == svg.count("<rect x=") - 1 == 7 * 7 + 5 * 5  # less the dashed window
+    assert tex.count("fill=black!25") == svg.count('fill="#bfbfbf"') == 9 + 1
+    assert tex.count("fill=black!6") == svg.count('fill="#f0f0f0"') == 7 * 7 - 5 * 5
+    assert "![The kernel sliding" in next(p for p in written["default"] if p.suffix == ".md").read_text()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
@@ -19,6 +20,7 @@ import sympy as sp
 from .. import conv_backprop as cb
 from .. import derivation as generic
 from ..convolution import ConvNetwork
+from .figures import PIXELS, UNIT_EM, _svg_label
 from .notation import Notation
 from .printing import NotationPrinter, Shown, _script, shown
 from .worked import number
@@ -143,14 +145,15 @@ def _worked(example, network: ConvNetwork, notation: Notation, printer: Notation
     flipped = _worked_sum(sign * sp.Derivative(generic.E, unit),
                           _terms(below_sum, constants, [_grid(x, layer) for x in indices], tables), printer)
     gradient = np.asarray(example.as_dict()["grad"]["weights"][l], dtype=float)[(0, 0, *[0] * dimensions)]
-    return {"layer": l + 1, "kernel": kernel, "gradient": float(gradient), "flipped": flipped,
+    return {"layer": l + 1, "kernel": kernel, "gradient": float(gradient), "flipped": flipped, "sign": sign,
             "unit": printer.doprint(unit), "input": l == 0, "batch": len(example.values.inputs) > 1,
             "weight": printer.doprint(weight)}
 
 
-def chapter(network: ConvNetwork, notation: Notation, example=None) -> dict:
+def chapter(network: ConvNetwork, notation: Notation, example=None, figure: bool = False) -> dict:
     """Everything the chapter prints, in the notation: the formulas of a conv layer (of the
-    network's dimensions), pooling, the shapes of every tensor, and the worked numbers."""
+    network's dimensions), pooling, the shapes of every tensor, the worked numbers (with an
+    ``example``) and the figure of the kernel sliding over the input (with ``figure``)."""
     dimensions = len(network.input_shape) - 1
     formulas = cb.derive_conv(dimensions, bool(network.biases))
     printer = ConvPrinter(notation, None)
@@ -172,7 +175,8 @@ def chapter(network: ConvNetwork, notation: Notation, example=None) -> dict:
         "dimensions": dimensions, "kernel": printer.doprint(cb.K[(cb.o, cb.c, *offsets)]),
         "letters": {name: printer.doprint(x) for name, x in
                     [("o", cb.o), ("c", cb.c), ("s", cb.s), ("p", cb.p), *((x.label.name, x) for x in outputs + offsets)]},
-        "input_index": printer.doprint(cb._input_index(outputs, offsets)[0]),
+        "input_index": printer._limit(cb._input_index(outputs, offsets)[0]),
+        "window": [printer.doprint(size) for size in [cb.S_h, cb.S_w][-dimensions:]],
         "z": printer.doprint(generic.z[(cb.o, *outputs)]), "a_unit": printer.doprint(generic.a[(cb.c, *cb._positions(dimensions)[2])]),
         "forward": [show(z_def.lhs, z_def.rhs),
                     show(generic.a[(cb.o, *outputs)], generic.g(generic.z[(cb.o, *outputs)]))],
@@ -184,4 +188,103 @@ def chapter(network: ConvNetwork, notation: Notation, example=None) -> dict:
                          cb.derive_average_pool(dimensions)) if "avg_pool" in kinds else None),
         "max_pool": "max_pool" in kinds, "layers": layers,
         "worked": _worked(example, network, notation, printer) if example is not None else None,
+        "figure": sliding(network, printer) if figure else None,
     }
+
+
+#: The widest a grid of the figure may be (cm), and its largest cell.
+GRID_WIDTH, CELL = 6.5, 0.5
+
+
+@dataclass(frozen=True)
+class Sliding:
+    """The figure's one geometry, in cm (y up), written as TikZ and as SVG: cells of the padded
+    input and of the output (``shade`` 0 white, 1 the receptive field or its output unit, 2 the
+    padding), outlines (the window at the next position, dashed), one arrow and the labels."""
+
+    cells: tuple[tuple[float, float, float, int], ...]  # x, y of the lower left corner, side, shade
+    outlines: tuple[tuple[float, float, float, float], ...]  # left, bottom, right, top
+    arrow: tuple[tuple[float, float], tuple[float, float]]
+    labels: tuple[tuple[float, float, str], ...]  # centre x, y, LaTeX
+
+    def tikz(self) -> str:
+        fills = {0: "white", 1: "black!25", 2: "black!6"}
+        lines = [r"\begin{tikzpicture}[>=stealth]"]
+        lines += [rf"\draw[fill={fills[shade]}] ({x:.2f},{y:.2f}) rectangle ({x + side:.2f},{y + side:.2f});"
+                  for x, y, side, shade in self.cells]
+        lines += [rf"\draw[dashed,very thick] ({l:.2f},{b:.2f}) rectangle ({r:.2f},{t:.2f});"
+                  for l, b, r, t in self.outlines]
+        (x0, y0), (x1, y1) = self.arrow
+        lines.append(rf"\draw[->,thick] ({x0:.2f},{y0:.2f}) to[bend left=20] ({x1:.2f},{y1:.2f});")
+        lines += [rf"\node at ({x:.2f},{y:.2f}) {{${text}$}};" for x, y, text in self.labels]
+        return "\n".join(lines + [r"\end{tikzpicture}"])
+
+    def svg(self) -> str:
+        points = [(x, y) for x, y, side, _ in self.cells] + [(x + side, y + side) for x, y, side, _ in self.cells]
+        points += [(x, y) for x, y, _ in self.labels]
+        left, right = min(x for x, _ in points) - 0.5, max(x for x, _ in points) + 0.5
+        bottom, top = min(y for _, y in points) - 0.5, max(y for _, y in points) + 0.5
+        px = lambda x, y: ((x - left) * PIXELS, (top - y) * PIXELS)
+        width, height = (right - left) * PIXELS, (top - bottom) * PIXELS
+        fills = {0: "white", 1: "#bfbfbf", 2: "#f0f0f0"}
+        out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+               f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="Latin Modern Math, STIX Two Math, serif">',
+               '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+               'orient="auto"><path d="M0,0 L10,5 L0,10 z"/></marker></defs>',
+               '<rect width="100%" height="100%" fill="white"/>']
+        for x, y, side, shade in self.cells:
+            sx, sy = px(x, y + side)
+            out.append(f'<rect x="{sx:.1f}" y="{sy:.1f}" width="{side * PIXELS:.1f}" height="{side * PIXELS:.1f}" '
+                       f'fill="{fills[shade]}" stroke="black"/>')
+        for l, b, r, t in self.outlines:
+            sx, sy = px(l, t)
+            out.append(f'<rect x="{sx:.1f}" y="{sy:.1f}" width="{(r - l) * PIXELS:.1f}" height="{(t - b) * PIXELS:.1f}" '
+                       'fill="none" stroke="black" stroke-width="2.5" stroke-dasharray="6 4"/>')
+        (x0, y0), (x1, y1) = (px(*p) for p in self.arrow)
+        out.append(f'<path d="M{x0:.1f},{y0:.1f} Q{(x0 + x1) / 2:.1f},{min(y0, y1) - 0.6 * PIXELS:.1f} {x1:.1f},{y1:.1f}" '
+                   'fill="none" stroke="black" stroke-width="1.5" marker-end="url(#arrow)"/>')
+        out += [_svg_label(*px(x, y), text, UNIT_EM) for x, y, text in self.labels]
+        return "\n".join(out + ["</svg>"]) + "\n"
+
+
+def sliding(network: ConvNetwork, printer: NotationPrinter) -> dict:
+    """The first conv layer's padded input and its output side by side, the receptive field of the
+    output's middle unit (channel 0) shaded in the input and that unit shaded in the output, the
+    window at the next position dashed; 1-D layers as one row."""
+    l = next(n for n, layer in enumerate(network.stack) if layer.kind == "conv")
+    layer = network.stack[l]
+    rows_in, columns_in = ((1,) + layer.shape_in[1:])[-2:]
+    rows_out, columns_out = ((1,) + layer.shape_out[1:])[-2:]
+    kh, kw = ((1,) + layer.kernel)[-2:]
+    p, s = layer.padding, layer.stride
+    ph, pw = (0 if len(layer.kernel) == 1 else p), p
+    side = min(CELL, GRID_WIDTH / (columns_in + 2 * pw), GRID_WIDTH / (rows_in + 2 * ph))
+    unit = (rows_out // 2, columns_out // 2)
+    window = [(unit[0] * s + u, unit[1] * s + v) for u in range(kh) for v in range(kw)]  # in padded coordinates
+    cells = []
+    height_in = (rows_in + 2 * ph) * side
+    for r, q in itertools.product(range(rows_in + 2 * ph), range(columns_in + 2 * pw)):
+        padding = not (ph <= r < rows_in + ph and pw <= q < columns_in + pw)
+        cells.append((q * side, height_in - (r + 1) * side, side, 1 if (r, q) in window else 2 if padding else 0))
+    gap = 2.0
+    x_out = (columns_in + 2 * pw) * side + gap
+    height_out = rows_out * side
+    top_out = height_in - (height_in - height_out) / 2
+    for r, q in itertools.product(range(rows_out), range(columns_out)):
+        cells.append((x_out + q * side, top_out - (r + 1) * side, side, 1 if (r, q) == unit else 0))
+    following = unit[1] + 1 < columns_out  # the window at the next position along the row, if there is one
+    shift = s if following else -s
+    left = (unit[1] * s + shift) * side
+    outlines = ((left, height_in - (unit[0] * s + kh) * side, left + kw * side, height_in - unit[0] * s * side),)
+    centre = ((unit[1] * s + kw / 2) * side, height_in - (unit[0] * s + kh / 2) * side)
+    target = (x_out + (unit[1] + 0.5) * side, top_out - (unit[0] + 0.5) * side)
+    dimensions = len(layer.kernel)
+    outputs, _, inputs = cb._positions(dimensions)
+    below = -0.45
+    labels = ((centre[0], height_in + 0.35, printer.doprint(cb.K[(0, 0, *cb._positions(dimensions)[1])])),
+              ((columns_in + 2 * pw) * side / 2, below, printer.doprint(generic.a[(cb.c, *inputs)])),
+              (x_out + columns_out * side / 2, top_out - height_out + below,
+               printer.doprint(generic.z[(cb.o, *outputs)])))
+    return {"figure": Sliding(tuple(cells), outlines, (centre, target), labels), "layer": l + 1,
+            "unit": printer.doprint(generic.z[(0, *unit[-dimensions:])]), "following": following,
+            "padding": p, "stride": s}

@@ -578,11 +578,12 @@ def render(derivation: Derivation, example: Example | None = None, report: Repor
         notation = load_notation(notation)
     env = _environment(templates)
     if isinstance(derivation.network, ConvNetwork):  # the chapter on convolutional layers
-        chapter = convolutional.chapter(derivation.network, notation, example if "example" in parts else None)
+        chapter = convolutional.chapter(derivation.network, notation, example if "example" in parts else None,
+                                        "figure" in parts)
         with guarded(templates):
             formatting = env.get_template(f"{format}.j2").module
             return rendered(env.get_template("conv_notes.j2"), dict(conv=chapter, n=notation, f=formatting,
-                                                                     format=format))
+                                                                     format=format, svg=figure))
     notes = _Notes(derivation, example, report, notation, parts, truncate)
     shown = figure if "figure" in notes.parts else None
     with guarded(templates):
@@ -644,7 +645,9 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
     for format in formats:
         texts[Path(directory) / f"{stem}.{format}"] = render(derivation, worked, report, format, templates,
                                                              notation, parts, figure.name, truncate=truncate)
-    if "md" in formats and "figure" in parts and not isinstance(spec.network, ConvNetwork):
+    if "md" in formats and "figure" in parts and isinstance(spec.network, ConvNetwork):
+        texts[figure] = convolutional.sliding(spec.network, convolutional.ConvPrinter(notation, None))["figure"].svg()
+    elif "md" in formats and "figure" in parts:
         latex = NotationPrinter(notation, spec.network).doprint
         unrolled = through_time.figure(spec.network, latex)
         drawn = ({"forward": None, "backward": None} if through_time.has_chapter(spec.network)  # its first figure
