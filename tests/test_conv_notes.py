@@ -113,3 +113,18 @@ def test_the_sliding_kernel_figure_is_one_geometry_in_tikz_and_svg(written):
     assert tex.count("fill=black!25") == svg.count('fill="#bfbfbf"') == 9 + 1
     assert tex.count("fill=black!6") == svg.count('fill="#f0f0f0"') == 7 * 7 - 5 * 5
     assert "![The kernel sliding" in next(p for p in written["default"] if p.suffix == ".md").read_text()
+
+
+def test_the_readme_quotes_the_chapter_as_derive_prints_it(tmp_path):
+    """Every formula and sentence of the README's passage is a line of the notes of its own conv spec."""
+    from pathlib import Path
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("**Convolutional networks**")[1]
+    spec = tmp_path / "conv.toml"
+    spec.write_text(section.split("```toml\n")[1].split("```")[0])
+    notes = sb.write_notes(sb.load(spec), tmp_path / "notes", ["md"])[0].read_text()
+    passage = section.split("(`derive conv.toml --format md`):\n\n")[1].split("\n\n")[0]
+    quote = [line[2:] for line in passage.splitlines() if line.startswith("> ") and "[...]" not in line]
+    assert sum(line.startswith("$$") for line in quote) == 3
+    for line in quote:
+        assert line in notes.splitlines(), line
