@@ -428,3 +428,18 @@ def test_the_course_documents_render_in_katex(course):
     files = [str(p) for paths in course.values() for p in paths if p.suffix == ".md"]
     result = katex_node.render_all(files, timeout=300)
     assert result.returncode == 0 and " 0 failed" in result.stdout, result.stdout[-3000:]
+
+
+def test_tables_and_displays_are_not_split_across_pages():
+    spec = sb.from_dict(sb.spec.DEFAULT)
+    derivation = sb.derive(spec.network)
+    worked = sb.example(spec.network, spec.values, spec.learning_rate, derivation)
+    tex = sb.render(derivation, worked, format="tex", parts=("example",))
+    assert r"\allowdisplaybreaks" not in tex  # a multi-line display stays on one page
+    assert r"\begin{tabular}" in tex and r"\begin{longtable}" not in tex  # short tables: one page, header with rows
+    wide = sb.compact("2-40-1")  # 41 rows of units: a table that breaks, its header repeated on each page
+    derivation = sb.derive(wide.network)
+    tex = sb.render(derivation, sb.example(wide.network, wide.values, derivation=derivation), format="tex",
+                    parts=("example",))
+    long = tex[tex.index(r"\begin{longtable}"):]
+    assert long.index(r"\endhead") < long.index(r"\end{longtable}")
