@@ -20,6 +20,7 @@ import sympy as sp
 
 from .. import bptt
 from .. import derivation as generic
+from ..convolution import refuse_notes
 from ..derivation import Derivation, GenericLayer, Step, derive
 from .. import files
 from ..parts import PARTS
@@ -140,6 +141,7 @@ class _Notes:
     def __init__(self, derivation: Derivation, example: Example | None, report: Report | None,
                  notation: Notation, parts, truncate: int | None = None):
         net = derivation.network
+        refuse_notes(net)
         self.derivation, self.network, self.notation, self.example, self.report = (
             derivation, net, notation, example, report)
         self.parts = set(parts)
@@ -622,6 +624,7 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
     removed when the new notes have none).  The files are written as one set by
     :func:`files.write_set`, never over one of ``inputs``.
     """
+    refuse_notes(spec.network)  # before the derivation, which takes seconds
     if isinstance(notation, str):
         notation = load_notation(notation)
     derivation = derive(spec.network)
