@@ -128,3 +128,16 @@ def test_the_readme_quotes_the_chapter_as_derive_prints_it(tmp_path):
     assert sum(line.startswith("$$") for line in quote) == 3
     for line in quote:
         assert line in notes.splitlines(), line
+
+
+def test_max_pooling_sends_the_local_gradient_to_the_unit_that_won(written):
+    """The README's spec: the first 2x2 window of the pooling layer, its largest activation found
+    here from the example's numbers, and the pooling unit's delta, as the notes print them."""
+    spec = sb.load(written["default"][0].parent.parent / "conv.toml")
+    data = sb.example(spec.network, spec.values).as_dict()
+    window = {(r, q): data["a"][1][0][r][q] for r in range(2) for q in range(2)}
+    r, q = max(window, key=window.get)
+    md = next(p for p in written["default"] if p.suffix == ".md").read_text()
+    from symbackprop.notes.worked import number
+    assert (f"${{a_{{0,{r},{q}}}}}$ won" in md or f"$a_{{0,{r},{q}}}$ won" in md)
+    assert f"\\delta_{{0,0,0}} = {number(data['delta'][1][0][0][0])}$" in md

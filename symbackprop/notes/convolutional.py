@@ -150,6 +150,25 @@ def _worked(example, network: ConvNetwork, notation: Notation, printer: Notation
             "weight": printer.doprint(weight)}
 
 
+def _winner(example, network: ConvNetwork, printer: NotationPrinter, sign: int) -> dict | None:
+    """The first window of the first max pooling layer above a layer in the worked example: its
+    units with their activations, the one that won, and the pooling unit's local gradient."""
+    l = next((n for n, layer in enumerate(network.stack) if layer.kind == "max_pool" and n), None)
+    if l is None:
+        return None
+    layer, data = network.stack[l], example.as_dict()
+    first = (lambda x: x) if len(example.values.inputs) == 1 else (lambda x: x[0])
+    below = np.asarray(first(data["a"])[l], dtype=float)  # the input of layer l
+    window = [(0, *offsets) for offsets in itertools.product(*map(range, layer.kernel))]
+    values = [float(below[index]) for index in window]
+    won = window[int(np.argmax(values))]  # the first maximum, as the network's Max
+    pooled = (0,) * len(layer.shape_out)
+    return {"layer": l + 1, "below": l, "pooled": printer.doprint(generic.delta[pooled]),
+            "delta": number(sign * np.asarray(first(data["delta"])[l], dtype=float)[pooled]),
+            "units": [Shown(printer.doprint(generic.a[index]), number(value)) for index, value in zip(window, values)],
+            "winner": printer.doprint(generic.a[won]), "others": len(window) - 1}
+
+
 def chapter(network: ConvNetwork, notation: Notation, example=None, figure: bool = False) -> dict:
     """Everything the chapter prints, in the notation: the formulas of a conv layer (of the
     network's dimensions), pooling, the shapes of every tensor, the worked numbers (with an
@@ -189,6 +208,7 @@ def chapter(network: ConvNetwork, notation: Notation, example=None, figure: bool
         "max_pool": "max_pool" in kinds, "layers": layers,
         "worked": _worked(example, network, notation, printer) if example is not None else None,
         "figure": sliding(network, printer) if figure else None,
+        "winner": _winner(example, network, printer, notation.delta_sign) if example is not None else None,
     }
 
 
