@@ -141,3 +141,15 @@ def test_max_pooling_sends_the_local_gradient_to_the_unit_that_won(written):
     from symbackprop.notes.worked import number
     assert (f"${{a_{{0,{r},{q}}}}}$ won" in md or f"$a_{{0,{r},{q}}}$ won" in md)
     assert f"\\delta_{{0,0,0}} = {number(data['delta'][1][0][0][0])}$" in md
+
+
+def test_a_network_of_pooling_and_dense_layers_gets_the_chapter_without_a_kernel(tmp_path):
+    """No conv layer (it raised StopIteration): the formulas and average pooling, no figure, no kernel sums."""
+    spec = sb.from_dict(conv_spec([1, 4, 4], [{"kind": "avg_pool", "size": [2, 2]},
+                                              {"kind": "dense", "units": 1, "activation": "identity"}],
+                                  {"inputs": [[[1, 2, 0, 1], [0, 1, -1, 2], [2, 0, 1, 0], [1, -1, 0, 1]]],
+                                   "targets": [0.5]}))
+    paths = sb.write_notes(spec, tmp_path, formats=["md", "tex"])
+    assert sorted(p.suffix for p in paths) == [".md", ".tex"]
+    md = paths[0].read_text()
+    assert "An average pooling unit" in md and "In the worked example" not in md

@@ -122,10 +122,17 @@ def _tables(example, network: ConvNetwork, l: int, sign: int) -> dict:
             cb.K: np.asarray(weights, dtype=float)}
 
 
-def _worked(example, network: ConvNetwork, notation: Notation, printer: NotationPrinter) -> dict:
+def first_conv(network: ConvNetwork) -> int | None:
+    """The first conv layer's place in the stack (None: pooling and dense layers only)."""
+    return next((n for n, layer in enumerate(network.stack) if layer.kind == "conv"), None)
+
+
+def _worked(example, network: ConvNetwork, notation: Notation, printer: NotationPrinter) -> dict | None:
     """In the first conv layer: the gradient of its first kernel entry and the flipped-kernel
     sum of its input's middle unit, each as substituted arithmetic."""
-    l = next(n for n, layer in enumerate(network.stack) if layer.kind == "conv")
+    l = first_conv(network)
+    if l is None:
+        return None
     layer = network.stack[l]
     dimensions = len(layer.kernel)
     formulas = cb.derive_conv(dimensions, bool(network.biases))
@@ -207,7 +214,7 @@ def chapter(network: ConvNetwork, notation: Notation, example=None, figure: bool
                          cb.derive_average_pool(dimensions)) if "avg_pool" in kinds else None),
         "max_pool": "max_pool" in kinds, "layers": layers,
         "worked": _worked(example, network, notation, printer) if example is not None else None,
-        "figure": sliding(network, printer) if figure else None,
+        "figure": sliding(network, printer) if figure and first_conv(network) is not None else None,
         "winner": _winner(example, network, printer, notation.delta_sign) if example is not None else None,
     }
 
@@ -270,8 +277,8 @@ class Sliding:
 def sliding(network: ConvNetwork, printer: NotationPrinter) -> dict:
     """The first conv layer's padded input and its output side by side, the receptive field of the
     output's middle unit (channel 0) shaded in the input and that unit shaded in the output, the
-    window at the next position dashed; 1-D layers as one row."""
-    l = next(n for n, layer in enumerate(network.stack) if layer.kind == "conv")
+    window at the next position dashed; 1-D layers as one row.  Call it on a network with a conv layer."""
+    l = first_conv(network)
     layer = network.stack[l]
     rows_in, columns_in = ((1,) + layer.shape_in[1:])[-2:]
     rows_out, columns_out = ((1,) + layer.shape_out[1:])[-2:]

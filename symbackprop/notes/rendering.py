@@ -646,7 +646,8 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
         texts[Path(directory) / f"{stem}.{format}"] = render(derivation, worked, report, format, templates,
                                                              notation, parts, figure.name, truncate=truncate)
     if "md" in formats and "figure" in parts and isinstance(spec.network, ConvNetwork):
-        texts[figure] = convolutional.sliding(spec.network, convolutional.ConvPrinter(notation, None))["figure"].svg()
+        if convolutional.first_conv(spec.network) is not None:  # a network of pooling and dense layers has no figure
+            texts[figure] = convolutional.sliding(spec.network, convolutional.ConvPrinter(notation, None))["figure"].svg()
     elif "md" in formats and "figure" in parts:
         latex = NotationPrinter(notation, spec.network).doprint
         unrolled = through_time.figure(spec.network, latex)
