@@ -183,34 +183,33 @@ def chapter(network: ConvNetwork, notation: Notation, example=None, figure: bool
     dimensions = len(network.input_shape) - 1
     formulas = cb.derive_conv(dimensions, bool(network.biases))
     printer = ConvPrinter(notation, None)
-    show = lambda lhs, rhs, rule="": shown(lhs, rhs, notation, printer, rule)
+    show = lambda lhs, rhs: shown(lhs, rhs, notation, printer)
     steps = {step.rule: step for step in formulas.steps}
     z_def = formulas.steps[0]
     bias = next((s for s in formulas.steps if s.rule == "gradient" and s.lhs.variables[0].base == generic.b), None)
     kernel = next(s for s in formulas.steps if s.rule == "gradient" and s.lhs.variables[0].base == cb.K)
     kinds = {layer.kind for layer in network.stack}
-    outputs, offsets, _ = cb._positions(dimensions)
+    outputs, offsets, inputs = cb._positions(dimensions)
     layers = []
     for n, layer in enumerate(network.stack):
         weights = {"conv": (layer.shape_out[0], layer.shape_in[0], *layer.kernel),
                    "dense": (math.prod(layer.shape_in), layer.shape_out[0])}.get(layer.kind)
         layers.append({"number": n + 1, "kind": layer.kind, "input": layer.shape_in, "output": layer.shape_out,
-                       "weights": weights, "window": layer.kernel, "stride": layer.stride, "padding": layer.padding,
-                       "activation": layer.activation.name})
+                       "weights": weights, "window": layer.kernel})
     return {
         "dimensions": dimensions, "kernel": printer.doprint(cb.K[(cb.o, cb.c, *offsets)]),
         "letters": {name: printer.doprint(x) for name, x in
                     [("o", cb.o), ("c", cb.c), ("s", cb.s), ("p", cb.p), *((x.label.name, x) for x in outputs + offsets)]},
-        "input_index": printer._limit(cb._input_index(outputs, offsets)[0]),
+        "input_index": [printer._limit(index) for index in cb._input_index(outputs, offsets)],
         "window": [printer.doprint(size) for size in [cb.S_h, cb.S_w][-dimensions:]],
-        "z": printer.doprint(generic.z[(cb.o, *outputs)]), "a_unit": printer.doprint(generic.a[(cb.c, *cb._positions(dimensions)[2])]),
+        "z": printer.doprint(generic.z[(cb.o, *outputs)]), "a_unit": printer.doprint(generic.a[(cb.c, *inputs)]),
         "forward": [show(z_def.lhs, z_def.rhs),
                     show(generic.a[(cb.o, *outputs)], generic.g(generic.z[(cb.o, *outputs)]))],
         "tied": show(steps["tied_weight_sum"].lhs, steps["tied_weight_sum"].rhs),
         "gradients": [show(kernel.lhs, kernel.rhs)] + ([show(bias.lhs, bias.rhs)] if bias is not None else []),
         "below": [show(steps["sum_over_successors"].lhs, steps["sum_over_successors"].rhs),
                   show(steps["flipped_kernel"].lhs, steps["flipped_kernel"].rhs)],
-        "average": (show(sp.Derivative(generic.E, generic.a[(cb.c, *cb._positions(dimensions)[2])]),
+        "average": (show(sp.Derivative(generic.E, generic.a[(cb.c, *inputs)]),
                          cb.derive_average_pool(dimensions)) if "avg_pool" in kinds else None),
         "max_pool": "max_pool" in kinds, "layers": layers,
         "worked": _worked(example, network, notation, printer) if example is not None else None,
