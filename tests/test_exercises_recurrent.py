@@ -135,3 +135,25 @@ def test_sheet_and_key_compile_with_pdflatex(written):
                                 cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
         assert result.returncode == 0, (tex, result.stdout[-2000:])
         assert "Overfull" not in result.stdout, tex
+
+
+def test_the_answer_page_serves_the_questions_through_time(written, tmp_path):
+    pytest.importorskip("starlette", reason="the serve extra is not installed")
+    from test_serve import Running
+    with open(written / "codes.csv", newline="", encoding="utf-8") as stream:
+        codes = {row["student"]: row["code"] for row in csv.DictReader(stream)}
+    with open(written / "key.csv", newline="", encoding="utf-8") as stream:
+        key = [row for row in csv.DictReader(stream) if row["student"] == "zoe"]
+    server = Running(written / "exercises.toml", tmp_path / "attempts.sqlite", "--rate-limit", "10000")
+    try:
+        for row in key:
+            status, verdict = server.post("/api/check", {"student": "zoe", "code": codes["zoe"],
+                                                         "question": row["question"], "answer": row["answer"]})
+            assert status == 200 and verdict["verdict"] == "correct", (row, verdict)
+        status, verdict = server.post("/api/check", {"student": "zoe", "code": codes["zoe"], "question": "q2",
+                                                     "answer": r"a_i(t-1) \delta_j(t)"})
+        assert status == 200 and verdict["verdict"] == "incorrect" and "last step" in verdict["message"].lower()
+        status, page = server.post("/api/student", {"student": "zoe", "code": codes["zoe"]})
+        assert status == 200 and "Sheet of zoe" in page["sheet"] and "backpropagation through time" in page["sheet"]
+    finally:
+        server.stop()
