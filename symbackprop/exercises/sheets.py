@@ -66,6 +66,9 @@ class _Documents:
         self.derivation = derive(self.network)
         self.notes = rendering.lecture(self.derivation, self.notation, parts=("figure",))
         self.printer = NotationPrinter(self.notation, self.network)
+        chapter = self.notes.through_time
+        #: a recurrent network drawn unrolled, one copy per step side by side, as its notes draw it
+        self.unrolled = chapter["figure"] if chapter else None
 
     def generic(self, question, derived: dict) -> Asked:
         """A derivation question, solved by the lecture steps of its layer up to the formula asked;
@@ -202,14 +205,15 @@ ESCAPES = {"md": roster.markdown_text, "tex": roster.latex_text, "html": markups
 
 
 def _context(documents: _Documents, format: str) -> dict:
-    return {"escape": ESCAPES[format], "net": documents.network, "per_student": documents.made.per_student}
+    return {"escape": ESCAPES[format], "net": documents.network, "per_student": documents.made.per_student,
+            "unrolled": documents.unrolled is not None}
 
 
 def render(made: ExerciseSet, formats=FORMATS, templates: Path | None = None) -> dict[str, str]:
     """Every file of the set: relative path -> text."""
     documents = _Documents(made)
     variants = [documents.variant(v) for v in made.variants]
-    picture = documents.notes.figure["forward"].svg()
+    picture = (documents.unrolled or documents.notes.figure["forward"]).svg()
     files = {"exercises.toml": write_text(made), "key.csv": key_csv(variants)}
     if made.codes:
         files["codes.csv"] = access.codes_csv(made.codes)
