@@ -13,6 +13,8 @@ import pytest
 import symbackprop as sb
 from symbackprop.errors import SpecError
 
+import katex_node
+
 ELMAN = {"network": {"layers": [2, 3, 1], "activation": ["tanh", "identity"], "loss": "half_sse",
                      "recurrent": True, "steps": 3},
          "example": {"inputs": [[0.5, -0.3], [0.1, 0.2], [-0.4, 0.7]], "targets": [[0.1], [0.2], [-0.1]],
@@ -128,6 +130,12 @@ def test_the_sheet_states_the_questions_and_the_key_works_through_time(written):
     assert terms and all("+" in t for t in terms)  # the per-step terms, summed
 
 
+@katex_node.requires_katex
+def test_sheets_and_key_render_in_katex(written):
+    result = katex_node.render_all([str(p) for p in written.rglob("*.md")], timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
 def test_sheet_and_key_compile_with_pdflatex(written):
     for tex in (written / "key.tex", written / "ada" / "sheet.tex"):
@@ -157,3 +165,31 @@ def test_the_answer_page_serves_the_questions_through_time(written, tmp_path):
         assert status == 200 and "Sheet of zoe" in page["sheet"] and "backpropagation through time" in page["sheet"]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("notation", ["haykin", "nielsen"])
+def test_the_key_is_correct_in_notations_with_other_signs_and_letters(notation, tmp_path):
+    """Haykin's delta is -dE/dv and his weights run target-first; Nielsen counts layers from the inputs."""
+    made = sb.exercises(sb.from_dict(ELMAN), students=["ada", "zoe"], seed=5, notation=notation)
+    sb.exercises.write(made, tmp_path / "set")
+    with open(tmp_path / "set" / "key.csv", newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    verdicts = sb.grade(sb.exercises.load(tmp_path / "set" / "exercises.toml"), rows)
+    assert [v.verdict for v in verdicts] == ["correct"] * len(rows), [(r["answer"], v.message) for r, v in
+                                                                       zip(rows, verdicts)]
+    for row in rows:
+        if row["question"] == "q3":
+            variant = made.variant(row["student"])
+            i, j = (int(x) for x in re.findall(r"\d+", variant.targets["q3"])[1:])
+            assert float(row["answer"]) == pytest.approx(gradient_r(variant.example, i, j, range(3)), rel=1e-6)
+
+
+def test_a_symbol_in_braces_before_its_time_index_is_read_as_the_notes_print_it():
+    spec = sb.from_dict(ELMAN)
+    rows = [{"target": "grad_r", "answer": r"\sum_{t=1}^{T} {a_{i}}(t - 1) {\delta_{j}}(t)"},
+            {"target": "grad_r", "answer": r"{a_{i}}(t - 1) {\delta_{j}}(t)"},
+            {"target": "grad_r", "answer": r"\sum_{t=1}^{T} {a_{i} + 1}(t - 1) \delta_{j}(t)"}]
+    verdicts = sb.grade(spec, rows)
+    assert verdicts[0].verdict == "correct", verdicts[0].message
+    assert verdicts[1].verdict == "incorrect" and "last step" in verdicts[1].message.lower()
+    assert verdicts[2].verdict != "correct"  # a sum in braces is no symbol: (t - 1) is not its time index

@@ -7,6 +7,7 @@ derivation is done once: every variant has the same network, only the numbers di
 """
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import re
@@ -111,10 +112,12 @@ class _Documents:
             by_rule: dict = {}
             for step in self.notes.recurrent.steps:
                 by_rule.setdefault(step.rule, []).append(step)
-            named = {bptt.source: bptt.i}  # the chapter's r_mj is the target's r_ij
-            show = lambda step, rule, uses=(): replace(shown(step.lhs.xreplace(named), step.rhs.xreplace(named),
-                                                             self.notation, group["printer"], rule, group["layer"]),
-                                                       uses=uses)
+            # the chapter's r_mj is the target's r_ij: its source printed with the letter of the unit
+            # feeding j (i), in j's own layer
+            printer = copy.copy(group["printer"])
+            printer.letters = {**printer.letters, str(bptt.source.label): printer.letters[str(group["layer"].predecessor.label)]}
+            show = lambda step, rule, uses=(): replace(shown(step.lhs, step.rhs, self.notation, printer, rule,
+                                                             group["layer"]), uses=uses)
             # the recurrent weight is the first tied weight of the chapter (its sums and factors in that order)
             steps = [show(by_rule["tied_weight_sum"][0], "tied_weight_sum"),
                      show(by_rule["differentiate"][2], "weight_factor"),
