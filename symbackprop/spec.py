@@ -14,11 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 import numpy as np
 import sympy as sp
 
@@ -59,14 +54,8 @@ class Spec:
 
 def load(path: str | Path, *, max_parameters: int = MAX_PARAMETERS) -> Spec:
     """Read a TOML spec file (at most :data:`limits.MAX_SPEC_BYTES` of it)."""
-    raw = files.read_bounded(path, MAX_SPEC_BYTES, "spec file",
-                             "give the path of a TOML file, or a compact form such as 2-3-1")
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise SpecError(str(path), f"is not valid TOML: {error}") from None
-    except RecursionError:
-        raise SpecError(str(path), "nests arrays or tables too deeply to read; a spec needs a few levels") from None
+    data = files.read_toml(path, MAX_SPEC_BYTES, "spec file",
+                           "give the path of a TOML file, or a compact form such as 2-3-1")
     return from_dict(data, max_parameters=max_parameters)
 
 
