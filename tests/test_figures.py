@@ -54,13 +54,42 @@ def box_meets_circle(box, centre, radius) -> bool:
     return math.dist(nearest, centre) < radius
 
 
-def assert_clean(labels, circles, paths, room):
-    """labels: boxes; circles: {name: (centre, radius)}; paths: [(points, touched names)]."""
-    for i, a in enumerate(labels):
-        for b in labels[i + 1:]:
+def segments_cross(p, q, r, s) -> bool:
+    """Do the segments pq and rs share a point? (orientations, with collinear overlaps)"""
+    def turn(a, b, c):
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    def within(a, b, c):
+        return min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= c[1] <= max(a[1], b[1])
+    d1, d2, d3, d4 = turn(r, s, p), turn(r, s, q), turn(p, q, r), turn(p, q, s)
+    if ((d1 > 0) != (d2 > 0)) and ((d3 > 0) != (d4 > 0)) and 0 not in (d1, d2, d3, d4):
+        return True
+    return any(d == 0 and within(a, b, c) for d, a, b, c in ((d1, r, s, p), (d2, r, s, q), (d3, p, q, r), (d4, p, q, s)))
+
+
+def segment_meets_box(p, q, box) -> bool:
+    """Does the segment pq touch the (left, bottom, right, top) box (either y direction)?"""
+    left, right = min(box[0], box[2]), max(box[0], box[2])
+    bottom, top = min(box[1], box[3]), max(box[1], box[3])
+    inside = lambda c: left <= c[0] <= right and bottom <= c[1] <= top
+    corners = [(left, bottom), (right, bottom), (right, top), (left, top)]
+    return inside(p) or inside(q) or any(segments_cross(p, q, a, b) for a, b in pairwise(corners + corners[:1]))
+
+
+def assert_clean(labels, circles, paths, room, captions=()):
+    """labels: boxes of the weights; circles: {name: (centre, radius)}; paths: [(points, touched
+    names)]; captions: boxes of other text.  A weight's label, grown by a little less than half
+    of ``room``, meets one edge only: its own."""
+    for i, a in enumerate(labels + list(captions)):
+        for b in (labels + list(captions))[i + 1:]:
             assert not boxes_overlap(a, b), f"labels {a} and {b} overlap"
         for name, (centre, radius) in circles.items():
             assert not box_meets_circle(a, centre, radius), f"label {a} covers unit {name}"
+    for a in labels:
+        near = (min(a[0], a[2]) - 0.4 * room, min(a[1], a[3]) - 0.4 * room,
+                max(a[0], a[2]) + 0.4 * room, max(a[1], a[3]) + 0.4 * room)
+        met = [touched for points, touched in paths if any(segment_meets_box(p, q, near) for p, q in pairwise(points))]
+        assert len(met) == 1, f"label {a} meets the edges between {met}, not its own edge alone"
     for points, touched in paths:
         for name, (centre, radius) in circles.items():
             if name in touched:
@@ -97,6 +126,17 @@ def test_svg_labels_do_not_overlap_and_edges_pass_no_unit(name, notation):
     for figure in drawn(NETWORKS[name], notation).values():
         labels, circles, paths = svg_geometry(figure.svg())
         assert paths and (labels or figure.labelled == "none" or not any(a.label for a in figure.arrows))
+        assert_clean(labels, circles, paths, room=ROOM_CM * figures.PIXELS)
+
+
+@pytest.mark.parametrize("notation", sb.notation.names())
+def test_the_2_3_1_and_the_elman_graph_label_every_weight_each_on_its_own_edge(notation):
+    """The bias-as-unit figures once put w_11 and w_30 where another edge crossed them."""
+    for name in ("2-3-1", "elman"):
+        forward = drawn(NETWORKS[name], notation)["forward"]
+        assert forward.labelled == "all"
+        labels, circles, paths = svg_geometry(forward.svg())
+        assert len(labels) == len([a for a in forward.arrows if a.label])
         assert_clean(labels, circles, paths, room=ROOM_CM * figures.PIXELS)
 
 

@@ -5,8 +5,8 @@ Both formats are drawn from one :class:`Figure` that says where every unit, edge
 is (in centimetres), so the geometry that is tested is the geometry that is drawn.  Units
 stand in columns by depth, an input just before the first unit it feeds; an edge spanning
 several columns bends through a free slot of each, so no edge crosses a unit it does not
-touch.  Each weight's label sits on its own edge where it overlaps no other label and no
-unit; above :data:`LABELLED_EDGES` edges, or where no such place exists, only the weights
+touch.  Each weight's label sits on its own edge where it overlaps no other label, no unit
+and no other edge (a reader could not tell which of two edges it names); above :data:`LABELLED_EDGES` edges, or where no such place exists, only the weights
 into the first unit of each column are labelled, and :attr:`Figure.labelled` says so for
 the caption.  Labels are the printer's own LaTeX: TikZ typesets it, and for SVG a handful
 of rules turn it into text with sub- and superscripts (GitHub and Jupyter show an SVG
@@ -34,8 +34,6 @@ LABELLED_EDGES = 20
 SHOWN_UNITS = 6
 #: Size of a weight label (LaTeX \scriptsize in 11pt notes) and of a unit label, in cm.
 LABEL_EM, UNIT_EM = 8 / 72.27 * 2.54, 11 / 72.27 * 2.54
-#: A label that more edges than this cross is not legible (unless only a few weights are labelled).
-CROSSED = 1
 #: Room kept between a label and anything else, between a label and a unit (for the arrowheads
 #: there), and between an edge and a unit it passes, in cm.
 LABEL_ROOM, TIP_ROOM, EDGE_ROOM = 0.05, 0.15, 0.12
@@ -323,7 +321,8 @@ def _slots(graph: _Graph, ordered: bool) -> tuple[list[list[str]], dict[int, lis
 
 def _figure(network: Network, latex, bias_unit: bool, backward: bool) -> Figure:
     """Placed, then labelled.  The layouts tried are those where no edge grazes a unit it does
-    not touch: columns wider and wider, and for a layered net with no such layout, fewer units
+    not touch: columns wider and wider, then rows further apart (edges that fan in less steeply
+    leave room for a label between their crossings), and for a layered net with no such layout, fewer units
     of each wide layer.  A general graph whose bias units cannot be placed so (a bias edge
     falling steeply past the units under its +1) is drawn with the biases on the units, as the
     notations without a bias unit draw them; the caption follows :attr:`Figure.bias_unit`."""
@@ -331,11 +330,16 @@ def _figure(network: Network, latex, bias_unit: bool, backward: bool) -> Figure:
     for with_bias_unit in dict.fromkeys([bias_unit, bias_unit and network.layers is not None]):
         for shown in [SHOWN_UNITS] + [n for n in range(SHOWN_UNITS - 1, 2, -1) if n < widest]:
             graph = _graph(network, latex, with_bias_unit, backward, shown)
-            tried = [_placed(graph, network.layers is None, stretch, backward) for stretch in (1.0, 1.2, 1.45, 1.75)]
+            tried = [_placed(graph, network.layers is None, stretch, backward, tall)
+                     for tall in _TALLER for stretch in _WIDER]
             layouts = [layout for layout in tried if _clear(layout.nodes, layout.arrows)]
             if layouts:
                 return _labelled(layouts, backward, graph.crowded)
     return _labelled(tried[-1:], backward, graph.crowded)
+
+
+#: The stretches of the columns' and of the rows' spacing a figure tries, the flattest first.
+_WIDER, _TALLER = (1.0, 1.2, 1.45, 1.75, 2.1), (1.0, 1.3, 1.6)
 
 
 class _Layout(NamedTuple):
@@ -346,11 +350,12 @@ class _Layout(NamedTuple):
     marks: tuple[tuple[Point, float], ...] = ()  # other ink labels keep clear of: (centre, radius)
 
 
-def _placed(graph: _Graph, ordered: bool, stretch: float, backward: bool) -> _Layout:
-    """Where everything goes with the columns ``stretch`` times their preferred spacing."""
+def _placed(graph: _Graph, ordered: bool, stretch: float, backward: bool, tall: float) -> _Layout:
+    """Where everything goes with the columns ``stretch`` times their preferred spacing and
+    the rows ``tall`` times theirs."""
     columns, chains = _slots(graph, ordered)
     radius = max([RADIUS] + [_extent(graph.labels[k], UNIT_EM, stacked=True)[0] / 2 + 0.1 for k in graph.labels])
-    rows = max(ROW_SPACING, 2 * radius + 0.7)
+    rows = max(ROW_SPACING, 2 * radius + 0.7) * tall
     first = min(graph.column.values())
     widest = (WIDEST - 2 * radius) / max(1, len(columns) - 1 - first)
     spacing = min((COLUMN_SPACING + 2 * (radius - RADIUS)) * stretch, max(2 * radius + 0.5, widest))
@@ -531,21 +536,21 @@ def _unrolled_layout(net: UnrolledNetwork, latex, shown_units: int, reach: float
 # --- labels -------------------------------------------------------------------------------
 
 def _labelled(layouts: list[_Layout], backward: bool, crowded: bool, among=None) -> Figure:
-    """The first layout, in order of preference, where the weights stay legible: all labelled,
-    those into the first unit of each column, or none.  ``among`` (arrow -> bool) keeps the
+    """The first layout, in order of preference, where every label chosen sits on its own edge
+    alone: all the weights labelled, those into the first unit of each column, or none.  ``among`` (arrow -> bool) keeps the
     labels to some edges, one copy of tied weights: the others are drawn grey."""
     first_layout = layouts[0]
     arrows = first_layout.arrows
     weighted = [n for n, a in enumerate(arrows) if a.label and (among is None or among(a))]
     into = (lambda a: a.source) if backward else (lambda a: a.destination)
     first = [n for n in weighted if into(arrows[n]) in first_layout.first_units]
-    choices = [("first", first, CROSSED), ("first", first, len(arrows)), ("none", [], 0)]
+    choices = [("first", first), ("none", [])]
     if not crowded:
-        choices.insert(0, ("all", weighted, CROSSED))
-    for labelled, chosen, crossed in choices:
+        choices.insert(0, ("all", weighted))
+    for labelled, chosen in choices:
         for layout in layouts:
             nodes, arrows, gaps = layout.nodes, layout.arrows, layout.gaps
-            boxes = _place(nodes, arrows, [(g, 0.3) for g in gaps] + list(layout.marks), chosen, crossed)
+            boxes = _place(nodes, arrows, [(g, 0.3) for g in gaps] + list(layout.marks), chosen)
             if boxes is not None:
                 faint = labelled == "first" or among is not None
                 arrows = [Arrow(a.source, a.destination, a.points, a.label if n in boxes else "", boxes.get(n),
@@ -554,28 +559,32 @@ def _labelled(layouts: list[_Layout], backward: bool, crowded: bool, among=None)
     raise AssertionError("labelling no weight always succeeds")
 
 
-def _place(nodes, arrows: list[Arrow], marks, chosen: list[int], most_crossed: int) -> dict[int, Box] | None:
-    """A box on its own edge for every chosen label, clear of units and of each other and crossed
-    by at most ``most_crossed`` other edges (None if there is none): greedily, the edges with
-    fewest places first, each at the place that covers fewest other edges."""
+#: Where along its edge a label may sit, as a fraction of the edge, the middle first.
+_PLACES = sorted((k / 40 for k in range(6, 35)), key=lambda s: abs(s - 0.5))
+
+
+def _place(nodes, arrows: list[Arrow], marks, chosen: list[int]) -> dict[int, Box] | None:
+    """A box on its own edge for every chosen label, clear of units, of each other and of every
+    other edge (None if there is none): greedily, the edges with fewest places first, each at
+    the place nearest its middle; the places run from 15% to 85% of the edge in steps of 2.5%
+    (near an end, where edges fan out or in, a label often finds the gap between two others)."""
     obstacles = [((n.x, n.y), n.radius + TIP_ROOM) for n in nodes] + list(marks)
     places = {}
     for n in chosen:
         width, height = _extent(arrows[n].label, LABEL_EM)
         where = []
-        for s in (0.5, 0.4, 0.6, 0.3, 0.7, 0.35, 0.65, 0.45, 0.55, 0.25, 0.75, 0.2, 0.8):
+        for s in _PLACES:
             x, y = _along(arrows[n].points, s)
             box = Box(x - width / 2, y - height / 2, x + width / 2, y + height / 2)
             if not any(box.meets_circle(c, r) for c, r in obstacles):
                 near = Box(box.left - LABEL_ROOM, box.bottom - LABEL_ROOM, box.right + LABEL_ROOM, box.top + LABEL_ROOM)
-                crossed = sum(near.meets_segment(p, q) for m, a in enumerate(arrows) if m != n
-                              for p, q in pairwise(a.points))
-                if crossed <= most_crossed:
-                    where.append((crossed, box))
-        places[n] = sorted(where, key=lambda pair: pair[0])  # stable: the middle first among equals
+                if not any(near.meets_segment(p, q) for m, a in enumerate(arrows) if m != n
+                           for p, q in pairwise(a.points)):
+                    where.append(box)
+        places[n] = where
     boxes: dict[int, Box] = {}
     for n in sorted(chosen, key=lambda n: len(places[n])):
-        box = next((b for _, b in places[n] if not any(b.overlaps(o, LABEL_ROOM) for o in boxes.values())), None)
+        box = next((b for b in places[n] if not any(b.overlaps(o, LABEL_ROOM) for o in boxes.values())), None)
         if box is None:
             return None
         boxes[n] = box
