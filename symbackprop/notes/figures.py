@@ -284,14 +284,20 @@ def _graph(network: Network, latex, bias_unit: bool, backward: bool, shown_units
     return _Graph(column, labels, kinds, edges, gaps, weights > LABELLED_EDGES)
 
 
-def _slots(graph: _Graph, ordered: bool) -> tuple[list[list[str]], dict[int, list[str]]]:
+def _slots(graph: _Graph, ordered: bool, middle: bool) -> tuple[list[list[str]], dict[int, list[str]]]:
     """Slot keys per column, top first: bias units, then units, with a bend slot for each
-    column an edge passes; ``ordered`` sorts a general graph's columns to untangle edges."""
+    column an edge passes; ``ordered`` sorts a general graph's columns to untangle edges;
+    ``middle`` moves a bias unit to the middle of its column (its edges then fan out both ways,
+    crossing the others' nearer their ends, and the labels find room between the crossings)."""
     columns: list[list[str]] = [[] for _ in range(max(graph.column.values()) + 1)]
     for key in sorted(graph.column, key=lambda k: graph.kinds[k] != "bias"):
         columns[graph.column[key]].append(key)
     for c, slot in graph.gaps.items():
         columns[c].insert(slot, "")
+    for column in columns if middle else []:
+        for key in [k for k in column if graph.kinds.get(k) == "bias"]:
+            column.remove(key)
+            column.insert(len(column) // 2, key)
     chains: dict[int, list[str]] = {}
     for n, (source, destination, _) in enumerate(graph.edges):
         chain = [source]
@@ -321,8 +327,9 @@ def _slots(graph: _Graph, ordered: bool) -> tuple[list[list[str]], dict[int, lis
 
 def _figure(network: Network, latex, bias_unit: bool, backward: bool) -> Figure:
     """Placed, then labelled.  The layouts tried are those where no edge grazes a unit it does
-    not touch: columns wider and wider, then rows further apart (edges that fan in less steeply
-    leave room for a label between their crossings), and for a layered net with no such layout, fewer units
+    not touch: columns wider and wider, with the bias units at the top of their columns, then
+    in the middle, then rows further apart (edges that fan in less steeply leave room for a
+    label between their crossings), and for a layered net with no such layout, fewer units
     of each wide layer.  A general graph whose bias units cannot be placed so (a bias edge
     falling steeply past the units under its +1) is drawn with the biases on the units, as the
     notations without a bias unit draw them; the caption follows :attr:`Figure.bias_unit`."""
@@ -330,8 +337,8 @@ def _figure(network: Network, latex, bias_unit: bool, backward: bool) -> Figure:
     for with_bias_unit in dict.fromkeys([bias_unit, bias_unit and network.layers is not None]):
         for shown in [SHOWN_UNITS] + [n for n in range(SHOWN_UNITS - 1, 2, -1) if n < widest]:
             graph = _graph(network, latex, with_bias_unit, backward, shown)
-            tried = [_placed(graph, network.layers is None, stretch, backward, tall)
-                     for tall in _TALLER for stretch in _WIDER]
+            tried = [_placed(graph, network.layers is None, stretch, backward, tall, middle)
+                     for tall in _TALLER for middle in (False, True) for stretch in _WIDER]
             layouts = [layout for layout in tried if _clear(layout.nodes, layout.arrows)]
             if layouts:
                 return _labelled(layouts, backward, graph.crowded)
@@ -339,7 +346,7 @@ def _figure(network: Network, latex, bias_unit: bool, backward: bool) -> Figure:
 
 
 #: The stretches of the columns' and of the rows' spacing a figure tries, the flattest first.
-_WIDER, _TALLER = (1.0, 1.2, 1.45, 1.75, 2.1), (1.0, 1.3, 1.6)
+_WIDER, _TALLER = (1.0, 1.2, 1.45, 1.75, 2.1), (1.0, 1.15, 1.3, 1.6)
 
 
 class _Layout(NamedTuple):
@@ -350,10 +357,10 @@ class _Layout(NamedTuple):
     marks: tuple[tuple[Point, float], ...] = ()  # other ink labels keep clear of: (centre, radius)
 
 
-def _placed(graph: _Graph, ordered: bool, stretch: float, backward: bool, tall: float) -> _Layout:
-    """Where everything goes with the columns ``stretch`` times their preferred spacing and
-    the rows ``tall`` times theirs."""
-    columns, chains = _slots(graph, ordered)
+def _placed(graph: _Graph, ordered: bool, stretch: float, backward: bool, tall: float, middle: bool) -> _Layout:
+    """Where everything goes with the columns ``stretch`` times their preferred spacing, the
+    rows ``tall`` times theirs, and the bias units at the top of their columns or in the ``middle``."""
+    columns, chains = _slots(graph, ordered, middle)
     radius = max([RADIUS] + [_extent(graph.labels[k], UNIT_EM, stacked=True)[0] / 2 + 0.1 for k in graph.labels])
     rows = max(ROW_SPACING, 2 * radius + 0.7) * tall
     first = min(graph.column.values())
