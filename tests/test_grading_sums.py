@@ -81,6 +81,22 @@ def test_an_unreadable_limit_is_said():
     assert result.verdict == "cannot read"
 
 
+@pytest.mark.parametrize("end", ["K-1", "K - 2", "j", "k", "i", "z_j", "a_k", "2.5", "-1", "1/2", "K/2",
+                                 r"\sum_{m=1}^{K} 1"])
+def test_a_sum_that_ends_at_anything_but_the_layer_or_a_unit_number_is_not_the_whole_layer(end):
+    """An end such as K-1 or j sums over part of the layer (and -1 over none): taken for the
+    whole layer, each was a false accept."""
+    result = verdict("layered", "delta_hidden", rf"\sigma'(z_j) \sum_{{k=1}}^{{{end}}} w_{{jk}} \delta_k")
+    assert result.verdict in ("incorrect", "cannot read"), end
+    assert result.verdict == "incorrect" or "ends at" in result.message
+
+
+@pytest.mark.parametrize("end", ["K", "N", "n", "m", "n_{l+1}", "n_{(l+1)}", "3"])
+def test_a_sum_that_ends_at_a_size_letter_is_read(end):
+    result = verdict("layered", "delta_hidden", rf"\sigma'(z_j) \sum_{{k=1}}^{{{end}}} w_{{jk}} \delta_k")
+    assert result.verdict == ("incorrect" if end == "3" else "correct"), (end, result.message)
+
+
 SIGMOID = sb.compact("2-3-1", "sigmoid,identity")
 RELU = sb.compact("2-3-1", "relu,identity")
 
