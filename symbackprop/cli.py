@@ -303,10 +303,11 @@ def _grade(args, spec) -> int:
 
 
 def _inputs(args) -> list[Path]:
-    """The files this run reads, which no output may replace (a templates folder: its files)."""
+    """The files this run reads, which no output may replace or remove (a templates folder: every
+    file in it, at any depth, for a template may include another from a subfolder)."""
     named = [args.spec, *(getattr(args, option, None) for option in ("submissions", "notation", "students"))]
     templates = getattr(args, "templates", None)
-    read = [path for path in Path(templates).iterdir() if path.is_file()] if templates and Path(templates).is_dir() else []
+    read = [Path(templates)] if templates and Path(templates).is_dir() else []
     return [*(Path(name) for name in named if name and Path(name).is_file()), *read]
 
 
