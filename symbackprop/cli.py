@@ -283,12 +283,18 @@ def _grade(args, spec) -> int:
 
     _check_pool(args)
     report = Path(args.output)
-    if report.name in ("", ".", ".."):
+    if os.path.basename(args.output) in ("", ".", ".."):  # out/ and out/. too, which pathlib reads as out
         raise SpecError("-o", f"{args.output!r} names no file; give a report path such as results/report "
                               "(writes results/report.csv and results/report.md)")
     paths = [report.with_suffix(".csv"), report.with_suffix(".md")]
     files.check_targets(paths, _inputs(args))  # before the grading, which can take minutes
     if not isinstance(spec, api.spec.Spec):  # an exercise set
+        from .exercises import exercise_set
+
+        for path in paths:
+            if exercise_set.is_own_file(path, Path(args.spec).parent):
+                raise SpecError(str(path), "is a file of the exercise set being graded; write the report "
+                                           "elsewhere, e.g. -o report")
         return _grade_set(args, spec)
     header, rows = grading.read_submissions(Path(args.submissions))
     with progress("grading", len(rows)) as bar:

@@ -44,6 +44,13 @@ FILES = ("exercises.toml", "key.md", "key.tex", "key.svg", "key.csv", "codes.csv
 MAX_SET_BYTES = 20_000_000
 
 
+def is_own_file(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is one of the set's files in ``folder`` (its key, codes, exercises.toml) or in
+    a student's folder there (a sheet): a report written over one would lose it."""
+    real, home = Path(path).resolve(), Path(folder).resolve()
+    return real.name in FILES and real.exists() and home in (real.parent, real.parent.parent)
+
+
 @dataclass(frozen=True)
 class Variant:
     """One student's sheet (``student`` None: the one sheet of a set without a roster)."""
