@@ -16,7 +16,7 @@ import sympy as sp
 
 from ..errors import SpecError
 from ..functions import A, Activation, K, T
-from ..network import Network, layer_bias, layer_weight, layered
+from ..network import Network, is_shared_bias, layer_bias, layer_weight, layered
 from ..notes import notation as notations
 from ..notes.notation import Letters, Notation
 from ..numerics import Values
@@ -78,6 +78,9 @@ def parse_target(name: str, network: Network) -> Target:
                                     "(indices are 0-based, like weights[l][i][j] and biases[l][j])")
     if kind == "grad_b" and network[f"[{level}][{unit}]"].bias is None:
         raise SpecError("--target", f"{name}: the network has no biases")
+    if kind == "grad_b" and is_shared_bias(network[f"[{level}][{unit}]"].bias):
+        raise SpecError("--target", f"{name}: the biases are shared (bias = \"shared\"): layer {level + 1} has one "
+                                    f"bias b[{level}], not one per unit; ask for delta[{level}][{unit}] instead")
     return Target(name.replace(" ", ""), kind, level == len(sizes) - 2, (level, source, unit))
 
 
