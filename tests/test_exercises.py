@@ -143,6 +143,18 @@ def test_a_report_never_replaces_a_file_of_the_set_it_grades(tmp_path, report):
     assert {p: p.read_bytes() for p in (tmp_path / "set").rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.parametrize("name", ["key.csv", "exercises.toml", "key.md"])
+def test_a_folder_holding_the_users_own_file_of_a_sets_name_needs_force(tmp_path, name):
+    """exercises -o u replaced u/key.csv, the user's own file (no exercise set there), exit 0."""
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u" / name).write_text("my own data\n")
+    result = run("exercises", "--questions", "delta_output", "-o", "u", cwd=tmp_path)
+    assert result.returncode == 2 and name in result.stderr and "--force" in result.stderr, result.stderr
+    assert sorted(p.name for p in (tmp_path / "u").iterdir()) == [name]
+    assert (tmp_path / "u" / name).read_text() == "my own data\n"
+    assert run("exercises", "--questions", "delta_output", "-o", "u", "--force", cwd=tmp_path).returncode == 0
+
+
 @pytest.mark.parametrize("report", ["out/", "out/.", "out/./"])
 def test_a_report_path_that_names_a_folder_is_refused(tmp_path, report):
     """-o out/ wrote out.csv and out.md beside the folder (pathlib drops the trailing slash)."""

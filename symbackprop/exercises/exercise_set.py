@@ -9,6 +9,7 @@ every question (:func:`write_text`, :func:`load`).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -274,9 +275,17 @@ def _read(path: Path) -> dict:
 def check_replaceable(made: ExerciseSet, directory: Path, force: bool, flag: str = "--force") -> None:
     """Refuse to write ``made`` over a set in ``directory`` made with other options (unless
     ``force``): sheets already handed out would no longer match their key.  The same options
-    (students added or not) write the same files again."""
+    (students added or not) write the same files again.  Files of a set's names in a folder that
+    holds no set are someone's own (a key.csv of other data) and are not replaced either; a
+    codes.csv alone is the codes handed out, which the new set keeps."""
     path = Path(directory) / "exercises.toml"
-    if force or not is_set_file(path):
+    if force:
+        return
+    if not is_set_file(path):
+        found = [name for name in FILES if name != "codes.csv" and os.path.lexists(Path(directory) / name)]
+        if found:
+            raise SpecError(str(directory), f"holds {', '.join(found)} but no exercise set, and the set's files "
+                                            f"would replace them; write into another folder, or replace them with {flag}")
         return
     old, new = _read(path), as_table(made)
     changed = []
