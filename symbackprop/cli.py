@@ -145,7 +145,8 @@ def _homework(prog: str) -> dict[str, argparse.ArgumentParser]:
                        help="print {verdict, message, diagnosis, counterexample, lines}")
     _add_spec(grade)
     grade.add_argument("submissions", help="CSV file with a header row id,target,answer")
-    grade.add_argument("-o", "--output", required=True, help="report path; writes REPORT.csv and REPORT.md")
+    grade.add_argument("-o", "--output", required=True, help="report path; writes REPORT.csv and REPORT.md "
+                       "(and REPORT-grades.csv, the gradebook, for an exercise set with a roster)")
     grade.add_argument("--workers", type=int, help="worker processes (default: every core)")
     grade.add_argument("--timeout", type=float, default=limits.SECONDS_PER_ANSWER,
                        help="seconds per answer before its worker is stopped (default %(default)s)")
@@ -280,9 +281,12 @@ def _grade(args, spec) -> int:
         raise SpecError("-o", f"{args.output!r} names no file; give a report path such as results/report "
                               "(writes results/report.csv and results/report.md)")
     paths = [report.with_suffix(".csv"), report.with_suffix(".md")]
-    files.check_targets(paths, _inputs(args))  # before the grading, which can take minutes
     if not isinstance(spec, api.spec.Spec):  # an exercise set
+        from .exercises import marking
+
+        files.check_targets([*paths, marking.gradebook_path(paths[0])] if spec.per_student else paths, _inputs(args))
         return _grade_set(args, spec)
+    files.check_targets(paths, _inputs(args))  # before the grading, which can take minutes
     header, rows = grading.read_submissions(Path(args.submissions))
     with progress("grading", len(rows)) as bar:
         verdicts = grading.grade(spec, rows, args.notation, args.workers, args.timeout,

@@ -16,6 +16,7 @@ from ..grading import Verdict
 from ..notes.notation import Notation
 from . import preparing
 from .exercise_set import ExerciseSet
+from .gradebook import gradebook_csv
 from ..files import write_set
 from .roster import markdown_text
 
@@ -111,8 +112,19 @@ def report_markdown(made: ExerciseSet, rows: list[dict], verdicts: list[Verdict]
     return "\n".join(lines) + "\n"
 
 
-def write_report(path: Path, made: ExerciseSet, header, rows, verdicts) -> list[Path]:
-    """``path`` (CSV, one row per answer) and ``path`` with .md (the tables): both, or neither."""
+def gradebook_path(path: Path) -> Path:
+    """REPORT-grades.csv next to REPORT.csv."""
     path = Path(path)
-    return write_set({path: report_csv(made, header, rows, verdicts),
-                      path.with_suffix(".md"): report_markdown(made, rows, verdicts)})
+    return path.with_name(f"{path.stem}-grades.csv")
+
+
+def write_report(path: Path, made: ExerciseSet, header, rows, verdicts) -> list[Path]:
+    """``path`` (CSV, one row per answer), ``path`` with .md (the tables) and, for a set with a
+    roster, the gradebook (:func:`gradebook_path`): all, or none."""
+    path = Path(path)
+    texts = {path: report_csv(made, header, rows, verdicts), path.with_suffix(".md"): report_markdown(made, rows, verdicts)}
+    if made.per_student:
+        attempts = (((row.get("student") or "").strip(), (row.get("question") or "").strip(), verdict)
+                    for row, verdict in zip(rows, verdicts))
+        texts[gradebook_path(path)] = gradebook_csv(made, attempts)
+    return write_set(texts)

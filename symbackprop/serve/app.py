@@ -7,8 +7,8 @@ Who may do what:
   CORS preflight, which this server never grants, and it does not know the code;
 * the instructor sends ``Authorization: Bearer TOKEN``, or logs in once with a form that sets
   an HttpOnly ``SameSite=Strict`` cookie valid under ``/admin`` only.  That cookie only reads
-  (``GET /admin``, ``GET /admin/export.csv``); the login form itself refuses a request whose
-  ``Origin`` is another site.
+  (``GET /admin``, ``GET /admin/export.csv``, ``GET /admin/grades.csv``); the login form itself
+  refuses a request whose ``Origin`` is another site.
 
 Each student gets ``rate`` requests a minute (checks and logins, wrong codes included): more
 get 429 with ``Retry-After``.  A body over :data:`MAX_BODY` bytes is refused (413) before it
@@ -35,6 +35,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..exercises import ExerciseSet, access, marking
+from ..exercises.gradebook import gradebook_csv
 from ..grading.reading import MAX_LENGTH
 from .checking import Checking
 from .database import Submissions
@@ -207,6 +208,14 @@ class Server:
         return Response(text, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="attempts.csv"'})
 
+    async def grades(self, request: Request) -> Response:
+        if not self._admin(request):
+            raise Refused(401, "send the admin token as Authorization: Bearer TOKEN")
+        attempts = await run_in_threadpool(self.submissions.attempts)
+        text = gradebook_csv(self.made, ((a.student, a.question, a.verdict) for a in attempts))
+        return Response(text, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="grades.csv"'})
+
 
 def _strict(value):
     """``value`` as strict JSON, which browsers parse: a counterexample's infinite or undefined
@@ -257,6 +266,7 @@ def application(server: Server) -> Starlette:
         Route("/admin", server.admin),
         Route("/admin/login", server.admin_login, methods=["POST"]),
         Route("/admin/export.csv", server.export),
+        Route("/admin/grades.csv", server.grades),
         Mount("/static", StaticFiles(directory=STATIC)),
     ]
     return _with_headers(Starlette(routes=routes, exception_handlers={Refused: _refused}))
