@@ -67,8 +67,7 @@ def test_a_prepared_set_is_read_back_from_the_disk_cache(made, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("prepared again instead of read from the cache")
 
-    monkeypatch.setattr(preparing, "prepare_many", refuse)
-    monkeypatch.setattr(preparing, "prepare", refuse)
+    monkeypatch.setattr(targets, "_prepare_alike", refuse)  # under prepare and prepare_many
     again = preparing.prepared(made)
     assert again.keys() == first.keys()
     np.testing.assert_array_equal(again["s3\0q2"].reference, first["s3\0q2"].reference)

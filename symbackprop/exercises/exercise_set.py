@@ -25,7 +25,7 @@ from .. import grading
 from ..notes import notation as notations
 from ..errors import SpecError
 from ..notes.notation import Notation
-from ..spec import Spec, from_dict
+from ..spec import Spec, from_dict, with_example
 from ..spec import load as load_spec
 from . import questions as asked
 from . import access, roster, toml_writer
@@ -86,7 +86,9 @@ class ExerciseSet:
         if key not in self._specs:
             where = f"students.{key}" if key is not None else "everyone"
             try:
-                self._specs[key] = from_dict({"network": self.network, "example": variant.example})
+                first = next(iter(self._specs.values()), None)  # the network is the same for every variant
+                self._specs[key] = (from_dict({"network": self.network, "example": variant.example}) if first is None
+                                    else with_example(first, variant.example))
             except SpecError as error:
                 raise SpecError(f"exercise set, {where}", str(error)) from None
         return self._specs[key]

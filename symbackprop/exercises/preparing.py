@@ -31,19 +31,22 @@ def prepared(made: ExerciseSet, reveal: bool = False,
     graded; each question read from the disk cache when an earlier run prepared it for the same
     set.  ``progress`` gets the number of (student, question) pairs done after each question."""
     out: dict[str, Prepared | SpecError] = {}
+    network = made.spec(made.variants[0]).network
     for question in made.questions:
-        out.update(cache.remembered(_prepare_question, made, question, reveal, kind=dict))
+        if question.numeric:
+            out.update(cache.remembered(_prepare_question, made, question, reveal, kind=dict))
+        else:  # the same file as check's and grade's of that target on that network (no numbers of its own)
+            try:
+                out[question.id] = cache.remembered(prepare, network, question.kind, made.notation_object, None, 0.5,
+                                                    0, reveal, kind=Prepared)
+            except SpecError as error:
+                out[question.id] = error
         progress(len(made.variants))
     return out
 
 
 def _prepare_question(made: ExerciseSet, question: Question, reveal: bool) -> dict[str, Prepared | SpecError]:
     first = made.spec(made.variants[0])
-    if not question.numeric:
-        try:
-            return {question.id: prepare(first.network, question.kind, made.notation_object, reveal=reveal)}
-        except SpecError as error:
-            return {question.id: error}
     by_rate: dict[float, list] = {}  # one learning rate for the class, unless the set was edited by hand
     for variant in made.variants:
         spec = made.spec(variant)

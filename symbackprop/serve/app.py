@@ -155,7 +155,8 @@ class Server:
         data = await _json(request, ("student", "code"))
         await self.students.login(data["student"], data["code"])
         attempts = await run_in_threadpool(self.submissions.attempts, data["student"])
-        return {"sheet": self.pages.sheets[data["student"]], "questions": self.pages.questions,
+        sheet = await run_in_threadpool(self.pages.sheet, data["student"])
+        return {"sheet": sheet, "questions": self.pages.questions,
                 "attempts": [{"time": a.time, "question": a.question, "answer": a.answer, "verdict": a.verdict.verdict}
                              for a in attempts]}
 
