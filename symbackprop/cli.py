@@ -191,7 +191,12 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this "
                                                            "machine only; 0.0.0.0 for the network, behind HTTPS)")
     serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
-    serve.add_argument("--db", default="submissions.sqlite", help="SQLite file of the attempts (default %(default)s)")
+    serve.add_argument("--db", default="submissions.sqlite",
+                       help="SQLite file of the attempts (default %(default)s), or a PostgreSQL database "
+                            "postgresql://USER@HOST:PORT/DB that several processes or hosts share (needs the "
+                            "postgres extra)")
+    serve.add_argument("--processes", type=int, default=1,
+                       help="server processes on the one port, each with its checking workers (default 1)")
     serve.add_argument("--admin-token", help="the instructor's token (default: a new one, printed at start)")
     serve.add_argument("--workers", type=int, help="checking processes (default: every core)")
     serve.add_argument("--timeout", type=float, default=limits.SECONDS_PER_ANSWER,
@@ -207,7 +212,7 @@ def _serve(args, spec) -> int:
     _check_pool(args)
     rate = {"rate": args.rate_limit} if args.rate_limit is not None else {}
     serve.run(args.exercises, args.host, args.port, args.db, args.admin_token, args.workers, args.timeout,
-              say=lambda line: print(line, flush=True), **rate)
+              say=lambda line: print(line, flush=True), processes=args.processes, **rate)
     return 0
 
 

@@ -396,7 +396,7 @@ def test_every_answered_attempt_survives_kill_9_and_a_restart(made, tmp_path):
         second.stop()
     with sqlite3.connect(db) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        assert connection.execute("PRAGMA user_version").fetchone() == (1,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
         assert connection.execute("SELECT COUNT(*) FROM attempts").fetchone() == (13,)
 
 

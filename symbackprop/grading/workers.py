@@ -29,7 +29,7 @@ from .targets import Prepared, prepare
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
 
-def _die_with(parent: int, inherited: list) -> None:
+def die_with(parent: int, inherited: list) -> None:
     """A forked worker ends with its parent, however the parent ends (even SIGKILL): Linux sends it
     SIGKILL then (prctl PR_SET_PDEATHSIG); and it holds no other process's pipe ends, so a read
     from its own pipe ends too once the parent is gone."""
@@ -46,7 +46,7 @@ def _die_with(parent: int, inherited: list) -> None:
 
 def _serve(connection, prepared: dict, parent: int, inherited: list) -> None:
     """Worker loop: (row, target, text) in, (row, verdict dict) out; None (or the parent's end) ends it."""
-    _die_with(parent, inherited)
+    die_with(parent, inherited)
     while True:
         try:
             task = connection.recv()

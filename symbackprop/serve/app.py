@@ -10,20 +10,18 @@ Who may do what:
   (``GET /admin``, ``GET /admin/export.csv``, ``GET /admin/grades.csv``); the login form itself
   refuses a request whose ``Origin`` is another site.
 
-Each student gets ``rate`` requests a minute (checks and logins, wrong codes included): more
-get 429 with ``Retry-After``.  A body over :data:`MAX_BODY` bytes is refused (413) before it
+Each student gets ``rate`` requests a minute (checks and logins, wrong codes included), counted in
+the database for every process and host on it: more get 429 with ``Retry-After``.  A body over :data:`MAX_BODY` bytes is refused (413) before it
 is read whole or parsed.
 """
 from __future__ import annotations
 
 import asyncio
-import collections
 import hashlib
 import hmac
 import json
 import math
 import secrets
-import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -62,23 +60,17 @@ class Refused(Exception):
 
 
 class RateLimit:
-    """At most ``per_minute`` requests per key in any 60 seconds (in this server's memory; called
-    from the event loop only, so no lock)."""
+    """At most ``per_minute`` requests per student in any 60 seconds, counted in the database, so
+    that every process and host serving it counts against one limit (blocking: call from a thread)."""
 
-    def __init__(self, per_minute: int):
-        self.per_minute = per_minute
-        self.times: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+    def __init__(self, per_minute: int, submissions: Submissions):
+        self.per_minute, self.submissions = per_minute, submissions
 
     def take(self, key: str) -> None:
-        now = time.monotonic()
-        times = self.times[key]
-        while times and now - times[0] > 60:
-            times.popleft()
-        if len(times) >= self.per_minute:
-            wait = int(60 - (now - times[0])) + 1
+        wait = self.submissions.take(key, self.per_minute)
+        if wait is not None:
             raise Refused(429, f"more than {self.per_minute} requests in a minute; try again in {wait} s",
                           {"Retry-After": str(wait)})
-        times.append(now)
 
 
 class Students:
@@ -98,7 +90,7 @@ class Students:
         variant = self.made.variant(student)
         if variant is None:
             raise Refused(401, "no such student id and access code; type them as on your sheet")
-        self.limit.take(student)
+        await run_in_threadpool(self.limit.take, student)
         async with self.locks[student]:  # 50 first requests at once: one hash, then 49 look-ups
             known = self.verified.get(student)
             if known is not None and hmac.compare_digest(known, self._digest(code)):
@@ -149,7 +141,7 @@ class Server:
                  admin_token: str, rate: int = RATE_PER_MINUTE):
         self.made, self.checking, self.submissions, self.pages = made, checking, submissions, pages
         self.admin_token = admin_token
-        self.students = Students(made, RateLimit(rate))
+        self.students = Students(made, RateLimit(rate, submissions))
 
     async def student(self, request: Request) -> dict:
         data = await _json(request, ("student", "code"))
