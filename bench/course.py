@@ -1,7 +1,7 @@
 """A whole course: writing, grading and serving an exercise set of 300 and of 1,000 students, this
 version next to a baseline version (``--baseline DIR``) in the same run.
 
-Run: python bench/course.py [--baseline DIR] [--students 300,1000]   (bench/run.py prints the same
+Run: python bench/course.py [--baseline DIR] [--students 300,1000] [--db postgresql://...]   (bench/run.py prints the same
 table after its own).  Every command runs in a fresh interpreter with an empty cache folder of its
 own, as a lecturer's first run would:
 
@@ -35,14 +35,15 @@ from pathlib import Path
 TIMEOUT = 150.0
 CONCURRENCY = 300
 TOKEN = "bench-admin-token"
-#: ``python -m symbackprop`` from the tree in argv[1], ahead of an editable install (as bench/run.py)
-_FROM_DIRECTORY = ("import runpy, sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in "
+#: Runs ``python -m symbackprop`` from the directory in argv[1], ahead of an editable install of
+#: this checkout (whose import hook would otherwise win over PYTHONPATH).
+FROM_DIRECTORY = ("import runpy, sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in "
                    "repr(f).lower()]; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'symbackprop'; "
                    "runpy.run_module('symbackprop', run_name='__main__', alter_sys=True)")
 
 
 def launcher(tree: str) -> list[str]:
-    return [sys.executable, "-c", _FROM_DIRECTORY, os.path.abspath(tree)]
+    return [sys.executable, "-c", FROM_DIRECTORY, os.path.abspath(tree)]
 
 
 def timed(command: list[str], environment: dict) -> float | None:
@@ -122,8 +123,9 @@ def _wrong(key: Path, wrong: Path) -> None:
         writer.writerows({**row, "answer": f"-({row['answer']})"} for row in rows)
 
 
-def measure(tree: str, students: int, scratch: Path) -> dict:
-    """The course's commands for ``students`` with the package in ``tree``."""
+def measure(tree: str, students: int, scratch: Path, db: str | None = None) -> dict:
+    """The course's commands for ``students`` with the package in ``tree``; ``serve`` on the database
+    ``db`` (a postgresql:// URL) when given, else on a new SQLite file."""
     command = launcher(tree)
     base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     fresh = lambda name: {**base, "XDG_CACHE_HOME": str(scratch / f"cache-{name}")}
@@ -144,8 +146,8 @@ def measure(tree: str, students: int, scratch: Path) -> dict:
               for r in answers]
     serve = [*command, "serve", str(toml)]
     for label, environment in (("serve start", fresh("serve")), ("serve restart", fresh("serve"))):
-        database = scratch / f"{label.replace(' ', '-')}.sqlite"
-        row[label], process, port = serve_start([*serve, "--db", str(database)], environment, checks[0])
+        database = db or str(scratch / f"{label.replace(' ', '-')}.sqlite")
+        row[label], process, port = serve_start([*serve, "--db", database], environment, checks[0])
         try:
             if label == "serve restart" and row[label] is not None:
                 row["concurrent"] = concurrent_checks(port, [{"student": c["student"], "code": c["code"]}
@@ -155,14 +157,14 @@ def measure(tree: str, students: int, scratch: Path) -> dict:
     return row
 
 
-def course(trees: dict[str, str], counts: list[int]) -> list[dict]:
+def course(trees: dict[str, str], counts: list[int], db: str | None = None) -> list[dict]:
     rows = []
     for students in counts:
         row = {"students": students}
         for name, tree in trees.items():
             print(f"  course of {students}: {name} ...", file=sys.stderr, flush=True)
             with tempfile.TemporaryDirectory() as scratch:
-                row[name] = measure(tree, students, Path(scratch))
+                row[name] = measure(tree, students, Path(scratch), db)
         rows.append(row)
     return rows
 
@@ -198,9 +200,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", help="a directory with an earlier version (git archive COMMIT | tar -x -C DIR)")
     parser.add_argument("--students", default="300,1000", help="class sizes, comma-separated (default 300,1000)")
+    parser.add_argument("--db", help="serve on this PostgreSQL database (postgresql://USER@HOST:PORT/DB) instead "
+                                     "of a new SQLite file")
     args = parser.parse_args()
     trees = {"this": str(Path(__file__).resolve().parent.parent), **({"baseline": args.baseline} if args.baseline else {})}
-    report(course(trees, [int(n) for n in args.students.split(",")]))
+    report(course(trees, [int(n) for n in args.students.split(",")], args.db))
 
 
 if __name__ == "__main__":
