@@ -219,6 +219,7 @@ def prepare_many(network: Network, target_names: Sequence[str], notation: str | 
     notation = notation if isinstance(notation, Notation) else notations.load(notation)
     out: list[Prepared | SpecError | None] = [None] * len(target_names)
     alike: dict[tuple, list[int]] = {}
+    generic: dict[str, Prepared | SpecError] = {}  # the same for every pair
     for n, name in enumerate(target_names):
         try:
             target = parse_target(name, network)
@@ -226,10 +227,15 @@ def prepare_many(network: Network, target_names: Sequence[str], notation: str | 
             out[n] = error
             continue
         if target.timed or target.concrete is None:  # through time, or generic (no numbers of their own)
+            if target.concrete is None and name in generic:
+                out[n] = generic[name]
+                continue
             try:
                 out[n] = prepare(network, name, notation, values[n], learning_rate, seed, reveal)
             except SpecError as error:
                 out[n] = error
+            if target.concrete is None:
+                generic[name] = out[n]
             continue
         alike.setdefault((target.kind, target.output, target.concrete[0]), []).append(n)
     for members in alike.values():
