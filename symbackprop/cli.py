@@ -223,11 +223,15 @@ def _exercises(args, spec) -> int:
     kept = access.read_codes(Path(args.output) / "codes.csv") if args.students else {}  # sheets handed out stay valid
     made = exercise_set.exercises(spec, args.students, args.questions, args.seed or 0, args.notation, kept)
     formats = ["md", "tex"] if args.format == "all" else [args.format]
-    paths = sheets.write(made, Path(args.output), formats, Path(args.templates) if args.templates else None)
+    paths = sheets.write(made, Path(args.output), formats, Path(args.templates) if args.templates else None,
+                         inputs=_inputs(args))
     written = sum(path.name.startswith("sheet.") for path in paths)
     codes = ", codes.csv (each student's access code to serve; keep it private)" if made.codes else ""
     print(f"{args.output}: {written} sheet files of {len(made.questions)} questions for "
           f"{len(made.variants) if made.per_student else 'everyone'}, key, key.csv, exercises.toml{codes}")
+    if Path(args.output).resolve() in (Path.cwd(), *Path.cwd().parents):
+        print("note: the set replaced the folder you are in as a whole; `cd .` to see the new files",
+              file=sys.stderr)
     return 0
 
 
@@ -305,9 +309,11 @@ def _grade(args, spec) -> int:
 
 
 def _inputs(args) -> list[Path]:
-    """The files this run reads, which no output may replace."""
-    named = [args.spec, getattr(args, "submissions", None), getattr(args, "notation", None)]
-    return [Path(name) for name in named if name and Path(name).is_file()]
+    """The files this run reads, which no output may replace (a templates folder: its files)."""
+    named = [args.spec, *(getattr(args, option, None) for option in ("submissions", "notation", "students"))]
+    templates = getattr(args, "templates", None)
+    read = [path for path in Path(templates).iterdir() if path.is_file()] if templates and Path(templates).is_dir() else []
+    return [*(Path(name) for name in named if name and Path(name).is_file()), *read]
 
 
 def _spec(args):

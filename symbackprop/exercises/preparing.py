@@ -5,7 +5,7 @@ prepared once for the class (:func:`grading.targets.prepare_many`: SymPy builds 
 mistake mutants once, NumPy evaluates them over all students' test points in one pass), and a
 generic question once for everyone.  The result is remembered in the disk cache
 (:mod:`symbackprop.cache`), so ``grade`` and a restarted ``serve`` read what an earlier run of
-either prepared for the same set.
+either prepared for the same set.  The numbers are each student's sheet's (messages say so).
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 from .. import cache
 from ..errors import SpecError
-from ..grading.targets import Prepared, prepare, prepare_many
+from ..grading.prepared import Prepared
+from ..grading.targets import prepare, prepare_many
 from .exercise_set import ExerciseSet
 from .questions import Question
 
@@ -38,7 +39,7 @@ def prepared(made: ExerciseSet, reveal: bool = False,
         else:  # the same file as check's and grade's of that target on that network (no numbers of its own)
             try:
                 out[question.id] = cache.remembered(prepare, network, question.kind, made.notation_object, None, 0.5,
-                                                    0, reveal, kind=Prepared)
+                                                    0, reveal, True, kind=Prepared)
             except SpecError as error:
                 out[question.id] = error
         progress(len(made.variants))
@@ -54,6 +55,6 @@ def _prepare_question(made: ExerciseSet, question: Question, reveal: bool) -> di
     out = {}
     for rate, members in by_rate.items():
         done = prepare_many(first.network, [v.targets[question.id] for v, _ in members], made.notation_object,
-                            [spec.values for _, spec in members], rate, reveal=reveal)
+                            [spec.values for _, spec in members], rate, reveal=reveal, sheet=True)
         out.update({key(made, v.student, question.id): one for (v, _), one in zip(members, done)})
     return out

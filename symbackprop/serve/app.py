@@ -11,8 +11,8 @@ Who may do what:
   refuses a request whose ``Origin`` is another site.
 
 Each student gets ``rate`` requests a minute (checks and logins, wrong codes included), counted in
-the database for every process and host on it: more get 429 with ``Retry-After``.  A body over :data:`MAX_BODY` bytes is refused (413) before it
-is read whole or parsed.
+the database for every process and host on it: more get 429 with ``Retry-After``.  A body over
+:data:`MAX_BODY` bytes is refused (413) before it is read whole or parsed.
 """
 from __future__ import annotations
 
