@@ -177,6 +177,8 @@ def _exercises_parser(prog: str) -> argparse.ArgumentParser:
     exercise.add_argument("--format", choices=["md", "tex", "all"], default="all", help="Markdown, LaTeX or both")
     exercise.add_argument("--templates", help="a directory of jinja2 templates overriding the built-in ones")
     exercise.add_argument("-o", "--output", required=True, help="directory for the sheets, the key and the set")
+    exercise.add_argument("--force", action="store_true", help="replace a set in the directory made with other "
+                                                               "options (notation, questions, network, numbers)")
     return exercise
 
 
@@ -191,13 +193,9 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this "
                                                            "machine only; 0.0.0.0 for the network, behind HTTPS)")
     serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
-    serve.add_argument("--db", default="submissions.sqlite",
-                       help="SQLite file of the attempts (default %(default)s), or a PostgreSQL database "
-                            "postgresql://USER@HOST:PORT/DB that several processes or hosts share (needs the "
-                            "postgres extra)")
-    serve.add_argument("--processes", type=int, default=1,
-                       help="server processes on the one port, each with its checking workers (default 1)")
-    serve.add_argument("--admin-token", help="the instructor's token (default: a new one, printed at start)")
+    serve.serve_until_stopped(args.exercises, args.host, args.port, args.db, args.admin_token, args.workers,
+                              args.timeout, say=lambda line: print(line, flush=True), processes=args.processes,
+                              **rate)
     serve.add_argument("--workers", type=int, help="checking processes (default: every core)")
     serve.add_argument("--timeout", type=float, default=limits.SECONDS_PER_ANSWER,
                        help="seconds per answer before its worker is stopped (default %(default)s)")
@@ -211,8 +209,9 @@ def _serve(args, spec) -> int:
 
     _check_pool(args)
     rate = {"rate": args.rate_limit} if args.rate_limit is not None else {}
-    serve.run(args.exercises, args.host, args.port, args.db, args.admin_token, args.workers, args.timeout,
-              say=lambda line: print(line, flush=True), processes=args.processes, **rate)
+    serve.serve_until_stopped(args.exercises, args.host, args.port, args.db, args.admin_token, args.workers,
+                              args.timeout, say=lambda line: print(line, flush=True), processes=args.processes,
+                              **rate)
     return 0
 
 
@@ -223,6 +222,7 @@ def _exercises(args, spec) -> int:
     kept = access.read_codes(Path(args.output) / "codes.csv") if args.students else {}  # sheets handed out stay valid
     made = exercise_set.exercises(spec, args.students, args.questions, args.seed or 0, args.notation, kept)
     formats = ["md", "tex"] if args.format == "all" else [args.format]
+    exercise_set.check_replaceable(made, Path(args.output), args.force)
     paths = sheets.write(made, Path(args.output), formats, Path(args.templates) if args.templates else None,
                          inputs=_inputs(args))
     written = sum(path.name.startswith("sheet.") for path in paths)

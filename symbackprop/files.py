@@ -46,6 +46,20 @@ def read_bounded(path: str | Path, limit: int, what: str, hint: str = "", too_la
     return data
 
 
+#: Separators spreadsheets use instead of commas (a semicolon where the comma is the decimal mark).
+SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
+def separator_hint(header: list[str], required) -> str:
+    """Why the header lacks its columns when the file is separated by something else than commas."""
+    line = ",".join(header)
+    for separator, name in SEPARATORS.items():
+        if set(required) <= {cell.strip().lower() for cell in line.split(separator)}:
+            return (f": its columns are separated by {name}; save the file with commas as separators "
+                    "(CSV, comma-delimited)")
+    return ""
+
+
 def write_atomically(path: Path, content: str | bytes) -> None:
     """One private file (mode 0600) written as a set of one: the cache of prepared references."""
     write_set({Path(path): content}, mode=0o600)

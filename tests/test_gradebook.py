@@ -36,7 +36,7 @@ def test_grade_writes_the_gradebook_with_the_latest_attempt_of_each_question(wri
     folder, key = written
     answers = [("ann", "q1", "42"), ("ann", "q1", key["ann", "q1"]),  # wrong, then right: 1
                ("ann", "q2", key["ann", "q2"]), ("ann", "q2", "\\frac{"),  # right, then unreadable: 0
-               ("bob", "q2", key["bob", "q2"]),  # q1 never attempted: empty
+               ("bob", "2", key["bob", "q2"]),  # q1 never attempted: empty; q2 named by its number
                ("O'Brien & Co_50%", "q1", key["O'Brien & Co_50%", "q1"]), ("O'Brien & Co_50%", "q2", "-1"),
                ("nobody", "q1", "1"), ("bob", "q9", "1")]  # not in the set: not in the gradebook
     submissions = folder / "answers.csv"

@@ -37,14 +37,15 @@ def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", work
     questions = [q.id for q in made.questions]
     graded, keys = [], []
     for n, row in enumerate(rows):
-        student, question = (row.get("student") or "").strip(), (row.get("question") or "").strip()
+        student, question = (row.get("student") or "").strip(), _question(made, row)
         variant = made.variant(student)
         if variant is None:
             verdicts[n] = Verdict(NOT_IN_SET, f"student {student[:80]!r} is not in the exercise set "
                                               f"({len(made.variants)} students); check the id")
-        elif question not in questions:
-            verdicts[n] = Verdict(NOT_IN_SET, f"question {question[:80]!r} is not in the exercise set "
-                                              f"(questions {', '.join(questions)})")
+        elif question is None:
+            verdicts[n] = Verdict(NOT_IN_SET, f"question {(row.get('question') or '').strip()[:80]!r} is not in "
+                                              f"the exercise set (questions {', '.join(questions)}, or their "
+                                              f"numbers 1 to {len(questions)})")
         else:
             graded.append(n)
             keys.append(preparing.key(made, variant.student, question))
@@ -56,6 +57,11 @@ def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", work
     return verdicts
 
 
+def _question(made: ExerciseSet, row: dict) -> str | None:
+    """The id of the question a row answers (``Q1`` and ``1`` name q1)."""
+    return made.question_id(row.get("question") or "")
+
+
 def read_submissions(path: Path) -> tuple[list[str], list[dict]]:
     """Header and rows of a CSV with columns id, student, question, answer (others carried over)."""
     return grading.read_submissions(path, COLUMNS)
@@ -65,9 +71,8 @@ def report_csv(made: ExerciseSet, header: list[str], rows: list[dict], verdicts:
     """The grade report's CSV, with the target each row was graded against."""
     with_targets = []
     for row in rows:
-        variant = made.variant((row.get("student") or "").strip())
-        question = (row.get("question") or "").strip()
-        with_targets.append({**row, "target": variant.targets.get(question, "") if variant else ""})
+        variant, question = made.variant((row.get("student") or "").strip()), _question(made, row)
+        with_targets.append({**row, "target": variant.targets[question] if variant and question else ""})
     extra = [c for c in header if c not in ("id", "answer")]
     return grading.report_csv(["id", "target", "answer", *extra], with_targets, verdicts)
 
@@ -80,7 +85,7 @@ def report_markdown(made: ExerciseSet, rows: list[dict], verdicts: list[Verdict]
     mistakes: dict[str, Counter] = {}
     outside = []
     for row, verdict in zip(rows, verdicts):
-        student, question = (row.get("student") or "").strip(), (row.get("question") or "").strip()
+        student, question = (row.get("student") or "").strip(), _question(made, row)
         if verdict.verdict == NOT_IN_SET:
             outside.append(f"- id {markdown_text((row.get('id') or '?')[:80])}: {markdown_text(verdict.message)}")
             continue
@@ -124,7 +129,7 @@ def write_report(path: Path, made: ExerciseSet, header, rows, verdicts) -> list[
     path = Path(path)
     texts = {path: report_csv(made, header, rows, verdicts), path.with_suffix(".md"): report_markdown(made, rows, verdicts)}
     if made.per_student:
-        attempts = (((row.get("student") or "").strip(), (row.get("question") or "").strip(), verdict)
+        attempts = (((row.get("student") or "").strip(), _question(made, row), verdict)
                     for row, verdict in zip(rows, verdicts))
         texts[gradebook_path(path)] = gradebook_csv(made, attempts)
     return write_set(texts)

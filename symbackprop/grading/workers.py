@@ -34,7 +34,9 @@ PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 def die_with(parent: int, inherited: list) -> None:
     """A forked worker ends with its parent, however the parent ends (even SIGKILL): Linux sends it
     SIGKILL then (prctl PR_SET_PDEATHSIG); and it holds no other process's pipe ends, so a read
-    from its own pipe ends too once the parent is gone."""
+    from its own pipe ends too once the parent is gone.  Ctrl-C, which a terminal sends to the whole
+    process group, is the parent's to handle: it closes the pool (a traceback per worker otherwise)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for connection in inherited:
         connection.close()
     if sys.platform.startswith("linux"):

@@ -20,6 +20,7 @@ import os
 import secrets
 import signal
 import socket
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +43,8 @@ from .checking import Checking
 from .database import Submissions
 from .page import Pages
 
-__all__ = ["Checking", "Pages", "Server", "Submissions", "application", "open_database", "run", "servable"]
+__all__ = ["Checking", "Pages", "Server", "Submissions", "application", "open_database", "run", "servable",
+           "serve_until_stopped"]
 
 
 def servable(path: str | Path) -> ExerciseSet:
@@ -67,6 +69,10 @@ def _listening(host: str, port: int) -> socket.socket:
     return sock
 
 
+#: An admin token shorter than this is refused: it guards every student's attempts.
+MIN_ADMIN_TOKEN = 16
+
+
 def open_database(db: str | Path) -> Submissions:
     """The attempts' store: PostgreSQL for a postgresql:// URL (:mod:`.postgres`), else the SQLite file."""
     if isinstance(db, str) and db.startswith(("postgresql://", "postgres://")):
@@ -79,8 +85,23 @@ def open_database(db: str | Path) -> Submissions:
 def run(path: str | Path, host: str = "127.0.0.1", port: int = 8000, db: str | Path = "submissions.sqlite",
         admin_token: str | None = None, workers: int | None = None, seconds: float = grading.SECONDS_PER_ANSWER,
         rate: int = RATE_PER_MINUTE, say: Callable[[str], None] = print, processes: int = 1) -> None:
-    """Serve the set at ``path`` until interrupted, in ``processes`` processes on one port (each
-    with its checking workers: ``workers`` each, default the cores shared among them)."""
+    """Serve the set at ``path`` until Ctrl-C, which ends it with one line on stderr."""
+    try:
+        serve_until_stopped(path, host, port, db, admin_token, workers, seconds, rate, say, processes)
+    except KeyboardInterrupt:
+        print("serve: stopped by Ctrl-C", file=sys.stderr)
+
+
+def serve_until_stopped(path: str | Path, host: str = "127.0.0.1", port: int = 8000,
+                        db: str | Path = "submissions.sqlite", admin_token: str | None = None,
+                        workers: int | None = None, seconds: float = grading.SECONDS_PER_ANSWER,
+                        rate: int = RATE_PER_MINUTE, say: Callable[[str], None] = print, processes: int = 1) -> None:
+    """:func:`run`, leaving an interrupt (KeyboardInterrupt) to the caller, as the command line
+    reports it with its own exit status.  ``processes`` serve on the one port, each with its
+    checking workers (``workers`` each; by default the cores shared among them)."""
+    if admin_token is not None and len(admin_token) < MIN_ADMIN_TOKEN:
+        raise SpecError("--admin-token", f"is {len(admin_token)} characters; use at least {MIN_ADMIN_TOKEN}, or "
+                                         "leave it out and a new token is drawn and printed")
     if not 1 <= processes <= MAX_PROCESSES:
         raise SpecError("--processes", f"must be from 1 to {MAX_PROCESSES}, not {processes}")
     made = servable(path)
