@@ -188,14 +188,19 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
         description="Serve a web page where students check their answers (needs the [serve] extra): EXERCISES.toml, "
                     "written by `exercises --students`; each student logs in with their id and the access code on "
                     "their sheet; every attempt is kept in --db. The instructor's counts are at /admin, every "
-                    "attempt as CSV at /admin/export.csv.")
+                    "attempt as CSV at /admin/export.csv, the gradebook at /admin/grades.csv.")
     serve.add_argument("exercises", metavar="EXERCISES.toml", help="the set, DIR/exercises.toml")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this "
                                                            "machine only; 0.0.0.0 for the network, behind HTTPS)")
     serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
-    serve.serve_until_stopped(args.exercises, args.host, args.port, args.db, args.admin_token, args.workers,
-                              args.timeout, say=lambda line: print(line, flush=True), processes=args.processes,
-                              **rate)
+    serve.add_argument("--db", default="submissions.sqlite",
+                       help="SQLite file of the attempts (default %(default)s), or a PostgreSQL database "
+                            "postgresql://USER@HOST:PORT/DB that several processes or hosts share (needs the "
+                            "postgres extra)")
+    serve.add_argument("--processes", type=int, default=1,
+                       help="server processes on the one port, each with its checking workers (default 1)")
+    serve.add_argument("--admin-token", help="the instructor's token, at least 16 characters (default: a new one, "
+                                             "printed at start)")
     serve.add_argument("--workers", type=int, help="checking processes (default: every core)")
     serve.add_argument("--timeout", type=float, default=limits.SECONDS_PER_ANSWER,
                        help="seconds per answer before its worker is stopped (default %(default)s)")
