@@ -23,6 +23,7 @@ import csv
 import http.client
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -46,14 +47,37 @@ def launcher(tree: str) -> list[str]:
     return [sys.executable, "-c", FROM_DIRECTORY, os.path.abspath(tree)]
 
 
-def timed(command: list[str], environment: dict) -> float | None:
-    start = time.perf_counter()
+def timed(command: list[str], environment: dict) -> tuple[float, float] | None:
+    """(wall seconds, CPU seconds of the command and every process it waited for), None after
+    :data:`TIMEOUT`.  On a machine shared with other work the CPU seconds compare; wall time
+    grows with the load."""
+    start, before = time.perf_counter(), _children_cpu()
     try:
         subprocess.run(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        timeout=TIMEOUT, check=True)
     except subprocess.TimeoutExpired:
         return None
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _children_cpu() - before
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds so far of a running process and its living descendants (the checking workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            fields = stream.read().rsplit(")", 1)[1].split()
+        total = sum(int(x) for x in fields[11:15]) / tick  # utime, stime, and of waited children
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as stream:
+                total += sum(_tree_cpu(int(child)) for child in stream.read().split())
+    except OSError:  # ended meanwhile
+        return 0.0
+    return total
 
 
 def _request(port: int, path: str, data: dict | None = None) -> tuple[int, float]:
@@ -77,8 +101,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve_start(command: list[str], environment: dict, first: dict) -> tuple[float | None, subprocess.Popen, int]:
-    """Seconds from starting ``serve`` to its first answered check (``first``), and the server."""
+def serve_start(command: list[str], environment: dict, first: dict) -> tuple[tuple | None, subprocess.Popen, int]:
+    """(wall, CPU) seconds from starting ``serve`` to its first answered check (``first``), and the server."""
     port = _free_port()
     start = time.perf_counter()
     process = subprocess.Popen([*command, "--port", str(port), "--admin-token", TOKEN, "--rate-limit", "100000"],
@@ -86,7 +110,7 @@ def serve_start(command: list[str], environment: dict, first: dict) -> tuple[flo
     while time.perf_counter() - start < TIMEOUT and process.poll() is None:
         try:
             if _request(port, "/api/check", first)[0] == 200:
-                return time.perf_counter() - start, process, port
+                return (time.perf_counter() - start, _tree_cpu(process.pid)), process, port
         except OSError:
             time.sleep(0.05)
     return None, process, port
@@ -170,8 +194,8 @@ def course(trees: dict[str, str], counts: list[int], db: str | None = None) -> l
 
 
 def report(rows: list[dict]) -> None:
-    seconds = lambda value: f"> {TIMEOUT:.0f} s" if value is None else f"{value:.1f} s"
-    ratio = lambda a, b: f"{b / a:.1f}" if a is not None and b is not None else ""
+    seconds = lambda value: f"> {TIMEOUT:.0f} s" if value is None else f"{value[0]:.1f} s ({value[1]:.1f} s CPU)"
+    ratio = lambda a, b: f"{b[0] / a[0]:.1f}" if a is not None and b is not None else ""
     trees = [name for name in rows[0] if name != "students"]
     print("\nA course (2-3-1, six questions; each command in a fresh interpreter, cold cache unless said)\n")
     header = ["students", "step", *trees, *(["baseline / this"] if "baseline" in trees else [])]
@@ -190,10 +214,11 @@ def report(rows: list[dict]) -> None:
         print(f"| {row['students']:,} | concurrent checks (codes verified) | " + " | ".join(shown)
               + (" | |" if "baseline" in trees else " |"))
     if len(rows) > 1:
-        growth = {t: [rows[-1][t][s] / rows[0][t][s] for s in ("grade key", "grade wrong", "serve start")
+        steps = ("grade key", "grade wrong", "serve start")
+        growth = {t: [(rows[-1][t][s][0] / rows[0][t][s][0], rows[-1][t][s][1] / rows[0][t][s][1]) for s in steps
                       if rows[-1][t].get(s) and rows[0][t].get(s)] for t in trees}
-        print(f"\n{rows[-1]['students']:,} / {rows[0]['students']:,} students (grade key, grade wrong, serve start): "
-              + "; ".join(f"{t}: " + ", ".join(f"{g:.1f}x" for g in growth[t]) for t in trees))
+        print(f"\n{rows[-1]['students']:,} / {rows[0]['students']:,} students ({', '.join(steps)}), wall and CPU: "
+              + "; ".join(f"{t}: " + ", ".join(f"{w:.1f}x ({c:.1f}x CPU)" for w, c in growth[t]) for t in trees))
 
 
 def main() -> None:
