@@ -5,11 +5,12 @@ access code on their sheet, sees their own sheet, types an answer with a live pr
 math (KaTeX, shipped in ``static/``: nothing comes from another site) and gets ``check``'s
 verdict.  One module per concern::
 
-    checking   Checking      -> every question of every student prepared; answers in killable workers
-    database   Submissions   -> the attempts (and the rate limit's requests), committed before the verdict is sent
-    postgres   PostgresSubmissions -> the same in PostgreSQL, for several processes or hosts on one database
-    page       Pages         -> the HTML (the student's sheet, the instructor's counts), escaped
-    app        Server        -> routes, who may see what, body and rate limits
+    checking     Checking       -> every question of every student prepared; answers in killable workers
+    database     Submissions    -> the attempts (and the rate limit's requests), committed before the verdict is sent
+    postgres     PostgresSubmissions -> the same in PostgreSQL, for several processes or hosts on one database
+    page         Pages          -> the HTML (the student's sheet, the instructor's counts), escaped
+    app          Server         -> routes, who may see what, body, rate and in-flight limits
+    connections  HeadersInTime  -> a connection sends its request's headers in time, or is closed
 
 Needs the ``serve`` extra (Starlette, uvicorn): ``pip install 'symbackprop[serve]'``.
 """
@@ -37,6 +38,7 @@ try:
     import uvicorn
 
     from .app import RATE_PER_MINUTE, Server, application
+    from .connections import HeadersInTime
 except ModuleNotFoundError as missing:  # the extra is not installed
     raise SpecError("serve", f"needs {missing.name}: pip install 'symbackprop[serve]'") from None
 from .checking import Checking
@@ -99,6 +101,10 @@ def serve_until_stopped(path: str | Path, host: str = "127.0.0.1", port: int = 8
     """:func:`run`, leaving an interrupt (KeyboardInterrupt) to the caller, as the command line
     reports it with its own exit status.  ``processes`` serve on the one port, each with its
     checking workers (``workers`` each; by default the cores shared among them)."""
+    if rate < 1:  # checked before the preparation, which takes minutes
+        raise SpecError("--rate-limit", f"must be at least 1 request per student a minute, not {rate}")
+    if not 0 <= port <= 65535:
+        raise SpecError("--port", f"must be from 0 to 65535, not {port}")
     if admin_token is not None and len(admin_token) < MIN_ADMIN_TOKEN:
         raise SpecError("--admin-token", f"is {len(admin_token)} characters; use at least {MIN_ADMIN_TOKEN}, or "
                                          "leave it out and a new token is drawn and printed")
@@ -125,7 +131,7 @@ def serve_until_stopped(path: str | Path, host: str = "127.0.0.1", port: int = 8
         checking.start()  # forks the workers: before any connection is accepted
         try:
             config = uvicorn.Config(application(server), log_level="warning", access_log=False, lifespan="off",
-                                    timeout_graceful_shutdown=5)
+                                    timeout_graceful_shutdown=5, http=HeadersInTime)
             uvicorn.Server(config).run(sockets=[sock])
         finally:
             checking.close()

@@ -27,13 +27,13 @@ class Checking:
         self.made = made
         self.questions = {q.id: q for q in made.questions}
         self.prepared = preparing.prepared(made, progress=progress)
-        self.workers, self.seconds = max(1, workers or os.cpu_count() or 1), seconds
+        self.size, self.seconds = max(1, workers or os.cpu_count() or 1), seconds
         self.slots: queue.Queue[Pool] = queue.Queue()
 
     def start(self) -> None:
         """Fork the checking workers (in each serving process, before it opens any connection)."""
         usable = {key: one for key, one in self.prepared.items() if not isinstance(one, SpecError)}
-        for _ in range(self.workers):
+        for _ in range(self.size):
             self.slots.put(Pool(usable, 1, self.seconds))
 
     def key(self, student: str, question: str) -> str:
