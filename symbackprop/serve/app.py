@@ -27,6 +27,7 @@ import json
 import math
 import re
 import secrets
+import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
