@@ -35,6 +35,13 @@ DESCRIPTIONS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser whose usage errors are one line, as every other error is (the usage is in --help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+
 def _add_spec(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", nargs="?", help=SPEC_HELP)
     compact = parser.add_argument_group("compact form (with a shape such as 2-3-1; a spec file sets these itself)")
@@ -55,7 +62,7 @@ def _commands(prog: str) -> dict[str, argparse.ArgumentParser]:
     """One parser per subcommand, each with its own usage, description and exit status."""
     commands = {}
     for name in ("derive", "verify", "example"):
-        commands[name] = argparse.ArgumentParser(prog=f"{prog} {name}", description=DESCRIPTIONS[name])
+        commands[name] = _Parser(prog=f"{prog} {name}", description=DESCRIPTIONS[name])
         _add_spec(commands[name])
     derive = commands["derive"]
     derive.add_argument("--format", choices=["md", "tex", "all"], default="all",
@@ -84,7 +91,7 @@ def _commands(prog: str) -> dict[str, argparse.ArgumentParser]:
 
 def _parser(prog: str, commands: dict[str, argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """The top level: the list of subcommands, --help and --version."""
-    parser = argparse.ArgumentParser(prog=prog, description="Backpropagation derived by SymPy, shown step by step.",
+    parser = _Parser(prog=prog, description="Backpropagation derived by SymPy, shown step by step.",
                                      epilog=f"'{prog} COMMAND --help' describes each command.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {api.__version__}")
     listing = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -133,7 +140,7 @@ def _homework(prog: str) -> dict[str, argparse.ArgumentParser]:
                     "grade": "Grade a CSV of answers: every row of SUBMISSIONS (header id,target,answer; other "
                              "columns are carried over), in worker processes, into REPORT.csv (one row per answer) "
                              "and REPORT.md (the summary). SPEC and SUBMISSIONS may come in either order."}
-    commands = {name: argparse.ArgumentParser(prog=f"{prog} {name}", description=text,
+    commands = {name: _Parser(prog=f"{prog} {name}", description=text,
                                               epilog=ANSWER_HELP + EXIT_STATUS[name],
                                               formatter_class=argparse.RawDescriptionHelpFormatter)
                 for name, text in descriptions.items()}
@@ -145,7 +152,8 @@ def _homework(prog: str) -> dict[str, argparse.ArgumentParser]:
                        help="print {verdict, message, diagnosis, counterexample, lines}")
     _add_spec(grade)
     grade.add_argument("submissions", help="CSV file with a header row id,target,answer")
-    grade.add_argument("-o", "--output", required=True, help="report path; writes REPORT.csv and REPORT.md")
+    grade.add_argument("-o", "--output", required=True, help="report path; writes REPORT.csv and REPORT.md "
+                       "(and REPORT-grades.csv, the gradebook, for an exercise set with a roster)")
     grade.add_argument("--workers", type=int, help="worker processes (default: every core)")
     grade.add_argument("--timeout", type=float, default=limits.SECONDS_PER_ANSWER,
                        help="seconds per answer before its worker is stopped (default %(default)s)")
@@ -156,7 +164,7 @@ def _homework(prog: str) -> dict[str, argparse.ArgumentParser]:
 
 
 def _exercises_parser(prog: str) -> argparse.ArgumentParser:
-    exercise = argparse.ArgumentParser(
+    exercise = _Parser(
         prog=f"{prog} exercises",
         description="Write exercise sheets, their answer key and the set to grade them by: sheet.md/sheet.tex "
                     "(with --students: one per student under DIR/<student>/, each with "
@@ -182,17 +190,22 @@ def _exercises_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def _serve_parser(prog: str) -> argparse.ArgumentParser:
-    serve = argparse.ArgumentParser(
+    serve = _Parser(
         prog=f"{prog} serve",
         description="Serve a web page where students check their answers (needs the [serve] extra): EXERCISES.toml, "
                     "written by `exercises --students`; each student logs in with their id and the access code on "
                     "their sheet; every attempt is kept in --db. The instructor's counts are at /admin, every "
-                    "attempt as CSV at /admin/export.csv.")
+                    "attempt as CSV at /admin/export.csv, the gradebook at /admin/grades.csv.")
     serve.add_argument("exercises", metavar="EXERCISES.toml", help="the set, DIR/exercises.toml")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this "
                                                            "machine only; 0.0.0.0 for the network, behind HTTPS)")
     serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
-    serve.add_argument("--db", default="submissions.sqlite", help="SQLite file of the attempts (default %(default)s)")
+    serve.add_argument("--db", default="submissions.sqlite",
+                       help="SQLite file of the attempts (default %(default)s), or a PostgreSQL database "
+                            "postgresql://USER@HOST:PORT/DB that several processes or hosts share (needs the "
+                            "postgres extra)")
+    serve.add_argument("--processes", type=int, default=1,
+                       help="server processes on the one port, each with its checking workers (default 1)")
     serve.add_argument("--admin-token", help="the instructor's token, at least 16 characters (default: a new one, "
                                              "printed at start)")
     serve.add_argument("--workers", type=int, help="checking processes (default: every core)")
@@ -209,7 +222,8 @@ def _serve(args, spec) -> int:
     _check_pool(args)
     rate = {"rate": args.rate_limit} if args.rate_limit is not None else {}
     serve.serve_until_stopped(args.exercises, args.host, args.port, args.db, args.admin_token, args.workers,
-                              args.timeout, say=lambda line: print(line, flush=True), **rate)
+                              args.timeout, say=lambda line: print(line, flush=True), processes=args.processes,
+                              **rate)
     return 0
 
 
@@ -287,15 +301,17 @@ def _grade(args, spec) -> int:
         raise SpecError("-o", f"{args.output!r} names no file; give a report path such as results/report "
                               "(writes results/report.csv and results/report.md)")
     paths = [report.with_suffix(".csv"), report.with_suffix(".md")]
-    files.check_targets(paths, _inputs(args))  # before the grading, which can take minutes
     if not isinstance(spec, api.spec.Spec):  # an exercise set
-        from .exercises import exercise_set
+        from .exercises import exercise_set, marking
 
-        for path in paths:
+        targets = [*paths, marking.gradebook_path(paths[0])] if spec.per_student else paths
+        for path in targets:
             if exercise_set.is_own_file(path, Path(args.spec).parent):
                 raise SpecError(str(path), "is a file of the exercise set being graded; write the report "
                                            "elsewhere, e.g. -o report")
+        files.check_targets(targets, _inputs(args))
         return _grade_set(args, spec)
+    files.check_targets(paths, _inputs(args))  # before the grading, which can take minutes
     header, rows = grading.read_submissions(Path(args.submissions))
     with progress("grading", len(rows)) as bar:
         verdicts = grading.grade(spec, rows, args.notation, args.workers, args.timeout,
@@ -365,7 +381,8 @@ def _print_json(data: dict) -> None:
 def _verify(args, spec) -> int:
     report = api.verify(spec.network, values=spec.values)
     if args.json:
-        _print_json(report.as_dict())
+        analytic = {p: check.analytic for p, check in zip(spec.network.parameters, report.parameters)}
+        _print_json({**report.as_dict(), "grad": api.examples.nested_parameters(spec.network, analytic)})
         return 0 if report.ok else 1
     _table(["parameter", "analytic", "finite diff.", "rel. error"],
            [[p.name, f"{p.analytic:.8g}", f"{p.numeric:.8g}", f"{p.rel_error:.1e}",

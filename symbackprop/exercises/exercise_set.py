@@ -17,11 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 from .. import grading
 from ..derivation import derive
 from ..matrix import MatrixCompiled, evaluator
@@ -30,8 +25,10 @@ from ..numerics import Values
 from ..recurrent import UnrolledNetwork
 from ..notes import notation as notations
 from ..errors import SpecError
+from ..files import read_toml
+from ..limits import MAX_SPEC_BYTES
 from ..notes.notation import Notation
-from ..spec import Spec, from_dict
+from ..spec import Spec, from_dict, with_example
 from ..spec import load as load_spec
 from . import questions as asked
 from . import access, roster, toml_writer
@@ -106,7 +103,9 @@ class ExerciseSet:
         if key not in self._specs:
             where = f"students.{key}" if key is not None else "everyone"
             try:
-                self._specs[key] = from_dict({"network": self.network, "example": variant.example})
+                first = next(iter(self._specs.values()), None)  # the network is the same for every variant
+                self._specs[key] = (from_dict({"network": self.network, "example": variant.example}) if first is None
+                                    else with_example(first, variant.example))
             except SpecError as error:
                 raise SpecError(f"exercise set, {where}", str(error)) from None
         return self._specs[key]
@@ -155,7 +154,7 @@ def _notation_data(notation: str | Path) -> str | dict:
     if str(notation) in notations.names():
         return str(notation)
     notations.load(notation)  # refuses what is neither a preset nor a readable notation file
-    return tomllib.loads(Path(notation).read_text(encoding="utf-8"))
+    return read_toml(notation, MAX_SPEC_BYTES, "notation file")
 
 
 def _rng(seed: int, student: str) -> np.random.Generator:
@@ -186,13 +185,21 @@ def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...], cod
             targets = [round(float(x), 2) for x in rng.uniform(0.05, 0.95, len(network.outputs))]
         magnitudes = rng.uniform(0.1, 1, len(network.parameters)) * rng.choice([-1, 1], len(network.parameters))
         parameters = {str(p): round(float(v), 2) for p, v in zip(network.parameters, magnitudes)}
+        if isinstance(network, UnrolledNetwork):  # one row per time step, as a recurrent spec writes them
+            inputs, targets = (_per_step(values, network.steps) for values in (inputs, targets))
         example = {"inputs": inputs, "targets": targets, "learning_rate": spec.learning_rate, "parameters": parameters}
         asked_targets = {q.id: asked.target(q, network, rng) for q in chosen}
-        if 0 not in inputs and not (numbers and _zero_answers(network, numbers, example,
+        if 0 not in np.ravel(inputs) and not (numbers and _zero_answers(network, numbers, example,
                                                                asked_targets.values())):
             return Variant(student, example, asked_targets, code_hash)
     raise SpecError("--questions", f"in {MAX_DRAWS} draws of {student[:40]!r}'s numbers some numeric question "
                                    "always had the answer 0; ask about other units or quantities")
+
+
+def _per_step(values: list, steps: int) -> list[list]:
+    """A sequence's numbers, unit by unit of each step in turn, as one row per step."""
+    width = len(values) // steps
+    return [values[n * width:(n + 1) * width] for n in range(steps)]
 
 
 def _zero_answers(network: Network, numbers: MatrixCompiled, example: dict, targets) -> bool:
@@ -261,15 +268,7 @@ def is_set_file(path) -> bool:
 
 
 def _read(path: Path) -> dict:
-    try:
-        raw = path.read_bytes()
-        if len(raw) > MAX_SET_BYTES:
-            raise SpecError(str(path), f"is {len(raw)} bytes; an exercise set is at most {MAX_SET_BYTES}")
-        return tomllib.loads(raw.decode("utf-8"))
-    except OSError as error:
-        raise SpecError(str(path), f"cannot read the exercise set ({error.strerror})") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise SpecError(str(path), f"is not valid TOML: {error}") from None
+    return read_toml(path, MAX_SET_BYTES, "exercise set")
 
 
 def check_replaceable(made: ExerciseSet, directory: Path, force: bool, flag: str = "--force") -> None:
