@@ -74,6 +74,14 @@ def test_the_limits_of_a_sum_over_units(answer, expected):
     assert verdict("layered", "delta_hidden", answer).verdict == expected, answer
 
 
+@pytest.mark.parametrize("letter", ["t", "n"])
+def test_a_time_sum_that_ends_at_its_own_letter_is_not_the_whole_sequence(letter):
+    """\\sum_{t=1}^{t} read t as the target's step (T for a gradient): a false accept."""
+    term = TERM.replace("t", letter)
+    result = verdict("elman", "grad_r", rf"\sum_{{{letter}=1}}^{{{letter}}} {term}")
+    assert result.verdict != "correct", result.message
+
+
 def test_an_unreadable_limit_is_said():
     result = verdict("layered", "delta_hidden", r"\sigma'(z_j) \sum_{k=j+1}^{K} w_{jk} \delta_k")
     assert result.verdict == "cannot read" and "starts at" in result.message

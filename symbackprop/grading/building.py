@@ -223,6 +223,9 @@ class Builder(lark.visitors.Transformer_NonRecursive):
         lower = "".join(items[cut + 1:]).replace(" ", "")
         upper = "".join(upper).replace(" ", "") if upper is not None else ""
         if index == TIME:
+            if upper == items[0]:  # \sum_{t=1}^{t}: t would be read as the target's step, not as the sum's
+                raise ExpressionError(f"the sum at column {column} ends at its own letter {upper!r}; end it at T, "
+                                      "as in \\sum_{t=1}^{T}")
             return TIME, self.step_limit(lower, 1, column), self.step_limit(upper, LAST, column)
         if lower and not lower.isdigit():
             raise ExpressionError(f"the sum at column {column} starts at {lower!r}; start it at a unit number, "
