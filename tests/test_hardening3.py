@@ -455,3 +455,18 @@ def test_a_body_that_trickles_in_is_refused_after_its_time(made, server):
         started = time.monotonic()
         reply = sock.recv(4096)
     assert reply.startswith(b"HTTP/1.1 408") and BODY_SECONDS - 1 < time.monotonic() - started < BODY_SECONDS + 20
+
+
+def test_where_two_folders_cannot_be_exchanged_in_one_call_two_renames_do_it(tmp_path, monkeypatch):
+    """The path taken off Linux (or where renameat2 cannot exchange): the new folder ends where the old
+    one was and the old one where the new one was staged, with nothing else left behind."""
+    from symbackprop import files
+
+    old, new = tmp_path / "set", tmp_path / ".symbackprop-1-abc.tmp"
+    for folder, text in ((old, "old"), (new, "new")):
+        folder.mkdir()
+        (folder / "exercises.toml").write_text(text)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    files._exchange(new, old)
+    assert (old / "exercises.toml").read_text() == "new" and (new / "exercises.toml").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [new.name, "set"]
