@@ -365,7 +365,8 @@ def _print_json(data: dict) -> None:
 def _verify(args, spec) -> int:
     report = api.verify(spec.network, values=spec.values)
     if args.json:
-        _print_json(report.as_dict())
+        analytic = {p: check.analytic for p, check in zip(spec.network.parameters, report.parameters)}
+        _print_json({**report.as_dict(), "grad": api.examples.nested_parameters(spec.network, analytic)})
         return 0 if report.ok else 1
     _table(["parameter", "analytic", "finite diff.", "rel. error"],
            [[p.name, f"{p.analytic:.8g}", f"{p.numeric:.8g}", f"{p.rel_error:.1e}",

@@ -175,13 +175,21 @@ def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...], cod
             targets = [round(float(x), 2) for x in rng.uniform(0.05, 0.95, len(network.outputs))]
         magnitudes = rng.uniform(0.1, 1, len(network.parameters)) * rng.choice([-1, 1], len(network.parameters))
         parameters = {str(p): round(float(v), 2) for p, v in zip(network.parameters, magnitudes)}
+        if isinstance(network, UnrolledNetwork):  # one row per time step, as a recurrent spec writes them
+            inputs, targets = (_per_step(values, network.steps) for values in (inputs, targets))
         example = {"inputs": inputs, "targets": targets, "learning_rate": spec.learning_rate, "parameters": parameters}
         asked_targets = {q.id: asked.target(q, network, rng) for q in chosen}
-        if 0 not in inputs and not (numbers and _zero_answers(network, numbers, example,
+        if 0 not in np.ravel(inputs) and not (numbers and _zero_answers(network, numbers, example,
                                                                asked_targets.values())):
             return Variant(student, example, asked_targets, code_hash)
     raise SpecError("--questions", f"in {MAX_DRAWS} draws of {student[:40]!r}'s numbers some numeric question "
                                    "always had the answer 0; ask about other units or quantities")
+
+
+def _per_step(values: list, steps: int) -> list[list]:
+    """A sequence's numbers, unit by unit of each step in turn, as one row per step."""
+    width = len(values) // steps
+    return [values[n * width:(n + 1) * width] for n in range(steps)]
 
 
 def _zero_answers(network: Network, numbers: MatrixCompiled, example: dict, targets) -> bool:
