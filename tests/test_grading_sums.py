@@ -74,6 +74,18 @@ def test_the_limits_of_a_sum_over_units(answer, expected):
     assert verdict("layered", "delta_hidden", answer).verdict == expected, answer
 
 
+@pytest.mark.parametrize("spec_name, target, answer", [
+    ("layered", "delta_hidden", r"g'(z_j) \sum_{k=1}^{100} w_{jk}\delta_k"),
+    ("layered", "delta_hidden", r"g'(z_j) \sum_{k=1}^{99999999999999999999} w_{jk}\delta_k"),
+    ("layered", "delta_hidden", r"g'(z_j) \sum_{k=0}^{5} w_{jk}\delta_k"),
+    ("elman", "grad_r", rf"\sum_{{t=1}}^{{1000}} {TERM}"),
+])
+def test_a_sum_whose_numeric_end_lies_past_the_layer_or_the_sequence_is_not_the_whole_of_it(spec_name, target, answer):
+    """The test networks have a few units and steps: a sum to 100 ran over all of them and was correct."""
+    judged = verdict(spec_name, target, answer)
+    assert judged.verdict == "incorrect" and "past the last unit or step" in judged.message, judged.message
+
+
 @pytest.mark.parametrize("letter", ["t", "n"])
 def test_a_time_sum_that_ends_at_its_own_letter_is_not_the_whole_sequence(letter):
     """\\sum_{t=1}^{t} read t as the target's step (T for a gradient): a false accept."""

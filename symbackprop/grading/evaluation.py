@@ -278,11 +278,11 @@ def _sum(function, limits, cases: Cases, env):
     total = 0.0
     if variable == TIME and cases.steps is not None:
         first = _step_limit(lower, cases, env, 1)
-        last = np.minimum(_step_limit(upper, cases, env, cases.steps), cases.steps)
+        last = _step_limit(upper, cases, env, cases.steps)
         for step in range(1, int(cases.steps.max()) + 1):
             term = _sum(function, limits[:-1], cases, {**env, TIME: (None, np.full(cases.count, step))})
             total = total + np.where((first <= step) & (step <= last), term, 0.0)
-        return total
+        return np.where(upper.is_Integer & (last > cases.steps), np.nan, total)  # past the sequence: undefined
     level = _summed_layer(variable, function, env, cases)
     first = int(lower) if lower.is_Integer else 0
     last = int(upper) if upper.is_Integer else PAD
@@ -290,7 +290,8 @@ def _sum(function, limits, cases: Cases, env):
         inner = {**env, variable: (level, np.full(cases.count, n))}
         term = _sum(function, limits[:-1], cases, inner)
         total = total + np.where(n < cases.width[np.arange(cases.count), level], term, 0.0)
-    return total
+    past = upper.is_Integer and last >= cases.width[np.arange(cases.count), level]  # units the layer lacks
+    return np.where(past, np.nan, total)
 
 
 def _step_limit(limit, cases: Cases, env, default):

@@ -234,7 +234,8 @@ def _judge(prepared: Prepared, side, values, number: int, count: int, at_example
     if not np.all(np.isfinite(values)):
         bad = [case for case in np.flatnonzero(~np.isfinite(values)) if _may_show(prepared, case)]
         return Verdict("incorrect", where("The answer is undefined (division by zero, log of a negative "
-                                          "number, overflow) at a point where the target is defined."), [],
+                                          "number, overflow, a sum past the last unit or step) at a point "
+                                          "where the target is defined."), [],
                        _counterexample(prepared, values, int(bad[0]), side) if bad else None)
     if close(values, reference):
         return None
