@@ -70,7 +70,7 @@ def test_svg_labels_do_not_overlap_and_edges_pass_no_unit(name, notation):
     assert figure is not None and figures.clear(figure)
     labels, circles, paths = svg_geometry(figure.svg())
     assert len(circles) == len(figure.nodes) and len(paths) == len(figure.arrows)
-    assert_clean(labels, circles, paths, room=ROOM_CM * figures.PIXELS)
+    assert_clean(labels, circles, paths, room=ROOM_CM * figures.PIXELS, crossings=max(figures.UNROLLED_CROSSED))
     assert_shows_the_unrolled_network(network, figure)
     root = ElementTree.fromstring(figure.svg())
     captions = ["".join(text.itertext()) for text in root.iter(SVG + "text") if text.get("class") == "caption"]
@@ -124,7 +124,7 @@ def test_random_recurrent_networks_draw_cleanly_or_say_they_cannot(sizes, steps,
     if figure is None:  # only several hidden layers stacked in bands can be too steep to draw
         assert len(sizes) == 4
         return
-    assert_figure_clean(figure)
+    assert_figure_clean(figure, crossings=max(figures.UNROLLED_CROSSED))
     assert_shows_the_unrolled_network(network, figure)
     captions = [((x, y), 0.6) for (x, y), _ in figure.captions]
     for box in (a.box for a in figure.arrows if a.box):
@@ -144,7 +144,7 @@ def test_tikz_as_typeset_has_no_overlapping_label_and_no_edge_through_a_unit(tmp
         assert len(circles) == len(figure.nodes) and len(labels) == len([a for a in figure.arrows if a.box])
         captions = [(*placed[n]["SW"], *placed[n]["NE"]) for n in placed if n.startswith("s")]
         assert len(captions) == len(figure.captions)
-        assert_clean(labels, circles, paths, room=ROOM_CM * cm, captions=captions)
+        assert_clean(labels, circles, paths, room=ROOM_CM * cm, captions=captions, crossings=max(figures.UNROLLED_CROSSED))
         width = max(c[0][0] + c[1] for c in circles.values()) - min(c[0][0] - c[1] for c in circles.values())
         assert width <= figures.WIDEST * cm + 1  # the widest figure, give or take a circle's line
 

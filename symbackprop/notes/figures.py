@@ -443,11 +443,18 @@ def unrolled(network: UnrolledNetwork, latex) -> Figure | None:
     return drawn[0] if drawn else None
 
 
+#: Edges an unrolled figure's labels may meet besides their own, when all its weights are labelled
+#: and when those into the first units are: the recurrent edges leave its tied weights no place
+#: clear of every other edge, and a crossed label beats none (the recurrent weights unlabelled
+#: was what a lecturer missed most in these figures).
+UNROLLED_CROSSED = (1, math.inf)
+
+
 def _unrolled_labelled(placed: _Unrolled) -> Figure:
     """The first copy's weights labelled where they stay legible, the zero state's edges grey."""
     first_copy = lambda arrow: placed.step.get(arrow.source) == 0
     crowded = sum(1 for a in placed.layout.arrows if a.label and first_copy(a)) > LABELLED_EDGES
-    figure = _labelled([placed.layout], False, crowded, first_copy)
+    figure = _labelled([placed.layout], False, crowded, first_copy, UNROLLED_CROSSED)
     arrows = tuple(replace(a, faint=True) if a.source in placed.zero else a for a in figure.arrows)
     return replace(figure, arrows=arrows, captions=placed.captions, skipped=placed.skipped)
 
@@ -542,22 +549,23 @@ def _unrolled_layout(net: UnrolledNetwork, latex, shown_units: int, reach: float
 
 # --- labels -------------------------------------------------------------------------------
 
-def _labelled(layouts: list[_Layout], backward: bool, crowded: bool, among=None) -> Figure:
+def _labelled(layouts: list[_Layout], backward: bool, crowded: bool, among=None, crossed=(0, 0)) -> Figure:
     """The first layout, in order of preference, where every label chosen sits on its own edge
-    alone: all the weights labelled, those into the first unit of each column, or none.  ``among`` (arrow -> bool) keeps the
-    labels to some edges, one copy of tied weights: the others are drawn grey."""
+    alone (or met by at most ``crossed`` others, when all are labelled and when the first are):
+    all the weights labelled, those into the first unit of each column, or none.  ``among``
+    (arrow -> bool) keeps the labels to some edges, one copy of tied weights: the others are grey."""
     first_layout = layouts[0]
     arrows = first_layout.arrows
     weighted = [n for n, a in enumerate(arrows) if a.label and (among is None or among(a))]
     into = (lambda a: a.source) if backward else (lambda a: a.destination)
     first = [n for n in weighted if into(arrows[n]) in first_layout.first_units]
-    choices = [("first", first), ("none", [])]
+    choices = [("first", first, crossed[1]), ("none", [], 0)]
     if not crowded:
-        choices.insert(0, ("all", weighted))
-    for labelled, chosen in choices:
+        choices.insert(0, ("all", weighted, crossed[0]))
+    for labelled, chosen, most in choices:
         for layout in layouts:
             nodes, arrows, gaps = layout.nodes, layout.arrows, layout.gaps
-            boxes = _place(nodes, arrows, [(g, 0.3) for g in gaps] + list(layout.marks), chosen)
+            boxes = _place(nodes, arrows, [(g, 0.3) for g in gaps] + list(layout.marks), chosen, most)
             if boxes is not None:
                 faint = labelled == "first" or among is not None
                 arrows = [Arrow(a.source, a.destination, a.points, a.label if n in boxes else "", boxes.get(n),
@@ -570,11 +578,12 @@ def _labelled(layouts: list[_Layout], backward: bool, crowded: bool, among=None)
 _PLACES = sorted((k / 40 for k in range(6, 35)), key=lambda s: abs(s - 0.5))
 
 
-def _place(nodes, arrows: list[Arrow], marks, chosen: list[int]) -> dict[int, Box] | None:
+def _place(nodes, arrows: list[Arrow], marks, chosen: list[int], crossed: float = 0) -> dict[int, Box] | None:
     """A box on its own edge for every chosen label, clear of units, of each other and of every
-    other edge (None if there is none): greedily, the edges with fewest places first, each at
-    the place nearest its middle; the places run from 15% to 85% of the edge in steps of 2.5%
-    (near an end, where edges fan out or in, a label often finds the gap between two others)."""
+    other edge but ``crossed`` (None if there is none): greedily, the edges with fewest places
+    first, each at the place met by fewest other edges, then nearest its middle; the places run
+    from 15% to 85% of the edge in steps of 2.5% (near an end, where edges fan out or in, a
+    label often finds the gap between two others)."""
     obstacles = [((n.x, n.y), n.radius + TIP_ROOM) for n in nodes] + list(marks)
     places = {}
     for n in chosen:
@@ -585,10 +594,11 @@ def _place(nodes, arrows: list[Arrow], marks, chosen: list[int]) -> dict[int, Bo
             box = Box(x - width / 2, y - height / 2, x + width / 2, y + height / 2)
             if not any(box.meets_circle(c, r) for c, r in obstacles):
                 near = Box(box.left - LABEL_ROOM, box.bottom - LABEL_ROOM, box.right + LABEL_ROOM, box.top + LABEL_ROOM)
-                if not any(near.meets_segment(p, q) for m, a in enumerate(arrows) if m != n
-                           for p, q in pairwise(a.points)):
-                    where.append(box)
-        places[n] = where
+                met = sum(any(near.meets_segment(p, q) for p, q in pairwise(a.points))
+                          for m, a in enumerate(arrows) if m != n)
+                if met <= crossed:
+                    where.append((met, box))
+        places[n] = [box for _, box in sorted(where, key=lambda pair: pair[0])]  # stable: the middle first
     boxes: dict[int, Box] = {}
     for n in sorted(chosen, key=lambda n: len(places[n])):
         box = next((b for b in places[n] if not any(b.overlaps(o, LABEL_ROOM) for o in boxes.values())), None)
