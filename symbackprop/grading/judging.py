@@ -103,7 +103,9 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
     try:
         answer = read_answer(text, prepared.vocabulary)
     except ExpressionError as error:
-        return Verdict("cannot read", str(error))
+        return Verdict("cannot read", f"{error}; {_NUMBER_ONLY}" if prepared.numbers_only else str(error))
+    if prepared.numbers_only and any(side.free_symbols for side in answer.sides):
+        return Verdict("cannot read", f"{prepared.target.name}: {_NUMBER_ONLY}")
     if answer.remarks:
         headline = "Swapped unit indices." if answer.swapped else "An index names the wrong unit or layer."
         return Verdict("incorrect", headline, list(answer.remarks))
@@ -135,6 +137,10 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
     return Verdict("correct", correct, [_AT_EXAMPLE_ONLY] if at_example and any(s.free_symbols for s, _ in sides) else [])
 
 
+_NUMBER_ONLY = (f"a convolutional network's concrete target is graded as the worked example's number: give its value "
+                f"({DIGITS} significant digits), not a formula")
+
+
 def _letters_hint(prepared: Prepared) -> str:
     """The index letters of the student's notation, for an answer written in other letters."""
     words, notation = prepared.words, prepared.vocabulary.notation
@@ -155,6 +161,8 @@ def _restates(prepared: Prepared, side) -> str | None:
     unworked (BP1's dE/da_k is the answer for an output unit, not for a hidden one)."""
     target, words = prepared.target, prepared.words
     if target.concrete is not None:
+        if target.kind != "delta":
+            return None
         level, _, unit = target.concrete
         own = sp.Symbol(f"delta[{level}][{unit}]", real=True)
         return (f"{words['target']} is what the answer should work out" if target.kind == "delta" and side.has(own)

@@ -14,6 +14,7 @@ from dataclasses import replace
 import numpy as np
 import sympy as sp
 
+from ..convolution import ConvNetwork
 from ..errors import SpecError
 from ..functions import A, Activation, K, T
 from ..network import Network, layer_bias, layer_weight, layered
@@ -21,6 +22,7 @@ from ..notes import notation as notations
 from ..notes.notation import Letters, Notation
 from ..numerics import Values
 from ..recurrent import UnrolledNetwork
+from . import convolutional
 from .evaluation import Cases, build_cases, close, evaluate
 from .mistakes import mutants_of, wording
 from .prepared import POINTS, Prepared, Target, bound_letters, family_of, letters_of, random_values, spec_parts
@@ -43,6 +45,8 @@ RECURRENT_USE = "delta_output, delta_hidden_bptt, grad_w_hidden, grad_r, grad_r[
 
 
 def parse_target(name: str, network: Network) -> Target:
+    if isinstance(network, ConvNetwork) and name not in GENERIC_TARGETS:
+        return convolutional.parse_target(name, network)
     recurrent = isinstance(network, UnrolledNetwork)
     squeezed = name.replace(" ", "")
     if squeezed in RECURRENT_TARGETS or _CONCRETE_RECURRENT.fullmatch(squeezed):
@@ -155,6 +159,8 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
     if target.timed:
         from . import through_time  # BPTT's derivation, only for a recurrent target
         return through_time.prepare(network, target, notation, values, learning_rate, seed, reveal, sheet)
+    if isinstance(network, ConvNetwork) and target.concrete is not None:
+        return convolutional.prepare(network, target, notation, values, learning_rate, reveal, sheet)
     rng = np.random.default_rng(seed)
     if target.concrete is None:
         points = _generic_points(network, target.output, rng)

@@ -1,0 +1,113 @@
+"""Checking a convolutional network's numbers: grad_w[l][o][c][u][v] and grad_b[l][o] of the worked example.
+
+The expected numbers, right and wrong, come from a NumPy forward and backward pass written here
+(a 1x4x4 input, a 3x3 tanh conv, a dense identity output, half the squared error), not from the checker.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from hostile import CORPUS
+
+import symbackprop as sb
+from symbackprop import grading
+from symbackprop.errors import SpecError
+
+X = np.array([[0.1, 0.2, -0.3, 0.4], [0.0, -0.1, 0.2, 0.3], [0.5, 0.1, 0.1, -0.2], [0.2, 0.2, -0.5, 0.1]])
+KERNEL = np.array([[0.3, -0.2, 0.1], [0.4, 0.25, -0.35], [-0.1, 0.2, 0.15]])
+BIAS, DENSE, DENSE_BIAS, TARGET = 0.05, np.array([0.6, -0.4, 0.3, 0.8]), -0.1, 0.7
+SPEC = sb.from_dict({
+    "network": {"input_shape": [1, 4, 4], "loss": "half_sse",
+                "layer": [{"kind": "conv", "channels": 1, "kernel": [3, 3], "activation": "tanh"},
+                          {"kind": "dense", "units": 1, "activation": "identity"}]},
+    "example": {"inputs": [X.tolist()], "targets": [TARGET],
+                "weights": [[[KERNEL.tolist()]], [[w] for w in DENSE]], "biases": [[BIAS], [DENSE_BIAS]]}})
+
+
+def _backward():
+    """(delta of the conv units, dE/da of them) by hand: z = K * x (cross-correlation), a = tanh z."""
+    z = np.array([[np.sum(KERNEL * X[i:i + 3, j:j + 3]) for j in range(2)] for i in range(2)]) + BIAS
+    a = np.tanh(z)
+    y = DENSE @ a.ravel() + DENSE_BIAS
+    error_a = ((y - TARGET) * DENSE).reshape(2, 2)
+    return error_a * (1 - a ** 2), error_a
+
+
+DELTA, ERROR_A = _backward()
+
+
+def _kernel_gradient(local, u, v, offset=lambda i, u: i + u, rows=range(2)):
+    """sum_i sum_j local[i, j] x[offset(i, u), offset(j, v)], an input outside the image read as 0."""
+    inside = lambda m: 0 <= m < 4
+    return sum(local[i, j] * X[offset(i, u), offset(j, v)] for i in rows for j in range(2)
+               if inside(offset(i, u)) and inside(offset(j, v)))
+
+
+U, V = 0, 1
+RIGHT = _kernel_gradient(DELTA, U, V)
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    return grading.prepare(SPEC.network, f"grad_w[0][0][0][{U}][{V}]", "default", SPEC.values, 0.5)
+
+
+def verdict(prepared, text):
+    return grading.check_prepared(prepared, text)
+
+
+@pytest.mark.parametrize("notation", ["default", "nielsen"])
+def test_the_kernel_gradient_in_several_spellings_is_correct(notation):
+    prepared = grading.prepare(SPEC.network, f"grad_w[0][0][0][{U}][{V}]", notation, SPEC.values, 0.5)
+    for text in (f"{RIGHT:.4f}", f"{RIGHT:.6g}", f"{RIGHT:.4e}", f"2 * ({RIGHT / 2:.7f})", f"\\frac{{{RIGHT * 3:.6f}}}{{3}}"):
+        assert verdict(prepared, text).verdict == "correct", text
+
+
+def test_the_bias_gradient_is_the_sum_of_the_deltas():
+    prepared = grading.prepare(SPEC.network, "grad_b[0][0]", "default", SPEC.values, 0.5)
+    assert verdict(prepared, f"{DELTA.sum():.5f}").verdict == "correct"
+    missing = verdict(prepared, f"{DELTA[1, 0]:.5f}")
+    assert missing.message == "Missing sum over positions."
+
+
+@pytest.mark.parametrize("name, value", [
+    ("Flipped indices.", _kernel_gradient(DELTA, U, V, offset=lambda i, u: i - u)),
+    ("Missing sum over positions.", DELTA[1, 1] * X[1 + U, 1 + V]),
+    ("Missing activation derivative.", _kernel_gradient(ERROR_A, U, V)),
+    ("Sign error.", -RIGHT)])
+def test_each_named_mistake_is_named(prepared, name, value):
+    assert not np.isclose(value, RIGHT, rtol=1e-3)
+    result = verdict(prepared, f"{value:.6f}")
+    assert (result.verdict, result.message) == ("incorrect", name)
+
+
+@pytest.mark.parametrize("value", [_kernel_gradient(DELTA, U, V, rows=range(1)),  # a sum over a sub-range
+                                   _kernel_gradient(DELTA, U, V, offset=lambda i, u: i + u + 1)])  # a wrong offset
+def test_no_false_accept(prepared, value):
+    assert not np.isclose(value, RIGHT, rtol=1e-3)
+    assert verdict(prepared, f"{value:.6f}").verdict == "incorrect"
+
+
+def test_a_formula_is_refused_with_a_message_asking_for_the_number(prepared):
+    result = verdict(prepared, "\\sum_i \\sum_j \\delta_{i,j} a_{i+u,j+v}")
+    assert result.verdict == "cannot read" and "number" in result.message
+
+
+@pytest.mark.parametrize("target, words", [("grad_w[0][0][0][3][0]", "outside weights[0] of shape 1x1x3x3"),
+                                           ("grad_b[0][1]", "layer 0 has 1 biases"),
+                                           ("grad_w[2][0][0]", "has 2 layers"),
+                                           ("delta[0][0]", "grad_w[l][o][c][u][v]")])
+def test_targets_outside_the_network_are_refused_naming_it(target, words):
+    with pytest.raises(SpecError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        grading.prepare(SPEC.network, target, "default", SPEC.values, 0.5)
+
+
+@pytest.mark.parametrize("text", CORPUS)
+def test_hostile_answers_are_refused_quickly_and_run_nothing(prepared, text, tmp_path):
+    canary = tmp_path / "canary"
+    start = time.perf_counter()
+    assert verdict(prepared, text.format(canary=canary)).verdict in ("cannot read", "incorrect")
+    assert time.perf_counter() - start < 2.0
+    assert not canary.exists()
