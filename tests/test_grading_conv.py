@@ -111,3 +111,53 @@ def test_hostile_answers_are_refused_quickly_and_run_nothing(prepared, text, tmp
     assert verdict(prepared, text.format(canary=canary)).verdict in ("cannot read", "incorrect")
     assert time.perf_counter() - start < 2.0
     assert not canary.exists()
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    return grading.prepare(SPEC.network, "grad_kernel", "default", SPEC.values, 0.5)
+
+
+RIGHT_KERNEL = ["\\sum_i \\sum_j \\delta_{i,j} a_{i+u,j+v}", "sum_i sum_j delta_{i,j} x_{i+u,j+v}",
+                "\\sum_{i} \\sum_{j} a_{i+u, j+v} \\delta_{i, j}", "\\sum_m \\sum_n \\delta_{m,n} a_{m+u,n+v}",
+                "\\sum_i \\sum_j \\frac{\\partial E}{\\partial z_{i,j}} a_{i+u,j+v}",
+                "\\sum_i \\sum_j \\frac{\\partial E}{\\partial a_{i,j}} g'(z_{i,j}) a_{i+u,j+v}"]
+
+
+@pytest.mark.parametrize("notation", ["default", "nielsen"])
+def test_the_kernel_gradient_formula_in_several_spellings_is_correct(notation):
+    prepared = grading.prepare(SPEC.network, "grad_kernel", notation, SPEC.values, 0.5)
+    for text in RIGHT_KERNEL:
+        assert verdict(prepared, text).verdict == "correct", text
+
+
+@pytest.mark.parametrize("text, name", [
+    ("\\sum_i \\sum_j \\delta_{i,j} a_{i-u,j-v}", "Flipped indices."),
+    ("\\delta_{i,j} a_{i+u,j+v}", "Missing sum over positions."),
+    ("\\sum_i \\sum_j \\frac{\\partial E}{\\partial a_{i,j}} a_{i+u,j+v}", "Missing activation derivative."),
+    ("-\\sum_i \\sum_j \\delta_{i,j} a_{i+u,j+v}", "Sign error.")])
+def test_each_named_mistake_in_the_kernel_formula_is_named(kernel, text, name):
+    result = verdict(kernel, text)
+    assert (result.verdict, result.message) == ("incorrect", name)
+
+
+@pytest.mark.parametrize("text", ["\\sum_{i=1}^{1} \\sum_j \\delta_{i,j} a_{i+u,j+v}",  # a sum over a sub-range
+                                  "\\sum_i \\sum_j \\delta_{i,j} a_{i+u+1,j+v}",  # a wrong offset
+                                  "\\sum_i \\sum_j \\delta_{i,j} a_{i+v,j+u}",  # the offsets swapped
+                                  "\\sum_i \\sum_j \\delta_{i,j} a_{i,j}"])  # no offset
+def test_no_false_accept_of_the_kernel_formula(kernel, text):
+    assert verdict(kernel, text).verdict == "incorrect"
+
+
+def test_grad_kernel_needs_a_convolutional_spec():
+    with pytest.raises(SpecError, match="convolutional spec"):
+        grading.prepare(sb.compact("2-3-2", "sigmoid,sigmoid").network, "grad_kernel")
+
+
+@pytest.mark.parametrize("text", CORPUS)
+def test_hostile_answers_to_the_kernel_formula_are_refused_quickly_and_run_nothing(kernel, text, tmp_path):
+    canary = tmp_path / "canary"
+    start = time.perf_counter()
+    assert verdict(kernel, text.format(canary=canary)).verdict in ("cannot read", "incorrect")
+    assert time.perf_counter() - start < 2.0
+    assert not canary.exists()

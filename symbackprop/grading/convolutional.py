@@ -18,17 +18,18 @@ import numpy as np
 import sympy as sp
 
 from ..conv_backprop import _constants, _evaluated, _positions, _tables, c, derive_conv, o
-from ..convolution import ConvNetwork, weight_symbols
+from ..convolution import ConvNetwork, convolutional, kernel_weight, weight_symbols
 from ..errors import SpecError
 from ..functions import A, Z
 from ..network import layer_bias
 from ..notes import notation as notations
 from ..notes.notation import Notation
 from ..numerics import Values
-from .evaluation import Cases
+from ..parsing import ExpressionError
+from .evaluation import Cases, NotElementwise, Unbound, _activation_functions
 from .mistakes import wording
-from .prepared import Prepared, Target, family_of
-from .vocabulary import P, S, U, Vocabulary
+from .prepared import Prepared, Target, family_of, random_values
+from .vocabulary import SUM_END, P, S, U, Vocabulary
 
 _TARGET = re.compile(r"(grad_w|grad_b)((?:\[\d+\])+)")
 USE = "grad_w[l][o][c][u][v] (grad_w[l][o][c][u] in 1-D, grad_w[l][i][j] of a dense layer) or grad_b[l][o]"
@@ -40,23 +41,21 @@ MESSAGES = {
     "missing sum over positions": ("One output position's term only: {weight} is used at every output position, so "
                                    "its gradient sums the term over all of them (the local gradient delta_{{i,j}}, "
                                    "times the input a kernel weight meets there)."),
-    "missing activation derivative": ("The layer's delta is dE/dz = dE/da g'(z): your number uses dE/da, without "
+    "missing activation derivative": ("The layer's delta is dE/dz = dE/da g'(z): the answer uses dE/da, without "
                                       "the activation derivative g'(z) of each output unit."),
-    "sign error": "Sign error: your number is the negative of the gradient.",
+    "sign error": "Sign error: the answer is the negative of the gradient.",
 }
-
-
-def is_conv_target(name: str) -> bool:
-    return _TARGET.fullmatch(name.replace(" ", "")) is not None
 
 
 def parse_target(name: str, network: ConvNetwork) -> Target:
     """grad_w or grad_b of one parameter of the spec's network; ``concrete`` holds (l, *indices)."""
     squeezed = name.replace(" ", "")
+    if squeezed == GENERIC:
+        return Target(GENERIC, "grad_kernel", False)
     match = _TARGET.fullmatch(squeezed)
     if match is None:
-        raise SpecError("--target", f"unknown target {name[:60]!r} on a convolutional network; use {USE} (0-based, "
-                                    "like weights[l] and biases[l]), or a generic target")
+        raise SpecError("--target", f"unknown target {name[:60]!r} on a convolutional network; use {GENERIC}, {USE} "
+                                    "(0-based, like weights[l] and biases[l]), or a generic target")
     kind, numbers = match.group(1), tuple(int(x) for x in re.findall(r"\d+", match.group(2)))
     level = numbers[0]
     if level >= len(network.stack):
@@ -172,3 +171,158 @@ def _without_slope(network: ConvNetwork, level: int, samples: list[dict]) -> lis
             changed[unit.delta] = point[unit.delta] / slope
         out.append(changed)
     return out
+
+
+#: the generic target of a conv layer: dE/dK_{u,v} of a one-channel, stride-1 layer
+GENERIC = "grad_kernel"
+#: the kernel offsets an answer's u and v are bound to
+OFFSET_U, OFFSET_V = sp.Symbol("offset u."), sp.Symbol("offset v.")
+#: test layers: (input height, width), (kernel height, width); rectangular, so rows and columns differ
+_SHAPES = (((4, 4), (2, 2)), ((5, 6), (3, 2)))
+_POINTS = 4
+
+
+def prepare_generic(network: ConvNetwork, notation: str | Notation, seed: int, reveal: bool) -> Prepared:
+    """dE/dK_{u,v} on two one-channel stride-1 conv layers (the spec's first conv layer's activation,
+    below a dense layer of its output activation and loss) at random points: the reference is
+    each network's own gradient of K[u][v], the tables an answer is evaluated on its input, z and
+    delta, and dE/da = delta / g'(z)."""
+    notation = notation if isinstance(notation, Notation) else notations.load(notation)
+    conv = next((layer for layer in network.stack if layer.kind == "conv"), None)
+    if conv is None:
+        raise SpecError("--target", f"{GENERIC} needs a conv layer in the spec")
+    output = network.stack[-1].activation
+    rng = np.random.default_rng(seed)
+    cases, reference = [], []
+    for (height, width), kernel in _SHAPES:
+        test = convolutional([1, height, width], [{"kind": "conv", "channels": 1, "kernel": list(kernel),
+                                                   "activation": conv.activation},
+                                                  {"kind": "dense", "units": 2, "activation": output}],
+                             network.loss, bias=bool(network.biases))
+        family = family_of(test)
+        for _ in range(_POINTS):
+            values = random_values(test, rng)
+            result = family.compiled.evaluate(values)
+            u, v = (int(rng.integers(k)) for k in kernel)
+            reference.append(float(result.gradients[kernel_weight(0, 0, 0, u, v)]))
+            cases.append(_case(test, values, result, conv.activation, (u, v)))
+    reference = np.array(reference)
+    if not np.all(np.isfinite(reference)):
+        raise SpecError("network.activation", f"{GENERIC} overflows float64 at the random points answers are checked "
+                                              "at; use an activation and loss that stay finite there")
+    target = Target(GENERIC, "grad_w", False)
+    words = {**wording(notation, target, network.loss.name), "target": f"d{notation.plain['error'][0]}/dK_(u,v)",
+             "weight": "K_(u,v)"}
+    vocabulary = Vocabulary(notation, {"u": OFFSET_U, "v": OFFSET_V}, offsets={OFFSET_U: 0, OFFSET_V: 0}, positions=2)
+    prepared = Prepared(Target(GENERIC, "grad_kernel", False), vocabulary, _one_case(0.0), reference, OFFSET_U, [],
+                        words, reveal=reveal, positions=cases)
+    generic = derive_conv(2, bool(network.biases))
+    flipped = generic.gradient_kernel.xreplace({x: -x for x in _positions(2)[1]})
+    prepared.mutants = [(names, [MESSAGES[names[0]]], values) for names, values in (
+        (("sign error",), -reference),
+        (("flipped indices",), _derived(flipped, cases, "delta")),
+        (("missing activation derivative",), _derived(generic.gradient_kernel, cases, "dEda")))
+        if np.all(np.isfinite(values)) and not np.allclose(values, reference, rtol=1e-8, atol=1e-12)]
+    return prepared
+
+
+def _case(test: ConvNetwork, values: Values, result, activation, offsets) -> dict:
+    """The tables of one test point: the layer's input a, its z, delta and dE/da by position."""
+    layer = test.stack[0]
+    units = [test.unit_at(0, *index) for index in np.ndindex(*layer.shape_out)]
+    shape = layer.shape_out[1:]
+    zs = np.array([result.z[u.name][0] for u in units]).reshape(shape)
+    deltas = np.array([result.delta[u.name][0] for u in units]).reshape(shape)
+    case = {"a": np.asarray(values.inputs[0], dtype=float).reshape(test.input_shape[1:]), "z": zs, "delta": deltas,
+            "offsets": offsets, "label": f"1x{'x'.join(map(str, test.input_shape[1:]))} input, "
+                                         f"{'x'.join(map(str, layer.kernel))} kernel"}
+    functions = _activation_functions(activation)
+    if not activation.normalized:
+        with np.errstate(all="ignore"):
+            case["dEda"] = deltas / functions[1](zs)
+        case["functions"] = functions
+    return case
+
+
+def _derived(formula: sp.Expr, cases: list[dict], local: str) -> np.ndarray:
+    """SymPy's generic kernel gradient (or a mistake made of it) on each case's tables, with
+    ``local`` (delta, or dE/da) as the local gradient."""
+    from ..conv_backprop import K as kernel_base, a as a_base, delta as delta_base, p, s
+
+    out = []
+    for case in cases:
+        if local not in case:
+            return np.full(len(cases), np.nan)
+        tables = {a_base: case["a"][None], delta_base: case[local][None], kernel_base: np.zeros((1, 1, 1, 1))}
+        rows, columns = case[local].shape
+        height, width = case["a"].shape
+        (i, j), (u, v), _ = _positions(2)
+        constants = {s: 1, p: 0, o: 0, c: 0, u: case["offsets"][0], v: case["offsets"][1],
+                     i.upper + 1: rows, j.upper + 1: columns, u.upper + 1: height - rows + 1,
+                     v.upper + 1: width - columns + 1}
+        out.append(_evaluated(formula, tables, constants))
+    return np.array(out)
+
+
+def evaluate_positions(expression: sp.Expr, cases: list[dict]) -> np.ndarray:
+    """An answer at every case: u, v bound to the case's kernel offsets, each sum over a position
+    letter running over the layer's output positions along the axis the letter indexes (or to its
+    limits as written), a position outside a table reading 0 (the padding's zeros)."""
+    values = []
+    for case in cases:
+        env = {OFFSET_U: case["offsets"][0], OFFSET_V: case["offsets"][1]}
+        with np.errstate(all="ignore"):
+            values.append(_value(expression, case, env))
+    return np.array(values, dtype=float)
+
+
+def _value(e: sp.Expr, case: dict, env: dict) -> float:
+    if e.is_Number:
+        return float(e)
+    if isinstance(e, sp.Symbol):
+        if e not in env:
+            raise Unbound(str(e))
+        return env[e]
+    if isinstance(e, sp.Add):
+        return sum(_value(x, case, env) for x in e.args)
+    if isinstance(e, sp.Mul):
+        out = 1.0
+        for x in e.args:
+            out *= _value(x, case, env)
+        return out
+    if isinstance(e, sp.Pow):
+        return float(np.power(_value(e.base, case, env), _value(e.exp, case, env)))
+    if isinstance(e, sp.Sum):
+        *inner, (letter, first, last) = e.limits  # the last limit is the outermost sum
+        body = sp.Sum(e.function, *inner) if inner else e.function
+        extent = case["delta"].shape[_axis(letter, body)]
+        last = extent - 1 if last == SUM_END else min(int(last), 2 * max(case["a"].shape))
+        return sum(_value(body, case, {**env, letter: n}) for n in range(int(first), last + 1))
+    if isinstance(e, sp.Indexed):
+        name = str(e.base)
+        if name not in case:
+            raise NotElementwise
+        table = case[name]
+        where = tuple(int(_value(index, case, env)) for index in e.indices)
+        inside = all(0 <= n < size for n, size in zip(where, table.shape))
+        return float(table[where]) if inside else 0.0
+    if isinstance(e, sp.Function) and type(e).__name__ in ("g", "dg", "quoted"):
+        inner = _value(e.args[0], case, env)
+        if type(e).__name__ == "quoted":
+            return inner
+        if "functions" not in case:
+            raise NotElementwise
+        return float(case["functions"][type(e).__name__ == "dg"](np.array(inner)))
+    if isinstance(e, sp.Function) and len(e.args) == 1:
+        return float(sp.lambdify(sp.Symbol("x"), type(e)(sp.Symbol("x")), "numpy")(_value(e.args[0], case, env)))
+    raise ExpressionError("this expression is not read for a convolutional layer; write sums of products of "
+                          "delta_{i,j} and a_{i+u,j+v}")
+
+
+def _axis(letter: sp.Symbol, body: sp.Expr) -> int:
+    """The axis a summed position letter runs along: where it stands in a unit's indices."""
+    for indexed in sorted(body.atoms(sp.Indexed), key=lambda x: str(x.base) == "a"):
+        for axis, index in enumerate(indexed.indices):
+            if index.has(letter):
+                return axis
+    return 0

@@ -15,6 +15,7 @@ import numpy as np
 import sympy as sp
 
 from .evaluation import Cases, NotElementwise, Unbound, bindings, close, evaluate, value_at
+from .convolutional import MESSAGES, evaluate_positions
 from .mistakes import MISTAKE_NAMES
 from .prepared import Prepared
 from .reading import MAX_LENGTH, Answer, ExpressionError, read_answer
@@ -112,6 +113,9 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
     try:
         sides = _answer_sides(prepared, answer)
     except Unbound as error:
+        if prepared.positions is not None:  # a position letter neither summed nor a kernel offset
+            return Verdict("incorrect", "Missing sum over positions.", [MESSAGES["missing sum over positions"]
+                                                                         .format(**prepared.words)])
         return Verdict("incorrect", f"The index {error} is neither bound to the unit of the target nor summed "
                                     f"over; the formula for {prepared.words['u']} cannot depend on it.",
                        [_letters_hint(prepared)])
@@ -218,7 +222,7 @@ def _answer_sides(prepared: Prepared, answer: Answer) -> list:
         raise ExpressionError("a new weight value (w^+, w(n+1)) belongs on the left-hand side only")
     out = []
     for side in sides:
-        values = evaluate(side, cases)
+        values = evaluate(side, cases) if prepared.positions is None else evaluate_positions(side, prepared.positions)
         if new_value:
             values = values - evaluate(weight, cases)
         out.append((side, values))
@@ -375,6 +379,10 @@ def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = N
         if not _may_show(prepared, 0):
             gap[0] = np.nan  # a random point instead
         case = int(np.nanargmax(gap)) if np.any(np.isfinite(gap)) else 1 % len(gap)
+    if prepared.positions is not None:  # a conv layer's: the test layer and the kernel offsets
+        at = prepared.positions[case]
+        return {"network": at["label"], "offsets": dict(zip("uv", at["offsets"])),
+                "expected": float(reference[case]), "answer": float(values[case])}
     cases, words = prepared.cases, prepared.words
     label = cases.labels[case]
     found = {"network": label["network"]}

@@ -55,6 +55,7 @@ class Prepared:
     samples: int = 1  # the worked example's mini-batch: its value is the mean over them
     renamed: Prepared | None = None  # an output target read with the hidden-layer letters (j fed by i)
     numbers_only: bool = False  # a convolutional network's concrete target: the answer is a number
+    positions: list | None = None  # a conv layer's generic target: per case, its tables (:mod:`.convolutional`)
 
 
 def spec_parts(network: Network):
