@@ -161,3 +161,43 @@ def test_hostile_answers_to_the_kernel_formula_are_refused_quickly_and_run_nothi
     assert verdict(kernel, text.format(canary=canary)).verdict in ("cannot read", "incorrect")
     assert time.perf_counter() - start < 2.0
     assert not canary.exists()
+
+
+@pytest.fixture(scope="module")
+def below():
+    return grading.prepare(SPEC.network, "delta_conv_input", "default", SPEC.values, 0.5)
+
+
+@pytest.mark.parametrize("notation", ["default", "nielsen"])
+def test_the_delta_below_as_the_flipped_kernel_convolution_is_correct(notation):
+    prepared = grading.prepare(SPEC.network, "delta_conv_input", notation, SPEC.values, 0.5)
+    for text in ("g'(z_{m,n}) \\sum_i \\sum_j \\delta_{i,j} K_{m-i,n-j}",
+                 "\\sum_i \\sum_j \\delta_{i,j} K_{m-i, n-j} g'(z_{m,n})",
+                 "(1 - a_{m,n}^2) sum_i sum_j delta_{i,j} K_{m-i,n-j}",  # tanh' written out
+                 "\\sum_p \\sum_q \\frac{\\partial E}{\\partial z_{p,q}} K_{m-p,n-q} \\tanh'(z_{m,n})"):
+        assert verdict(prepared, text).verdict == "correct", text
+
+
+@pytest.mark.parametrize("text, name", [
+    ("g'(z_{m,n}) \\sum_i \\sum_j \\delta_{i,j} K_{i-m,j-n}", "Flipped indices."),
+    ("g'(z_{m,n}) \\delta_{i,j} K_{m-i,n-j}", "Missing sum over positions."),
+    ("\\sum_i \\sum_j \\delta_{i,j} K_{m-i,n-j}", "Missing activation derivative.")])
+def test_each_named_mistake_in_the_delta_below_is_named(below, text, name):
+    result = verdict(below, text)
+    assert (result.verdict, result.message) == ("incorrect", name)
+
+
+@pytest.mark.parametrize("text", ["g'(z_{m,n}) \\sum_{i=1}^{1} \\sum_j \\delta_{i,j} K_{m-i,n-j}",
+                                  "g'(z_{m,n}) \\sum_i \\sum_j \\delta_{i,j} K_{m-i+1,n-j}",
+                                  "g'(z_{m,n}) \\sum_i \\sum_j \\delta_{i,j} K_{n-j,m-i}"])
+def test_no_false_accept_of_the_delta_below(below, text):
+    assert verdict(below, text).verdict == "incorrect"
+
+
+@pytest.mark.parametrize("text", CORPUS[::3])
+def test_hostile_answers_to_the_delta_below_are_refused_quickly(below, text, tmp_path):
+    canary = tmp_path / "canary"
+    start = time.perf_counter()
+    assert verdict(below, text.format(canary=canary)).verdict in ("cannot read", "incorrect")
+    assert time.perf_counter() - start < 2.0
+    assert not canary.exists()

@@ -31,6 +31,7 @@ KNOWN_FUNCTIONS = frozenset({*FUNCTIONS, "relu", "sech"})
 #: the roles a conv layer's generic target indexes by position, and one index as written (i+u, j-v+1)
 _POSITIONED = ("input", "activation", "hidden", "output", "pre_activation", "delta")
 _POSITION = re.compile(r"[+-]?(?:[A-Za-z]|\d{1,2})(?:[+-](?:[A-Za-z]|\d{1,2})){0,3}")
+_KERNEL = sp.IndexedBase("K")  # a conv layer's kernel entry by its offsets, K_{m-i,n-j}
 _LATEX_WORDS = ("frac", "partial", "displaystyle", "cdot", "mathrm", "text", "left", "right", "ext")
 
 
@@ -443,6 +444,8 @@ class Builder(lark.visitors.Transformer_NonRecursive):
             split = self.split(sym)
             if split is not None:
                 return self.resolve(split)
+        if role is None and self.vocabulary.positions and sym.head == "K" and sym.subs and not sym.sups:
+            return self.positioned("kernel", sym, None)
         if role is None:
             if sym.head == "Delta" and not sym.subs and not sym.sups:
                 return DELTA
@@ -509,7 +512,7 @@ class Builder(lark.visitors.Transformer_NonRecursive):
                 value = sp.Integer(int(term)) if term.isdigit() else self.letter(term, sym.column)
                 index += -value if sign == "-" else value
             indices.append(index)
-        base = {"pre_activation": z, "delta": delta}.get(role, a)
+        base = {"pre_activation": z, "delta": delta, "kernel": _KERNEL}.get(role, a)
         value = base[tuple(indices)]
         if role == "delta" and self.notation.delta_sign == -1:
             value = sp.Mul(-1, value, evaluate=False)

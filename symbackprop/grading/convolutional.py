@@ -26,7 +26,7 @@ from ..notes import notation as notations
 from ..notes.notation import Notation
 from ..numerics import Values
 from ..parsing import ExpressionError
-from .evaluation import Cases, NotElementwise, Unbound, _activation_functions
+from .evaluation import _NUMPY, Cases, NotElementwise, Unbound, _activation_functions
 from .mistakes import wording
 from .prepared import Prepared, Target, family_of, random_values
 from .vocabulary import SUM_END, P, S, U, Vocabulary
@@ -43,18 +43,28 @@ MESSAGES = {
                                    "times the input a kernel weight meets there)."),
     "missing activation derivative": ("The layer's delta is dE/dz = dE/da g'(z): the answer uses dE/da, without "
                                       "the activation derivative g'(z) of each output unit."),
-    "sign error": "Sign error: the answer is the negative of the gradient.",
+    "sign error": "Sign error: the answer is the negative of the target.",
 }
+#: the same mistakes made in the delta of the layer below
+BELOW = {**MESSAGES,
+         "flipped indices": ("The kernel is not flipped: unit (m, n) below meets the kernel entry K_{{m-i,n-j}} at "
+                             "output position (i, j) (the forward pass reads a_{{i+u}}, so u = m - i); its delta is "
+                             "the full convolution of delta with the kernel flipped, not with K_{{i-m,j-n}}."),
+         "missing sum over positions": ("One output position's term only: unit (m, n) feeds every output position "
+                                        "whose window covers it, so its delta sums delta_{{i,j}} K_{{m-i,n-j}} over "
+                                        "all of them."),
+         "missing activation derivative": ("The delta below is dE/dz = g'(z_{{m,n}}) dE/da_{{m,n}}: the answer is "
+                                           "dE/da_{{m,n}}, without the activation derivative of unit (m, n).")}
 
 
 def parse_target(name: str, network: ConvNetwork) -> Target:
     """grad_w or grad_b of one parameter of the spec's network; ``concrete`` holds (l, *indices)."""
     squeezed = name.replace(" ", "")
-    if squeezed == GENERIC:
-        return Target(GENERIC, "grad_kernel", False)
+    if squeezed in GENERIC:
+        return Target(squeezed, squeezed, False)
     match = _TARGET.fullmatch(squeezed)
     if match is None:
-        raise SpecError("--target", f"unknown target {name[:60]!r} on a convolutional network; use {GENERIC}, {USE} "
+        raise SpecError("--target", f"unknown target {name[:60]!r} on a convolutional network; use {', '.join(GENERIC)}, {USE} "
                                     "(0-based, like weights[l] and biases[l]), or a generic target")
     kind, numbers = match.group(1), tuple(int(x) for x in re.findall(r"\d+", match.group(2)))
     level = numbers[0]
@@ -173,93 +183,131 @@ def _without_slope(network: ConvNetwork, level: int, samples: list[dict]) -> lis
     return out
 
 
-#: the generic target of a conv layer: dE/dK_{u,v} of a one-channel, stride-1 layer
-GENERIC = "grad_kernel"
-#: the kernel offsets an answer's u and v are bound to
-OFFSET_U, OFFSET_V = sp.Symbol("offset u."), sp.Symbol("offset v.")
-#: test layers: (input height, width), (kernel height, width); rectangular, so rows and columns differ
-_SHAPES = (((4, 4), (2, 2)), ((5, 6), (3, 2)))
+#: the generic targets of a conv layer (one channel, stride 1, no padding): dE/dK_{u,v}, and the
+#: delta of a unit (m, n) of the layer below, the full convolution of delta with the flipped kernel
+GENERIC = ("grad_kernel", "delta_conv_input")
+#: what the target's free letters (u, v; m, n) are bound to
+BOUND = (sp.Symbol("first."), sp.Symbol("second."))
+_LETTERS = {"grad_kernel": ("u", "v"), "delta_conv_input": ("m", "n")}
+#: test layers: (input height, width) and kernels (the layer below's first for delta_conv_input);
+#: rectangular, so rows and columns differ
+_SHAPES = (((5, 5), (2, 2), (2, 2)), ((6, 7), (2, 2), (3, 2)))
 _POINTS = 4
+_KERNEL = sp.IndexedBase("K")
 
 
-def prepare_generic(network: ConvNetwork, notation: str | Notation, seed: int, reveal: bool) -> Prepared:
-    """dE/dK_{u,v} on two one-channel stride-1 conv layers (the spec's first conv layer's activation,
-    below a dense layer of its output activation and loss) at random points: the reference is
-    each network's own gradient of K[u][v], the tables an answer is evaluated on its input, z and
-    delta, and dE/da = delta / g'(z)."""
+def prepare_generic(network: ConvNetwork, name: str, notation: str | Notation, seed: int, reveal: bool) -> Prepared:
+    """``name`` on one-channel stride-1 conv layers (the spec's first conv layer's activation, a
+    dense layer of its output activation and loss above) at random points: the reference is each
+    test network's own derivation (the gradient of K[u][v], the delta of unit (m, n) below), the
+    tables an answer is evaluated on the layers' a, z, delta and kernel."""
     notation = notation if isinstance(notation, Notation) else notations.load(notation)
     conv = next((layer for layer in network.stack if layer.kind == "conv"), None)
     if conv is None:
-        raise SpecError("--target", f"{GENERIC} needs a conv layer in the spec")
-    output = network.stack[-1].activation
+        raise SpecError("--target", f"{name} needs a conv layer in the spec")
+    below = name == "delta_conv_input"
     rng = np.random.default_rng(seed)
     cases, reference = [], []
-    for (height, width), kernel in _SHAPES:
-        test = convolutional([1, height, width], [{"kind": "conv", "channels": 1, "kernel": list(kernel),
-                                                   "activation": conv.activation},
-                                                  {"kind": "dense", "units": 2, "activation": output}],
+    for shape, first, kernel in _SHAPES:
+        layers = [{"kind": "conv", "channels": 1, "kernel": list(k), "activation": conv.activation}
+                  for k in ([first, kernel] if below else [kernel])]
+        test = convolutional([1, *shape], [*layers, {"kind": "dense", "units": 2,
+                                                     "activation": network.stack[-1].activation}],
                              network.loss, bias=bool(network.biases))
         family = family_of(test)
         for _ in range(_POINTS):
             values = random_values(test, rng)
             result = family.compiled.evaluate(values)
-            u, v = (int(rng.integers(k)) for k in kernel)
-            reference.append(float(result.gradients[kernel_weight(0, 0, 0, u, v)]))
-            cases.append(_case(test, values, result, conv.activation, (u, v)))
+            if below:
+                bound = tuple(int(rng.integers(n)) for n in test.stack[0].shape_out[1:])
+                value = result.delta[test.unit_at(0, 0, *bound).name][0] * notation.delta_sign
+            else:
+                bound = tuple(int(rng.integers(k)) for k in kernel)
+                value = result.gradients[kernel_weight(0, 0, 0, *bound)]
+            reference.append(float(value))
+            cases.append(_case(test, values, result, int(below), bound))
     reference = np.array(reference)
     if not np.all(np.isfinite(reference)):
-        raise SpecError("network.activation", f"{GENERIC} overflows float64 at the random points answers are checked "
+        raise SpecError("network.activation", f"{name} overflows float64 at the random points answers are checked "
                                               "at; use an activation and loss that stay finite there")
-    target = Target(GENERIC, "grad_w", False)
-    words = {**wording(notation, target, network.loss.name), "target": f"d{notation.plain['error'][0]}/dK_(u,v)",
-             "weight": "K_(u,v)"}
-    vocabulary = Vocabulary(notation, {"u": OFFSET_U, "v": OFFSET_V}, offsets={OFFSET_U: 0, OFFSET_V: 0}, positions=2)
-    prepared = Prepared(Target(GENERIC, "grad_kernel", False), vocabulary, _one_case(0.0), reference, OFFSET_U, [],
-                        words, reveal=reveal, positions=cases)
-    generic = derive_conv(2, bool(network.biases))
-    flipped = generic.gradient_kernel.xreplace({x: -x for x in _positions(2)[1]})
-    prepared.mutants = [(names, [MESSAGES[names[0]]], values) for names, values in (
-        (("sign error",), -reference),
-        (("flipped indices",), _derived(flipped, cases, "delta")),
-        (("missing activation derivative",), _derived(generic.gradient_kernel, cases, "dEda")))
+    first, second = _LETTERS[name]
+    error = notation.plain["error"][0]
+    asked = (f"{notation.plain['delta'][0]}_({first},{second}) of the layer below" if below
+             else f"d{error}/dK_({first},{second})")
+    words = {**wording(notation, Target(name, "grad_w", False), network.loss.name), "target": asked,
+             "weight": f"K_({first},{second})"}
+    vocabulary = Vocabulary(notation, dict(zip((first, second), BOUND)), offsets=dict.fromkeys(BOUND, 0), positions=2)
+    prepared = Prepared(Target(name, name, False), vocabulary, _one_case(0.0), reference, BOUND[0], [], words,
+                        reveal=reveal, positions=cases)
+    messages = BELOW if below else MESSAGES
+    prepared.mutants = [(names, [messages[names[0]]], values) for names, values in _generic_mutants(
+        below, cases, reference, bool(network.biases), notation.delta_sign)
         if np.all(np.isfinite(values)) and not np.allclose(values, reference, rtol=1e-8, atol=1e-12)]
     return prepared
 
 
-def _case(test: ConvNetwork, values: Values, result, activation, offsets) -> dict:
-    """The tables of one test point: the layer's input a, its z, delta and dE/da by position."""
-    layer = test.stack[0]
-    units = [test.unit_at(0, *index) for index in np.ndindex(*layer.shape_out)]
-    shape = layer.shape_out[1:]
-    zs = np.array([result.z[u.name][0] for u in units]).reshape(shape)
-    deltas = np.array([result.delta[u.name][0] for u in units]).reshape(shape)
-    case = {"a": np.asarray(values.inputs[0], dtype=float).reshape(test.input_shape[1:]), "z": zs, "delta": deltas,
-            "offsets": offsets, "label": f"1x{'x'.join(map(str, test.input_shape[1:]))} input, "
-                                         f"{'x'.join(map(str, layer.kernel))} kernel"}
-    functions = _activation_functions(activation)
+def _generic_mutants(below: bool, cases: list[dict], reference: np.ndarray, bias: bool, sign: int):
+    """The known mistakes' values, from SymPy's generic formulas (:func:`derive_conv`) changed as
+    students change them: the kernel index the wrong way round, the activation derivative left out."""
+    generic = derive_conv(2, bias)
+    (i, j), offsets, inputs = _positions(2)
+    yield ("sign error",), -reference
+    if below:
+        error = generic.error_below
+        unflipped = error.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base) == "K",
+                                  lambda e: e.func(e.base, *e.indices[:2], *(-x for x in e.indices[2:])))
+        slopes = np.array([case["slope"] for case in cases])
+        yield ("flipped indices",), sign * slopes * _derived(unflipped, cases, "delta", inputs)
+        yield ("missing activation derivative",), sign * _derived(error, cases, "delta", inputs)
+    else:
+        flipped = generic.gradient_kernel.xreplace({x: -x for x in offsets})
+        yield ("flipped indices",), _derived(flipped, cases, "delta", offsets)
+        yield ("missing activation derivative",), _derived(generic.gradient_kernel, cases, "dEda", offsets)
+
+
+def _case(test: ConvNetwork, values: Values, result, level: int, bound: tuple) -> dict:
+    """The tables of one test point for conv layer ``level``: its input a (and z below it), its own z,
+    delta and dE/da by position, its kernel, and the bound letters' values."""
+    layer = test.stack[level]
+
+    def table(values_of, at: int) -> np.ndarray:
+        shape = test.stack[at].shape_out
+        return np.array([values_of[test.unit_at(at, *index).name][0] for index in np.ndindex(*shape)]).reshape(shape[1:])
+
+    kernel = weight_symbols(level, layer)[0, 0]
+    case = {"delta": table(result.delta, level), "K": np.vectorize(values.parameters.get, otypes=[float])(kernel),
+            "bound": bound, "label": f"1x{'x'.join(map(str, test.input_shape[1:]))} input, "
+                                     + ", ".join("x".join(map(str, x.kernel)) + " kernel" for x in test.stack[:-1])}
+    if level:  # the layer below's own a, z and activation: delta_conv_input's g'(z_{m,n})
+        case.update(a=table(result.a, 0), z=table(result.z, 0))
+        activation = test.stack[0].activation
+    else:
+        case.update(a=np.asarray(values.inputs[0], dtype=float).reshape(test.input_shape[1:]), z=table(result.z, 0))
+        activation = layer.activation
     if not activation.normalized:
+        case["functions"] = _activation_functions(activation)
         with np.errstate(all="ignore"):
-            case["dEda"] = deltas / functions[1](zs)
-        case["functions"] = functions
+            slopes = case["functions"][1](case["z"])
+        case["slope"] = float(slopes[bound]) if level else np.nan
+        if not level:
+            case["dEda"] = case["delta"] / slopes
     return case
 
 
-def _derived(formula: sp.Expr, cases: list[dict], local: str) -> np.ndarray:
-    """SymPy's generic kernel gradient (or a mistake made of it) on each case's tables, with
-    ``local`` (delta, or dE/da) as the local gradient."""
-    from ..conv_backprop import K as kernel_base, a as a_base, delta as delta_base, p, s
+def _derived(formula: sp.Expr, cases: list[dict], local: str, letters) -> np.ndarray:
+    """SymPy's generic formula (or a mistake made of it) on each case's tables, with ``local``
+    (delta, or dE/da) as the local gradient and ``letters`` bound to the case's positions."""
+    from ..conv_backprop import a as a_base, delta as delta_base, p, s
 
     out = []
     for case in cases:
         if local not in case:
             return np.full(len(cases), np.nan)
-        tables = {a_base: case["a"][None], delta_base: case[local][None], kernel_base: np.zeros((1, 1, 1, 1))}
-        rows, columns = case[local].shape
-        height, width = case["a"].shape
+        tables = {a_base: case["a"][None], delta_base: case[local][None], _KERNEL: case["K"][None, None]}
         (i, j), (u, v), _ = _positions(2)
-        constants = {s: 1, p: 0, o: 0, c: 0, u: case["offsets"][0], v: case["offsets"][1],
-                     i.upper + 1: rows, j.upper + 1: columns, u.upper + 1: height - rows + 1,
-                     v.upper + 1: width - columns + 1}
+        constants = {s: 1, p: 0, o: 0, c: 0, **dict(zip(letters, case["bound"])), o.upper + 1: 1,
+                     i.upper + 1: case[local].shape[0], j.upper + 1: case[local].shape[1],
+                     u.upper + 1: case["K"].shape[0], v.upper + 1: case["K"].shape[1]}
         out.append(_evaluated(formula, tables, constants))
     return np.array(out)
 
@@ -270,7 +318,7 @@ def evaluate_positions(expression: sp.Expr, cases: list[dict]) -> np.ndarray:
     limits as written), a position outside a table reading 0 (the padding's zeros)."""
     values = []
     for case in cases:
-        env = {OFFSET_U: case["offsets"][0], OFFSET_V: case["offsets"][1]}
+        env = dict(zip(BOUND, case["bound"]))
         with np.errstate(all="ignore"):
             values.append(_value(expression, case, env))
     return np.array(values, dtype=float)
@@ -313,8 +361,8 @@ def _value(e: sp.Expr, case: dict, env: dict) -> float:
         if "functions" not in case:
             raise NotElementwise
         return float(case["functions"][type(e).__name__ == "dg"](np.array(inner)))
-    if isinstance(e, sp.Function) and len(e.args) == 1:
-        return float(sp.lambdify(sp.Symbol("x"), type(e)(sp.Symbol("x")), "numpy")(_value(e.args[0], case, env)))
+    if isinstance(e, sp.Function) and type(e).__name__ in _NUMPY and len(e.args) == 1:
+        return float(_NUMPY[type(e).__name__](_value(e.args[0], case, env)))
     raise ExpressionError("this expression is not read for a convolutional layer; write sums of products of "
                           "delta_{i,j} and a_{i+u,j+v}")
 

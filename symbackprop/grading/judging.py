@@ -15,7 +15,7 @@ import numpy as np
 import sympy as sp
 
 from .evaluation import Cases, NotElementwise, Unbound, bindings, close, evaluate, value_at
-from .convolutional import MESSAGES, evaluate_positions
+from .convolutional import BELOW, MESSAGES, evaluate_positions
 from .mistakes import MISTAKE_NAMES
 from .prepared import Prepared
 from .reading import MAX_LENGTH, Answer, ExpressionError, read_answer
@@ -113,9 +113,14 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
     try:
         sides = _answer_sides(prepared, answer)
     except Unbound as error:
-        if prepared.positions is not None:  # a position letter neither summed nor a kernel offset
-            return Verdict("incorrect", "Missing sum over positions.", [MESSAGES["missing sum over positions"]
+        if prepared.positions is not None and len(str(error)) == 1:  # a position letter, not summed
+            messages = BELOW if prepared.target.kind == "delta_conv_input" else MESSAGES
+            return Verdict("incorrect", "Missing sum over positions.", [messages["missing sum over positions"]
                                                                          .format(**prepared.words)])
+        if prepared.positions is not None:
+            letters = " and ".join(prepared.vocabulary.letters)
+            return Verdict("incorrect", f"{error} has no value in {prepared.words['target']}: it depends on "
+                                        f"{letters} only, through sums over the positions of the layer.")
         return Verdict("incorrect", f"The index {error} is neither bound to the unit of the target nor summed "
                                     f"over; the formula for {prepared.words['u']} cannot depend on it.",
                        [_letters_hint(prepared)])
@@ -381,7 +386,7 @@ def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = N
         case = int(np.nanargmax(gap)) if np.any(np.isfinite(gap)) else 1 % len(gap)
     if prepared.positions is not None:  # a conv layer's: the test layer and the kernel offsets
         at = prepared.positions[case]
-        return {"network": at["label"], "offsets": dict(zip("uv", at["offsets"])),
+        return {"network": at["label"], "at": dict(zip(prepared.vocabulary.letters, at["bound"])),
                 "expected": float(reference[case]), "answer": float(values[case])}
     cases, words = prepared.cases, prepared.words
     label = cases.labels[case]

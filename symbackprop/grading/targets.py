@@ -47,8 +47,8 @@ RECURRENT_USE = "delta_output, delta_hidden_bptt, grad_w_hidden, grad_r, grad_r[
 def parse_target(name: str, network: Network) -> Target:
     if isinstance(network, ConvNetwork) and name not in GENERIC_TARGETS:
         return convolutional.parse_target(name, network)
-    if name == convolutional.GENERIC:
-        raise SpecError("--target", f"{name} is the kernel gradient of a conv layer; it needs a convolutional spec")
+    if name in convolutional.GENERIC:
+        raise SpecError("--target", f"{name} is a target of a conv layer; it needs a convolutional spec")
     recurrent = isinstance(network, UnrolledNetwork)
     squeezed = name.replace(" ", "")
     if squeezed in RECURRENT_TARGETS or _CONCRETE_RECURRENT.fullmatch(squeezed):
@@ -161,8 +161,8 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
     if target.timed:
         from . import through_time  # BPTT's derivation, only for a recurrent target
         return through_time.prepare(network, target, notation, values, learning_rate, seed, reveal, sheet)
-    if target.kind == "grad_kernel":
-        return convolutional.prepare_generic(network, notation, seed, reveal)
+    if target.kind in convolutional.GENERIC:
+        return convolutional.prepare_generic(network, target.name, notation, seed, reveal)
     if isinstance(network, ConvNetwork) and target.concrete is not None:
         return convolutional.prepare(network, target, notation, values, learning_rate, reveal, sheet)
     rng = np.random.default_rng(seed)
