@@ -5,7 +5,9 @@ The expected numbers, right and wrong, come from a NumPy forward and backward pa
 """
 from __future__ import annotations
 
+import shlex
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from hostile import CORPUS
 
 import symbackprop as sb
 from symbackprop import grading
+from symbackprop.cli import main
 from symbackprop.errors import SpecError
 
 X = np.array([[0.1, 0.2, -0.3, 0.4], [0.0, -0.1, 0.2, 0.3], [0.5, 0.1, 0.1, -0.2], [0.2, 0.2, -0.5, 0.1]])
@@ -201,3 +204,14 @@ def test_hostile_answers_to_the_delta_below_are_refused_quickly(below, text, tmp
     assert verdict(below, text.format(canary=canary)).verdict in ("cannot read", "incorrect")
     assert time.perf_counter() - start < 2.0
     assert not canary.exists()
+
+
+def test_the_readme_conv_check_example_is_a_real_run(tmp_path, monkeypatch, capsys):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    (tmp_path / "conv.toml").write_text(readme.split("**Convolutional networks**")[1].split("```toml\n")[1].split("```")[0])
+    block = readme.split("`check` and `grade` take a conv spec's own targets")[1].split("```\n")[1]
+    command, *printed = block.splitlines()
+    monkeypatch.chdir(tmp_path)
+    assert main(shlex.split(command.removeprefix("$ "))[3:]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == printed[:2] and out[2].startswith(printed[2].removesuffix(" ...}"))
