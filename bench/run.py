@@ -1,8 +1,8 @@
 """Performance of symbackprop against the baselines a user has, as ratios measured in one run.
 
-Run: python bench/run.py [--quick] [--threads N] [--baseline DIR] [--commands-only | --conv-only]   (--quick: no naive baseline above 100
-parameters, no scalar finite differences for 784-30-10, shorter timings; PyTorch columns
-when it is installed)
+Run: python bench/run.py [--quick] [--threads N] [--baseline DIR] [--commands-only | --conv-only |
+--course-only]   (--quick: no naive baseline above 100 parameters, no scalar finite differences for
+784-30-10, shorter timings; PyTorch columns when it is installed)
 
 NumPy's BLAS and PyTorch get the same number of threads, 1 by default: on a 2-core
 machine shared with other work, two spinning thread pools per library thrash (a 4-8-4
@@ -27,7 +27,9 @@ hand-written baselines below are typed for.  Tables, one row per network shape:
    ``derive 784-100-10``, a cold ``check`` with an empty and with a warm cache), next to the
    same commands of an earlier version (``--baseline DIR``) and ``import sympy, numpy``;
 7. a convolutional network on 1x28x28 images (:data:`CONV_SPEC`): the gradient of a batch of 256
-   against PyTorch's ``conv2d`` autograd (float64), and ``verify`` in a fresh interpreter.
+   against PyTorch's ``conv2d`` autograd (float64), and ``verify`` in a fresh interpreter;
+8. a course (bench/course.py): an exercise set of 300 and of 1,000 students written, graded and
+   served, next to ``--baseline``'s (``--course-only``: this table alone).
 
 Networks above :data:`SCALAR_LIMIT` parameters get no per-weight scalar code: their
 *codegen* is the matrix form alone and the scalar columns read "not run".
@@ -47,6 +49,8 @@ import sympy as sp
 
 import symbackprop as sb
 from symbackprop import numerics
+
+import course  # noqa: E402 - bench/course.py, next to this file
 
 try:
     import torch
@@ -70,11 +74,8 @@ COMMANDS = [("verify 784-30-10 --json", ["verify", "784-30-10", "--json"]),
             ("check, empty cache", ["check", "--target", "delta_hidden", "--answer", ANSWER]),
             ("check, references cached by the run before", ["check", "--target", "delta_hidden", "--answer", ANSWER])]
 COMMAND_TIMEOUT = 150.0
-#: Runs ``python -m symbackprop`` from the directory in argv[1], ahead of an editable install of
-#: this checkout (whose import hook would otherwise win over PYTHONPATH).
-_FROM_DIRECTORY = ("import runpy, sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in "
-                   "repr(f).lower()]; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'symbackprop'; "
-                   "runpy.run_module('symbackprop', run_name='__main__', alter_sys=True)")
+#: Runs ``python -m symbackprop`` from the directory in argv[1], ahead of an editable install.
+_FROM_DIRECTORY = course.FROM_DIRECTORY
 
 
 def name(shape) -> str:
@@ -455,7 +456,12 @@ def main() -> None:
                                            "COMMIT | tar -x -C DIR) whose commands are timed next to these")
     parser.add_argument("--commands-only", action="store_true", help="only the table of commands")
     parser.add_argument("--conv-only", action="store_true", help="only the table of the convolutional network")
+    parser.add_argument("--course-only", action="store_true", help="only the course rows (bench/course.py)")
+    parser.add_argument("--students", default="300,1000", help="class sizes of the course rows (default 300,1000)")
     args = parser.parse_args()
+    if args.course_only:
+        run_course(args)
+        return
     pin_threads(args.threads)
     quick = args.quick
     if args.conv_only:
@@ -478,6 +484,15 @@ def main() -> None:
         report(rows)
     report_commands(lines)
     report_convolution(conv)
+    run_course(args)
+
+
+def run_course(args) -> None:
+    """The course rows: writing, grading and serving 300 and 1,000 students' sets (bench/course.py)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    trees = {"this": os.path.dirname(here), **({"baseline": args.baseline} if args.baseline else {})}
+    print("measuring the course ...", file=sys.stderr, flush=True)
+    course.report(course.course(trees, [int(n) for n in args.students.split(",")]))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ MAX_SPEC_BYTES = 1_000_000
 #: Checking processes of ``grade`` and ``serve``: each is a forked interpreter of 80-200 MB, and
 #: ``--workers 100000`` ran the machine out of memory.
 MAX_WORKERS = 64
+#: ``serve --processes``: server processes on one port (each with its own checking workers)
+MAX_PROCESSES = 64
 #: Seconds one answer may take to check (``--timeout``; its worker is killed past them) ...
 SECONDS_PER_ANSWER = 5.0
 #: ... and the longest ``--timeout``: a longer one lets one hostile answer hold a worker for good.

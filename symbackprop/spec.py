@@ -89,8 +89,17 @@ def from_dict(data: Mapping, *, max_parameters: int = MAX_PARAMETERS) -> Spec:
         raise SpecError("network", "missing; a spec needs a [network] table")
     net_data = _table(data["network"], "network")
     _known(net_data, _NETWORK_FIELDS, "network")
-    network = _network(net_data, max_parameters)
-    example = _table(data.get("example", {}), "example")
+    return _with_example(_network(net_data, max_parameters), data.get("example", {}), data)
+
+
+def with_example(spec: Spec, example: Mapping) -> Spec:
+    """``spec``'s network with the numbers of another ``[example]`` table (each student of an
+    exercise set has their own): the network is built once, not once per student."""
+    return _with_example(spec.network, example, {**spec.data, "example": example})
+
+
+def _with_example(network: Network, example, data: Mapping) -> Spec:
+    example = _table(example, "example")
     _known(example, _EXAMPLE_FIELDS, "example")
     return Spec(network, _values(network, example), _number(example.get("learning_rate", DEFAULT_LEARNING_RATE),
                                                                 "example.learning_rate"),

@@ -398,6 +398,19 @@ def test_the_keys_hidden_delta_is_written_as_the_notes_write_it(tmp_path):
 
 
 
+@pytest.mark.parametrize("command", [["check", "--target", "grad_b[0][0]", "--answer", "0.1"],
+                                     ["exercises", "--questions", "grad_b[0][1]", "-o", "set"],
+                                     ["exercises", "--questions", "grad_b", "-o", "set"]])
+def test_a_bias_per_unit_asked_of_shared_biases_is_one_line_exit_two(tmp_path, command):
+    """grad_b[l][j] with bias = "shared" was a KeyError traceback (exercises) or "overflows float64"
+    (check): the layer has one bias b[l], not one per unit."""
+    (tmp_path / "mazur.toml").write_text(MAZUR)
+    result = run(command[0], "mazur.toml", *command[1:], cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "shared" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "set").exists()
+
+
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     """The documents issue 24 names that the other test files do not write: Mazur's spec, an Elman

@@ -215,3 +215,8 @@ def test_the_readme_conv_check_example_is_a_real_run(tmp_path, monkeypatch, caps
     assert main(shlex.split(command.removeprefix("$ "))[3:]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[:2] == printed[:2] and out[2].startswith(printed[2].removesuffix(" ...}"))
+
+
+def test_a_sum_past_the_layers_positions_is_not_accepted(kernel):
+    result = verdict(kernel, "\\sum_{i=1}^{100} \\sum_j \\delta_{i,j} a_{i+u,j+v}")
+    assert result.verdict == "incorrect" and "undefined" in result.message

@@ -212,6 +212,20 @@ def _context(documents: _Documents, format: str) -> dict:
             "unrolled": documents.unrolled is not None}
 
 
+class SheetRenderer:
+    """One student's sheet at a time, in one format: the answer page renders a sheet when its
+    student first opens it (rendering every sheet of a class of 300 at start took 4 s)."""
+
+    def __init__(self, made: ExerciseSet, format: str = "html", templates: Path | None = None):
+        self.documents, self.format, self.templates = _Documents(made), format, templates
+        self.context = _context(self.documents, format)
+        self.figure = self.documents.notes.figure["forward"].svg()
+
+    def __call__(self, variant: Variant) -> str:
+        return rendering.render_document("sheet.j2", self.documents.notes, self.format, self.templates,
+                                         v=self.documents.variant(variant), svg="sheet.svg", **self.context)
+
+
 def render(made: ExerciseSet, formats=FORMATS, templates: Path | None = None) -> dict[str, str]:
     """Every file of the set: relative path -> text."""
     documents = _Documents(made)

@@ -313,9 +313,10 @@ def _derived(formula: sp.Expr, cases: list[dict], local: str, letters) -> np.nda
 
 
 def evaluate_positions(expression: sp.Expr, cases: list[dict]) -> np.ndarray:
-    """An answer at every case: u, v bound to the case's kernel offsets, each sum over a position
-    letter running over the layer's output positions along the axis the letter indexes (or to its
-    limits as written), a position outside a table reading 0 (the padding's zeros)."""
+    """An answer at every case: the target's letters (u, v; m, n) bound to the case's, each sum over
+    a position letter running over the layer's output positions along the axis the letter indexes
+    (or between its limits as written; a limit past them is undefined), a position outside a table
+    reading 0 (the padding's zeros, a kernel entry outside the kernel)."""
     values = []
     for case in cases:
         env = dict(zip(BOUND, case["bound"]))
@@ -344,7 +345,9 @@ def _value(e: sp.Expr, case: dict, env: dict) -> float:
         *inner, (letter, first, last) = e.limits  # the last limit is the outermost sum
         body = sp.Sum(e.function, *inner) if inner else e.function
         extent = case["delta"].shape[_axis(letter, body)]
-        last = extent - 1 if last == SUM_END else min(int(last), 2 * max(case["a"].shape))
+        if last != SUM_END and int(last) >= extent:  # past the layer's positions: undefined there
+            return float("nan")
+        last = extent - 1 if last == SUM_END else int(last)
         return sum(_value(body, case, {**env, letter: n}) for n in range(int(first), last + 1))
     if isinstance(e, sp.Indexed):
         name = str(e.base)
