@@ -220,3 +220,12 @@ def test_the_readme_conv_check_example_is_a_real_run(tmp_path, monkeypatch, caps
 def test_a_sum_past_the_layers_positions_is_not_accepted(kernel):
     result = verdict(kernel, "\\sum_{i=1}^{100} \\sum_j \\delta_{i,j} a_{i+u,j+v}")
     assert result.verdict == "incorrect" and "undefined" in result.message
+
+
+def test_haykins_signs_and_letters_in_both_conv_formulas():
+    """Haykin's delta is -dE/dv and his activations y: dE/dK = -sum delta y, the delta below keeps its form."""
+    kernel = grading.prepare(SPEC.network, "grad_kernel", "haykin", SPEC.values, 0.5)
+    below = grading.prepare(SPEC.network, "delta_conv_input", "haykin", SPEC.values, 0.5)
+    assert verdict(kernel, "-\\sum_i \\sum_j \\delta_{i,j} y_{i+u,j+v}").verdict == "correct"
+    assert verdict(kernel, "\\sum_i \\sum_j \\delta_{i,j} y_{i+u,j+v}").message == "Sign error."
+    assert verdict(below, "\\varphi'(v_{m,n}) \\sum_i \\sum_j \\delta_{i,j} K_{m-i,n-j}").verdict == "correct"
