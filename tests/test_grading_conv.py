@@ -229,3 +229,16 @@ def test_haykins_signs_and_letters_in_both_conv_formulas():
     assert verdict(kernel, "-\\sum_i \\sum_j \\delta_{i,j} y_{i+u,j+v}").verdict == "correct"
     assert verdict(kernel, "\\sum_i \\sum_j \\delta_{i,j} y_{i+u,j+v}").message == "Sign error."
     assert verdict(below, "\\varphi'(v_{m,n}) \\sum_i \\sum_j \\delta_{i,j} K_{m-i,n-j}").verdict == "correct"
+
+
+def test_a_softmax_conv_layer_is_prepared_and_its_g_prime_refused():
+    """No g' per unit under softmax: the mistakes that need one are left out, an answer with g' is refused."""
+    spec = sb.from_dict({"network": {"input_shape": [1, 4, 4], "loss": "half_sse",
+                                     "layer": [{"kind": "conv", "channels": 1, "kernel": [2, 2], "activation": "softmax"},
+                                               {"kind": "dense", "units": 1, "activation": "identity"}]},
+                         "example": {"inputs": [X.tolist()], "targets": [TARGET]}})
+    for target, text in (("grad_kernel", "\\sum_i \\sum_j \\frac{\\partial E}{\\partial a_{i,j}} g'(z_{i,j}) a_{i+u,j+v}"),
+                         ("delta_conv_input", "g'(z_{m,n}) \\sum_i \\sum_j \\delta_{i,j} K_{m-i,n-j}")):
+        prepared = grading.prepare(spec.network, target, "default", spec.values, 0.5)
+        result = verdict(prepared, text)
+        assert result.verdict == "incorrect" and "softmax" in result.message

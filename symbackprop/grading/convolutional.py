@@ -256,8 +256,9 @@ def _generic_mutants(below: bool, cases: list[dict], reference: np.ndarray, bias
         error = generic.error_below
         unflipped = error.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base) == "K",
                                   lambda e: e.func(e.base, *e.indices[:2], *(-x for x in e.indices[2:])))
-        slopes = np.array([case["slope"] for case in cases])
-        yield ("flipped indices",), sign * slopes * _derived(unflipped, cases, "delta", inputs)
+        if all("slope" in case for case in cases):  # g' per unit (not under a softmax layer)
+            slopes = np.array([case["slope"] for case in cases])
+            yield ("flipped indices",), sign * slopes * _derived(unflipped, cases, "delta", inputs)
         yield ("missing activation derivative",), sign * _derived(error, cases, "delta", inputs)
     else:
         flipped = generic.gradient_kernel.xreplace({x: -x for x in offsets})
@@ -286,11 +287,12 @@ def _case(test: ConvNetwork, values: Values, result, level: int, bound: tuple) -
         activation = layer.activation
     if not activation.normalized:
         case["functions"] = _activation_functions(activation)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # a slope of 0 (relu) leaves dE/da undefined: no such mutant
             slopes = case["functions"][1](case["z"])
-        case["slope"] = float(slopes[bound]) if level else np.nan
-        if not level:
-            case["dEda"] = case["delta"] / slopes
+            if level:
+                case["slope"] = float(slopes[bound])
+            else:
+                case["dEda"] = case["delta"] / slopes
     return case
 
 
