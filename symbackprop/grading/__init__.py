@@ -7,6 +7,8 @@ target), :mod:`.prepared` (the target, its answer key and the test networks), :m
 an answer is for and its reference numbers), :mod:`.evaluation` (any expression at every test point),
 :mod:`.mistakes` (the known mistakes as mutants), :mod:`.judging` (the verdict on one answer),
 :mod:`.through_time` (a recurrent network's targets: BPTT's delta and the recurrent weights' gradients),
+:mod:`.convolutional` (a conv network's: grad_kernel and delta_conv_input by position, and the worked
+example's kernel and bias gradients as numbers),
 :mod:`.workers` (answers in killable processes: check, grade), :mod:`.reports` (CSV in, reports out).
 
 How an answer is decided (the README's "Checking homework" says the same):

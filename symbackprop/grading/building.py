@@ -28,6 +28,10 @@ _DERIVATIVES = {"sigmoid": "dsigmoid", "tanh": "dtanh", "exp": "exp", "log": "dl
 _FUNCTION_ALIASES = {"sigma": "sigmoid", "ReLU": "relu", "RELU": "relu", "Relu": "relu", "H": "heaviside",
                      "Heaviside": "heaviside"}
 KNOWN_FUNCTIONS = frozenset({*FUNCTIONS, "relu", "sech"})
+#: the roles a conv layer's generic target indexes by position, and one index as written (i+u, j-v+1)
+_POSITIONED = ("input", "activation", "hidden", "output", "pre_activation", "delta")
+_POSITION = re.compile(r"[+-]?(?:[A-Za-z]|\d{1,2})(?:[+-](?:[A-Za-z]|\d{1,2})){0,3}")
+_KERNEL = sp.IndexedBase("K")  # a conv layer's kernel entry by its offsets, K_{m-i,n-j}
 _LATEX_WORDS = ("frac", "partial", "displaystyle", "cdot", "mathrm", "text", "left", "right", "ext")
 
 
@@ -457,6 +461,8 @@ class Builder(lark.visitors.Transformer_NonRecursive):
             split = self.split(sym)
             if split is not None:
                 return self.resolve(split)
+        if role is None and self.vocabulary.positions and sym.head == "K" and sym.subs and not sym.sups:
+            return self.positioned("kernel", sym, None)
         if role is None:
             if sym.head == "Delta" and not sym.subs and not sym.sups:
                 return DELTA
@@ -492,6 +498,8 @@ class Builder(lark.visitors.Transformer_NonRecursive):
                 layer = payload
             elif kind == "time":
                 sym.times.append(payload)
+        if self.vocabulary.positions and role in _POSITIONED:
+            return self.positioned(role, sym, power)
         letters = [x for items in map(self.time_subscript(sym), sym.subs) for x in self.indices(items, sym.column)]
         if len(sym.times) > 1:
             raise ExpressionError(f"{sym.written} at column {sym.column} has {len(sym.times)} time indices; "
@@ -505,6 +513,27 @@ class Builder(lark.visitors.Transformer_NonRecursive):
                 raise ExpressionError(f"{sym.written} at column {sym.column}: only a weight has a new value")
             quantity = updated(quantity)
         return sp.Pow(quantity, power, evaluate=False) if power is not None else quantity
+
+    def positioned(self, role: str, sym: _Sym, power) -> sp.Expr:
+        """A conv layer's unit by its position: one index per axis, each a letter with letters or
+        numbers added or subtracted (a_{i+u,j+v}, delta_{i,j}, z_{i-1,j})."""
+        count = self.vocabulary.positions
+        parts = "".join(x for items in sym.subs for x in items).replace(" ", "").split(",") if sym.subs else []
+        if len(sym.subs) > 1 or len(parts) != count or not all(_POSITION.fullmatch(x) for x in parts):
+            raise ExpressionError(f"{sym.written} at column {sym.column} needs {count} position indices, like "
+                                  f"{sym.head}_{{{','.join('ij'[:count])}}} or {sym.head}_{{{','.join(['i+u', 'j+v'][:count])}}}")
+        indices = []
+        for part in parts:
+            index = sp.Integer(0)
+            for sign, term in re.findall(r"([+-]?)([A-Za-z]|\d+)", part):
+                value = sp.Integer(int(term)) if term.isdigit() else self.letter(term, sym.column)
+                index += -value if sign == "-" else value
+            indices.append(index)
+        base = {"pre_activation": z, "delta": delta, "kernel": _KERNEL}.get(role, a)
+        value = base[tuple(indices)]
+        if role == "delta" and self.notation.delta_sign == -1:
+            value = sp.Mul(-1, value, evaluate=False)
+        return sp.Pow(value, power, evaluate=False) if power is not None else value
 
     def split(self, sym: _Sym) -> _Sym | None:
         """``zj``, ``wjk``, ``deltak``: a symbol and index letters run together, read as ``z_j``

@@ -15,6 +15,7 @@ import numpy as np
 import sympy as sp
 
 from .evaluation import Cases, NotElementwise, Unbound, bindings, close, evaluate, value_at
+from .convolutional import BELOW, MESSAGES, evaluate_positions
 from .mistakes import MISTAKE_NAMES
 from .prepared import Prepared
 from .reading import MAX_LENGTH, Answer, ExpressionError, read_answer
@@ -103,13 +104,23 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
     try:
         answer = read_answer(text, prepared.vocabulary)
     except ExpressionError as error:
-        return Verdict("cannot read", str(error))
+        return Verdict("cannot read", f"{error}; {_NUMBER_ONLY}" if prepared.numbers_only else str(error))
+    if prepared.numbers_only and any(side.free_symbols for side in answer.sides):
+        return Verdict("cannot read", f"{prepared.target.name}: {_NUMBER_ONLY}")
     if answer.remarks:
         headline = "Swapped unit indices." if answer.swapped else "An index names the wrong unit or layer."
         return Verdict("incorrect", headline, list(answer.remarks))
     try:
         sides = _answer_sides(prepared, answer)
     except Unbound as error:
+        if prepared.positions is not None and len(str(error)) == 1:  # a position letter, not summed
+            messages = BELOW if prepared.target.kind == "delta_conv_input" else MESSAGES
+            return Verdict("incorrect", "Missing sum over positions.", [messages["missing sum over positions"]
+                                                                         .format(**prepared.words)])
+        if prepared.positions is not None:
+            letters = " and ".join(prepared.vocabulary.letters)
+            return Verdict("incorrect", f"{error} has no value in {prepared.words['target']}: it depends on "
+                                        f"{letters} only, through sums over the positions of the layer.")
         return Verdict("incorrect", f"The index {error} is neither bound to the unit of the target nor summed "
                                     f"over; the formula for {prepared.words['u']} cannot depend on it.",
                        [_letters_hint(prepared)])
@@ -135,6 +146,10 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
     return Verdict("correct", correct, [_AT_EXAMPLE_ONLY] if at_example and any(s.free_symbols for s, _ in sides) else [])
 
 
+_NUMBER_ONLY = (f"a convolutional network's concrete target is graded as the worked example's number: give its value "
+                f"({DIGITS} significant digits), not a formula")
+
+
 def _letters_hint(prepared: Prepared) -> str:
     """The index letters of the student's notation, for an answer written in other letters."""
     words, notation = prepared.words, prepared.vocabulary.notation
@@ -155,6 +170,8 @@ def _restates(prepared: Prepared, side) -> str | None:
     unworked (BP1's dE/da_k is the answer for an output unit, not for a hidden one)."""
     target, words = prepared.target, prepared.words
     if target.concrete is not None:
+        if target.kind != "delta":
+            return None
         level, _, unit = target.concrete
         own = sp.Symbol(f"delta[{level}][{unit}]", real=True)
         return (f"{words['target']} is what the answer should work out" if target.kind == "delta" and side.has(own)
@@ -210,7 +227,7 @@ def _answer_sides(prepared: Prepared, answer: Answer) -> list:
         raise ExpressionError("a new weight value (w^+, w(n+1)) belongs on the left-hand side only")
     out = []
     for side in sides:
-        values = evaluate(side, cases)
+        values = evaluate(side, cases) if prepared.positions is None else evaluate_positions(side, prepared.positions)
         if new_value:
             values = values - evaluate(weight, cases)
         out.append((side, values))
@@ -370,6 +387,10 @@ def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = N
         if not _may_show(prepared, 0):
             gap[0] = np.nan  # a random point instead
         case = int(np.nanargmax(gap)) if np.any(np.isfinite(gap)) else 1 % len(gap)
+    if prepared.positions is not None:  # a conv layer's: the test layer and the kernel offsets
+        at = prepared.positions[case]
+        return {"network": at["label"], "at": dict(zip(prepared.vocabulary.letters, at["bound"])),
+                "expected": float(reference[case]), "answer": float(values[case])}
     cases, words = prepared.cases, prepared.words
     label = cases.labels[case]
     found = {"network": label["network"]}

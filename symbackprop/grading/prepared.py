@@ -32,7 +32,7 @@ class Target:
     name: str
     kind: str
     output: bool
-    concrete: tuple[int, int, int] | None = None
+    concrete: tuple[int, ...] | None = None  # a conv network's: (layer, *indices of weights[l] or biases[l])
     timed: bool = False  # graded through time, on a recurrent network
 
 
@@ -54,6 +54,8 @@ class Prepared:
     sheet: bool = False  # the numbers are a student's sheet's (messages say "your sheet")
     samples: int = 1  # the worked example's mini-batch: its value is the mean over them
     renamed: Prepared | None = None  # an output target read with the hidden-layer letters (j fed by i)
+    numbers_only: bool = False  # a convolutional network's concrete target: the answer is a number
+    positions: list | None = None  # a conv layer's generic target: per case, its tables (:mod:`.convolutional`)
 
 
 def spec_parts(network: Network):

@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 import sympy as sp
 
+from ..convolution import ConvNetwork
 from ..errors import SpecError
 from ..functions import A, Activation, K, T
 from ..network import Network, is_shared_bias, layer_bias, layer_weight, layered
@@ -22,6 +23,7 @@ from ..notes import notation as notations
 from ..notes.notation import Letters, Notation
 from ..numerics import Values
 from ..recurrent import UnrolledNetwork
+from . import convolutional
 from .evaluation import Cases, build_cases, close, evaluate
 from .mistakes import mutants_per_group, wording
 from .prepared import POINTS, Prepared, Target, bound_letters, family_of, letters_of, random_values, spec_parts
@@ -44,6 +46,10 @@ RECURRENT_USE = "delta_output, delta_hidden_bptt, grad_w_hidden, grad_r, grad_r[
 
 
 def parse_target(name: str, network: Network) -> Target:
+    if isinstance(network, ConvNetwork) and name not in GENERIC_TARGETS:
+        return convolutional.parse_target(name, network)
+    if name in convolutional.GENERIC:
+        raise SpecError("--target", f"{name} is a target of a conv layer; it needs a convolutional spec")
     recurrent = isinstance(network, UnrolledNetwork)
     squeezed = name.replace(" ", "")
     if squeezed in RECURRENT_TARGETS or _CONCRETE_RECURRENT.fullmatch(squeezed):
@@ -159,6 +165,10 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
     if target.timed:
         from . import through_time  # BPTT's derivation, only for a recurrent target
         return through_time.prepare(network, target, notation, values, learning_rate, seed, reveal, sheet)
+    if target.kind in convolutional.GENERIC:
+        return convolutional.prepare_generic(network, target.name, notation, seed, reveal)
+    if isinstance(network, ConvNetwork) and target.concrete is not None:
+        return convolutional.prepare(network, target, notation, values, learning_rate, reveal, sheet)
     prepared = _prepare_alike(network, [target], notation, [values], learning_rate, seed, reveal, sheet)[0]
     if isinstance(prepared, SpecError):
         raise prepared
@@ -182,7 +192,8 @@ def prepare_many(network: Network, target_names: Sequence[str], notation: str | 
         except SpecError as error:
             out[n] = error
             continue
-        if target.timed or target.concrete is None:  # through time, or generic (no numbers of their own)
+        if target.timed or target.concrete is None or isinstance(network, ConvNetwork):  # through time,
+            # generic (no numbers of their own), or a conv network's (its own preparation)
             if target.concrete is None and name in generic:
                 out[n] = generic[name]
                 continue

@@ -71,6 +71,9 @@ class Vocabulary:
     #: what a letter means inside a sum over it, where that is not its role outside (the letter is local)
     bound: Mapping[str, sp.Symbol] = field(default_factory=dict)
     asked: sp.Expr | None = None
+    #: a conv layer's generic target: a unit's quantity has one index per axis of its layer, each a
+    #: letter plus or minus letters and numbers (delta_{i,j}, a_{i+u,j+v})
+    positions: int = 0
 
     def role_of(self, spelling: str) -> str | None:
         """A spelling's role; f, g, h, phi also name the activation function, and E, L, J, C the

@@ -1,0 +1,381 @@
+"""A convolutional network's concrete targets: grad_w[l][o][c][u][v] of a kernel entry
+(grad_w[l][o][c][u] in 1-D; grad_w[l][i][j] of a dense layer) and grad_b[l][o], as numbers of the
+worked example.
+
+The reference is the gradient the network's own derivation gives at the example (its array form,
+as ``example`` prints it: the mean over a mini-batch's samples).  The known mistakes are SymPy's
+generic kernel gradient (:func:`~symbackprop.conv_backprop.derive_conv`) changed as students change
+it and evaluated on the example's own tables: the kernel offset flipped (a_{i-u} for a_{i+u}),
+one output position's term alone (the sum over positions missing), and delta without the
+activation derivative (dE/da for dE/dz).  A conv layer's gradient of a formula with letters is
+not graded here: the answer is the number.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import sympy as sp
+
+from ..conv_backprop import _constants, _evaluated, _positions, _tables, c, derive_conv, o
+from ..convolution import ConvNetwork, convolutional, kernel_weight, weight_symbols
+from ..errors import SpecError
+from ..functions import A, Z
+from ..network import layer_bias
+from ..notes import notation as notations
+from ..notes.notation import Notation
+from ..numerics import Values
+from ..parsing import ExpressionError
+from .evaluation import _NUMPY, Cases, NotElementwise, Unbound, _activation_functions
+from .mistakes import wording
+from .prepared import Prepared, Target, family_of, random_values
+from .vocabulary import SUM_END, P, S, U, Vocabulary
+
+_TARGET = re.compile(r"(grad_w|grad_b)((?:\[\d+\])+)")
+USE = "grad_w[l][o][c][u][v] (grad_w[l][o][c][u] in 1-D, grad_w[l][i][j] of a dense layer) or grad_b[l][o]"
+
+MESSAGES = {
+    "flipped indices": ("The kernel offset is flipped: the kernel weight {weight} meets the input a_{{i+u}} at "
+                        "output position i (a cross-correlation, as the forward pass reads it), not a_{{i-u}}; "
+                        "the flip belongs to the delta of the layer below."),
+    "missing sum over positions": ("One output position's term only: {weight} is used at every output position, so "
+                                   "its gradient sums the term over all of them (the local gradient delta_{{i,j}}, "
+                                   "times the input a kernel weight meets there)."),
+    "missing activation derivative": ("The layer's delta is dE/dz = dE/da g'(z): the answer uses dE/da, without "
+                                      "the activation derivative g'(z) of each output unit."),
+    "sign error": "Sign error: the answer is the negative of the target.",
+}
+#: the same mistakes made in the delta of the layer below
+BELOW = {**MESSAGES,
+         "flipped indices": ("The kernel is not flipped: unit (m, n) below meets the kernel entry K_{{m-i,n-j}} at "
+                             "output position (i, j) (the forward pass reads a_{{i+u}}, so u = m - i); its delta is "
+                             "the full convolution of delta with the kernel flipped, not with K_{{i-m,j-n}}."),
+         "missing sum over positions": ("One output position's term only: unit (m, n) feeds every output position "
+                                        "whose window covers it, so its delta sums delta_{{i,j}} K_{{m-i,n-j}} over "
+                                        "all of them."),
+         "missing activation derivative": ("The delta below is dE/dz = g'(z_{{m,n}}) dE/da_{{m,n}}: the answer is "
+                                           "dE/da_{{m,n}}, without the activation derivative of unit (m, n).")}
+
+
+def parse_target(name: str, network: ConvNetwork) -> Target:
+    """grad_w or grad_b of one parameter of the spec's network; ``concrete`` holds (l, *indices)."""
+    squeezed = name.replace(" ", "")
+    if squeezed in GENERIC:
+        return Target(squeezed, squeezed, False)
+    match = _TARGET.fullmatch(squeezed)
+    if match is None:
+        raise SpecError("--target", f"unknown target {name[:60]!r} on a convolutional network; use {', '.join(GENERIC)}, {USE} "
+                                    "(0-based, like weights[l] and biases[l]), or a generic target")
+    kind, numbers = match.group(1), tuple(int(x) for x in re.findall(r"\d+", match.group(2)))
+    level = numbers[0]
+    if level >= len(network.stack):
+        raise SpecError("--target", f"{squeezed}: the network has {len(network.stack)} layers (0-based)")
+    layer = network.stack[level]
+    symbols = weight_symbols(level, layer)
+    if kind == "grad_w":
+        if symbols is None:
+            raise SpecError("--target", f"{squeezed}: layer {level} is a pooling layer, it has no weights")
+        if len(numbers) - 1 != symbols.ndim or any(n >= size for n, size in zip(numbers[1:], symbols.shape)):
+            raise SpecError("--target", f"{squeezed} is outside weights[{level}] of shape "
+                                        f"{'x'.join(map(str, symbols.shape))} (0-based)")
+    elif not network.biases or len(numbers) != 2 or numbers[1] >= layer.biases:
+        raise SpecError("--target", f"{squeezed}: layer {level} has "
+                                    f"{layer.biases if network.biases else 'no'} biases (grad_b[l][o], 0-based)")
+    return Target(squeezed, kind, False, numbers)
+
+
+def parameter_of(network: ConvNetwork, target: Target) -> sp.Symbol:
+    level, *rest = target.concrete
+    if target.kind == "grad_b":
+        return layer_bias(level, rest[0])
+    return weight_symbols(level, network.stack[level])[tuple(rest)]
+
+
+def prepare(network: ConvNetwork, target: Target, notation: str | Notation, values: Values | None,
+            learning_rate: float, reveal: bool, sheet: bool) -> Prepared:
+    """The worked example's value of ``target`` and its known mistakes' values."""
+    if values is None:
+        raise SpecError("example", f"{target.name} is a number of the worked example; the spec has no [example]")
+    notation = notation if isinstance(notation, Notation) else notations.load(notation)
+    parameter = parameter_of(network, target)
+    result = family_of(network).compiled.evaluate(values, learning_rate)
+    value = float(result.gradients[parameter])
+    if not np.isfinite(value):
+        raise SpecError("example", f"{target.name} of the worked example is not finite; use smaller inputs or weights")
+    samples = [_point(network, values, result, n) for n in range(len(values.inputs))]
+    mistakes = _mistakes(network, target, samples, value)
+    words = {**wording(notation, target, network.loss.name), "target": f"dE/d{parameter}", "weight": str(parameter)}
+    cases = _one_case(learning_rate)
+    prepared = Prepared(target, Vocabulary(notation), cases, np.array([value]), parameter, [], words,
+                        example=value, reveal=reveal, sheet=sheet, samples=len(values.inputs), numbers_only=True)
+    prepared.example_mutants = [((name,), [MESSAGES[name]], number)
+                                for name, number in mistakes]
+    return prepared
+
+
+def _one_case(learning_rate: float) -> Cases:
+    """The single evaluation case a number is evaluated at (answers here hold no symbols)."""
+    roles = {role: np.zeros(1, dtype=int) for role in (P, U, S)}
+    return Cases(roles, dict(roles), np.zeros((1, 1), dtype=int), {}, np.zeros((1, 1, 1, 1)),
+                 np.zeros((1, 1), dtype=int), [], np.array([learning_rate]), np.zeros(1), S,
+                 labels=[{"network": "the spec's"}])
+
+
+def _point(network: ConvNetwork, values: Values, result, sample: int) -> dict:
+    """Every unit's a, z and delta and every parameter at one sample, symbol -> number."""
+    point = {u.a: float(x) for u, x in zip(network.inputs, values.inputs[sample])}
+    point.update(values.parameters)
+    for unit in network.computing_units:
+        point.update({unit.a: float(result.a[unit.name][sample]), unit.z: float(result.z[unit.name][sample]),
+                      unit.delta: float(result.delta[unit.name][sample])})
+    return point
+
+
+def _mistakes(network: ConvNetwork, target: Target, samples: list[dict], value: float) -> list[tuple[str, float]]:
+    """(mistake, its value at the worked example, mean over samples) for a conv layer's parameter;
+    a mistake that gives the right value (a zero term, a linear activation) is left out."""
+    found = [("sign error", -value)]
+    level, *rest = target.concrete
+    layer = network.stack[level]
+    if layer.kind != "conv":
+        return found
+    generic = derive_conv(len(layer.kernel), bool(network.biases))
+    _, offsets, _ = _positions(len(layer.kernel))
+    formula = generic.gradient_kernel if target.kind == "grad_w" else generic.gradient_bias
+    bound = dict(zip([o, c, *offsets], rest))
+
+    def mean(expression, points) -> float:
+        return float(np.mean([_evaluated(expression, _tables(network, level, point), _constants(layer, bound))
+                              for point in points]))
+
+    if target.kind == "grad_w":
+        found.append(("flipped indices", mean(formula.xreplace({x: -x for x in offsets}), samples)))
+    slopes = _without_slope(network, level, samples)
+    if slopes is not None:
+        found.append(("missing activation derivative", mean(formula, slopes)))
+    term, limits = formula, []
+    while isinstance(term, sp.Sum):
+        limits, term = list(term.limits) + limits, term.function
+    positions = [x for x, _, _ in limits]
+    for at in np.ndindex(*layer.shape_out[1:]):
+        found.append(("missing sum over positions", mean(term.xreplace(dict(zip(positions, at))), samples)))
+    return [(name, number) for name, number in found if not np.isclose(number, value, rtol=1e-9, atol=1e-12)]
+
+
+def _without_slope(network: ConvNetwork, level: int, samples: list[dict]) -> list[dict] | None:
+    """The samples with each unit of layer ``level`` carrying dE/da (delta / g'(z)) as its delta;
+    None for a softmax layer (no slope per unit) or where a slope is 0."""
+    activation = network.group_by_name[f"layer {level + 1}"].activation  # groups count from 1
+    if activation.normalized:
+        return None
+    out = []
+    for point in samples:
+        changed = dict(point)
+        for index in np.ndindex(*network.stack[level].shape_out):
+            unit = network.unit_at(level, *index)
+            slope = activation.derivative_in_activation
+            slope = slope.subs(A, unit.a) if slope is not None else activation.derivative.subs(Z, unit.z)
+            slope = float(slope.xreplace(point))
+            if slope == 0:
+                return None
+            changed[unit.delta] = point[unit.delta] / slope
+        out.append(changed)
+    return out
+
+
+#: the generic targets of a conv layer (one channel, stride 1, no padding): dE/dK_{u,v}, and the
+#: delta of a unit (m, n) of the layer below, the full convolution of delta with the flipped kernel
+GENERIC = ("grad_kernel", "delta_conv_input")
+#: what the target's free letters (u, v; m, n) are bound to
+BOUND = (sp.Symbol("first."), sp.Symbol("second."))
+_LETTERS = {"grad_kernel": ("u", "v"), "delta_conv_input": ("m", "n")}
+#: test layers: (input height, width) and kernels (the layer below's first for delta_conv_input);
+#: rectangular, so rows and columns differ
+_SHAPES = (((5, 5), (2, 2), (2, 2)), ((6, 7), (2, 2), (3, 2)))
+_POINTS = 4
+_KERNEL = sp.IndexedBase("K")
+
+
+def prepare_generic(network: ConvNetwork, name: str, notation: str | Notation, seed: int, reveal: bool) -> Prepared:
+    """``name`` on one-channel stride-1 conv layers (the spec's first conv layer's activation, a
+    dense layer of its output activation and loss above) at random points: the reference is each
+    test network's own derivation (the gradient of K[u][v], the delta of unit (m, n) below), the
+    tables an answer is evaluated on the layers' a, z, delta and kernel."""
+    notation = notation if isinstance(notation, Notation) else notations.load(notation)
+    conv = next((layer for layer in network.stack if layer.kind == "conv"), None)
+    if conv is None:
+        raise SpecError("--target", f"{name} needs a conv layer in the spec")
+    below = name == "delta_conv_input"
+    rng = np.random.default_rng(seed)
+    cases, reference = [], []
+    for shape, first, kernel in _SHAPES:
+        layers = [{"kind": "conv", "channels": 1, "kernel": list(k), "activation": conv.activation}
+                  for k in ([first, kernel] if below else [kernel])]
+        test = convolutional([1, *shape], [*layers, {"kind": "dense", "units": 2,
+                                                     "activation": network.stack[-1].activation}],
+                             network.loss, bias=bool(network.biases))
+        family = family_of(test)
+        for _ in range(_POINTS):
+            values = random_values(test, rng)
+            result = family.compiled.evaluate(values)
+            if below:
+                bound = tuple(int(rng.integers(n)) for n in test.stack[0].shape_out[1:])
+                value = result.delta[test.unit_at(0, 0, *bound).name][0] * notation.delta_sign
+            else:
+                bound = tuple(int(rng.integers(k)) for k in kernel)
+                value = result.gradients[kernel_weight(0, 0, 0, *bound)]
+            reference.append(float(value))
+            cases.append(_case(test, values, result, int(below), bound))
+    reference = np.array(reference)
+    if not np.all(np.isfinite(reference)):
+        raise SpecError("network.activation", f"{name} overflows float64 at the random points answers are checked "
+                                              "at; use an activation and loss that stay finite there")
+    first, second = _LETTERS[name]
+    error = notation.plain["error"][0]
+    asked = (f"{notation.plain['delta'][0]}_({first},{second}) of the layer below" if below
+             else f"d{error}/dK_({first},{second})")
+    words = {**wording(notation, Target(name, "grad_w", False), network.loss.name), "target": asked,
+             "weight": f"K_({first},{second})"}
+    vocabulary = Vocabulary(notation, dict(zip((first, second), BOUND)), offsets=dict.fromkeys(BOUND, 0), positions=2)
+    prepared = Prepared(Target(name, name, False), vocabulary, _one_case(0.0), reference, BOUND[0], [], words,
+                        reveal=reveal, positions=cases)
+    messages = BELOW if below else MESSAGES
+    prepared.mutants = [(names, [messages[names[0]]], values) for names, values in _generic_mutants(
+        below, cases, reference, bool(network.biases), notation.delta_sign)
+        if np.all(np.isfinite(values)) and not np.allclose(values, reference, rtol=1e-8, atol=1e-12)]
+    return prepared
+
+
+def _generic_mutants(below: bool, cases: list[dict], reference: np.ndarray, bias: bool, sign: int):
+    """The known mistakes' values, from SymPy's generic formulas (:func:`derive_conv`) changed as
+    students change them: the kernel index the wrong way round, the activation derivative left out."""
+    generic = derive_conv(2, bias)
+    (i, j), offsets, inputs = _positions(2)
+    yield ("sign error",), -reference
+    if below:
+        error = generic.error_below
+        unflipped = error.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base) == "K",
+                                  lambda e: e.func(e.base, *e.indices[:2], *(-x for x in e.indices[2:])))
+        if all("slope" in case for case in cases):  # g' per unit (not under a softmax layer)
+            slopes = np.array([case["slope"] for case in cases])
+            yield ("flipped indices",), sign * slopes * _derived(unflipped, cases, "delta", inputs)
+        yield ("missing activation derivative",), sign * _derived(error, cases, "delta", inputs)
+    else:
+        flipped = generic.gradient_kernel.xreplace({x: -x for x in offsets})
+        yield ("flipped indices",), _derived(flipped, cases, "delta", offsets)
+        yield ("missing activation derivative",), _derived(generic.gradient_kernel, cases, "dEda", offsets)
+
+
+def _case(test: ConvNetwork, values: Values, result, level: int, bound: tuple) -> dict:
+    """The tables of one test point for conv layer ``level``: its input a (and z below it), its own z,
+    delta and dE/da by position, its kernel, and the bound letters' values."""
+    layer = test.stack[level]
+
+    def table(values_of, at: int) -> np.ndarray:
+        shape = test.stack[at].shape_out
+        return np.array([values_of[test.unit_at(at, *index).name][0] for index in np.ndindex(*shape)]).reshape(shape[1:])
+
+    kernel = weight_symbols(level, layer)[0, 0]
+    case = {"delta": table(result.delta, level), "K": np.vectorize(values.parameters.get, otypes=[float])(kernel),
+            "bound": bound, "label": f"1x{'x'.join(map(str, test.input_shape[1:]))} input, "
+                                     + ", ".join("x".join(map(str, x.kernel)) + " kernel" for x in test.stack[:-1])}
+    if level:  # the layer below's own a, z and activation: delta_conv_input's g'(z_{m,n})
+        case.update(a=table(result.a, 0), z=table(result.z, 0))
+        activation = test.stack[0].activation
+    else:
+        case.update(a=np.asarray(values.inputs[0], dtype=float).reshape(test.input_shape[1:]), z=table(result.z, 0))
+        activation = layer.activation
+    if not activation.normalized:
+        case["functions"] = _activation_functions(activation)
+        with np.errstate(all="ignore"):  # a slope of 0 (relu) leaves dE/da undefined: no such mutant
+            slopes = case["functions"][1](case["z"])
+            if level:
+                case["slope"] = float(slopes[bound])
+            else:
+                case["dEda"] = case["delta"] / slopes
+    return case
+
+
+def _derived(formula: sp.Expr, cases: list[dict], local: str, letters) -> np.ndarray:
+    """SymPy's generic formula (or a mistake made of it) on each case's tables, with ``local``
+    (delta, or dE/da) as the local gradient and ``letters`` bound to the case's positions."""
+    from ..conv_backprop import a as a_base, delta as delta_base, p, s
+
+    out = []
+    for case in cases:
+        if local not in case:
+            return np.full(len(cases), np.nan)
+        tables = {a_base: case["a"][None], delta_base: case[local][None], _KERNEL: case["K"][None, None]}
+        (i, j), (u, v), _ = _positions(2)
+        constants = {s: 1, p: 0, o: 0, c: 0, **dict(zip(letters, case["bound"])), o.upper + 1: 1,
+                     i.upper + 1: case[local].shape[0], j.upper + 1: case[local].shape[1],
+                     u.upper + 1: case["K"].shape[0], v.upper + 1: case["K"].shape[1]}
+        out.append(_evaluated(formula, tables, constants))
+    return np.array(out)
+
+
+def evaluate_positions(expression: sp.Expr, cases: list[dict]) -> np.ndarray:
+    """An answer at every case: the target's letters (u, v; m, n) bound to the case's, each sum over
+    a position letter running over the layer's output positions along the axis the letter indexes
+    (or between its limits as written; a limit past them is undefined), a position outside a table
+    reading 0 (the padding's zeros, a kernel entry outside the kernel)."""
+    values = []
+    for case in cases:
+        env = dict(zip(BOUND, case["bound"]))
+        with np.errstate(all="ignore"):
+            values.append(_value(expression, case, env))
+    return np.array(values, dtype=float)
+
+
+def _value(e: sp.Expr, case: dict, env: dict) -> float:
+    if e.is_Number:
+        return float(e)
+    if isinstance(e, sp.Symbol):
+        if e not in env:
+            raise Unbound(str(e))
+        return env[e]
+    if isinstance(e, sp.Add):
+        return sum(_value(x, case, env) for x in e.args)
+    if isinstance(e, sp.Mul):
+        out = 1.0
+        for x in e.args:
+            out *= _value(x, case, env)
+        return out
+    if isinstance(e, sp.Pow):
+        return float(np.power(_value(e.base, case, env), _value(e.exp, case, env)))
+    if isinstance(e, sp.Sum):
+        *inner, (letter, first, last) = e.limits  # the last limit is the outermost sum
+        body = sp.Sum(e.function, *inner) if inner else e.function
+        extent = case["delta"].shape[_axis(letter, body)]
+        if last != SUM_END and int(last) >= extent:  # past the layer's positions: undefined there
+            return float("nan")
+        last = extent - 1 if last == SUM_END else int(last)
+        return sum(_value(body, case, {**env, letter: n}) for n in range(int(first), last + 1))
+    if isinstance(e, sp.Indexed):
+        name = str(e.base)
+        if name not in case:
+            raise NotElementwise
+        table = case[name]
+        where = tuple(int(_value(index, case, env)) for index in e.indices)
+        inside = all(0 <= n < size for n, size in zip(where, table.shape))
+        return float(table[where]) if inside else 0.0
+    if isinstance(e, sp.Function) and type(e).__name__ in ("g", "dg", "quoted"):
+        inner = _value(e.args[0], case, env)
+        if type(e).__name__ == "quoted":
+            return inner
+        if "functions" not in case:
+            raise NotElementwise
+        return float(case["functions"][type(e).__name__ == "dg"](np.array(inner)))
+    if isinstance(e, sp.Function) and type(e).__name__ in _NUMPY and len(e.args) == 1:
+        return float(_NUMPY[type(e).__name__](_value(e.args[0], case, env)))
+    raise ExpressionError("this expression is not read for a convolutional layer; write sums of products of "
+                          "delta_{i,j} and a_{i+u,j+v}")
+
+
+def _axis(letter: sp.Symbol, body: sp.Expr) -> int:
+    """The axis a summed position letter runs along: where it stands in a unit's indices."""
+    for indexed in sorted(body.atoms(sp.Indexed), key=lambda x: str(x.base) == "a"):
+        for axis, index in enumerate(indexed.indices):
+            if index.has(letter):
+                return axis
+    return 0
