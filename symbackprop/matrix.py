@@ -199,10 +199,10 @@ class MatrixCompiled:
             if getattr(delta, "ndim", 0) == 0:  # g' may be a constant
                 delta = self.backend.namespace.full_like(a, delta)
             deltas.append(delta)
-            weight_gradient = activations[n].T @ delta
+            weight_gradient = (delta.T @ activations[n]).T  # OpenBLAS: 4096 x 784 read along its rows, 1.5x faster
             weight_gradient /= len(a)
             grads.append((weight_gradient, None if arrays[n][1] is None else delta.sum(axis=0) / len(a)))
-            error = space.product(("error", n), delta, arrays[n][0].T) if n else None
+            error = space.product(("error", n), delta, _transposed(arrays[n][0])) if n else None
         return deltas[::-1], grads[::-1]
 
     def gradient(self, values: Values) -> dict[sp.Symbol, float]:
@@ -425,11 +425,21 @@ class SequenceCompiled(MatrixCompiled):
         return dict(zip(self.network.parameters, gradient)), dict(zip(self.network.parameters, crossed))
 
 
+def _transposed(matrix):
+    return matrix.swapaxes(-1, -2)
+
+
 class _Fresh:
     """New arrays for every product and formula: what :meth:`MatrixCompiled.evaluate` keeps, and
-    all a library without ``out=`` (JAX) or with its own allocator (PyTorch) needs."""
+    all a library without ``out=`` (JAX) or with its own allocator (PyTorch) needs.
+
+    A product of two matrices is computed transposed, (R^T L^T)^T, one unit per row and one
+    sample per column, as Nielsen writes the forward pass: 4096 x 784 @ 784 x 30 took OpenBLAS
+    9.3 ms and MKL 18.6 ms, the same product transposed 6.4 ms and 11.1 ms."""
 
     def product(self, key, left, right):
+        if left.ndim == right.ndim == 2:
+            return _transposed(_transposed(right) @ _transposed(left))
         return left @ right
 
     def run(self, key, kernel, *arrays):
@@ -441,25 +451,32 @@ _FRESH = _Fresh()
 
 class _Reused:
     """NumPy buffers for a batch of ``rows`` samples, one per product and per formula's
-    temporary (keyed by layer), written again by every call."""
+    temporary (keyed by layer), written again by every call; stored transposed (one unit per
+    row), as the products give them."""
 
     def __init__(self, rows: int):
         self.rows = rows
         self._arrays: dict = {}
 
     def product(self, key, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        shape = (left.shape[0], right.shape[1])
         out = self._arrays.get(key)
-        if out is None or out.shape != (*left.shape[:-1], right.shape[-1]):
-            out = self._arrays[key] = np.empty((*left.shape[:-1], right.shape[-1]))
-        return np.matmul(left, right, out=out)
+        if out is None or out.shape != shape:
+            out = self._arrays[key] = self._empty(shape)
+        np.matmul(right.T, left.T, out=out.T)
+        return out
 
     def run(self, key, kernel, *arrays):
         buffers = self._arrays.get(key)
         if buffers is None and kernel.slots:
             shape = next(a.shape for a in arrays if isinstance(a, np.ndarray))  # of Z or A: all alike
-            buffers = self._arrays[key] = [np.empty(shape if kind == "full" else (*shape[:-1], 1))
+            buffers = self._arrays[key] = [self._empty(shape if kind == "full" else (shape[0], 1))
                                            for kind in kernel.slots]
         return kernel.into(buffers or [], *arrays)
+
+    @staticmethod
+    def _empty(shape: tuple[int, int]) -> np.ndarray:
+        return np.empty(shape[::-1]).T
 
 
 def _elementwise_hidden(net: UnrolledNetwork) -> bool:
