@@ -90,7 +90,10 @@ def _library(name: str, extra: str):
 def _torch(device: str | None) -> Backend:
     torch = _library("torch", "torch")
     from sympy.printing.pytorch import TorchPrinter
-    device = torch.device(device or "cpu")
+    try:
+        device = torch.device(device or "cpu")
+    except RuntimeError:
+        raise ValueError(f"device {device!r}: PyTorch knows no such device; use cpu or cuda") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda': PyTorch finds no GPU on this machine; leave device out for the CPU")
     scalar = lambda x, like: torch.as_tensor(x, dtype=like.dtype, device=like.device)
@@ -124,7 +127,11 @@ def _jax(device: str | None) -> Backend:
     jax = _library("jax", "jax")
     jax.config.update("jax_enable_x64", True)  # float64, as the other backends and the derivation's witnesses
     from sympy.printing.numpy import JaxPrinter
-    place = jax.devices(device)[0] if device else None
+    try:
+        place = jax.devices(device)[0] if device else None
+    except RuntimeError:
+        raise ValueError(f"device {device!r}: JAX finds no such device on this machine; leave device out for the "
+                         "CPU") from None
     array = lambda values: jax.device_put(jax.numpy.asarray(values, dtype=jax.numpy.float64), place)
     functions = {"row_sum": lambda x: jax.numpy.sum(x, axis=-1, keepdims=True), "sigmoid": jax.nn.sigmoid}
     return Backend("jax", [functions, "jax"], type("Printer", (_Logistic, JaxPrinter), {}), array, jax.numpy,

@@ -1,6 +1,7 @@
 """The matrix form on every array library against the NumPy path (itself checked against the scalar
 code in test_matrix), and NumPy's in-place code against the same formulas lambdified."""
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
@@ -85,6 +86,12 @@ def test_an_unknown_backend_or_a_gpu_for_numpy_is_refused_with_the_choices():
         sb.MatrixCompiled(derivation, device="cuda")
 
 
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_device_the_library_does_not_have_is_refused_in_one_line(library):
+    with pytest.raises(ValueError, match="device 'tpu9'.*no such device"):
+        sb.MatrixCompiled(sb.derive(sb.layered([2, 2, 1])), backend=library, device="tpu9")
+
+
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
 def test_torch_on_a_gpu_agrees_with_numpy_or_says_there_is_none():
     import torch
@@ -147,3 +154,9 @@ def test_gradients_of_successive_batches_are_independent_and_leave_the_inputs_al
         np.testing.assert_array_equal(array, copy)
     np.testing.assert_array_equal(first.inputs, x)
     np.testing.assert_array_equal(first.targets, t)
+
+
+def test_a_library_that_is_not_installed_names_the_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now fails, as without it
+    with pytest.raises(ImportError, match=r"backend='torch' needs torch: pip install 'symbackprop\[torch\]'"):
+        sb.MatrixCompiled(sb.derive(sb.layered([2, 2, 1])), backend="torch")
