@@ -43,34 +43,19 @@ class Backend:
         return numerics._lambdify(arguments, expression, modules=self.modules, printer=self.printer)
 
     def kernel(self, arguments: Sequence[sp.Symbol], expression: sp.Expr, consumable: Sequence[int] = ()):
-        """``expression`` as a function of arrays, allocating (``kernel(*arrays)``) and, on an
-        in-place backend, into buffers (``kernel.into(buffers, *arrays)``, see :class:`InPlace`)."""
-        allocating = self.lambdify(arguments, expression)
-        if not self.in_place:
-            return Kernel(allocating, None)
-        try:
-            return Kernel(allocating, InPlace(arguments, expression, consumable))
-        except _NotUfuncs:  # a custom formula with a function NumPy has no ufunc for: as allocated
-            return Kernel(allocating, None)
-
-
-@dataclass(frozen=True)
-class Kernel:
-    """A compiled formula: call it for fresh arrays, or :meth:`into` buffers when it has in-place code."""
-
-    allocating: Callable
-    in_place: InPlace | None
-
-    def __call__(self, *arrays):
-        return self.allocating(*arrays)
-
-    @property
-    def slots(self) -> list[str]:
-        """The buffers :meth:`into` writes, each "full" (one column per unit) or "column" (one per row)."""
-        return self.in_place.slots if self.in_place is not None else []
-
-    def into(self, buffers: list, *arrays):
-        return self.in_place.function(buffers, *arrays) if self.in_place is not None else self.allocating(*arrays)
+        """``expression`` as a function of arrays that allocates its result (``kernel(*arrays)``:
+        the lambdified function itself, no wrapper to call through) and writes into buffers
+        (``kernel.into(buffers, *arrays)``, on an in-place backend :class:`InPlace` code, whose
+        buffers ``kernel.slots`` lists; elsewhere the allocating function)."""
+        function = self.lambdify(arguments, expression)
+        function.slots, function.into = [], lambda buffers, *arrays: function(*arrays)
+        if self.in_place:
+            try:
+                in_place = InPlace(arguments, expression, consumable)
+                function.slots, function.into = in_place.slots, in_place.function
+            except _NotUfuncs:  # a custom formula with a function NumPy has no ufunc for: allocating
+                pass
+        return function
 
 
 def _numpy(device: str | None) -> Backend:

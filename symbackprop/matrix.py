@@ -225,7 +225,11 @@ class MatrixCompiled:
         gradients = self.mapping(grads)
         updated = {p: values.parameters[p] - learning_rate * g for p, g in gradients.items()}
         units = self.network.computing_units
-        column = lambda tables: {u.name: self._column(self.backend.host(tables[u.position[0] - 1]), u) for u in units}
+
+        def column(tables: list) -> dict:
+            tables = [self.backend.host(table) for table in tables]
+            return {u.name: self._column(tables[u.position[0] - 1], u) for u in units}
+
         return Evaluation(loss, column(zs), column(activations), column(deltas), gradients, updated)
 
     def _column(self, table: np.ndarray, unit) -> np.ndarray:

@@ -126,7 +126,7 @@ def test_in_place_code_computes_the_lambdified_formula_and_writes_only_its_own_b
     kernel = backends.backend("numpy").kernel([Z, A, T, E], formula, consumable=[3])
     expected = kernel(*arrays)
     if isinstance(formula, sp.Piecewise):
-        assert kernel.in_place is None  # no ufunc: the lambdified code, allocating
+        assert kernel.slots == []  # no ufunc: the lambdified code, allocating
     buffers = [np.full((6, 3) if kind == "full" else (6, 1), np.nan) for kind in kernel.slots]
     for _ in range(2):  # the same buffers again on the next call
         given_ = [a.copy() for a in arrays]
