@@ -176,6 +176,8 @@ def _exercises_parser(prog: str) -> argparse.ArgumentParser:
     exercise.add_argument("--format", choices=["md", "tex", "all"], default="all", help="Markdown, LaTeX or both")
     exercise.add_argument("--templates", help="a directory of jinja2 templates overriding the built-in ones")
     exercise.add_argument("-o", "--output", required=True, help="directory for the sheets, the key and the set")
+    exercise.add_argument("--force", action="store_true", help="replace a set in the directory made with other "
+                                                               "options (notation, questions, network, numbers)")
     return exercise
 
 
@@ -191,7 +193,8 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
                                                            "machine only; 0.0.0.0 for the network, behind HTTPS)")
     serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
     serve.add_argument("--db", default="submissions.sqlite", help="SQLite file of the attempts (default %(default)s)")
-    serve.add_argument("--admin-token", help="the instructor's token (default: a new one, printed at start)")
+    serve.add_argument("--admin-token", help="the instructor's token, at least 16 characters (default: a new one, "
+                                             "printed at start)")
     serve.add_argument("--workers", type=int, help="checking processes (default: every core)")
     serve.add_argument("--timeout", type=float, default=limits.SECONDS_PER_ANSWER,
                        help="seconds per answer before its worker is stopped (default %(default)s)")
@@ -205,8 +208,8 @@ def _serve(args, spec) -> int:
 
     _check_pool(args)
     rate = {"rate": args.rate_limit} if args.rate_limit is not None else {}
-    serve.run(args.exercises, args.host, args.port, args.db, args.admin_token, args.workers, args.timeout,
-              say=lambda line: print(line, flush=True), **rate)
+    serve.serve_until_stopped(args.exercises, args.host, args.port, args.db, args.admin_token, args.workers,
+                              args.timeout, say=lambda line: print(line, flush=True), **rate)
     return 0
 
 
@@ -217,11 +220,16 @@ def _exercises(args, spec) -> int:
     kept = access.read_codes(Path(args.output) / "codes.csv") if args.students else {}  # sheets handed out stay valid
     made = exercise_set.exercises(spec, args.students, args.questions, args.seed or 0, args.notation, kept)
     formats = ["md", "tex"] if args.format == "all" else [args.format]
-    paths = sheets.write(made, Path(args.output), formats, Path(args.templates) if args.templates else None)
+    exercise_set.check_replaceable(made, Path(args.output), args.force)
+    paths = sheets.write(made, Path(args.output), formats, Path(args.templates) if args.templates else None,
+                         inputs=_inputs(args))
     written = sum(path.name.startswith("sheet.") for path in paths)
     codes = ", codes.csv (each student's access code to serve; keep it private)" if made.codes else ""
     print(f"{args.output}: {written} sheet files of {len(made.questions)} questions for "
           f"{len(made.variants) if made.per_student else 'everyone'}, key, key.csv, exercises.toml{codes}")
+    if Path(args.output).resolve() in (Path.cwd(), *Path.cwd().parents):
+        print("note: the set replaced the folder you are in as a whole; `cd .` to see the new files",
+              file=sys.stderr)
     return 0
 
 
@@ -296,9 +304,11 @@ def _grade(args, spec) -> int:
 
 
 def _inputs(args) -> list[Path]:
-    """The files this run reads, which no output may replace."""
-    named = [args.spec, getattr(args, "submissions", None), getattr(args, "notation", None)]
-    return [Path(name) for name in named if name and Path(name).is_file()]
+    """The files this run reads, which no output may replace (a templates folder: its files)."""
+    named = [args.spec, *(getattr(args, option, None) for option in ("submissions", "notation", "students"))]
+    templates = getattr(args, "templates", None)
+    read = [path for path in Path(templates).iterdir() if path.is_file()] if templates and Path(templates).is_dir() else []
+    return [*(Path(name) for name in named if name and Path(name).is_file()), *read]
 
 
 def _spec(args):

@@ -11,10 +11,16 @@ existing file as it was.  New files get the user's umask (0644 under umask 022).
 """
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import re
 import shutil
+import signal
+import stat
+import sys
 import tempfile
+from contextlib import contextmanager
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -38,6 +44,20 @@ def read_bounded(path: str | Path, limit: int, what: str, hint: str = "", too_la
         tail = f"; {too_large}" if too_large else ""
         raise SpecError(str(path), f"is larger than {size}, the limit for a {what}{tail}")
     return data
+
+
+#: Separators spreadsheets use instead of commas (a semicolon where the comma is the decimal mark).
+SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
+def separator_hint(header: list[str], required) -> str:
+    """Why the header lacks its columns when the file is separated by something else than commas."""
+    line = ",".join(header)
+    for separator, name in SEPARATORS.items():
+        if set(required) <= {cell.strip().lower() for cell in line.split(separator)}:
+            return (f": its columns are separated by {name}; save the file with commas as separators "
+                    "(CSV, comma-delimited)")
+    return ""
 
 
 def write_atomically(path: Path, content: str | bytes) -> None:
@@ -86,6 +106,141 @@ def write_set(texts: Mapping[Path, str | bytes], replaces: Iterable[Path] = (), 
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return paths
+
+
+def replace_folder(folder: Path, texts: Mapping[str, str | bytes], inputs: Iterable[Path] = (),
+                   modes: Mapping[str, int] | None = None) -> list[Path]:
+    """Make ``texts`` (path inside ``folder`` -> text or bytes) the files of ``folder`` in one step; the
+    paths written.
+
+    For a set whose files must agree with each other (an exercise set: its sheets and the numbers
+    it grades by), renaming file by file is not enough: an interrupt between two renames leaves
+    a mix.  The new folder is staged beside ``folder`` (``.symbackprop-<pid>-....tmp``), with
+    everything else ``folder`` holds hard-linked into it, then the two directory entries are
+    exchanged in one system call (Linux ``renameat2``; elsewhere two renames with the interrupting
+    signals held).  What cannot be carried over that way (a subfolder the set writes into that is a
+    symbolic link, anything on another file system, a mount point) is refused, as an output that is
+    an input is, before anything is touched.  ``modes``: name -> mode of files kept private.
+    """
+    link = Path(folder)
+    check_targets([link / name for name in texts], inputs)
+    real = link.resolve() if link.exists() else link.absolute()  # a link to the folder stays a link
+    subfolders = {(real / name).parent for name in texts} - {real}
+    if real.exists():
+        _check_replaceable(real, subfolders)
+    check_folder(real.parent)
+    try:
+        real.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SpecError(str(real.parent), f"cannot create this folder ({error.strerror}); choose another") from None
+    remove_abandoned(real.parent)
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", suffix=".tmp", dir=real.parent))
+    except OSError as error:
+        raise SpecError(str(real.parent), f"cannot write into this folder ({error.strerror}), which is needed "
+                                          f"to replace {link.name} as a whole") from None
+    try:
+        os.chmod(stage, stat.S_IMODE(real.stat().st_mode) if real.exists() else 0o777 & ~_umask())
+        if real.exists():
+            _link_tree(real, stage, real.stat().st_dev)
+        for name, text in texts.items():
+            path = stage / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.unlink(missing_ok=True)  # a kept hard link of the old file: never written through
+            path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+            if modes and name in modes:
+                os.chmod(path, modes[name])
+        if real.exists():
+            here = Path.cwd()
+            _exchange(stage, real)
+            if here == real or real in here.parents:
+                os.chdir(here)  # this process's folder was the old one: the same path now names the new one
+        else:
+            os.rename(stage, real)
+    except OSError as error:
+        raise SpecError(str(link), f"cannot write the files ({error.strerror})") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)  # the old folder once exchanged, else the unfinished one
+    return [link / name for name in texts]
+
+
+def _check_replaceable(real: Path, subfolders: set[Path]) -> None:
+    """Refuse what the new folder could not hold as the old one does: the folder a mount point, or a
+    folder the set writes into a symbolic link (its files would be written through it, at once)."""
+    if os.path.ismount(real):
+        raise SpecError(str(real), "is a mount point, which cannot be replaced as a whole; write the set into a "
+                                   "folder inside it")
+    for sub in sorted(subfolders):
+        if sub.is_symlink():
+            raise SpecError(str(sub), f"is a symbolic link (to {os.readlink(sub)}); the set replaces its folder "
+                                      "as a whole, so a folder it writes into must be a real folder inside it: "
+                                      "replace the link by a folder")
+
+
+def _link_tree(source: Path, stage: Path, device: int) -> None:
+    """Everything in ``source`` hard-linked into ``stage`` (folders made anew with their modes,
+    symbolic links copied as links); a folder on another file system is refused."""
+    for entry in os.scandir(source):
+        target = stage / entry.name
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), target)
+        elif entry.is_dir():
+            if entry.stat().st_dev != device:
+                raise SpecError(entry.path, "is on another file system (a mount point), which cannot be carried "
+                                            "over when the set's folder is replaced; move it out of the folder")
+            target.mkdir()
+            os.chmod(target, stat.S_IMODE(entry.stat().st_mode))
+            _link_tree(Path(entry.path), target, device)
+        else:
+            try:
+                os.link(entry.path, target)
+            except OSError as error:
+                raise SpecError(entry.path, f"cannot be carried over into the set's new folder ({error.strerror}); "
+                                            "move it out of the folder") from None
+
+
+@contextmanager
+def _signals_held():
+    """Ctrl-C, SIGTERM and SIGHUP wait until the block ends (where threads can mask signals)."""
+    held = {signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])}
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _exchange(new: Path, old: Path) -> None:
+    """Swap the directory entries ``new`` and ``old`` (``new`` then names the old folder)."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None) if sys.platform == "linux" else None
+    if renameat2 is not None:
+        renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        if renameat2(_AT_FDCWD, os.fsencode(new), _AT_FDCWD, os.fsencode(old), _RENAME_EXCHANGE) == 0:
+            return
+        number = ctypes.get_errno()
+        if number not in (errno.ENOSYS, errno.EINVAL):  # EINVAL: this file system cannot exchange
+            raise OSError(number, os.strerror(number), str(old))
+    aside = new.with_name(f"{new.name[:-len('.tmp')]}_old.tmp")
+    with _signals_held():  # no interrupt between the renames
+        os.rename(old, aside)
+        try:
+            os.rename(new, old)
+        except OSError:
+            os.rename(aside, old)
+            raise
+        os.rename(aside, new)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def check_targets(paths: Iterable[Path], inputs: Iterable[Path] = ()) -> None:

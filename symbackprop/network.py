@@ -8,6 +8,7 @@ skip connections, several outputs and tied weights (one parameter on several edg
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -68,6 +69,11 @@ class Group:
     units: tuple[str, ...]
 
 
+#: The networks alive in this process, oldest first (weak references): a notebook's display of a
+#: bare formula such as ``d.deltas["[0][1]"]`` finds here the network its symbols belong to.
+BUILT: list[weakref.ref] = []
+
+
 @dataclass(frozen=True)
 class Network:
     """A validated DAG of units with a loss over its output units.
@@ -85,6 +91,7 @@ class Network:
 
     def __post_init__(self):
         _validate(self)
+        BUILT[:] = [*(ref for ref in BUILT if ref() is not None), weakref.ref(self)]
 
     def __getitem__(self, name: str) -> Unit:
         return self.unit_by_name[name]

@@ -12,27 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from symbackprop import notation
-from symbackprop.grading.reading import (
-    DELTA,
-    ETA,
-    KNOWN_FUNCTIONS,
-    P,
-    S,
-    U,
-    Vocabulary,
-    a,
-    b,
-    dEda,
-    delta,
-    dg,
-    quoted,
-    read_answer,
-    t,
-    updated,
-    w,
-    z,
-)
+from symbackprop.grading.building import KNOWN_FUNCTIONS
+from symbackprop.grading.reading import read_answer
 from symbackprop.grading.spelling import lines_of
+from symbackprop.grading.vocabulary import (DELTA, ETA, P, S, U, Vocabulary, a, b, dEda, delta, dg, quoted, t,
+                                             updated, w, z)
 from symbackprop.parsing import ExpressionError
 
 HIDDEN = {"default": {"i": P, "j": U, "k": S}, "haykin": {"i": P, "j": U, "k": S},

@@ -164,7 +164,7 @@ def test_graph_spec_file_with_tied_weights(tmp_path):
     result = run("verify", str(spec), "--json")
     assert result.returncode == 0, result.stderr
     names = [p["name"] for p in json.loads(result.stdout)["parameters"]]
-    assert names.count("u") == 1 and names.count("v") == 1
+    assert names.count("u") == 1 and names.count("v") == 1 and names.count("c") == 1  # the bias tied too
 
 
 BAD_SPECS = [

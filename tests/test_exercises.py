@@ -24,8 +24,9 @@ import symbackprop as sb
 from symbackprop.errors import SpecError
 from symbackprop.exercises import roster, sheets, toml_writer
 
+import katex_node
+
 ROOT = Path(__file__).parent.parent
-KATEX = ROOT / ".ci" / "node" / "node_modules" / "katex"
 #: Legal ids that need escaping in LaTeX, Markdown and CSV alike.
 AWKWARD = ["O'Brien & Co_50%", "José#1 {x}", "a$b^c~d", "Zoë-2"]
 #: Matt Mazur's worked example (2015): his w1 is input 1 -> hidden 1, w5 hidden 1 -> output 1.
@@ -265,13 +266,11 @@ def test_sheets_and_keys_compile_with_pdflatex(written, notation):
     assert len(list((written / notation).glob("*/sheet.pdf"))) == 1 + len(AWKWARD)
 
 
-@pytest.mark.skipif(shutil.which("node") is None or not KATEX.is_dir(),
-                    reason="node and katex not installed (.ci/run installs them into .ci/node)")
+@katex_node.requires_katex
 @pytest.mark.parametrize("notation", NOTATIONS)
 def test_sheets_and_keys_render_in_katex(written, notation):
     files = [str(p) for p in (written / notation).rglob("*.md")]
-    result = subprocess.run(["node", str(ROOT / "tests" / "katex_check.js"), *files], capture_output=True,
-                            text=True, timeout=120, check=False, env={**os.environ, "NODE_PATH": str(KATEX.parent)})
+    result = katex_node.render_all(files, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:]
 
 
@@ -310,3 +309,91 @@ def test_the_key_of_any_small_network_grades_correct(hidden, outputs, activation
     verdicts = sb.grade(made, rows, workers=1)
     assert [v.verdict for v in verdicts] == ["correct"] * len(rows), [
         (r["question"], r["answer"], v.message) for r, v in zip(rows, verdicts) if v.verdict != "correct"]
+
+
+def test_a_question_is_named_by_its_id_or_its_number_in_any_case():
+    made = sb.exercises(sb.compact("2-2-1"), students=["ann"], questions="delta_output,delta", seed=1)
+    rows = [{"student": "ann", "question": question, "answer": "(a_k - t_k) g'(z_k)"}
+            for question in ("q1", "Q1", "1", " 1 ", "q3", "3", "0", "question 1", "")]
+    verdicts = [v.verdict for v in sb.exercises.grade(made, rows, workers=1)]
+    assert verdicts == ["correct"] * 4 + ["not in the set"] * 5
+    assert made.question_id("Q2") == "q2" and made.question_id("2") == "q2" and made.question_id("q02") is None
+
+
+def test_a_roster_separated_by_semicolons_is_told_so(tmp_path):
+    roster_csv = tmp_path / "roster.csv"
+    roster_csv.write_text("student;name\nada;Ada Lovelace\n", encoding="utf-8")
+    with pytest.raises(SpecError, match="separated by semicolons"):
+        roster.read_roster(roster_csv)
+
+
+def test_no_sheet_shows_an_input_of_zero_or_asks_a_number_whose_answer_is_zero():
+    """A ReLU unit that is off has delta 0, and a weight from an input 0 has gradient 0: a student
+    learns nothing from either, nor from an input printed as -0, so those numbers are drawn again."""
+    spec = sb.compact("2-3-1", "relu,identity")
+    students = [f"s{n}" for n in range(40)]
+    made = sb.exercises(spec, students=students, questions="delta,grad_w,grad_b,delta[0][0]", seed=5)
+    for variant in made.variants:
+        assert all(x != 0 for x in variant.example["inputs"]), variant
+        worked = sb.example(spec.network, made.spec(variant).values)
+        ev = worked.evaluation
+        for target in variant.targets.values():
+            level, *rest = (int(n) for n in re.findall(r"\[(\d+)\]", target))
+            if target.startswith("delta"):
+                value = ev.delta[spec.network[f"[{level}][{rest[-1]}]"].name][0]
+            elif target.startswith("grad_b"):
+                value = ev.gradients[sb.network.layer_bias(level, rest[0])]
+            else:
+                value = ev.gradients[sb.network.layer_weight(level, *rest)]
+            assert abs(value) >= 5e-7, (variant.student, target, value)
+    unchanged = sb.exercises(spec, students=students[:3] + ["another"], questions="delta,grad_w,grad_b,delta[0][0]",
+                             seed=5)
+    assert [v.example for v in unchanged.variants[:3]] == [v.example for v in made.variants[:3]]
+
+
+def test_an_input_drawn_as_minus_zero_is_drawn_again(tmp_path):
+    """Seed 0 draws s124's second input as -0.003: shown as -0 before."""
+    made = sb.exercises(sb.compact("2-3-1"), students=["s124"], questions="delta_output,delta", seed=0)
+    inputs = made.variants[0].example["inputs"]
+    assert all(abs(x) >= 0.01 for x in inputs), inputs
+    files = sheets.render(made, ("md",))
+    assert not re.search(r"(?<![\d.])-0(?![.\d])", files["s124/sheet.md"])
+
+
+@pytest.mark.parametrize("loss, words, formula", [
+    ("half_sse", "half the sum of the squared errors", r"\sum_{k} \frac{(a_{k} - t_{k})^{2}}{2}"),
+    ("cross_entropy", "the cross-entropy", r"\log"),
+    ("log(cosh(a - t))", "a custom error function", r"\cosh")])
+def test_the_sheet_names_its_error_function_in_words_and_as_its_formula(loss, words, formula):
+    activation = "sigmoid,softmax" if loss == "cross_entropy" else "sigmoid,identity"
+    made = sb.exercises(sb.compact("2-2-2", activation, loss), questions="delta_output")
+    for format in ("md", "tex"):
+        sheet = sheets.render(made, (format,))[f"sheet.{format}"]
+        introduction = next(line for line in sheet.splitlines() if "error function" in line)
+        assert words in introduction and formula in introduction and "_sse" not in introduction, introduction
+
+
+def test_a_set_made_with_other_options_is_replaced_only_with_force(tmp_path):
+    """The README's serve section wrote its set into the folder of the Haykin set made just before:
+    the set silently became a default-notation one."""
+    roster_csv = write_roster(tmp_path / "roster.csv", ["ada", "alan"])
+    folder = tmp_path / "homework"
+    first = run("exercises", "--students", str(roster_csv), "--notation", "haykin", "--seed", "2026", "-o", str(folder))
+    assert first.returncode == 0, first.stderr
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    again = run("exercises", "--students", str(roster_csv), "--notation", "haykin", "--seed", "2026", "-o", str(folder))
+    assert again.returncode == 0, again.stderr  # the same options: written again, byte for byte
+    other = run("exercises", "--students", str(roster_csv), "--seed", "2026", "-o", str(folder))
+    assert other.returncode == 2 and other.stderr.count("\n") == 1, other.stderr
+    assert "--force" in other.stderr and "notation haykin" in other.stderr, other.stderr
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    seeded = run("exercises", "--students", str(roster_csv), "--notation", "haykin", "--seed", "7", "-o", str(folder))
+    assert seeded.returncode == 2 and "numbers of 2 students" in seeded.stderr, seeded.stderr
+    forced = run("exercises", "--students", str(roster_csv), "--seed", "2026", "--force", "-o", str(folder))
+    assert forced.returncode == 0, forced.stderr
+    assert sb.exercises.load(folder / "exercises.toml").notation == "default"
+    sb.exercises.write(sb.exercises(sb.compact("2-3-1"), students=["ada"], seed=2026), tmp_path / "api", ["md"])
+    smaller = sb.exercises(sb.compact("2-2-1"), students=["ada"], seed=2026)
+    with pytest.raises(SpecError, match="force=True"):
+        sb.exercises.write(smaller, tmp_path / "api", ["md"])
+    sb.exercises.write(smaller, tmp_path / "api", ["md"], force=True)

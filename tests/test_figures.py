@@ -173,6 +173,25 @@ def assert_figure_clean(figure: figures.Figure):
     circles = {n.name: ((n.x, n.y), n.radius) for n in figure.nodes}
     paths = [(a.points, {a.source, a.destination}) for a in figure.arrows]
     assert_clean(labels, circles, paths, room=ROOM_CM)
+    assert_inside_canvas(figure.svg())
+
+
+def assert_inside_canvas(text: str):
+    """Every unit, edge and label of the SVG lies on its canvas (a bend below the lowest unit was cut off)."""
+    root = ElementTree.fromstring(text)
+    width, height = float(root.get("width")), float(root.get("height"))
+    inside = lambda x, y: -0.5 <= x <= width + 0.5 and -0.5 <= y <= height + 0.5
+    for path in root.iter(SVG + "path"):
+        if "marker-end" in path.attrib:
+            for point in re.findall(r"-?[\d.]+,-?[\d.]+", path.get("d")):
+                assert inside(*map(float, point.split(","))), f"edge point {point} outside {width} x {height}"
+    for circle in root.iter(SVG + "circle"):
+        x, y, r = (float(circle.get(k)) for k in ("cx", "cy", "r"))
+        assert inside(x - r, y - r) and inside(x + r, y + r), f"unit at {x},{y} outside {width} x {height}"
+    for rect in root.iter(SVG + "rect"):
+        if rect.get("class") == "label":
+            x, y, w, h = (float(rect.get(k)) for k in ("x", "y", "width", "height"))
+            assert inside(x, y) and inside(x + w, y + h), f"label at {x},{y} outside {width} x {height}"
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -200,6 +219,23 @@ def test_random_graph_networks_draw_cleanly(data):
         names.append(f"h{n}")
     network = sb.graph(inputs, units, [names[-1]])
     for figure in drawn(network, data.draw(st.sampled_from(["default", "haykin"]))).values():
+        assert_figure_clean(figure)
+
+
+@pytest.mark.parametrize("units", [
+    # the +1 of h2 stood at the top of its column and its edge fell steeply past x0 (or h0) below it
+    [("h0", ["x1", "x2"]), ("h1", ["x1", "x0", "h0"]), ("h2", ["h0", "x2"]), ("h3", ["x0", "h1", "x1"]),
+     ("h4", ["x1", "h3", "x0"])],
+    [("h0", ["x1", "x0"]), ("h1", ["x1", "h0", "x0"]), ("h2", ["x1", "h0"]), ("h3", ["h0", "h2", "x1"]),
+     ("h4", ["x1", "h0", "h3"])],
+    # bends below the lowest unit ran off the SVG canvas
+    [("h0", ["x0"]), ("h1", ["h0", "x0"])],
+])
+@pytest.mark.parametrize("notation", ["default", "haykin", "bishop"])
+def test_graphs_that_once_drew_an_edge_through_a_unit_or_off_the_canvas(units, notation):
+    inputs = sorted({s for _, sources in units for s in sources if s.startswith("x")})
+    network = sb.graph(inputs, [{"name": n, "inputs": s, "activation": "tanh"} for n, s in units], [units[-1][0]])
+    for figure in drawn(network, notation).values():
         assert_figure_clean(figure)
 
 

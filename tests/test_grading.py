@@ -815,3 +815,14 @@ def test_an_infinite_or_undefined_number_is_never_correct(target, answer):
     # |inf - y| <= rtol * inf held for every y: 1/0 was graded correct for any number
     verdict = grading.check(sb.compact("2-3-1"), target, answer)
     assert verdict.verdict == "incorrect", verdict.as_dict()
+
+
+@pytest.mark.parametrize("delimiter, named", [(";", "semicolons"), ("\t", "tabs")])
+def test_a_csv_separated_by_another_delimiter_is_told_which(tmp_path, delimiter, named):
+    submissions = tmp_path / "answers.csv"
+    submissions.write_text(f"id{delimiter}target{delimiter}answer\n1{delimiter}delta_hidden{delimiter}a_j\n")
+    report = tmp_path / "report"
+    result = run("grade", str(SPEC_FILE(tmp_path)), str(submissions), "-o", str(report))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"separated by {named}" in result.stderr and "commas" in result.stderr, result.stderr
+    assert not report.with_suffix(".csv").exists()

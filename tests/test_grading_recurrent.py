@@ -26,8 +26,8 @@ from symbackprop import grading
 from symbackprop.errors import SpecError
 from symbackprop.grading import through_time
 from symbackprop.grading.evaluation import evaluate
-from symbackprop.grading.reading import P, U
-from symbackprop.grading.targets import _family
+from symbackprop.grading.prepared import family_of
+from symbackprop.grading.vocabulary import P, U
 
 SPEC = sb.compact("2-3-1", "tanh,identity", steps=3)  # the README's Elman network
 FUTURE = "\\delta_j(t) = g'(z_j(t)) \\left[\\sum_k w_{jk}\\delta_k(t) + \\sum_m r_{jm}\\delta_m(t+1)\\right]"
@@ -139,7 +139,7 @@ def test_references_equal_brute_force_diff_of_the_unrolled_loss(spec, random):
     sizes, steps = network.sizes, network.steps
     activations = [g.activation.name for g in network.groups][:len(sizes) - 1]
     hidden = sizes[1:-1]
-    family = _family(network)
+    family = family_of(network)
     rng = np.random.default_rng(random.randrange(1000))
     for name in ("delta_hidden_bptt", "grad_r", "grad_w_hidden"):
         target = grading.parse_target(name, network)

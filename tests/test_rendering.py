@@ -2,7 +2,6 @@
 of at most 4 pages, Markdown math that KaTeX renders with every display on its own, the
 textbooks' own formulas in their own notation and signs, equations defined before use and
 numbered, the softmax cancellation and the mini-batch mean derived, deterministic files."""
-import os
 import re
 import shutil
 import subprocess
@@ -15,9 +14,11 @@ import sympy as sp
 
 import symbackprop as sb
 
+import katex_node
+
 ELMAN = {"network": {"inputs": ["x1", "x2"], "outputs": ["y1", "y2"], "loss": "half_sse", "units": [
     {"name": "h1", "inputs": ["x1"], "weights": ["u"], "activation": "tanh", "bias": "c"},
-    {"name": "h2", "inputs": ["x2", "h1"], "weights": ["u", "r"], "activation": "tanh", "bias": "c2"},
+    {"name": "h2", "inputs": ["x2", "h1"], "weights": ["u", "r"], "activation": "tanh", "bias": "c"},
     {"name": "y1", "inputs": ["h1"], "weights": ["v"], "activation": "identity"},
     {"name": "y2", "inputs": ["h2"], "weights": ["v"], "activation": "identity"}]},
     "example": {"inputs": [0.5, -0.3], "targets": [0.1, 0.2], "parameters": {"u": 0.4, "r": 0.7, "v": -0.6}}}
@@ -106,18 +107,28 @@ def test_handout_of_a_two_three_one_network_fits_on_four_pages(tmp_path, notatio
     assert pages <= 4, f"{notation}: {pages} pages"
 
 
-KATEX = Path(__file__).parent.parent / ".ci" / "node" / "node_modules" / "katex"
-
-
-@pytest.mark.skipif(shutil.which("node") is None or not KATEX.is_dir(),
-                    reason="node and katex not installed (.ci/run installs them into .ci/node)")
+@katex_node.requires_katex
 def test_markdown_math_renders_in_katex(written):
     files = [str(p) for paths in written.values() for p in paths if p.suffix == ".md"]
-    result = subprocess.run(["node", str(Path(__file__).parent / "katex_check.js"), *files], capture_output=True,
-                            check=False, text=True, timeout=300,
-                            env={"NODE_PATH": str(KATEX.parent), "PATH": os.environ["PATH"]})
+    result = katex_node.render_all(files, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
     assert " 0 failed" in result.stdout
+
+
+def test_the_katex_skip_reason_names_what_is_missing(tmp_path):
+    with_node, without = tmp_path / "bin", tmp_path / "empty"
+    with_node.mkdir(), without.mkdir()
+    (with_node / "node").write_text("#!/bin/sh\n")
+    (with_node / "node").chmod(0o755)
+    package, absent = tmp_path / "node_modules" / "katex", tmp_path / "nowhere" / "katex"
+    package.mkdir(parents=True)
+    only_package = katex_node.missing(str(without), package)
+    only_node = katex_node.missing(str(with_node), absent)
+    assert "Node.js" in only_package and "katex package is in" in only_package
+    assert "katex package" in only_node and "Node.js" not in only_node and "node is installed" in only_node
+    assert "Node.js" in katex_node.missing(str(without), absent) and "katex package" in katex_node.missing(
+        str(without), absent)
+    assert katex_node.missing(str(with_node), package) == ""
 
 
 def displays_stand_alone(markdown: str) -> list[str]:
@@ -373,8 +384,40 @@ def test_jupyter_displays_every_object_as_the_notes_print_it():
     assert r"{a}_{k} - {t}_{k}" in d.generic["layer 2"].delta._repr_latex_()
     assert flat(r"\delta_{j} = (1 - a_{j}) a_{j} \sum_{k} \delta_{k} w_{jk}") in flat(layer.replace("&", ""))
     worked = sb.example(spec.network, spec.values, spec.learning_rate, d)._repr_markdown_()
-    assert "## A worked example" in worked and "## The output layer" in worked
+    assert worked.startswith("## A worked example") and "## The output layer" not in worked  # the example alone
+    assert "The error was" in worked and "## Appendix" not in worked
     assert ElementTree.fromstring(spec.network._repr_svg_()).tag.endswith("svg")
+
+
+def test_jupyter_shows_formulas_in_symbols_a_report_as_tables_a_spec_and_the_unrolled_figure():
+    import symbackprop.notes.display  # noqa: F401  (what importing symbackprop does in a notebook)
+    from symbackprop.notes import through_time
+    from symbackprop.notes.printing import NotationPrinter
+    spec = SPECS["default"]
+    d = sb.derive(spec.network)
+    shown = d.deltas["[0][1]"]._repr_latex_()  # a bare SymPy expression of the network's symbols
+    assert not re.search(r"(a|delta|w|z|b|x|t)\[\d", shown), shown  # was a[0][1] delta[1][0] w[1][1][0]
+    assert r"{\delta^{(2)}_{1}}" in shown and r"{w^{(2)}_{21}}" in shown and r"{a^{(1)}_{2}}" in shown
+    assert sp.Symbol("q")._repr_latex_() == r"$\displaystyle q$"  # other symbols as SymPy prints them
+    report = sb.verify(spec.network, d, spec.values)
+    table = report._repr_markdown_()
+    assert "Report(" not in table and "| witness | verdict |" in table and "central finite differences" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ${")]
+    assert len(rows) == len(spec.network.parameters) and rows[0].startswith(r"| ${w^{(1)}_{11}}$ |")
+    for line, checked in zip(rows, report.parameters):
+        assert float(line.split("|")[4]) == pytest.approx(checked.rel_error, rel=0.06)
+        assert float(line.split("|")[2].replace("−", "-")) == pytest.approx(checked.analytic, abs=6e-5)
+    wide = sb.compact("8-8-4")
+    wide_report = sb.verify(wide.network, sb.derive(wide.network), wide.values)
+    shown_rows = [line for line in wide_report._repr_markdown_().splitlines() if line.startswith("| ${")]
+    worst = sorted((p.rel_error for p in wide_report.parameters), reverse=True)[:60]
+    assert [float(line.split("|")[4]) for line in shown_rows] == pytest.approx(worst, rel=0.06)  # the largest
+    loaded = spec._repr_markdown_()
+    assert "Spec(" not in loaded and loaded.startswith("![The network](data:image/svg+xml;base64,")
+    assert "| $x_{1}$ |" in loaded and r"| ${b^{(2)}_{1}}$ |" in loaded and "learning rate" in loaded
+    rnn = sb.unrolled([2, 3, 1], ["tanh", "identity"], "half_sse", steps=3)
+    latex = NotationPrinter(sb.notation.load("default"), rnn).doprint
+    assert rnn._repr_svg_() == through_time.figure(rnn, latex).svg()
 
 
 def test_concrete_deltas_in_textbook_order_equal_the_derivation():

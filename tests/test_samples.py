@@ -23,7 +23,7 @@ BATCH = sb.from_dict({"network": {"layers": [2, 3, 1], "activation": ["sigmoid",
 #: the README's Elman network unrolled over two steps (a graph spec with tied weights)
 ELMAN = sb.from_dict({"network": {"inputs": ["x1", "x2"], "outputs": ["y1", "y2"], "loss": "half_sse", "units": [
     {"name": "h1", "inputs": ["x1"], "weights": ["u"], "activation": "tanh", "bias": "c"},
-    {"name": "h2", "inputs": ["x2", "h1"], "weights": ["u", "r"], "activation": "tanh", "bias": "c2"},
+    {"name": "h2", "inputs": ["x2", "h1"], "weights": ["u", "r"], "activation": "tanh", "bias": "c"},
     {"name": "y1", "inputs": ["h1"], "weights": ["v"], "activation": "identity"},
     {"name": "y2", "inputs": ["h2"], "weights": ["v"], "activation": "identity"}]},
     "example": {"inputs": [0.5, -0.3], "targets": [0.1, 0.2], "parameters": {"u": 0.4, "r": 0.7, "v": -0.6}}})

@@ -506,14 +506,13 @@ DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 def test_a_student_types_an_answer_in_headless_chromium_and_reads_the_verdict(made, server, tmp_path):
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.select import Select
     from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}"):
+                 "--window-size=1280,900", f"--user-data-dir={tmp_path / 'profile'}"):
         options.add_argument(flag)
     browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=DRIVER))
     try:
@@ -525,8 +524,18 @@ def test_a_student_types_an_answer_in_headless_chromium_and_reads_the_verdict(ma
         wait.until(lambda b: b.find_element(By.ID, "work").is_displayed())
         assert "Sheet of bob" in browser.find_element(By.ID, "sheet").text
         assert browser.find_elements(By.CSS_SELECTOR, "#sheet .katex")  # the sheet's math rendered
-        Select(browser.find_element(By.ID, "question")).select_by_value("q1")
+        choices = browser.find_elements(By.CSS_SELECTOR, "#questions label")
+        assert [c.text.split(".")[0] for c in choices] == ["1", "2", "3"]  # each question as the sheet asks it
+        assert choices[0].text.startswith("1. Derive the local gradient") and "output unit" in choices[0].text
+        assert "Compute the local gradient" in choices[2].text and choices[2].find_elements(By.CSS_SELECTOR, ".katex")
         box = browser.find_element(By.ID, "answer")
+        in_view = "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight;"
+        assert browser.execute_script(in_view, box)  # the answer box in the first screen
+        browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+        assert browser.execute_script(in_view, box)  # and still in reach at the end of the sheet
+        browser.save_screenshot(str(tmp_path / "page.png"))
+        browser.execute_script("window.scrollTo(0, 0)")
+        choices[0].find_element(By.TAG_NAME, "input").click()
         box.send_keys("(a_k - t_k) g'(z_k)")
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#preview .katex"))  # the live preview
         browser.find_element(By.ID, "check").click()
@@ -555,3 +564,48 @@ def test_a_student_types_an_answer_in_headless_chromium_and_reads_the_verdict(ma
         assert "bob" in browser.find_element(By.ID, "per-student").text
     finally:
         browser.quit()
+
+
+def test_a_question_may_be_sent_as_its_number_or_in_capitals(made, server):
+    answer = made["key"][("ann", "q1")]
+    for question in ("Q1", "1"):
+        status, data = server.check(made, "ann", question, answer)
+        assert status == 200 and data["verdict"] == "correct", data
+    assert server.check(made, "ann", "4", answer)[0] == 404
+    assert {r["question"] for r in server.export() if r["student"] == "ann"} <= {"q1", "q2", "q3"}
+
+
+def test_an_admin_token_under_16_characters_is_refused(made, tmp_path):
+    from symbackprop import serve
+
+    result = run("serve", str(made["toml"]), "--admin-token", "x" * 15, "--db", str(tmp_path / "db.sqlite"),
+                 "--port", str(free_port()), timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "--admin-token" in result.stderr and "16" in result.stderr and "15" in result.stderr
+    with pytest.raises(sb.errors.SpecError, match="16"):
+        serve.run(made["toml"], port=free_port(), db=tmp_path / "db.sqlite", admin_token="abc")
+    assert not (tmp_path / "db.sqlite").exists()
+
+
+def test_ctrl_c_in_serve_run_is_one_line(made, tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group: the server and its checking workers."""
+    port = free_port()
+    script = (f"from symbackprop import serve\nserve.run({str(made['toml'])!r}, port={port}, "
+              f"db={str(tmp_path / 'db.sqlite')!r}, admin_token={TOKEN!r}, workers=2)\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "stopped" in err and "serving" in out

@@ -89,3 +89,19 @@ def test_a_wide_layer_over_many_steps_keeps_the_chapter_on_the_page(tmp_path):
     log = (tmp_path / "notes.log").read_text()
     lines = [int(n) for n in re.findall(r"Overfull \\hbox .*? (?:lines (\d+)--\d+|line (\d+))", log) for n in n if n]
     assert not [n for n in lines if first <= n <= last], (first, last, lines)
+
+
+def test_the_readme_quotes_the_through_time_chapter_as_derive_prints_it(tmp_path):
+    """The README quoted -0.114138 where the notes print four decimals: every formula it quotes must
+    be a line of the notes of its own recurrent spec, derived with --truncate 2 as it says."""
+    from pathlib import Path
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("**Recurrent (Elman) networks**")[1]
+    spec = tmp_path / "net.toml"
+    spec.write_text(section.split("```toml\n")[1].split("```")[0])
+    notes = sb.write_notes(sb.load(spec), tmp_path / "notes", ["md"], truncate=2)[0].read_text()
+    quote = section.split("here from the spec above with `derive --truncate 2`:\n\n")[1].split("\n\n")[0]
+    formulas = re.findall(r"\$\$(.+?)\$\$", quote)
+    assert len(formulas) >= 5
+    for formula in formulas:
+        assert f"$${formula}$$" in notes, formula

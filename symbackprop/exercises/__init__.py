@@ -19,7 +19,7 @@ import sys
 import types
 from pathlib import Path
 
-from .exercise_set import ExerciseSet, Variant, exercises, is_set_file, load
+from .exercise_set import ExerciseSet, Variant, check_replaceable, exercises, is_set_file, load
 from .marking import grade, read_submissions, write_report
 from .questions import Question
 
@@ -27,10 +27,13 @@ __all__ = ["ExerciseSet", "Question", "Variant", "exercises", "grade", "is_set_f
            "write", "write_report"]
 
 
-def write(made: ExerciseSet, directory: str | Path, formats=("md", "tex"), templates: Path | None = None) -> list[Path]:
-    """The sheets, the key, ``key.csv`` and ``exercises.toml`` of ``made`` in ``directory``."""
+def write(made: ExerciseSet, directory: str | Path, formats=("md", "tex"), templates: Path | None = None,
+          force: bool = False) -> list[Path]:
+    """The sheets, the key, ``key.csv`` and ``exercises.toml`` of ``made`` in ``directory``; a set
+    there made with other options is replaced only with ``force``."""
     from .sheets import write as write_set  # the renderer (jinja2) is loaded only to write documents
 
+    check_replaceable(made, Path(directory), force, "force=True")
     return write_set(made, directory, formats, templates)
 
 

@@ -22,6 +22,11 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from .. import grading
+from ..derivation import derive
+from ..matrix import MatrixCompiled, evaluator
+from ..network import Network, layer_bias, layer_weight
+from ..numerics import Values
+from ..recurrent import UnrolledNetwork
 from ..notes import notation as notations
 from ..errors import SpecError
 from ..notes.notation import Notation
@@ -80,6 +85,13 @@ class ExerciseSet:
     def _by_student(self) -> dict:
         return {v.student: v for v in self.variants}
 
+    def question_id(self, text: str) -> str | None:
+        """The id of the question ``text`` names: its id in any case (``Q1``) or its number (``1``),
+        as students and spreadsheets write it; None if it names none."""
+        named = text.strip().lower()
+        ids = {q.id: q.id for q in self.questions} | {str(n): q.id for n, q in enumerate(self.questions, 1)}
+        return ids.get(named)
+
     def spec(self, variant: Variant) -> Spec:
         """The variant's network with its numbers (built once)."""
         key = variant.student
@@ -120,8 +132,10 @@ def exercises(spec: Spec | str | Path, students: Sequence[str] | str | Path | No
         ids = (roster.read_roster(Path(students), FILES) if isinstance(students, (str, Path))
                else roster.check_ids(list(students), "students", FILES))
         handed_out = access.codes_for(ids, codes or {})
-        variants = tuple(_draw(spec, student, seed, chosen, access.hash_code(handed_out[student], student, seed))
-                         for student in ids)
+        layered = network.layers is not None and not isinstance(network, UnrolledNetwork)
+        numbers = evaluator(derive(network)) if layered and any(q.numeric for q in chosen) else None
+        variants = tuple(_draw(spec, student, seed, chosen, access.hash_code(handed_out[student], student, seed),
+                               numbers) for student in ids)
     network_data = dict(spec.data.get("network", {}))
     made = ExerciseSet(network_data, notation_data, chosen, variants, handed_out)
     _check_gradable(made)
@@ -142,18 +156,54 @@ def _rng(seed: int, student: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest, "big"))
 
 
-def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...], code_hash: str) -> Variant:
-    """Numbers a student can work with by hand: two decimals, weights away from zero."""
+#: Draws of one student's numbers before giving up on numbers that teach something.
+MAX_DRAWS = 50
+#: An answer below this rounds to 0 at the six decimals a sheet asks students to carry.
+ZERO = 5e-7
+
+
+def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...], code_hash: str,
+          numbers: MatrixCompiled | None) -> Variant:
+    """Numbers a student can work with by hand: two decimals, weights away from zero.  Numbers that
+    teach nothing are drawn again: an input that rounds to 0 (printed 0 or -0), or a numeric
+    question whose answer is 0 (a ReLU unit that is off, a weight from an input 0), checked with
+    ``numbers`` (the layered network's evaluator; None: no numeric question to check)."""
     network, rng = spec.network, _rng(seed, student)
-    inputs = [round(float(x), 2) for x in rng.uniform(-1, 1, len(network.inputs))]
-    if network.loss.targets_sum_to_one:
-        targets = [float(x) for x in np.eye(len(network.outputs))[rng.integers(len(network.outputs))]]
-    else:
-        targets = [round(float(x), 2) for x in rng.uniform(0.05, 0.95, len(network.outputs))]
-    magnitudes = rng.uniform(0.1, 1, len(network.parameters)) * rng.choice([-1, 1], len(network.parameters))
-    parameters = {str(p): round(float(v), 2) for p, v in zip(network.parameters, magnitudes)}
-    example = {"inputs": inputs, "targets": targets, "learning_rate": spec.learning_rate, "parameters": parameters}
-    return Variant(student, example, {q.id: asked.target(q, network, rng) for q in chosen}, code_hash)
+    for _ in range(MAX_DRAWS):
+        inputs = [round(float(x), 2) for x in rng.uniform(-1, 1, len(network.inputs))]
+        if network.loss.targets_sum_to_one:
+            targets = [float(x) for x in np.eye(len(network.outputs))[rng.integers(len(network.outputs))]]
+        else:
+            targets = [round(float(x), 2) for x in rng.uniform(0.05, 0.95, len(network.outputs))]
+        magnitudes = rng.uniform(0.1, 1, len(network.parameters)) * rng.choice([-1, 1], len(network.parameters))
+        parameters = {str(p): round(float(v), 2) for p, v in zip(network.parameters, magnitudes)}
+        example = {"inputs": inputs, "targets": targets, "learning_rate": spec.learning_rate, "parameters": parameters}
+        asked_targets = {q.id: asked.target(q, network, rng) for q in chosen}
+        if 0 not in inputs and not (numbers and _zero_answers(network, numbers, example,
+                                                               asked_targets.values())):
+            return Variant(student, example, asked_targets, code_hash)
+    raise SpecError("--questions", f"in {MAX_DRAWS} draws of {student[:40]!r}'s numbers some numeric question "
+                                   "always had the answer 0; ask about other units or quantities")
+
+
+def _zero_answers(network: Network, numbers: MatrixCompiled, example: dict, targets) -> bool:
+    """Whether a numeric question's answer (for an update, the gradient it steps by) is 0."""
+    values = Values(np.array([example["inputs"]], dtype=float), np.array([example["targets"]], dtype=float),
+                    {p: example["parameters"][str(p)] for p in network.parameters})
+    evaluation = numbers.evaluate(values, example["learning_rate"])
+    for name in targets:
+        target = grading.parse_target(name, network)
+        if target.concrete is None or target.kind not in asked.DRAWN:
+            continue
+        level, source, unit = target.concrete
+        if target.kind == "delta":
+            value = evaluation.delta[network[f"[{level}][{unit}]"].name][0]
+        else:
+            parameter = layer_bias(level, unit) if target.kind == "grad_b" else layer_weight(level, source, unit)
+            value = evaluation.gradients[parameter]
+        if abs(value) < ZERO:
+            return True
+    return False
 
 
 def _check_gradable(made: ExerciseSet) -> None:
@@ -211,6 +261,36 @@ def _read(path: Path) -> dict:
         raise SpecError(str(path), f"cannot read the exercise set ({error.strerror})") from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise SpecError(str(path), f"is not valid TOML: {error}") from None
+
+
+def check_replaceable(made: ExerciseSet, directory: Path, force: bool, flag: str = "--force") -> None:
+    """Refuse to write ``made`` over a set in ``directory`` made with other options (unless
+    ``force``): sheets already handed out would no longer match their key.  The same options
+    (students added or not) write the same files again."""
+    path = Path(directory) / "exercises.toml"
+    if force or not is_set_file(path):
+        return
+    old, new = _read(path), as_table(made)
+    changed = []
+    if old.get("notation") != new["notation"]:
+        named = lambda notation: notation if isinstance(notation, str) else "of a notation file"
+        changed.append(f"notation {named(old.get('notation'))}, now {named(new['notation'])}")
+    if old.get("questions") != new["questions"]:
+        changed.append(f"questions {', '.join(map(str, dict(old.get('questions') or {}).values()))}, "
+                       f"now {', '.join(new['questions'].values())}")
+    if old.get("network") != new["network"]:
+        changed.append("another network")
+    if ("students" in old) != ("students" in new):
+        changed.append("one sheet per student, now one for everyone" if "students" in old
+                       else "one sheet for everyone, now one per student")
+    before, after = old.get("students", {None: old.get("everyone")}), new.get("students", {None: new.get("everyone")})
+    renumbered = [s for s in after if s in before and isinstance(before[s], Mapping)
+                  and (before[s].get("example"), before[s].get("targets")) != (after[s]["example"], after[s]["targets"])]
+    if renumbered and not changed:
+        changed.append(f"the numbers of {len(renumbered)} students differ (another --seed or spec example)")
+    if changed:
+        raise SpecError(str(directory), f"holds an exercise set made with other options ({'; '.join(changed)}); "
+                                        f"write into another folder, or replace it with {flag}")
 
 
 def load(path: str | Path) -> ExerciseSet:

@@ -36,14 +36,15 @@ def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", work
     targets: list[str] = [""] * len(rows)
     questions = {q.id: q for q in made.questions}
     for n, row in enumerate(rows):
-        student, question = (row.get("student") or "").strip(), (row.get("question") or "").strip()
+        student, question = (row.get("student") or "").strip(), _question(made, row)
         variant = made.variant(student)
         if variant is None:
             verdicts[n] = Verdict(NOT_IN_SET, f"student {student[:80]!r} is not in the exercise set "
                                               f"({len(made.variants)} students); check the id")
-        elif question not in questions:
-            verdicts[n] = Verdict(NOT_IN_SET, f"question {question[:80]!r} is not in the exercise set "
-                                              f"(questions {', '.join(questions)})")
+        elif question is None:
+            verdicts[n] = Verdict(NOT_IN_SET, f"question {(row.get('question') or '').strip()[:80]!r} is not in "
+                                              f"the exercise set (questions {', '.join(questions)}, or their "
+                                              f"numbers 1 to {len(questions)})")
         else:
             targets[n] = variant.targets[question]
             batches.setdefault(variant.student if questions[question].numeric else "", []).append(n)
@@ -55,11 +56,16 @@ def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", work
         offset = done[0]
         step = (lambda finished, _, offset=offset: progress(offset + finished, total)) if progress else None
         batch = [{"target": targets[n], "answer": rows[n].get("answer")} for n in members]
-        graded = grading.grade(spec_of, batch, made.notation_object, workers, seconds, step, reveal)
+        graded = grading.grade(spec_of, batch, made.notation_object, workers, seconds, step, reveal, sheet=True)
         for n, verdict in zip(members, graded):
             verdicts[n] = verdict
         done[0] += len(members)
     return verdicts
+
+
+def _question(made: ExerciseSet, row: dict) -> str | None:
+    """The id of the question a row answers (``Q1`` and ``1`` name q1)."""
+    return made.question_id(row.get("question") or "")
 
 
 def read_submissions(path: Path) -> tuple[list[str], list[dict]]:
@@ -71,9 +77,8 @@ def report_csv(made: ExerciseSet, header: list[str], rows: list[dict], verdicts:
     """The grade report's CSV, with the target each row was graded against."""
     with_targets = []
     for row in rows:
-        variant = made.variant((row.get("student") or "").strip())
-        question = (row.get("question") or "").strip()
-        with_targets.append({**row, "target": variant.targets.get(question, "") if variant else ""})
+        variant, question = made.variant((row.get("student") or "").strip()), _question(made, row)
+        with_targets.append({**row, "target": variant.targets[question] if variant and question else ""})
     extra = [c for c in header if c not in ("id", "answer")]
     return grading.report_csv(["id", "target", "answer", *extra], with_targets, verdicts)
 
@@ -86,7 +91,7 @@ def report_markdown(made: ExerciseSet, rows: list[dict], verdicts: list[Verdict]
     mistakes: dict[str, Counter] = {}
     outside = []
     for row, verdict in zip(rows, verdicts):
-        student, question = (row.get("student") or "").strip(), (row.get("question") or "").strip()
+        student, question = (row.get("student") or "").strip(), _question(made, row)
         if verdict.verdict == NOT_IN_SET:
             outside.append(f"- id {markdown_text((row.get('id') or '?')[:80])}: {markdown_text(verdict.message)}")
             continue

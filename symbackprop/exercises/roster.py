@@ -11,7 +11,7 @@ import unicodedata
 from pathlib import Path
 
 from ..errors import SpecError
-from ..files import read_bounded
+from ..files import read_bounded, separator_hint
 
 MAX_ID_LENGTH = 64
 MAX_STUDENTS = 5000
@@ -67,7 +67,7 @@ def read_roster(path: Path, reserved=()) -> list[str]:
             raise SpecError("--students", f"{path} names the 'student' column more than once; keep one")
         if "student" not in header:
             raise SpecError("--students", f"{path} needs a header row with a 'student' column (other columns "
-                                          "are ignored)")
+                                          f"are ignored){separator_hint(reader.fieldnames or [], ['student'])}")
         cells = [(row.get(header["student"]) or "").strip() for row in reader]
     except UnicodeDecodeError:
         raise SpecError("--students", f"{path} is not UTF-8 text; save the roster as UTF-8 CSV") from None

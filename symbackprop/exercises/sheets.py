@@ -20,7 +20,7 @@ import sympy as sp
 from ..notes import rendering
 from ..derivation import E, derive
 from ..examples import Example, example
-from ..files import write_set
+from ..files import replace_folder
 from ..network import layer_bias, layer_weight
 from ..notes.printing import NotationPrinter, in_notation
 from . import access, roster
@@ -187,6 +187,8 @@ def key_csv(variants: list[dict]) -> str:
     return out.getvalue()
 
 
-def write(made: ExerciseSet, directory: str | Path, formats=FORMATS, templates: Path | None = None) -> list[Path]:
-    """Render the whole set, then write it into ``directory`` (all files, or none changed)."""
-    return write_set({Path(directory) / name: text for name, text in render(made, formats, templates).items()})
+def write(made: ExerciseSet, directory: str | Path, formats=FORMATS, templates: Path | None = None,
+          inputs=()) -> list[Path]:
+    """Render the whole set, then make it the content of ``directory`` in one step (all files, or none
+    changed; other files there are kept), never over one of ``inputs``; ``codes.csv`` private."""
+    return replace_folder(Path(directory), render(made, formats, templates), inputs, {"codes.csv": 0o600})

@@ -1,8 +1,10 @@
 """Homework checking: one answer against the derivation, or a whole class in worker processes.
 
-One module per step: :mod:`.spelling` (textbook spellings and derivation lines into the grammar's
-form), :mod:`.reading` (untrusted text to SymPy), :mod:`.targets` (what an answer is for and its
-reference numbers), :mod:`.evaluation` (any expression at every test point),
+One module per step: :mod:`.reading` (untrusted text to SymPy, in three steps: :mod:`.spelling`,
+textbook spellings and derivation lines into the grammar's form; :mod:`.lexing`, the text checked,
+bounded and parsed; :mod:`.building`, the grammar's actions, through the :mod:`.vocabulary` of the
+target), :mod:`.prepared` (the target, its answer key and the test networks), :mod:`.targets` (what
+an answer is for and its reference numbers), :mod:`.evaluation` (any expression at every test point),
 :mod:`.mistakes` (the known mistakes as mutants), :mod:`.judging` (the verdict on one answer),
 :mod:`.through_time` (a recurrent network's targets: BPTT's delta and the recurrent weights' gradients),
 :mod:`.workers` (answers in killable processes: check, grade), :mod:`.reports` (CSV in, reports out).
@@ -16,7 +18,7 @@ How an answer is decided (the README's "Checking homework" says the same):
   and the learning rate drawn at random per point; for a concrete target, on the spec's
   network at its worked example and at random points, with the spec's learning rate.
 * A recurrent network's targets (delta_hidden_bptt, grad_r, grad_r[h][i][j]) are graded the same
-  way on unrolled networks (2-3-2 and 2-3-3-2 over 3 steps, or the spec's), with the step t bound
+  way on unrolled networks (2-3-2 over 5 steps and 2-3-3-2 over 6, or the spec's), with the step t bound
   too (the last step T for a gradient) and every sum over t running over the steps.
 * The answer is evaluated at the same points with the index letters bound to the same
   units and each sum running over the layer of its index, so a sum written for one width
@@ -34,9 +36,11 @@ How an answer is decided (the README's "Checking homework" says the same):
 """
 from .judging import Verdict, check_prepared
 from .mistakes import MISTAKES
-from .reading import ExpressionError, Vocabulary, read_answer
+from .prepared import Prepared, Target
+from .reading import ExpressionError, read_answer
 from .reports import read_submissions, report_csv, report_markdown, write_report
-from .targets import GENERIC_TARGETS, RECURRENT_TARGETS, Prepared, Target, parse_target, prepare
+from .targets import GENERIC_TARGETS, RECURRENT_TARGETS, parse_target, prepare
+from .vocabulary import Vocabulary
 from .workers import SECONDS_PER_ANSWER, check, grade
 
 __all__ = ["GENERIC_TARGETS", "MISTAKES", "RECURRENT_TARGETS", "SECONDS_PER_ANSWER", "ExpressionError", "Prepared",

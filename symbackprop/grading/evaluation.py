@@ -16,7 +16,7 @@ import sympy as sp
 
 from ..functions import Activation
 from ..network import layer_bias, layer_weight
-from .reading import ETA, LAST, OUTPUTS, TIME, P, S, U, dEdr, dEdw, r, w, z
+from .vocabulary import ETA, LAST, OUTPUTS, TIME, P, S, U, dEdr, dEdw, r, w, z
 
 RTOL, ATOL = 1e-8, 1e-12
 PAD = 6  # every layer's tables have this many positions; beyond a layer's width, fixed random values
@@ -210,7 +210,7 @@ def value_at(e, cases: Cases, env):
         step = np.clip(np.broadcast_to(np.asarray(step), (cases.count,)), 0, cases.tables["a"].shape[1] - 1)
         return cases.tables[str(e.base)][rows, step.astype(int), level, pos]
     if isinstance(e, sp.Sum):  # SymPy merges nested sums into one with several limits
-        return _sum(e.function, [limit[0] for limit in e.limits], cases, env)
+        return _sum(e.function, list(e.limits), cases, env)
     if e == ETA:
         return cases.eta
     if e == OUTPUTS:
@@ -250,24 +250,37 @@ def value_at(e, cases: Cases, env):
     raise Unbound(str(e))
 
 
-def _sum(function, variables, cases: Cases, env):
-    """The sum of ``function`` over the last variable (the outermost limit), then the rest;
-    each runs over the layer of its role, masked to each case's width."""
-    if not variables:
+def _sum(function, limits, cases: Cases, env):
+    """The sum of ``function`` over the last limit (the outermost), then the rest, each within
+    its limits: over the layer of its role, masked to each case's width (a limit that is not a
+    number is the layer's end), or over the steps 1..T of each case."""
+    if not limits:
         return value_at(function, cases, env)
-    variable = variables[-1]
+    variable, lower, upper = limits[-1]
     total = 0.0
-    if variable == TIME and cases.steps is not None:  # over the steps 1..T of each case
+    if variable == TIME and cases.steps is not None:
+        first = _step_limit(lower, cases, env, 1)
+        last = np.minimum(_step_limit(upper, cases, env, cases.steps), cases.steps)
         for step in range(1, int(cases.steps.max()) + 1):
-            term = _sum(function, variables[:-1], cases, {**env, TIME: (None, np.full(cases.count, step))})
-            total = total + np.where(step <= cases.steps, term, 0.0)
+            term = _sum(function, limits[:-1], cases, {**env, TIME: (None, np.full(cases.count, step))})
+            total = total + np.where((first <= step) & (step <= last), term, 0.0)
         return total
     level = _summed_layer(variable, function, env, cases)
-    for n in range(PAD):
+    first = int(lower) if lower.is_Integer else 0
+    last = int(upper) if upper.is_Integer else PAD
+    for n in range(max(first, 0), min(last + 1, PAD)):
         inner = {**env, variable: (level, np.full(cases.count, n))}
-        term = _sum(function, variables[:-1], cases, inner)
+        term = _sum(function, limits[:-1], cases, inner)
         total = total + np.where(n < cases.width[np.arange(cases.count), level], term, 0.0)
     return total
+
+
+def _step_limit(limit, cases: Cases, env, default):
+    """A time sum's limit at every case: a number, or t or T plus a number; ``default`` for one
+    that names no step (the N of a sum written without limits)."""
+    if limit.free_symbols - {TIME, LAST}:
+        return default
+    return np.asarray(value_at(limit, cases, env))
 
 
 def _summed_layer(variable, function, env, cases: Cases):

@@ -16,32 +16,14 @@ import sympy as sp
 
 from .evaluation import Cases, NotElementwise, Unbound, bindings, close, evaluate, value_at
 from .mistakes import MISTAKE_NAMES
-from .reading import (
-    DELTA,
-    ETA,
-    MAX_LENGTH,
-    TIME,
-    Answer,
-    ExpressionError,
-    P,
-    S,
-    U,
-    a,
-    dEda,
-    dEdr,
-    dEdw,
-    delta,
-    quoted,
-    read_answer,
-    t,
-    updated,
-    w,
-    z,
-)
+from .prepared import Prepared
+from .reading import MAX_LENGTH, Answer, ExpressionError, read_answer
 from .spelling import lines_of
-from .targets import Prepared
+from .vocabulary import DELTA, ETA, TIME, P, S, U, a, dEda, dEdr, dEdw, delta, quoted, t, updated, w, z
 
-NUMBER_RTOL = 1e-3
+NUMBER_RTOL = 1e-3  # an expression with the worked example's numbers in it, against its value
+#: the significant digits a number-only answer is asked for (the sheets say so)
+DIGITS = 4
 
 
 @dataclass
@@ -139,9 +121,11 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
         return Verdict("incorrect", str(error))
     except ExpressionError as error:
         return Verdict("cannot read", str(error))
-    at_example = answer.decimals and prepared.target.concrete is not None and prepared.example is not None
+    at_example = (answer.decimals and prepared.target.concrete is not None and prepared.example is not None
+                  and any(side.free_symbols for side, _ in sides))  # a number alone mixes nothing
     for number, (side, values) in enumerate(sides):
-        verdict = _judge(prepared, side, values, number, len(sides), at_example and bool(side.free_symbols))
+        verdict = _judge(prepared, side, values, number, len(sides), at_example and bool(side.free_symbols),
+                         answer.digits)
         if verdict is not None:
             return verdict
     restated = final and _restates(prepared, sides[-1][0])
@@ -233,26 +217,27 @@ def _answer_sides(prepared: Prepared, answer: Answer) -> list:
     return out
 
 
-def _judge(prepared: Prepared, side, values, number: int, count: int, at_example: bool) -> Verdict | None:
+def _judge(prepared: Prepared, side, values, number: int, count: int, at_example: bool,
+           digits: int | None = None) -> Verdict | None:
     """None when ``side`` equals the target, else the verdict on it; ``at_example``: compared at
     the worked example only (numbers from it mixed with symbols hold nowhere else)."""
     reference = prepared.reference
     where = _where(number, count)
     if not side.free_symbols and prepared.example is not None:  # a number: the worked example's value
-        return _judge_number(prepared, float(values[0]), where)
-    if at_example:
-        return _judge_at_example(prepared, values, where)
-    if not np.all(np.isfinite(values)):
-        bad = int(np.argmin(np.isfinite(values)))
-        return Verdict("incorrect", where("The answer is undefined (division by zero, log of a negative "
-                                          "number, overflow) at a point where the target is defined."), [],
-                       _counterexample(prepared, values, bad, side))
-    if close(values, reference):
-        return None
-    if number == 0 and count > 1:
+        return _judge_number(prepared, float(values[0]), where, digits)
+    if number == 0 and count > 1 and not close(values, reference):
         return Verdict("incorrect", f"The left-hand side is not {prepared.words['target']}.",
                        [f"The target is {prepared.words['target']}; the left-hand side names another quantity."],
                        _counterexample(prepared, values, side=side))
+    if at_example:
+        return _judge_at_example(prepared, values, where)
+    if not np.all(np.isfinite(values)):
+        bad = [case for case in np.flatnonzero(~np.isfinite(values)) if _may_show(prepared, case)]
+        return Verdict("incorrect", where("The answer is undefined (division by zero, log of a negative "
+                                          "number, overflow) at a point where the target is defined."), [],
+                       _counterexample(prepared, values, int(bad[0]), side) if bad else None)
+    if close(values, reference):
+        return None
     for names, messages, mutant in prepared.mutants:
         if close(values, mutant):
             return Verdict("incorrect", where(_headline(names)), [m.format(**prepared.words) for m in messages],
@@ -280,13 +265,14 @@ def _where(number: int, count: int) -> Callable[[str], str]:
 
 
 def _judge_at_example(prepared: Prepared, values, where: Callable[[str], str]) -> Verdict | None:
-    """An expression with the worked example's numbers in it, against the worked example only."""
+    """An expression with the worked example's numbers in it, against the worked example only; its value
+    there is shown only when the grader reveals it."""
     value, expected = float(values[0]), float(prepared.reference[0])
     if _near(value, expected):
         return None
     named = next((names for names, _, mutant in prepared.mutants if _near(value, float(mutant[0]))), None)
     headline = _headline(named) if named else "The answer differs from the target at the worked example."
-    shown = {"answer": value, "at": "the spec's worked example", **({"expected": expected} if prepared.reveal else {})}
+    shown = {"answer": value, "at": "the spec's worked example", "expected": expected} if prepared.reveal else None
     return Verdict("incorrect", where(headline), [_AT_EXAMPLE_ONLY], shown)
 
 
@@ -294,8 +280,8 @@ _AT_EXAMPLE_ONLY = ("The answer mixes numbers with symbols, so it holds at most 
                     "it was checked there only.")
 
 
-def _near(x: float, y: float) -> bool:
-    return close(np.array(x), np.array(y), NUMBER_RTOL, 1e-9)
+def _near(x: float, y: float, rtol: float = NUMBER_RTOL) -> bool:
+    return close(np.array(x), np.array(y), rtol, 1e-9)
 
 
 def _headline(names) -> str:
@@ -309,23 +295,59 @@ def _named(verdict: Verdict) -> bool:
     return all(part in MISTAKE_NAMES for part in verdict.message.rstrip(".").lower().split(" and "))
 
 
-def _judge_number(prepared: Prepared, value: float, where: Callable[[str], str]) -> Verdict | None:
-    """A number against the worked example's value, which is shown only when the grader reveals it."""
+def _judge_number(prepared: Prepared, value: float, where: Callable[[str], str], written: int | None) -> Verdict | None:
+    """A number against the value of the worked example (or of the student's sheet), given to the
+    :data:`DIGITS` significant digits asked: within one unit of the last of them, and written with
+    at least that many unless it is exact.  The value is shown only when the grader reveals it."""
     expected = prepared.example
-    if _near(value, expected):
+    values = [expected]
+    if prepared.target.kind == "update_w":  # the new weight, or the step
+        values.append(float(prepared.cases.symbols.get(prepared.weight, [np.nan])[0]) + expected)
+    the_value = "the value of your sheet" if prepared.sheet else "the worked example's value"
+    asked = f"your sheet asks for {DIGITS}" if prepared.sheet else f"{DIGITS} are asked"
+    shown = {"answer": value, "at": "your sheet's numbers" if prepared.sheet else "the spec's worked example",
+             **({"expected": expected} if prepared.reveal else {})}
+    if any(_near(value, x, 1e-9) for x in values):  # exact (0.5 needs no four digits)
         return None
-    if prepared.target.kind == "update_w":
-        new = float(prepared.cases.symbols.get(prepared.weight, [np.nan])[0]) + expected
-        if _near(value, new):
-            return None
-    shown = {"answer": value, "at": "the spec's worked example", **({"expected": expected} if prepared.reveal else {})}
+    agreed = max(_digits_agreeing(value, x) for x in values)
+    if written is not None and written < DIGITS and agreed >= written:
+        return Verdict("incorrect", where(f"Too few digits: your number has {written} significant digit"
+                                          f"{'s' * (written != 1)}; {asked}."),
+                       [f"Give the value to {DIGITS} significant digits (carry six through the intermediate "
+                        "steps): a number rounded to fewer cannot be told from a nearby wrong one."], shown)
+    if agreed >= DIGITS:
+        return None
     for names, messages, mutant in prepared.example_mutants:
-        if _near(value, mutant):
+        if _digits_agreeing(value, mutant) >= DIGITS:
             return Verdict("incorrect", where(_headline(names)), [m.format(**prepared.words) for m in messages],
                            shown)
+    if agreed >= 2:
+        return Verdict("incorrect", where(f"Rounded too early: your number agrees with the value only to {agreed} "
+                                          f"significant digits; {asked}."),
+                       [f"Carry six significant digits through the intermediate steps and round only the result to "
+                        f"{DIGITS}."], shown)
     value_shown = f" {expected:.6g}" if prepared.reveal else ""
-    return Verdict("incorrect", where(f"The number differs from the worked example's value{value_shown} "
-                                      f"(relative tolerance {NUMBER_RTOL:g})."), [], shown)
+    return Verdict("incorrect", where(f"The number differs from {the_value}{value_shown} (to "
+                                      f"{DIGITS} significant digits)."), [], shown)
+
+
+def _digits_agreeing(value: float, expected: float) -> int:
+    """How many significant digits of ``expected`` ``value`` gets right: n when they differ by at
+    most one unit in the n-th (0.2297 and 0.2301: 3; 0.2 and 0.2301: 1)."""
+    if not np.isfinite(value) or not np.isfinite(expected) or expected == 0:
+        return 0
+    gap = abs(value - expected)
+    if gap == 0:
+        return 17
+    leading = np.floor(np.log10(abs(expected)))
+    return int(max(0, min(17, np.floor(leading - np.log10(gap) + 1e-9) + 1)))
+
+
+def _may_show(prepared: Prepared, case: int) -> bool:
+    """Whether a reply may show values at test point ``case``: not at a concrete target's worked
+    example (point 0) unless the grader reveals it, for every value there is the exercise's answer
+    or a step towards it (an answer's value there, divided by its factor, gives the key away)."""
+    return case != 0 or prepared.target.concrete is None or prepared.reveal
 
 
 def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = None, side=None) -> dict:
@@ -335,8 +357,8 @@ def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = N
     if case is None:
         with np.errstate(all="ignore"):
             gap = np.abs(values - reference) / np.maximum(np.abs(reference), 1e-12)
-        if prepared.target.concrete is not None and not prepared.reveal:
-            gap[0] = np.nan  # the worked example's value is the exercise's answer: a random point instead
+        if not _may_show(prepared, 0):
+            gap[0] = np.nan  # a random point instead
         case = int(np.nanargmax(gap)) if np.any(np.isfinite(gap)) else 1 % len(gap)
     cases, words = prepared.cases, prepared.words
     label = cases.labels[case]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import sympy as sp
@@ -15,10 +14,8 @@ import sympy as sp
 from ..functions import A, K, T, activation
 from ..notes.notation import Notation
 from .evaluation import Cases, NotElementwise, Unbound, close_to_any, evaluate
-from .reading import ETA, LAST, OUTPUTS, TIME, P, S, U, a, delta, dg, r, t, w, z
-
-if TYPE_CHECKING:
-    from .targets import Target
+from .prepared import Target
+from .vocabulary import ETA, LAST, OUTPUTS, TIME, P, S, U, a, delta, dg, r, t, w, z
 
 
 def _replace_sum(e, function):

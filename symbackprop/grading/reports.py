@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import SpecError
-from ..files import read_bounded, write_set
+from ..files import read_bounded, separator_hint, write_set
 from .judging import Verdict
 from .reading import MAX_LENGTH
 
@@ -46,7 +46,7 @@ def read_submissions(path: Path, required=REQUIRED_COLUMNS) -> tuple[list[str], 
         missing = [c for c in required if c not in header]
         if missing:
             raise SpecError(str(path), f"the header row must name {', '.join(required)}; "
-                                       f"missing {', '.join(missing)}")
+                                       f"missing {', '.join(missing)}{separator_hint(header, required)}")
         rows = [_row(header, record) for record in records if record]
     except csv.Error as error:
         raise SpecError(str(path), f"is not a readable CSV file: {error}") from None

@@ -17,12 +17,19 @@ UNICODE = {"δ": r"\delta ", "Δ": r"\Delta ", "η": r"\eta ", "σ": r"\sigma ",
            "α": r"\alpha ", "∂": r"\partial ", "Σ": r"\sum ", "∑": r"\sum ", "·": r"\cdot ", "×": r"\times ",
            "−": "-", "′": "'", "ℓ": r"\ell ", "←": r"\leftarrow ", "∈": r"\in ", "→": r"\rightarrow ",
            "τ": r"\tau ", "≡": r"\equiv ", "≥": r"\geq ", "≤": r"\leq ", "²": "^{2}", "³": "^{3}", "⋅": r"\cdot ",
-           "∗": "*", "–": "-", "ε": r"\varepsilon ", "θ": r"\theta ", "λ": r"\lambda ", "μ": r"\mu "}
+           "∗": "*", "–": "-", "ε": r"\varepsilon ", "θ": r"\theta ", "λ": r"\lambda ", "μ": r"\mu ",
+           "ŷ": r"\hat{y}", "⊙": r"\odot ", "∇": r"\nabla "}
+#: a hat as a combining accent (y followed by U+0302)
+_COMBINING_HAT = re.compile("([A-Za-z])\u0302")
+#: Python's augmented assignment of an update, w -= eta * ...
+_AUGMENTED = re.compile(r"([^=<>!+\-]+?)\s*([-+])=\s*([^=]+)")
 #: a time index right after a symbol: Haykin's (n), the (t) of w_ij(t), Bishop's (tau); dropped
 _TIME_INDEX = re.compile(r"(?<=[A-Za-z0-9}'])\(\s*(?:n|t|\\tau)\s*\)")
 #: the next time step, (n+1), (t+1): "the new value"
 _NEXT_TIME = re.compile(r"(?<=[A-Za-z0-9}'])\(\s*(?:n|t|\\tau)\s*\+\s*1\s*\)")
 _ERROR_NAMES = r"(?:E_n|E|C|L|J|\\mathcal\{E\})"
+#: the gradient \nabla_{w_{ij}} E (or \nabla_w E) as the derivative it is
+_NABLA = re.compile(rf"\\nabla\s*_\s*(\{{(?:[^{{}}]|\{{[^{{}}]*\}})*\}}|[A-Za-z])\s*({_ERROR_NAMES})(?![A-Za-z])")
 #: dE/dw_ij, dC/dw^l_jk: the derivative of the error written with plain d's
 _PLAIN_DERIVATIVE = re.compile(rf"(?<![A-Za-z\\])d({_ERROR_NAMES})\s*/\s*d(?=[A-Za-z\\])")
 #: the indicator 1[z_j > 0], 1_{z_j > 0}, 1\{z_j > 0\}
@@ -66,6 +73,7 @@ def lines_of(text: str) -> list[str]:
 def normalize(line: str, timed: bool = False) -> str:
     """One line in the grammar's spelling; ``timed`` (a recurrent network's target) keeps the
     time index (t), (t+1), which the reader reads as the step, not as an iteration."""
+    line = _COMBINING_HAT.sub(r"\\hat{\1}", line)
     line = "".join(UNICODE.get(char, char) for char in line).replace("$", " ")
     line = re.sub(r"\\[\[\]()]", " ", line)  # \[ ... \] and \( ... \): display and inline math, like $
     line = _EQUATION_LABEL.sub(" ", line)
@@ -75,12 +83,23 @@ def normalize(line: str, timed: bool = False) -> str:
     line = line.replace("\\{", "(").replace("\\}", ")")  # \left\{ ... \right\} as brackets
     line = _WRAPPED_NAME.sub(lambda m: m.group(1), line)
     line = _PLAIN_DERIVATIVE.sub(lambda m: rf"\partial {m.group(1)} / \partial ", line)
+    line = _NABLA.sub(_gradient, line)
+    augmented = _AUGMENTED.fullmatch(line.strip())
+    if augmented:  # w -= eta * g is w <- w - (eta * g)
+        left, sign, right = augmented.groups()
+        line = rf"{left} \leftarrow {left} {sign} ({right})"
     if not timed:
         line = _NEXT_TIME.sub("^{+}", line)
         line = _TIME_INDEX.sub(" ", line)
     line = re.sub(r"\\equiv(?![A-Za-z])", "=", line)
     line = re.sub(r"[\s.,;]+$", "", line)  # the full stop or comma that ends a displayed formula
     return _square_brackets(line)
+
+
+def _gradient(match) -> str:
+    """\\nabla_{w_{ij}} E as \\frac{\\partial E}{\\partial w_{ij}}."""
+    by = match.group(1)
+    return rf"\frac{{\partial {match.group(2)}}}{{\partial {by[1:-1] if by.startswith('{') else by}}}"
 
 
 def _without_remark(line: str) -> str:

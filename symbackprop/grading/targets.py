@@ -8,14 +8,12 @@ targets (BPTT) are prepared by :mod:`.through_time`, imported only when one is a
 """
 from __future__ import annotations
 
-import functools
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 import sympy as sp
 
-from ..derivation import derive
 from ..errors import SpecError
 from ..functions import A, Activation, K, T
 from ..network import Network, layer_bias, layer_weight, layered
@@ -25,7 +23,8 @@ from ..numerics import Values
 from ..recurrent import UnrolledNetwork
 from .evaluation import Cases, build_cases, close, evaluate
 from .mistakes import mutants_of, wording
-from .reading import ETA, OUTPUTS, P, S, U, Vocabulary, a, delta, dg, t, w, z
+from .prepared import POINTS, Prepared, Target, bound_letters, family_of, letters_of, random_values, spec_parts
+from .vocabulary import ASKED, ETA, OUTPUTS, P, S, U, Vocabulary, a, delta, dg, printed_names, t, w, z
 
 GENERIC_TARGETS = ("delta_output", "delta_hidden", "grad_w_output", "grad_w_hidden", "grad_b_output",
                    "grad_b_hidden", "update_w_output", "update_w_hidden")
@@ -40,19 +39,7 @@ _CHANGED_THROUGH_TIME = {
        for name in ("grad_w_output", "grad_b_output", "grad_b_hidden", "update_w_output", "update_w_hidden")},
 }
 RECURRENT_USE = "delta_output, delta_hidden_bptt, grad_w_hidden, grad_r, grad_r[h][i][j]"
-POINTS = 4
 
-
-@dataclass(frozen=True)
-class Target:
-    """What an answer is for: kind (delta, grad_w, grad_b, update_w), output or hidden, and for
-    a concrete target the spec's 0-based indices (layer, source, unit)."""
-
-    name: str
-    kind: str
-    output: bool
-    concrete: tuple[int, int, int] | None = None
-    timed: bool = False  # graded through time, on a recurrent network
 
 
 def parse_target(name: str, network: Network) -> Target:
@@ -125,38 +112,14 @@ def _reference_expression(kind: str, local: sp.Expr, sign: int) -> sp.Expr:
             "update_w": -ETA * local * a[P]}[kind]
 
 
-@dataclass
-class Prepared:
-    """Everything needed to grade answers to one target, computed once."""
-
-    target: Target
-    vocabulary: Vocabulary
-    cases: Cases
-    reference: np.ndarray
-    weight: sp.Expr  # the weight an update changes, as answers name it
-    mutants: list  # (names, message(s), values)
-    words: dict
-    example: float | None = None  # concrete targets: the worked example's value (mean over samples)
-    example_mutants: list = field(default_factory=list)
-    reveal: bool = False  # messages may show the worked example's value (the exercise's answer)
-    renamed: Prepared | None = None  # an output target read with the hidden-layer letters (j fed by i)
-
-
-def _spec_parts(network: Network):
-    groups = network.groups
-    hidden = [g_.activation for g_ in groups if g_.units[0] not in network.outputs]
-    output = next(g_.activation for g_ in groups if g_.units[0] in network.outputs)
-    bias = any(u.bias is not None for u in network.computing_units)
-    return hidden, output, bias
-
 
 def _generic_points(network: Network, output: bool, rng) -> list:
-    hidden, out, bias = _spec_parts(network)
+    hidden, out, bias = spec_parts(network)
     if not hidden and not output:
         raise SpecError("--target", "hidden-layer targets need a spec with a hidden layer")
     first, last = (hidden[0], hidden[-1]) if hidden else (out, out)
-    shallow = _family(layered([2, 3, 2], [first, out], network.loss, bias))
-    deep = _family(layered([3, 4, 4, 3], [first, last, out], network.loss, bias))
+    shallow = family_of(layered([2, 3, 2], [first, out], network.loss, bias))
+    deep = family_of(layered([3, 4, 4, 3], [first, last, out], network.loss, bias))
     homes = [(shallow, 2), (deep, 3)] if output else [(shallow, 1), (deep, 1), (deep, 2)]
     points = []
     for family, level in homes:
@@ -164,7 +127,7 @@ def _generic_points(network: Network, output: bool, rng) -> list:
             sizes = family.sizes
             positions = {P: rng.integers(sizes[level - 1]), U: rng.integers(sizes[level]),
                          S: rng.integers(sizes[level + 1]) if level + 1 < len(sizes) else 0}
-            points.append((family, _random_values(family.network, rng), level, positions, rng.uniform(0.1, 0.9)))
+            points.append((family, random_values(family.network, rng), level, positions, rng.uniform(0.1, 0.9)))
     return points
 
 
@@ -181,27 +144,17 @@ def _not_finite(target: Target, values: Values | None, first_finite: bool) -> Sp
                                            "and loss that stay finite there")
 
 
-def _letters(notation: Notation, target: Target) -> dict:
-    """student letter -> role; where a notation uses one letter for two roles (Nielsen's k),
-    the role the target's formula needs wins."""
-    clean = lambda x: x.lstrip("\\").replace("ell", "l")
-    if target.output:
-        p, u = map(clean, notation.letters.output)
-        return {p: P, u: U}
-    p, u, s = map(clean, notation.letters.hidden)
-    letters = {p: P, s: S} if target.kind == "delta" else {s: S, p: P}
-    letters[u] = U
-    return letters
-
 
 def prepare(network: Network, target_name: str, notation: str | Notation = "default",
-            values: Values | None = None, learning_rate: float = 0.5, seed: int = 0, reveal: bool = False) -> Prepared:
-    """The reference and the known-mistake mutants of one target, computed once per batch."""
+            values: Values | None = None, learning_rate: float = 0.5, seed: int = 0, reveal: bool = False,
+            sheet: bool = False) -> Prepared:
+    """The reference and the known-mistake mutants of one target, computed once per batch;
+    ``sheet``: the values are a student's exercise sheet's."""
     notation = notation if isinstance(notation, Notation) else notations.load(notation)
     target = parse_target(target_name, network)
     if target.timed:
         from . import through_time  # BPTT's derivation, only for a recurrent target
-        return through_time.prepare(network, target, notation, values, learning_rate, seed, reveal)
+        return through_time.prepare(network, target, notation, values, learning_rate, seed, reveal, sheet)
     rng = np.random.default_rng(seed)
     if target.concrete is None:
         points = _generic_points(network, target.output, rng)
@@ -209,7 +162,7 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
     else:
         points, names = _concrete_points(network, target, values, learning_rate, rng)
     cases, numbers = build_cases(points, U if target.output else S)
-    _, output_activation, _ = _spec_parts(network)
+    _, output_activation, _ = spec_parts(network)
     local = _local_gradient(network.loss, output_activation, target.output)
     column = {"delta": 0, "grad_w": 1, "grad_b": 2, "update_w": 1}[target.kind]
     reference = numbers[:, column] * {"delta": notation.delta_sign, "update_w": -cases.eta}.get(target.kind, 1)
@@ -218,34 +171,52 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
     template = _reference_expression(target.kind, local, notation.delta_sign)
     if not close(evaluate(template, cases), reference, 1e-6):  # the template must be the derivation's
         raise RuntimeError(f"internal: the {target.name} template disagrees with the derivation")
-    if target.concrete is not None:
-        cases.symbols = _symbol_values(cases, names)
-        cases.symbol_layer = {symbol: spot[1] for symbol, spot in names.items() if spot[0] == "z"}
-    vocabulary = Vocabulary(notation, _letters(notation, target), target.output,
-                            ("l", "L") if target.output else ("l",), {str(s): s for s in names},
-                            per_step=isinstance(network, UnrolledNetwork))  # delta_output at any step t
     weight = w[P, U] if target.concrete is None else layer_weight(*target.concrete)
+    printed, asked = {}, None
     words = wording(notation, target, network.loss.name)
+    if target.concrete is not None:
+        cases.symbols = {**_symbol_values(cases, names), ASKED: numbers[:, column]}  # dE/dz, dE/dw, dE/db
+        cases.symbol_layer = {symbol: spot[1] for symbol, spot in names.items() if spot[0] == "z"}
+        from ..notes.printing import symbol_table  # a sheet's names, only for a concrete target
+
+        printed = printed_names(symbol_table(network, notation))
+        level, _, unit = target.concrete
+        asked = {"delta": network[f"[{level}][{unit}]"].z, "grad_b": layer_bias(level, unit)}.get(target.kind, weight)
+        words["target"] = _question_name(target, network, notation, symbol_table(network, notation), asked)
+    vocabulary = Vocabulary(notation, letters_of(notation, target), target.output,
+                            ("l", "L") if target.output else ("l",), {str(s): s for s in names},
+                            per_step=isinstance(network, UnrolledNetwork),  # delta_output at any step t
+                            printed=printed, asked=asked, bound=bound_letters(notation, target))
     mutants = mutants_of(template, reference, cases, network.loss)
-    prepared = Prepared(target, vocabulary, cases, reference, weight, mutants, words, reveal=reveal)
+    prepared = Prepared(target, vocabulary, cases, reference, weight, mutants, words, reveal=reveal, sheet=sheet)
     hidden_letters = Letters(notation.letters.hidden[:2], notation.letters.hidden)
     if target.concrete is None and target.output and notation.letters.output != hidden_letters.output:
         renamed = replace(notation, letters=hidden_letters)
-        prepared.renamed = replace(prepared, vocabulary=replace(vocabulary, letters=_letters(renamed, target)),
+        prepared.renamed = replace(prepared, vocabulary=replace(vocabulary, letters=letters_of(renamed, target)),
                                    words=wording(renamed, target, network.loss.name))
     if target.concrete is not None:
         _attach_example(prepared, network, values, learning_rate)
     return prepared
 
 
+def _question_name(target: Target, network: Network, notation: Notation, table: dict, asked) -> str:
+    """A concrete question's quantity as the sheet prints it: delta^{(2)}_{1}, dE/dw^{(1)}_{21}."""
+    level, _, unit = target.concrete
+    bare = lambda latex: latex[1:-1] if latex.startswith("{") and latex.endswith("}") else latex
+    if target.kind == "delta":
+        return bare(table[network[f"[{level}][{unit}]"].delta])
+    name = f"d{notation.plain['error'][0]}/d{bare(table[asked])}"
+    return f"Delta {bare(table[asked])}" if target.kind == "update_w" else name
+
+
 def _concrete_points(network, target, values, learning_rate, rng):
     level, source, unit = target.concrete
-    family = _family(network)
+    family = family_of(network)
     sizes = network.layers
     points = []
     first = Values(values.inputs[:1], values.targets[:1], values.parameters) if values is not None else None
     for n in range(POINTS + 1):
-        point = first if n == 0 and first is not None else _random_values(network, rng)
+        point = first if n == 0 and first is not None else random_values(network, rng)
         successor = rng.integers(sizes[level + 2]) if level + 2 < len(sizes) else 0
         eta = learning_rate  # the spec's: an update answer may write it as a number
         points.append((family, point, level + 1, {P: source, U: unit, S: successor}, eta))
@@ -279,7 +250,7 @@ def _attach_example(prepared: Prepared, network: Network, values: Values | None,
     if values is None:
         return
     level, source, unit = prepared.target.concrete
-    result = _family(network).compiled.evaluate(values, learning_rate)
+    result = family_of(network).compiled.evaluate(values, learning_rate)
     kind = prepared.target.kind
     if kind == "delta":
         value = float(np.mean(result.delta[f"[{level}][{unit}]"])) * prepared.vocabulary.notation.delta_sign
@@ -290,30 +261,3 @@ def _attach_example(prepared: Prepared, network: Network, values: Values | None,
     prepared.example = value
     if len(values.inputs) == 1:
         prepared.example_mutants = [(names, messages, v[0]) for names, messages, v in prepared.mutants]
-
-
-class _Family:
-    """One test network with its derivation and numeric code."""
-
-    def __init__(self, network: Network):
-        self.network = network
-        from ..matrix import evaluator  # only when preparing: a check whose references are cached skips it
-
-        self.derivation = derive(network)
-        self.compiled = evaluator(self.derivation)  # the matrix form: no code per weight of a spec's big network
-        self.sizes = network.layers
-
-
-@functools.lru_cache(maxsize=16)
-def _family(network: Network) -> _Family:
-    """Derived once per network: every target of a batch shares the test networks."""
-    return _Family(network)
-
-
-def _random_values(network: Network, rng) -> Values:
-    inputs = rng.uniform(-1, 1, (1, len(network.inputs)))
-    if network.loss.targets_sum_to_one:
-        targets = np.eye(len(network.outputs))[[rng.integers(len(network.outputs))]]
-    else:
-        targets = rng.uniform(0.05, 0.95, (1, len(network.outputs)))
-    return Values(inputs, targets, {p: float(rng.uniform(-1, 1)) for p in network.parameters})

@@ -2,7 +2,7 @@
 
 Imported only when such a target is asked, so a feed-forward ``check`` never derives BPTT.
 The reference numbers are the concrete derivation's of unrolled networks (two test shapes
-over :data:`TEST_STEPS` steps for a generic target; the spec's own network for grad_r[h][i][j]);
+over the :data:`TEST_STEPS` for a generic target; the spec's own network for grad_r[h][i][j]);
 the formula the mistakes mutate is :func:`symbackprop.bptt.derive_recurrent`'s, in the
 reader's symbols, and it must agree with those numbers before any answer is graded.  Every
 case binds the unit j, the unit i feeding it (for dE/dr_ij, a unit of j's own layer at t-1),
@@ -22,32 +22,34 @@ from ..numerics import Values
 from ..recurrent import UnrolledNetwork, recurrent_weight, unit_name, unrolled
 from .evaluation import PAD, Cases, activation_row, close, evaluate
 from .mistakes import mutants_of, wording
-from .reading import LAST, TIME, P, S, U, Vocabulary, a, b, delta, dg, r, w, z
-from .targets import POINTS, Prepared, Target, _family, _letters, _spec_parts
+from .prepared import POINTS, Prepared, Target, bound_letters, family_of, letters_of, spec_parts
+from .vocabulary import LAST, TIME, P, S, U, Vocabulary, a, b, delta, dg, r, w, z
 
-#: The length of the test networks' sequences: a gradient sums three uses, a delta has a past and a future.
-TEST_STEPS = 3
+#: The lengths of the two test networks' sequences: a delta has a past and a future, and a sum over
+#: part of the steps (t from T - 3, or from 3, where the first term of dE/dr vanishes as a_i(0) = 0)
+#: cannot equal the whole sum on both lengths.
+TEST_STEPS = (5, 6)
 #: The unit m of a hidden unit's own layer at t+1, summed over in BPTT's delta.
 PEER = sp.Symbol("m")
 
 
 def prepare(network: UnrolledNetwork, target: Target, notation: Notation, values: Values | None,
-            learning_rate: float, seed: int, reveal: bool) -> Prepared:
+            learning_rate: float, seed: int, reveal: bool, sheet: bool = False) -> Prepared:
     """The reference, the BPTT formula and its mutants of one recurrent target."""
-    hidden, out, bias = _spec_parts(network)
+    hidden, out, bias = spec_parts(network)
     if any(g.normalized for g in hidden):
         raise SpecError("--target", f"{target.name}: a softmax hidden layer has no slope of its own per unit; "
                                     "BPTT targets need elementwise hidden activations")
     rng = np.random.default_rng(seed)
     if target.concrete is None:
         first, last = hidden[0], hidden[-1]
-        shallow = _family(unrolled([2, 3, 2], [first, out], network.loss, bias, TEST_STEPS))
-        deep = _family(unrolled([2, 3, 3, 2], [first, last, out], network.loss, bias, TEST_STEPS))
+        shallow = family_of(unrolled([2, 3, 2], [first, out], network.loss, bias, TEST_STEPS[0]))
+        deep = family_of(unrolled([2, 3, 3, 2], [first, last, out], network.loss, bias, TEST_STEPS[1]))
         points = [_point(family, _sequence(family.network, rng), level, target, rng)
                   for family, level in ((shallow, 1), (deep, 1), (deep, 2)) for _ in range(POINTS)]
     else:
         h, source, unit = target.concrete
-        family = _family(network)
+        family = family_of(network)
         first = Values(values.inputs[:1], values.targets[:1], values.parameters) if values is not None else None
         points = [_point(family, first if n == 0 and first is not None else _sequence(network, rng), h + 1, target,
                          rng, (source, unit)) for n in range(POINTS + 1)]
@@ -61,12 +63,13 @@ def prepare(network: UnrolledNetwork, target: Target, notation: Notation, values
         cases.symbols, cases.symbol_layer = _symbols(points)
         names = {str(symbol): symbol for symbol in cases.symbols}  # a[0][1](0), x[0](2), r[0][1][2], ...
     offsets = {P: 0 if target.kind == "grad_r" else -1, U: 0, S: 1}
-    vocabulary = Vocabulary(notation, _letters(notation, target), False, ("l",), names, timed=True, offsets=offsets)
+    vocabulary = Vocabulary(notation, letters_of(notation, target), False, ("l",), names, timed=True, offsets=offsets,
+                            bound=bound_letters(notation, target))
     weight = (recurrent_weight(*target.concrete) if target.concrete is not None
               else r[P, U] if target.kind == "grad_r" else w[P, U])
     prepared = Prepared(target, vocabulary, cases, reference, weight, mutants_of(template, reference, cases,
                                                                                   network.loss),
-                        wording(notation, target, network.loss.name), reveal=reveal)
+                        wording(notation, target, network.loss.name), reveal=reveal, sheet=sheet)
     if target.concrete is not None and values is not None:
         prepared.example = family.compiled.evaluate(values, learning_rate).gradients[weight]
         if len(values.inputs) == 1:

@@ -5,12 +5,14 @@ Forked, so the prepared targets are shared without pickling; one worker per core
 from __future__ import annotations
 
 import ctypes
+import functools
 import multiprocessing
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import wait
 
 from .. import cache
@@ -32,7 +34,9 @@ PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 def _die_with(parent: int, inherited: list) -> None:
     """A forked worker ends with its parent, however the parent ends (even SIGKILL): Linux sends it
     SIGKILL then (prctl PR_SET_PDEATHSIG); and it holds no other process's pipe ends, so a read
-    from its own pipe ends too once the parent is gone."""
+    from its own pipe ends too once the parent is gone.  Ctrl-C, which a terminal sends to the whole
+    process group, is the parent's to handle: it closes the pool (a traceback per worker otherwise)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for connection in inherited:
         connection.close()
     if sys.platform.startswith("linux"):
@@ -65,6 +69,14 @@ def _serve(connection, prepared: dict, parent: int, inherited: list) -> None:
         connection.send((row, verdict.as_dict()))
 
 
+@functools.cache
+def _forker() -> ThreadPoolExecutor:
+    """The one thread every worker is forked from.  Linux sends PR_SET_PDEATHSIG when the *thread*
+    that forked a process ends, and a server's request threads end after some idle seconds: a
+    worker replaced from one of them was killed ten seconds later, in the middle of a later answer."""
+    return ThreadPoolExecutor(1, thread_name_prefix="symbackprop-forker")
+
+
 class Pool:
     """Worker processes (forked, so the prepared targets are shared) with a time limit per
     answer: a worker past its limit is killed and replaced, and its row is marked."""
@@ -84,7 +96,7 @@ class Pool:
         inherited = [mine, *(worker["connection"] for worker in self.workers)]
         process = self.context.Process(target=_serve, args=(theirs, self.prepared, os.getpid(), inherited),
                                        daemon=True)
-        process.start()
+        _forker().submit(process.start).result()
         theirs.close()
         return {"process": process, "connection": mine, "task": None, "since": 0.0}
 
@@ -92,14 +104,19 @@ class Pool:
         pending = iter(tasks)
         exhausted = False
         while True:
-            for worker in self.workers:
+            for n, worker in enumerate(self.workers):
                 if worker["task"] is None and not exhausted:
                     task = next(pending, None)
                     if task is None:
                         exhausted = True
                         break
+                    try:
+                        worker["connection"].send(task)
+                    except OSError:  # the worker died while idle (the OOM killer, a kill): a new one takes it
+                        self._replace(n)
+                        worker = self.workers[n]
+                        worker["connection"].send(task)
                     worker["task"], worker["since"] = task, time.monotonic()
-                    worker["connection"].send(task)
             busy = [x for x in self.workers if x["task"] is not None]
             if not busy:
                 return
@@ -169,11 +186,12 @@ def _unpack(spec):
 
 
 def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", workers: int | None = None,
-          seconds: float = SECONDS_PER_ANSWER, progress: Callable | None = None, reveal: bool = False) -> list[Verdict]:
+          seconds: float = SECONDS_PER_ANSWER, progress: Callable | None = None, reveal: bool = False,
+          sheet: bool = False) -> list[Verdict]:
     """A verdict for every row (``target`` and ``answer`` keys); a bad row is marked, never
     stops the batch.  Each target's reference is prepared once, answers are checked in
     ``workers`` processes (default: every core); ``reveal`` lets messages show the worked
-    example's values."""
+    example's values; ``sheet`` says they are a student's sheet's."""
     network, values, rate = _unpack(spec)
     notation = notation if isinstance(notation, Notation) else notations.load(notation)
     prepared, verdicts = {}, [None] * len(rows)
@@ -193,7 +211,7 @@ def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", work
             continue
         if target not in prepared:
             try:
-                prepared[target] = prepare(network, target, notation, values, rate, reveal=reveal)
+                prepared[target] = prepare(network, target, notation, values, rate, reveal=reveal, sheet=sheet)
             except SpecError as error:
                 prepared[target] = error
         if isinstance(prepared[target], SpecError):  # a row's target comes from its column, not --target

@@ -156,7 +156,9 @@ class Figure:
 
     def svg(self) -> str:
         """A standalone SVG picture; y grows downwards, so the figure is turned over."""
-        reach = [(n.x, n.y, n.radius) for n in self.nodes] + [(x, y, 0.4) for (x, y), _ in self.captions]
+        reach = ([(n.x, n.y, n.radius) for n in self.nodes] + [(x, y, 0.4) for (x, y), _ in self.captions]
+                 + [(x, y, 0.0) for a in self.arrows for x, y in a.points]
+                 + [(x, y, 0.0) for a in self.arrows if a.box for x, y in _corners(a.box)])
         left = min(x - r for x, _, r in reach) - 0.3
         top = max(y + r for _, y, r in reach) + 0.3
         width = (max(x + r for x, _, r in reach) + 0.3 - left) * PIXELS
@@ -314,7 +316,7 @@ def _slots(graph: _Graph, ordered: bool) -> tuple[list[list[str]], dict[int, lis
                 def barycentre(pair, index=index):
                     own, key = pair
                     seen = [index[k] for k in neighbours.get(key, []) if k in index]
-                    return (graph.kinds.get(key) != "bias", sum(seen) / len(seen) if seen else own)
+                    return sum(seen) / len(seen) if seen else own
                 columns[c] = [k for _, k in sorted(enumerate(columns[c]), key=barycentre)]
     return columns, chains
 
@@ -322,15 +324,18 @@ def _slots(graph: _Graph, ordered: bool) -> tuple[list[list[str]], dict[int, lis
 def _figure(network: Network, latex, bias_unit: bool, backward: bool) -> Figure:
     """Placed, then labelled.  The layouts tried are those where no edge grazes a unit it does
     not touch: columns wider and wider, and for a layered net with no such layout, fewer units
-    of each wide layer."""
+    of each wide layer.  A general graph whose bias units cannot be placed so (a bias edge
+    falling steeply past the units under its +1) is drawn with the biases on the units, as the
+    notations without a bias unit draw them; the caption follows :attr:`Figure.bias_unit`."""
     widest = max(network.layers) if network.layers else 0
-    for shown in [SHOWN_UNITS] + [n for n in range(SHOWN_UNITS - 1, 2, -1) if n < widest]:
-        graph = _graph(network, latex, bias_unit, backward, shown)
-        tried = [_placed(graph, network.layers is None, stretch, backward) for stretch in (1.0, 1.2, 1.45, 1.75)]
-        layouts = [layout for layout in tried if _clear(layout.nodes, layout.arrows)]
-        if layouts:
-            break
-    return _labelled(layouts or tried[-1:], backward, graph.crowded)
+    for with_bias_unit in dict.fromkeys([bias_unit, bias_unit and network.layers is not None]):
+        for shown in [SHOWN_UNITS] + [n for n in range(SHOWN_UNITS - 1, 2, -1) if n < widest]:
+            graph = _graph(network, latex, with_bias_unit, backward, shown)
+            tried = [_placed(graph, network.layers is None, stretch, backward) for stretch in (1.0, 1.2, 1.45, 1.75)]
+            layouts = [layout for layout in tried if _clear(layout.nodes, layout.arrows)]
+            if layouts:
+                return _labelled(layouts, backward, graph.crowded)
+    return _labelled(tried[-1:], backward, graph.crowded)
 
 
 class _Layout(NamedTuple):
@@ -606,6 +611,10 @@ def _svg_label(x: float, y: float, latex: str, em: float) -> str:
 
 def _centre(box: Box) -> Point:
     return (box.left + box.right) / 2, (box.top + box.bottom) / 2
+
+
+def _corners(box: Box) -> tuple[Point, Point]:
+    return (box.left, box.bottom), (box.right, box.top)
 
 
 # --- measuring and writing labels ---------------------------------------------------------

@@ -29,7 +29,7 @@ from . import figures, through_time
 from .matrix_form import MatrixPrinter, matrix_form
 from .notation import Notation
 from .notation import load as load_notation
-from .sandbox import BoundedSandbox, guarded, rendered
+from .sandbox import BoundedSandbox, ConfinedLoader, guarded, rendered
 from .printing import BATCH, ERROR_SIGNAL, SAMPLE, SAMPLE_ERROR, NotationPrinter, Shown, error_signal, shown
 from .worked import concrete, in_unit_order, number, worked
 
@@ -52,7 +52,7 @@ def _environment(templates: Path | None) -> jinja2.Environment:
     exercise sheets renders the same templates for every student); jinja2 reloads a changed file."""
     search = [str(templates)] if templates else []
     env = BoundedSandbox(
-        loader=jinja2.FileSystemLoader(search + [str(TEMPLATES)]), undefined=jinja2.StrictUndefined,
+        loader=ConfinedLoader(search + [str(TEMPLATES)]), undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["texescape"] = _texescape
     env.filters["number"] = number

@@ -4,7 +4,8 @@ jinja2's sandbox keeps a template from reaching Python, not from asking for all 
 (``{{ "x" * 10**10 }}``) or all time (nested loops over ``range``): here repetition and
 powers are refused past a size, a document past :data:`limits.MAX_DOCUMENT_CHARACTERS`,
 and a user's templates render under a CPU-time and a memory limit.  Whatever goes wrong
-in a template is one :class:`SpecError` naming the file and the line.
+in a template is one :class:`SpecError` naming the file and the line.  Templates are read
+from their folder only, never through a link out of it.
 """
 from __future__ import annotations
 
@@ -46,6 +47,19 @@ class BoundedSandbox(jinja2.sandbox.SandboxedEnvironment):
                     raise _TooLarge(f"repeats a {type(sequence).__name__} into {len(sequence) * count:,} items, "
                                     f"more than the {limits.MAX_DOCUMENT_CHARACTERS:,} characters a document may have")
         return super().call_binop(context, operator, left, right)
+
+
+class ConfinedLoader(jinja2.FileSystemLoader):
+    """Templates from the search folders only: a file that resolves outside them (``secret.j2 ->
+    /etc/shadow``, then ``{% include 'secret.j2' %}``) would copy any readable file into the notes."""
+
+    def get_source(self, environment, template):
+        source, filename, uptodate = super().get_source(environment, template)
+        resolved = Path(filename).resolve()
+        if not any(resolved.is_relative_to(Path(folder).resolve()) for folder in self.searchpath):
+            raise jinja2.sandbox.SecurityError(f"{template} resolves to {resolved}, outside the templates "
+                                               "folder; templates are read from their folder only")
+        return source, filename, uptodate
 
 
 def rendered(template: jinja2.Template, context: dict) -> str:

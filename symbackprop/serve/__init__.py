@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from .checking import Checking
 from .database import Submissions
 from .page import Pages
 
-__all__ = ["Checking", "Pages", "Server", "Submissions", "application", "run", "servable"]
+__all__ = ["Checking", "Pages", "Server", "Submissions", "application", "run", "servable", "serve_until_stopped"]
 
 
 def servable(path: str | Path) -> ExerciseSet:
@@ -60,10 +61,29 @@ def _listening(host: str, port: int) -> socket.socket:
     return sock
 
 
+#: An admin token shorter than this is refused: it guards every student's attempts.
+MIN_ADMIN_TOKEN = 16
+
+
 def run(path: str | Path, host: str = "127.0.0.1", port: int = 8000, db: str | Path = "submissions.sqlite",
         admin_token: str | None = None, workers: int | None = None, seconds: float = grading.SECONDS_PER_ANSWER,
         rate: int = RATE_PER_MINUTE, say: Callable[[str], None] = print) -> None:
-    """Serve the set at ``path`` until interrupted."""
+    """Serve the set at ``path`` until Ctrl-C, which ends it with one line on stderr."""
+    try:
+        serve_until_stopped(path, host, port, db, admin_token, workers, seconds, rate, say)
+    except KeyboardInterrupt:
+        print("serve: stopped by Ctrl-C", file=sys.stderr)
+
+
+def serve_until_stopped(path: str | Path, host: str = "127.0.0.1", port: int = 8000,
+                        db: str | Path = "submissions.sqlite", admin_token: str | None = None,
+                        workers: int | None = None, seconds: float = grading.SECONDS_PER_ANSWER,
+                        rate: int = RATE_PER_MINUTE, say: Callable[[str], None] = print) -> None:
+    """:func:`run`, leaving an interrupt (KeyboardInterrupt) to the caller, as the command line
+    reports it with its own exit status."""
+    if admin_token is not None and len(admin_token) < MIN_ADMIN_TOKEN:
+        raise SpecError("--admin-token", f"is {len(admin_token)} characters; use at least {MIN_ADMIN_TOKEN}, or "
+                                         "leave it out and a new token is drawn and printed")
     made = servable(path)
     _listening(host, port).close()  # a taken port is reported now, not after the preparation
     submissions = Submissions(db)

@@ -160,11 +160,11 @@ class Server:
 
     async def check(self, request: Request) -> dict:
         data = await _json(request, ("student", "code", "question", "answer"))
-        student, question, answer = data["student"], data["question"], data["answer"]
+        student, question, answer = data["student"], self.made.question_id(data["question"]), data["answer"]
         await self.students.login(student, data["code"])
-        if question not in self.checking.questions:
-            raise Refused(404, f"no question {question[:40]!r}; the questions are "
-                               f"{', '.join(self.checking.questions)}")
+        if question is None:
+            raise Refused(404, f"no question {data['question'][:40]!r}; the questions are "
+                               f"{', '.join(self.checking.questions)} (or their numbers)")
         if len(answer) > MAX_LENGTH:
             raise Refused(413, f"the answer is {len(answer)} characters; at most {MAX_LENGTH}")
         verdict = await run_in_threadpool(self.checking.check, student, question, answer)

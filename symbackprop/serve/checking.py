@@ -31,7 +31,8 @@ class Checking:
                 key = self.key(variant.student, question.id)
                 if key not in self.prepared:
                     self.prepared[key] = grading.prepare(spec.network, variant.targets[question.id],
-                                                         made.notation_object, spec.values, spec.learning_rate)
+                                                         made.notation_object, spec.values, spec.learning_rate,
+                                                         sheet=True)
                 progress()
         self.slots: queue.Queue[Pool] = queue.Queue()
         for _ in range(max(1, workers or os.cpu_count() or 1)):

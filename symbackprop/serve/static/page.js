@@ -46,6 +46,26 @@ function preview() {
   }
 }
 
+// A choice per question, worded as the sheet asks it (the sheet's numbered item, math rendered).
+function showQuestion(question) {
+  const label = document.createElement("label");
+  const choice = document.createElement("input");
+  choice.type = "radio";
+  choice.name = "question";
+  choice.value = question.id;
+  choice.checked = question.number === 1;
+  const words = document.createElement("span");
+  const asked = $("sheet").querySelector(`ol > li[value="${question.number}"]`);
+  words.append(`${question.number}. `, ...(asked ? [...asked.cloneNode(true).childNodes] : [`Question ${question.number}`]));
+  label.append(choice, words);
+  $("questions").appendChild(label);
+}
+
+function chosenQuestion() {
+  const chosen = document.querySelector('input[name="question"]:checked');
+  return chosen ? chosen.value : "";
+}
+
 async function enter(event) {
   event.preventDefault();
   const who = {student: $("student").value.trim(), code: $("code").value.trim()};
@@ -56,18 +76,13 @@ async function enter(event) {
   $("work").hidden = false;
   $("sheet").innerHTML = data.sheet;  // rendered by the server's templates, every value escaped
   renderMath($("sheet"));
-  for (const question of data.questions) {
-    const option = document.createElement("option");
-    option.value = question.id;
-    option.textContent = `${question.number} (${question.id})`;
-    $("question").appendChild(option);
-  }
+  for (const question of data.questions) showQuestion(question);
   for (const attempt of data.attempts) showAttempt(attempt);
 }
 
 async function check(event) {
   event.preventDefault();
-  const body = {...student, question: $("question").value, answer: $("answer").value};
+  const body = {...student, question: chosenQuestion(), answer: $("answer").value};
   $("result").hidden = false;
   $("verdict").textContent = "checking";
   $("message").textContent = "";

@@ -1,0 +1,115 @@
+"""Numeric answers: graded against the significant digits asked, written in the sheet's own symbols.
+
+The expected numbers come from a NumPy forward pass written here and central finite differences,
+not from the checker.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import symbackprop as sb
+from symbackprop import grading
+from symbackprop.exercises import exercises
+from symbackprop.exercises import grade as grade_set
+
+NETWORK = {"layers": [2, 2, 1], "activation": ["sigmoid", "identity"], "loss": "half_sse", "bias": True}
+PARAMETERS = {"w[0][0][0]": 0.3, "w[0][0][1]": -0.6, "w[0][1][0]": 0.8, "w[0][1][1]": 0.25, "b[0][0]": 0.1,
+              "b[0][1]": -0.2, "w[1][0][0]": 0.7, "w[1][1][0]": -0.45, "b[1][0]": 0.05}
+EXAMPLE = {"inputs": [0.9, -0.4], "targets": [0.35], "learning_rate": 0.5, "parameters": PARAMETERS}
+SPEC = sb.spec.from_dict({"network": NETWORK, "example": EXAMPLE})
+
+
+def _error(parameters: dict) -> float:
+    """E = 1/2 (y - t)^2 of the 2-2-1 network, by hand."""
+    x = np.array(EXAMPLE["inputs"])
+    hidden = [1 / (1 + np.exp(-(sum(parameters[f"w[0][{i}][{j}]"] * x[i] for i in range(2))
+                                 + parameters[f"b[0][{j}]"]))) for j in range(2)]
+    y = sum(parameters[f"w[1][{j}][0]"] * hidden[j] for j in range(2)) + parameters["b[1][0]"]
+    return 0.5 * (y - EXAMPLE["targets"][0]) ** 2
+
+
+def _gradient(name: str) -> float:
+    step = 1e-6
+    up, down = dict(PARAMETERS), dict(PARAMETERS)
+    up[name] += step
+    down[name] -= step
+    return (_error(up) - _error(down)) / (2 * step)
+
+
+GRADIENT = _gradient("w[0][1][0]")  # from x_2 to hidden unit 1: grad_w[0][1][0]
+
+
+@pytest.fixture(scope="module")
+def weight():
+    return grading.prepare(SPEC.network, "grad_w[0][1][0]", "default", SPEC.values, SPEC.learning_rate)
+
+
+def _significant(value: float, digits: int) -> str:
+    return f"{value:.{digits}g}"
+
+
+def test_a_number_to_fewer_digits_than_asked_is_refused_saying_how_many(weight):
+    for digits in (1, 2, 3):
+        result = grading.check_prepared(weight, _significant(GRADIENT, digits))
+        assert result.verdict == "incorrect", digits
+        assert f"has {digits} significant digit" in result.message and "4 are asked" in result.message
+
+
+def test_four_or_more_right_digits_pass(weight):
+    for digits in (4, 5, 8):
+        assert grading.check_prepared(weight, _significant(GRADIENT, digits)).verdict == "correct", digits
+    assert grading.check_prepared(weight, f"{GRADIENT * 1e3:.4f}e-3").verdict == "correct"
+
+
+def test_a_number_off_in_the_fourth_digit_was_rounded_too_early(weight):
+    leading = 10 ** np.floor(np.log10(abs(GRADIENT)))
+    off = GRADIENT + 4 * leading * 1e-3  # four units in the fourth significant digit
+    result = grading.check_prepared(weight, f"{off:.6g}")
+    assert result.verdict == "incorrect" and result.message.startswith("Rounded too early")
+    assert "4 are asked" in result.message
+    far = grading.check_prepared(weight, f"{GRADIENT * 1.7:.6g}")
+    assert far.verdict == "incorrect" and "differs from the worked example's value" in far.message
+
+
+def test_a_formula_in_the_sheets_own_symbols_is_read():
+    cases = {"default": (r"\delta^{(1)}_{1} x_{2}", r"\delta_{1}^{(1)}\, x_2"),
+             "haykin": (r"-\delta^{(1)}_{1} x_{2}", r"- x_{2} \delta^{(1)}_{1}"),
+             "nielsen": (r"\delta^{2}_{1} x_{2}", r"x_2 \delta^2_1")}
+    for notation, answers in cases.items():
+        prepared = grading.prepare(SPEC.network, "grad_w[0][1][0]", notation, SPEC.values, SPEC.learning_rate)
+        for answer in answers:
+            assert grading.check_prepared(prepared, answer).verdict == "correct", (notation, answer)
+        wrong = answers[0].replace("x_{2}", "x_{1}")
+        assert grading.check_prepared(prepared, wrong).verdict == "incorrect", notation
+    prepared = grading.prepare(SPEC.network, "grad_w[0][1][0]", "default", SPEC.values, SPEC.learning_rate)
+    outside = grading.check_prepared(prepared, r"\delta^{(1)}_{1} x_{7}")
+    assert outside.verdict == "cannot read" and "not a symbol of your sheet" in outside.message
+
+
+def test_a_number_with_the_sheets_name_on_the_left():
+    delta = grading.prepare(SPEC.network, "delta[0][0]", "default", SPEC.values, SPEC.learning_rate)
+    # delta of hidden unit 1 = sigma'(z) w_out dE/dy, the chain rule by hand on the finite-difference gradient
+    value = _gradient("b[0][0]")
+    assert grading.check_prepared(delta, rf"\delta^{{(1)}}_{{1}} = {value:.6f}").verdict == "correct"
+    other = grading.check_prepared(delta, rf"\delta^{{(1)}}_{{2}} = {value:.6f}")
+    assert other.verdict == "incorrect" and "left-hand side is not" in other.message
+    assert "delta^{(1)}_{1}" in other.message  # the question's quantity as the sheet prints it
+    weight = grading.prepare(SPEC.network, "grad_w[0][1][0]", "default", SPEC.values, SPEC.learning_rate)
+    named = rf"\frac{{\partial E}}{{\partial w^{{(1)}}_{{21}}}} = {GRADIENT:.5g}"
+    assert grading.check_prepared(weight, named).verdict == "correct"
+    refused = grading.check_prepared(weight, named.replace("{21}", "{12}"))
+    assert refused.verdict == "cannot read" and "not what this question asks" in refused.message
+
+
+def test_a_sheets_wrong_number_is_told_it_differs_from_the_sheet():
+    made = exercises(SPEC, ["ana"], questions=["grad_w[0][1][0]"])
+    spec = made.spec(made.variants[0])
+    prepared = grading.prepare(spec.network, "grad_w[0][1][0]", made.notation_object, spec.values,
+                               spec.learning_rate, sheet=True)
+    example = prepared.example
+    rows = [{"student": "ana", "question": made.questions[0].id, "answer": f"{example * 1.9:.6g}"},
+            {"student": "ana", "question": made.questions[0].id, "answer": f"{example:.2g}"}]
+    wrong, short = grade_set(made, rows, workers=1)
+    assert wrong.verdict == "incorrect" and "differs from the value of your sheet" in wrong.message
+    assert short.verdict == "incorrect" and "your sheet asks for 4" in short.message

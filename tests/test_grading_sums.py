@@ -1,0 +1,121 @@
+"""Sums as students write them: their limits honoured, their summation letters local to them.
+
+The expected verdicts are the mathematics of the targets, worked out by hand: dE/dr_ij sums
+a_i(t-1) delta_j(t) over t = 1..T with a zero first term (a_i(0) = 0), dE/dw_ij of an input weight
+x_i(t) delta_j(t) with a nonzero one, and a hidden delta sums over every unit it feeds.
+"""
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+import symbackprop as sb
+from symbackprop import grading
+
+ELMAN = sb.compact("2-3-1", "tanh,identity", steps=3)
+LAYERED = sb.compact("2-3-1", "sigmoid,identity")
+
+
+@functools.lru_cache(maxsize=None)
+def prepared(spec_name: str, target: str, notation: str = "default"):
+    spec = {"elman": ELMAN, "layered": LAYERED}[spec_name]
+    return grading.prepare(spec.network, target, notation)
+
+
+def verdict(spec_name: str, target: str, answer: str, notation: str = "default"):
+    return grading.check_prepared(prepared(spec_name, target, notation), answer)
+
+
+TERM = r"a_i(t-1) \delta_j(t)"
+
+
+@pytest.mark.parametrize("answer", [rf"\sum_{{t=1}}^{{T}} {TERM}", rf"\sum_t {TERM}", rf"\sum_{{t=2}}^{{T}} {TERM}",
+                                    rf"\sum_{{\tau=1}}^{{T}} a_i(\tau-1) \delta_j(\tau)",
+                                    rf"\frac{{\partial E}}{{\partial r_{{ij}}}} = \sum_{{t = 1}}^{{T}} {TERM}"])
+def test_a_time_sum_over_every_step_is_the_gradient(answer):
+    assert verdict("elman", "grad_r", answer).verdict == "correct", answer
+
+
+@pytest.mark.parametrize("answer", [rf"\sum_{{t=1}}^{{T-2}} {TERM}", rf"\sum_{{t=T-2}}^{{T}} {TERM}",
+                                    rf"\sum_{{t=T-1}}^{{T}} {TERM}", rf"\sum_{{t=3}}^{{T}} {TERM}",
+                                    rf"\sum_{{t=2}}^{{T-1}} {TERM}", rf"\sum_{{t=1}}^{{3}} {TERM}"])
+def test_a_time_sum_over_part_of_the_steps_is_not(answer):
+    assert verdict("elman", "grad_r", answer).verdict == "incorrect", answer
+
+
+def test_a_sum_over_the_last_step_alone_is_named():
+    result = verdict("elman", "grad_r", rf"\sum_{{t=T}}^{{T}} {TERM}")
+    assert result.verdict == "incorrect" and result.message == "Gradient from the last step only."
+
+
+def test_an_input_weights_first_term_counts():
+    assert verdict("elman", "grad_w_hidden", r"\sum_{t=1}^{T} x_i(t) \delta_j(t)").verdict == "correct"
+    assert verdict("elman", "grad_w_hidden", r"\sum_{t=2}^{T} x_i(t) \delta_j(t)").verdict == "incorrect"
+
+
+def test_a_derivation_line_that_changes_the_limits_is_wrong():
+    derivation = "\n".join([rf"\frac{{\partial E}}{{\partial r_{{ij}}}} = \sum_{{t=1}}^{{T}} {TERM}",
+                            rf"= \sum_{{t=1}}^{{T-1}} {TERM}"])
+    result = verdict("elman", "grad_r", derivation)
+    assert result.verdict == "incorrect" and result.first_wrong_line == 2
+
+
+@pytest.mark.parametrize("answer, expected", [
+    (r"\sigma'(z_j) \sum_{k=1}^{K} w_{jk} \delta_k", "correct"),
+    (r"\sigma'(z_j) \sum_{k=0}^{n} w_{jk} \delta_k", "correct"),
+    (r"\sigma'(z_j) \sum_{m} w_{jm} \delta_m", "correct"),
+    (r"\sigma'(z_j) \sum_{k=3} w_{jk} \delta_k", "incorrect"),
+    (r"\sigma'(z_j) \sum_{k=2}^{K} w_{jk} \delta_k", "incorrect"),
+    (r"\sigma'(z_j) \sum_{k=1}^{2} w_{jk} \delta_k", "incorrect"),  # the test networks' layers have 2 to 4 units
+    ("sigma'(z_j) * sum_{k=3}^{K} w_jk delta_k", "incorrect"),
+])
+def test_the_limits_of_a_sum_over_units(answer, expected):
+    assert verdict("layered", "delta_hidden", answer).verdict == expected, answer
+
+
+def test_an_unreadable_limit_is_said():
+    result = verdict("layered", "delta_hidden", r"\sigma'(z_j) \sum_{k=j+1}^{K} w_{jk} \delta_k")
+    assert result.verdict == "cannot read" and "starts at" in result.message
+    result = verdict("elman", "grad_r", rf"\sum_{{t=1}}^{{T/2}} {TERM}")
+    assert result.verdict == "cannot read"
+
+
+SIGMOID = sb.compact("2-3-1", "sigmoid,identity")
+RELU = sb.compact("2-3-1", "relu,identity")
+
+
+@functools.lru_cache(maxsize=None)
+def on(spec_name: str, target: str, notation: str):
+    spec = {"sigmoid": SIGMOID, "relu": RELU}[spec_name]
+    return grading.prepare(spec.network, target, notation)
+
+
+BP2 = {"k": r"\sum_k w^{l+1}_{kj} \delta^{l+1}_k", "m": r"\sum_m w^{l+1}_{mj} \delta^{l+1}_m",
+       "q": r"\sum_{q=1}^{n} w^{l+1}_{qj} \delta^{l+1}_q", "plain": r"sum_k w^{l+1}_{kj} delta^{l+1}_k",
+       "call": r"sum(w^{l+1}_{kj} \delta^{l+1}_k, k)"}
+
+
+@pytest.mark.parametrize("letter", sorted(BP2))
+def test_nielsens_own_bp2_is_read_with_a_local_summation_letter(letter):
+    """dC/db^l_j = delta^l_j = sigma'(z^l_j) sum_k w^{l+1}_kj delta^{l+1}_k (Nielsen 2015, BP2 and BP3):
+    in dC/db and dC/dw^l_jk the letter k otherwise names the unit feeding j."""
+    bias = rf"\frac{{\partial C}}{{\partial b^l_j}} = \delta^l_j = \sigma'(z^l_j) {BP2[letter]}"
+    assert grading.check_prepared(on("sigmoid", "grad_b_hidden", "nielsen"), bias).verdict == "correct"
+    weight = rf"a^{{l-1}}_k \sigma'(z^l_j) {BP2[letter]}"
+    assert grading.check_prepared(on("sigmoid", "grad_w_hidden", "nielsen"), weight).verdict == "correct"
+
+
+@pytest.mark.parametrize("letter", ["k", "m"])
+def test_a_missing_relu_slope_is_named_whatever_the_summation_letter(letter):
+    result = grading.check_prepared(on("relu", "grad_b_hidden", "nielsen"), BP2[letter])
+    assert result.verdict == "incorrect" and result.message == "Missing activation derivative.", letter
+
+
+def test_a_letter_bound_by_a_sum_is_not_the_same_letter_outside_it():
+    # outside the sum, k is still the unit feeding j: a^{l-1}_k; a sum over k leaves it alone
+    swapped = r"a^{l-1}_j \sigma'(z^l_k) \sum_k w^{l+1}_{kj} \delta^{l+1}_k"
+    assert grading.check_prepared(on("sigmoid", "grad_w_hidden", "nielsen"), swapped).verdict == "incorrect"
+    # in the default notation (i feeds j, j feeds k) a sum over i is still the wrong index
+    wrong = grading.check_prepared(on("sigmoid", "delta_hidden", "default"), r"g'(z_j) \sum_i w_{jk} \delta_k")
+    assert wrong.verdict == "incorrect" and wrong.message == "Sum over the wrong index."
