@@ -9,7 +9,7 @@ a_j(t) feeds z_k(t) above it and z_m(t+1) of its own layer, so the chain rule gi
 recursion backwards in time, and each tied weight's gradient is a sum over its uses::
 
     delta_j(t) = g'(z_j(t)) [sum_k w_jk delta_k(t) + sum_m r_jm delta_m(t+1)]
-    dE/dr_mj = sum_t a_m(t-1) delta_j(t)        dE/dw_ij = sum_t a_i(t) delta_j(t)
+    dE/dr_mj = sum_t a_m(t-1) delta_j(t)        dE/dw_ij = sum_t a_i(t) delta_j(t)        dE/db_j = sum_t delta_j(t)
 
 Nothing here is typed in: every right-hand side is SymPy differentiating the definitions
 above (as :mod:`symbackprop.derivation` does for one step).  :func:`instantiate` writes a
@@ -49,6 +49,7 @@ class GenericRecurrent:
     delta: sp.Expr
     gradient_recurrent: sp.Expr
     gradient_weight: sp.Expr
+    gradient_bias: sp.Expr | None
     truncated_recurrent: sp.Expr
     steps: tuple[Step, ...]
 
@@ -99,7 +100,7 @@ def derive_recurrent(activation: Activation, has_bias: bool) -> GenericRecurrent
     step(delta[j, t], local, "local_gradient", de_da, d_slope)
 
     gradients = []
-    for weight in (r[source, j], w[i, j]):
+    for weight in (r[source, j], w[i, j]) + ((b[j],) if has_bias else ()):
         dz = _differentiated(z_def_rhs, weight)
         uses = step(sp.Derivative(z[j, t], weight), dz, "differentiate", z_def)
         gradient = _time_sum(delta[j, t] * dz)
@@ -109,7 +110,8 @@ def derive_recurrent(activation: Activation, has_bias: bool) -> GenericRecurrent
         gradients.append(gradient)
     truncated = gradients[0].func(gradients[0].function, (t, T - K + 1, T))
     step(sp.Derivative(E, r[source, j]), truncated, "truncated_sum")
-    return GenericRecurrent(local, gradients[0], gradients[1], truncated, tuple(steps))
+    return GenericRecurrent(local, gradients[0], gradients[1], gradients[2] if has_bias else None, truncated,
+                            tuple(steps))
 
 
 def instantiate(network: UnrolledNetwork, expression: sp.Expr, hidden: int, unit: int, step: int | None = None,
@@ -190,4 +192,7 @@ def mismatches(derivation, point) -> list[str]:
                 if differs(instantiate(net, generic.gradient_weight, h, q, predecessor=p),
                            derivation.gradients[layer_weight(h, p, q)]):
                     found.append(f"BPTT dE/d{layer_weight(h, p, q)}")
+            if generic.gradient_bias is not None and differs(instantiate(net, generic.gradient_bias, h, q),
+                                                             derivation.gradients[layer_bias(h, q)]):
+                found.append(f"BPTT dE/d{layer_bias(h, q)}")
     return found

@@ -35,6 +35,13 @@ DESCRIPTIONS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser whose usage errors are one line, as every other error is (the usage is in --help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+
 def _add_spec(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", nargs="?", help=SPEC_HELP)
     compact = parser.add_argument_group("compact form (with a shape such as 2-3-1; a spec file sets these itself)")
@@ -55,7 +62,7 @@ def _commands(prog: str) -> dict[str, argparse.ArgumentParser]:
     """One parser per subcommand, each with its own usage, description and exit status."""
     commands = {}
     for name in ("derive", "verify", "example"):
-        commands[name] = argparse.ArgumentParser(prog=f"{prog} {name}", description=DESCRIPTIONS[name])
+        commands[name] = _Parser(prog=f"{prog} {name}", description=DESCRIPTIONS[name])
         _add_spec(commands[name])
     derive = commands["derive"]
     derive.add_argument("--format", choices=["md", "tex", "all"], default="all",
@@ -84,7 +91,7 @@ def _commands(prog: str) -> dict[str, argparse.ArgumentParser]:
 
 def _parser(prog: str, commands: dict[str, argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """The top level: the list of subcommands, --help and --version."""
-    parser = argparse.ArgumentParser(prog=prog, description="Backpropagation derived by SymPy, shown step by step.",
+    parser = _Parser(prog=prog, description="Backpropagation derived by SymPy, shown step by step.",
                                      epilog=f"'{prog} COMMAND --help' describes each command.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {api.__version__}")
     listing = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -133,7 +140,7 @@ def _homework(prog: str) -> dict[str, argparse.ArgumentParser]:
                     "grade": "Grade a CSV of answers: every row of SUBMISSIONS (header id,target,answer; other "
                              "columns are carried over), in worker processes, into REPORT.csv (one row per answer) "
                              "and REPORT.md (the summary). SPEC and SUBMISSIONS may come in either order."}
-    commands = {name: argparse.ArgumentParser(prog=f"{prog} {name}", description=text,
+    commands = {name: _Parser(prog=f"{prog} {name}", description=text,
                                               epilog=ANSWER_HELP + EXIT_STATUS[name],
                                               formatter_class=argparse.RawDescriptionHelpFormatter)
                 for name, text in descriptions.items()}
@@ -156,7 +163,7 @@ def _homework(prog: str) -> dict[str, argparse.ArgumentParser]:
 
 
 def _exercises_parser(prog: str) -> argparse.ArgumentParser:
-    exercise = argparse.ArgumentParser(
+    exercise = _Parser(
         prog=f"{prog} exercises",
         description="Write exercise sheets, their answer key and the set to grade them by: sheet.md/sheet.tex "
                     "(with --students: one per student under DIR/<student>/, each with "
@@ -182,7 +189,7 @@ def _exercises_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def _serve_parser(prog: str) -> argparse.ArgumentParser:
-    serve = argparse.ArgumentParser(
+    serve = _Parser(
         prog=f"{prog} serve",
         description="Serve a web page where students check their answers (needs the [serve] extra): EXERCISES.toml, "
                     "written by `exercises --students`; each student logs in with their id and the access code on "
@@ -220,9 +227,8 @@ def _exercises(args, spec) -> int:
     kept = access.read_codes(Path(args.output) / "codes.csv") if args.students else {}  # sheets handed out stay valid
     made = exercise_set.exercises(spec, args.students, args.questions, args.seed or 0, args.notation, kept)
     formats = ["md", "tex"] if args.format == "all" else [args.format]
-    exercise_set.check_replaceable(made, Path(args.output), args.force)
     paths = sheets.write(made, Path(args.output), formats, Path(args.templates) if args.templates else None,
-                         inputs=_inputs(args))
+                         inputs=_inputs(args), force=args.force)
     written = sum(path.name.startswith("sheet.") for path in paths)
     codes = ", codes.csv (each student's access code to serve; keep it private)" if made.codes else ""
     print(f"{args.output}: {written} sheet files of {len(made.questions)} questions for "
@@ -373,7 +379,7 @@ def _verify(args, spec) -> int:
 
 
 def _example(args, spec) -> int:
-    result = api.example(spec.network, spec.values, spec.learning_rate)
+    result = api.example(spec.network, spec.values, spec.learning_rate, fixed=spec.fixed)
     if args.json:
         _print_json(result.as_dict())
     else:

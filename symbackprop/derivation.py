@@ -379,7 +379,6 @@ def _derive_concrete(derivation: Derivation, bar: Progress) -> None:
             {sp.Symbol("t", real=True): net.targets[name], OUTPUT_COUNT: count})
         derivation.output_errors[name] = errors[name]
         add(step(sp.Derivative(E, unit.a), errors[name], "differentiate", subject=name))
-    targets = list(net.targets.values())
     for unit in reversed(net.computing_units):
         if unit.name not in errors:
             errors[unit.name] = sp.Add(*(_product(weight, net[succ].delta)
@@ -389,8 +388,9 @@ def _derive_concrete(derivation: Derivation, bar: Progress) -> None:
         local, simplified = _local_gradient(derivation, unit, errors), True
         if unit.name in net.outputs:
             local, simplified = _simplest_in(local, {A: unit.a, Z: unit.z, T: net.targets[unit.name]})
-            if net.loss.targets_sum_to_one:
-                local = sp.factor_terms(_sum_to_one(local, None, targets))
+            if net.loss.targets_sum_to_one:  # over the outputs of its own step
+                group = next(g for g in net.target_groups if net.targets[unit.name] in g)
+                local = sp.factor_terms(_sum_to_one(local, None, group))
         derivation.deltas[unit.name] = local
         add(step(unit.delta, local, "local_gradient", subject=unit.name, timed_out=not simplified))
         bar.advance()

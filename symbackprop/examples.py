@@ -6,12 +6,15 @@ Kept apart from :mod:`numerics` because this is what users read (the JSON of
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+
+import sympy as sp
 
 from .derivation import Derivation, derive
 from .matrix import evaluator
 from .errors import SpecError
-from .network import Network, layer_bias, layer_weight
+from .network import Network, layer_bias, layer_weight, shared_bias
 from .numerics import Evaluation, Values
 from .recurrent import UnrolledNetwork
 
@@ -24,6 +27,7 @@ class Example:
     values: Values
     learning_rate: float
     evaluation: Evaluation
+    fixed: frozenset = frozenset()  # parameters the step leaves as they are
 
     def as_dict(self) -> dict:
         """The JSON of ``python -m symbackprop example``: nested as in the spec."""
@@ -43,11 +47,16 @@ class Example:
 
 
 def example(network: Network, values: Values, learning_rate: float = 0.5,
-            derivation: Derivation | None = None) -> Example:
+            derivation: Derivation | None = None, fixed: Collection[sp.Symbol] = ()) -> Example:
     """Forward pass, loss, deltas, gradients (mean over a mini-batch) and one SGD step,
-    all weights updated simultaneously from the same gradients."""
+    all weights updated simultaneously from the same gradients; the ``fixed`` parameters
+    keep their values (Mazur's biases)."""
     numbers = evaluator(derivation or derive(network))
-    return Example(network, values, learning_rate, numbers.evaluate(values, learning_rate))
+    evaluation = numbers.evaluate(values, learning_rate)
+    if fixed:
+        evaluation = replace(evaluation, updated={p: values.parameters[p] if p in fixed else v
+                                                  for p, v in evaluation.updated.items()})
+    return Example(network, values, learning_rate, evaluation, frozenset(fixed))
 
 
 def check_finite(result: Example) -> None:
@@ -105,6 +114,7 @@ def _parameters(net: Network, table: dict) -> dict:
                for layer in range(len(sizes) - 1)]
     out = {"weights": weights}
     if net.biases:
-        out["biases"] = [[table[layer_bias(layer, j)] for j in range(sizes[layer + 1])]
+        out["biases"] = [table[shared_bias(layer)] if shared_bias(layer) in table
+                         else [table[layer_bias(layer, j)] for j in range(sizes[layer + 1])]
                          for layer in range(len(sizes) - 1)]
     return out

@@ -24,6 +24,11 @@ from contextlib import contextmanager
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 from .errors import SpecError
 
 _PREFIX = ".symbackprop-"
@@ -44,6 +49,18 @@ def read_bounded(path: str | Path, limit: int, what: str, hint: str = "", too_la
         tail = f"; {too_large}" if too_large else ""
         raise SpecError(str(path), f"is larger than {size}, the limit for a {what}{tail}")
     return data
+
+
+def read_toml(path: str | Path, limit: int, what: str, hint: str = "") -> dict:
+    """A TOML file of at most ``limit`` bytes as a table; one SpecError when it cannot be read, is not
+    UTF-8 TOML, or nests too deeply to parse (tomllib recurses: 5,000 levels raised RecursionError)."""
+    raw = read_bounded(path, limit, what, hint)
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise SpecError(str(path), f"is not valid TOML: {error}") from None
+    except RecursionError:
+        raise SpecError(str(path), f"nests arrays or tables too deeply to read; a {what} needs a few levels") from None
 
 
 #: Separators spreadsheets use instead of commas (a semicolon where the comma is the decimal mark).

@@ -159,6 +159,13 @@ class Network:
         """K of a loss that averages over the outputs (mse): the outputs of one sample."""
         return len(self.outputs)
 
+    @property
+    def target_groups(self) -> list[list[sp.Symbol]]:
+        """The targets of one sample's outputs in groups of :attr:`loss_outputs` (an unrolled network's
+        steps): probability targets sum to one within each group."""
+        targets, size = list(self.targets.values()), self.loss_outputs
+        return [targets[n:n + size] for n in range(0, len(targets), size)]
+
     @cached_property
     def loss_expression(self) -> sp.Expr:
         """E = sum over outputs of the loss, in the output activation and target symbols."""
@@ -243,15 +250,25 @@ def layer_bias(layer: int, unit: int) -> sp.Symbol:
     return sp.Symbol(f"b[{layer}][{unit}]", real=True)
 
 
-def check_layers(sizes, bias: bool = True, max_parameters: int = MAX_PARAMETERS) -> None:
+def shared_bias(layer: int) -> sp.Symbol:
+    """b[l]: the one bias of every unit of layer l+1 when biases are shared per layer (Mazur's b1, b2)."""
+    return sp.Symbol(f"b[{layer}]", real=True)
+
+
+def is_shared_bias(parameter: sp.Symbol) -> bool:
+    """Whether ``parameter`` is a layer's shared bias b[l] (one per layer, not one per unit)."""
+    return re.fullmatch(r"b\[\d+\]", parameter.name) is not None
+
+
+def check_layers(sizes, bias: bool | str = True, max_parameters: int = MAX_PARAMETERS) -> None:
     """Raise SpecError unless ``sizes`` are layer sizes of a network within the caps, counted
     before anything is built (``[2, 99999999999999999, 1]`` is refused at once)."""
     if (not isinstance(sizes, (list, tuple)) or len(sizes) < 2
             or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in sizes)):
         raise SpecError("network.layers", f"{_short(sizes)} is not a list of at least two positive integers "
                                           "(input layer first), e.g. [2, 3, 1]")
-    check_size(sum(a * b for a, b in zip(sizes, sizes[1:])) + (sum(sizes[1:]) if bias else 0),
-                sum(sizes[1:]), max_parameters)
+    biases = len(sizes) - 1 if bias == "shared" else sum(sizes[1:]) if bias else 0
+    check_size(sum(a * b for a, b in zip(sizes, sizes[1:])) + biases, sum(sizes[1:]), max_parameters)
 
 
 def check_units(units, max_parameters: int = MAX_PARAMETERS) -> None:
@@ -292,12 +309,14 @@ def _short(value) -> str:
 
 
 def layered(sizes: Sequence[int], activation: str | Activation | Sequence[str | Activation] = "sigmoid",
-            loss: str | Loss = "half_sse", bias: bool = True, *, max_parameters: int = MAX_PARAMETERS) -> Network:
+            loss: str | Loss = "half_sse", bias: bool | str = True, *,
+            max_parameters: int = MAX_PARAMETERS) -> Network:
     """A fully connected feed-forward network; ``sizes`` starts with the input layer.
 
     Symbols follow the spec's 0-based nesting: inputs x[i], then for layer l (0 = first
     non-input layer) z[l][j], a[l][j], delta[l][j], biases b[l][j] and weights
-    w[l][i][j] from unit i of the layer below to unit j.  Networks of more than
+    w[l][i][j] from unit i of the layer below to unit j.  ``bias = "shared"`` gives every
+    unit of layer l the one bias b[l], as Mazur (2015) does.  Networks of more than
     ``max_parameters`` weights and biases are refused (SpecError) before they are built.
     """
     check_layers(sizes, bias, max_parameters)
@@ -310,7 +329,8 @@ def layered(sizes: Sequence[int], activation: str | Activation | Sequence[str | 
         names = [_unit_name(layer - 1, j) for j in range(sizes[layer])]
         for j, name in enumerate(names):
             edges = tuple(Edge(src, layer_weight(layer - 1, i, j)) for i, src in enumerate(below))
-            units.append(Unit(name, edges, layer_bias(layer - 1, j) if bias else None,
+            own = shared_bias(layer - 1) if bias == "shared" else layer_bias(layer - 1, j)
+            units.append(Unit(name, edges, own if bias else None,
                               group=f"layer {layer}", position=(layer, j)))
         groups.append(Group(f"layer {layer}", activations[layer - 1], tuple(names)))
         below = names

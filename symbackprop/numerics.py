@@ -220,8 +220,9 @@ def random_values(network: Network, samples: int = 1, seed: int = 0) -> Values:
     """
     rng = np.random.default_rng(seed)
     inputs = rng.uniform(-1, 1, (samples, len(network.inputs))).round(2)
-    if network.loss.targets_sum_to_one:
-        targets = np.eye(len(network.outputs))[rng.integers(0, len(network.outputs), samples)]
+    if network.loss.targets_sum_to_one:  # one-hot within each group (each step of an unrolled network)
+        size, groups = network.loss_outputs, len(network.outputs) // network.loss_outputs
+        targets = np.eye(size)[rng.integers(0, size, samples * groups)].reshape(samples, -1)
     else:
         targets = rng.uniform(0.05, 0.95, (samples, len(network.outputs))).round(2)
     drawn = rng.uniform(-1, 1, len(network.parameters)).round(2)

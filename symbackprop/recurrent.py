@@ -115,10 +115,6 @@ def unrolled(sizes: Sequence[int], activation: str | Activation | Sequence[str |
                sum(sizes[1:]) * steps, max_parameters)  # the caps hold for the unrolled network
     template = layered(sizes, activation, loss, bias)  # validates activations and loss
     sizes = template.layers
-    if template.loss.targets_sum_to_one and steps > 1:  # its derivation eliminates one target of all T x K
-        raise SpecError("network.loss", f"{template.loss.name} over {steps} steps is not supported yet: its "
-                                        "targets sum to one at each step, while the derivation takes one sum "
-                                        "over all outputs; use half_sse, mse or binary_cross_entropy, or steps = 1")
     if len(sizes) < 3:
         raise SpecError("network.layers", f"{list(sizes)} has no hidden layer to recur; a recurrent network "
                                           "needs at least one, e.g. [2, 3, 1]")

@@ -14,11 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 import numpy as np
 import sympy as sp
 
@@ -28,7 +23,8 @@ from .functions import ACTIVATIONS, LOSSES, A, Activation, Loss, T, Z, custom_ac
 from .functions import activation as named_activation
 from .functions import loss as named_loss
 from .limits import EXPRESSION_SECONDS, MAX_PARAMETERS, MAX_SPEC_BYTES, time_limit
-from .network import Network, check_units, check_layers, graph, layer_bias, layer_weight, layered
+from .network import (Network, check_units, check_layers, graph, is_shared_bias, layer_bias, layer_weight, layered,
+                      shared_bias)
 from .numerics import Values, random_values
 from .recurrent import UnrolledNetwork, recurrent_weight, unrolled
 
@@ -40,7 +36,7 @@ DEFAULT_LEARNING_RATE = 0.5
 _NETWORK_FIELDS = {"layers", "activation", "loss", "bias", "inputs", "outputs", "units", "recurrent", "steps"}
 _UNIT_FIELDS = {"name", "inputs", "weights", "activation", "bias", "group"}
 _EXAMPLE_FIELDS = {"inputs", "targets", "learning_rate", "weights", "biases", "recurrent_weights", "parameters",
-                   "seed"}
+                   "seed", "fixed"}
 
 
 @dataclass(frozen=True)
@@ -50,20 +46,16 @@ class Spec:
     network: Network
     values: Values
     learning_rate: float
+    #: the parameters the worked example's step leaves as they are (Mazur keeps his biases fixed)
+    fixed: frozenset = frozenset()
     #: the mapping it was read from (the TOML's structure), so that it can be written out again
     data: Mapping = field(default_factory=dict, compare=False, repr=False)
 
 
 def load(path: str | Path, *, max_parameters: int = MAX_PARAMETERS) -> Spec:
     """Read a TOML spec file (at most :data:`limits.MAX_SPEC_BYTES` of it)."""
-    raw = files.read_bounded(path, MAX_SPEC_BYTES, "spec file",
-                             "give the path of a TOML file, or a compact form such as 2-3-1")
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise SpecError(str(path), f"is not valid TOML: {error}") from None
-    except RecursionError:
-        raise SpecError(str(path), "nests arrays or tables too deeply to read; a spec needs a few levels") from None
+    data = files.read_toml(path, MAX_SPEC_BYTES, "spec file",
+                           "give the path of a TOML file, or a compact form such as 2-3-1")
     return from_dict(data, max_parameters=max_parameters)
 
 
@@ -99,7 +91,8 @@ def from_dict(data: Mapping, *, max_parameters: int = MAX_PARAMETERS) -> Spec:
     example = _table(data.get("example", {}), "example")
     _known(example, _EXAMPLE_FIELDS, "example")
     return Spec(network, _values(network, example), _number(example.get("learning_rate", DEFAULT_LEARNING_RATE),
-                                                                "example.learning_rate"), data)
+                                                                "example.learning_rate"),
+                _fixed(network, example.get("fixed", [])), data)
 
 
 def _table(value, field: str) -> Mapping:
@@ -124,8 +117,8 @@ def _network(data: Mapping, max_parameters: int) -> Network:
     if "layers" not in data:
         raise SpecError("network.layers", "missing; give layer sizes such as [2, 3, 1], or units for a graph")
     bias = data.get("bias", True)
-    if not isinstance(bias, bool):
-        raise SpecError("network.bias", f"must be true or false, not {bias!r}")
+    if not isinstance(bias, bool) and bias != "shared":
+        raise SpecError("network.bias", f'must be true, false or "shared" (one bias per layer), not {bias!r}')
     layers = data["layers"]
     check_layers(layers, bias, max_parameters)  # before the expressions, which take SymPy's time
     loss = _loss(data.get("loss", "half_sse"))
@@ -138,6 +131,9 @@ def _network(data: Mapping, max_parameters: int) -> Network:
     if not isinstance(recurrent, bool):
         raise SpecError("network.recurrent", f"must be true or false, not {recurrent!r}")
     if recurrent:
+        if bias == "shared":
+            raise SpecError("network.bias", '"shared" applies to a feed-forward network; '
+                                            "use true or false with recurrent = true")
         if "steps" not in data:
             raise SpecError("network.steps", "missing; a recurrent network needs steps = T, the sequence length")
         return unrolled(layers, activations, loss, bias, data["steps"], max_parameters=max_parameters)
@@ -299,7 +295,8 @@ def _values(network: Network, example: Mapping) -> Values:
     if network.loss.targets_sum_to_one and not np.allclose(targets.reshape(len(targets), -1, network.loss_outputs)
                                                               .sum(axis=2), 1):
         raise SpecError("example.targets", f"{network.loss.name} expects probability targets: each sample's "
-                                           "targets must sum to 1 (one-hot, e.g. [0, 1, 0])")
+                                           "targets (each step's, through time) must sum to 1 (one-hot, e.g. "
+                                           "[0, 1, 0])")
     parameters = dict(drawn.parameters)
     parameters.update(_layered_parameters(network, example))
     named = _table(example.get("parameters", {}), "example.parameters")
@@ -332,12 +329,37 @@ def _layered_parameters(network: Network, example: Mapping) -> dict:
     if "biases" in example:
         if not any(u.bias is not None for u in network.computing_units):
             raise SpecError("example.biases", "the network has bias = false; remove biases or set bias = true")
+        shared = any(is_shared_bias(b) for b in network.biases)
         if not isinstance(example["biases"], list) or len(example["biases"]) != len(sizes) - 1:
-            raise SpecError("example.biases", f"must hold {len(sizes) - 1} lists biases[l][j] for layers {sizes}")
+            each = "numbers biases[l], one per layer (bias = \"shared\")" if shared else "lists biases[l][j]"
+            raise SpecError("example.biases", f"must hold {len(sizes) - 1} {each} for layers {list(sizes)}")
+        if shared:
+            out.update({shared_bias(layer): _number(v, f"example.biases[{layer}]")
+                        for layer, v in enumerate(example["biases"])})
+            return out
         for layer, row in enumerate(example["biases"]):
             for j, v in enumerate(_matrix(row, (sizes[layer + 1],), f"example.biases[{layer}]")):
                 out[layer_bias(layer, j)] = float(v)
     return out
+
+
+def _fixed(network: Network, names) -> frozenset:
+    """The parameters named in ``[example] fixed``: "biases", "weights", or parameter names."""
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise SpecError("example.fixed", f'must be a list such as ["biases"] or of parameter names, not {names!r}')
+    groups = {"biases": network.biases, "weights": network.weights}
+    by_name = {p.name: p for p in network.parameters}
+    fixed = set()
+    for name in names:
+        if name in groups:
+            fixed.update(groups[name])
+        elif name in by_name:
+            fixed.add(by_name[name])
+        else:
+            close = difflib.get_close_matches(name, [*groups, *by_name], n=1)
+            raise SpecError("example.fixed", f'{name!r} is neither "biases", "weights" nor a parameter of the network'
+                                              + (f"; did you mean {close[0]!r}?" if close else ""))
+    return frozenset(fixed)
 
 
 def _recurrent_parameters(network: Network, matrices) -> dict:

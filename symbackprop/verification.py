@@ -222,9 +222,9 @@ def _random_point(derivation: Derivation, seed: int) -> dict:
     point = {u.a: draw() for u in net.inputs}
     point.update({p: draw() for p in net.parameters})
     targets = [sp.Rational(int(rng.integers(50, 950)), 1000) for _ in net.outputs]
-    if net.loss.targets_sum_to_one:
-        total = sum(targets)
-        targets = [v / total for v in targets]
+    if net.loss.targets_sum_to_one:  # within each group of one step's outputs
+        size = net.loss_outputs
+        targets = [v / sum(targets[n - n % size:n - n % size + size]) for n, v in enumerate(targets)]
     point.update(dict(zip(net.targets.values(), targets)))
     return point
 
@@ -269,15 +269,14 @@ def _proved(derivation: Derivation) -> bool:
     """Exact: simplify(diff(expanded E) - expanded gradient) == 0 for every parameter."""
     net = derivation.network
     loss = net.expanded(net.loss_expression)
-    if net.loss.targets_sum_to_one:
-        *others, last = net.targets.values()
-        loss = loss.subs(last, 1 - sp.Add(*others))
+    eliminated = {group[-1]: 1 - sp.Add(*group[:-1]) for group in net.target_groups} \
+        if net.loss.targets_sum_to_one else {}
+    loss = loss.subs(eliminated)
     try:  # bounded: without a proof, the random-point agreement still stands
         with time_limit(PROOF_SECONDS):
             for p in net.parameters:
                 gradient = derivation.gradient_expanded(p)
-                if net.loss.targets_sum_to_one:
-                    gradient = gradient.subs(last, 1 - sp.Add(*others))
+                gradient = gradient.subs(eliminated)
                 difference = sp.diff(loss, p) - gradient
                 # products multiplied out first: that cancels a tied weight's sum of uses at
                 # once where simplify took 7 CPU-s of the 10 (the README's unrolled Elman net)

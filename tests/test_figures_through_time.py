@@ -161,9 +161,10 @@ def test_derive_writes_the_unrolled_figure_beside_the_notes_and_no_figure_remove
     labels, circles, paths = svg_geometry(picture.read_text())
     assert len(circles) == 3 * 6 + 3 and paths  # three copies of 2-3-1 and the zero state
     md = (tmp_path / "notes.md").read_text()
-    chapter = md[md.index("## Through time"):]
+    chapter = md[md.index("## The network"):md.index("## The equations")]  # the notes' first figure
     assert "](notes-through-time.svg)" in chapter and "the dashed units are the state before the first step" in chapter
     assert r"\node[zero]" in (tmp_path / "notes.tex").read_text()
+    assert not (tmp_path / "notes.svg").exists() and not (tmp_path / "notes-backward.svg").exists()  # unused
     assert run(*args, "--no-figure").returncode == 0
     assert not picture.exists() and "notes-through-time.svg" not in (tmp_path / "notes.md").read_text()
     assert run(*args).returncode == 0 and picture.exists()
@@ -174,6 +175,6 @@ def test_derive_writes_the_unrolled_figure_beside_the_notes_and_no_figure_remove
 def test_markdown_notes_without_a_figure_file_do_not_link_one():
     spec = sb.compact("2-3-1", activation="tanh,identity", steps=2)
     md = sb.render(sb.derive(spec.network), format="md")
-    assert "through-time.svg" not in md and "## Through time" in md
+    assert "through-time.svg" not in md and "## Backpropagation through time" in md
     tex = sb.render(sb.derive(spec.network), format="tex")
     assert r"\node[zero]" in tex

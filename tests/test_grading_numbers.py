@@ -113,3 +113,69 @@ def test_a_sheets_wrong_number_is_told_it_differs_from_the_sheet():
     wrong, short = grade_set(made, rows, workers=1)
     assert wrong.verdict == "incorrect" and "differs from the value of your sheet" in wrong.message
     assert short.verdict == "incorrect" and "your sheet asks for 4" in short.message
+
+
+# --- slips with numbers, computed by hand from the forward pass above -------------------------
+
+def _forward(parameters: dict, x) -> tuple[list, float]:
+    hidden = [1 / (1 + np.exp(-(sum(parameters[f"w[0][{i}][{j}]"] * x[i] for i in range(2))
+                                 + parameters[f"b[0][{j}]"]))) for j in range(2)]
+    return hidden, sum(parameters[f"w[1][{j}][0]"] * hidden[j] for j in range(2)) + parameters["b[1][0]"]
+
+
+HIDDEN, OUTPUT = _forward(PARAMETERS, EXAMPLE["inputs"])
+OUTPUT_DELTA = OUTPUT - EXAMPLE["targets"][0]  # identity output, 1/2 (y - t)^2
+
+
+@pytest.mark.parametrize("notation", ["default", "haykin"])
+def test_the_wrong_input_is_named(notation):
+    prepared = grading.prepare(SPEC.network, "grad_w[0][1][0]", notation, SPEC.values, SPEC.learning_rate)
+    delta = GRADIENT / EXAMPLE["inputs"][1]
+    result = grading.check_prepared(prepared, f"{delta * EXAMPLE['inputs'][0]:.6g}")  # x_1 for x_2
+    assert result.verdict == "incorrect" and result.message == "The wrong input.", result.message
+
+
+@pytest.mark.parametrize("notation", ["default", "nielsen"])
+def test_a_unit_missing_from_the_sum_is_named(notation):
+    wide = sb.spec.from_dict({"network": {**NETWORK, "layers": [2, 1, 2]}, "example": {
+        "inputs": [0.9, -0.4], "targets": [0.35, 0.6], "learning_rate": 0.5,
+        "parameters": {"w[0][0][0]": 0.3, "w[0][1][0]": 0.8, "b[0][0]": 0.1, "w[1][0][0]": 0.7, "w[1][0][1]": -0.45,
+                       "b[1][0]": 0.05, "b[1][1]": -0.3}}})
+    x = [0.9, -0.4]
+    h = 1 / (1 + np.exp(-(0.3 * x[0] + 0.8 * x[1] + 0.1)))
+    outputs = [0.7 * h + 0.05 - 0.35, -0.45 * h - 0.3 - 0.6]  # y_k - t_k
+    prepared = grading.prepare(wide.network, "delta[0][0]", notation, wide.values, wide.learning_rate)
+    whole = h * (1 - h) * (0.7 * outputs[0] - 0.45 * outputs[1])
+    assert grading.check_prepared(prepared, f"{whole:.6g}").verdict == "correct"
+    result = grading.check_prepared(prepared, f"{h * (1 - h) * 0.7 * outputs[0]:.6g}")
+    assert result.verdict == "incorrect" and result.message == "One unit missing from the sum.", result.message
+
+
+def test_the_derivative_of_the_layer_above_skipped_in_numbers():
+    deep = sb.spec.from_dict({"network": {"layers": [2, 2, 1, 1], "activation": ["sigmoid", "sigmoid", "identity"],
+                                          "loss": "half_sse", "bias": False},
+                              "example": {"inputs": [0.9, -0.4], "targets": [0.35], "learning_rate": 0.5,
+                                          "parameters": {"w[0][0][0]": 0.3, "w[0][1][0]": 0.8, "w[0][0][1]": -0.6,
+                                                         "w[0][1][1]": 0.25, "w[1][0][0]": 0.7, "w[1][1][0]": -0.45,
+                                                         "w[2][0][0]": 1.3}}})
+    x = [0.9, -0.4]
+    h = [1 / (1 + np.exp(-(0.3 * x[0] + 0.8 * x[1]))), 1 / (1 + np.exp(-(-0.6 * x[0] + 0.25 * x[1])))]
+    g = 1 / (1 + np.exp(-(0.7 * h[0] - 0.45 * h[1])))
+    error_at_g = 1.3 * (1.3 * g - 0.35)  # dE/dg, before g's own slope
+    prepared = grading.prepare(deep.network, "delta[0][0]", "default", deep.values, deep.learning_rate)
+    right = h[0] * (1 - h[0]) * 0.7 * g * (1 - g) * error_at_g  # 0.0203000414: its 4th to 6th digits are 0
+    assert grading.check_prepared(prepared, f"{right:.6g}").verdict == "correct"  # 0.0203, the zeros left out
+    assert grading.check_prepared(prepared, "0.02033").verdict == "incorrect"  # three units off in the 4th
+    result = grading.check_prepared(prepared, f"{h[0] * (1 - h[0]) * 0.7 * error_at_g:.6g}")
+    assert result.message == "Derivative of the layer above skipped.", result.message
+
+
+def test_a_batch_sum_for_the_mean_is_missing_one_over_n():
+    batch = sb.spec.from_dict({"network": NETWORK, "example": {**EXAMPLE, "inputs": [[0.9, -0.4], [0.2, 0.7]],
+                                                               "targets": [[0.35], [0.8]]}})
+    prepared = grading.prepare(batch.network, "grad_b[1][0]", "default", batch.values, batch.learning_rate)
+    per_sample = [_forward(PARAMETERS, x)[1] - t for x, t in (([0.9, -0.4], 0.35), ([0.2, 0.7], 0.8))]
+    assert grading.check_prepared(prepared, f"{np.mean(per_sample):.6g}").verdict == "correct"
+    result = grading.check_prepared(prepared, f"{np.sum(per_sample):.6g}")
+    assert result.verdict == "incorrect" and result.message == "Missing 1/N over the batch.", result.message
+    assert "2 samples" in result.diagnosis[0]

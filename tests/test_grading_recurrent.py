@@ -56,6 +56,17 @@ THROUGH_TIME_MISTAKES = [
     ("haykin", "grad_r", "-\\sum_n \\delta_i(n) y_j(n-1)", "swapped unit indices"),
     ("xhy", "delta_hidden_bptt", "f'(z_j^{<t>}) (\\sum_k w_{jk}\\delta_k^{<t>} + \\sum_m r_{jm}\\delta_m^{<t>})",
      "time-index shift"),
+    ("default", "delta_hidden_bptt", "g'(z_j(t)) [\\sum_k w_{jk}\\delta_k(t) + \\sum_m r_{jm}\\delta_m(t-1)]",
+     "time-index shift"),
+    ("default", "delta_hidden_bptt", "g'(z_j(t)) [\\sum_k w_{jk}\\delta_k(t) + \\sum_m r_{mj}\\delta_m(t+1)]",
+     "transposed recurrent weight index"),
+    ("xhy", "delta_hidden_bptt", "f'(z_j^{<t>}) (\\sum_k w_{jk}\\delta_k^{<t>} + \\sum_m r_{mj}\\delta_m^{<t+1>})",
+     "transposed recurrent weight index"),
+    ("default", "grad_r", "\\sum_t a_j(t-1)\\delta_j(t)", "the unit's own activation"),
+    ("wikipedia", "grad_r", "\\sum_t o_{j,t-1}\\delta_{j,t}", "the unit's own activation"),
+    ("bishop", "grad_r", "\\sum_t a_i(t-1)\\delta_j(t)", "pre-activation for the activation"),
+    ("haykin", "grad_w_hidden", "-\\sum_n \\delta_j(n) y_i(n-1)", "input of the step before"),
+    ("xhy", "grad_w_hidden", "\\sum_t h_i^{<t-1>}\\delta_j^{<t>}", "input of the step before"),
 ]
 
 
@@ -365,3 +376,15 @@ def test_the_output_delta_is_read_at_any_step_t_and_only_there():
     assert grading.check_prepared(ready, "\\delta_k^{<t>} = (a_k^{<t>} - t_k^{<t>})").verdict == "correct"
     other_step = grading.check_prepared(ready, "\\delta_k(t) = a_k(t+1) - t_k(t)")
     assert other_step.verdict == "cannot read" and "same at every step" in other_step.message
+
+
+def test_cross_entropy_over_several_steps_is_graded_per_step():
+    """A softmax output per step: delta_k(t) = a_k(t) - t_k(t) (Bishop 2006, eq. 4.109, at each step)."""
+    spec = sb.compact("2-3-2", "tanh,softmax", "cross_entropy", steps=3)
+    output = grading.prepare(spec.network, "delta_output")
+    assert grading.check_prepared(output, "a_k(t) - t_k(t)").verdict == "correct"
+    extra = grading.check_prepared(output, "(a_k - t_k) a_k (1 - a_k)")
+    assert extra.verdict == "incorrect" and extra.message == "Extra activation derivative."
+    gradient = grading.prepare(spec.network, "grad_r")
+    assert grading.check_prepared(gradient, r"\sum_{t=1}^{T} a_i(t-1) \delta_j(t)").verdict == "correct"
+    assert grading.check_prepared(gradient, r"a_i(T-1) \delta_j(T)").verdict == "incorrect"

@@ -1,13 +1,19 @@
 """The third red-team pass: each finding reproduced where a user meets it (the real command, the
 real server), most severe first."""
+import http.client
 import json
 import os
+import resource
 import shutil
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -15,6 +21,7 @@ import pytest
 import symbackprop as sb
 
 from test_hardening2 import refused, run
+from test_serve import Running, free_port, made, server  # noqa: F401 - the served set and server
 
 
 def _tree(folder: Path) -> dict:
@@ -49,7 +56,7 @@ def test_exercises_refuses_an_output_that_is_one_of_its_inputs_and_changes_nothi
     (folder / name).write_text(content)
     before = _tree(folder)
     filled = [a.format(path=folder / name, roster=folder / "roster.csv") for a in arguments]
-    result = run("exercises", *filled, "--questions", "delta_output", "-o", folder)
+    result = run("exercises", *filled, "--questions", "delta_output", "--force", "-o", folder)
     refused(result, f"{folder / name}: is also an input of this run")
     assert _tree(folder) == before
 
@@ -152,7 +159,7 @@ def test_an_interrupt_at_any_step_of_writing_a_set_leaves_the_old_set_or_the_new
             for owner, name in FILE_OPERATIONS:
                 patch.setattr(owner, name, counting(getattr(owner, name)))
             try:
-                sheets.write(None, folder, ["md"])
+                sheets.write(None, folder, ["md"], force=True)
                 finished = True
             except KeyboardInterrupt:
                 finished = False
@@ -175,7 +182,7 @@ def test_a_student_folder_linked_to_another_file_system_is_refused_before_anythi
         shutil.move(folder / "bob", elsewhere / "bob")
         (folder / "bob").symlink_to(elsewhere / "bob")
         before, linked = _tree(folder), _tree(elsewhere)
-        result = run("exercises", "2-2-1", "--students", folder / "roster.csv", "--seed", "9", "-o", folder)
+        result = run("exercises", "2-2-1", "--students", folder / "roster.csv", "--seed", "9", "--force", "-o", folder)
         refused(result, f"{folder / 'bob'}: is a symbolic link", "replace the link by a folder")
         assert _tree(folder) == before and _tree(elsewhere) == linked
     finally:
@@ -247,3 +254,204 @@ def test_a_link_inside_the_templates_folder_is_still_read(tmp_path):
     (mine / "notes.j2").write_text("{% include 'part.j2' %}")
     assert run("derive", "2-1", "--templates", mine, "--format", "md", "-o", tmp_path / "out").returncode == 0
     assert (tmp_path / "out" / "notes.md").read_text().startswith("A LINKED PART")
+
+
+# -- 7. tracebacks and 500s ---------------------------------------------------------------------
+
+DEEP = "a = " + "[" * 5000 + "]" * 5000 + "\n"
+
+
+def test_a_notation_file_nested_too_deeply_is_bad_input_not_a_verdict(tmp_path):
+    (tmp_path / "deep.toml").write_text(DEEP)
+    for command in (["check", "--target", "delta_output", "--answer", "a_k"], ["derive", "-o", tmp_path / "out"]):
+        refused(run(*command, "--notation", tmp_path / "deep.toml"), f"{tmp_path / 'deep.toml'}: nests arrays or "
+                                                                    "tables too deeply to read")
+
+
+def test_an_exercise_set_nested_too_deeply_is_refused_by_grade_and_serve(tmp_path):
+    (tmp_path / "exercises.toml").write_text('kind = "symbackprop exercise set"\n' + DEEP)
+    (tmp_path / "answers.csv").write_text("id,student,question,answer\n1,ann,q1,a_k\n")
+    refused(run("grade", tmp_path / "exercises.toml", tmp_path / "answers.csv", "-o", tmp_path / "report"),
+            "nests arrays or tables too deeply")
+    refused(run("serve", tmp_path / "exercises.toml", "--db", tmp_path / "db.sqlite"), "nests arrays or tables too deeply")
+    assert not (tmp_path / "report.csv").exists()
+
+
+def _foreign_database(path: Path, version: int) -> Path:
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE invoices (number INTEGER, amount REAL)")
+        connection.execute(f"PRAGMA user_version = {version}")
+    return path
+
+
+@pytest.mark.parametrize("arguments, said", [
+    (["--rate-limit", "0"], "--rate-limit: must be at least 1"),
+    (["--port", "70000"], "--port: must be from 0 to 65535, not 70000"),
+    (["--db", "{foreign1}"], "is not a database of attempts (it holds the tables invoices)"),
+    (["--db", "{foreign0}"], "is not a database of attempts (it holds the tables invoices)"),
+], ids=["rate 0", "port", "foreign db v1", "foreign db v0"])
+def test_serve_refuses_options_it_cannot_serve_with_before_preparing(made, tmp_path, arguments, said):
+    foreign = {f"foreign{v}": _foreign_database(tmp_path / f"other{v}.sqlite", v) for v in (0, 1)}
+    filled = [a.format(**foreign) for a in arguments]
+    db = [] if "--db" in filled else ["--db", tmp_path / "db.sqlite"]
+    refused(run("serve", made["toml"], *db, *filled), said)
+    with sqlite3.connect(foreign["foreign0"]) as connection:  # another application's file is left as it was
+        assert [n for (n,) in connection.execute("SELECT name FROM sqlite_master")] == ["invoices"]
+
+
+def test_lone_surrogates_in_an_answer_or_a_code_are_400_and_the_server_goes_on(made, server):
+    """JSON may escape half a character (\\ud800); it is no text: SQLite cannot store it, hmac cannot
+    hash it.  Each was a 500 (and the attempt lost)."""
+    ok = server.check(made, "ann", "q1", made["key"]["ann", "q1"])
+    assert ok[0] == 200 and ok[1]["verdict"] == "correct"
+    for field, value in (("answer", "a_k \ud800"), ("code", "\udc80"), ("question", "q1\udfff")):
+        body = {"student": "ann", "code": made["codes"]["ann"], "question": "q1", "answer": "a_k", field: value}
+        status, reply = server.post("/api/check", json.dumps(body).encode())
+        assert status == 400 and "lone surrogate" in reply["error"] and field in reply["error"], (status, reply)
+    assert server.check(made, "ann", "q1", made["key"]["ann", "q1"])[0] == 200
+
+
+# -- 3 and 5 through the real server -------------------------------------------------------------
+
+#: a correct 30-line derivation of q1 (delta_output) that takes some 0.3 s to check on a quiet core
+SLOW = " \\\\ ".join(["sum(0*(a_k - t_k) g'(z_k) w_jk, j) + (a_k - t_k) g'(z_k)"] * 30)
+
+
+def test_after_a_timeout_and_an_idle_spell_the_next_answers_are_checked(made, tmp_path):
+    """Issue 22's sequence: a timeout replaces the worker from a request thread; that thread retires
+    after 10 s idle; the next check was a 500 and the one after "the checker crashed"."""
+    running = Running(made["toml"], tmp_path / "db.sqlite", "--timeout", "0.15", "--workers", "1",
+                      "--rate-limit", "6")
+    try:
+        status, verdict = running.check(made, "ann", "q1", SLOW)
+        assert status == 200 and "longer than 0.15 s" in verdict["message"], verdict
+        with ThreadPoolExecutor(6) as pool:  # more request threads, so that the one that replaced the worker
+            list(pool.map(lambda s: running.post("/api/student", {"student": s, "code": made["codes"][s]}),
+                          ["bob", "d'Arcy&co"] * 3))  # is not the last to have been busy
+        time.sleep(12)  # the threads idle for more than 10 s are retired at the next request
+        for _ in range(3):
+            status, verdict = running.check(made, "ann", "q1", made["key"]["ann", "q1"])
+            assert (status, verdict.get("verdict")) == (200, "correct"), (status, verdict)
+            time.sleep(0.5)
+        assert len([row for row in running.export() if row["student"] == "ann"]) == 4
+        for attempt in range(7):  # 5. the admin login form has a rate limit too
+            status, _, _ = running.request("POST", "/admin/login", b"token=wrong",
+                                           {"Content-Type": "application/x-www-form-urlencoded"})
+            assert status == (401 if attempt < 6 else 429)
+    finally:
+        running.stop()
+
+
+def test_one_students_flood_of_slow_answers_slows_no_one_else(made, tmp_path):
+    running = Running(made["toml"], tmp_path / "db.sqlite", "--workers", "1", "--rate-limit", "1000")
+    try:
+        with ThreadPoolExecutor(45) as pool:
+            flood = [pool.submit(running.check, made, "ann", "q1", SLOW) for _ in range(45)]
+            time.sleep(1)  # every request of the flood is in
+            started = time.monotonic()
+            assert running.request("GET", "/health")[0] == 200
+            health = time.monotonic() - started
+            status, verdict = running.check(made, "bob", "q1", made["key"]["bob", "q1"])
+            bobs = time.monotonic() - started - health
+            answered = [future.result() for future in flood]
+        assert (status, verdict["verdict"]) == (200, "correct")
+        assert health < 1 and bobs < 4, (health, bobs)
+        refused_ = [reply for status, reply in answered if status == 429]
+        assert len(refused_) > 30 and all("one answer at a time" in reply["error"] for reply in refused_)
+        assert all(reply["verdict"] == "correct" for status, reply in answered if status == 200)
+    finally:
+        running.stop()
+
+
+def _few_files():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+
+def test_connections_that_never_finish_their_headers_are_closed_and_others_get_in(made, tmp_path):
+    from symbackprop.serve.connections import HEADER_SECONDS
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "symbackprop", "serve", str(made["toml"]), "--port", str(port),
+                               "--db", str(tmp_path / "db.sqlite"), "--admin-token", "x" * 20],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_few_files)
+    idle = []
+    try:
+        deadline = time.monotonic() + 300
+        while not _healthy(port, 2):
+            assert time.monotonic() < deadline and server.poll() is None
+            time.sleep(0.3)
+        for _ in range(300):  # more than the server's 256 file descriptors
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"GET / HTTP/1.1\r\n")  # one header line, and no more
+            idle.append(sock)
+        assert not _healthy(port, 2)  # shut out, for now
+        time.sleep(HEADER_SECONDS)
+        assert _healthy(port, 10)
+    finally:
+        for sock in idle:
+            sock.close()
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _healthy(port: int, seconds: float) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=seconds)
+    try:
+        connection.request("GET", "/health")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+# -- 8. smaller ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("student, said", [("😀" * 64, "is 256 bytes in UTF-8; a folder name holds at most 255"),
+                                           ("com¹", "is a device name on Windows"),
+                                           ("LPT³.txt", "is a device name on Windows")],
+                         ids=["64 emoji", "com¹", "LPT³.txt"])
+def test_ids_no_folder_can_be_named_after_are_refused_by_name_and_nothing_is_created(tmp_path, student, said):
+    (tmp_path / "roster.csv").write_text(f"student\nann\n{student}\n", encoding="utf-8")
+    refused(run("exercises", "--students", tmp_path / "roster.csv", "-o", tmp_path / "set" / "week1"),
+            f"student id {student!r} {said}")
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "roster.csv"]
+
+
+def test_a_usage_error_is_one_line():
+    refused(run("derive", "--format", "pdf"), "argument --format: invalid choice: 'pdf'", "derive --help")
+    refused(run("check", "2-1"), "the following arguments are required: --target, --answer")
+
+
+def test_the_codes_are_readable_by_their_owner_only(tmp_path):
+    folder = _set_folder(tmp_path)
+    assert (folder / "codes.csv").stat().st_mode & 0o777 == 0o600
+    assert (folder / "exercises.toml").stat().st_mode & 0o077 != 0  # the others keep the umask's mode
+
+
+def test_a_submissions_file_of_millions_of_rows_is_refused_before_grading(tmp_path):
+    from symbackprop.grading.reports import MAX_SUBMISSION_ROWS
+
+    (tmp_path / "many.csv").write_text("id,target,answer\n" + "1,delta_output,a_k\n" * (MAX_SUBMISSION_ROWS + 1))
+    started = time.monotonic()
+    refused(run("grade", "2-1", tmp_path / "many.csv", "-o", tmp_path / "report"),
+            f"holds more than {MAX_SUBMISSION_ROWS:,} answers", "split the class into files")
+    assert time.monotonic() - started < 60 and not (tmp_path / "report.csv").exists()
+
+
+def test_the_page_answers_a_mixed_answer_to_a_numeric_question_without_a_number(made, server):
+    """2. through the page: the worked example's value of 1.5 x an answer was the counterexample."""
+    status, reply = server.check(made, "ann", "q3", "1.500*a[1][0]")
+    assert status == 200 and reply["verdict"] == "incorrect" and reply["counterexample"] == {}, reply
+    assert not any(character.isdigit() for character in reply["message"] + " ".join(reply["diagnosis"]))
+
+
+def test_a_body_that_trickles_in_is_refused_after_its_time(made, server):
+    from symbackprop.serve.app import BODY_SECONDS
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=BODY_SECONDS + 30) as sock:
+        sock.sendall(b"POST /api/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 200\r\n\r\n{")  # and nothing more
+        started = time.monotonic()
+        reply = sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 408") and BODY_SECONDS - 1 < time.monotonic() - started < BODY_SECONDS + 20

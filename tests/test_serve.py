@@ -136,7 +136,7 @@ def _reference(made_dir: Path, student: str, question: str):
     variant = the_set.variant(student)
     spec = the_set.spec(variant)
     return grading.prepare(spec.network, variant.targets[question], the_set.notation_object, spec.values,
-                           spec.learning_rate)
+                           spec.learning_rate, sheet=True)  # the page grades a student's sheet
 
 
 def witness(made, student, question, answer) -> dict:

@@ -19,7 +19,7 @@ import sys
 import types
 from pathlib import Path
 
-from .exercise_set import ExerciseSet, Variant, check_replaceable, exercises, is_set_file, load
+from .exercise_set import ExerciseSet, Variant, exercises, is_set_file, load
 from .marking import grade, read_submissions, write_report
 from .questions import Question
 
@@ -33,8 +33,7 @@ def write(made: ExerciseSet, directory: str | Path, formats=("md", "tex"), templ
     there made with other options is replaced only with ``force``."""
     from .sheets import write as write_set  # the renderer (jinja2) is loaded only to write documents
 
-    check_replaceable(made, Path(directory), force, "force=True")
-    return write_set(made, directory, formats, templates)
+    return write_set(made, directory, formats, templates, force=force, flag="force=True")
 
 
 class _Package(types.ModuleType):

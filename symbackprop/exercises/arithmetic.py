@@ -18,6 +18,7 @@ from ..derivation import E, ETA, Derivation
 from ..examples import Example
 from ..notes.notation import Notation
 from ..notes.printing import NotationPrinter, error_signal, in_notation
+from ..notes.worked import textbook_delta
 
 #: Characters of arithmetic and value (a command counting one, braces and spaces none) that fit
 #: on one row of the LaTeX key.
@@ -135,9 +136,14 @@ class WorkedNumbers:
             net = self.network
             lines += [self._written(error_signal(u), sp.Add(net.targets[u], -net[u].a, evaluate=False),
                                     self.numbers[error_signal(u)]) for u in net.outputs]
+        net = self.network
         for step in self.derivation.steps:
             if step.level == "concrete" and step.rule == "local_gradient" and (needed is None or step.subject in needed):
-                lines.append(self.line(step.lhs, step.rhs, self.numbers[step.lhs]))
+                if step.subject in net.outputs:
+                    lines.append(self.line(step.lhs, step.rhs, self.numbers[step.lhs]))
+                else:  # as the notes write it: g'(z_j), then the sum over the units it feeds
+                    unit = net[step.subject]
+                    lines.append(self._written(step.lhs, textbook_delta(net, unit, step.rhs), self.numbers[step.lhs]))
         return lines
 
     def _depends(self, unit_names) -> set[str]:

@@ -16,11 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 from .. import grading
 from ..derivation import derive
 from ..matrix import MatrixCompiled, evaluator
@@ -29,6 +24,8 @@ from ..numerics import Values
 from ..recurrent import UnrolledNetwork
 from ..notes import notation as notations
 from ..errors import SpecError
+from ..files import read_toml
+from ..limits import MAX_SPEC_BYTES
 from ..notes.notation import Notation
 from ..spec import Spec, from_dict
 from ..spec import load as load_spec
@@ -147,7 +144,7 @@ def _notation_data(notation: str | Path) -> str | dict:
     if str(notation) in notations.names():
         return str(notation)
     notations.load(notation)  # refuses what is neither a preset nor a readable notation file
-    return tomllib.loads(Path(notation).read_text(encoding="utf-8"))
+    return read_toml(notation, MAX_SPEC_BYTES, "notation file")
 
 
 def _rng(seed: int, student: str) -> np.random.Generator:
@@ -171,8 +168,9 @@ def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...], cod
     network, rng = spec.network, _rng(seed, student)
     for _ in range(MAX_DRAWS):
         inputs = [round(float(x), 2) for x in rng.uniform(-1, 1, len(network.inputs))]
-        if network.loss.targets_sum_to_one:
-            targets = [float(x) for x in np.eye(len(network.outputs))[rng.integers(len(network.outputs))]]
+        if network.loss.targets_sum_to_one:  # one-hot per step of a recurrent network
+            size = network.loss_outputs
+            targets = [float(x) for x in np.eye(size)[rng.integers(size, size=len(network.outputs) // size)].ravel()]
         else:
             targets = [round(float(x), 2) for x in rng.uniform(0.05, 0.95, len(network.outputs))]
         magnitudes = rng.uniform(0.1, 1, len(network.parameters)) * rng.choice([-1, 1], len(network.parameters))
@@ -252,15 +250,7 @@ def is_set_file(path) -> bool:
 
 
 def _read(path: Path) -> dict:
-    try:
-        raw = path.read_bytes()
-        if len(raw) > MAX_SET_BYTES:
-            raise SpecError(str(path), f"is {len(raw)} bytes; an exercise set is at most {MAX_SET_BYTES}")
-        return tomllib.loads(raw.decode("utf-8"))
-    except OSError as error:
-        raise SpecError(str(path), f"cannot read the exercise set ({error.strerror})") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise SpecError(str(path), f"is not valid TOML: {error}") from None
+    return read_toml(path, MAX_SET_BYTES, "exercise set")
 
 
 def check_replaceable(made: ExerciseSet, directory: Path, force: bool, flag: str = "--force") -> None:

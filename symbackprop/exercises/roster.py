@@ -19,7 +19,9 @@ MAX_ROSTER_BYTES = 2_000_000
 #: Characters Windows refuses in file names (and "/" everywhere).
 _FORBIDDEN = set('/\\<>:"|?*')
 #: Names Windows reserves for devices, with or without an extension.
-_DEVICES = {"con", "prn", "aux", "nul", *(f"com{n}" for n in range(10)), *(f"lpt{n}" for n in range(10))}
+_DEVICES = {"con", "prn", "aux", "nul", *(f"{port}{n}" for port in ("com", "lpt") for n in [*range(10), *"¹²³"])}
+#: Bytes a folder name may have on common file systems (ext4, APFS, NTFS's 255 UTF-16 units).
+MAX_ID_BYTES = 255
 #: What starts markup inside a line of Markdown (GitHub's included: ~ strikes through).
 _MARKDOWN = set("\\`*_[]<>|~^#")
 #: Spreadsheets run a cell starting with these as a formula.
@@ -33,9 +35,11 @@ def check_id(student: str, where: str, reserved=()) -> str:
         problem = "is empty; every student needs an id"
     elif len(student) > MAX_ID_LENGTH:
         problem = f"is {len(student)} characters long; ids are at most {MAX_ID_LENGTH}"
+    elif len(student.encode("utf-8", "replace")) > MAX_ID_BYTES:
+        problem = f"is {len(student.encode('utf-8', 'replace'))} bytes in UTF-8; a folder name holds at most {MAX_ID_BYTES}"
     elif any(c in _FORBIDDEN for c in student):
         problem = "contains one of / \\ < > : \" | ? *, which a folder name cannot hold"
-    elif any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in student):
+    elif any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in student):
         problem = "contains a control or invisible formatting character"
     elif student != student.strip():  # grading strips the submissions' student column
         problem = "starts or ends with a space (or a no-break space), which grading strips from submissions"
@@ -44,7 +48,7 @@ def check_id(student: str, where: str, reserved=()) -> str:
     elif student.startswith(".") or student.endswith((".", " ")):
         problem = "starts with a dot or ends with a dot or space, which makes a hidden or unusable folder"
     elif student.split(".")[0].strip().lower() in _DEVICES:
-        problem = "is a device name on Windows (con, nul, com1, ...), not a folder name"
+        problem = "is a device name on Windows (con, nul, com1, com¹, ...), not a folder name"
     elif student[0] in _FORMULA_START:
         problem = "starts with = + - or @, which spreadsheets run as a formula"
     elif student.lower() in reserved:

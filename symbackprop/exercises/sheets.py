@@ -20,12 +20,12 @@ import sympy as sp
 from ..notes import rendering
 from ..derivation import E, derive
 from ..examples import Example, example
-from ..files import replace_folder
+from ..files import check_targets, replace_folder
 from ..network import layer_bias, layer_weight
 from ..notes.printing import NotationPrinter, in_notation
 from . import access, roster
 from .arithmetic import Line, WorkedNumbers, number
-from .exercise_set import ExerciseSet, Variant, write_text
+from .exercise_set import ExerciseSet, Variant, check_replaceable, write_text
 
 FORMATS = ("md", "tex")
 #: Which step of a layer's lecture formulas answers each kind of generic question.
@@ -67,7 +67,7 @@ class _Documents:
 
     def generic(self, question, derived: dict) -> Asked:
         """A derivation question, solved by the lecture steps of its layer up to the formula asked;
-        steps an earlier question of the sheet derived (``derived``: layer -> (question, last step))
+        steps an earlier question of the sheet derived (``derived``: layer -> (question, steps shown))
         are not repeated."""
         output = question.kind.endswith("_output")
         layer = next(section for section in self.notes.layers if section["is_output"] == output)
@@ -78,11 +78,14 @@ class _Documents:
         else:
             end = next(n for n, s in enumerate(steps) if s.name == wanted)
         answer = steps[end]
-        earlier, shown = derived.get(layer["name"], ("", -1))
-        derived[layer["name"]] = (question.id, max(end, shown)) if end > shown else (earlier, shown)
+        earlier, shown = derived.get(layer["name"], ("", frozenset()))
+        # a local gradient needs no chain rule through a weight: that step waits for a gradient question
+        used = [n for n in range(end + 1) if n not in shown and (steps[n].name != "weight_chain"
+                                                                 or wanted.startswith("gradient"))]
+        derived[layer["name"]] = (question.id, shown | set(used)) if used else (earlier, shown)
         return Asked(question.id, question.kind, question.quantity, question.kind, answer.lhs, False, output,
                      self._readable(answer, layer["name"]), answer.equation, layer,
-                     tuple(steps[shown + 1:end + 1]) or (answer,), earlier)
+                     tuple(steps[n] for n in used) or (answer,), earlier if shown else "")
 
     def _readable(self, answer, group: str) -> str:
         """The answer as ``check`` reads it: the right-hand side of the lecture formula (the left one
@@ -188,7 +191,11 @@ def key_csv(variants: list[dict]) -> str:
 
 
 def write(made: ExerciseSet, directory: str | Path, formats=FORMATS, templates: Path | None = None,
-          inputs=()) -> list[Path]:
+          inputs=(), force: bool = False, flag: str = "--force") -> list[Path]:
     """Render the whole set, then make it the content of ``directory`` in one step (all files, or none
-    changed; other files there are kept), never over one of ``inputs``; ``codes.csv`` private."""
-    return replace_folder(Path(directory), render(made, formats, templates), inputs, {"codes.csv": 0o600})
+    changed; other files there are kept), never over one of ``inputs`` (checked first: that is the
+    data loss) nor over a set made with other options unless ``force``; ``codes.csv`` private."""
+    texts = render(made, formats, templates)
+    check_targets([Path(directory) / name for name in texts], inputs)
+    check_replaceable(made, Path(directory), force, flag)
+    return replace_folder(Path(directory), texts, inputs, {"codes.csv": 0o600})

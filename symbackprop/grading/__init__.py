@@ -28,7 +28,8 @@ How an answer is decided (the README's "Checking homework" says the same):
 * Equal means |answer - reference| <= 1e-8 max(|answer|, |reference|) + 1e-12 at every
   point: float64 evaluation of formulas this size is accurate to about 1e-14, while every
   real mistake is off by O(1) relatively at a random point.  A number-only answer to a
-  concrete target is compared with the worked example to 1e-3 (four significant digits).
+  concrete target is compared with the worked example (a sheet's numbers) at the four significant
+  digits asked: within one unit of the fourth, written with four unless it rounds to the value.
 * A derivation of several lines is checked line by line: every line must equal the target.
 * A wrong answer is compared with mutants of the reference: the known mistakes applied to
   it (table :data:`.mistakes.MISTAKES`), alone and in pairs; equal to a mutant at every point means

@@ -52,6 +52,15 @@ class _Sym:
 
 
 @dataclass
+class _Juxtaposed:
+    """A quantity written against a bracket, ``e_j (1 - y_j)``: a product, whose bracket alone takes a
+    power written after it (not the product, as the grammar groups ``x (y)^2``)."""
+
+    left: sp.Expr
+    right: sp.Expr
+
+
+@dataclass
 class _Partial:
     """``\\partial x`` of a derivative written with a slash (``-\\partial E/\\partial w``)."""
 
@@ -138,7 +147,8 @@ class Builder(lark.visitors.Transformer_NonRecursive):
         return value if sign == "+" else sp.Mul(-1, value, evaluate=False)
 
     def group(self, children):
-        return children[1]
+        inner = children[1]
+        return self.value(inner) if isinstance(inner, _Juxtaposed) else inner
 
     def number(self, children):
         token, = children
@@ -156,6 +166,9 @@ class Builder(lark.visitors.Transformer_NonRecursive):
 
     def pow(self, children):
         base, token, exponent = children
+        if isinstance(base, _Juxtaposed):  # e_j (1 - y_j)^2: the power is the bracket's, as written
+            power = sp.Pow(base.right, self.exponent(exponent, token.start_pos + 1), evaluate=False)
+            return sp.Mul(base.left, power, evaluate=False)
         return sp.Pow(self.value(base), self.exponent(exponent, token.start_pos + 1), evaluate=False)
 
     def exponent(self, items, column):
@@ -312,7 +325,7 @@ class Builder(lark.visitors.Transformer_NonRecursive):
         if len(args) != 1:
             raise ExpressionError(f"{sym.written if isinstance(sym, _Sym) else 'this'} is not a function; "
                                   "write a product with *")
-        return sp.Mul(self.value(sym), self.value(args[0]), evaluate=False)
+        return _Juxtaposed(self.value(sym), self.value(args[0]))
 
     def timed(self, children):
         """``X(t)``, ``X(t+1)``, ``a[0][1](2)``: a time index on a quantity of a recurrent network's
@@ -392,6 +405,8 @@ class Builder(lark.visitors.Transformer_NonRecursive):
         """A finished SymPy expression for a child node."""
         if isinstance(node, _Sym):
             return self.resolve(node)
+        if isinstance(node, _Juxtaposed):
+            return sp.Mul(node.left, node.right, evaluate=False)
         if isinstance(node, _Partial):
             raise ExpressionError(f"\\partial before {node.symbol.written} at column {node.symbol.column} must be "
                                   "inside \\frac{\\partial ...}{\\partial ...}")

@@ -3,7 +3,7 @@
 Equal means |answer - reference| <= 1e-8 max(|answer|, |reference|) + 1e-12 at every test point:
 float64 evaluation of formulas this size is accurate to about 1e-14, while every real mistake is
 off by O(1) relatively at a random point.  A number-only answer to a concrete target is compared
-with the worked example to 1e-3 (four significant digits).
+with the worked example (or the student's sheet) at the :data:`DIGITS` significant digits asked.
 """
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
     if restated:
         return Verdict("incorrect", "The answer restates what it should derive.", [restated])
     correct = "Correct." if len(sides) == 1 else "Correct: every side equals the target."
-    return Verdict("correct", correct, [_AT_EXAMPLE_ONLY] if at_example else [])
+    return Verdict("correct", correct, [_AT_EXAMPLE_ONLY] if at_example and any(s.free_symbols for s, _ in sides) else [])
 
 
 def _letters_hint(prepared: Prepared) -> str:
@@ -310,13 +310,20 @@ def _judge_number(prepared: Prepared, value: float, where: Callable[[str], str],
     if any(_near(value, x, 1e-9) for x in values):  # exact (0.5 needs no four digits)
         return None
     agreed = max(_digits_agreeing(value, x) for x in values)
-    if written is not None and written < DIGITS and agreed >= written:
+    rounded = any(abs(value - x) <= 0.5 * 10 ** (np.floor(np.log10(abs(x))) - DIGITS + 1) * (1 + 1e-9)
+                  for x in values if x != 0)  # 0.0203 for 0.02030004: the digits left out are zeros
+    if written is not None and written < DIGITS and agreed >= written and not rounded:
         return Verdict("incorrect", where(f"Too few digits: your number has {written} significant digit"
                                           f"{'s' * (written != 1)}; {asked}."),
                        [f"Give the value to {DIGITS} significant digits (carry six through the intermediate "
                         "steps): a number rounded to fewer cannot be told from a nearby wrong one."], shown)
     if agreed >= DIGITS:
         return None
+    if prepared.samples > 1 and _digits_agreeing(value, expected * prepared.samples) >= DIGITS:
+        return Verdict("incorrect", where("Missing 1/N over the batch."),
+                       [f"The error of a mini-batch is the mean over its {prepared.samples} samples, so each gradient "
+                        f"is the mean of the samples' gradients; your number is their sum (N = {prepared.samples} "
+                        "times the mean)."], shown)
     for names, messages, mutant in prepared.example_mutants:
         if _digits_agreeing(value, mutant) >= DIGITS:
             return Verdict("incorrect", where(_headline(names)), [m.format(**prepared.words) for m in messages],

@@ -13,9 +13,9 @@ import sympy as sp
 
 from ..functions import A, K, T, activation
 from ..notes.notation import Notation
-from .evaluation import Cases, NotElementwise, Unbound, close_to_any, evaluate
+from .evaluation import PAD, Cases, NotElementwise, Unbound, close_to_any, evaluate
 from .prepared import Target
-from .vocabulary import ETA, LAST, OUTPUTS, TIME, P, S, U, a, delta, dg, r, t, w, z
+from .vocabulary import ETA, LAST, OUTPUTS, TIME, P, S, U, a, dEda, delta, dg, r, t, w, z
 
 
 def _replace_sum(e, function):
@@ -122,6 +122,85 @@ def _same_step(e, loss):
     return e.xreplace(shifted) if shifted else None
 
 
+def _source_activation(e, replacement):
+    """Every activation of the unit feeding the weight, a_p (a_p(t-1) through time), replaced by
+    ``replacement(indices)``; None without one."""
+    found = [x for x in sp.preorder_traversal(e) if isinstance(x, sp.Indexed) and x.base == a and x.indices[0] == P]
+    return e.xreplace({x: replacement(x.indices) for x in found}) if found else None
+
+
+def _untimed(function):
+    """A mistake of one step's formula (a layered network's, not through time)."""
+    return lambda e, loss: None if e.has(TIME) else function(e, loss)
+
+
+def _timed(function):
+    """A mistake of a formula through time."""
+    return lambda e, loss: function(e, loss) if e.has(TIME) else None
+
+
+def _transposed_recurrent(e, loss):
+    """r_mj for r_jm in BPTT's future term."""
+    if not e.has(r):
+        return None
+    return e.replace(lambda x: isinstance(x, sp.Indexed) and x.base == r, lambda x: r[x.indices[1], x.indices[0]])
+
+
+def _past_for_future(e, loss):
+    """delta_m(t-1) for delta_m(t+1): the error taken from the step before instead of the next."""
+    if not e.has(r):
+        return None
+    ahead = {x: delta[x.indices[0], TIME - 1] for x in sp.preorder_traversal(e)
+             if isinstance(x, sp.Indexed) and x.base == delta and len(x.indices) == 2 and x.indices[1] == TIME + 1}
+    return e.xreplace(ahead) if ahead else None
+
+
+def _previous_input(e, loss):
+    """An input weight's gradient with the activation of the step before, h_i(t-1) for x_i(t)."""
+    return None if e.has(r) or not e.has(a[P, TIME]) else e.xreplace({a[P, TIME]: a[P, TIME - 1]})
+
+
+def _cross_entropy_slope(e, loss):
+    """With cross-entropy, an output delta multiplied by the activation's slope a(1 - a) once more."""
+    if loss.name not in ("cross_entropy", "binary_cross_entropy") or e.has(sp.Sum) or e.has(a[P]) or e.has(ETA):
+        return None
+    return e * _slope("sigmoid", U)
+
+
+def _slope_at_activation(e, slope, zu):
+    """g'(a_u) for g'(z_u): the derivative taken at the unit's output."""
+    return e.xreplace({slope: dg(a[zu.indices])})
+
+
+def _tanh_square(e, slope, zu):
+    """(1 - tanh z)^2 for 1 - tanh^2 z."""
+    return e.xreplace({slope: (1 - sp.Function("g")(zu)) ** 2})
+
+
+def _above_slope_skipped(e, loss):
+    """The next layer's dE/da_k for its delta_k: the derivative of the layer above left out."""
+    return e.xreplace({delta[S]: dEda[S]}) if e.has(delta[S]) and not e.has(TIME) else None
+
+
+def _without_successor(position: int):
+    """The sum over the units fed without the one at ``position`` (a number added up by hand)."""
+    def transform(e, loss):
+        def drop(s):
+            variable, first, last = s.limits[0]
+            if variable != S or len(s.limits) > 1:
+                return s
+            return sp.Sum(s.function, (S, first, position - 1)) + sp.Sum(s.function, (S, position + 1, last))
+        return _replace_sum(e, drop) if e.has(sp.Sum) and not e.has(TIME) else None
+    return transform
+
+
+def _other_input(position: int):
+    """A weight's gradient with the activation of another unit of the layer feeding it (x_2 for x_1)."""
+    def transform(e, loss):
+        return sp.Sum(e, (P, position, position)) if e.has(a[P]) and not e.has(TIME) else None
+    return transform
+
+
 @dataclass(frozen=True)
 class Mistake:
     """A known mistake: how it changes the reference, and what a grader says about it.
@@ -130,6 +209,7 @@ class Mistake:
     name: str
     transform: Callable
     message: str
+    numbers: bool = False  # a slip with numbers (a term left out of a sum): tried on a concrete target only
 
 
 def _if_has(atom, function):
@@ -171,7 +251,7 @@ MISTAKES = (
             "Off by a factor 2: your answer is twice the correct one{half}."),
     Mistake("factor 1/2", lambda e, loss: e / 2,
             "Off by a factor 1/2: your answer is half the correct one{half}."),
-    Mistake("input of the wrong layer", _if_has(a[P], lambda e: e.xreplace({a[P]: a[U]})),
+    Mistake("input of the wrong layer", _untimed(lambda e, loss: _source_activation(e, lambda i: a[U])),
             "The input comes from the wrong layer: correct if {a_u} were {a_p} (d{z_u}/d{w_pu} is the activation "
             "of unit {p}, where the weight starts)."),
     *(Mistake("another activation's derivative", _other_slope(name),
@@ -183,7 +263,7 @@ MISTAKES = (
     Mistake("swapped unit indices", _swapped_units,
             "The unit indices are swapped: correct if {delta_p} {a_u} were {delta_u} {a_p} (the weight from {p} to "
             "{u} gets the delta of {u}, where it ends, times the activation of {p}, where it starts)."),
-    Mistake("pre-activation for the activation", _if_has(a[P], lambda e: e.xreplace({a[P]: z[P]})),
+    Mistake("pre-activation for the activation", lambda e, loss: _source_activation(e, lambda i: z[i]),
             "{z_p} is the weighted input of unit {p}; the weight multiplies its output: correct if {z_p} were "
             "{a_p}."),
     Mistake("output delta in a hidden formula", _inlined_output_delta,
@@ -203,6 +283,33 @@ MISTAKES = (
             "{r_pu_or_w} is the same weight at every step, so its gradient sums its uses over the steps: {target} = "
             "sum over t of {step_term}; your answer is the last step's term only."),
     Mistake("time-index shift", _same_step, "{shift}"),
+    Mistake("the unit's own activation", _timed(lambda e, loss: _source_activation(e, lambda i: a[(U, *i[1:])])),
+            "{a_u} is the activation of unit {u} itself; {r_pu_or_w} carries the activation of unit {p}, where it "
+            "starts: correct if {a_u} were {a_p} (at the same step)."),
+    Mistake("transposed recurrent weight index", _transposed_recurrent,
+            "Transposed recurrent weight index: correct if {r_mu} were {r_um} (unit {u} at step t reaches unit {m} at "
+            "t+1 through {r_um})."),
+    Mistake("time-index shift", _past_for_future, "{shift_back}"),
+    Mistake("input of the step before", _previous_input,
+            "{w_pu} carries the input {a_p}(t) of its own step into unit {u}; {a_p}(t-1), the state of the step "
+            "before, is what a recurrent weight carries: correct if {a_p}(t-1) were {a_p}(t)."),
+    Mistake("extra activation derivative", _cross_entropy_slope,
+            "With cross-entropy the output activation's derivative cancels against the loss's: {delta_u} = "
+            "{a_u} - {t_u}, without the factor {sigmoid_slope_u} (or {g_u}) again."),
+    Mistake("derivative at the activation", _with_slope(_slope_at_activation),
+            "The derivative is taken at {a_u}, the unit's output; it belongs at its weighted input: correct if "
+            "{g_a} were {g_u}."),
+    Mistake("(1 - tanh)^2 for 1 - tanh^2", _with_slope(_tanh_square),
+            "The derivative of tanh is 1 - tanh^2({z_u}) = 1 - {a_u}^2, not (1 - tanh {z_u})^2 = (1 - {a_u})^2."),
+    Mistake("derivative of the layer above skipped", _above_slope_skipped,
+            "{delta_s} is the error at {z_s}, the weighted input of unit {s}: it includes that unit's derivative "
+            "{g_s}; your answer uses the error at its output, d{error}/d{a_s}, without it."),
+    *(Mistake("one unit missing from the sum", _without_successor(k),
+              "One term of the sum over {s} is missing: unit {u} feeds every unit {s} of the next layer, and each "
+              "adds {sum_us}.", numbers=True) for k in range(PAD)),
+    *(Mistake("the wrong input", _other_input(k),
+              "The input is another unit's: d{z_u}/d{w_pu} is {a_p}, the activation of unit {p}, where the weight "
+              "starts.", numbers=True) for k in range(PAD)),
     Mistake("old weight missing", _if_has(ETA, lambda e: e - w[P, U]),
             "The old weight is missing: the new weight is {w_pu} plus the step, {w_pu} - {eta} d{error}/d{w_pu}; "
             "your answer is the step alone."),
@@ -263,7 +370,8 @@ def wording(notation: Notation, target: Target, loss_name: str) -> dict:
               for name in SPELLED_SLOPES for x, letter in (("u", u), ("s", s))}
     through_time = _through_time_words(notation, target, p, u, s, separator)
     return {"p": p, "u": u, "s": s, "g_u": f"{f}'({zz}_{u})", "g_s": f"{f}'({zz}_{s})", "g_p": f"{f}'({zz}_{p})",
-            "a_u": f"{aa}_{u}", "a_p": f"{aa}_{p}", "z_u": f"{zz}_{u}", "z_p": f"{zz}_{p}", "w_us": weight(u, s),
+            "a_u": f"{aa}_{u}", "a_p": f"{aa}_{p}", "a_s": f"{aa}_{s}", "z_s": f"{zz}_{s}", "t_u": f"{tt}_{u}",
+            "g_a": f"{f}'({aa}_{u})", "z_u": f"{zz}_{u}", "z_p": f"{zz}_{p}", "w_us": weight(u, s),
             "w_su": weight(s, u), "w_pu": weight(p, u), "sum_us": f"{weight(u, s)} {dd}_{s}", "delta_s": f"{dd}_{s}",
             "delta_u": f"{dd}_{u}", "delta_p": f"{dd}_{p}", "error_u": f"({aa}_{u} - {tt}_{u})", "error": error,
             "eta": eta, "sign": sign, "target": _label(target, notation, p, u), **slopes, **through_time,
@@ -288,7 +396,10 @@ def _through_time_words(notation: Notation, target: Target, p: str, u: str, s: s
              f"{aa}_{p}(t) were {aa}_{p}(t-1)." if recurrent else
              f"The time index is shifted: {aa}_{u}(t) reaches its own layer at step t+1 (through {r_um}), so that "
              f"error comes back from {dd}_{m}(t+1): correct if {dd}_{m}(t) were {dd}_{m}(t+1).")
-    return {"m": m, "r_um": r_um, "delta_m": f"{dd}_{m}", "shift": shift,
+    shift_back = (f"The time index runs the wrong way: {aa}_{u}(t) reaches its own layer at step t+1 (through {r_um}), "
+                  f"so that error comes back from the next step: correct if {dd}_{m}(t-1) were {dd}_{m}(t+1).")
+    return {"m": m, "r_um": r_um, "r_mu": weight(_recurrent_letter(notation), m, u), "delta_m": f"{dd}_{m}",
+            "shift": shift, "shift_back": shift_back,
             "r_pu_or_w": r_pu if recurrent else weight(plain["weight"][0], p, u),
             "step_term": f"{aa}_{p}({'t-1' if recurrent else 't'}) {dd}_{u}(t)"}
 
@@ -302,13 +413,18 @@ def mutants_of(template, reference, cases, loss) -> list:
     """Known mistakes applied to the reference, alone and in pairs, kept when they differ
     from the reference and from each other at the test points."""
     singles, seen = [], [np.asarray(reference, dtype=float)]
+    concrete = bool(cases.symbols)
     for index, mistake in enumerate(MISTAKES):
+        if mistake.numbers and not concrete:
+            continue
         changed = _mutate(mistake, template, loss, cases, seen)
         if changed is not None:
             singles.append((index, (mistake.name,), (mistake.message,), *changed))
     pairs = []
     for first, names, messages, expression, _ in singles:
         for mistake in MISTAKES[first + 1:]:
+            if mistake.numbers or MISTAKES[first].numbers:  # one slip with numbers is told, not pairs of them
+                continue
             changed = _mutate(mistake, expression, loss, cases, seen)
             if changed is not None and mistake.name not in names:
                 pairs.append((first, (*names, mistake.name), (*messages, mistake.message), *changed))
@@ -324,7 +440,7 @@ def _mutate(mistake: Mistake, expression, loss, cases: Cases, seen: list):
         values = evaluate(changed, cases)
     except (Unbound, NotElementwise):
         return None
-    if not np.all(np.isfinite(values)) or close_to_any(values, np.stack(seen)):
+    if not np.all(np.isfinite(values)) or close_to_any(values, np.stack(seen)) or (mistake.numbers and not np.any(values)):
         return None
     seen.append(values)
     return changed, values

@@ -52,6 +52,7 @@ class Prepared:
     example_mutants: list = field(default_factory=list)
     reveal: bool = False  # messages may show the worked example's value (the exercise's answer)
     sheet: bool = False  # the numbers are a student's sheet's (messages say "your sheet")
+    samples: int = 1  # the worked example's mini-batch: its value is the mean over them
     renamed: Prepared | None = None  # an output target read with the hidden-layer letters (j fed by i)
 
 

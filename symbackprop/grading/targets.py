@@ -258,6 +258,6 @@ def _attach_example(prepared: Prepared, network: Network, values: Values | None,
         value = result.gradients[layer_bias(level, unit)]
     else:
         value = result.gradients[layer_weight(level, source, unit)] * (-learning_rate if kind == "update_w" else 1)
-    prepared.example = value
+    prepared.example, prepared.samples = value, len(values.inputs)
     if len(values.inputs) == 1:
         prepared.example_mutants = [(names, messages, v[0]) for names, messages, v in prepared.mutants]

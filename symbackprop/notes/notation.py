@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import difflib
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .. import files
 from ..errors import SpecError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from ..limits import MAX_SPEC_BYTES
 
 _PACKAGED = Path(__file__).parent.parent / "notations"
 _SOURCE = Path(__file__).parent.parent.parent / "notations"
@@ -114,9 +110,9 @@ def load(name_or_path: str | Path = "default") -> Notation:
     and overrides any role's symbol or convention."""
     path = Path(name_or_path)
     if path.suffix == ".toml" and path.is_file():
-        data = _read(path, "notation")
+        data = _read(path)
     elif str(name_or_path) in names():
-        data = _read(PRESETS / f"{name_or_path}.toml", "notation")
+        data = _read(PRESETS / f"{name_or_path}.toml")
     elif path.exists():
         raise SpecError("notation", f"{str(name_or_path)!r} exists but is not a notation file (a .toml file such "
                         f"as base = \"haykin\" with the symbols it changes); choose one of {', '.join(names())} "
@@ -133,7 +129,7 @@ def from_dict(data: Mapping) -> Notation:
     if base is not None:
         if base not in names():
             raise SpecError("notation.base", f"no preset {base!r}; choose one of {', '.join(names())}")
-        data = _merge(_read(PRESETS / f"{base}.toml", "notation"), {k: v for k, v in data.items() if k != "base"})
+        data = _merge(_read(PRESETS / f"{base}.toml"), {k: v for k, v in data.items() if k != "base"})
     _check_keys(data, ("name", "title", "sources", "symbols", "plain", "letters", "conventions",
                        "equation_names"), "notation")
     symbols = _table(data, "symbols")
@@ -234,11 +230,8 @@ def _table(data: Mapping, key: str) -> dict:
     return dict(value)
 
 
-def _read(path: Path, field_name: str) -> dict:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise SpecError(field_name, f"cannot read {path}: {error}") from None
+def _read(path: Path) -> dict:
+    return files.read_toml(path, MAX_SPEC_BYTES, "notation file")
 
 
 def _merge(base: Mapping, override: Mapping) -> dict:

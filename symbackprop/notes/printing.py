@@ -19,7 +19,7 @@ from sympy.printing.latex import LatexPrinter
 from .. import derivation as d
 from ..derivation import GenericLayer
 from ..bptt import r as RECURRENT
-from ..network import Network, Unit
+from ..network import Network, Unit, is_shared_bias
 from .notation import Notation
 from .notation import load as load_notation
 
@@ -27,6 +27,10 @@ from .notation import load as load_notation
 ERROR_SIGNAL = sp.IndexedBase("e")
 #: The error E_n of sample n of a mini-batch, as a function of a parameter.
 SAMPLE_ERROR = sp.Function("sample_error")
+#: The error E_n of sample n of a mini-batch, in formulas that hold for one sample.
+SAMPLE_E = sp.Symbol("sample_E")
+#: A layer's one bias (``bias = "shared"``) in the lecture formulas, where b_j would name one per unit.
+LAYER_BIAS = sp.Symbol("layer_bias", real=True)
 #: The index and the size of a mini-batch.
 SAMPLE, BATCH = sp.Symbol("n", integer=True, positive=True), sp.Symbol("N", integer=True, positive=True)
 #: Functions printed as \name(x) rather than SymPy's \name{\left(x \right)}.
@@ -120,8 +124,9 @@ def _built_symbol_table(network: Network, notation: Notation) -> dict[sp.Symbol,
         table[unit.a] = timed(_script(notation.symbol("output" if unit.name in outputs else "hidden"), i, sup), unit)
         table[unit.delta] = timed(_script(notation.symbol("delta"), i, sup), unit)
         if unit.bias is not None and unit.bias.name.startswith("b["):
-            table[unit.bias] = (weight("0", i, sup) if notation.bias == "weight"
-                                else _script(notation.symbol("bias"), i, sup))
+            own = "" if is_shared_bias(unit.bias) else i  # a layer's one bias has no unit index
+            table[unit.bias] = (weight("0", own, sup) if notation.bias == "weight"
+                                else _script(notation.symbol("bias"), own, sup))
         for edge in unit.inputs:
             if edge.weight.name.startswith("w["):
                 table[edge.weight] = weight(index(network[edge.source]), i, sup)
@@ -197,6 +202,14 @@ class NotationPrinter(LatexPrinter):
     def _print_Symbol(self, expr, style="plain"):
         if expr in self.table:
             return self.table[expr]
+        if expr == SAMPLE_E:
+            return _script(self.notation.symbol("error"), self._print(SAMPLE))
+        if expr == LAYER_BIAS:
+            unit = self.layer.unit if self.layer is not None else None
+            tag = self._tag(unit) if unit is not None else ""
+            n = self.notation
+            return (_script(n.symbol("weight"), "0", tag) if n.bias == "weight"
+                    else _script(n.symbol("bias"), "", tag))
         return super()._print_Symbol(expr, style)
 
     def _print_Idx(self, expr):
@@ -236,10 +249,23 @@ class NotationPrinter(LatexPrinter):
         # the sum over a layer's units, as lectures write it: \sum_k, with a sign pulled out
         if expr.function.could_extract_minus_sign():
             return "- " + self._print(sp.Sum(-expr.function, *expr.limits))
-        (index, first, last), = expr.limits
-        below = self._print(index) if first == 0 else f"{self._print(index)}={self._print(first)}"
-        above = "" if first == 0 else f"^{{{self._print(last)}}}"  # a layer's units need no bounds; samples do
-        return f"\\sum_{{{below}}}{above} {self.parenthesize(expr.function, 40)}"
+        signs = ""
+        for index, first, last in expr.limits[::-1]:  # SymPy folds nested sums into one; a text nests them
+            below = self._print(index) if first == 0 else f"{self._print(index)}={self._limit(first)}"
+            above = "" if first == 0 else f"^{{{self._print(last)}}}"  # a layer's units need no bounds; samples do
+            signs += f"\\sum_{{{below}}}{above} "
+        return signs + self.parenthesize(expr.function, 40)
+
+    def _limit(self, bound) -> str:
+        """A limit as a text writes it: symbols added first, then subtracted, the number last
+        (t = T - K + 1, where SymPy's order prints -K + T + 1)."""
+        if not isinstance(bound, sp.Add):
+            return self._print(bound)
+        terms = sorted(sp.Add.make_args(bound), key=lambda x: (x.is_number, x.could_extract_minus_sign()))
+        text = self._print(terms[0])
+        for term in terms[1:]:
+            text += f" - {self._print(-term)}" if term.could_extract_minus_sign() else f" + {self._print(term)}"
+        return text
 
     def _print_KroneckerDelta(self, expr, exp=None):
         # I_km (Bishop's identity-matrix entry): delta_km would clash with the local gradient

@@ -9,6 +9,7 @@ in jinja2's sandbox: ``--templates`` may come from a colleague.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import replace
 from functools import cached_property
@@ -17,20 +18,23 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
+from .. import bptt
 from .. import derivation as generic
 from ..derivation import Derivation, GenericLayer, Step, derive
 from .. import files
 from ..parts import PARTS
 from ..examples import Example, check_finite, example
 from ..limits import SIMPLIFY_SECONDS
+from ..network import is_shared_bias
 from ..spec import Spec
 from ..verification import Report, verify
-from . import figures, through_time
+from . import cost, figures, through_time
 from .matrix_form import MatrixPrinter, matrix_form
 from .notation import Notation
 from .notation import load as load_notation
 from .sandbox import BoundedSandbox, ConfinedLoader, guarded, rendered
-from .printing import BATCH, ERROR_SIGNAL, SAMPLE, SAMPLE_ERROR, NotationPrinter, Shown, error_signal, shown
+from .printing import (BATCH, ERROR_SIGNAL, LAYER_BIAS, SAMPLE, SAMPLE_E, SAMPLE_ERROR, NotationPrinter, Shown,
+                       error_signal, shown)
 from .worked import concrete, in_unit_order, number, worked
 
 _PACKAGED = Path(__file__).parent.parent / "templates"
@@ -56,7 +60,52 @@ def _environment(templates: Path | None) -> jinja2.Environment:
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["texescape"] = _texescape
     env.filters["number"] = number
+    env.filters["aligned"] = aligned
     return env
+
+
+#: About how many characters of a formula fit one line of a LaTeX display in the notes.
+LINE_CHARACTERS = 75
+
+
+def _visible(tex: str) -> int:
+    """About how many characters ``tex`` prints: a command is one, braces and spaces none."""
+    return len(re.sub(r"[{}\s]", "", re.sub(r"\\[a-zA-Z]+", "x", tex)))
+
+
+def aligned(rhs: str) -> str:
+    """The right-hand side of an ``align*`` row that fits the page: a long chain a = b = c
+    one part per line, and a part still too long broken before a + or - that no brace or
+    \\left...\\right encloses (the overfull substituted sums of a recurrent delta)."""
+    if _visible(rhs) <= LINE_CHARACTERS:
+        return rhs
+    lines = []
+    for n, part in enumerate(rhs.split(" = ")):
+        pieces = _broken(part)
+        lines.append(("" if n == 0 else "&= ") + pieces[0])
+        lines += [r"&\quad " + piece for piece in pieces[1:]]
+    return " \\\\\n ".join(lines)
+
+
+def _broken(part: str) -> list[str]:
+    """``part`` in pieces of at most :data:`LINE_CHARACTERS`, each after the first starting
+    with the + or - it was broken before."""
+    pieces, depth, start, last = [], 0, 0, None
+    for match in re.finditer(r"\\left|\\right|[{}]| [+-] ", part):
+        token = match.group()
+        if token in ("{", r"\left"):
+            depth += 1
+        elif token in ("}", r"\right"):
+            depth -= 1
+        elif depth == 0:
+            if _visible(part[start:match.start()]) > LINE_CHARACTERS and last is not None:
+                pieces.append(part[start:last])
+                start = last + 1
+            last = match.start()
+    if _visible(part[start:]) > LINE_CHARACTERS and last is not None and last > start:
+        pieces.append(part[start:last])
+        start = last + 1
+    return pieces + [part[start:]]
 
 
 def _texescape(text: str) -> str:
@@ -100,16 +149,21 @@ class _Notes:
         self.printer = NotationPrinter(notation, net)
         self.tex = self.printer.doprint
         self.E = self.tex(generic.E)
+        self.sample, self.batch_size = self.tex(SAMPLE), self.tex(BATCH)
         self.number = _Numbers(notation.equation_names)
         self.batch = example is not None and len(example.values.inputs) > 1
+        #: one bias per layer (bias = "shared"): the lecture formulas write it without a unit index
+        self.shared_bias = any(is_shared_bias(b) for b in net.biases)
         self.outputs = [self._group(g) for g in net.groups if g.units[0] in net.outputs]
         self.hidden = [self._group(g) for g in net.groups if g.units[0] not in net.outputs][::-1]
         self.groups = self.outputs + self.hidden
         self.output = self.outputs[0]
+        #: a recurrent network's BPTT formulas: its notes state them, and derive them in their chapter
+        self.recurrent = through_time.formulas(net)
         self.definitions = self._definitions()
         self.equations = self._equations()
-        self.output_steps = self._output_steps()
-        self.hidden_steps = self._hidden_steps() if self.hidden else []
+        self.output_steps = self._output_steps() if self.recurrent is None else None
+        self.hidden_steps = self._hidden_steps() if self.hidden and self.recurrent is None else []
 
     # -- the layers ------------------------------------------------------------------------
 
@@ -140,45 +194,99 @@ class _Notes:
                 return s
         return None
 
-    def _show(self, group: dict, lhs, rhs, rule: str = "", name: str = "", uses=()) -> Shown:
+    def _show(self, group: dict, lhs, rhs, rule: str = "", name: str = "", uses=(), per_sample: bool = True) -> Shown:
+        """``lhs = rhs`` numbered; in mini-batch notes a formula of one sample is of its error E_n,
+        so that E names one value, the mean."""
+        if self.batch and per_sample:
+            lhs, rhs = (_of_sample(e) for e in (lhs, rhs))
         return self.number(shown(lhs, rhs, self.notation, group["printer"], rule, group["layer"]), name, uses)
 
     # -- definitions, then the equations ---------------------------------------------------
 
     def _definitions(self) -> dict:
         first = self.hidden[-1] if self.hidden else self.output
+        if self.recurrent is not None:  # at step t, the recurrent term and the error of every step
+            return {**through_time.definitions(self, first, lambda: self._batch_error(first)),
+                    "functions": self._functions(first, self.notation.symbol("function")), "signal": None, "first": first}
         z_def = self._step(first, "definition", lambda e: getattr(e, "base", None) == generic.z)
         a_def = self._step(first, "definition", lambda e: getattr(e, "base", None) == generic.a)
         out = self.output
         e_def = self._step(out, "definition", lambda e: e == generic.E)
-        forward = [self._show(first, z_def.lhs, z_def.rhs), self._show(first, a_def.lhs, a_def.rhs)]
-        functions = []
-        for group in self.groups[::-1]:
-            act = self._step(group, "activation")
-            definition = act or self._step(group, "definition", lambda e: getattr(e, "base", None) == generic.a)
-            functions.append({"number": group["number"], "is_output": group is out, "function": group["function"],
-                              "activation": group["activation"].name, "normalized": act is None,
-                              "shown": shown(definition.lhs, definition.rhs, self.notation, group["printer"],
-                                             layer=group["layer"])})
+        # a = sigma(z) only when every layer has the sigmoid's letter; else a = g(z), g named per layer
+        letters = {None if g["activation"].normalized else g["function"] for g in self.groups}  # softmax: no letter
+        a_printer = first["printer"] if letters == {first["function"]} else NotationPrinter(
+            self.notation, None, first["layer"], function=self.notation.symbol("function"))
+        forward = [self._show(first, z_def.lhs, self._layer_bias(z_def.rhs)),
+                   self.number(shown(a_def.lhs, a_def.rhs, self.notation, a_printer, layer=first["layer"]))]
         loss = self._show(out, e_def.lhs, _squared_signals(e_def.rhs, self.notation))
         signal = None
         if "error_signal" in self.notation.symbols:  # a name for d_j - y_j, printed as defined
             u, printer = out["layer"].unit, NotationPrinter(self.notation, None, out["layer"], {"order": "none"})
             signal = self.number(Shown(printer.doprint(ERROR_SIGNAL[u]), printer.doprint(
                 sp.Add(generic.t[u], -generic.a[u], evaluate=False))))
-        batch = []
-        if self.batch:
-            weight = generic.w[first["layer"].predecessor, first["layer"].unit]
-            mean = sp.Sum(SAMPLE_ERROR(weight), (SAMPLE, 1, BATCH)) / BATCH
-            batch = [self._show(first, generic.E, mean), self._show(first, sp.Derivative(generic.E, weight),
-                                                                  sp.diff(mean, weight), name="gradient_batch")]
+        batch = self._batch_error(first)
         unit = first["layer"].unit
         delta = self._show(first, generic.delta[unit], sp.Derivative(generic.E, generic.z[unit]))
-        return {"forward": forward, "functions": functions, "loss": loss, "signal": signal, "batch": batch,
-                "delta": delta, "first": first}
+        return {"forward": forward, "functions": self._functions(first, a_printer.function), "loss": loss,
+                "signal": signal, "batch": batch, "delta": delta, "first": first}
+
+    def _functions(self, first: dict, letter: str) -> list[dict]:
+        """Each layer's activation function; where (2) writes the generic letter g and the layer
+        has a letter of its own (Nielsen's sigma), g(z) = sigma(z) = ..."""
+        generic_letter = self.notation.symbol("function")
+        functions = []
+        for group in self.groups[::-1]:
+            act = self._step(group, "activation")
+            definition = act or self._step(group, "definition", lambda e: getattr(e, "base", None) == generic.a)
+            equation = shown(definition.lhs, definition.rhs, self.notation, group["printer"], layer=group["layer"])
+            if act is not None and group["function"] != generic_letter and letter == generic_letter:
+                named = NotationPrinter(self.notation, None, group["layer"], function=generic_letter)
+                equation = replace(equation, lhs=named.doprint(definition.lhs),
+                                   rhs=f"{equation.lhs} = {equation.rhs}")  # g(z) = sigma(z) = ...
+            functions.append({"number": group["number"], "is_output": group is self.output,
+                              "function": group["function"], "activation": group["activation"].name,
+                              "normalized": act is None, "shown": equation})
+        return functions
+
+    def _batch_error(self, first: dict) -> list[Shown]:
+        """E = 1/N sum_n E_n for a mini-batch, else nothing."""
+        if not self.batch:
+            return []
+        return [self._show(first, generic.E, sp.Sum(SAMPLE_ERROR(generic.E), (SAMPLE, 1, BATCH)) / BATCH,
+                           per_sample=False)]
+
+    def _layer_bias(self, expression: sp.Expr) -> sp.Expr:
+        """``expression`` with a unit's bias b_j written as its layer's one bias, when biases are shared."""
+        if not self.shared_bias:
+            return expression
+        return expression.replace(lambda e: isinstance(e, sp.Indexed) and e.base == generic.b, lambda e: LAYER_BIAS)
 
     def _equations(self) -> list[Shown]:
-        """The four equations of backpropagation, and the update, in the notation's form."""
+        """The four equations of backpropagation (through time, for a recurrent network), the
+        means over a mini-batch, and the update, in the notation's form."""
+        equations = (through_time.equations(self, self.definitions["first"]) if self.recurrent is not None
+                     else self._layer_equations())
+        first = self.definitions["first"]
+        layer = first["layer"]
+        weight = generic.w[layer.predecessor, layer.unit]
+        parameters = {"gradient_bias": LAYER_BIAS if self.shared_bias else generic.b[layer.unit],
+                      "gradient_weight": weight, "gradient_recurrent": bptt.r[bptt.source, layer.unit]}
+        if self.batch:  # the mean of the samples' gradients
+            for gradient in [e for e in equations if e.name in parameters]:
+                parameter = parameters[gradient.name]
+                mean = sp.Sum(SAMPLE_ERROR(parameter), (SAMPLE, 1, BATCH)) / BATCH
+                equations.append(self._show(first, sp.Derivative(generic.E, parameter), sp.diff(mean, parameter),
+                                            name=gradient.name.replace("gradient_", "mean_"), per_sample=False))
+        parameter = weight
+        if self.batch or self.recurrent is not None:
+            update = parameter - generic.ETA * sp.Derivative(generic.E, parameter)
+        else:
+            update = self._step(first, "gradient_descent").rhs
+        equations.append(self._show(first, parameter, update, "gradient_descent", name="update", per_sample=False))
+        return equations
+
+    def _layer_equations(self) -> list[Shown]:
+        """The local gradients and gradients of a feed-forward network."""
         out, defs = self.output, self.definitions
         equations = []
         if out["activation"].normalized:
@@ -194,12 +302,14 @@ class _Notes:
         first = defs["first"]
         of = lambda base: lambda e: isinstance(e, sp.Derivative) and e.variables[0].base == base
         bias = self._step(first, "gradient", of(generic.b))
-        if bias is not None:
+        if bias is not None and self.shared_bias:  # the layer's one bias is in every unit's net input
+            unit = first["layer"].unit
+            equations.append(self._show(first, sp.Derivative(generic.E, LAYER_BIAS),
+                                        sp.Sum(bias.rhs, (unit, 0, generic._N - 1)), name="gradient_bias"))
+        elif bias is not None:
             equations.append(self._show(first, bias.lhs, bias.rhs, name="gradient_bias"))
         weight = self._step(first, "gradient", of(generic.w))
         equations.append(self._show(first, weight.lhs, weight.rhs, name="gradient_weight"))
-        update = self._step(first, "gradient_descent")
-        equations.append(self._show(first, update.lhs, update.rhs, "gradient_descent", name="update"))
         return equations
 
     @cached_property
@@ -271,7 +381,7 @@ class _Notes:
         chain = self._step(group, "chain_rule", lambda e: e.variables[0].base == generic.z)
         local = self._step(group, "local_gradient", lambda e: isinstance(e, sp.Derivative))
         paths = self._show(group, first.lhs, first.rhs, "sum_over_successors")
-        net_input = self._show(group, successor.lhs, successor.rhs)
+        net_input = self._show(group, successor.lhs, self._layer_bias(successor.rhs))
         dz = self._show(group, factor.lhs, factor.rhs, "successor_factor", uses=[net_input])
         total = self._show(group, substituted.lhs, substituted.rhs, "substitute",
                            uses=[paths, dz, self.definitions["delta"]])
@@ -352,6 +462,11 @@ class _Notes:
                     chain = tuple(printer.doprint(e) for e in (step.lhs.expr, step.lhs.variables[0],
                                                                through.variables[0]))
                 name = _lecture_name(step, layer)
+                if name.startswith("delta_"):  # the definition it follows from, in the notation's sign
+                    shown_at[-n - 1] = shown(generic.delta[layer.unit], sp.Derivative(generic.E, generic.z[layer.unit]),
+                                             self.notation, printer, "definition", layer)
+                if step.rule == "chain_rule" and step.lhs.variables[0].base == generic.w:
+                    name = "weight_chain"  # dE/dw = dE/dz dz/dw, which only a weight's gradient uses
                 shown_at[n] = replace(shown(step.lhs, step.rhs, self.notation, printer, step.rule, layer),
                                       uses=tuple(shown_at[u].equation for u in step.uses if u in shown_at),
                                       name=name, chain=chain, tag=self.notation.equation_names.get(name, ""))
@@ -364,7 +479,7 @@ class _Notes:
     @cached_property
     def matrix(self) -> dict | None:
         net = self.network
-        if "matrix" not in self.parts or net.layers is None:
+        if "matrix" not in self.parts or net.layers is None or self.shared_bias:
             return None
         n = self.notation
         printer = MatrixPrinter(n, net, {g["number"]: (g["function"], g["activation"].name) for g in self.groups
@@ -388,6 +503,14 @@ class _Notes:
         if "example" not in self.parts or self.example is None:
             return None
         return worked(self)
+
+    @cached_property
+    def cost(self) -> dict:
+        """What backpropagation costs here against finite differences, and the example's saturation."""
+        unit = self.definitions["first"]["layer"].unit
+        return {**cost.cost(self), "saturation": cost.saturation(self) if self.worked else [],
+                "slope": self.definitions["first"]["printer"].doprint(sp.Derivative(generic.g(generic.z[unit]),
+                                                                                     generic.z[unit]))}
 
     @cached_property
     def appendix(self) -> dict | None:
@@ -415,6 +538,13 @@ def _lecture_name(step: Step, layer: GenericLayer) -> str:
     if step.rule == "gradient" and isinstance(step.lhs, sp.Derivative):
         return "gradient_weight" if step.lhs.variables[0].base == generic.w else "gradient_bias"
     return ""
+
+
+def _of_sample(expression):
+    """A formula of one sample in mini-batch notes: its error E_n where the formula says E."""
+    if isinstance(expression, (list, tuple)):
+        return [_of_sample(e) for e in expression]
+    return expression.xreplace({generic.E: SAMPLE_E}) if isinstance(expression, sp.Basic) else expression
 
 
 def _squared_signals(expression: sp.Expr, notation: Notation) -> sp.Expr:
@@ -495,7 +625,7 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
     if isinstance(notation, str):
         notation = load_notation(notation)
     derivation = derive(spec.network)
-    worked = example(spec.network, spec.values, spec.learning_rate, derivation) if "example" in parts else None
+    worked = example(spec.network, spec.values, spec.learning_rate, derivation, spec.fixed) if "example" in parts else None
     if worked is not None:
         check_finite(worked)  # notes that teach "inf" teach nothing
     report = verify(spec.network, derivation, spec.values) if "verification" in parts else None
@@ -508,7 +638,8 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
                                                              notation, parts, figure.name, truncate=truncate)
     if "md" in formats and "figure" in parts:
         latex = NotationPrinter(notation, spec.network).doprint
-        drawn = {**figures.draw(spec.network, latex, notation),
-                 "through_time": through_time.figure(spec.network, latex)}
+        unrolled = through_time.figure(spec.network, latex)
+        drawn = ({"forward": None, "backward": None} if through_time.has_chapter(spec.network)  # its first figure
+                 else figures.draw(spec.network, latex, notation)) | {"through_time": unrolled}
         texts.update({path: drawn[kind].svg() for kind, path in pictures.items() if drawn[kind] is not None})
     return files.write_set(texts, replaces=pictures.values() if "md" in formats else (), inputs=inputs)

@@ -7,6 +7,8 @@ own pieces; :func:`textbook_delta` is checked against the derivation in the test
 """
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 
 from .. import derivation as generic
@@ -14,16 +16,38 @@ from ..functions import A, Z
 from ..matrix import evaluator
 from ..network import Network, Unit
 from ..numerics import Values
-from .printing import SAMPLE_ERROR, NotationPrinter, Shown, error_signal, in_notation
+from .printing import SAMPLE, SAMPLE_E, SAMPLE_ERROR, NotationPrinter, Shown, error_signal, in_notation
 
 #: Samples per table of the units: a larger mini-batch gets more tables, never a wider one.
 SAMPLES_PER_TABLE = 2
-DECIMALS = 4
+#: Significant digits of every number the notes print: fixed decimals printed Mazur's
+#: dE/dw1 = 0.000438568 as 0.0004 and a small gradient as -0.0000.
+SIGNIFICANT = 4
 
 
 def number(value: float) -> str:
-    """A number as the notes print it: 4 decimals (points aligned when right-aligned)."""
-    return f"{float(value):.{DECIMALS}f}"
+    """A number as the notes print it: :data:`SIGNIFICANT` significant digits, written out
+    without an exponent (0.5000, 0.0004386, 12346) down to 10^-6, and zero as 0, never -0.0000."""
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    exponent = int(f"{value:.{SIGNIFICANT - 1}e}".split("e")[1])
+    if exponent < -6 and value != 0:
+        return f"{value:.{SIGNIFICANT - 1}e}"
+    text = f"{value:.{max(0, SIGNIFICANT - 1 - exponent)}f}"
+    return "0" if float(text) == 0 else text
+
+
+def given(value: float) -> str:
+    """A number the user gave (an input, a target): as :func:`number`, without trailing zeros (0.05)."""
+    text = number(value)
+    return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
+
+
+def factor(value: float) -> str:
+    """A number as a factor of a product: in parentheses when it prints with a minus sign."""
+    text = number(value)
+    return f"({text})" if text.startswith("-") else text
 
 
 def by_layer(network: Network, backwards: bool = False) -> list[list[Unit]]:
@@ -64,9 +88,7 @@ class _Substituted(NotationPrinter):
         super().__init__(notation, network, settings={"mul_symbol": "times", "order": "none"})
         self.table.update({s: self.factor(v) for s, v in numbers.items()})
 
-    @staticmethod
-    def factor(value: float) -> str:
-        return number(value) if value >= 0 else f"({number(value)})"
+    factor = staticmethod(factor)
 
 
 def worked(notes) -> dict:
@@ -80,7 +102,7 @@ def worked(notes) -> dict:
     compiled = evaluator(notes.derivation)
     per_sample = [compiled.evaluate(Values(values.inputs[s:s + 1], values.targets[s:s + 1], values.parameters))
                   for s in range(samples)]
-    data = [[number(x) for x in values.inputs[s]] + [number(t) for t in values.targets[s]] + [number(e.loss)]
+    data = [[given(x) for x in values.inputs[s]] + [given(t) for t in values.targets[s]] + [number(e.loss)]
             for s, e in enumerate(per_sample)]
     units = [{"samples": chunk, "rows": [(tex(u.a), [(number(evaluation.z[u.name][s]), number(evaluation.a[u.name][s]),
                                                      number(sign * evaluation.delta[u.name][s])) for s in chunk])
@@ -96,11 +118,40 @@ def worked(notes) -> dict:
             "symbols": [n.symbol(role) for role in ("pre_activation", "activation", "delta")],
             "gradients": [{"samples": chunk, "rows": [(symbol, [v[s] for s in chunk]) for symbol, v in gradients]}
                           for chunk in _chunks(samples, 2 * SAMPLES_PER_TABLE)] if samples > 1 else [],
+            "fixed": _fixed(net, ex.fixed, tex),
             "parameters": [(tex(p), number(values.parameters[p]), number(evaluation.gradients[p]),
                             number(evaluation.updated[p])) for p in parameters],
             "loss": number(evaluation.loss), "loss_after": number(after), "improved": after < evaluation.loss,
+            "shorter": None if after < evaluation.loss else _shorter_step(compiled, ex),
             "learning_rate": f"{ex.learning_rate:g}", "eta": tex(generic.ETA),
-            "arithmetic": _arithmetic(notes, per_sample[0])}
+            "arithmetic": _arithmetic(notes, per_sample)}
+
+
+#: How many times a step that raised the error is halved in search of one that lowers it.
+HALVINGS = 12
+
+
+def _shorter_step(compiled, ex) -> dict | None:
+    """The largest learning rate eta / 2^k that lowers the error, and the error after that step,
+    for notes whose step was too long; None if no halving helps."""
+    values, evaluation = ex.values, ex.evaluation
+    for k in range(1, HALVINGS + 1):
+        rate = ex.learning_rate / 2 ** k
+        stepped = {p: v if p in ex.fixed else v - rate * evaluation.gradients[p] for p, v in values.parameters.items()}
+        after = compiled.evaluate(Values(values.inputs, values.targets, stepped)).loss
+        if after < evaluation.loss:
+            return {"learning_rate": f"{rate:g}", "loss_after": number(after)}
+    return None
+
+
+def _fixed(net: Network, fixed, tex) -> dict | None:
+    """The parameters the step leaves as they are: "biases" or "weights" when that is all of
+    them, else their symbols."""
+    if not fixed:
+        return None
+    named = next((kind for kind, group in (("biases", net.biases), ("weights", net.weights))
+                  if set(fixed) == set(group)), None)
+    return {"all": named, "symbols": [tex(p) for p in in_unit_order(net) if p in fixed]}
 
 
 def _chunks(count: int, size: int) -> list[list[int]]:
@@ -117,9 +168,11 @@ def in_unit_order(net: Network) -> list[sp.Symbol]:
     return list(seen)
 
 
-def _arithmetic(notes, first) -> list[Shown]:
+def _arithmetic(notes, per_sample) -> list[Shown]:
     """Mazur's substituted arithmetic for the first sample: an output delta and gradient,
-    a hidden delta and gradient, and that weight's update."""
+    a hidden delta (and one of the first hidden layer, from the layer above it) and a
+    gradient, in a mini-batch that gradient's mean over the samples, and that weight's update."""
+    first = per_sample[0]
     ex, n, derivation = notes.example, notes.notation, notes.derivation
     net, values = ex.network, ex.values
     sign = n.delta_sign
@@ -141,17 +194,36 @@ def _arithmetic(notes, first) -> list[Shown]:
                                                                 substituted.doprint(rhs.xreplace(signals)),
                                                                 number(value)])))
 
+    samples = len(values.inputs)
+    error = generic.E if samples == 1 else SAMPLE_E  # the first sample's own error E_1 in a mini-batch
+    symbolic.table[SAMPLE] = "1"
     output = net[net.outputs[0]]
     line(output.delta, derivation.deltas[output.name], numbers[output.delta])
-    line(sp.Derivative(generic.E, output.inputs[0].weight), derivation.gradients[output.inputs[0].weight],
+    line(sp.Derivative(error, output.inputs[0].weight), derivation.gradients[output.inputs[0].weight],
          first.gradients[output.inputs[0].weight])
-    hidden = next((u for layer in by_layer(net, backwards=True) for u in layer if u.name not in net.outputs), None)
-    if hidden is not None:
+    # a hidden delta from the output's, and in a deeper network one of the first hidden layer from
+    # the hidden layer above it; the gradient and the step are of a weight into the last unit shown
+    hidden_layers = [layer for layer in by_layer(net, backwards=True) if layer[0].name not in net.outputs]
+    shown_units = [layer[0] for layer in hidden_layers[:1] + hidden_layers[1:][-1:]]
+    for hidden in shown_units:
         line(hidden.delta, textbook_delta(net, hidden, derivation.deltas[hidden.name]), numbers[hidden.delta],
              evaluated=False)
-    unit = hidden or output
+    unit = shown_units[-1] if shown_units else output
     weight = unit.inputs[0].weight
-    line(sp.Derivative(generic.E, weight), derivation.gradients[weight], first.gradients[weight])
+    line(sp.Derivative(error, weight), derivation.gradients[weight], first.gradients[weight])
+    if samples > 1:
+        lines.append(_mean(symbolic, weight, [e.gradients[weight] for e in per_sample],
+                           ex.evaluation.gradients[weight]))
+    if n.update == "change":  # Haykin's delta rule, Delta w_ji = eta delta_j y_i, as he writes the step
+        substituted.table[generic.ETA] = f"{ex.learning_rate:g}"
+        change = ex.evaluation.updated[weight] - values.parameters[weight]
+        lhs, rhs = in_notation(sp.Symbol("Delta") * weight, -generic.ETA * derivation.gradients[weight], n, net)
+        deltas = {u.delta for u in net.computing_units}
+        if isinstance(rhs, sp.Mul):  # in his order: eta, then delta_j, then y_i
+            rhs = sp.Mul(*sorted(rhs.args, key=lambda x: (x != generic.ETA, not x.free_symbols & deltas)),
+                         evaluate=False)
+        line(lhs, rhs, change, evaluated=False)
+        return lines
     gradient = sp.Dummy("gradient")
     substituted.table[gradient] = substituted.factor(ex.evaluation.gradients[weight])
     symbolic.table[gradient] = symbolic.doprint(sp.Derivative(generic.E, weight))
@@ -161,6 +233,25 @@ def _arithmetic(notes, first) -> list[Shown]:
         [symbolic.doprint(update), substituted.doprint(update), number(ex.evaluation.updated[weight])]),
         relation=r"\leftarrow"))
     return lines
+
+
+#: Terms of a mean written out in full; more are shown as the first ones, dots and the last.
+MEAN_TERMS = 4
+
+
+def _mean(symbolic: NotationPrinter, weight: sp.Symbol, gradients: list[float], mean: float) -> Shown:
+    """dE/dw = 1/N sum_n dE_n/dw = 1/N (g_1 + ... + g_N) = the mean, the averaging written out."""
+    count = len(gradients)
+    terms = [factor(g) for g in gradients]
+    if count > MEAN_TERMS:
+        terms = terms[:MEAN_TERMS - 2] + [r"\cdots"] + terms[-1:]
+    symbolic.table[SAMPLE] = symbolic.notation.letters.sample[0]
+    average = sp.Mul(sp.Rational(1, count), sp.Sum(sp.Derivative(SAMPLE_E, weight), (SAMPLE, 1, count)),
+                     evaluate=False)
+    written = symbolic.doprint(average)
+    one_over = symbolic.doprint(sp.Rational(1, count))
+    return Shown(symbolic.doprint(sp.Derivative(generic.E, weight)),
+                 f"{written} = {one_over} ({' + '.join(terms)}) = {number(mean)}")
 
 
 def concrete(notes) -> dict:

@@ -5,10 +5,11 @@ access code on their sheet, sees their own sheet, types an answer with a live pr
 math (KaTeX, shipped in ``static/``: nothing comes from another site) and gets ``check``'s
 verdict.  One module per concern::
 
-    checking   Checking      -> every question of every student prepared; answers in killable workers
-    database   Submissions   -> the attempts, committed before the verdict is sent
-    page       Pages         -> the HTML (the student's sheet, the instructor's counts), escaped
-    app        Server        -> routes, who may see what, body and rate limits
+    checking     Checking       -> every question of every student prepared; answers in killable workers
+    database     Submissions    -> the attempts, committed before the verdict is sent
+    page         Pages          -> the HTML (the student's sheet, the instructor's counts), escaped
+    app          Server         -> routes, who may see what, body, rate and in-flight limits
+    connections  HeadersInTime  -> a connection sends its request's headers in time, or is closed
 
 Needs the ``serve`` extra (Starlette, uvicorn): ``pip install 'symbackprop[serve]'``.
 """
@@ -30,6 +31,7 @@ try:
     import uvicorn
 
     from .app import RATE_PER_MINUTE, Server, application
+    from .connections import HeadersInTime
 except ModuleNotFoundError as missing:  # the extra is not installed
     raise SpecError("serve", f"needs {missing.name}: pip install 'symbackprop[serve]'") from None
 from .checking import Checking
@@ -81,6 +83,10 @@ def serve_until_stopped(path: str | Path, host: str = "127.0.0.1", port: int = 8
                         rate: int = RATE_PER_MINUTE, say: Callable[[str], None] = print) -> None:
     """:func:`run`, leaving an interrupt (KeyboardInterrupt) to the caller, as the command line
     reports it with its own exit status."""
+    if rate < 1:  # checked before the preparation, which takes minutes
+        raise SpecError("--rate-limit", f"must be at least 1 request per student a minute, not {rate}")
+    if not 0 <= port <= 65535:
+        raise SpecError("--port", f"must be from 0 to 65535, not {port}")
     if admin_token is not None and len(admin_token) < MIN_ADMIN_TOKEN:
         raise SpecError("--admin-token", f"is {len(admin_token)} characters; use at least {MIN_ADMIN_TOKEN}, or "
                                          "leave it out and a new token is drawn and printed")
@@ -101,7 +107,7 @@ def serve_until_stopped(path: str | Path, host: str = "127.0.0.1", port: int = 8
         if admin_token is None:
             say(f"admin token: {token}")
         config = uvicorn.Config(application(server), log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=5, http=HeadersInTime)
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         checking.close()

@@ -11,8 +11,11 @@ Who may do what:
   ``Origin`` is another site.
 
 Each student gets ``rate`` requests a minute (checks and logins, wrong codes included): more
-get 429 with ``Retry-After``.  A body over :data:`MAX_BODY` bytes is refused (413) before it
-is read whole or parsed.
+get 429 with ``Retry-After``; and one answer checked at a time: another one waits up to
+:data:`IN_FLIGHT_SECONDS` for it, then gets 429, so no student fills the checking slots.
+Answers wait for a slot in the event loop, not in a thread, so the pages and ``/health`` never
+queue behind them.  A body over :data:`MAX_BODY` bytes is refused (413) before it is read whole
+or parsed, and one that takes more than :data:`BODY_SECONDS` to arrive (408).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 import secrets
 import time
 from pathlib import Path
@@ -44,6 +48,9 @@ STATIC = Path(__file__).parent / "static"
 #: JSON escapes a character in at most 6 bytes (\uXXXX); the id, code and question add little
 MAX_BODY = 6 * MAX_LENGTH + 2048
 RATE_PER_MINUTE = 30
+IN_FLIGHT_SECONDS = 2.0
+BODY_SECONDS = 10.0
+_SURROGATE = re.compile("[\ud800-\udfff]")
 COOKIE = "symbackprop_admin"
 HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; object-src 'none'; "
                                       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
@@ -109,16 +116,23 @@ class Students:
 
 async def _body(request: Request, limit: int = MAX_BODY) -> bytes:
     """The request's body, refused (413) as soon as it is known to be over ``limit`` bytes: from its
-    declared length, or while it streams in, so a huge body is never held or parsed."""
+    declared length, or while it streams in, so a huge body is never held or parsed; and refused
+    (408) when it trickles in for more than :data:`BODY_SECONDS`, so a slow sender holds nothing long."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise Refused(413, f"the body is {declared} bytes; at most {limit} (answers are at most {MAX_LENGTH} "
                            "characters)")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Refused(413, f"the body is over {limit} bytes (answers are at most {MAX_LENGTH} characters)")
+
+    async def receive() -> None:
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > limit:
+                raise Refused(413, f"the body is over {limit} bytes (answers are at most {MAX_LENGTH} characters)")
+    try:
+        await asyncio.wait_for(receive(), BODY_SECONDS)
+    except asyncio.TimeoutError:
+        raise Refused(408, f"the body took more than {BODY_SECONDS:g} s to arrive; send it at once") from None
     return bytes(body)
 
 
@@ -138,6 +152,10 @@ async def _json(request: Request, fields: tuple[str, ...]) -> dict:
     missing = [name for name in fields if not isinstance(data.get(name), str)]
     if missing:
         raise Refused(400, f"the body needs {', '.join(missing)} as text (an object with {', '.join(fields)})")
+    for name in fields:  # JSON's \ud800 is a lone surrogate: no character, and no text SQLite can store
+        if not data[name].isascii() and _SURROGATE.search(data[name]):
+            raise Refused(400, f"the {name} holds a lone surrogate escape (\\ud800-\\udfff), which is no "
+                               "character; send the text as typed")
     return data
 
 
@@ -149,6 +167,9 @@ class Server:
         self.made, self.checking, self.submissions, self.pages = made, checking, submissions, pages
         self.admin_token = admin_token
         self.students = Students(made, RateLimit(rate))
+        self.admin_logins = RateLimit(rate)  # per client address
+        self.answering: set[str] = set()  # students with an answer being checked (event loop only: no lock)
+        self.slots = asyncio.Semaphore(checking.size)  # answers wait for a slot here, not in a thread
 
     async def student(self, request: Request) -> dict:
         data = await _json(request, ("student", "code"))
@@ -167,9 +188,20 @@ class Server:
                                f"{', '.join(self.checking.questions)} (or their numbers)")
         if len(answer) > MAX_LENGTH:
             raise Refused(413, f"the answer is {len(answer)} characters; at most {MAX_LENGTH}")
-        verdict = await run_in_threadpool(self.checking.check, student, question, answer)
-        await run_in_threadpool(self.submissions.record, student, question,
-                                self.checking.target(student, question), answer, verdict)
+        waited = time.monotonic()
+        while student in self.answering:
+            if time.monotonic() - waited > IN_FLIGHT_SECONDS:
+                raise Refused(429, "your previous answer is still being checked; send one answer at a time",
+                              {"Retry-After": "1"})
+            await asyncio.sleep(0.05)
+        self.answering.add(student)
+        try:
+            async with self.slots:
+                verdict = await run_in_threadpool(self.checking.check, student, question, answer)
+            await run_in_threadpool(self.submissions.record, student, question,
+                                    self.checking.target(student, question), answer, verdict)
+        finally:
+            self.answering.discard(student)
         return verdict.as_dict()
 
     def _admin(self, request: Request) -> bool:
@@ -190,6 +222,7 @@ class Server:
         origin = request.headers.get("origin")
         if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
             raise Refused(403, "a login from another site is refused; open this server's /admin yourself")
+        self.admin_logins.take(request.client.host if request.client else "")
         token = parse_qs((await _body(request, 4096)).decode("utf-8", "replace")).get("token", [""])[0]
         if not hmac.compare_digest(token.encode(), self.admin_token.encode()):
             return HTMLResponse(self.pages.admin_login("That is not the admin token."), 401)
@@ -248,10 +281,19 @@ async def _refused(request: Request, refused: Refused) -> Response:
 
 
 def application(server: Server) -> Starlette:
+    async def page(request: Request) -> Response:  # async: served by the event loop, never queued for a thread
+        return HTMLResponse(server.pages.student())
+
+    async def figure(request: Request) -> Response:
+        return Response(server.pages.figure, media_type="image/svg+xml")
+
+    async def health(request: Request) -> Response:
+        return Response("ok")
+
     routes = [
-        Route("/", lambda request: HTMLResponse(server.pages.student())),
-        Route("/sheet.svg", lambda request: Response(server.pages.figure, media_type="image/svg+xml")),
-        Route("/health", lambda request: Response("ok")),
+        Route("/", page),
+        Route("/sheet.svg", figure),
+        Route("/health", health),
         Route("/api/student", _json_route(server.student), methods=["POST"]),
         Route("/api/check", _json_route(server.check), methods=["POST"]),
         Route("/admin", server.admin),

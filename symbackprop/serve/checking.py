@@ -34,8 +34,9 @@ class Checking:
                                                          made.notation_object, spec.values, spec.learning_rate,
                                                          sheet=True)
                 progress()
+        self.size = max(1, workers or os.cpu_count() or 1)
         self.slots: queue.Queue[Pool] = queue.Queue()
-        for _ in range(max(1, workers or os.cpu_count() or 1)):
+        for _ in range(self.size):
             self.slots.put(Pool(self.prepared, 1, seconds))
 
     def key(self, student: str, question: str) -> str:

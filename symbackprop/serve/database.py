@@ -34,6 +34,12 @@ CREATE TABLE attempts (
 CREATE INDEX attempts_by_student ON attempts (student, id);
 """
 BUSY_SECONDS = 10.0
+COLUMNS = ["id", "student", "question", "target", "answer", "verdict", "result", "time"]
+
+
+def _columns(connection: sqlite3.Connection) -> list[str]:
+    """The columns of the attempts table, in order (none when there is no such table)."""
+    return [row[1] for row in connection.execute("PRAGMA table_info(attempts)")]
 
 
 @dataclass(frozen=True)
@@ -84,14 +90,18 @@ class Submissions:
         connection.execute("BEGIN EXCLUSIVE")
         try:
             version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
+            tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if version == 0 and not tables:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         connection.execute(statement)
                 connection.execute(f"PRAGMA user_version = {VERSION}")
-            elif version != VERSION:
+            elif version not in (0, VERSION):
                 raise SpecError("--db", f"{self.path} has schema version {version}; this symbackprop reads "
                                         f"version {VERSION}; use another --db file")
+            elif _columns(connection) != COLUMNS:  # another application's file, whatever its version says
+                raise SpecError("--db", f"{self.path} is not a database of attempts (it holds the tables "
+                                        f"{', '.join(sorted(tables))}); use another --db file")
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
