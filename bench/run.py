@@ -1,8 +1,8 @@
 """Performance of symbackprop against the baselines a user has, as ratios measured in one run.
 
-Run: python bench/run.py [--quick] [--threads N] [--baseline DIR]   (--quick: no naive baseline above 100
-parameters, no scalar finite differences for 784-30-10, shorter timings; PyTorch and JAX columns
-when they are installed)
+Run: python bench/run.py [--quick] [--threads N] [--baseline DIR] [--commands-only | --conv-only |
+--course-only]   (--quick: no naive baseline above 100 parameters, no scalar finite differences for
+784-30-10, shorter timings; PyTorch and JAX columns when they are installed)
 
 NumPy's BLAS and PyTorch get the same number of threads, 1 by default: on a 2-core
 machine shared with other work, two spinning thread pools per library thrash (a 4-8-4
@@ -30,7 +30,11 @@ hand-written baselines below are typed for.  Tables, one row per network shape:
    fresh interpreter;
 6. commands in a fresh interpreter with their peak memory (``verify`` of MNIST-sized nets,
    ``derive 784-100-10``, a cold ``check`` with an empty and with a warm cache), next to the
-   same commands of an earlier version (``--baseline DIR``) and ``import sympy, numpy``.
+   same commands of an earlier version (``--baseline DIR``) and ``import sympy, numpy``;
+7. a convolutional network on 1x28x28 images (:data:`CONV_SPEC`): the gradient of a batch of 256
+   against PyTorch's ``conv2d`` autograd (float64), and ``verify`` in a fresh interpreter;
+8. a course (bench/course.py): an exercise set of 300 and of 1,000 students written, graded and
+   served, next to ``--baseline``'s (``--course-only``: this table alone).
 
 Networks above :data:`SCALAR_LIMIT` parameters get no per-weight scalar code: their
 *codegen* is the matrix form alone and the scalar columns read "not run".
@@ -50,6 +54,8 @@ import sympy as sp
 
 import symbackprop as sb
 from symbackprop import numerics
+
+import course  # noqa: E402 - bench/course.py, next to this file
 
 try:
     import torch
@@ -77,11 +83,8 @@ COMMANDS = [("verify 784-30-10 --json", ["verify", "784-30-10", "--json"]),
             ("check, empty cache", ["check", "--target", "delta_hidden", "--answer", ANSWER]),
             ("check, references cached by the run before", ["check", "--target", "delta_hidden", "--answer", ANSWER])]
 COMMAND_TIMEOUT = 150.0
-#: Runs ``python -m symbackprop`` from the directory in argv[1], ahead of an editable install of
-#: this checkout (whose import hook would otherwise win over PYTHONPATH).
-_FROM_DIRECTORY = ("import runpy, sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in "
-                   "repr(f).lower()]; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'symbackprop'; "
-                   "runpy.run_module('symbackprop', run_name='__main__', alter_sys=True)")
+#: Runs ``python -m symbackprop`` from the directory in argv[1], ahead of an editable install.
+_FROM_DIRECTORY = course.FROM_DIRECTORY
 
 
 def name(shape) -> str:
@@ -193,6 +196,16 @@ def gemm_floor(x, layers):
         below[n + 1] @ below[n].T
         if n:
             layers[n][0] @ below[n + 1]
+
+
+def torch_conv_backprop(x, t, parameters):
+    """PyTorch autograd of the conv benchmark network (conv2d, relu, max_pool2d, linear, softmax,
+    cross-entropy, as :data:`CONV_SPEC`): (loss, gradients)."""
+    kernel, kernel_bias, weight, bias = parameters
+    a = torch.nn.functional.max_pool2d(torch.relu(torch.nn.functional.conv2d(x, kernel, kernel_bias)), 2)
+    z = a.reshape(len(x), -1) @ weight + bias
+    loss = -(t * torch.log_softmax(z, dim=1)).sum(dim=1).mean()
+    return loss, torch.autograd.grad(loss, parameters)
 
 
 # ---------------------------------------------------------------------------------------
@@ -316,6 +329,62 @@ def commands(baseline: str | None) -> list[dict]:
     for label in ("check, empty cache", "check, references cached by the run before"):
         rows[label]["import sympy, numpy"] = floor
     return list(rows.values())
+
+
+#: The convolutional benchmark: 1x28x28 images, conv(8 channels, 5x5, relu), 2x2 max pooling,
+#: dense(10, softmax), cross-entropy: 11,738 parameters, gradients of a batch of CONV_BATCH.
+CONV_SPEC = """[network]
+input_shape = [1, 28, 28]
+loss = "cross_entropy"
+[[network.layer]]
+kind = "conv"
+channels = 8
+kernel = [5, 5]
+activation = "relu"
+[[network.layer]]
+kind = "max_pool"
+size = [2, 2]
+[[network.layer]]
+kind = "dense"
+units = 10
+activation = "softmax"
+"""
+CONV_BATCH = 256
+
+
+def convolution(budget: float) -> dict:
+    """The conv benchmark: one batch's gradients (the array form against PyTorch's conv2d autograd)
+    and ``verify`` in a fresh interpreter (seconds, peak memory)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = os.path.join(scratch, "conv.toml")
+        with open(path, "w") as file:
+            file.write(CONV_SPEC)
+        spec = sb.load(path)
+        row = {"verify": run_command(["-m", "symbackprop", "verify", path, "--json"], dict(os.environ),
+                                     COMMAND_TIMEOUT)}
+    from symbackprop.matrix import evaluator
+
+    values = sb.random_values(spec.network, samples=CONV_BATCH, seed=1)
+    arrays = evaluator(sb.derive(spec.network))
+    weights = arrays.arrays(values.parameters)
+    functions = {"ours": lambda: arrays.gradients(values.inputs, values.targets, weights)}
+    if torch is not None:
+        (kernel, kernel_bias), _, (weight, bias) = weights
+        parameters = [torch.tensor(a, requires_grad=True) for a in (kernel, kernel_bias, weight, bias)]
+        tx, tt = torch.tensor(values.inputs.reshape(-1, 1, 28, 28)), torch.tensor(values.targets)
+        functions["torch"] = lambda: torch_conv_backprop(tx, tt, parameters)
+    row.update(per_call(functions, budget))
+    return row
+
+
+def report_convolution(row: dict) -> None:
+    ms = {"unit": "ms", "scale": 1e3}
+    table(f"Convolutional network 1x28x28 conv(8, 5x5, relu) - max pool 2x2 - dense(10, softmax), "
+          f"cross-entropy, 11,738 parameters (batch of {CONV_BATCH})",
+          ["gradient, batch", "PyTorch conv2d autograd", "ours / PyTorch", "verify, fresh interpreter"],
+          [[fmt(row["ours"], **ms), fmt(row.get("torch", "n/a"), **ms), ratio(row["ours"], row.get("torch")),
+            f"{fmt(row['verify'][0])}, {row['verify'][1]:,.0f} MB" if row["verify"][0] is not None
+            else f"> {COMMAND_TIMEOUT:.0f} s"]])
 
 
 def measure(shape, quick: bool, naive_limit: float, baseline: str | None) -> dict:
@@ -445,12 +514,21 @@ def main() -> None:
     parser.add_argument("--baseline", help="a directory with an earlier version of the package (git archive "
                                            "COMMIT | tar -x -C DIR) whose commands are timed next to these")
     parser.add_argument("--commands-only", action="store_true", help="only the table of commands")
+    parser.add_argument("--conv-only", action="store_true", help="only the table of the convolutional network")
+    parser.add_argument("--course-only", action="store_true", help="only the course rows (bench/course.py)")
+    parser.add_argument("--students", default="300,1000", help="class sizes of the course rows (default 300,1000)")
     args = parser.parse_args()
+    if args.course_only:
+        run_course(args)
+        return
     pin_threads(args.threads)
     global clock
     clock = time.process_time if args.threads == 1 else time.perf_counter
     load = os.getloadavg()[0]
     quick = args.quick
+    if args.conv_only:
+        report_convolution(convolution(0.2 if quick else 1.0))
+        return
     rows, naive_limit = [], 100.0 if quick else np.inf
     for shape in [] if args.commands_only else SHAPES:
         print(f"measuring {name(shape)} ...", file=sys.stderr, flush=True)
@@ -464,9 +542,21 @@ def main() -> None:
           f"{load:.1f} at the start of the tables, {os.getloadavg()[0]:.1f} at their end")
     print("measuring the commands ...", file=sys.stderr, flush=True)
     lines = commands(args.baseline)
+    print("measuring the convolutional network ...", file=sys.stderr, flush=True)
+    conv = convolution(0.2 if quick else 1.0)
     if rows:
         report(rows)
     report_commands(lines)
+    report_convolution(conv)
+    run_course(args)
+
+
+def run_course(args) -> None:
+    """The course rows: writing, grading and serving 300 and 1,000 students' sets (bench/course.py)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    trees = {"this": os.path.dirname(here), **({"baseline": args.baseline} if args.baseline else {})}
+    print("measuring the course ...", file=sys.stderr, flush=True)
+    course.report(course.course(trees, [int(n) for n in args.students.split(",")]))
 
 
 if __name__ == "__main__":

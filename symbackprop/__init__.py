@@ -5,6 +5,7 @@ One function per stage of the flow, each a module::
     spec          load / compact / from_dict   -> Spec (Network + example values)
     network       layered / graph               -> Network, a DAG of SymPy definitions
     recurrent     unrolled                      -> an Elman network unrolled through time (tied weights)
+    convolution   convolutional                 -> conv, pooling and dense layers as units with tied kernels
     bptt          derive_recurrent              -> the generic BPTT formulas, derived by SymPy
     derivation    derive                        -> Derivation: generic and concrete Steps
     verification  verify                        -> Report of the three witnesses
@@ -39,7 +40,8 @@ _HOME = {"Derivation": "derivation", "Step": "derivation", "derive": "derivation
          "Values": "numerics", "random_values": "numerics", "latex": "notes.printing", "render": "notes.rendering",
          "write_notes": "notes.rendering",
          "Spec": "spec", "compact": "spec", "from_dict": "spec", "load": "spec", "Report": "verification",
-         "verify": "verification", "unrolled": "recurrent"}
+         "verify": "verification", "unrolled": "recurrent",
+         "convolutional": "convolution"}
 
 __all__ = sorted([*_HOME, "exercises", "notation", "rendering"])
 

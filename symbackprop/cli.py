@@ -152,7 +152,8 @@ def _homework(prog: str) -> dict[str, argparse.ArgumentParser]:
                        help="print {verdict, message, diagnosis, counterexample, lines}")
     _add_spec(grade)
     grade.add_argument("submissions", help="CSV file with a header row id,target,answer")
-    grade.add_argument("-o", "--output", required=True, help="report path; writes REPORT.csv and REPORT.md")
+    grade.add_argument("-o", "--output", required=True, help="report path; writes REPORT.csv and REPORT.md "
+                       "(and REPORT-grades.csv, the gradebook, for an exercise set with a roster)")
     grade.add_argument("--workers", type=int, help="worker processes (default: every core)")
     grade.add_argument("--timeout", type=float, default=limits.SECONDS_PER_ANSWER,
                        help="seconds per answer before its worker is stopped (default %(default)s)")
@@ -194,12 +195,17 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
         description="Serve a web page where students check their answers (needs the [serve] extra): EXERCISES.toml, "
                     "written by `exercises --students`; each student logs in with their id and the access code on "
                     "their sheet; every attempt is kept in --db. The instructor's counts are at /admin, every "
-                    "attempt as CSV at /admin/export.csv.")
+                    "attempt as CSV at /admin/export.csv, the gradebook at /admin/grades.csv.")
     serve.add_argument("exercises", metavar="EXERCISES.toml", help="the set, DIR/exercises.toml")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this "
                                                            "machine only; 0.0.0.0 for the network, behind HTTPS)")
     serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
-    serve.add_argument("--db", default="submissions.sqlite", help="SQLite file of the attempts (default %(default)s)")
+    serve.add_argument("--db", default="submissions.sqlite",
+                       help="SQLite file of the attempts (default %(default)s), or a PostgreSQL database "
+                            "postgresql://USER@HOST:PORT/DB that several processes or hosts share (needs the "
+                            "postgres extra)")
+    serve.add_argument("--processes", type=int, default=1,
+                       help="server processes on the one port, each with its checking workers (default 1)")
     serve.add_argument("--admin-token", help="the instructor's token, at least 16 characters (default: a new one, "
                                              "printed at start)")
     serve.add_argument("--workers", type=int, help="checking processes (default: every core)")
@@ -216,7 +222,8 @@ def _serve(args, spec) -> int:
     _check_pool(args)
     rate = {"rate": args.rate_limit} if args.rate_limit is not None else {}
     serve.serve_until_stopped(args.exercises, args.host, args.port, args.db, args.admin_token, args.workers,
-                              args.timeout, say=lambda line: print(line, flush=True), **rate)
+                              args.timeout, say=lambda line: print(line, flush=True), processes=args.processes,
+                              **rate)
     return 0
 
 
@@ -290,13 +297,21 @@ def _grade(args, spec) -> int:
 
     _check_pool(args)
     report = Path(args.output)
-    if report.name in ("", ".", ".."):
+    if os.path.basename(args.output) in ("", ".", ".."):  # out/ and out/. too, which pathlib reads as out
         raise SpecError("-o", f"{args.output!r} names no file; give a report path such as results/report "
                               "(writes results/report.csv and results/report.md)")
     paths = [report.with_suffix(".csv"), report.with_suffix(".md")]
-    files.check_targets(paths, _inputs(args))  # before the grading, which can take minutes
     if not isinstance(spec, api.spec.Spec):  # an exercise set
+        from .exercises import exercise_set, marking
+
+        targets = [*paths, marking.gradebook_path(paths[0])] if spec.per_student else paths
+        for path in targets:
+            if exercise_set.is_own_file(path, Path(args.spec).parent):
+                raise SpecError(str(path), "is a file of the exercise set being graded; write the report "
+                                           "elsewhere, e.g. -o report")
+        files.check_targets(targets, _inputs(args))
         return _grade_set(args, spec)
+    files.check_targets(paths, _inputs(args))  # before the grading, which can take minutes
     header, rows = grading.read_submissions(Path(args.submissions))
     with progress("grading", len(rows)) as bar:
         verdicts = grading.grade(spec, rows, args.notation, args.workers, args.timeout,
@@ -310,10 +325,11 @@ def _grade(args, spec) -> int:
 
 
 def _inputs(args) -> list[Path]:
-    """The files this run reads, which no output may replace (a templates folder: its files)."""
+    """The files this run reads, which no output may replace or remove (a templates folder: every
+    file in it, at any depth, for a template may include another from a subfolder)."""
     named = [args.spec, *(getattr(args, option, None) for option in ("submissions", "notation", "students"))]
     templates = getattr(args, "templates", None)
-    read = [path for path in Path(templates).iterdir() if path.is_file()] if templates and Path(templates).is_dir() else []
+    read = [Path(templates)] if templates and Path(templates).is_dir() else []
     return [*(Path(name) for name in named if name and Path(name).is_file()), *read]
 
 
@@ -365,7 +381,8 @@ def _print_json(data: dict) -> None:
 def _verify(args, spec) -> int:
     report = api.verify(spec.network, values=spec.values)
     if args.json:
-        _print_json(report.as_dict())
+        analytic = {p: check.analytic for p, check in zip(spec.network.parameters, report.parameters)}
+        _print_json({**report.as_dict(), "grad": api.examples.nested_parameters(spec.network, analytic)})
         return 0 if report.ok else 1
     _table(["parameter", "analytic", "finite diff.", "rel. error"],
            [[p.name, f"{p.analytic:.8g}", f"{p.numeric:.8g}", f"{p.rel_error:.1e}",

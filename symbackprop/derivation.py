@@ -381,7 +381,8 @@ def _derive_concrete(derivation: Derivation, bar: Progress) -> None:
         add(step(sp.Derivative(E, unit.a), errors[name], "differentiate", subject=name))
     for unit in reversed(net.computing_units):
         if unit.name not in errors:
-            errors[unit.name] = sp.Add(*(_product(weight, net[succ].delta)
+            errors[unit.name] = sp.Add(*(_product(weight, net[succ].delta) if weight.is_Symbol
+                                           else sp.Mul(weight, net[succ].delta, evaluate=False)  # a pooling slope
                                            for succ, weight in net.successors[unit.name]))
             add(step(sp.Derivative(E, unit.a), errors[unit.name], "sum_over_successors", subject=unit.name))
     for unit in reversed(net.computing_units):

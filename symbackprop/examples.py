@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import sympy as sp
 
 from .derivation import Derivation, derive
+from .convolution import ConvNetwork
 from .matrix import evaluator
 from .errors import SpecError
 from .network import Network, layer_bias, layer_weight, shared_bias
@@ -41,8 +42,8 @@ class Example:
                 "z": unwrap(per_sample(ev.z)),
                 "a": unwrap(per_sample(ev.a, self.values.inputs)),
                 "delta": unwrap(per_sample(ev.delta)),
-                "grad": _parameters(net, ev.gradients),
-                "updated": _parameters(net, ev.updated),
+                "grad": nested_parameters(net, ev.gradients),
+                "updated": nested_parameters(net, ev.updated),
                 "learning_rate": self.learning_rate}
 
 
@@ -94,6 +95,8 @@ def _layers(net: Network, by_unit: dict[str, float], inputs=None):
     the time steps for a recurrent one, else a name map."""
     if isinstance(net, UnrolledNetwork):
         return net.per_step(by_unit, inputs)
+    if isinstance(net, ConvNetwork):
+        return net.nested_values(by_unit, inputs)
     if net.layers is None:
         named = dict(by_unit)
         if inputs is not None:
@@ -104,8 +107,9 @@ def _layers(net: Network, by_unit: dict[str, float], inputs=None):
     return ([[float(x) for x in inputs]] if inputs is not None else []) + layers
 
 
-def _parameters(net: Network, table: dict) -> dict:
-    if isinstance(net, UnrolledNetwork):
+def nested_parameters(net: Network, table: dict) -> dict:
+    """``{parameter: number}`` nested as the spec nests the network's parameters."""
+    if isinstance(net, (UnrolledNetwork, ConvNetwork)):
         return net.nested_parameters(table)
     if net.layers is None:
         return {"parameters": {str(p): table[p] for p in net.parameters}}

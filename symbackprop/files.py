@@ -98,6 +98,7 @@ def write_set(texts: Mapping[Path, str | bytes], replaces: Iterable[Path] = (), 
     folder = Path(os.path.commonpath([p.parent for p in paths])) if len(paths) > 1 else paths[0].parent
     check_targets(paths, inputs)
     stale = [Path(p) for p in replaces if Path(p) not in texts and os.path.lexists(p)]
+    check_not_inputs(stale, inputs)
     try:
         for parent in dict.fromkeys(p.parent for p in paths):
             parent.mkdir(parents=True, exist_ok=True)
@@ -265,12 +266,22 @@ def check_targets(paths: Iterable[Path], inputs: Iterable[Path] = ()) -> None:
     paths = [Path(p) for p in paths]
     for folder in dict.fromkeys(p.parent for p in paths):
         check_folder(folder)
-    read = {Path(p).resolve() for p in inputs}
+    check_not_inputs(paths, inputs)
     for path in paths:
-        if path.resolve() in read:
-            raise SpecError(str(path), "is also an input of this run; write the output to another path")
         if path.is_dir():
             raise SpecError(str(path), "is a folder; remove it or write the output to another path")
+
+
+def check_not_inputs(paths: Iterable[Path], inputs: Iterable[Path] = ()) -> None:
+    """Raise SpecError when one of ``paths`` (to be written or removed) is an input: one of the
+    files ``inputs`` names, or a file that exists in a folder ``inputs`` names, at any depth (a
+    templates folder's included parts)."""
+    read = {Path(p).resolve() for p in inputs}
+    folders = [p for p in read if p.is_dir()]
+    for path in paths:
+        real = Path(path).resolve()
+        if real in read or (real.exists() and any(real.is_relative_to(f) for f in folders)):
+            raise SpecError(str(path), "is also an input of this run; write the output to another path")
 
 
 def check_folder(folder: Path) -> None:

@@ -17,10 +17,15 @@ import time
 MAX_PARAMETERS = 300_000
 #: Computing units (layers of one unit each cost as much as wide ones: 0.8 s for 200).
 MAX_UNITS = 5_000
+#: ... of a convolutional network, whose units are one per output position of a few wide layers
+#: (the 1x28x28 conv(8, 5x5)-pool(2x2)-dense(10) network has 5,770).
+MAX_CONV_UNITS = 20_000
 MAX_SPEC_BYTES = 1_000_000
 #: Checking processes of ``grade`` and ``serve``: each is a forked interpreter of 80-200 MB, and
 #: ``--workers 100000`` ran the machine out of memory.
 MAX_WORKERS = 64
+#: ``serve --processes``: server processes on one port (each with its own checking workers)
+MAX_PROCESSES = 64
 #: Seconds one answer may take to check (``--timeout``; its worker is killed past them) ...
 SECONDS_PER_ANSWER = 5.0
 #: ... and the longest ``--timeout``: a longer one lets one hostile answer hold a worker for good.

@@ -42,6 +42,9 @@ class Unit:
     group: str | None = None
     position: tuple[int, int] | None = None  # (layer, index) of a layered network
     step: int | None = None  # the time step (0-based) of a recurrent network's unrolled copy
+    #: "max" or "avg" for a pooling unit (convolution.py): its z is the maximum or the mean of its
+    #: inputs, and each edge carries dz/da of its source instead of a parameter
+    pool: str | None = None
 
     @property
     def is_input(self) -> bool:
@@ -129,7 +132,7 @@ class Network:
     @cached_property
     def weights(self) -> tuple[sp.Symbol, ...]:
         """Weight parameters in order of first use; a tied weight appears once."""
-        return tuple(dict.fromkeys(e.weight for u in self.computing_units for e in u.inputs))
+        return tuple(dict.fromkeys(e.weight for u in self.computing_units if u.pool is None for e in u.inputs))
 
     @cached_property
     def biases(self) -> tuple[sp.Symbol, ...]:
@@ -142,7 +145,9 @@ class Network:
         return self.weights + self.biases
 
     def pre_activation(self, unit: Unit) -> sp.Expr:
-        """z = b + sum_i w_i a_i, in the network's symbols."""
+        """z = b + sum_i w_i a_i, in the network's symbols (max_i a_i for a max pooling unit)."""
+        if unit.pool == "max":
+            return sp.Max(*(self[edge.source].a for edge in unit.inputs))
         terms = [edge.weight * self[edge.source].a for edge in unit.inputs]
         return sp.Add(*([unit.bias] if unit.bias is not None else []), *terms)
 
@@ -292,14 +297,14 @@ def check_units(units, max_parameters: int = MAX_PARAMETERS) -> None:
                 max_parameters)
 
 
-def check_size(parameters: int, units: int, max_parameters: int) -> None:
+def check_size(parameters: int, units: int, max_parameters: int, max_units: int = MAX_UNITS) -> None:
     """Raise SpecError when a network of this many parameters and units is over the caps."""
     if parameters > max_parameters:
         raise SpecError("network", f"has {parameters:,} parameters, more than the limit of {max_parameters:,}; "
                                    "give a smaller network, or raise the limit (--max-parameters, max_parameters=) "
                                    "if you have the time and memory")
-    if units > MAX_UNITS:
-        raise SpecError("network", f"has {units:,} computing units, more than the limit of {MAX_UNITS:,}")
+    if units > max_units:
+        raise SpecError("network", f"has {units:,} computing units, more than the limit of {max_units:,}")
 
 
 def _short(value) -> str:

@@ -23,6 +23,7 @@ from .functions import ACTIVATIONS, LOSSES, A, Activation, Loss, T, Z, custom_ac
 from .functions import activation as named_activation
 from .functions import loss as named_loss
 from .limits import EXPRESSION_SECONDS, MAX_PARAMETERS, MAX_SPEC_BYTES, time_limit
+from .convolution import ConvNetwork, convolutional, weight_symbols
 from .network import (Network, check_units, check_layers, graph, is_shared_bias, layer_bias, layer_weight, layered,
                       shared_bias)
 from .numerics import Values, random_values
@@ -33,7 +34,8 @@ DEFAULT = {"network": {"layers": [2, 3, 1], "activation": ["sigmoid", "identity"
                        "loss": "half_sse", "bias": True}}
 DEFAULT_LEARNING_RATE = 0.5
 
-_NETWORK_FIELDS = {"layers", "activation", "loss", "bias", "inputs", "outputs", "units", "recurrent", "steps"}
+_NETWORK_FIELDS = {"layers", "activation", "loss", "bias", "inputs", "outputs", "units", "recurrent", "steps",
+                   "input_shape", "layer"}
 _UNIT_FIELDS = {"name", "inputs", "weights", "activation", "bias", "group"}
 _EXAMPLE_FIELDS = {"inputs", "targets", "learning_rate", "weights", "biases", "recurrent_weights", "parameters",
                    "seed", "fixed"}
@@ -87,8 +89,17 @@ def from_dict(data: Mapping, *, max_parameters: int = MAX_PARAMETERS) -> Spec:
         raise SpecError("network", "missing; a spec needs a [network] table")
     net_data = _table(data["network"], "network")
     _known(net_data, _NETWORK_FIELDS, "network")
-    network = _network(net_data, max_parameters)
-    example = _table(data.get("example", {}), "example")
+    return _with_example(_network(net_data, max_parameters), data.get("example", {}), data)
+
+
+def with_example(spec: Spec, example: Mapping) -> Spec:
+    """``spec``'s network with the numbers of another ``[example]`` table (each student of an
+    exercise set has their own): the network is built once, not once per student."""
+    return _with_example(spec.network, example, {**spec.data, "example": example})
+
+
+def _with_example(network: Network, example, data: Mapping) -> Spec:
+    example = _table(example, "example")
     _known(example, _EXAMPLE_FIELDS, "example")
     return Spec(network, _values(network, example), _number(example.get("learning_rate", DEFAULT_LEARNING_RATE),
                                                                 "example.learning_rate"),
@@ -110,6 +121,8 @@ def _known(table: Mapping, allowed: set[str], where: str) -> None:
 
 
 def _network(data: Mapping, max_parameters: int) -> Network:
+    if "input_shape" in data or "layer" in data:
+        return _convolutional(data, max_parameters)
     if "units" in data:
         if "layers" in data:
             raise SpecError("network", "give either layers (a layered network) or units (a graph), not both")
@@ -140,6 +153,32 @@ def _network(data: Mapping, max_parameters: int) -> Network:
     if "steps" in data:
         raise SpecError("network.steps", "applies to a recurrent network only; add recurrent = true or remove steps")
     return layered(layers, activations, loss, bias, max_parameters=max_parameters)
+
+
+def _convolutional(data: Mapping, max_parameters: int) -> ConvNetwork:
+    """[network] with input_shape and [[network.layer]] tables (conv, max_pool, avg_pool, dense)."""
+    for key in ("layers", "units", "activation", "recurrent", "steps", "inputs", "outputs"):
+        if key in data:
+            raise SpecError(f"network.{key}", "does not apply to a convolutional network (input_shape and "
+                                              "[[network.layer]]); give each layer its own activation")
+    for key in ("input_shape", "layer"):
+        if key not in data:
+            raise SpecError(f"network.{key}", "missing; a convolutional network needs input_shape = [channels, "
+                                              "height, width] and [[network.layer]] tables")
+    bias = data.get("bias", True)
+    if not isinstance(bias, bool):
+        raise SpecError("network.bias", f"must be true or false, not {bias!r}")
+    layers = data["layer"]
+    if not isinstance(layers, list) or not layers:
+        raise SpecError("network.layer", "must be a non-empty array of layer tables ([[network.layer]])")
+    read = []
+    for n, layer in enumerate(layers):
+        layer = dict(_table(layer, f"network.layer[{n}]"))
+        if "activation" in layer:
+            layer["activation"] = _activation(layer["activation"], f"network.layer[{n}].activation")
+        read.append(layer)
+    return convolutional(data["input_shape"], read, _loss(data.get("loss", "half_sse")), bias,
+                         max_parameters=max_parameters)
 
 
 def _graph(data: Mapping, max_parameters: int) -> Network:
@@ -270,9 +309,23 @@ def _samples(value, width: int, field: str) -> np.ndarray:
     return _matrix(value, (width,), field)[None, :]
 
 
+def _depth(value) -> int:
+    """How deeply ``value`` nests lists, following the first entries."""
+    depth = 0
+    while isinstance(value, list) and value:
+        value, depth = value[0], depth + 1
+    return depth
+
+
 def _rows(network: Network, value, width: int, field: str) -> np.ndarray:
     """Samples of a feed-forward network; for a recurrent one, a sequence (one row per
-    time step) or a batch of sequences, each flattened to the unrolled network's units."""
+    time step) or a batch of sequences, each flattened to the unrolled network's units;
+    for a convolutional one, inputs nested [channel][row][column] or a list of those."""
+    if isinstance(network, ConvNetwork) and field == "example.inputs":
+        shape = network.input_shape
+        if _depth(value) > len(shape):
+            return _matrix(value, (len(value), *shape), field).reshape(len(value), -1)
+        return _matrix(value, shape, field).reshape(1, -1)
     if not isinstance(network, UnrolledNetwork):
         return _samples(value, width, field)
     per_step = width // network.steps
@@ -311,6 +364,8 @@ def _values(network: Network, example: Mapping) -> Values:
 
 
 def _layered_parameters(network: Network, example: Mapping) -> dict:
+    if isinstance(network, ConvNetwork):
+        return _conv_parameters(network, example)
     out = {}
     sizes = network.sizes if isinstance(network, UnrolledNetwork) else network.layers
     if ("weights" in example or "biases" in example) and sizes is None:
@@ -375,4 +430,40 @@ def _recurrent_parameters(network: Network, matrices) -> dict:
     for h, matrix in enumerate(matrices):
         values = _matrix(matrix, (sizes[h + 1], sizes[h + 1]), f"example.recurrent_weights[{h}]")
         out.update({recurrent_weight(h, i, j): float(v) for (i, j), v in np.ndenumerate(values)})
+    return out
+
+
+def _conv_parameters(network: ConvNetwork, example: Mapping) -> dict:
+    """weights[l]: K[out][in][kh][kw] of a conv layer (K[out][in][k] in 1-D), W[i][j] of a dense
+    one (i over the layer below flattened in C order), [] of a pooling layer; biases[l][o]."""
+    if "recurrent_weights" in example:
+        raise SpecError("example.recurrent_weights", "applies to a recurrent network only; remove it")
+    layers, out = network.stack, {}
+    for key in ("weights", "biases"):
+        if key in example and (not isinstance(example[key], list) or len(example[key]) != len(layers)):
+            raise SpecError(f"example.{key}", f"must hold {len(layers)} entries, one per layer "
+                                              f"({', '.join(layer.kind for layer in layers)}); [] for a pooling layer")
+    if "biases" in example and not network.biases:
+        raise SpecError("example.biases", "the network has bias = false; remove biases or set bias = true")
+    for l, layer in enumerate(layers):
+        symbols = weight_symbols(l, layer)
+        what = {"conv": "K[out][in]" + ("[kh][kw]" if len(layer.kernel) == 2 else "[k]"),
+                "dense": "W[i][j] (i over the layer below flattened: " + "x".join(map(str, layer.shape_in)) + ")"}
+        if "weights" in example:
+            field = f"example.weights[{l}]"
+            if symbols is None:
+                if example["weights"][l] != []:
+                    raise SpecError(field, f"must be [] for a {layer.kind} layer, which has no weights")
+            else:
+                try:
+                    values = _matrix(example["weights"][l], symbols.shape, field)
+                except SpecError as error:
+                    raise SpecError(error.field, f"{error.message}: the {layer.kind} layer's weights are "
+                                                 f"{what[layer.kind]} of shape "
+                                                 f"{'x'.join(map(str, symbols.shape))}") from None
+                out.update({symbols[index]: float(v) for index, v in np.ndenumerate(values)})
+        if "biases" in example:
+            field = f"example.biases[{l}]"
+            row = _matrix(example["biases"][l], (layer.biases,), field)
+            out.update({layer_bias(l, o): float(v) for o, v in enumerate(row)})
     return out

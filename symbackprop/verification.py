@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from . import bptt
+from . import bptt, conv_backprop
+from .convolution import ConvNetwork
 from .derivation import Derivation, derive, instantiate
 from .limits import BRUTE_FORCE_SECONDS, PROOF_SECONDS, time_limit
 from .matrix import evaluator
@@ -184,7 +185,9 @@ def _generic_mismatches(derivation: Derivation, values: Values, evaluation) -> l
     def generic(kind: str, unit: str, source: str | None = None) -> sp.Expr:
         return instantiate(derivation, getattr(derivation.generic[net[unit].group], kind), unit, source)
 
-    checked: set[sp.Symbol] = set()  # a tied parameter's sum over its uses is checked once, not once per use
+    # a tied parameter's sum over its uses is checked once, not once per use; a conv layer's kernel
+    # weights and biases by their index-form formulas (conv_backprop), every one of them
+    checked: set[sp.Symbol] = set(conv_backprop.checked(net)) if isinstance(net, ConvNetwork) else set()
     with progress("checking generic formulas", len(net.computing_units)) as bar:
         for unit in net.computing_units:
             if differs(generic("delta", unit.name), derivation.deltas[unit.name]):
@@ -194,7 +197,7 @@ def _generic_mismatches(derivation: Derivation, values: Values, evaluation) -> l
                 if differs(sp.Add(*(generic("gradient_bias", *use) for use in units_of[unit.bias])),
                            derivation.gradients[unit.bias]):
                     mismatches.append(f"dE/d{unit.bias}")
-            for edge in _spread(unit.inputs, GENERIC_EDGES_PER_UNIT):
+            for edge in _spread(unit.inputs if unit.pool is None else (), GENERIC_EDGES_PER_UNIT):
                 if edge.weight in checked:
                     continue
                 checked.add(edge.weight)
@@ -204,6 +207,8 @@ def _generic_mismatches(derivation: Derivation, values: Values, evaluation) -> l
             bar.advance()
     if isinstance(net, UnrolledNetwork):
         mismatches += bptt.mismatches(derivation, point)
+    if isinstance(net, ConvNetwork):
+        mismatches += conv_backprop.mismatches(derivation, point)
     return mismatches
 
 

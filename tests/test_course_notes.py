@@ -4,6 +4,7 @@ recurrent and mini-batch boxes stating the formulas the network really has, Niel
 eq. (2) true for every layer, and the cost/saturation section computed from the network."""
 import json
 import math
+import shutil
 import re
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import pytest
 
 import symbackprop as sb
 from symbackprop.notes.worked import number
+
+import katex_node
 
 #: Mazur (2015), "A Step by Step Backpropagation Example", transcribed: one bias per layer
 #: (b1 = 0.35, b2 = 0.60), kept fixed by the update.
@@ -393,3 +396,63 @@ def test_the_keys_hidden_delta_is_written_as_the_notes_write_it(tmp_path):
     line = next(l for l in text.splitlines() if l.startswith(r"$${\delta^{(1)}_{1}} = "))
     assert line.startswith(r"$${\delta^{(1)}_{1}} = {a^{(1)}_{1}} (1 - {a^{(1)}_{1}}) {\delta^{(2)}_{1}} {w^{(2)}_{11}}")
 
+
+
+@pytest.mark.parametrize("command", [["check", "--target", "grad_b[0][0]", "--answer", "0.1"],
+                                     ["exercises", "--questions", "grad_b[0][1]", "-o", "set"],
+                                     ["exercises", "--questions", "grad_b", "-o", "set"]])
+def test_a_bias_per_unit_asked_of_shared_biases_is_one_line_exit_two(tmp_path, command):
+    """grad_b[l][j] with bias = "shared" was a KeyError traceback (exercises) or "overflows float64"
+    (check): the layer has one bias b[l], not one per unit."""
+    (tmp_path / "mazur.toml").write_text(MAZUR)
+    result = run(command[0], "mazur.toml", *command[1:], cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "shared" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "set").exists()
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """The documents issue 24 names that the other test files do not write: Mazur's spec, an Elman
+    network unrolled over three steps (handout), the XOR mini-batch, a deep 4-3-3-2 network."""
+    root = tmp_path_factory.mktemp("course")
+    mazur = root / "mazur.toml"
+    mazur.write_text(MAZUR)
+    specs = {"mazur": sb.load(mazur), "elman": sb.compact("2-3-1", "tanh,identity", steps=3), "xor": XOR,
+             "deep": sb.compact("4-3-3-2")}
+    handout = [p for p in sb.rendering.PARTS if p not in sb.rendering.APPENDIX]
+    return {name: sb.write_notes(spec, root / name, formats=["md", "tex"], parts=handout)
+            for name, spec in specs.items()}
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+@pytest.mark.parametrize("name", ["mazur", "elman", "xor", "deep"])
+def test_the_course_documents_compile_without_overfull_lines(course, name):
+    tex = next(p for p in course[name] if p.suffix == ".tex")
+    for _ in range(2):  # twice: the tables settle their widths
+        result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+                                cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "Overfull" not in tex.with_suffix(".log").read_text()
+
+
+@katex_node.requires_katex
+def test_the_course_documents_render_in_katex(course):
+    files = [str(p) for paths in course.values() for p in paths if p.suffix == ".md"]
+    result = katex_node.render_all(files, timeout=300)
+    assert result.returncode == 0 and " 0 failed" in result.stdout, result.stdout[-3000:]
+
+
+def test_tables_and_displays_are_not_split_across_pages():
+    spec = sb.from_dict(sb.spec.DEFAULT)
+    derivation = sb.derive(spec.network)
+    worked = sb.example(spec.network, spec.values, spec.learning_rate, derivation)
+    tex = sb.render(derivation, worked, format="tex", parts=("example",))
+    assert r"\allowdisplaybreaks" not in tex  # a multi-line display stays on one page
+    assert r"\begin{tabular}" in tex and r"\begin{longtable}" not in tex  # short tables: one page, header with rows
+    wide = sb.compact("2-40-1")  # 41 rows of units: a table that breaks, its header repeated on each page
+    derivation = sb.derive(wide.network)
+    tex = sb.render(derivation, sb.example(wide.network, wide.values, derivation=derivation), format="tex",
+                    parts=("example",))
+    long = tex[tex.index(r"\begin{longtable}"):]
+    assert long.index(r"\endhead") < long.index(r"\end{longtable}")

@@ -129,6 +129,42 @@ def test_grading_a_set_never_writes_over_its_submissions(class_of_30, tmp_path):
     assert submissions.read_bytes() == before and not (tmp_path / "small.md").exists()
 
 
+@pytest.mark.parametrize("report", ["set/key", "set/codes", "set/s1/sheet", "set/S1/../key"])
+def test_a_report_never_replaces_a_file_of_the_set_it_grades(tmp_path, report):
+    """grade set/exercises.toml answers.csv -o set/key replaced the answer key and the worked
+    solutions with the report (exit 0)."""
+    write_roster(tmp_path / "roster.csv", ["s1", "S2"])
+    assert run("exercises", "--students", "roster.csv", "--questions", "delta_output", "-o", "set",
+               cwd=tmp_path).returncode == 0
+    before = {p: p.read_bytes() for p in (tmp_path / "set").rglob("*") if p.is_file()}
+    (tmp_path / "answers.csv").write_text("id,student,question,answer\n1,s1,q1,a_k - t_k\n")
+    result = run("grade", "set/exercises.toml", "answers.csv", "-o", report, cwd=tmp_path)
+    assert result.returncode == 2 and "is a file of the exercise set" in result.stderr, result.stderr
+    assert {p: p.read_bytes() for p in (tmp_path / "set").rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("name", ["key.csv", "exercises.toml", "key.md"])
+def test_a_folder_holding_the_users_own_file_of_a_sets_name_needs_force(tmp_path, name):
+    """exercises -o u replaced u/key.csv, the user's own file (no exercise set there), exit 0."""
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u" / name).write_text("my own data\n")
+    result = run("exercises", "--questions", "delta_output", "-o", "u", cwd=tmp_path)
+    assert result.returncode == 2 and name in result.stderr and "--force" in result.stderr, result.stderr
+    assert sorted(p.name for p in (tmp_path / "u").iterdir()) == [name]
+    assert (tmp_path / "u" / name).read_text() == "my own data\n"
+    assert run("exercises", "--questions", "delta_output", "-o", "u", "--force", cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("report", ["out/", "out/.", "out/./"])
+def test_a_report_path_that_names_a_folder_is_refused(tmp_path, report):
+    """-o out/ wrote out.csv and out.md beside the folder (pathlib drops the trailing slash)."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "answers.csv").write_text("id,target,answer\n1,delta_output,a_k - t_k\n")
+    result = run("grade", "2-2-1", "answers.csv", "-o", report, cwd=tmp_path)
+    assert result.returncode == 2 and "names no file" in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.csv", "out"]
+
+
 def test_mazur_numbers_in_the_key_are_the_published_ones(tmp_path):
     """Mazur (2015): net_h1 = 0.3775, out_h1 = 0.593269992, dE/dw5 = 0.082167041, w5+ = 0.35891648,
     w1+ = 0.149780716 (transcribed from the published text)."""

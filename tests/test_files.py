@@ -128,3 +128,40 @@ def test_reads_stop_at_the_limit(tmp_path):
     assert time.perf_counter() - started < 1
     with pytest.raises(SpecError, match="cannot read it as a submissions file"):
         files.read_bounded(tmp_path / "missing.csv", 10, "submissions file")
+
+
+def test_a_stale_picture_that_is_an_input_is_not_removed(tmp_path):
+    """Markdown notes without their figure remove the old pictures: a spec saved as notes.svg in
+    the output folder was deleted (exit 0)."""
+    spec = tmp_path / "notes.svg"
+    spec.write_text("[network]\nlayers = [2, 2, 1]\n")
+    with pytest.raises(SpecError, match="notes.svg: is also an input"):
+        files.write_set({tmp_path / "notes.md": "new"}, replaces=[spec], inputs=[spec])
+    assert spec.read_text() == "[network]\nlayers = [2, 2, 1]\n" and not (tmp_path / "notes.md").exists()
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "symbackprop", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300, check=False)
+
+
+def test_derive_keeps_a_spec_saved_where_a_picture_it_removes_was(tmp_path):
+    (tmp_path / "out").mkdir()
+    spec = tmp_path / "out" / "notes.svg"
+    spec.write_text("[network]\nlayers = [2, 2, 1]\n")
+    result = _cli("derive", "out/notes.svg", "--no-figure", "--format", "md", "-o", "out", cwd=tmp_path)
+    assert result.returncode == 2 and "is also an input" in result.stderr, result.stderr
+    assert spec.exists() and not (tmp_path / "out" / "notes.md").exists()
+
+
+def test_a_template_in_a_subfolder_of_templates_is_an_input(tmp_path):
+    """--templates T -o T/parts replaced T/parts/notes.md, a template that md.j2 includes."""
+    templates = tmp_path / "T"
+    (templates / "parts").mkdir(parents=True)
+    shipped = Path(__file__).resolve().parent.parent / "templates"
+    for name in ("md.j2", "notes.j2", "steps.j2", "words.j2"):
+        (templates / name).write_text((shipped / name).read_text())
+    (templates / "parts" / "notes.md").write_text("a part of my notes")
+    result = _cli("derive", "--templates", "T", "--format", "md", "-o", "T/parts", cwd=tmp_path)
+    assert result.returncode == 2 and "is also an input" in result.stderr, result.stderr
+    assert (templates / "parts" / "notes.md").read_text() == "a part of my notes"

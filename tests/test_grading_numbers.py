@@ -62,14 +62,50 @@ def test_four_or_more_right_digits_pass(weight):
     assert grading.check_prepared(weight, f"{GRADIENT * 1e3:.4f}e-3").verdict == "correct"
 
 
-def test_a_number_off_in_the_fourth_digit_was_rounded_too_early(weight):
+@pytest.fixture(scope="module")
+def revealed():
+    return grading.prepare(SPEC.network, "grad_w[0][1][0]", "default", SPEC.values, SPEC.learning_rate, reveal=True)
+
+
+def test_a_number_off_in_the_fourth_digit_was_rounded_too_early(revealed):
     leading = 10 ** np.floor(np.log10(abs(GRADIENT)))
     off = GRADIENT + 4 * leading * 1e-3  # four units in the fourth significant digit
-    result = grading.check_prepared(weight, f"{off:.6g}")
+    result = grading.check_prepared(revealed, f"{off:.6g}")
     assert result.verdict == "incorrect" and result.message.startswith("Rounded too early")
     assert "4 are asked" in result.message
-    far = grading.check_prepared(weight, f"{GRADIENT * 1.7:.6g}")
+    far = grading.check_prepared(revealed, f"{GRADIENT * 1.7:.6g}")
     assert far.verdict == "incorrect" and "differs from the worked example's value" in far.message
+
+
+def _replies(prepared, answers: list[str]) -> set[str]:
+    """The distinct replies (message, diagnosis, counterexample) to some answers."""
+    replies = set()
+    for answer in answers:
+        result = grading.check_prepared(prepared, answer)
+        assert result.verdict == "incorrect", answer
+        shown = {k: v for k, v in (result.counterexample or {}).items() if k != "answer"}
+        replies.add(repr((result.message, result.diagnosis, sorted(shown.items()))))
+    return replies
+
+
+def test_wrong_numbers_do_not_tell_a_student_how_many_digits_are_right(weight):
+    """Without reveal, "agrees to 3 digits" against "to 2" would let a student find the key digit by
+    digit (at most ten tries a digit); every wrong number of four digits gets one reply."""
+    leading = 10 ** np.floor(np.log10(abs(GRADIENT)))
+    offs = [4e-3, 4e-2, 3e-1, 3.0, 7.0]  # off in the 4th, 3rd, 2nd, 1st digit, and far
+    assert len(_replies(weight, [f"{GRADIENT + off * leading:.4g}" for off in offs])) == 1
+
+
+def test_short_numbers_get_the_same_reply_near_the_value_and_far_from_it(weight):
+    """"Too few digits" for a short number near the key and "differs" for one far from it is the same
+    oracle, one digit at a time."""
+    leading = 10 ** np.floor(np.log10(abs(GRADIENT)))
+    for digits in (1, 2, 3):
+        unit = leading * 10.0 ** (1 - digits)
+        near = round(GRADIENT / unit) * unit
+        answers = [f"{x:.{digits}g}" for x in (near, near + 3 * unit, near - 4 * unit, -7 * near)]
+        answers = [a for a in answers if len(a.lstrip("-0.").replace(".", "")) == digits]
+        assert len(_replies(weight, answers)) == 1, (digits, answers)
 
 
 def test_a_formula_in_the_sheets_own_symbols_is_read():

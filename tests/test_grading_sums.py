@@ -74,11 +74,47 @@ def test_the_limits_of_a_sum_over_units(answer, expected):
     assert verdict("layered", "delta_hidden", answer).verdict == expected, answer
 
 
+@pytest.mark.parametrize("spec_name, target, answer", [
+    ("layered", "delta_hidden", r"g'(z_j) \sum_{k=1}^{100} w_{jk}\delta_k"),
+    ("layered", "delta_hidden", r"g'(z_j) \sum_{k=1}^{99999999999999999999} w_{jk}\delta_k"),
+    ("layered", "delta_hidden", r"g'(z_j) \sum_{k=0}^{5} w_{jk}\delta_k"),
+    ("elman", "grad_r", rf"\sum_{{t=1}}^{{1000}} {TERM}"),
+])
+def test_a_sum_whose_numeric_end_lies_past_the_layer_or_the_sequence_is_not_the_whole_of_it(spec_name, target, answer):
+    """The test networks have a few units and steps: a sum to 100 ran over all of them and was correct."""
+    judged = verdict(spec_name, target, answer)
+    assert judged.verdict == "incorrect" and "past the last unit or step" in judged.message, judged.message
+
+
+@pytest.mark.parametrize("letter", ["t", "n"])
+def test_a_time_sum_that_ends_at_its_own_letter_is_not_the_whole_sequence(letter):
+    """\\sum_{t=1}^{t} read t as the target's step (T for a gradient): a false accept."""
+    term = TERM.replace("t", letter)
+    result = verdict("elman", "grad_r", rf"\sum_{{{letter}=1}}^{{{letter}}} {term}")
+    assert result.verdict != "correct", result.message
+
+
 def test_an_unreadable_limit_is_said():
     result = verdict("layered", "delta_hidden", r"\sigma'(z_j) \sum_{k=j+1}^{K} w_{jk} \delta_k")
     assert result.verdict == "cannot read" and "starts at" in result.message
     result = verdict("elman", "grad_r", rf"\sum_{{t=1}}^{{T/2}} {TERM}")
     assert result.verdict == "cannot read"
+
+
+@pytest.mark.parametrize("end", ["K-1", "K - 2", "j", "k", "i", "z_j", "a_k", "2.5", "-1", "1/2", "K/2",
+                                 r"\sum_{m=1}^{K} 1"])
+def test_a_sum_that_ends_at_anything_but_the_layer_or_a_unit_number_is_not_the_whole_layer(end):
+    """An end such as K-1 or j sums over part of the layer (and -1 over none): taken for the
+    whole layer, each was a false accept."""
+    result = verdict("layered", "delta_hidden", rf"\sigma'(z_j) \sum_{{k=1}}^{{{end}}} w_{{jk}} \delta_k")
+    assert result.verdict in ("incorrect", "cannot read"), end
+    assert result.verdict == "incorrect" or "ends at" in result.message
+
+
+@pytest.mark.parametrize("end", ["K", "N", "n", "m", "n_{l+1}", "n_{(l+1)}", "3"])
+def test_a_sum_that_ends_at_a_size_letter_is_read(end):
+    result = verdict("layered", "delta_hidden", rf"\sigma'(z_j) \sum_{{k=1}}^{{{end}}} w_{{jk}} \delta_k")
+    assert result.verdict == ("incorrect" if end == "3" else "correct"), (end, result.message)
 
 
 SIGMOID = sb.compact("2-3-1", "sigmoid,identity")

@@ -455,3 +455,45 @@ def test_a_body_that_trickles_in_is_refused_after_its_time(made, server):
         started = time.monotonic()
         reply = sock.recv(4096)
     assert reply.startswith(b"HTTP/1.1 408") and BODY_SECONDS - 1 < time.monotonic() - started < BODY_SECONDS + 20
+
+
+def test_where_two_folders_cannot_be_exchanged_in_one_call_two_renames_do_it(tmp_path, monkeypatch):
+    """The path taken off Linux (or where renameat2 cannot exchange): the new folder ends where the old
+    one was and the old one where the new one was staged, with nothing else left behind."""
+    from symbackprop import files
+
+    old, new = tmp_path / "set", tmp_path / ".symbackprop-1-abc.tmp"
+    for folder, text in ((old, "old"), (new, "new")):
+        folder.mkdir()
+        (folder / "exercises.toml").write_text(text)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    files._exchange(new, old)
+    assert (old / "exercises.toml").read_text() == "new" and (new / "exercises.toml").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [new.name, "set"]
+
+
+def test_sigterm_while_a_set_is_replaced_leaves_the_old_set_or_the_new_one(tmp_path):
+    """The real signal, sent as soon as the folder's first file changes (renames slowed down, as on a
+    busy disk): before, exercises.toml and key.csv were new and most sheets old."""
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student\n" + "".join(f"s{n}\n" for n in range(30)))
+    options = ["2-2-1", "--students", roster, "--questions", "delta_output,delta", "--format", "md", "--force"]
+    folder, witness = tmp_path / "set", tmp_path / "witness"
+    assert run("exercises", *options, "--seed", "1", "-o", folder).returncode == 0
+    witness.mkdir()
+    shutil.copy(folder / "codes.csv", witness / "codes.csv")  # the same codes: the same files
+    assert run("exercises", *options, "--seed", "2", "-o", witness).returncode == 0
+    old, new = _tree(folder), _tree(witness)
+    slow = ("import os, time\nfor name in ('replace', 'rename'):\n"
+            "    setattr(os, name, lambda *a, _f=getattr(os, name), **k: (time.sleep(0.02), _f(*a, **k))[1])")
+    process = subprocess.Popen([sys.executable, "-c", f"{slow}\nfrom symbackprop.cli import main\n"
+                                "raise SystemExit(main())", "exercises", *map(str, options), "--seed", "2", "-o",
+                                str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and (folder / "exercises.toml").read_bytes() == old["exercises.toml"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) in (0, 128 + signal.SIGTERM), process.stderr.read()
+    process.stderr.close()
+    assert _tree(folder) in (old, new)

@@ -396,7 +396,7 @@ def test_every_answered_attempt_survives_kill_9_and_a_restart(made, tmp_path):
         second.stop()
     with sqlite3.connect(db) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        assert connection.execute("PRAGMA user_version").fetchone() == (1,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
         assert connection.execute("SELECT COUNT(*) FROM attempts").fetchone() == (13,)
 
 
@@ -416,6 +416,23 @@ def test_two_servers_on_one_database_file_keep_every_attempt(made, tmp_path):
     with sqlite3.connect(db) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_the_gradebook_has_each_students_latest_attempt_per_question(made, tmp_path):
+    running = Running(made["toml"], tmp_path / "db.sqlite", "--rate-limit", "10000")
+    try:
+        for student, question, answer in [("ann", "q1", "1"), ("ann", "q1", made["key"]["ann", "q1"]),
+                                          ("ann", "q3", made["key"]["ann", "q3"]), ("ann", "q3", "7"),
+                                          ("bob", "q2", made["key"]["bob", "q2"])]:
+            assert running.check(made, student, question, answer)[0] == 200
+        assert running.request("GET", "/admin/grades.csv")[0] == 401
+        status, text, headers = running.request("GET", "/admin/grades.csv", headers={"Authorization": f"Bearer {TOKEN}"})
+    finally:
+        running.stop()
+    assert status == 200 and headers["Content-Type"].startswith("text/csv")
+    assert list(csv.reader(io.StringIO(text.decode("utf-8")))) == [
+        ["Student", "SIS Login ID", "Section", "q1", "q2", "q3", "total"], ["ann", "ann", "", "1", "", "0", "1"],
+        ["bob", "bob", "", "", "1", "", "1"], ["d'Arcy&co", "d'Arcy&co", "", "", "", "", "0"]]
 
 
 def test_a_worker_past_its_time_limit_is_replaced_and_the_rate_limit_holds(made, tmp_path):

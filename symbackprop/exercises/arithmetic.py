@@ -18,7 +18,7 @@ from ..derivation import E, ETA, Derivation
 from ..examples import Example
 from ..notes.notation import Notation
 from ..notes.printing import NotationPrinter, error_signal, in_notation
-from ..notes.worked import textbook_delta
+from ..notes.worked import factor, textbook_delta
 
 #: Characters of arithmetic and value (a command counting one, braces and spaces none) that fit
 #: on one row of the LaTeX key.
@@ -161,6 +161,19 @@ class WorkedNumbers:
         step = next(s for s in self.derivation.steps
                     if s.level == "concrete" and s.rule == "gradient" and s.lhs == sp.Derivative(E, parameter))
         return self.line(step.lhs, step.rhs, self.example.evaluation.gradients[parameter])
+
+    def through_time(self, parameter) -> list[Line]:
+        """A tied weight's gradient: the derivation's sum over the steps with the numbers put in,
+        then the value of each step's term and their sum (the steps whose term is zero, as the
+        state before the first step is, are not in the derivation's sum)."""
+        step = next(s for s in self.derivation.steps
+                    if s.level == "concrete" and s.rule == "tied_weight_sum" and s.lhs == sp.Derivative(E, parameter))
+        total = self.example.evaluation.gradients[parameter]
+        ev = self.example.evaluation
+        raw = {**self.numbers, **{u.delta: float(ev.delta[u.name][0]) for u in self.network.computing_units}}
+        terms = [float(term.xreplace(raw)) for term in sp.Add.make_args(step.rhs)]
+        summed = Line(self.symbolic.doprint(step.lhs), "", " + ".join(factor(x) for x in terms), number(total))
+        return [self.line(step.lhs, step.rhs, total), summed]
 
     def update(self, parameter) -> list[Line]:
         """One step of gradient descent for ``parameter``, as the notation writes it: the new

@@ -9,6 +9,7 @@ every question (:func:`write_text`, :func:`load`).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,7 +28,7 @@ from ..errors import SpecError
 from ..files import read_toml
 from ..limits import MAX_SPEC_BYTES
 from ..notes.notation import Notation
-from ..spec import Spec, from_dict
+from ..spec import Spec, from_dict, with_example
 from ..spec import load as load_spec
 from . import questions as asked
 from . import access, roster, toml_writer
@@ -39,6 +40,13 @@ VERSION = 1
 FILES = ("exercises.toml", "key.md", "key.tex", "key.svg", "key.csv", "codes.csv", "sheet.md", "sheet.tex",
          "sheet.svg")
 MAX_SET_BYTES = 20_000_000
+
+
+def is_own_file(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is one of the set's files in ``folder`` (its key, codes, exercises.toml) or in
+    a student's folder there (a sheet): a report written over one would lose it."""
+    real, home = Path(path).resolve(), Path(folder).resolve()
+    return real.name in FILES and real.exists() and home in (real.parent, real.parent.parent)
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,9 @@ class ExerciseSet:
         if key not in self._specs:
             where = f"students.{key}" if key is not None else "everyone"
             try:
-                self._specs[key] = from_dict({"network": self.network, "example": variant.example})
+                first = next(iter(self._specs.values()), None)  # the network is the same for every variant
+                self._specs[key] = (from_dict({"network": self.network, "example": variant.example}) if first is None
+                                    else with_example(first, variant.example))
             except SpecError as error:
                 raise SpecError(f"exercise set, {where}", str(error)) from None
         return self._specs[key]
@@ -175,13 +185,21 @@ def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...], cod
             targets = [round(float(x), 2) for x in rng.uniform(0.05, 0.95, len(network.outputs))]
         magnitudes = rng.uniform(0.1, 1, len(network.parameters)) * rng.choice([-1, 1], len(network.parameters))
         parameters = {str(p): round(float(v), 2) for p, v in zip(network.parameters, magnitudes)}
+        if isinstance(network, UnrolledNetwork):  # one row per time step, as a recurrent spec writes them
+            inputs, targets = (_per_step(values, network.steps) for values in (inputs, targets))
         example = {"inputs": inputs, "targets": targets, "learning_rate": spec.learning_rate, "parameters": parameters}
         asked_targets = {q.id: asked.target(q, network, rng) for q in chosen}
-        if 0 not in inputs and not (numbers and _zero_answers(network, numbers, example,
+        if 0 not in np.ravel(inputs) and not (numbers and _zero_answers(network, numbers, example,
                                                                asked_targets.values())):
             return Variant(student, example, asked_targets, code_hash)
     raise SpecError("--questions", f"in {MAX_DRAWS} draws of {student[:40]!r}'s numbers some numeric question "
                                    "always had the answer 0; ask about other units or quantities")
+
+
+def _per_step(values: list, steps: int) -> list[list]:
+    """A sequence's numbers, unit by unit of each step in turn, as one row per step."""
+    width = len(values) // steps
+    return [values[n * width:(n + 1) * width] for n in range(steps)]
 
 
 def _zero_answers(network: Network, numbers: MatrixCompiled, example: dict, targets) -> bool:
@@ -256,9 +274,17 @@ def _read(path: Path) -> dict:
 def check_replaceable(made: ExerciseSet, directory: Path, force: bool, flag: str = "--force") -> None:
     """Refuse to write ``made`` over a set in ``directory`` made with other options (unless
     ``force``): sheets already handed out would no longer match their key.  The same options
-    (students added or not) write the same files again."""
+    (students added or not) write the same files again.  Files of a set's names in a folder that
+    holds no set are someone's own (a key.csv of other data) and are not replaced either; a
+    codes.csv alone is the codes handed out, which the new set keeps."""
     path = Path(directory) / "exercises.toml"
-    if force or not is_set_file(path):
+    if force:
+        return
+    if not is_set_file(path):
+        found = [name for name in FILES if name != "codes.csv" and os.path.lexists(Path(directory) / name)]
+        if found:
+            raise SpecError(str(directory), f"holds {', '.join(found)} but no exercise set, and the set's files "
+                                            f"would replace them; write into another folder, or replace them with {flag}")
         return
     old, new = _read(path), as_table(made)
     changed = []

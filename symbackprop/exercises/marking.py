@@ -1,8 +1,8 @@
 """Grading an exercise set: each submitted row against that student's variant and that
 question's target, with the checker of :mod:`symbackprop.grading`.
 
-Generic questions do not depend on a variant's numbers, so all their rows are graded in one
-batch; numeric ones in one batch per student.  A row whose student or question is not in
+Every question is prepared once for the class (:mod:`.preparing`, kept in the disk cache), and
+all rows are checked in one pool of worker processes.  A row whose student or question is not in
 the set gets the verdict "not in the set" with the reason, and the batch goes on.
 """
 from __future__ import annotations
@@ -14,7 +14,9 @@ from pathlib import Path
 from .. import grading
 from ..grading import Verdict
 from ..notes.notation import Notation
+from . import preparing
 from .exercise_set import ExerciseSet
+from .gradebook import gradebook_csv
 from ..files import write_set
 from .roster import markdown_text
 
@@ -32,9 +34,8 @@ def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", work
         return grading.grade(spec, rows, notation, workers, seconds, progress, reveal)
     made = spec
     verdicts: list[Verdict | None] = [None] * len(rows)
-    batches: dict[str | None, list[int]] = {}  # variant's student (None: generic questions) -> rows
-    targets: list[str] = [""] * len(rows)
-    questions = {q.id: q for q in made.questions}
+    questions = [q.id for q in made.questions]
+    graded, keys = [], []
     for n, row in enumerate(rows):
         student, question = (row.get("student") or "").strip(), _question(made, row)
         variant = made.variant(student)
@@ -46,20 +47,13 @@ def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", work
                                               f"the exercise set (questions {', '.join(questions)}, or their "
                                               f"numbers 1 to {len(questions)})")
         else:
-            targets[n] = variant.targets[question]
-            batches.setdefault(variant.student if questions[question].numeric else "", []).append(n)
-    done = [0]
-    total = sum(len(members) for members in batches.values())
-    for key, members in batches.items():
-        variant = made.variant(key) if key != "" else made.variants[0]
-        spec_of = made.spec(variant)
-        offset = done[0]
-        step = (lambda finished, _, offset=offset: progress(offset + finished, total)) if progress else None
-        batch = [{"target": targets[n], "answer": rows[n].get("answer")} for n in members]
-        graded = grading.grade(spec_of, batch, made.notation_object, workers, seconds, step, reveal, sheet=True)
-        for n, verdict in zip(members, graded):
+            graded.append(n)
+            keys.append(preparing.key(made, variant.student, question))
+    if graded:
+        ready = preparing.prepared(made, reveal)
+        answers = [{"answer": rows[n].get("answer"), "refused": rows[n].get("refused")} for n in graded]
+        for n, verdict in zip(graded, grading.grade_prepared(ready, answers, keys, workers, seconds, progress)):
             verdicts[n] = verdict
-        done[0] += len(members)
     return verdicts
 
 
@@ -123,8 +117,19 @@ def report_markdown(made: ExerciseSet, rows: list[dict], verdicts: list[Verdict]
     return "\n".join(lines) + "\n"
 
 
-def write_report(path: Path, made: ExerciseSet, header, rows, verdicts) -> list[Path]:
-    """``path`` (CSV, one row per answer) and ``path`` with .md (the tables): both, or neither."""
+def gradebook_path(path: Path) -> Path:
+    """REPORT-grades.csv next to REPORT.csv."""
     path = Path(path)
-    return write_set({path: report_csv(made, header, rows, verdicts),
-                      path.with_suffix(".md"): report_markdown(made, rows, verdicts)})
+    return path.with_name(f"{path.stem}-grades.csv")
+
+
+def write_report(path: Path, made: ExerciseSet, header, rows, verdicts) -> list[Path]:
+    """``path`` (CSV, one row per answer), ``path`` with .md (the tables) and, for a set with a
+    roster, the gradebook (:func:`gradebook_path`): all, or none."""
+    path = Path(path)
+    texts = {path: report_csv(made, header, rows, verdicts), path.with_suffix(".md"): report_markdown(made, rows, verdicts)}
+    if made.per_student:
+        attempts = (((row.get("student") or "").strip(), _question(made, row), verdict)
+                    for row, verdict in zip(rows, verdicts))
+        texts[gradebook_path(path)] = gradebook_csv(made, attempts)
+    return write_set(texts)

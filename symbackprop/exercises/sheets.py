@@ -7,22 +7,25 @@ derivation is done once: every variant has the same network, only the numbers di
 """
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import markupsafe
 import numpy as np
 import sympy as sp
 
+from .. import bptt
 from ..notes import rendering
 from ..derivation import E, derive
 from ..examples import Example, example
 from ..files import check_targets, replace_folder
 from ..network import layer_bias, layer_weight
-from ..notes.printing import NotationPrinter, in_notation
+from ..recurrent import recurrent_weight
+from ..notes.printing import NotationPrinter, in_notation, shown
 from . import access, roster
 from .arithmetic import Line, WorkedNumbers, number
 from .exercise_set import ExerciseSet, Variant, check_replaceable, write_text
@@ -64,11 +67,16 @@ class _Documents:
         self.derivation = derive(self.network)
         self.notes = rendering.lecture(self.derivation, self.notation, parts=("figure",))
         self.printer = NotationPrinter(self.notation, self.network)
+        chapter = self.notes.through_time
+        #: a recurrent network drawn unrolled, one copy per step side by side, as its notes draw it
+        self.unrolled = chapter["figure"] if chapter else None
 
     def generic(self, question, derived: dict) -> Asked:
         """A derivation question, solved by the lecture steps of its layer up to the formula asked;
         steps an earlier question of the sheet derived (``derived``: layer -> (question, steps shown))
         are not repeated."""
+        if question.through_time:
+            return self._through_time(question)
         output = question.kind.endswith("_output")
         layer = next(section for section in self.notes.layers if section["is_output"] == output)
         wanted = ANSWERING_STEP[question.quantity].format(where="output" if output else "hidden")
@@ -87,6 +95,38 @@ class _Documents:
                      self._readable(answer, layer["name"]), answer.equation, layer,
                      tuple(steps[n] for n in used) or (answer,), earlier if shown else "")
 
+    def _through_time(self, question) -> Asked:
+        """BPTT's delta or a recurrent weight's gradient, solved by the steps of the notes' chapter
+        *Backpropagation through time*: the recursion backwards in time, or the sum over the steps
+        (the weight named r_ij, unit i at t-1 to unit j at t, as ``check`` and recurrent_weights[h][i][j]
+        name it)."""
+        chapter, group = self.notes.through_time, self.notes.hidden[-1]
+        section = {"name": group["name"], "letters": chapter["letters"], "layer": group["layer"], "time": chapter["time"]}
+        if question.kind == "delta_hidden_bptt":
+            above, ahead, (first, second) = chapter["above"], chapter["ahead"], chapter["factors"]
+            steps = [replace(above, rule="definition"), replace(ahead, rule="definition"),
+                     replace(chapter["paths"], rule="sum_through_time"),
+                     first, replace(second, rule="differentiate", uses=()), chapter["substituted"], chapter["slope"],
+                     chapter["local"]]
+        else:
+            by_rule: dict = {}
+            for step in self.notes.recurrent.steps:
+                by_rule.setdefault(step.rule, []).append(step)
+            # the chapter's r_mj is the target's r_ij: its source printed with the letter of the unit
+            # feeding j (i), in j's own layer
+            printer = copy.copy(group["printer"])
+            printer.letters = {**printer.letters, str(bptt.source.label): printer.letters[str(group["layer"].predecessor.label)]}
+            show = lambda step, rule, uses=(): replace(shown(step.lhs, step.rhs, self.notation, printer, rule,
+                                                             group["layer"]), uses=uses)
+            # the recurrent weight is the first tied weight of the chapter (its sums and factors in that order)
+            steps = [show(by_rule["tied_weight_sum"][0], "tied_weight_sum"),
+                     show(by_rule["differentiate"][2], "weight_factor"),
+                     show(by_rule["gradient"][0], "gradient", (self.notes.definitions["delta"].equation,))]
+        steps = [replace(step, tag="") for step in steps]
+        answer = steps[-1]
+        return Asked(question.id, question.kind, question.quantity, question.kind, answer.lhs, False, False,
+                     answer.rhs, answer.equation, section, tuple(steps))
+
     def _readable(self, answer, group: str) -> str:
         """The answer as ``check`` reads it: the right-hand side of the lecture formula (the left one
         is the question), or, where the activation's derivative is a function of z (ReLU's cases,
@@ -103,9 +143,11 @@ class _Documents:
 
     def numeric(self, question, target: str, worked: Example, numbers: WorkedNumbers | None) -> Asked:
         level, *rest = (int(x) for x in _INDICES.findall(target))
+        quantity = question.quantity
+        if quantity == "grad_r":
+            return self._recurrent_number(question, target, worked, numbers, level, *rest)
         ev, sign = worked.evaluation, self.notation.delta_sign
         unit = self.network[f"[{level}][{rest[-1]}]"]
-        quantity = question.quantity
         if quantity == "delta":
             symbol, value = unit.delta, sign * float(np.mean(ev.delta[unit.name]))
         else:
@@ -122,6 +164,20 @@ class _Documents:
         symbol = self.printer.doprint(symbol)
         return Asked(question.id, question.kind, quantity, target, symbol, True, unit.name in self.network.outputs,
                      f"{value:.10g}", f"{symbol} = {number(value, 10)}", lines=tuple(lines))
+
+    def _recurrent_number(self, question, target: str, worked: Example, numbers: WorkedNumbers | None,
+                          level: int, source: int, unit: int) -> Asked:
+        """dE/dr_ij through time: the local gradients of unit j at every step (backwards in time),
+        the derivation's sum of the per-step terms a_i(t-1) delta_j(t), and those terms' values."""
+        weight = recurrent_weight(level, source, unit)
+        value = worked.evaluation.gradients[weight]
+        lines = ()
+        if numbers is not None:
+            units = [self.network.unit_at(step, level + 1, unit).name for step in range(self.network.steps)]
+            lines = (*numbers.backward(units), *numbers.through_time(weight))
+        symbol = self.printer.doprint(sp.Derivative(E, weight))
+        return Asked(question.id, question.kind, "grad_r", target, symbol, True, False, f"{value:.10g}",
+                     f"{symbol} = {number(value, 10)}", lines=lines)
 
     def variant(self, variant: Variant) -> dict:
         """A variant's numbers, its questions and their solutions."""
@@ -152,14 +208,29 @@ ESCAPES = {"md": roster.markdown_text, "tex": roster.latex_text, "html": markups
 
 
 def _context(documents: _Documents, format: str) -> dict:
-    return {"escape": ESCAPES[format], "net": documents.network, "per_student": documents.made.per_student}
+    return {"escape": ESCAPES[format], "net": documents.network, "per_student": documents.made.per_student,
+            "unrolled": documents.unrolled is not None}
+
+
+class SheetRenderer:
+    """One student's sheet at a time, in one format: the answer page renders a sheet when its
+    student first opens it (rendering every sheet of a class of 300 at start took 4 s)."""
+
+    def __init__(self, made: ExerciseSet, format: str = "html", templates: Path | None = None):
+        self.documents, self.format, self.templates = _Documents(made), format, templates
+        self.context = _context(self.documents, format)
+        self.figure = self.documents.notes.figure["forward"].svg()
+
+    def __call__(self, variant: Variant) -> str:
+        return rendering.render_document("sheet.j2", self.documents.notes, self.format, self.templates,
+                                         v=self.documents.variant(variant), svg="sheet.svg", **self.context)
 
 
 def render(made: ExerciseSet, formats=FORMATS, templates: Path | None = None) -> dict[str, str]:
     """Every file of the set: relative path -> text."""
     documents = _Documents(made)
     variants = [documents.variant(v) for v in made.variants]
-    picture = documents.notes.figure["forward"].svg()
+    picture = (documents.unrolled or documents.notes.figure["forward"]).svg()
     files = {"exercises.toml": write_text(made), "key.csv": key_csv(variants)}
     if made.codes:
         files["codes.csv"] = access.codes_csv(made.codes)

@@ -42,8 +42,8 @@ from .reading import ExpressionError, read_answer
 from .reports import read_submissions, report_csv, report_markdown, write_report
 from .targets import GENERIC_TARGETS, RECURRENT_TARGETS, parse_target, prepare
 from .vocabulary import Vocabulary
-from .workers import SECONDS_PER_ANSWER, check, grade
+from .workers import SECONDS_PER_ANSWER, check, grade, grade_prepared
 
 __all__ = ["GENERIC_TARGETS", "MISTAKES", "RECURRENT_TARGETS", "SECONDS_PER_ANSWER", "ExpressionError", "Prepared",
-           "Target", "Verdict", "Vocabulary", "check", "check_prepared", "grade", "parse_target", "prepare", "read_answer",
+           "Target", "Verdict", "Vocabulary", "check", "check_prepared", "grade", "grade_prepared", "parse_target", "prepare", "read_answer",
            "read_submissions", "report_csv", "report_markdown", "write_report"]

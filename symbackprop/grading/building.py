@@ -223,14 +223,31 @@ class Builder(lark.visitors.Transformer_NonRecursive):
         lower = "".join(items[cut + 1:]).replace(" ", "")
         upper = "".join(upper).replace(" ", "") if upper is not None else ""
         if index == TIME:
+            if upper == items[0]:  # \sum_{t=1}^{t}: t would be read as the target's step, not as the sum's
+                raise ExpressionError(f"the sum at column {column} ends at its own letter {upper!r}; end it at T, "
+                                      "as in \\sum_{t=1}^{T}")
             return TIME, self.step_limit(lower, 1, column), self.step_limit(upper, LAST, column)
         if lower and not lower.isdigit():
             raise ExpressionError(f"the sum at column {column} starts at {lower!r}; start it at a unit number, "
                                   "as in \\sum_{k=1}^{K}")
+        if upper and not upper.isdigit() and not self.layer_size(upper, items[0]):
+            raise ExpressionError(f"the sum at column {column} ends at {upper!r}; end it at the layer's size (a "
+                                  "letter such as K) or a unit number, as in \\sum_{k=1}^{K}")
         based = 0 if lower == "0" else 1  # k = 0 counts from 0; k = 1, or no limit, from 1
         first = max(0, min(int(lower or 1), 999) - based)
         last = SUM_END if not upper.isdigit() else sp.Integer(min(int(upper), 999) - based)  # a letter: the layer
         return index, sp.Integer(first), last
+
+    def layer_size(self, text: str, summed: str) -> bool:
+        """Whether a sum's end names a layer's size (K, n, n_{l+1}): one letter that is no index
+        letter, quantity or the sum's own letter; K-1, j or z_j sum over part of the layer."""
+        match = re.fullmatch(r"([A-Za-z])(?:_[()lL0-9+-]*)?", text)
+        if match is None:
+            return False
+        letter, letters = match.group(1), self.vocabulary.notation.letters
+        units = {x.lstrip("\\").replace("ell", "l") for x in (*letters.hidden, *letters.output)}
+        return (letter not in {summed, "l", *units, *self.vocabulary.letters}
+                and self.vocabulary.role_of(letter) is None)
 
     def step_limit(self, text: str, default, column) -> sp.Expr:
         """A time sum's limit: a step number, or t, T plus or minus a number; ``default`` when absent."""

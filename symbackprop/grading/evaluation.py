@@ -9,7 +9,7 @@ step t is bound like a unit, and a sum over t runs over the case's steps.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import sympy as sp
@@ -51,6 +51,17 @@ class Cases:
     def count(self) -> int:
         return len(self.eta)
 
+    def rows(self, chosen: slice) -> Cases:
+        """The cases of ``chosen`` (one variant's, of cases built for a whole class); all of them: these."""
+        if chosen.indices(self.count) == (0, self.count, 1):
+            return self
+        pick = lambda table: {key: value[chosen] for key, value in table.items()}
+        return replace(self, layer=pick(self.layer), position=pick(self.position), width=self.width[chosen],
+                       tables=pick(self.tables), weights=self.weights[chosen], activation=self.activation[chosen],
+                       eta=self.eta[chosen], outputs=self.outputs[chosen], symbols=pick(self.symbols),
+                       labels=self.labels[chosen], steps=None if self.steps is None else self.steps[chosen],
+                       time=None if self.time is None else self.time[chosen], pairs=pick(self.pairs))
+
 
 class NotElementwise(Exception):
     """g or g' of a softmax layer: not one number per unit."""
@@ -80,15 +91,19 @@ def _lambdified(activation: Activation, slope: bool):
     return sp.lambdify(sp.Symbol("z", real=True), activation.derivative if slope else activation.expression, modules)
 
 
-def build_cases(points: list, summed: sp.Symbol) -> tuple[Cases, np.ndarray]:
-    """points: (family, values, layer of the unit, {role: position}, eta).  Returns the cases
-    and, per case, (delta, dE/dw, dE/db) of the bound unit and weight from the derivation."""
+def build_cases(points: list, summed: sp.Symbol, size: int | None = None) -> tuple[Cases, np.ndarray]:
+    """points: (family, values, layer of the unit, {role: position}, eta), in groups of ``size``
+    (one variant's each; default: one group).  Returns the cases and, per case, (delta, dE/dw,
+    dE/db) of the bound unit and weight from the derivation.  What the networks lack gets the
+    same fixed random values in every group, so that a group's cases do not depend on the others."""
     count = len(points)
+    size = size or count
     depth = max(len(f.sizes) for f, *_ in points) + 2
     rng = np.random.default_rng(12345)
-    tables = {base: rng.uniform(-1, 1, (count, depth, PAD)) for base in ("z", "a", "b", "delta", "dEda")}
-    tables["t"] = rng.uniform(0.05, 0.95, (count, depth, PAD))
-    weights = rng.uniform(-1, 1, (count, depth, PAD, PAD))
+    fill = lambda low, high, *shape: np.tile(rng.uniform(low, high, (size, *shape)), (count // size, *[1] * len(shape)))
+    tables = {base: fill(-1, 1, depth, PAD) for base in ("z", "a", "b", "delta", "dEda")}
+    tables["t"] = fill(0.05, 0.95, depth, PAD)
+    weights = fill(-1, 1, depth, PAD, PAD)
     width = np.zeros((count, depth), dtype=int)
     activation = np.zeros((count, depth), dtype=int)
     functions, function_of = [], {}
@@ -96,9 +111,12 @@ def build_cases(points: list, summed: sp.Symbol) -> tuple[Cases, np.ndarray]:
     layer = {role: np.zeros(count, dtype=int) for role in (P, U, S)}
     position = {role: np.zeros(count, dtype=int) for role in (P, U, S)}
     etas, outputs, labels = np.zeros(count), np.zeros(count), []
+    evaluated = {}  # a point shared by several groups (the random ones of a class's question) is evaluated once
     for c, (family, values, unit_layer, positions, eta) in enumerate(points):
         net, sizes = family.network, family.sizes
-        result = family.compiled.evaluate(values)
+        if id(values) not in evaluated:
+            evaluated[id(values)] = family.compiled.evaluate(values)
+        result = evaluated[id(values)]
         width[c, :len(sizes)] = sizes
         tables["a"][c, 0, :sizes[0]] = values.inputs[0]
         activation[c] = activation_row(net, depth, functions, function_of)
@@ -260,11 +278,11 @@ def _sum(function, limits, cases: Cases, env):
     total = 0.0
     if variable == TIME and cases.steps is not None:
         first = _step_limit(lower, cases, env, 1)
-        last = np.minimum(_step_limit(upper, cases, env, cases.steps), cases.steps)
+        last = _step_limit(upper, cases, env, cases.steps)
         for step in range(1, int(cases.steps.max()) + 1):
             term = _sum(function, limits[:-1], cases, {**env, TIME: (None, np.full(cases.count, step))})
             total = total + np.where((first <= step) & (step <= last), term, 0.0)
-        return total
+        return np.where(upper.is_Integer & (last > cases.steps), np.nan, total)  # past the sequence: undefined
     level = _summed_layer(variable, function, env, cases)
     first = int(lower) if lower.is_Integer else 0
     last = int(upper) if upper.is_Integer else PAD
@@ -272,7 +290,8 @@ def _sum(function, limits, cases: Cases, env):
         inner = {**env, variable: (level, np.full(cases.count, n))}
         term = _sum(function, limits[:-1], cases, inner)
         total = total + np.where(n < cases.width[np.arange(cases.count), level], term, 0.0)
-    return total
+    past = upper.is_Integer and last >= cases.width[np.arange(cases.count), level]  # units the layer lacks
+    return np.where(past, np.nan, total)
 
 
 def _step_limit(limit, cases: Cases, env, default):
@@ -305,7 +324,12 @@ def close(x: np.ndarray, y: np.ndarray, rtol: float = RTOL, atol: float = ATOL) 
 def close_to_any(x: np.ndarray, rows: np.ndarray, rtol: float = RTOL, atol: float = ATOL) -> bool:
     """:func:`close` to one of ``rows`` (one row per earlier value), in one NumPy pass: a target's
     mutants are compared with every one kept before them (80,000 comparisons for ten students)."""
-    return bool(np.any(np.all(_near(np.asarray(x), np.asarray(rows), rtol, atol), axis=-1)))
+    return bool(np.any(close_rows(x, rows, rtol, atol)))
+
+
+def close_rows(x: np.ndarray, rows: np.ndarray, rtol: float = RTOL, atol: float = ATOL) -> np.ndarray:
+    """Per row of ``rows`` (any leading shape, the points last): whether it is :func:`close` to ``x``."""
+    return np.all(_near(np.asarray(x), np.asarray(rows), rtol, atol), axis=-1)
 
 
 def _near(x: np.ndarray, y: np.ndarray, rtol: float, atol: float) -> np.ndarray:

@@ -234,7 +234,8 @@ def _judge(prepared: Prepared, side, values, number: int, count: int, at_example
     if not np.all(np.isfinite(values)):
         bad = [case for case in np.flatnonzero(~np.isfinite(values)) if _may_show(prepared, case)]
         return Verdict("incorrect", where("The answer is undefined (division by zero, log of a negative "
-                                          "number, overflow) at a point where the target is defined."), [],
+                                          "number, overflow, a sum past the last unit or step) at a point "
+                                          "where the target is defined."), [],
                        _counterexample(prepared, values, int(bad[0]), side) if bad else None)
     if close(values, reference):
         return None
@@ -298,7 +299,9 @@ def _named(verdict: Verdict) -> bool:
 def _judge_number(prepared: Prepared, value: float, where: Callable[[str], str], written: int | None) -> Verdict | None:
     """A number against the value of the worked example (or of the student's sheet), given to the
     :data:`DIGITS` significant digits asked: within one unit of the last of them, and written with
-    at least that many unless it is exact.  The value is shown only when the grader reveals it."""
+    at least that many unless it is exact.  The value is shown only when the grader reveals it, and so
+    is how near a wrong number comes: "too few digits" for a short number near the value only, or
+    "agrees to 3 digits", would let a student find the value a digit at a time."""
     expected = prepared.example
     values = [expected]
     if prepared.target.kind == "update_w":  # the new weight, or the step
@@ -312,7 +315,7 @@ def _judge_number(prepared: Prepared, value: float, where: Callable[[str], str],
     agreed = max(_digits_agreeing(value, x) for x in values)
     rounded = any(abs(value - x) <= 0.5 * 10 ** (np.floor(np.log10(abs(x))) - DIGITS + 1) * (1 + 1e-9)
                   for x in values if x != 0)  # 0.0203 for 0.02030004: the digits left out are zeros
-    if written is not None and written < DIGITS and agreed >= written and not rounded:
+    if written is not None and written < DIGITS and not rounded and (agreed >= written or not prepared.reveal):
         return Verdict("incorrect", where(f"Too few digits: your number has {written} significant digit"
                                           f"{'s' * (written != 1)}; {asked}."),
                        [f"Give the value to {DIGITS} significant digits (carry six through the intermediate "
@@ -328,7 +331,7 @@ def _judge_number(prepared: Prepared, value: float, where: Callable[[str], str],
         if _digits_agreeing(value, mutant) >= DIGITS:
             return Verdict("incorrect", where(_headline(names)), [m.format(**prepared.words) for m in messages],
                            shown)
-    if agreed >= 2:
+    if agreed >= 2 and prepared.reveal:
         return Verdict("incorrect", where(f"Rounded too early: your number agrees with the value only to {agreed} "
                                           f"significant digits; {asked}."),
                        [f"Carry six significant digits through the intermediate steps and round only the result to "

@@ -13,7 +13,7 @@ import sympy as sp
 
 from ..functions import A, K, T, activation
 from ..notes.notation import Notation
-from .evaluation import PAD, Cases, NotElementwise, Unbound, close_to_any, evaluate
+from .evaluation import PAD, Cases, NotElementwise, Unbound, close_rows, evaluate
 from .prepared import Target
 from .vocabulary import ETA, LAST, OUTPUTS, TIME, P, S, U, a, dEda, delta, dg, r, t, w, z
 
@@ -411,36 +411,76 @@ def _printed(expression, names: dict) -> str:
 
 def mutants_of(template, reference, cases, loss) -> list:
     """Known mistakes applied to the reference, alone and in pairs, kept when they differ
-    from the reference and from each other at the test points."""
-    singles, seen = [], [np.asarray(reference, dtype=float)]
+    from the reference and from each other at the test points: (names, messages, values)."""
+    return mutants_per_group(template, reference, cases, loss, cases.count)[0]
+
+
+def mutants_per_group(template, reference, cases, loss, size: int) -> list[list]:
+    """:func:`mutants_of` for cases that are groups of ``size`` consecutive points (one student's
+    variant each, all of one question): each mutant is transformed once and evaluated once for
+    every group, then kept or not per group."""
+    seen = _Seen(np.asarray(reference, dtype=float).reshape(-1, size))
+    everywhere = np.ones(seen.groups, dtype=bool)
     concrete = bool(cases.symbols)
+    singles = []
     for index, mistake in enumerate(MISTAKES):
         if mistake.numbers and not concrete:
             continue
-        changed = _mutate(mistake, template, loss, cases, seen)
+        changed = _mutate(mistake, template, loss, cases, seen, everywhere)
         if changed is not None:
             singles.append((index, (mistake.name,), (mistake.message,), *changed))
     pairs = []
-    for first, names, messages, expression, _ in singles:
+    for first, names, messages, expression, _, kept in singles:
         for mistake in MISTAKES[first + 1:]:
             if mistake.numbers or MISTAKES[first].numbers:  # one slip with numbers is told, not pairs of them
                 continue
-            changed = _mutate(mistake, expression, loss, cases, seen)
+            changed = _mutate(mistake, expression, loss, cases, seen, kept)
             if changed is not None and mistake.name not in names:
                 pairs.append((first, (*names, mistake.name), (*messages, mistake.message), *changed))
-    return [(names, messages, values) for _, names, messages, _, values in singles + pairs]
+    found = singles + pairs
+    return [[(names, messages, values[group]) for _, names, messages, _, values, kept in found if kept[group]]
+            for group in range(seen.groups)]
 
 
-def _mutate(mistake: Mistake, expression, loss, cases: Cases, seen: list):
-    """(mutant, its values) when the mistake applies and is told apart at the test points."""
+def _mutate(mistake: Mistake, expression, loss, cases: Cases, seen: _Seen, allowed: np.ndarray):
+    """(mutant, its values per group, the groups that keep it) when the mistake applies and is
+    told apart at the test points of some group of ``allowed``."""
     changed = mistake.transform(expression, loss)
     if changed is None:
         return None
     try:
-        values = evaluate(changed, cases)
+        values = evaluate(changed, cases).reshape(seen.groups, -1)
     except (Unbound, NotElementwise):
         return None
-    if not np.all(np.isfinite(values)) or close_to_any(values, np.stack(seen)) or (mistake.numbers and not np.any(values)):
+    kept = allowed & np.all(np.isfinite(values), axis=1)
+    if mistake.numbers:  # a term left out that is zero anyway is no slip
+        kept &= np.any(values, axis=1)
+    kept[kept] = ~seen.holds(values[kept], kept)
+    if not kept.any():
         return None
-    seen.append(values)
-    return changed, values
+    seen.add(values, kept)
+    return changed, values, kept
+
+
+class _Seen:
+    """The values kept so far (the reference, then each mutant) in each group of test points."""
+
+    def __init__(self, reference: np.ndarray):
+        self.groups = len(reference)
+        self.values = np.empty((16, *reference.shape))
+        self.kept = np.zeros((16, self.groups), dtype=bool)
+        self.count = 0
+        self.add(reference, np.ones(self.groups, dtype=bool))
+
+    def add(self, values: np.ndarray, kept: np.ndarray) -> None:
+        if self.count == len(self.values):
+            self.values = np.concatenate([self.values, np.empty_like(self.values)])
+            self.kept = np.concatenate([self.kept, np.zeros_like(self.kept)])
+        self.values[self.count], self.kept[self.count] = values, kept
+        self.count += 1
+
+    def holds(self, values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Per group of ``groups`` (a mask; ``values`` are those groups' rows): whether a value
+        kept before in that group is close to it at every point."""
+        earlier = self.values[:self.count, groups]
+        return np.any(close_rows(values, earlier) & self.kept[:self.count, groups], axis=0)

@@ -52,6 +52,9 @@ _D_FRACTION = re.compile(r"\\[dt]?frac\{\s*(?:\\mathrm\{d\}|d(?!elta))\s*(?=[A-Z
                          r"\{\s*(?:\\mathrm\{d\}|d(?!elta))\s*(?=[A-Za-z\\])")
 _EQUATION_LABEL = re.compile(r"\\(?:tag|label)\{[^{}]*\}")
 _WRAPPED_NAME = re.compile(r"\{\s*(\\(?:text|mathrm|operatorname|mathit)\{[A-Za-z]+\})\s*\}(?=\s*[_^'])")
+#: A symbol with its indices in braces before its time index, as the notes print it: {a^{l}_{j}}(t).
+_BRACED_TIMED = re.compile(r"\{\s*((?:\\[A-Za-z]+|[A-Za-z])(?:\s*[_^](?:\{[^{}]*\}|[A-Za-z0-9]))*)\s*\}"
+                           r"(?=\s*\(\s*(?:(?:[tnT]|\\tau)(?:\s*[+-]\s*\d+)?|\d+)\s*\))")
 
 
 def lines_of(text: str) -> list[str]:
@@ -88,7 +91,9 @@ def normalize(line: str, timed: bool = False) -> str:
     if augmented:  # w -= eta * g is w <- w - (eta * g)
         left, sign, right = augmented.groups()
         line = rf"{left} \leftarrow {left} {sign} ({right})"
-    if not timed:
+    if timed:
+        line = _BRACED_TIMED.sub(lambda m: m.group(1), line)
+    else:
         line = _NEXT_TIME.sub("^{+}", line)
         line = _TIME_INDEX.sub(" ", line)
     line = re.sub(r"\\equiv(?![A-Za-z])", "=", line)

@@ -9,6 +9,7 @@ targets (BPTT) are prepared by :mod:`.through_time`, imported only when one is a
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -16,13 +17,13 @@ import sympy as sp
 
 from ..errors import SpecError
 from ..functions import A, Activation, K, T
-from ..network import Network, layer_bias, layer_weight, layered
+from ..network import Network, is_shared_bias, layer_bias, layer_weight, layered
 from ..notes import notation as notations
 from ..notes.notation import Letters, Notation
 from ..numerics import Values
 from ..recurrent import UnrolledNetwork
 from .evaluation import Cases, build_cases, close, evaluate
-from .mistakes import mutants_of, wording
+from .mistakes import mutants_per_group, wording
 from .prepared import POINTS, Prepared, Target, bound_letters, family_of, letters_of, random_values, spec_parts
 from .vocabulary import ASKED, ETA, OUTPUTS, P, S, U, Vocabulary, a, delta, dg, printed_names, t, w, z
 
@@ -78,6 +79,9 @@ def parse_target(name: str, network: Network) -> Target:
                                     "(indices are 0-based, like weights[l][i][j] and biases[l][j])")
     if kind == "grad_b" and network[f"[{level}][{unit}]"].bias is None:
         raise SpecError("--target", f"{name}: the network has no biases")
+    if kind == "grad_b" and is_shared_bias(network[f"[{level}][{unit}]"].bias):
+        raise SpecError("--target", f"{name}: the biases are shared (bias = \"shared\"): layer {level + 1} has one "
+                                    f"bias b[{level}], not one per unit; ask for delta[{level}][{unit}] instead")
     return Target(name.replace(" ", ""), kind, level == len(sizes) - 2, (level, source, unit))
 
 
@@ -155,47 +159,119 @@ def prepare(network: Network, target_name: str, notation: str | Notation = "defa
     if target.timed:
         from . import through_time  # BPTT's derivation, only for a recurrent target
         return through_time.prepare(network, target, notation, values, learning_rate, seed, reveal, sheet)
-    rng = np.random.default_rng(seed)
-    if target.concrete is None:
-        points = _generic_points(network, target.output, rng)
-        names = {}
-    else:
-        points, names = _concrete_points(network, target, values, learning_rate, rng)
-    cases, numbers = build_cases(points, U if target.output else S)
+    prepared = _prepare_alike(network, [target], notation, [values], learning_rate, seed, reveal, sheet)[0]
+    if isinstance(prepared, SpecError):
+        raise prepared
+    return prepared
+
+
+def prepare_many(network: Network, target_names: Sequence[str], notation: str | Notation,
+                 values: Sequence[Values | None], learning_rate: float = 0.5, seed: int = 0,
+                 reveal: bool = False, sheet: bool = False) -> list[Prepared | SpecError]:
+    """:func:`prepare` of each (target, values) pair, e.g. one question for every student of a
+    class: targets of one kind at one layer share their template and mutants, which SymPy builds
+    once and NumPy evaluates once over every pair's test points.  A pair that cannot be prepared
+    gets its SpecError in its place."""
+    notation = notation if isinstance(notation, Notation) else notations.load(notation)
+    out: list[Prepared | SpecError | None] = [None] * len(target_names)
+    alike: dict[tuple, list[int]] = {}
+    generic: dict[str, Prepared | SpecError] = {}  # the same for every pair
+    for n, name in enumerate(target_names):
+        try:
+            target = parse_target(name, network)
+        except SpecError as error:
+            out[n] = error
+            continue
+        if target.timed or target.concrete is None:  # through time, or generic (no numbers of their own)
+            if target.concrete is None and name in generic:
+                out[n] = generic[name]
+                continue
+            try:
+                out[n] = prepare(network, name, notation, values[n], learning_rate, seed, reveal, sheet)
+            except SpecError as error:
+                out[n] = error
+            if target.concrete is None:
+                generic[name] = out[n]
+            continue
+        alike.setdefault((target.kind, target.output, target.concrete[0]), []).append(n)
+    for members in alike.values():
+        targets = [parse_target(target_names[n], network) for n in members]
+        done = _prepare_alike(network, targets, notation, [values[n] for n in members], learning_rate, seed, reveal,
+                              sheet)
+        for n, prepared in zip(members, done):
+            out[n] = prepared
+    return out
+
+
+def _prepare_alike(network: Network, targets: list[Target], notation: Notation, values: list,
+                   learning_rate: float, seed: int, reveal: bool, sheet: bool) -> list[Prepared | SpecError]:
+    """Targets of one kind and place (generic, or concrete at one layer), each with its values:
+    the test points of all in one set of cases, each target's its own consecutive rows."""
+    first = targets[0]
+    points, names, draws = [], {}, {}
+    for target, numbers in zip(targets, values):
+        if target.concrete is None:
+            points += _generic_points(network, target.output, np.random.default_rng(seed))
+            continue
+        random_first = numbers is None
+        if random_first not in draws:  # the random points are the same for every target of the group
+            draws[random_first] = _concrete_draws(network, target.concrete[0], random_first, seed)
+        points += _concrete_points(network, target, numbers, learning_rate, draws[random_first])
+        names = _network_symbols(network)
+    size = len(points) // len(targets)
+    cases, numbers = build_cases(points, U if first.output else S, size)
     _, output_activation, _ = spec_parts(network)
-    local = _local_gradient(network.loss, output_activation, target.output)
-    column = {"delta": 0, "grad_w": 1, "grad_b": 2, "update_w": 1}[target.kind]
-    reference = numbers[:, column] * {"delta": notation.delta_sign, "update_w": -cases.eta}.get(target.kind, 1)
-    if not np.all(np.isfinite(reference)):
-        raise _not_finite(target, values if target.concrete is not None else None, np.isfinite(reference[0]))
-    template = _reference_expression(target.kind, local, notation.delta_sign)
-    if not close(evaluate(template, cases), reference, 1e-6):  # the template must be the derivation's
-        raise RuntimeError(f"internal: the {target.name} template disagrees with the derivation")
-    weight = w[P, U] if target.concrete is None else layer_weight(*target.concrete)
-    printed, asked = {}, None
-    words = wording(notation, target, network.loss.name)
-    if target.concrete is not None:
+    local = _local_gradient(network.loss, output_activation, first.output)
+    column = {"delta": 0, "grad_w": 1, "grad_b": 2, "update_w": 1}[first.kind]
+    reference = numbers[:, column] * {"delta": notation.delta_sign, "update_w": -cases.eta}.get(first.kind, 1)
+    finite = np.all(np.isfinite(reference.reshape(len(targets), size)), axis=1)
+    template = _reference_expression(first.kind, local, notation.delta_sign)
+    rows = np.repeat(finite, size)
+    if not close(evaluate(template, cases)[rows], reference[rows], 1e-6):  # the template must be the derivation's
+        raise RuntimeError(f"internal: the {first.name} template disagrees with the derivation")
+    table = None
+    if first.concrete is not None:
         cases.symbols = {**_symbol_values(cases, names), ASKED: numbers[:, column]}  # dE/dz, dE/dw, dE/db
         cases.symbol_layer = {symbol: spot[1] for symbol, spot in names.items() if spot[0] == "z"}
         from ..notes.printing import symbol_table  # a sheet's names, only for a concrete target
 
-        printed = printed_names(symbol_table(network, notation))
+        table = symbol_table(network, notation)
+    mutants = mutants_per_group(template, reference, cases, network.loss, size)
+    out = []
+    for n, (target, numbers) in enumerate(zip(targets, values)):
+        mine = slice(n * size, (n + 1) * size)
+        if not finite[n]:
+            out.append(_not_finite(target, numbers if target.concrete is not None else None,
+                                   np.isfinite(reference[mine][0])))
+            continue
+        out.append(_prepared(network, target, notation, cases.rows(mine), reference[mine], mutants[n], names, table,
+                             reveal, sheet))
+        if target.concrete is not None:
+            _attach_example(out[-1], network, numbers, learning_rate)
+    return out
+
+
+def _prepared(network, target, notation, cases, reference, mutants, names, table, reveal, sheet) -> Prepared:
+    """One target's :class:`Prepared` from its cases, reference and mutants (``table``: the sheet's
+    symbols, for a concrete target)."""
+    weight = w[P, U] if target.concrete is None else layer_weight(*target.concrete)
+    printed, asked = {}, None
+    words = wording(notation, target, network.loss.name)
+    if target.concrete is not None:
+        printed = printed_names(table)
         level, _, unit = target.concrete
         asked = {"delta": network[f"[{level}][{unit}]"].z, "grad_b": layer_bias(level, unit)}.get(target.kind, weight)
-        words["target"] = _question_name(target, network, notation, symbol_table(network, notation), asked)
+        words["target"] = _question_name(target, network, notation, table, asked)
     vocabulary = Vocabulary(notation, letters_of(notation, target), target.output,
                             ("l", "L") if target.output else ("l",), {str(s): s for s in names},
                             per_step=isinstance(network, UnrolledNetwork),  # delta_output at any step t
                             printed=printed, asked=asked, bound=bound_letters(notation, target))
-    mutants = mutants_of(template, reference, cases, network.loss)
     prepared = Prepared(target, vocabulary, cases, reference, weight, mutants, words, reveal=reveal, sheet=sheet)
     hidden_letters = Letters(notation.letters.hidden[:2], notation.letters.hidden)
     if target.concrete is None and target.output and notation.letters.output != hidden_letters.output:
         renamed = replace(notation, letters=hidden_letters)
         prepared.renamed = replace(prepared, vocabulary=replace(vocabulary, letters=letters_of(renamed, target)),
                                    words=wording(renamed, target, network.loss.name))
-    if target.concrete is not None:
-        _attach_example(prepared, network, values, learning_rate)
     return prepared
 
 
@@ -209,18 +285,26 @@ def _question_name(target: Target, network: Network, notation: Notation, table: 
     return f"Delta {bare(table[asked])}" if target.kind == "update_w" else name
 
 
-def _concrete_points(network, target, values, learning_rate, rng):
+def _concrete_draws(network: Network, level: int, random_first: bool, seed: int) -> list:
+    """The random part of a concrete target's points at ``level``: (values or None for the worked
+    example's, the successor unit) per point."""
+    rng = np.random.default_rng(seed)
+    sizes = network.layers
+    draws = []
+    for n in range(POINTS + 1):
+        point = random_values(network, rng) if n > 0 or random_first else None
+        draws.append((point, rng.integers(sizes[level + 2]) if level + 2 < len(sizes) else 0))
+    return draws
+
+
+def _concrete_points(network, target, values, learning_rate, draws) -> list:
+    """The points of a concrete target: the worked example's first sample, then random ones;
+    the learning rate is the spec's (an update answer may write it as a number)."""
     level, source, unit = target.concrete
     family = family_of(network)
-    sizes = network.layers
-    points = []
     first = Values(values.inputs[:1], values.targets[:1], values.parameters) if values is not None else None
-    for n in range(POINTS + 1):
-        point = first if n == 0 and first is not None else random_values(network, rng)
-        successor = rng.integers(sizes[level + 2]) if level + 2 < len(sizes) else 0
-        eta = learning_rate  # the spec's: an update answer may write it as a number
-        points.append((family, point, level + 1, {P: source, U: unit, S: successor}, eta))
-    return points, _network_symbols(network)
+    return [(family, first if point is None else point, level + 1, {P: source, U: unit, S: successor}, learning_rate)
+            for point, successor in draws]
 
 
 def _network_symbols(network: Network) -> dict:

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import wait
 
@@ -31,7 +31,7 @@ from .targets import Prepared, prepare
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
 
-def _die_with(parent: int, inherited: list) -> None:
+def die_with(parent: int, inherited: list) -> None:
     """A forked worker ends with its parent, however the parent ends (even SIGKILL): Linux sends it
     SIGKILL then (prctl PR_SET_PDEATHSIG); and it holds no other process's pipe ends, so a read
     from its own pipe ends too once the parent is gone.  Ctrl-C, which a terminal sends to the whole
@@ -50,7 +50,7 @@ def _die_with(parent: int, inherited: list) -> None:
 
 def _serve(connection, prepared: dict, parent: int, inherited: list) -> None:
     """Worker loop: (row, target, text) in, (row, verdict dict) out; None (or the parent's end) ends it."""
-    _die_with(parent, inherited)
+    die_with(parent, inherited)
     while True:
         try:
             task = connection.recv()
@@ -189,37 +189,52 @@ def grade(spec, rows: Sequence[dict], notation: str | Notation = "default", work
           seconds: float = SECONDS_PER_ANSWER, progress: Callable | None = None, reveal: bool = False,
           sheet: bool = False) -> list[Verdict]:
     """A verdict for every row (``target`` and ``answer`` keys); a bad row is marked, never
-    stops the batch.  Each target's reference is prepared once, answers are checked in
-    ``workers`` processes (default: every core); ``reveal`` lets messages show the worked
-    example's values; ``sheet`` says they are a student's sheet's."""
+    stops the batch.  Each target's reference is prepared once (or read from the disk cache, as
+    ``check`` does), answers are checked in ``workers`` processes (default: every core);
+    ``reveal`` lets messages show the worked example's values; ``sheet`` says they are a student's
+    sheet's."""
     network, values, rate = _unpack(spec)
     notation = notation if isinstance(notation, Notation) else notations.load(notation)
-    prepared, verdicts = {}, [None] * len(rows)
+    targets = [(row.get("target") or "").strip() for row in rows]
+    prepared = {}
+    for target in dict.fromkeys(t for t, row in zip(targets, rows) if _refused(row) is None):
+        try:
+            prepared[target] = cache.remembered(prepare, network, target, notation, values, rate, 0, reveal, sheet,
+                                                kind=Prepared)
+        except SpecError as error:
+            prepared[target] = error
+    return grade_prepared(prepared, rows, targets, workers, seconds, progress)
+
+
+def _refused(row: dict) -> str | None:
+    """Why a row is not sent to a worker, if it is not."""
+    answer = row.get("answer")
+    if row.get("refused"):  # read_submissions left a row's huge cell out
+        return row["refused"]
+    if answer is None:
+        return "the row has no answer column"
+    if len(answer) > MAX_LENGTH:  # refused here: a 50 MB cell is not sent to a worker
+        return f"answer longer than {MAX_LENGTH} characters ({len(answer):,} characters)"
+    return None
+
+
+def grade_prepared(prepared: Mapping[str, Prepared | SpecError], rows: Sequence[dict], keys: Sequence[str],
+                   workers: int | None = None, seconds: float = SECONDS_PER_ANSWER,
+                   progress: Callable | None = None) -> list[Verdict]:
+    """A verdict for every row, its answer checked against ``prepared[keys[n]]`` (a SpecError
+    there: why its target cannot be graded) in one pool of ``workers`` processes."""
+    verdicts: list[Verdict | None] = [None] * len(rows)
     tasks = []
-    for n, row in enumerate(rows):
-        target = (row.get("target") or "").strip()
-        answer = row.get("answer")
-        if row.get("refused"):  # read_submissions left a row's huge cell out
-            verdicts[n] = Verdict("cannot read", row["refused"])
-            continue
-        if answer is None:
-            verdicts[n] = Verdict("cannot read", "the row has no answer column")
-            continue
-        if len(answer) > MAX_LENGTH:  # refused here: a 50 MB cell is not sent to a worker
-            verdicts[n] = Verdict("cannot read", f"answer longer than {MAX_LENGTH} characters "
-                                                 f"({len(answer):,} characters)")
-            continue
-        if target not in prepared:
-            try:
-                prepared[target] = prepare(network, target, notation, values, rate, reveal=reveal, sheet=sheet)
-            except SpecError as error:
-                prepared[target] = error
-        if isinstance(prepared[target], SpecError):  # a row's target comes from its column, not --target
-            error = prepared[target]
+    for n, (row, key) in enumerate(zip(rows, keys)):
+        refused = _refused(row)
+        if refused is not None:
+            verdicts[n] = Verdict("cannot read", refused)
+        elif isinstance(prepared[key], SpecError):  # a row's target comes from its column, not --target
+            error = prepared[key]
             verdicts[n] = Verdict("cannot read", f"the target column: {error.message}" if error.field == "--target"
                                   else str(error))
-            continue
-        tasks.append((n, target, answer))
+        else:
+            tasks.append((n, key, row["answer"]))
     usable = {k: v for k, v in prepared.items() if not isinstance(v, SpecError)}
     done = [0]
 

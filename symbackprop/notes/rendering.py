@@ -20,6 +20,7 @@ import sympy as sp
 
 from .. import bptt
 from .. import derivation as generic
+from ..convolution import ConvNetwork, refuse_sheets
 from ..derivation import Derivation, GenericLayer, Step, derive
 from .. import files
 from ..parts import PARTS
@@ -28,7 +29,7 @@ from ..limits import SIMPLIFY_SECONDS
 from ..network import is_shared_bias
 from ..spec import Spec
 from ..verification import Report, verify
-from . import cost, figures, through_time
+from . import convolutional, cost, figures, through_time
 from .matrix_form import MatrixPrinter, matrix_form
 from .notation import Notation
 from .notation import load as load_notation
@@ -576,6 +577,13 @@ def render(derivation: Derivation, example: Example | None = None, report: Repor
     if isinstance(notation, str):
         notation = load_notation(notation)
     env = _environment(templates)
+    if isinstance(derivation.network, ConvNetwork):  # the chapter on convolutional layers
+        chapter = convolutional.chapter(derivation.network, notation, example if "example" in parts else None,
+                                        "figure" in parts)
+        with guarded(templates):
+            formatting = env.get_template(f"{format}.j2").module
+            return rendered(env.get_template("conv_notes.j2"), dict(conv=chapter, n=notation, f=formatting,
+                                                                     format=format, svg=figure))
     notes = _Notes(derivation, example, report, notation, parts, truncate)
     shown = figure if "figure" in notes.parts else None
     with guarded(templates):
@@ -587,6 +595,7 @@ def render(derivation: Derivation, example: Example | None = None, report: Repor
 
 def lecture(derivation: Derivation, notation: Notation, example: Example | None = None, parts=()) -> _Notes:
     """What the notes print, for other documents built from the same derivation (exercise sheets)."""
+    refuse_sheets(derivation.network)
     return _Notes(derivation, example, None, notation, parts)
 
 
@@ -636,7 +645,10 @@ def write_notes(spec: Spec, directory: Path, formats=("md",), templates: Path | 
     for format in formats:
         texts[Path(directory) / f"{stem}.{format}"] = render(derivation, worked, report, format, templates,
                                                              notation, parts, figure.name, truncate=truncate)
-    if "md" in formats and "figure" in parts:
+    if "md" in formats and "figure" in parts and isinstance(spec.network, ConvNetwork):
+        if convolutional.first_conv(spec.network) is not None:  # a network of pooling and dense layers has no figure
+            texts[figure] = convolutional.sliding(spec.network, convolutional.ConvPrinter(notation, None))["figure"].svg()
+    elif "md" in formats and "figure" in parts:
         latex = NotationPrinter(notation, spec.network).doprint
         unrolled = through_time.figure(spec.network, latex)
         drawn = ({"forward": None, "backward": None} if through_time.has_chapter(spec.network)  # its first figure

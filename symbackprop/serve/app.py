@@ -7,20 +7,20 @@ Who may do what:
   CORS preflight, which this server never grants, and it does not know the code;
 * the instructor sends ``Authorization: Bearer TOKEN``, or logs in once with a form that sets
   an HttpOnly ``SameSite=Strict`` cookie valid under ``/admin`` only.  That cookie only reads
-  (``GET /admin``, ``GET /admin/export.csv``); the login form itself refuses a request whose
-  ``Origin`` is another site.
+  (``GET /admin``, ``GET /admin/export.csv``, ``GET /admin/grades.csv``); the login form itself
+  refuses a request whose ``Origin`` is another site.
 
-Each student gets ``rate`` requests a minute (checks and logins, wrong codes included): more
-get 429 with ``Retry-After``; and one answer checked at a time: another one waits up to
-:data:`IN_FLIGHT_SECONDS` for it, then gets 429, so no student fills the checking slots.
-Answers wait for a slot in the event loop, not in a thread, so the pages and ``/health`` never
-queue behind them.  A body over :data:`MAX_BODY` bytes is refused (413) before it is read whole
-or parsed, and one that takes more than :data:`BODY_SECONDS` to arrive (408).
+Each student gets ``rate`` requests a minute (checks and logins, wrong codes included), counted in
+the database for every process and host on it: more get 429 with ``Retry-After``; and one answer
+checked at a time: another one waits up to :data:`IN_FLIGHT_SECONDS` for it, then gets 429, so no
+student fills the checking slots.  Answers wait for a slot in the event loop, not in a thread, so
+the pages and ``/health`` never queue behind them.  A body over :data:`MAX_BODY` bytes is refused
+(413) before it is read whole or parsed, and one that takes more than :data:`BODY_SECONDS` to
+arrive (408).
 """
 from __future__ import annotations
 
 import asyncio
-import collections
 import hashlib
 import hmac
 import json
@@ -39,6 +39,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..exercises import ExerciseSet, access, marking
+from ..exercises.gradebook import gradebook_csv
 from ..grading.reading import MAX_LENGTH
 from .checking import Checking
 from .database import Submissions
@@ -68,23 +69,19 @@ class Refused(Exception):
 
 
 class RateLimit:
-    """At most ``per_minute`` requests per key in any 60 seconds (in this server's memory; called
-    from the event loop only, so no lock)."""
+    """At most ``per_minute`` requests per student in any 60 seconds, counted in the database, so
+    that every process and host serving it counts against one limit (blocking: call from a thread)."""
 
-    def __init__(self, per_minute: int):
-        self.per_minute = per_minute
-        self.times: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+    def __init__(self, per_minute: int, submissions: Submissions, prefix: str = ""):
+        self.per_minute, self.submissions, self.prefix = per_minute, submissions, prefix
 
     def take(self, key: str) -> None:
-        now = time.monotonic()
-        times = self.times[key]
-        while times and now - times[0] > 60:
-            times.popleft()
-        if len(times) >= self.per_minute:
-            wait = int(60 - (now - times[0])) + 1
+        """Count one request of ``key`` (after ``prefix``: a student's id has no ':', an address
+        after "admin login from " cannot be one)."""
+        wait = self.submissions.take(self.prefix + key, self.per_minute)
+        if wait is not None:
             raise Refused(429, f"more than {self.per_minute} requests in a minute; try again in {wait} s",
                           {"Retry-After": str(wait)})
-        times.append(now)
 
 
 class Students:
@@ -104,7 +101,7 @@ class Students:
         variant = self.made.variant(student)
         if variant is None:
             raise Refused(401, "no such student id and access code; type them as on your sheet")
-        self.limit.take(student)
+        await run_in_threadpool(self.limit.take, student)
         async with self.locks[student]:  # 50 first requests at once: one hash, then 49 look-ups
             known = self.verified.get(student)
             if known is not None and hmac.compare_digest(known, self._digest(code)):
@@ -166,8 +163,8 @@ class Server:
                  admin_token: str, rate: int = RATE_PER_MINUTE):
         self.made, self.checking, self.submissions, self.pages = made, checking, submissions, pages
         self.admin_token = admin_token
-        self.students = Students(made, RateLimit(rate))
-        self.admin_logins = RateLimit(rate)  # per client address
+        self.students = Students(made, RateLimit(rate, submissions))
+        self.admin_logins = RateLimit(rate, submissions, "admin login from ")  # per client address
         self.answering: set[str] = set()  # students with an answer being checked (event loop only: no lock)
         self.slots = asyncio.Semaphore(checking.size)  # answers wait for a slot here, not in a thread
 
@@ -175,7 +172,8 @@ class Server:
         data = await _json(request, ("student", "code"))
         await self.students.login(data["student"], data["code"])
         attempts = await run_in_threadpool(self.submissions.attempts, data["student"])
-        return {"sheet": self.pages.sheets[data["student"]], "questions": self.pages.questions,
+        sheet = await run_in_threadpool(self.pages.sheet, data["student"])
+        return {"sheet": sheet, "questions": self.pages.questions,
                 "attempts": [{"time": a.time, "question": a.question, "answer": a.answer, "verdict": a.verdict.verdict}
                              for a in attempts]}
 
@@ -222,7 +220,7 @@ class Server:
         origin = request.headers.get("origin")
         if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
             raise Refused(403, "a login from another site is refused; open this server's /admin yourself")
-        self.admin_logins.take(request.client.host if request.client else "")
+        await run_in_threadpool(self.admin_logins.take, request.client.host if request.client else "")
         token = parse_qs((await _body(request, 4096)).decode("utf-8", "replace")).get("token", [""])[0]
         if not hmac.compare_digest(token.encode(), self.admin_token.encode()):
             return HTMLResponse(self.pages.admin_login("That is not the admin token."), 401)
@@ -239,6 +237,14 @@ class Server:
         text = marking.report_csv(self.made, header, [a.as_row() for a in attempts], [a.verdict for a in attempts])
         return Response(text, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="attempts.csv"'})
+
+    async def grades(self, request: Request) -> Response:
+        if not self._admin(request):
+            raise Refused(401, "send the admin token as Authorization: Bearer TOKEN")
+        attempts = await run_in_threadpool(self.submissions.attempts)
+        text = gradebook_csv(self.made, ((a.student, a.question, a.verdict) for a in attempts))
+        return Response(text, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="grades.csv"'})
 
 
 def _strict(value):
@@ -299,6 +305,7 @@ def application(server: Server) -> Starlette:
         Route("/admin", server.admin),
         Route("/admin/login", server.admin_login, methods=["POST"]),
         Route("/admin/export.csv", server.export),
+        Route("/admin/grades.csv", server.grades),
         Mount("/static", StaticFiles(directory=STATIC)),
     ]
     return _with_headers(Starlette(routes=routes, exception_handlers={Refused: _refused}))

@@ -1,6 +1,7 @@
 """The set's questions prepared once at start, and answers checked in killable worker slots.
 
-Every (student, question) is prepared before the workers are forked, so a worker holds every
+Every (student, question) is prepared before the workers are forked (each question once for the
+class, or read from the disk cache: :mod:`symbackprop.exercises.preparing`), so a worker holds every
 reference and the first answer of the day is as fast as the last.  Each slot is a pool of one
 worker (:class:`grading.workers.Pool`): a request takes a free slot, so a hostile answer holds
 one slot until its worker is killed at the time limit while the others go on answering.
@@ -12,7 +13,8 @@ import queue
 from collections.abc import Callable
 
 from .. import grading
-from ..exercises import ExerciseSet
+from ..errors import SpecError
+from ..exercises import ExerciseSet, preparing
 from ..grading import Verdict
 from ..grading.workers import Pool
 
@@ -21,27 +23,21 @@ class Checking:
     """Answers to the set's questions, checked in ``workers`` processes (default: every core)."""
 
     def __init__(self, made: ExerciseSet, workers: int | None = None, seconds: float = grading.SECONDS_PER_ANSWER,
-                 progress: Callable[[], None] = lambda: None):
+                 progress: Callable[[int], None] = lambda done: None):
         self.made = made
         self.questions = {q.id: q for q in made.questions}
-        self.prepared = {}
-        for variant in made.variants:
-            spec = made.spec(variant)
-            for question in made.questions:
-                key = self.key(variant.student, question.id)
-                if key not in self.prepared:
-                    self.prepared[key] = grading.prepare(spec.network, variant.targets[question.id],
-                                                         made.notation_object, spec.values, spec.learning_rate,
-                                                         sheet=True)
-                progress()
-        self.size = max(1, workers or os.cpu_count() or 1)
+        self.prepared = preparing.prepared(made, progress=progress)
+        self.size, self.seconds = max(1, workers or os.cpu_count() or 1), seconds
         self.slots: queue.Queue[Pool] = queue.Queue()
+
+    def start(self) -> None:
+        """Fork the checking workers (in each serving process, before it opens any connection)."""
+        usable = {key: one for key, one in self.prepared.items() if not isinstance(one, SpecError)}
         for _ in range(self.size):
-            self.slots.put(Pool(self.prepared, 1, seconds))
+            self.slots.put(Pool(usable, 1, self.seconds))
 
     def key(self, student: str, question: str) -> str:
-        """Generic questions do not depend on a student's numbers: one reference serves everyone."""
-        return f"{student}\0{question}" if self.questions[question].numeric else question
+        return preparing.key(self.made, student, question)
 
     def target(self, student: str, question: str) -> str:
         return self.made.variant(student).targets[question]
@@ -49,6 +45,9 @@ class Checking:
     def check(self, student: str, question: str, answer: str) -> Verdict:
         """The verdict on ``answer`` to a question of the set by a student of it (blocks until a slot
         is free; call it from a thread)."""
+        prepared = self.prepared[self.key(student, question)]
+        if isinstance(prepared, SpecError):  # e.g. the student's numbers overflow
+            return Verdict("cannot read", str(prepared))
         results = []
         slot = self.slots.get()
         try:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +20,12 @@ from pathlib import Path
 from ..errors import SpecError
 from ..grading import Verdict
 
-VERSION = 1
+VERSION = 2
+#: version 2 added the requests of the rate limit (shared by every server on the file)
+REQUESTS = """
+CREATE TABLE requests (student TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX requests_by_student ON requests (student, at);
+"""
 SCHEMA = """
 CREATE TABLE attempts (
     id INTEGER PRIMARY KEY,
@@ -32,7 +38,9 @@ CREATE TABLE attempts (
     time TEXT NOT NULL     -- UTC, ISO 8601
 );
 CREATE INDEX attempts_by_student ON attempts (student, id);
-"""
+""" + REQUESTS
+#: a request older than this no longer counts against the rate limit
+WINDOW_SECONDS = 60
 BUSY_SECONDS = 10.0
 COLUMNS = ["id", "student", "question", "target", "answer", "verdict", "result", "time"]
 
@@ -96,12 +104,17 @@ class Submissions:
                     if statement.strip():
                         connection.execute(statement)
                 connection.execute(f"PRAGMA user_version = {VERSION}")
-            elif version not in (0, VERSION):
+            elif version not in (0, 1, VERSION):
                 raise SpecError("--db", f"{self.path} has schema version {version}; this symbackprop reads "
                                         f"version {VERSION}; use another --db file")
             elif _columns(connection) != COLUMNS:  # another application's file, whatever its version says
                 raise SpecError("--db", f"{self.path} is not a database of attempts (it holds the tables "
                                         f"{', '.join(sorted(tables))}); use another --db file")
+            elif "requests" not in tables:  # of version 1: the rate limit's table added
+                for statement in REQUESTS.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {VERSION}")
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -115,6 +128,23 @@ class Submissions:
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (student, question, target, answer, verdict.verdict, json.dumps(verdict.as_dict()), time))
         return Attempt(cursor.lastrowid, student, question, target, answer, verdict, time)
+
+    def take(self, student: str, per_minute: int) -> int | None:
+        """Count one request of ``student`` against ``per_minute`` in any 60 s, for every server on
+        the file; None when it is allowed, else the seconds until it would be.  Its own connection,
+        without a sync per commit (a counter lost in a power cut is no loss)."""
+        if getattr(self._local, "limits", None) is None:
+            self._local.limits = self._connect()
+            self._local.limits.execute("PRAGMA synchronous=NORMAL")
+        connection, now = self._local.limits, time.time()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            wait = count_request(connection, "?", student, now, per_minute)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        return wait
 
     def attempts(self, student: str | None = None, latest: int | None = None) -> list[Attempt]:
         """One student's attempts (or everyone's), oldest first; ``latest``: only the last so many."""
@@ -135,3 +165,15 @@ class Submissions:
         for key, verdict, count in self._connection().execute(query):
             counts.setdefault(key, {})[verdict] = count
         return counts
+
+
+def count_request(connection, mark: str, student: str, now: float, per_minute: int) -> int | None:
+    """The rate limit's step in an open transaction (``mark``: the driver's placeholder): forget
+    requests older than the window, then refuse or count this one."""
+    connection.execute(f"DELETE FROM requests WHERE student = {mark} AND at <= {mark}", (student, now - WINDOW_SECONDS))
+    count, oldest = connection.execute(f"SELECT COUNT(*), MIN(at) FROM requests WHERE student = {mark}",
+                                       (student,)).fetchone()
+    if count >= per_minute:
+        return int(WINDOW_SECONDS - (now - oldest)) + 1
+    connection.execute(f"INSERT INTO requests (student, at) VALUES ({mark}, {mark})", (student, now))
+    return None

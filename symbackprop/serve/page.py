@@ -3,6 +3,8 @@ instructor's counts.  jinja2 escapes every value (ids, answers and messages are 
 the sheet is the student's own, rendered by the exercise templates in HTML."""
 from __future__ import annotations
 
+import threading
+
 import jinja2
 
 from ..exercises import ExerciseSet, sheets
@@ -13,14 +15,22 @@ _ENVIRONMENT = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES /
 
 
 class Pages:
-    """Every student's sheet rendered once; the pages around them rendered per request."""
+    """Each student's sheet rendered once, when first asked for; the pages around them per request."""
 
     def __init__(self, made: ExerciseSet):
         self.made = made
-        files = sheets.render(made, ("html",))
-        self.sheets = {v.student: files[f"{v.student}/sheet.html"] for v in made.variants}
-        self.figure = files[f"{made.variants[0].student}/sheet.svg"]
+        self._render = sheets.SheetRenderer(made, "html")
+        self._sheets: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.figure = self._render.figure
         self.questions = [{"id": q.id, "number": n + 1, "kind": q.kind} for n, q in enumerate(made.questions)]
+
+    def sheet(self, student: str) -> str:
+        """The student's sheet in HTML (call it from a thread: the first time renders it)."""
+        with self._lock:
+            if student not in self._sheets:
+                self._sheets[student] = self._render(self.made.variant(student))
+            return self._sheets[student]
 
     def student(self) -> str:
         return _ENVIRONMENT.get_template("page.html").render()
