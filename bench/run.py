@@ -2,12 +2,15 @@
 
 Run: python bench/run.py [--quick] [--threads N] [--baseline DIR] [--commands-only | --conv-only |
 --course-only]   (--quick: no naive baseline above 100 parameters, no scalar finite differences for
-784-30-10, shorter timings; PyTorch columns when it is installed)
+784-30-10, shorter timings; PyTorch and JAX columns when they are installed)
 
 NumPy's BLAS and PyTorch get the same number of threads, 1 by default: on a 2-core
 machine shared with other work, two spinning thread pools per library thrash (a 4-8-4
 batch took PyTorch 80 ms instead of 0.7 ms, 64-64-10 NumPy 120 ms instead of 5 ms).
-``--threads 2`` compares on an idle machine.
+``--threads 2`` compares on an idle machine.  On one thread a call is timed in CPU seconds of
+this process (``time.process_time``): what the call costs, not what other jobs on a shared
+machine took from it (at a load of 7 on 2 cores, wall-clock times of the same call varied 3x,
+CPU times by a few percent); with more threads, in wall-clock seconds.
 
 Every network is sigmoid throughout with half the sum of squared errors, the case the
 hand-written baselines below are typed for.  Tables, one row per network shape:
@@ -19,7 +22,9 @@ hand-written baselines below are typed for.  Tables, one row per network shape:
    gradient code (forward definitions, deltas, gradients) over the forward pass
    (definitions and loss);
 3. one gradient per call on a single sample, and the gradient of a batch of 4096 samples,
-   against a hand-written NumPy backprop and PyTorch autograd on the CPU;
+   against a hand-written NumPy backprop, PyTorch autograd on the CPU and the GEMM floor (the
+   matrix products any backpropagation computes, alone); the matrix form printed for PyTorch
+   and JAX (``MatrixCompiled(d, backend=...)``) against PyTorch autograd and ``jax.grad``;
 4. verification: finite differences of every parameter, and ``verify`` as a whole;
 5. ``check`` throughput (answers graded per second), this version and ``--baseline``'s, each in a
    fresh interpreter;
@@ -56,6 +61,10 @@ try:
     import torch
 except ImportError:  # PyTorch is optional
     torch = None
+try:
+    import jax
+except ImportError:  # JAX is optional
+    jax = None
 
 SHAPES = [(2, 3, 1), (4, 8, 4), (8, 16, 8), (4, 8, 8, 4), (16, 32, 16), (64, 64, 10), (4, 16, 16, 16, 16, 4),
           (784, 30, 10), (784, 100, 10), (784, 300, 100, 10)]
@@ -88,14 +97,18 @@ def seconds(function, *arguments):
     return time.perf_counter() - start, result
 
 
+#: What a call is timed with: CPU seconds of this process on one thread (see the docstring).
+clock = time.perf_counter
+
+
 def per_call(functions: dict, budget: float) -> dict:
     """Seconds per call of each function: the best of five rounds, the functions taking
     turns within a round, so that a change of load on a shared machine hits all alike."""
     def run(function, calls: int) -> float:
-        start = time.perf_counter()
+        start = clock()
         for _ in range(calls):
             function()
-        return time.perf_counter() - start
+        return clock() - start
 
     calls = {}
     for key, function in functions.items():
@@ -163,6 +176,28 @@ def torch_backprop(x, t, parameters):
     return loss, torch.autograd.grad(loss, parameters)
 
 
+def jax_loss(parameters, x, t):
+    """The same network and loss in JAX, for ``jax.value_and_grad``."""
+    a = x
+    for weight, bias in parameters:
+        a = jax.nn.sigmoid(a @ weight + bias)
+    return 0.5 * ((a - t) ** 2).sum(axis=1).mean()
+
+
+def gemm_floor(x, layers):
+    """The matrix products of one backpropagation and nothing else: each layer's forward product,
+    its weight gradient and (above the first layer) the error it passes down, each in the layout
+    OpenBLAS runs fastest here (one unit per row: 4096 x 784 @ 784 x 30 took 9.3 ms as written,
+    6.4 ms transposed), on the forward products' own outputs in place of activations and deltas."""
+    below = [x.T]
+    for weight, _ in layers:
+        below.append(weight.T @ below[-1])
+    for n in reversed(range(len(layers))):
+        below[n + 1] @ below[n].T
+        if n:
+            layers[n][0] @ below[n + 1]
+
+
 def torch_conv_backprop(x, t, parameters):
     """PyTorch autograd of the conv benchmark network (conv2d, relu, max_pool2d, linear, softmax,
     cross-entropy, as :data:`CONV_SPEC`): (loss, gradients)."""
@@ -184,7 +219,7 @@ def operations(net, derivation) -> tuple[int, int]:
     return forward, count(net.definitions) + count(derivation.backward_definitions()) + count(gradients)
 
 
-def speed(net, compiled, matrix, budget: float) -> dict:
+def speed(net, derivation, compiled, matrix, budget: float) -> dict:
     """Seconds per gradient call on one sample and on a batch, ours and the baselines."""
     values = sb.random_values(net, samples=BATCH, seed=1)
     x, t = values.inputs, values.targets
@@ -196,7 +231,8 @@ def speed(net, compiled, matrix, budget: float) -> dict:
     if compiled is not None:
         single["scalar 1"] = lambda: compiled.sample_gradient(*arguments)
     batch = {"matrix B": lambda: matrix.gradients(x, t, arrays),
-             "numpy B": lambda: numpy_backprop(x, t, arrays)}
+             "numpy B": lambda: numpy_backprop(x, t, arrays),
+             "floor B": lambda: gemm_floor(x, arrays)}
     if len(net.parameters) < 2000:  # 784-30-10: 70,000 NumPy calls for one batch
         batch["scalar B"] = lambda: compiled.evaluate(values)
     if torch is not None:
@@ -204,6 +240,17 @@ def speed(net, compiled, matrix, budget: float) -> dict:
         tx, tt = torch.tensor(x), torch.tensor(t)
         single["torch 1"] = lambda: torch_backprop(tx[:1], tt[:1], parameters)
         batch["torch B"] = lambda: torch_backprop(tx, tt, parameters)
+        on_torch = sb.MatrixCompiled(derivation, backend="torch")
+        torch_arrays = on_torch.arrays(values.parameters)
+        batch["ours on torch B"] = lambda: on_torch.gradients(tx, tt, torch_arrays)
+    if jax is not None:
+        on_jax = sb.MatrixCompiled(derivation, backend="jax")
+        jax_arrays, jx, jt = on_jax.arrays(values.parameters), on_jax.backend.array(x), on_jax.backend.array(t)
+        gradient = jax.jit(jax.value_and_grad(jax_loss))
+        wait = lambda result: jax.block_until_ready(result)  # JAX returns before it has computed
+        wait(on_jax.gradients(jx, jt, jax_arrays)), wait(gradient(jax_arrays, jx, jt))  # compile before timing
+        batch["ours on jax B"] = lambda: wait(on_jax.gradients(jx, jt, jax_arrays))
+        batch["jax B"] = lambda: wait(gradient(jax_arrays, jx, jt))
     times = per_call(single, budget)
     times.update(per_call(batch, budget))
     return times
@@ -356,7 +403,7 @@ def measure(shape, quick: bool, naive_limit: float, baseline: str | None) -> dic
     if scalar and not (quick and len(net.parameters) > 2000):
         compiled.forward(values)  # generate the scalar forward code before timing its differences
         row["fd scalar"], _ = seconds(compiled.finite_differences, values)
-    row.update(speed(net, compiled, matrix, 0.1 if quick else 0.3))
+    row.update(speed(net, derivation, compiled, matrix, 0.1 if quick else 0.3))
     row["check"] = check_throughput(shape, baseline)
     return row
 
@@ -403,11 +450,21 @@ def report(rows: list[dict]) -> None:
             fmt(r.get("torch 1", "n/a"), **us), ratio(min(r.get("scalar 1", np.inf), r["matrix 1"]), r["numpy 1"]),
             ratio(min(r.get("scalar 1", np.inf), r["matrix 1"]), r.get("torch 1"))] for r in rows])
     ms = {"unit": "ms", "scale": 1e3, "digits": 2}
-    table(f"Batch of {BATCH} samples per call (matrix form; scalar: the generated code on arrays)",
-          ["shape", "matrix", "scalar", "hand NumPy", "PyTorch", "matrix / faster baseline", "scalar / NumPy"],
+    table(f"Batch of {BATCH} samples per call (matrix form; scalar: the generated code on arrays; GEMM floor: "
+          "the matrix products alone)",
+          ["shape", "matrix", "scalar", "hand NumPy", "PyTorch", "GEMM floor", "matrix / floor",
+           "matrix / faster baseline", "scalar / NumPy"],
           [[r["shape"], fmt(r["matrix B"], **ms), fmt(r.get("scalar B", "not run"), **ms), fmt(r["numpy B"], **ms),
-            fmt(r.get("torch B", "n/a"), **ms), ratio(r["matrix B"], min(r["numpy B"], r.get("torch B", np.inf))),
+            fmt(r.get("torch B", "n/a"), **ms), fmt(r["floor B"], **ms), ratio(r["matrix B"], r["floor B"]),
+            ratio(r["matrix B"], min(r["numpy B"], r.get("torch B", np.inf))),
             ratio(r.get("scalar B"), r["numpy B"])] for r in rows])
+    table(f"The matrix form printed for other array libraries, batch of {BATCH} (MatrixCompiled(d, backend=...))",
+          ["shape", "NumPy", "on PyTorch", "PyTorch autograd", "on PyTorch / autograd", "on JAX (jit)",
+           "jax.grad (jit)", "on JAX / jax.grad"],
+          [[r["shape"], fmt(r["matrix B"], **ms), fmt(r.get("ours on torch B", "n/a"), **ms),
+            fmt(r.get("torch B", "n/a"), **ms), ratio(r.get("ours on torch B"), r.get("torch B")),
+            fmt(r.get("ours on jax B", "n/a"), **ms), fmt(r.get("jax B", "n/a"), **ms),
+            ratio(r.get("ours on jax B"), r.get("jax B"))] for r in rows])
     table("Finite differences of every parameter (central, one sample)",
           ["shape", "parameters", "matrix form", "scalar code", "scalar / matrix"],
           [[r["shape"], f"{r['parameters']:,}", fmt(r["fd matrix"], digits=3), fmt(r.get("fd scalar", "not run"),
@@ -443,6 +500,8 @@ def pin_threads(threads: int) -> None:
     if os.environ.get("OPENBLAS_NUM_THREADS") != str(threads) or any(
             os.environ.get(k) != v for k, v in _ALLOCATOR.items()):
         variables = dict.fromkeys(["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"], str(threads))
+        if threads == 1:  # XLA's own pool, as JAX reads it when it loads
+            variables["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **variables, **_ALLOCATOR})
     if torch is not None:
         torch.set_num_threads(threads)
@@ -463,6 +522,9 @@ def main() -> None:
         run_course(args)
         return
     pin_threads(args.threads)
+    global clock
+    clock = time.process_time if args.threads == 1 else time.perf_counter
+    load = os.getloadavg()[0]
     quick = args.quick
     if args.conv_only:
         report_convolution(convolution(0.2 if quick else 1.0))
@@ -474,8 +536,10 @@ def main() -> None:
         if rows[-1]["naive"] is None:  # out of time: larger networks will be too
             naive_limit = min(naive_limit, rows[-1]["parameters"])
     print(f"python -m symbackprop derive, cold start: {cold_start():.2f} s; PyTorch "
-          f"{torch.__version__ + ' (CPU)' if torch is not None else 'not installed'}; "
-          f"{args.threads} thread(s) for BLAS and PyTorch; {os.cpu_count()} cores")
+          f"{torch.__version__ + ' (CPU)' if torch is not None else 'not installed'}; JAX "
+          f"{jax.__version__ + ' (CPU)' if jax is not None else 'not installed'}; "
+          f"{args.threads} thread(s) for BLAS, PyTorch and JAX; {os.cpu_count()} cores; load average "
+          f"{load:.1f} at the start of the tables, {os.getloadavg()[0]:.1f} at their end")
     print("measuring the commands ...", file=sys.stderr, flush=True)
     lines = commands(args.baseline)
     print("measuring the convolutional network ...", file=sys.stderr, flush=True)

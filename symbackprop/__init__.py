@@ -11,6 +11,8 @@ One function per stage of the flow, each a module::
     verification  verify                        -> Report of the three witnesses
     matrix        MatrixCompiled                -> batched gradients of a layered network
                   SequenceCompiled              -> ... and of an Elman network's sequences (BPTT)
+    backends      backend                       -> the printer and array library the matrix form runs on
+                                                   (numpy in place, torch, jax)
     examples      example                       -> numbers and one gradient-descent step
     notes/        render / write_notes          -> Markdown and LaTeX notes: notation (a course's symbols,
                                                    as data), printing, figures, the printed matrix form,

@@ -24,7 +24,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from . import derivation as dv
 from .convolution import ConvNetwork, Layer, weight_symbols
 from .derivation import Derivation
-from .matrix import _A, _E, _T, MatrixCompiled, _elementwise, _in_matrices, _row_sum
+from .matrix import _E, MatrixCompiled, _in_matrices
 from .network import layer_bias
 from .numerics import Evaluation, Values
 
@@ -53,7 +53,7 @@ class ConvCompiled(MatrixCompiled):
         net = derivation.network
         if not isinstance(net, ConvNetwork):
             raise ValueError("the conv array form needs a network built by convolutional")
-        self.network = net
+        self._start(net, "numpy", None)
         position = {p: n for n, p in enumerate(net.parameters)}
         self._indices = []
         for l, layer in enumerate(net.stack):
@@ -70,7 +70,7 @@ class ConvCompiled(MatrixCompiled):
             layer = derivation.generic[group.name]
             errors = {layer.successor: (dv.w, _E)} if layer.successor is not None else {}
             self._compile_layer(group.activation, _in_matrices(layer.delta, errors, net.loss_outputs))
-        self._loss = _elementwise([_A, _T], _row_sum(net.loss.per_output(_A, _T, net.loss_outputs)))
+        self._compile_loss(net)
 
     def _shapes(self, n: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         layer = self.network.stack[n]

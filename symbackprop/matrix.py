@@ -18,13 +18,14 @@ whole matrices, one row per sample and one column per unit:
 """
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Mapping
 
 import numpy as np
 import sympy as sp
 
-from . import bptt
+from . import backends, bptt
 from . import derivation as dv
 from . import numerics
 from .convolution import ConvNetwork
@@ -35,13 +36,8 @@ from .recurrent import UnrolledNetwork, recurrent_weight
 
 #: A layer's matrices; E is the error dE/da from the layer above, F from the next time step.
 _Z, _A, _T, _E, _F = sp.symbols("Z A T E F", real=True)
-_row_sum = sp.Function("row_sum")
-_MODULES = [{"row_sum": lambda x: np.sum(x, axis=-1, keepdims=True)}, *numerics._MODULES]
-
-
-def _elementwise(arguments, expression):
-    """NumPy function of whole matrices, printed as the scalar code is (1/x, not x**-1.0)."""
-    return numerics._lambdify(arguments, expression, modules=_MODULES)
+_row_sum = backends.row_sum
+_NUMPY = backends.backend("numpy")
 
 
 def _in_matrices(expression: sp.Expr, errors: Mapping[sp.Idx, tuple[sp.IndexedBase, sp.Symbol]],
@@ -74,24 +70,39 @@ class MatrixCompiled:
     ``{symbol: value}`` form of :class:`~symbackprop.Values`.  Formulas are evaluated as
     derived: softmax is exp(z) / sum exp(z), not shifted by the row's maximum, exactly as
     in the scalar code it is checked against (z beyond ~700 overflows in both).
+
+    ``backend`` is the array library the formulas are printed for (:mod:`backends`: numpy,
+    torch, jax) and ``device`` where its arrays live (cuda for a GPU): :meth:`arrays`,
+    :meth:`forward` and :meth:`gradients` then take and give that library's arrays.
+    Finite differences, which decide kinks, run on NumPy.
     """
 
-    def __init__(self, derivation: Derivation):
+    def __init__(self, derivation: Derivation, backend: str = "numpy", device: str | None = None):
         net = derivation.network
         if net.layers is None:
             raise ValueError("the matrix form needs a layered network (built by layered)")
+        self._start(net, backend, device)
         self._index(net, net.layers, net.computing_units)
         for group in net.groups:
             layer = derivation.generic[group.name]
             errors = {layer.successor: (dv.w, _E)} if layer.successor is not None else {}
             self._compile_layer(group.activation, _in_matrices(layer.delta, errors, net.loss_outputs))
-        self._loss = _elementwise([_A, _T], _row_sum(net.loss.per_output(_A, _T, net.loss_outputs)))
+        self._compile_loss(net)
+
+    def _start(self, net, backend: str, device: str | None) -> None:
+        """The backend, and the gradient pass as it runs it (one jit-compiled function on JAX)."""
+        self.network = net
+        self.backend = backends.backend(backend, device)
+        self._pass = self.backend.compile(self._gradient_pass)
+        self._buffers = threading.local()  # per thread: what gradients() writes into, for one batch size
+
+    def _compile_loss(self, net) -> None:
+        self._loss = self.backend.kernel([_A, _T], _row_sum(net.loss.per_output(_A, _T, net.loss_outputs)))
 
     def _index(self, net, sizes, units) -> None:
         """Where each entry of W and b sits in ``network.parameters``, read off the ``units``
         of one copy of the layers (the units' own symbols: building w[l][i][j] anew took 1 s
         for 784-100-10)."""
-        self.network = net
         position = {p: n for n, p in enumerate(net.parameters)}
         self._weights = [np.empty((sizes[n], sizes[n + 1]), dtype=int) for n in range(len(sizes) - 1)]
         self._biases = [np.empty(sizes[n + 1], dtype=int) if net.biases else None for n in range(len(sizes) - 1)]
@@ -104,20 +115,25 @@ class MatrixCompiled:
         self._activations, self._deltas, self._uses_z, self._kinks = [], [], [], []
 
     def _compile_layer(self, activation, delta: sp.Expr) -> None:
-        """The next layer's activation, local gradient (a function of Z, A, T, E, F) and kinks."""
+        """The next layer's activation, local gradient (a function of Z, A, T, E, F) and kinks.
+        In place, the activation may overwrite Z when the local gradient does not read it (g'
+        from g, as sigmoid's a(1 - a)), and the local gradient overwrites E."""
         g = activation.expression.subs(Z, _Z)
-        self._activations.append(_elementwise([_Z], g / _row_sum(g) if activation.normalized else g))
-        self._deltas.append(_elementwise([_Z, _A, _T, _E, _F], delta))
         self._uses_z.append(delta.has(_Z))
-        self._kinks.append([_elementwise([_Z], kink.subs(Z, _Z)) for kink in activation.kinks])
+        self._activations.append(self.backend.kernel([_Z], g / _row_sum(g) if activation.normalized else g,
+                                                     consumable=[] if self._uses_z[-1] else [0]))
+        self._deltas.append(self.backend.kernel([_Z, _A, _T, _E, _F], delta, consumable=[3]))
+        self._kinks.append([_NUMPY.lambdify([_Z], kink.subs(Z, _Z)) for kink in activation.kinks])
 
     def arrays(self, parameters: Mapping[sp.Symbol, float] | np.ndarray) -> list[tuple]:
         """``(W, b)`` per layer from a mapping or a vector in the order of ``network.parameters``
-        (or a stack of such vectors, one per row: then each array has that leading axis)."""
+        (or a stack of such vectors, one per row: then each array has that leading axis), as
+        arrays of the backend."""
         if isinstance(parameters, Mapping):
             parameters = [parameters[p] for p in self.network.parameters]
         vector = np.asarray(parameters, dtype=float)
-        return [tuple(None if at is None else vector[..., at] for at in layer) for layer in self._indices]
+        return [tuple(None if at is None else self.backend.array(vector[..., at]) for at in layer)
+                for layer in self._indices]
 
     def mapping(self, arrays: list[tuple]) -> dict[sp.Symbol, float]:
         """``{parameter: value}`` from ``(W, b)`` per layer."""
@@ -125,18 +141,19 @@ class MatrixCompiled:
         for values, indices in zip(arrays, self._indices):
             for value, at in zip(values, indices):
                 if at is not None:
-                    vector[at] = value
+                    vector[at] = self.backend.host(value)
         return dict(zip(self.network.parameters, vector.tolist()))
 
-    def _layer(self, n: int, below: np.ndarray, weight: np.ndarray, bias) -> tuple[np.ndarray, np.ndarray]:
-        z = below @ weight
+    def _layer(self, n: int, below, weight, bias, space: _Fresh | _Reused | None = None) -> tuple:
+        space = space or _FRESH
+        z = space.product(("z", n), below, weight)
         if bias is not None:
             z += bias  # in place: one 4096 x 64 temporary less is 10% of a batch's time
-        return z, self._activations[n](z)
+        return z, space.run(("a", n), self._activations[n], z)
 
-    def forward(self, inputs: np.ndarray, arrays: list[tuple]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def forward(self, inputs, arrays: list[tuple]) -> list[tuple]:
         """(Z, A) of every non-input layer, one row per sample."""
-        states, below = [], np.asarray(inputs, dtype=float)
+        states, below = [], self.backend.array(inputs)
         for n, (weight, bias) in enumerate(arrays):
             states.append(self._layer(n, below, weight, bias))
             below = states[-1][1]
@@ -146,27 +163,47 @@ class MatrixCompiled:
         """E per sample from the output layer's activations."""
         return self._loss(outputs, targets)[..., 0]
 
-    def gradients(self, inputs, targets, arrays: list[tuple]) -> tuple[float, list[tuple]]:
-        """(mean loss, (dE/dW, dE/db) per layer averaged over the samples)."""
-        x, t = np.asarray(inputs, dtype=float), np.asarray(targets, dtype=float)
+    def gradients(self, inputs, targets, arrays: list[tuple]) -> tuple:
+        """(mean loss, (dE/dW, dE/db) per layer averaged over the samples), in the backend's arrays
+        (the loss a float on NumPy, a scalar array on the others)."""
+        return self._pass(self.backend.array(inputs), self.backend.array(targets), arrays)
+
+    def _gradient_pass(self, x, t, arrays: list[tuple]) -> tuple:
+        space = self._space(len(x))
         activations, pre = [x], []
         for n, (weight, bias) in enumerate(arrays):
-            z, a = self._layer(n, activations[-1], weight, bias)
-            pre.append(z if self._uses_z[n] else None)  # g'(z) in a (sigmoid, tanh): z may go,
-            activations.append(a)                         # and 4096 x 64 arrays kept cost time
-        _, grads = self._backward(activations, pre, t, arrays)
-        return float(self.loss(activations[-1], t).mean()), grads
+            z, a = self._layer(n, activations[-1], weight, bias, space)
+            pre.append(z if self._uses_z[n] else None)  # g'(z) in a (sigmoid, tanh): z may go
+            activations.append(a)
+        loss = space.run("loss", self._loss, activations[-1], t).mean()
+        return loss, self._backward(activations, pre, t, arrays, space)[1]
 
-    def _backward(self, activations: list, pre: list, t: np.ndarray, arrays: list[tuple]) -> tuple[list, list]:
+    def _space(self, rows: int) -> _Fresh | _Reused:
+        """Where a batch of ``rows`` samples is computed: NumPy's buffers of the last batch
+        of that size on this thread (allocating 4096 x 64 arrays anew cost a third of a batch)."""
+        if not self.backend.in_place:
+            return _FRESH
+        if getattr(self._buffers, "space", None) is None or self._buffers.space.rows != rows:
+            self._buffers.space = _Reused(rows)
+        return self._buffers.space
+
+    def _backward(self, activations: list, pre: list, t, arrays: list[tuple],
+                  space: _Fresh | _Reused | None = None) -> tuple[list, list]:
         """(delta per layer, (dE/dW, dE/db) per layer averaged over the samples), first layer first,
-        from the input and every layer's activations and the z each delta formula uses."""
+        from the input and every layer's activations and the z each delta formula uses.  The
+        input layer gets no error: nothing reads it."""
+        space = space or _FRESH
         deltas, grads, error = [], [], None
         for n in reversed(range(len(arrays))):
             a = activations[n + 1]
-            delta = np.broadcast_to(self._deltas[n](pre[n], a, t, error, None), a.shape)  # g' may be a constant
+            delta = space.run(("delta", n), self._deltas[n], pre[n], a, t, error, None)
+            if getattr(delta, "ndim", 0) == 0:  # g' may be a constant
+                delta = self.backend.namespace.full_like(a, delta)
             deltas.append(delta)
-            grads.append((activations[n].T @ delta / len(a), None if arrays[n][1] is None else delta.mean(axis=0)))
-            error = delta @ arrays[n][0].T if n else None
+            weight_gradient = (delta.T @ activations[n]).T  # OpenBLAS: 4096 x 784 read along its rows, 1.5x faster
+            weight_gradient /= len(a)
+            grads.append((weight_gradient, None if arrays[n][1] is None else delta.sum(axis=0) / len(a)))
+            error = space.product(("error", n), delta, _transposed(arrays[n][0])) if n else None
         return deltas[::-1], grads[::-1]
 
     def gradient(self, values: Values) -> dict[sp.Symbol, float]:
@@ -176,7 +213,7 @@ class MatrixCompiled:
     def evaluate(self, values: Values, learning_rate: float = 0.0) -> Evaluation:
         """What :meth:`Compiled.evaluate` returns, from one pass over the matrices: no code per
         weight, so it costs the same for 23,860 parameters as for 266,610 (and no memory for it)."""
-        x, t = np.asarray(values.inputs, dtype=float), np.asarray(values.targets, dtype=float)
+        x, t = self.backend.array(values.inputs), self.backend.array(values.targets)
         arrays = self.arrays(values.parameters)
         states = self.forward(x, arrays)
         deltas, grads = self._backward([x] + [a for _, a in states], [z for z, _ in states], t, arrays)
@@ -189,7 +226,11 @@ class MatrixCompiled:
         gradients = self.mapping(grads)
         updated = {p: values.parameters[p] - learning_rate * g for p, g in gradients.items()}
         units = self.network.computing_units
-        column = lambda tables: {u.name: self._column(tables[u.position[0] - 1], u) for u in units}
+
+        def column(tables: list) -> dict:
+            tables = [self.backend.host(table) for table in tables]
+            return {u.name: self._column(tables[u.position[0] - 1], u) for u in units}
+
         return Evaluation(loss, column(zs), column(activations), column(deltas), gradients, updated)
 
     def _column(self, table: np.ndarray, unit) -> np.ndarray:
@@ -205,6 +246,7 @@ class MatrixCompiled:
         networks of a layer at once (``batch`` entries of Z at a time).  Returns
         (gradient per parameter, crossed), crossed[p] when a unit crosses a kink.
         """
+        self._on_numpy("finite differences")
         x, t = np.asarray(values.inputs, dtype=float), np.asarray(values.targets, dtype=float)
         arrays = self.arrays(values.parameters)
         base = np.array([values.parameters[p] for p in self.network.parameters], dtype=float)
@@ -242,6 +284,10 @@ class MatrixCompiled:
         loss = self.loss(a, targets).mean(axis=1)
         return loss[:count] - loss[count:], crossed
 
+    def _on_numpy(self, what: str) -> None:
+        if self.backend.name != "numpy":
+            raise ValueError(f"{what} run on NumPy: use MatrixCompiled(derivation) without backend={self.backend.name!r}")
+
     def _crossed(self, n: int, z: np.ndarray, count: int) -> np.ndarray:
         """Per perturbation r: does a unit of layer n sit on different sides of a kink in the
         networks r (plus) and count + r (minus), or on the kink itself?"""
@@ -266,10 +312,11 @@ class SequenceCompiled(MatrixCompiled):
     sum_t a(t-1)^T delta(t), each averaged over the sequences, as the loss sums over the steps.
     """
 
-    def __init__(self, derivation: Derivation):
+    def __init__(self, derivation: Derivation, backend: str = "numpy", device: str | None = None):
         net = derivation.network
         if not isinstance(net, UnrolledNetwork) or not _elementwise_hidden(net):
             raise ValueError("the sequence form needs an Elman network whose hidden layers are elementwise")
+        self._start(net, backend, device)
         sizes = net.sizes
         self._index(net, sizes, [u for u in net.computing_units if u.step == 0])  # step 0: no recurrent edges
         position = {p: n for n, p in enumerate(net.parameters)}
@@ -284,7 +331,7 @@ class SequenceCompiled(MatrixCompiled):
             else:
                 delta = _in_matrices(derivation.generic[group.name].delta, {}, net.loss_outputs)
             self._compile_layer(group.activation, delta)
-        self._loss = _elementwise([_A, _T], _row_sum(net.loss.per_output(_A, _T, net.loss_outputs)))
+        self._compile_loss(net)
 
     def sequences(self, values: Values) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, targets) of ``values`` as ``(T, sequences, units)`` arrays."""
@@ -292,11 +339,11 @@ class SequenceCompiled(MatrixCompiled):
         turned = lambda rows, width: np.asarray(rows, dtype=float).reshape(-1, net.steps, width).transpose(1, 0, 2)
         return turned(values.inputs, net.sizes[0]), turned(values.targets, net.sizes[-1])
 
-    def forward(self, inputs: np.ndarray, arrays: list[tuple]) -> tuple[list, list]:
+    def forward(self, inputs, arrays: list[tuple]) -> tuple[list, list]:
         """(Z per layer, A per layer), each ``(T, [networks,] sequences, units)``: the parameters
         may carry a leading axis of networks (a stack of vectors given to :meth:`arrays`)."""
         zs, activations = [[] for _ in arrays], [[] for _ in arrays]
-        for step, below in enumerate(np.asarray(inputs, dtype=float)):
+        for step, below in enumerate(self.backend.array(inputs)):
             for n, (weight, bias, recurrent) in enumerate(arrays):
                 z = below @ weight
                 if bias is not None:
@@ -306,37 +353,43 @@ class SequenceCompiled(MatrixCompiled):
                 zs[n].append(z)
                 activations[n].append(self._activations[n](z))
                 below = activations[n][-1]
-        return [np.stack(z) for z in zs], [np.stack(a) for a in activations]
+        stack = self.backend.namespace.stack
+        return [stack(z) for z in zs], [stack(a) for a in activations]
 
     def loss(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """E per sequence, summed over the steps (axis 0) of the output layer's activations."""
         return super().loss(outputs, targets).sum(axis=0)
 
-    def gradients(self, inputs, targets, arrays: list[tuple]) -> tuple[float, list[tuple]]:
-        """(mean loss, (dE/dW, dE/db, dE/dR) per layer averaged over the sequences)."""
-        x, t = np.asarray(inputs, dtype=float), np.asarray(targets, dtype=float)
+    def gradients(self, inputs, targets, arrays: list[tuple]) -> tuple:
+        """(mean loss, (dE/dW, dE/db, dE/dR) per layer averaged over the sequences), in the backend's
+        arrays as :meth:`MatrixCompiled.gradients`."""
+        return super().gradients(inputs, targets, arrays)
+
+    def _gradient_pass(self, x, t, arrays: list[tuple]) -> tuple:
         zs, activations = self.forward(x, arrays)
-        return float(self.loss(activations[-1], t).mean()), self._through_time(x, zs, activations, t, arrays)[1]
+        return self.loss(activations[-1], t).mean(), self._through_time(x, zs, activations, t, arrays)[1]
 
     def _through_time(self, x, zs: list, activations: list, t: np.ndarray, arrays: list[tuple]) -> tuple[list, list]:
         """(delta per layer, (dE/dW, dE/db, dE/dR) per layer): the local gradients from the
         last step back to the first, then each tied weight's gradient summed over its uses."""
         steps, sequences = x.shape[:2]
-        deltas = [np.empty_like(a) for a in activations]
+        backwards = [[] for _ in activations]  # per layer, the last step first
         for step in reversed(range(steps)):
             error = None
             for n in reversed(range(len(arrays))):
                 weight, _, recurrent = arrays[n]
-                future = None if recurrent is None else deltas[n][step + 1] @ recurrent.T if step + 1 < steps else 0.0
-                deltas[n][step] = self._deltas[n](zs[n][step], activations[n][step], t[step], error, future)
-                error = deltas[n][step] @ weight.T
+                future = None if recurrent is None else backwards[n][-1] @ recurrent.T if step + 1 < steps else 0.0
+                backwards[n].append(self._deltas[n](zs[n][step], activations[n][step], t[step], error, future))
+                error = backwards[n][-1] @ weight.T
+        stack, einsum = self.backend.namespace.stack, self.backend.namespace.einsum
+        deltas = [stack(d[::-1]) for d in backwards]
         grads = []
         for n, (_, bias, recurrent) in enumerate(arrays):
             below = activations[n - 1] if n else x
-            grads.append((np.einsum("tsi,tsj->ij", below, deltas[n]) / sequences,
+            grads.append((einsum("tsi,tsj->ij", below, deltas[n]) / sequences,
                           None if bias is None else deltas[n].sum(axis=(0, 1)) / sequences,
                           None if recurrent is None else
-                          np.einsum("tsi,tsj->ij", activations[n][:-1], deltas[n][1:]) / sequences))
+                          einsum("tsi,tsj->ij", activations[n][:-1], deltas[n][1:]) / sequences))
         return deltas, grads
 
     def gradient(self, values: Values) -> dict[sp.Symbol, float]:
@@ -357,6 +410,7 @@ class SequenceCompiled(MatrixCompiled):
     def finite_differences(self, values: Values, step: float = 5e-6, batch: int = 2**21):
         """Central differences of the mean loss for every parameter, as :meth:`Compiled.finite_differences`:
         the perturbed networks run through time together (``batch`` entries of Z at a time)."""
+        self._on_numpy("finite differences")
         x, t = self.sequences(values)
         base = np.array([values.parameters[p] for p in self.network.parameters], dtype=float)
         h = step * np.maximum(1.0, np.abs(base))
@@ -374,6 +428,60 @@ class SequenceCompiled(MatrixCompiled):
             for n, z in enumerate(zs):  # (T, networks, sequences, units) -> (networks, T x sequences, units)
                 crossed[index] |= self._crossed(n, z.transpose(1, 0, 2, 3).reshape(2 * count, -1, z.shape[-1]), count)
         return dict(zip(self.network.parameters, gradient)), dict(zip(self.network.parameters, crossed))
+
+
+def _transposed(matrix):
+    return matrix.swapaxes(-1, -2)
+
+
+class _Fresh:
+    """New arrays for every product and formula: what :meth:`MatrixCompiled.evaluate` keeps, and
+    all a library without ``out=`` (JAX) or with its own allocator (PyTorch) needs.
+
+    A product of two matrices is computed transposed, (R^T L^T)^T, one unit per row and one
+    sample per column, as Nielsen writes the forward pass: 4096 x 784 @ 784 x 30 took OpenBLAS
+    9.3 ms and MKL 18.6 ms, the same product transposed 6.4 ms and 11.1 ms."""
+
+    def product(self, key, left, right):
+        if left.ndim == right.ndim == 2:
+            return _transposed(_transposed(right) @ _transposed(left))
+        return left @ right
+
+    def run(self, key, kernel, *arrays):
+        return kernel(*arrays)
+
+
+_FRESH = _Fresh()
+
+
+class _Reused:
+    """NumPy buffers for a batch of ``rows`` samples, one per product and per formula's
+    temporary (keyed by layer), written again by every call; stored transposed (one unit per
+    row), as the products give them."""
+
+    def __init__(self, rows: int):
+        self.rows = rows
+        self._arrays: dict = {}
+
+    def product(self, key, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        shape = (left.shape[0], right.shape[1])
+        out = self._arrays.get(key)
+        if out is None or out.shape != shape:
+            out = self._arrays[key] = self._empty(shape)
+        np.matmul(right.T, left.T, out=out.T)
+        return out
+
+    def run(self, key, kernel, *arrays):
+        buffers = self._arrays.get(key)
+        if buffers is None and kernel.slots:
+            shape = next(a.shape for a in arrays if isinstance(a, np.ndarray))  # of Z or A: all alike
+            buffers = self._arrays[key] = [self._empty(shape if kind == "full" else (shape[0], 1))
+                                           for kind in kernel.slots]
+        return kernel.into(buffers or [], *arrays)
+
+    @staticmethod
+    def _empty(shape: tuple[int, int]) -> np.ndarray:
+        return np.empty(shape[::-1]).T
 
 
 def _elementwise_hidden(net: UnrolledNetwork) -> bool:

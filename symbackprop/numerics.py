@@ -27,15 +27,19 @@ _MODULES = [{"Heaviside": lambda x, h0=0.5: np.heaviside(x, h0)}, "numpy"]
 _SCALAR_MODULES = [{"Heaviside": lambda x, h0=0.5: h0 if x == 0 else float(x > 0)}, "math"]
 
 
-class _NumPyPrinter(NumPyPrinter):
-    """NumPy code with x**-n printed as 1/x**n: SymPy prints x**(-1.0), and NumPy's float
+class _Reciprocals:
+    """A printer mixin: x**-n printed as 1/x**n.  SymPy prints x**(-1.0), and NumPy's float
     power takes 70% longer than a division (sigmoid's 1/(1 + exp(-z)) on 4096 x 64)."""
 
-    def _print_Pow(self, expr, rational=False):
+    def _print_Pow(self, expr, **settings):
         if expr.exp.is_integer and expr.exp.is_negative:
             divisor = expr.base if expr.exp == -1 else sp.Pow(expr.base, -expr.exp)
             return f"1/{self.parenthesize(divisor, PRECEDENCE['Mul'], strict=True)}"
-        return super()._print_Pow(expr, rational)
+        return super()._print_Pow(expr, **settings)
+
+
+class _NumPyPrinter(_Reciprocals, NumPyPrinter):
+    """NumPy code with 1/x**n for x**-n."""
 
 
 def _printer(base: type, names: dict[sp.Symbol, str], functions: set, bar: Progress):
@@ -55,20 +59,21 @@ def _printer(base: type, names: dict[sp.Symbol, str], functions: set, bar: Progr
                     "user_functions": {name: name for name in functions}, "order": "none"})
 
 
-def _lambdify(arguments, outputs, assignments=(), modules=None):
+def _lambdify(arguments, outputs, assignments=(), modules=None, printer=None):
     """Function of ``arguments`` computing ``outputs`` (a list, or one expression) after
     ``assignments`` in order.
 
     Symbols are printed as plain identifiers: ``w[0][1][2]`` is a fine SymPy name but not
     a Python variable.  ``modules`` are lambdify's (default NumPy); "math" gives code for
-    Python floats, which is faster per call than NumPy on scalars.
+    Python floats, which is faster per call than NumPy on scalars; ``printer`` the code printer
+    for other modules (the matrix form's backends).
     """
     modules = modules or _MODULES
     assignments = list(assignments)
     names = {symbol: f"v{n}" for n, symbol in enumerate(
         dict.fromkeys([*arguments, *(lhs for lhs, _ in assignments)]))}
     functions = {name for module in modules if isinstance(module, dict) for name in module}
-    base = _NumPyPrinter if "numpy" in modules else PythonCodePrinter
+    base = printer or (_NumPyPrinter if "numpy" in modules else PythonCodePrinter)
     with progress("generating code", len(assignments) + (len(outputs) if isinstance(outputs, list) else 1)) as bar:
         return sp.lambdify([sp.Symbol(names[s]) for s in arguments], outputs, modules=modules,
                            printer=_printer(base, names, functions, bar),
