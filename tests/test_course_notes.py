@@ -456,3 +456,18 @@ def test_tables_and_displays_are_not_split_across_pages():
                     parts=("example",))
     long = tex[tex.index(r"\begin{longtable}"):]
     assert long.index(r"\endhead") < long.index(r"\end{longtable}")
+
+
+@pytest.mark.parametrize("spec", [sb.compact("3-4-4-3", "tanh,sigmoid,softmax", loss="cross_entropy"),
+                                  sb.compact("2-3-1", "tanh,identity", steps=3), sb.compact("30-20-10", "relu,sigmoid")])
+def test_the_operation_counts_are_sympys_count_of_every_formula(spec):
+    """Counted once per shape of formula (a layer's gradients share one), the totals are still
+    sympy.count_ops summed over every definition, delta and gradient."""
+    import sympy as sp
+    from symbackprop.notes import cost
+
+    derivation = sb.derive(spec.network)
+    forward = sum(sp.count_ops(formula) for _, formula in spec.network.definitions)
+    backward = (sum(sp.count_ops(formula) for _, formula in derivation.backward_definitions())
+                + sum(sp.count_ops(formula) for formula in derivation.gradients.values()))
+    assert cost._operations(derivation) == (forward, backward)
