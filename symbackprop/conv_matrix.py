@@ -222,10 +222,9 @@ class ConvCompiled(MatrixCompiled):
         unperturbed Z with that shift and run the layers above as one batch (networks x samples).
         crossed[p] when a unit crosses a kink of its activation or a window's maximum changes.
         """
+        base, h = self._perturbation(values, step)
         x, t = np.asarray(values.inputs, dtype=float), np.asarray(values.targets, dtype=float)
         arrays = self.arrays(values.parameters)
-        base = np.array([values.parameters[p] for p in self.network.parameters], dtype=float)
-        h = step * np.maximum(1.0, np.abs(base))
         gradient, crossed = np.zeros(len(base)), np.zeros(len(base), dtype=bool)
         states = self.forward(x, arrays)
         samples = len(x)

@@ -240,6 +240,13 @@ class MatrixCompiled:
         """``unit``'s values per sample in its layer's table (one row per sample)."""
         return table[:, unit.position[1]]
 
+    def _perturbation(self, values: Values, step: float) -> tuple[np.ndarray, np.ndarray]:
+        """Every parameter's value, in the network's order, and its step: ``step`` relative to the
+        value above 1, absolute below (finite differences run on NumPy only)."""
+        self._on_numpy("finite differences")
+        base = np.array([values.parameters[p] for p in self.network.parameters], dtype=float)
+        return base, step * np.maximum(1.0, np.abs(base))
+
     def finite_differences(self, values: Values, step: float = 5e-6, batch: int = 2**21):
         """Central differences of the mean loss for every parameter, as :meth:`Compiled.finite_differences`.
 
@@ -249,11 +256,9 @@ class MatrixCompiled:
         networks of a layer at once (``batch`` entries of Z at a time).  Returns
         (gradient per parameter, crossed), crossed[p] when a unit crosses a kink.
         """
-        self._on_numpy("finite differences")
+        base, h = self._perturbation(values, step)
         x, t = np.asarray(values.inputs, dtype=float), np.asarray(values.targets, dtype=float)
         arrays = self.arrays(values.parameters)
-        base = np.array([values.parameters[p] for p in self.network.parameters], dtype=float)
-        h = step * np.maximum(1.0, np.abs(base))
         gradient, crossed = np.empty(len(base)), np.zeros(len(base), dtype=bool)
         states = self.forward(x, arrays)
         for n, (weight_at, bias_at) in enumerate(zip(self._weights, self._biases)):
@@ -414,10 +419,8 @@ class SequenceCompiled(MatrixCompiled):
     def finite_differences(self, values: Values, step: float = 5e-6, batch: int = 2**21):
         """Central differences of the mean loss for every parameter, as :meth:`Compiled.finite_differences`:
         the perturbed networks run through time together (``batch`` entries of Z at a time)."""
-        self._on_numpy("finite differences")
+        base, h = self._perturbation(values, step)
         x, t = self.sequences(values)
-        base = np.array([values.parameters[p] for p in self.network.parameters], dtype=float)
-        h = step * np.maximum(1.0, np.abs(base))
         gradient, crossed = np.empty(len(base)), np.zeros(len(base), dtype=bool)
         chunk = max(1, batch // (2 * x.shape[0] * x.shape[1] * max(self.network.sizes[1:])))
         for start in range(0, len(base), chunk):
