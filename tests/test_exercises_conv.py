@@ -273,3 +273,19 @@ def test_the_answer_page_serves_the_conv_set_without_revealing_the_key(made, wri
         assert status == 200 and b"<svg" in figure
     finally:
         server.stop()
+
+
+def test_a_1d_spec_asks_its_numbers_and_its_key_is_correct():
+    """check grades the derivations on 2-D layers, so a 1-D spec asks the numbers (kernel entry [l][o][c][u])."""
+    spec = sb.from_dict({"network": {"input_shape": [2, 7], "loss": "half_sse",
+                                     "layer": [{"kind": "conv", "channels": 2, "kernel": [3], "stride": 2,
+                                                "activation": "relu"},
+                                               {"kind": "dense", "units": 2, "activation": "sigmoid"}]},
+                         "example": {"inputs": [[0.1] * 7, [0.2] * 7], "targets": [0.2, 0.7]}})
+    made = sb.exercises(spec, students=["ada", "zoe"], seed=1, notation="haykin")
+    assert [q.kind for q in made.questions] == ["grad_w[l][o][c][u]", "grad_b[l][o]"]
+    with pytest.raises(SpecError, match="grad_w\\[l\\]\\[o\\]\\[c\\]\\[u\\], grad_b"):
+        sb.exercises(spec, questions="grad_kernel")
+    from symbackprop.exercises import sheets
+    rows = list(csv.DictReader(sheets.render(made, ["md"])["key.csv"].splitlines()))
+    assert [v.verdict for v in sb.grade(made, rows)] == ["correct"] * 4

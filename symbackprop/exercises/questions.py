@@ -116,12 +116,14 @@ def _listed(questions: list[Question]) -> tuple[Question, ...]:
 
 
 def conv_kinds(network: ConvNetwork) -> tuple[str, ...]:
-    """What a convolutional spec can ask: both derivations (given a conv layer), the drawn kernel
-    entry of its dimensions and, with biases, the drawn channel's bias."""
+    """What a convolutional spec can ask: both derivations (``check`` grades them on 2-D layers, so
+    a 2-D spec), the drawn kernel entry of its dimensions and, with biases, the drawn channel's bias;
+    nothing without a conv layer."""
     if not any(layer.kind == "conv" for layer in network.stack):
         return ()
     dimensions = len(network.input_shape) - 1
-    return (*convolutional.GENERIC, DRAWN_KERNEL[2 - dimensions], *([DRAWN_CONV_BIAS] if network.biases else []))
+    return (*(convolutional.GENERIC if dimensions == 2 else ()), DRAWN_KERNEL[2 - dimensions],
+            *([DRAWN_CONV_BIAS] if network.biases else []))
 
 
 def _parse_conv(kinds, network: ConvNetwork) -> tuple[Question, ...]:
