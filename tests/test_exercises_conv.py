@@ -289,3 +289,30 @@ def test_a_1d_spec_asks_its_numbers_and_its_key_is_correct():
     from symbackprop.exercises import sheets
     rows = list(csv.DictReader(sheets.render(made, ["md"])["key.csv"].splitlines()))
     assert [v.verdict for v in sb.grade(made, rows)] == ["correct"] * 4
+
+
+def test_a_mini_batch_sheet_gives_every_sample_and_its_key_is_the_mean():
+    second = [[[-x for x in row] for row in channel] for channel in IMAGE]
+    spec = sb.from_dict({"network": CONV["network"],
+                         "example": {"inputs": [IMAGE, second], "targets": [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]}})
+    made = sb.exercises(spec, questions="grad_w[0][1][0][2][2]")
+    from symbackprop.exercises import sheets
+    files = sheets.render(made, ["md"])
+    assert "the input of sample 2, channel by channel" in files["sheet.md"]
+    assert r"\left[\begin{matrix}0 & 1 & 0\\1 & 0 & 0\end{matrix}\right]" in files["sheet.md"]  # both targets
+    (row,) = csv.DictReader(files["key.csv"].splitlines())
+    example = {**made.variants[0].example, **spec.network.nested_parameters(spec.values.parameters)}
+    mean = np.mean([gradient({**example, "inputs": image, "targets": target}, ("weights", 0, 1, 0, 2, 2))
+                    for image, target in zip(example["inputs"], example["targets"])])
+    assert float(row["answer"]) == pytest.approx(mean, rel=1e-6)
+
+
+def test_the_readme_example_of_a_conv_key(tmp_path):
+    """README, Exercises: the README's conv spec, ada and alan, seed 3: ada's kernel gradient worked out."""
+    made = sb.exercises(sb.from_dict(CONV), students=["ada", "alan"], seed=3)
+    from symbackprop.exercises import sheets
+    key = sheets.render(made, ["md"])["key.md"]
+    assert (r"\frac{\partial E}{\partial K_{1,0,0,1}} = a_{0,0,2} \delta_{1,1,2} + a_{0,1,2} \delta_{1,2,2} + "
+            r"a_{0,2,0} \delta_{1,3,0} = 0.7300 \cdot (-0.1972) + 0.5700 \cdot 0.07521 + 0.5100 \cdot 0.006286 "
+            r"= -0.09785") in key
+    assert "(17 others are zero)" in key

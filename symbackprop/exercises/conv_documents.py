@@ -213,17 +213,19 @@ class ConvDocuments:
                 "outputs": self._outputs(worked), "has_numeric": any(a.numeric for a in asked)}
 
     def _numbers(self, spec) -> list[dict]:
-        """The sheet's numbers by layer, each tensor a matrix: the input image per channel (the
-        first sample of a mini-batch), each conv layer's kernels per output and input channel and
-        its biases, each dense layer's weights and biases, the targets."""
+        """The sheet's numbers by layer, each tensor a matrix: the input image per channel (of each
+        sample of a mini-batch), each conv layer's kernels per output and input channel and its
+        biases, each dense layer's weights and biases, the targets (a row per sample)."""
         net, doprint = self.network, self.printer.doprint
         matrix = lambda values: doprint(_matrix(values))
         nested = net.nested_parameters(spec.values.parameters)
-        image = np.asarray(spec.values.inputs[0], dtype=float).reshape(net.input_shape)
         dimensions = len(net.input_shape) - 1
         _, offsets, inputs = cb._positions(dimensions)
-        out = [{"layer": 0, "tensors": [Shown(doprint(generic.a[(c, *inputs)]), matrix(channel))
-                                        for c, channel in enumerate(image)]}]
+        samples = len(spec.values.inputs)
+        out = [{"layer": 0, "sample": n + 1 if samples > 1 else None,
+                "tensors": [Shown(doprint(generic.a[(c, *inputs)]), matrix(channel))
+                            for c, channel in enumerate(np.reshape(image, net.input_shape))]}
+               for n, image in enumerate(spec.values.inputs)]
         for l, layer in enumerate(net.stack):
             tensors = []
             if layer.kind == "conv":
@@ -238,8 +240,7 @@ class ConvDocuments:
                     tensors.append(Shown(self.notes.letters["bias"], matrix([nested["biases"][l]])))
             if tensors:
                 out.append({"layer": l + 1, "kind": layer.kind, "tensors": tensors})
-        out.append({"layer": None, "tensors": [Shown(self.notes.letters["target"],
-                                                     matrix([spec.values.targets[0]]))]})
+        out.append({"layer": None, "tensors": [Shown(self.notes.letters["target"], matrix(spec.values.targets))]})
         return out
 
     def _outputs(self, worked) -> list[Shown]:
