@@ -150,9 +150,9 @@ def test_a_wrong_answer_to_every_question_is_incorrect_and_named(made):
 
 def test_the_questions_a_conv_spec_cannot_ask_are_refused_naming_those_it_can():
     spec = sb.from_dict(CONV)
-    for kinds in ("delta_output", "grad_w", "grad_w[2][0][1]", "update_w[0][0][0]"):
+    for kinds in ("delta_output", "delta", "update_w[0][0][0]", "grad_w[1][0][0]"):
         with pytest.raises(SpecError, match=r"grad_kernel, delta_conv_input, grad_w\[l\]\[o\]\[c\]\[u\]\[v\], "
-                                            r"grad_b\[l\]\[o\]"):
+                                            r"grad_b\[l\]\[o\], grad_w, grad_b"):
             sb.exercises(spec, questions=kinds)
     with pytest.raises(SpecError, match="needs a convolutional spec"):
         sb.exercises(sb.compact("2-2-1"), questions="grad_kernel")
@@ -316,3 +316,21 @@ def test_the_readme_example_of_a_conv_key(tmp_path):
             r"a_{0,2,0} \delta_{1,3,0} = 0.7300 \cdot (-0.1972) + 0.5700 \cdot 0.07521 + 0.5100 \cdot 0.006286 "
             r"= -0.09785") in key
     assert "(17 others are zero)" in key
+
+
+def test_a_dense_layers_weight_and_bias_are_asked_drawn_per_student_and_graded(made):
+    dense = sb.exercises(sb.from_dict(CONV), students=STUDENTS, seed=27, questions="grad_w,grad_b,grad_w[2][7][2]",
+                         notation="haykin")
+    drawn = {v.targets["q1"] for v in dense.variants}
+    assert all(re.fullmatch(r"grad_w\[2\]\[[0-7]\]\[[0-2]\]", t) for t in drawn) and len(drawn) > 1
+    from symbackprop.exercises import sheets
+    files = sheets.render(dense, ["md"])
+    rows = list(csv.DictReader(files["key.csv"].splitlines()))
+    assert [v.verdict for v in sb.grade(dense, rows)] == ["correct"] * len(rows)
+    for row in rows:
+        variant = dense.variant(row["student"])
+        witness = gradient(variant.example, _where(variant.targets[row["question"]]))
+        assert float(row["answer"]) == pytest.approx(witness, rel=1e-6, abs=1e-9)
+    assert "of the weight of layer 3 in row 7, column 2 of its table" in files["ada/sheet.md"]
+    wrong = sb.grade(dense, [{"student": "ada", "question": "q3", "answer": f"{-float(rows[2]['answer']):.6g}"}])
+    assert wrong[0].verdict == "incorrect" and wrong[0].message.lower().startswith("sign error")

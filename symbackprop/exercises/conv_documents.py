@@ -31,6 +31,8 @@ from .arithmetic import number
 from .exercise_set import ExerciseSet, Variant
 from .questions import Question
 
+#: The most numbers a key prints as one row.
+ROW = 8
 KINDS = {"conv": "convolution", "max_pool": "max pooling", "avg_pool": "average pooling", "dense": "dense"}
 
 
@@ -50,6 +52,8 @@ class ConvAsked:
     steps: tuple[Shown, ...] = ()  # a derivation's steps, then its answer
     worked: dict | None = None  # a number's substituted sum (notes.convolutional._worked_sum)
     grids: tuple[Shown, ...] = ()  # a number's local gradients and activations, as matrices
+    dense: bool = False  # a number of a dense layer (not of a conv layer)
+    entry: tuple[int, ...] = ()  # the parameter's indices in its layer's weights[l] (biases[l])
 
 
 @dataclass(frozen=True)
@@ -168,16 +172,27 @@ class ConvDocuments:
         return self._generic[question.kind]
 
     def numeric(self, question: Question, target: str, worked) -> ConvAsked:
-        """A kernel entry's or a bias's gradient: the conv layer's local gradients of that channel
-        (and the input channel it reads), the formula's terms with the numbers, the value."""
+        """A parameter's gradient: the local gradients (and the input) it is computed from, the
+        formula's terms with the numbers, the value."""
         parsed = grading.parse_target(target, self.network)
         (level, *rest), parameter = parsed.concrete, grading.convolutional.parameter_of(self.network, parsed)
+        conv = self.network.stack[level].kind == "conv"
+        summed, grids, symbol = (self._kernel_number if conv else self._dense_number)(question.quantity, level,
+                                                                                       rest, worked)
+        value = float(worked.evaluation.gradients[parameter])
+        return ConvAsked(question.id, question.kind, question.quantity, target, symbol, True, f"{value:.10g}",
+                         f"{symbol} = {number(value, 10)}", level + 1, worked=summed, grids=tuple(grids),
+                         dense=not conv, entry=tuple(rest))
+
+    def _kernel_number(self, quantity: str, level: int, rest: list, worked) -> tuple:
+        """A conv layer's kernel entry or bias: the chapter's formula summed over the positions of
+        the drawn channel's local gradients (and its input channel), as its worked example does."""
         layer, sign = self.network.stack[level], self.notation.delta_sign
         formulas = cb.derive_conv(len(layer.kernel), bool(self.network.biases))
         tables = chapter_of._tables(worked, self.network, level, sign)
         constants = {cb.s: layer.stride, cb.p: layer.padding}
-        _, offsets, _ = cb._positions(len(layer.kernel))
-        if question.quantity == "grad_w":
+        outputs, offsets, inputs = cb._positions(len(layer.kernel))
+        if quantity == "grad_w":
             formula, entry = formulas.gradient_kernel, tuple(rest)
             asked = cb.K[entry]
             bound = dict(zip([cb.o, cb.c, *offsets], entry))
@@ -189,16 +204,36 @@ class ConvDocuments:
         terms = chapter_of._terms(formula.xreplace(bound), constants,
                                   [chapter_of._grid(x, layer) for x in indices], tables)
         summed = chapter_of._worked_sum(sign * sp.Derivative(E, asked), terms, self.printer)
-        value = float(worked.evaluation.gradients[parameter])
-        symbol = self.printer.doprint(sp.Derivative(E, asked))
-        channel = rest[0]
-        grids = [Shown(self.printer.doprint(generic.delta[(channel, *cb._positions(len(layer.kernel))[0])]),
-                       self.printer.doprint(_matrix(tables[generic.delta][channel])))]
-        if question.quantity == "grad_w":
-            grids.append(Shown(self.printer.doprint(generic.a[(rest[1], *cb._positions(len(layer.kernel))[2])]),
-                               self.printer.doprint(_matrix(tables[generic.a][rest[1]]))))
-        return ConvAsked(question.id, question.kind, question.quantity, target, symbol, True, f"{value:.10g}",
-                         f"{symbol} = {number(value, 10)}", level + 1, worked=summed, grids=tuple(grids))
+        doprint, channel = self.printer.doprint, rest[0]
+        grids = [Shown(doprint(generic.delta[(channel, *outputs)]), doprint(_matrix(tables[generic.delta][channel])))]
+        if quantity == "grad_w":
+            grids.append(Shown(doprint(generic.a[(rest[1], *inputs)]), doprint(_matrix(tables[generic.a][rest[1]]))))
+        return summed, grids, doprint(sp.Derivative(E, asked))
+
+    def _dense_number(self, quantity: str, level: int, rest: list, worked) -> tuple:
+        """A dense layer's weight w_ij (from unit i of the layer below, flattened) or bias: the
+        layer's gradient a_i delta_j (delta_j) with the numbers, beside the layer's input and local
+        gradients as rows (of the first sample)."""
+        group = self.derivation.generic[f"layer {level + 1}"]  # the derivation counts groups from 1
+        printer, sign = NotationPrinter(self.notation, None, group), self.notation.delta_sign
+        data = worked.as_dict()
+        first = (lambda x: x) if len(worked.values.inputs) == 1 else (lambda x: x[0])
+        below = np.ravel(first(data["a"])[level])  # the layer's input, flattened in C order
+        deltas = sign * np.ravel(first(data["delta"])[level])
+        unit = _numbered(rest[-1])
+        factors = [(generic.delta[unit], deltas[rest[-1]])]
+        if quantity == "grad_w":
+            source = _numbered(rest[0])
+            asked = generic.w[(source, unit)]
+            factors.insert(0, (generic.a[source], below[rest[0]]))
+        else:
+            asked = generic.b[unit]
+        terms = [(tuple(f for f, _ in factors), [v for _, v in factors])]
+        summed = chapter_of._worked_sum(sign * sp.Derivative(E, asked), terms, printer)
+        column = below[:, None] if below.size > ROW else below  # a long input as a column, to fit the page
+        grids = [Shown(printer.doprint(generic.a[group.predecessor]), printer.doprint(_matrix(column))),
+                 Shown(printer.doprint(generic.delta[group.unit]), printer.doprint(_matrix(deltas)))]
+        return summed, grids, printer.doprint(sp.Derivative(E, asked))
 
     # -- the variants ----------------------------------------------------------------------
 

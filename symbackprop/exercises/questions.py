@@ -10,6 +10,7 @@ spec those of a conv layer: :data:`CONVOLUTIONAL`.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -126,28 +127,39 @@ def conv_kinds(network: ConvNetwork) -> tuple[str, ...]:
             *([DRAWN_CONV_BIAS] if network.biases else []))
 
 
+def dense_kinds(network: ConvNetwork) -> tuple[str, ...]:
+    """A convolutional spec's layered numbers: a dense layer's weight (and bias), drawn per student."""
+    if not any(layer.kind == "dense" for layer in network.stack):
+        return ()
+    return ("grad_w", *(["grad_b"] if network.biases else []))
+
+
 def _parse_conv(kinds, network: ConvNetwork) -> tuple[Question, ...]:
-    """A convolutional spec's questions: those of :func:`conv_kinds` (all by default) or a conv
-    layer's kernel entry or bias fixed for everyone (grad_w[0][1][0][2][2], grad_b[0][1])."""
-    allowed = conv_kinds(network)
-    if not allowed:
+    """A convolutional spec's questions: those of :func:`conv_kinds` (all by default), a dense
+    layer's weight or bias drawn (:func:`dense_kinds`), or a parameter fixed for everyone
+    (grad_w[0][1][0][2][2], grad_b[0][1], grad_w[2][3][1])."""
+    default = conv_kinds(network)
+    if not default:
         raise SpecError("network.layer", "has no conv layer: the exercise questions of a convolutional spec "
                                          "ask about a conv layer's kernel; add one")
+    allowed = (*default, *dense_kinds(network))
     questions = []
-    for kind in _each_once(allowed if kinds is None else kinds):
-        fixed = _FIXED.fullmatch(kind) and kind.startswith(("grad_w", "grad_b")) and _is_conv_parameter(kind, network)
+    for kind in _each_once(default if kinds is None else kinds):
+        fixed = _FIXED.fullmatch(kind) and kind.startswith(("grad_w", "grad_b")) and _has_parameters(kind, network)
         if kind not in allowed and not fixed:
             raise SpecError("--questions", f"{kind[:60]}: a convolutional spec's questions are {', '.join(allowed)} "
-                                           "(the entry drawn per student), or a conv layer's entry or bias fixed "
-                                           "for everyone, such as grad_w[0][0][0][1][1] or grad_b[0][0]")
+                                           "(the entry or unit drawn per student), or a conv or dense layer's "
+                                           "parameter fixed for everyone, such as grad_w[0][0][0][1][1] or "
+                                           "grad_b[0][0]")
         questions.append(Question(f"q{len(questions) + 1}", kind))
     return _listed(questions)
 
 
-def _is_conv_parameter(kind: str, network: ConvNetwork) -> bool:
-    """Whether fixed target ``kind`` names a parameter of a conv layer (a dense layer's are not asked)."""
+def _has_parameters(kind: str, network: ConvNetwork) -> bool:
+    """Whether fixed target ``kind`` names a layer with parameters (not a pooling layer, whose
+    gradients ``check`` has no target for); the rest of it is checked as ``check`` reads it."""
     level = int(re.findall(r"\d+", kind)[0])
-    return level < len(network.stack) and network.stack[level].kind == "conv"
+    return level < len(network.stack) and network.stack[level].kind in ("conv", "dense")
 
 
 def check_kind(kind: str, where: str) -> str:
@@ -164,7 +176,8 @@ def check_kind(kind: str, where: str) -> str:
 def target(question: Question, network: Network, rng) -> str:
     """The target ``question`` asks of one student: drawn kinds pick a unit of a hidden layer
     (an output layer without one; ``update_w`` any layer; a recurrent weight of any hidden
-    layer; a kernel entry or a bias of any conv layer) with ``rng``."""
+    layer; a kernel entry or a bias of any conv layer, a weight or a bias of any dense layer of a
+    convolutional network) with ``rng``."""
     if question.kind == DRAWN_RECURRENT:
         sizes = network.sizes
         level = int(rng.integers(len(sizes) - 2))
@@ -178,6 +191,13 @@ def target(question: Question, network: Network, rng) -> str:
         return f"{question.kind.split('[')[0]}[{level}]" + "".join(f"[{int(rng.integers(n))}]" for n in sizes)
     if question.kind not in DRAWN:
         return question.kind
+    if isinstance(network, ConvNetwork):  # grad_w or grad_b of a dense layer
+        level = int(rng.choice([n for n, layer in enumerate(network.stack) if layer.kind == "dense"]))
+        layer = network.stack[level]
+        unit = int(rng.integers(layer.shape_out[0]))
+        if question.kind == "grad_w":
+            return f"grad_w[{level}][{int(rng.integers(math.prod(layer.shape_in)))}][{unit}]"
+        return f"grad_b[{level}][{unit}]"
     sizes = network.layers
     levels = range(len(sizes) - 1) if question.kind == "update_w" else range(max(len(sizes) - 2, 1))
     level = int(rng.choice(levels))
