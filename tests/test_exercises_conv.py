@@ -156,6 +156,9 @@ def test_the_questions_a_conv_spec_cannot_ask_are_refused_naming_those_it_can():
             sb.exercises(spec, questions=kinds)
     with pytest.raises(SpecError, match="needs a convolutional spec"):
         sb.exercises(sb.compact("2-2-1"), questions="grad_kernel")
+    wide = sb.from_dict({"network": {**CONV["network"], "input_shape": [1, 9, 9]}})
+    with pytest.raises(SpecError, match="at most 8 columns, and this network's are 9 wide"):
+        sb.exercises(wide)
     fixed = sb.exercises(spec, questions="grad_w[0][1][0][2][2],grad_b[0][0]")
     assert list(fixed.variants[0].targets.values()) == ["grad_w[0][1][0][2][2]", "grad_b[0][0]"]
 

@@ -33,6 +33,10 @@ from .questions import Question
 
 #: The most numbers a key prints as one row.
 ROW = 8
+#: Significant digits of the key's tables, as its worked sums print them (the sheets' numbers have two decimals).
+KEY_DIGITS = 4
+#: Significant digits of a sheet's numbers: all a spec's own example gives (drawn ones have two decimals).
+SHEET_DIGITS = 10
 KINDS = {"conv": "convolution", "max_pool": "max pooling", "avg_pool": "average pooling", "dense": "dense"}
 
 
@@ -85,11 +89,12 @@ def _numbered(n: int) -> generic.Index:
     return generic.Index(sp.Symbol(str(n), integer=True), sp.Integer(n + 1))
 
 
-def _matrix(values) -> sp.Matrix:
-    """A tensor's values (a row, or a 2-D table) as a SymPy matrix of numbers to six significant
-    digits, whole ones (a target 1, a local gradient 0) as integers."""
+def _matrix(values, digits: int = KEY_DIGITS) -> sp.Matrix:
+    """A tensor's values (a row, or a 2-D table) as a SymPy matrix of numbers to ``digits``
+    significant digits, whole ones (a target 1, a local gradient 0) as integers."""
     table = np.atleast_2d(np.asarray(values, dtype=float))
-    return sp.Matrix([[sp.Integer(int(x)) if x.is_integer() else sp.Float(f"{x:.6g}") for x in row] for row in table])
+    return sp.Matrix([[sp.Integer(int(x)) if x.is_integer() else sp.Float(f"{x:.{digits}g}") for x in row]
+                      for row in table])
 
 
 class ConvDocuments:
@@ -252,7 +257,7 @@ class ConvDocuments:
         sample of a mini-batch), each conv layer's kernels per output and input channel and its
         biases, each dense layer's weights and biases, the targets (a row per sample)."""
         net, doprint = self.network, self.printer.doprint
-        matrix = lambda values: doprint(_matrix(values))
+        matrix = lambda values: doprint(_matrix(values, SHEET_DIGITS))
         nested = net.nested_parameters(spec.values.parameters)
         dimensions = len(net.input_shape) - 1
         _, offsets, inputs = cb._positions(dimensions)
@@ -269,12 +274,15 @@ class ConvDocuments:
                            for o, c in np.ndindex(*kernels.shape[:2])]
                 if net.biases:
                     tensors.append(Shown(doprint(generic.b[cb.o]), matrix([nested["biases"][l]])))
-            elif layer.kind == "dense":
-                tensors = [Shown(self.notes.letters["weight"], matrix(nested["weights"][l]))]
+            elif layer.kind == "dense":  # a table (it may be longer than a page), the biases a matrix
+                out.append({"layer": l + 1, "kind": layer.kind, "tensors": [],
+                            "table": [[str(i), *(number(x, SHEET_DIGITS) for x in row)]
+                                      for i, row in enumerate(nested["weights"][l])]})
                 if net.biases:
                     tensors.append(Shown(self.notes.letters["bias"], matrix([nested["biases"][l]])))
             if tensors:
-                out.append({"layer": l + 1, "kind": layer.kind, "tensors": tensors})
+                out.append({"layer": l + 1, "kind": layer.kind + (" biases" if layer.kind == "dense" else ""),
+                            "tensors": tensors})
         out.append({"layer": None, "tensors": [Shown(self.notes.letters["target"], matrix(spec.values.targets))]})
         return out
 

@@ -132,6 +132,8 @@ def exercises(spec: Spec | str | Path, students: Sequence[str] | str | Path | No
     network = spec.network
     notation_data = _notation_data(notation)
     chosen = asked.parse(questions, network)
+    if isinstance(network, ConvNetwork):
+        _check_printable(network)
     if students is None:
         rng = _rng(seed, "")
         handed_out = {}
@@ -150,6 +152,19 @@ def exercises(spec: Spec | str | Path, students: Sequence[str] | str | Path | No
     made = ExerciseSet(network_data, notation_data, chosen, variants, handed_out)
     _check_gradable(made)
     return made
+
+
+#: The widest image or conv layer whose numbers a sheet and its key print as matrices on a page.
+MAX_COLUMNS = 8
+
+
+def _check_printable(network: ConvNetwork) -> None:
+    """Refuse a convolutional network whose image (or a conv layer's output) is too wide for a page."""
+    widths = [network.input_shape[-1], *(layer.shape_out[-1] for layer in network.stack if layer.kind == "conv")]
+    if max(widths) > MAX_COLUMNS:
+        raise SpecError("network.input_shape", f"the sheets print the image and each conv layer's local gradients "
+                                               f"as matrices of at most {MAX_COLUMNS} columns, and this network's "
+                                               f"are {max(widths)} wide; use a smaller input for exercises")
 
 
 def _notation_data(notation: str | Path) -> str | dict:
