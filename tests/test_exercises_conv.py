@@ -195,6 +195,7 @@ def test_the_sheet_describes_the_network_and_names_the_questions_as_the_notes_do
     assert (written / "ada" / "sheet.svg").read_text().startswith("<svg")
     key = (written / "key.md").read_text(encoding="utf-8")
     assert r"\sum_{i} \sum_{j} a_{i + u,j + v} \delta_{i,j}" in key and r"K_{m - i,n - j}" in key
+    assert "](key.svg)" in key and (written / "key.svg").read_text().startswith("<svg")
     tex = (written / "ada" / "sheet.tex").read_text(encoding="utf-8")
     assert r"\begin{tikzpicture}" in tex
 
