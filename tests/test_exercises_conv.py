@@ -338,3 +338,15 @@ def test_a_dense_layers_weight_and_bias_are_asked_drawn_per_student_and_graded(m
     assert "of the weight of layer 3 in row 7, column 2 of its table" in files["ada/sheet.md"]
     wrong = sb.grade(dense, [{"student": "ada", "question": "q3", "answer": f"{-float(rows[2]['answer']):.6g}"}])
     assert wrong[0].verdict == "incorrect" and wrong[0].message.lower().startswith("sign error")
+
+
+def test_a_conv_set_is_never_written_over_its_own_spec(tmp_path):
+    folder = tmp_path / "homework"
+    folder.mkdir()
+    spec = folder / "exercises.toml"
+    spec.write_text(toml_writer.dumps(CONV))
+    before = spec.read_bytes()
+    result = subprocess.run([sys.executable, "-m", "symbackprop", "exercises", str(spec), "-o", str(folder)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "is also an input of this run" in result.stderr, result.stderr
+    assert spec.read_bytes() == before and [p.name for p in folder.iterdir()] == ["exercises.toml"]

@@ -149,8 +149,7 @@ def _parse_conv(kinds, network: ConvNetwork) -> tuple[Question, ...]:
         if kind not in allowed and not fixed:
             raise SpecError("--questions", f"{kind[:60]}: a convolutional spec's questions are {', '.join(allowed)} "
                                            "(the entry or unit drawn per student), or a conv or dense layer's "
-                                           "parameter fixed for everyone, such as grad_w[0][0][0][1][1] or "
-                                           "grad_b[0][0]")
+                                           "parameter fixed for everyone, such as grad_w[0][0][0][1][1]")
         questions.append(Question(f"q{len(questions) + 1}", kind))
     return _listed(questions)
 
