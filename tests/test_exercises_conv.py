@@ -350,3 +350,23 @@ def test_a_conv_set_is_never_written_over_its_own_spec(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2 and "is also an input of this run" in result.stderr, result.stderr
     assert spec.read_bytes() == before and [p.name for p in folder.iterdir()] == ["exercises.toml"]
+
+
+@pytest.mark.parametrize("notation", ["haykin", "nielsen"])
+def test_the_key_is_correct_and_renders_in_notations_with_other_signs_and_letters(notation, tmp_path):
+    """Haykin's delta is -dE/dv (his kernel gradient -sum delta y) and his bias w_j0; Nielsen's letters carry layers."""
+    made = sb.exercises(sb.from_dict(CONV), students=["ada", "zoe"], seed=5, notation=notation,
+                        questions="grad_kernel,delta_conv_input,grad_w[l][o][c][u][v],grad_b[l][o],grad_w,grad_b")
+    sb.exercises.write(made, tmp_path / "set")
+    rows = _key(tmp_path / "set")
+    verdicts = sb.grade(sb.exercises.load(tmp_path / "set" / "exercises.toml"), rows)
+    assert [v.verdict for v in verdicts] == ["correct"] * len(rows), [(r["answer"], v.message) for r, v in
+                                                                       zip(rows, verdicts)]
+    for row in rows:
+        if row["question"] not in ("q1", "q2"):
+            variant = made.variant(row["student"])
+            assert float(row["answer"]) == pytest.approx(
+                gradient(variant.example, _where(variant.targets[row["question"]])), rel=1e-6, abs=1e-9)
+    if not katex_node.missing():
+        result = katex_node.render_all([str(p) for p in (tmp_path / "set").rglob("*.md")], timeout=120)
+        assert result.returncode == 0, result.stdout[-3000:]
