@@ -59,7 +59,8 @@ class Question:
 
     @property
     def quantity(self) -> str:
-        """delta, grad_w, grad_b, update_w or grad_r (a recurrent weight's gradient)."""
+        """delta, grad_w, grad_b, update_w or grad_r (a recurrent weight's gradient); the conv
+        derivations grad_kernel and delta_conv_input as they are."""
         if self.numeric:
             return self.kind.split("[")[0]
         return ({"delta_hidden_bptt": "delta", "grad_r": "grad_r", **dict.fromkeys(convolutional.GENERIC, self.kind)}
