@@ -156,6 +156,9 @@ def test_the_questions_a_conv_spec_cannot_ask_are_refused_naming_those_it_can():
             sb.exercises(spec, questions=kinds)
     with pytest.raises(SpecError, match="needs a convolutional spec"):
         sb.exercises(sb.compact("2-2-1"), questions="grad_kernel")
+    alone = sb.from_dict({"network": {**CONV["network"], "layer": CONV["network"]["layer"][:1]}})
+    with pytest.raises(SpecError, match="ends in a conv layer; .* need a dense output layer"):
+        sb.exercises(alone)
     wide = sb.from_dict({"network": {**CONV["network"], "input_shape": [1, 9, 9]}})
     with pytest.raises(SpecError, match="at most 8 columns, and this network's are 9 wide"):
         sb.exercises(wide)

@@ -25,6 +25,7 @@ from ..convolution import ConvNetwork
 from ..derivation import E, derive
 from ..examples import example
 from ..notes import convolutional as chapter_of
+from ..notes.notation import Notation
 from ..notes.printing import ERROR_SIGNAL, NotationPrinter, Shown, shown
 from ..notes.rendering import _squared_signals
 from .arithmetic import number
@@ -64,7 +65,7 @@ class ConvAsked:
 class ConvLecture:
     """The printed lecture material every sheet of the set shares."""
 
-    notation: object
+    notation: Notation
     conv: dict  # notes.convolutional.chapter's dict
     dense: tuple[Shown, ...]  # the dense output layer's z and a
     loss: Shown
@@ -133,9 +134,8 @@ class ConvDocuments:
             signal = Shown(plain.doprint(ERROR_SIGNAL[unit]),
                            plain.doprint(sp.Add(generic.t[unit], -generic.a[unit], evaluate=False)))
         z_def = defined[generic.z]
-        weight = next(x for x in z_def.rhs.atoms(sp.Indexed) if x.base == generic.w)
         letters = {"unit": printer.doprint(layer.unit), "below": printer.doprint(layer.predecessor),
-                   "weight": printer.doprint(weight), "bias": printer.doprint(generic.b[layer.unit]),
+                   "bias": printer.doprint(generic.b[layer.unit]),
                    "target": printer.doprint(generic.t[layer.unit]), "a": printer.doprint(generic.a[layer.unit]),
                    "delta": printer.doprint(generic.delta[layer.unit]),
                    "layer": len(self.network.stack)}

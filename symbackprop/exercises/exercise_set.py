@@ -159,7 +159,12 @@ MAX_COLUMNS = 8
 
 
 def _check_printable(network: ConvNetwork) -> None:
-    """Refuse a convolutional network whose image (or a conv layer's output) is too wide for a page."""
+    """Refuse a convolutional network the sheets cannot print: one without a dense output layer (its
+    units and error function are printed as a layer's), or an image (a conv layer's output) too wide
+    for a page."""
+    if network.stack[-1].kind != "dense":
+        raise SpecError("network.layer", f"ends in a {network.stack[-1].kind} layer; the exercise sheets of a "
+                                         "convolutional network need a dense output layer (kind = \"dense\") last")
     widths = [network.input_shape[-1], *(layer.shape_out[-1] for layer in network.stack if layer.kind == "conv")]
     if max(widths) > MAX_COLUMNS:
         raise SpecError("network.input_shape", f"the sheets print the image and each conv layer's local gradients "
