@@ -388,3 +388,83 @@ def test_cross_entropy_over_several_steps_is_graded_per_step():
     gradient = grading.prepare(spec.network, "grad_r")
     assert grading.check_prepared(gradient, r"\sum_{t=1}^{T} a_i(t-1) \delta_j(t)").verdict == "correct"
     assert grading.check_prepared(gradient, r"a_i(T-1) \delta_j(T)").verdict == "incorrect"
+
+
+# --- numbers through time: the worked example's slips, by a NumPy BPTT written here -----------------
+README_ELMAN = sb.load(Path(__file__).parent / "elman.toml")
+
+
+@functools.lru_cache
+def readme_elman(target, notation="default"):
+    return grading.prepare(README_ELMAN.network, target, notation, README_ELMAN.values, README_ELMAN.learning_rate)
+
+
+def test_the_elman_test_spec_is_the_readmes():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("**Recurrent (Elman) networks**")[1].split("```toml\n")[1].split("```")[0]
+    ours = (Path(__file__).parent / "elman.toml").read_text()
+    strip = lambda text: [line.split("#")[0].rstrip() for line in text.splitlines() if line.split("#")[0].strip()]
+    assert strip(block) == strip(ours)
+
+
+def elman_gradient_r(future=True, transposed=False, slope=True, dropped_step=None):
+    """dE/dr of README_ELMAN's 2-3-1 tanh Elman network as a 3x3 matrix [i][j], by BPTT in NumPy,
+    optionally with one slip made at every step: the future term r_jm delta_m(t+1) left out, taken
+    as r_mj delta_m(t+1), the slope 1 - a_j(t)^2 left out, or one step's term left out of the sum."""
+    p = {str(k): v for k, v in README_ELMAN.values.parameters.items()}
+    W = np.array([[p[f"w[0][{i}][{j}]"] for j in range(3)] for i in range(2)])
+    R = np.array([[p[f"r[0][{i}][{j}]"] for j in range(3)] for i in range(3)])
+    V = np.array([p[f"w[1][{j}][0]"] for j in range(3)])
+    b, c = np.array([p[f"b[0][{j}]"] for j in range(3)]), p["b[1][0]"]
+    x = README_ELMAN.values.inputs[0].reshape(3, 2)
+    target = README_ELMAN.values.targets[0]
+    h = [np.zeros(3)]
+    for s in range(3):
+        h.append(np.tanh(x[s] @ W + h[-1] @ R + b))
+    errors = [h[s + 1] @ V + c - target[s] for s in range(3)]  # identity output, 1/2 (y - t)^2
+    deltas = [None] * 3 + [np.zeros(3)]
+    for s in (2, 1, 0):
+        ahead = (R.T if transposed else R) @ deltas[s + 1] if future else 0.0
+        deltas[s] = (1 - h[s + 1] ** 2 if slope else 1.0) * (V * errors[s] + ahead)
+    return sum(np.outer(h[s], deltas[s]) for s in range(3) if s != dropped_step)
+
+
+def test_the_numpy_bptt_is_the_finite_difference_of_the_error():
+    p = {str(k): v for k, v in README_ELMAN.values.parameters.items()}
+    loss, _ = unrolled_loss([2, 3, 1], ["tanh", "identity"], 3)
+    point = point_of(README_ELMAN.network, README_ELMAN.values)
+    for i, j in ((2, 2), (1, 2), (0, 1)):
+        assert elman_gradient_r()[i, j] == pytest.approx(at(sp.diff(loss, sp.Symbol(f"r[0][{i}][{j}]")), point))
+    assert elman_gradient_r()[2, 2] == pytest.approx(0.0170198, abs=1e-7)  # the README's key
+    assert p["r[0][2][2]"] == 0.1
+
+
+@pytest.mark.parametrize("weight", [(2, 2), (1, 2), (0, 1), (2, 0)])
+@pytest.mark.parametrize("notation", ["default", "haykin"])
+def test_a_number_through_time_with_a_slip_in_its_deltas_is_named(weight, notation):
+    """README's exercise set: the number dE/dr_ij computed with the future term dropped from every
+    delta, or with r_mj for r_jm, or without the slope, is named, not "differs"."""
+    i, j = weight
+    ready = readme_elman(f"grad_r[0][{i}][{j}]", notation)
+    assert grading.check_prepared(ready, f"{elman_gradient_r()[i, j]:.6g}").verdict == "correct"
+    slips = {"Missing the future term.": elman_gradient_r(future=False),
+             "Transposed recurrent weight index.": elman_gradient_r(transposed=True),
+             "Missing activation derivative.": elman_gradient_r(slope=False)}
+    for message, values in slips.items():
+        if abs(values[i, j] - elman_gradient_r()[i, j]) < 1e-3 * abs(elman_gradient_r()[i, j]):
+            continue  # the slip changes nothing at this weight
+        result = grading.check_prepared(ready, f"{values[i, j]:.4g}")
+        assert result.verdict == "incorrect" and result.message == message, (weight, message, result.message)
+
+
+@pytest.mark.parametrize("weight", [(2, 2), (1, 2), (0, 1)])
+def test_a_number_through_time_missing_one_steps_term_is_named(weight):
+    i, j = weight
+    ready = readme_elman(f"grad_r[0][{i}][{j}]")
+    whole = elman_gradient_r()[i, j]
+    assert elman_gradient_r(dropped_step=0)[i, j] == whole  # a_i(0) = 0: the t = 1 term is no slip
+    last_term = whole - elman_gradient_r(dropped_step=2)[i, j]
+    last = grading.check_prepared(ready, f"{last_term:.4g}")  # = the sum without t = 2, as a_i(0) = 0
+    assert last.message == "Gradient from the last step only.", last.message
+    result = grading.check_prepared(ready, f"{elman_gradient_r(dropped_step=2)[i, j]:.4g}")
+    assert result.verdict == "incorrect" and result.message == "One step missing from the sum.", result.message

@@ -11,6 +11,8 @@ so that an answer with a free t is its last step's term.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import sympy as sp
 
@@ -20,8 +22,8 @@ from ..network import layer_weight
 from ..notes.notation import Notation
 from ..numerics import Values
 from ..recurrent import UnrolledNetwork, recurrent_weight, unit_name, unrolled
-from .evaluation import PAD, Cases, activation_row, close, evaluate
-from .mistakes import mutants_of, wording
+from .evaluation import PAD, Cases, activation_row, close, evaluate, value_at
+from .mistakes import MISTAKES, mutants_of, wording
 from .prepared import POINTS, Prepared, Target, bound_letters, family_of, letters_of, spec_parts
 from .vocabulary import LAST, TIME, P, S, U, Vocabulary, a, b, delta, dg, r, w, z
 
@@ -67,8 +69,11 @@ def prepare(network: UnrolledNetwork, target: Target, notation: Notation, values
                             bound=bound_letters(notation, target))
     weight = (recurrent_weight(*target.concrete) if target.concrete is not None
               else r[P, U] if target.kind == "grad_r" else w[P, U])
-    prepared = Prepared(target, vocabulary, cases, reference, weight, mutants_of(template, reference, cases,
-                                                                                  network.loss),
+    mutants = mutants_of(template, reference, cases, network.loss)
+    if target.concrete is not None:
+        mutants += _numbers_through_time(template, _formula("delta", hidden[0], bias), reference, cases,
+                                         network.loss, mutants)
+    prepared = Prepared(target, vocabulary, cases, reference, weight, mutants,
                         wording(notation, target, network.loss.name), reveal=reveal, sheet=sheet)
     if target.concrete is not None and values is not None:
         prepared.example = family.compiled.evaluate(values, learning_rate).gradients[weight]
@@ -88,6 +93,60 @@ def _formula(kind: str, activation, bias: bool) -> sp.Expr:
         return dg(z[U, TIME]) * (generic.delta / slope).xreplace({**symbols, bptt.m: PEER})
     gradient = generic.gradient_recurrent if kind == "grad_r" else generic.gradient_weight
     return gradient.xreplace({**symbols, bptt.source: P})
+
+
+#: The mistakes in BPTT's delta_j(t) that a computation by hand makes at every step on its way
+#: backwards in time.  (A time-index shift, delta_m(t) or delta_m(t-1) for delta_m(t+1), asks for
+#: deltas not computed yet on that way: no one gets a number so.)
+RECURSION_MISTAKES = ("missing the future term", "transposed recurrent weight index", "missing activation derivative")
+_RECOMPUTED = ("Your number is {target} = sum over t of {step_term} with every {delta_u}(t) computed that way, "
+               "backwards from the last step.")
+_ONE_STEP = ("One step's term is missing from the sum over t: {r_pu_or_w} is the same weight at every step, so "
+             "{target} = sum over t = 1, ..., T of {step_term}, each step's term once.")
+
+
+def _numbers_through_time(template, delta_formula, reference, cases: Cases, loss, mutants: list) -> list:
+    """A concrete gradient's slips through time as mutants (names, messages, values): the deltas
+    computed backwards in time with one of :data:`RECURSION_MISTAKES` made at every step, then
+    summed as ``template`` sums them; and the sum over t without one step's term (kept where that
+    term is not zero: the t = 1 term of dE/dr_ij is, as a_i(0) = 0)."""
+    found = []
+    for mistake in MISTAKES:
+        changed = mistake.transform(delta_formula, loss) if mistake.name in RECURSION_MISTAKES else None
+        if changed is not None:
+            found.append(((mistake.name,), (mistake.message, _RECOMPUTED), evaluate(template, _backwards(changed, cases))))
+    whole = evaluate(template, cases)
+    for step in range(1, int(cases.steps.max()) + 1):
+        found.append((("one step missing from the sum",), (_ONE_STEP,), whole - evaluate(_step_term(template, step), cases)))
+    kept = []
+    for names, messages, values in found:
+        earlier = [reference, *(v for *_, v in mutants), *(v for *_, v in kept)]
+        if np.all(np.isfinite(values)) and not any(close(values, v) for v in earlier):
+            kept.append((names, messages, values))
+    return kept
+
+
+def _backwards(formula, cases: Cases) -> Cases:
+    """``cases`` (a concrete target's: each the spec's network) with every hidden delta computed
+    by ``formula`` (delta_j(t) from the deltas of step t above and of step t+1 in its layer), step
+    by step backwards from T, layer by layer downwards, from the derivation's output deltas."""
+    deltas = cases.tables["delta"].copy()
+    redone = replace(cases, tables={**cases.tables, "delta": deltas})
+    count, layers = cases.count, int(np.count_nonzero(cases.width[0]))
+    for step in range(int(cases.steps.max()), 0, -1):
+        for level in range(layers - 2, 0, -1):
+            for unit in range(int(cases.width[0, level])):
+                env = {U: (np.full(count, level), np.full(count, unit)),
+                       S: (np.full(count, level + 1), np.zeros(count, dtype=int)), TIME: (None, np.full(count, step))}
+                deltas[:, step, level, unit] = value_at(formula, redone, env)
+    return redone
+
+
+def _step_term(template, step: int):
+    """The term of ``step`` in ``template``'s sum over the steps (the sum left without it is the
+    whole less this)."""
+    return template.replace(lambda x: isinstance(x, sp.Sum) and TIME in x.variables,
+                            lambda s: s.function.xreplace({TIME: step}))
 
 
 def _sequence(network: UnrolledNetwork, rng) -> Values:
