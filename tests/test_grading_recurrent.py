@@ -468,3 +468,15 @@ def test_a_number_through_time_missing_one_steps_term_is_named(weight):
     assert last.message == "Gradient from the last step only.", last.message
     result = grading.check_prepared(ready, f"{elman_gradient_r(dropped_step=2)[i, j]:.4g}")
     assert result.verdict == "incorrect" and result.message == "One step missing from the sum.", result.message
+
+
+def test_the_slips_through_time_get_the_same_verdict_cold_and_cached():
+    import pickle
+    for target, answer, message in (("grad_r[0][2][2]", "-0.0003338", "Missing the future term."),
+                                    ("grad_r[0][2][2]", "0.01506", "One step missing from the sum."),
+                                    ("grad_r", r"\sum_{\tau=1}^{t} a_i(\tau-1) \delta_j(\tau)", None)):
+        cold = readme_elman(target)
+        cached = pickle.loads(pickle.dumps(cold))
+        verdict = grading.check_prepared(cold, answer)
+        assert verdict == grading.check_prepared(cached, answer) and verdict.verdict == "incorrect"
+        assert message is None or verdict.message == message, verdict.message
