@@ -204,8 +204,8 @@ def _free_step_limit(prepared: Prepared, sides) -> Verdict | None:
     words = prepared.words
     return Verdict("incorrect", f"The sum over the steps {limit} t, but {words['target']} has no step t of its own: "
                                 "the total gradient sums over every step, to T (\\sum_{t=1}^{T}).",
-                   [f"t is the step of a delta such as {words['delta_u']}(t); {words['target']} adds the weight's "
-                    "uses at every step t = 1, ..., T of the sequence."])
+                   [(f"t is the step of a delta such as {words['delta_u']}(t); {words['target']} adds the weight's "
+                     "uses at every step t = 1, ..., T of the sequence.")])
 
 
 def _step_limit_at_t(e, bound: bool = False) -> str | None:

@@ -2,12 +2,15 @@
 
 Imported only when such a target is asked, so a feed-forward ``check`` never derives BPTT.
 The reference numbers are the concrete derivation's of unrolled networks (two test shapes
-over the :data:`TEST_STEPS` for a generic target; the spec's own network for grad_r[h][i][j]);
+over the :data:`TEST_STEPS` for a generic target; the spec's own network for grad_r[h][i][j], whose
+number is also compared with slips made through time: the deltas recomputed backwards with a
+mistake at every step, a step's term left out);
 the formula the mistakes mutate is :func:`symbackprop.bptt.derive_recurrent`'s, in the
 reader's symbols, and it must agree with those numbers before any answer is graded.  Every
 case binds the unit j, the unit i feeding it (for dE/dr_ij, a unit of j's own layer at t-1),
 a unit k it feeds, and the step t: a random step for a delta, the last step T for a gradient,
-so that an answer with a free t is its last step's term.
+so that an answer with a free t is its last step's term (a gradient's sum over the steps that ends at
+t is judged wrong before: the gradient has no step of its own).
 """
 from __future__ import annotations
 
@@ -114,10 +117,12 @@ def _numbers_through_time(template, delta_formula, reference, cases: Cases, loss
     for mistake in MISTAKES:
         changed = mistake.transform(delta_formula, loss) if mistake.name in RECURSION_MISTAKES else None
         if changed is not None:
-            found.append(((mistake.name,), (mistake.message, _RECOMPUTED), evaluate(template, _backwards(changed, cases))))
+            values = evaluate(template, _backwards(changed, cases))
+            found.append(((mistake.name,), (mistake.message, _RECOMPUTED), values))
     whole = evaluate(template, cases)
     for step in range(1, int(cases.steps.max()) + 1):
-        found.append((("one step missing from the sum",), (_ONE_STEP,), whole - evaluate(_step_term(template, step), cases)))
+        values = whole - evaluate(_step_term(template, step), cases)
+        found.append((("one step missing from the sum",), (_ONE_STEP,), values))
     kept = []
     for names, messages, values in found:
         earlier = [reference, *(v for *_, v in mutants), *(v for *_, v in kept)]
@@ -129,17 +134,22 @@ def _numbers_through_time(template, delta_formula, reference, cases: Cases, loss
 def _backwards(formula, cases: Cases) -> Cases:
     """``cases`` (a concrete target's: each the spec's network) with every hidden delta computed
     by ``formula`` (delta_j(t) from the deltas of step t above and of step t+1 in its layer), step
-    by step backwards from T, layer by layer downwards, from the derivation's output deltas."""
-    deltas = cases.tables["delta"].copy()
-    redone = replace(cases, tables={**cases.tables, "delta": deltas})
+    by step backwards from T, layer by layer downwards, from the derivation's output deltas.  Each
+    case is repeated once per unit of the widest hidden layer, so that a layer's units at a step
+    are one evaluation."""
     count, layers = cases.count, int(np.count_nonzero(cases.width[0]))
+    widest = int(cases.width[0, 1:layers - 1].max())
+    repeated = cases.rows(np.repeat(np.arange(count), widest))  # its tables are copies
+    deltas = repeated.tables["delta"]
+    units = np.tile(np.arange(widest), count)
     for step in range(int(cases.steps.max()), 0, -1):
         for level in range(layers - 2, 0, -1):
-            for unit in range(int(cases.width[0, level])):
-                env = {U: (np.full(count, level), np.full(count, unit)),
-                       S: (np.full(count, level + 1), np.zeros(count, dtype=int)), TIME: (None, np.full(count, step))}
-                deltas[:, step, level, unit] = value_at(formula, redone, env)
-    return redone
+            env = {U: (np.full(len(units), level), units), S: (np.full(len(units), level + 1), np.zeros_like(units)),
+                   TIME: (None, np.full(len(units), step))}
+            found = np.broadcast_to(value_at(formula, repeated, env), units.shape).reshape(count, widest)
+            width = int(cases.width[0, level])
+            deltas[:, step, level, :width] = np.repeat(found[:, :width], widest, axis=0)
+    return replace(cases, tables={**cases.tables, "delta": deltas[::widest]})
 
 
 def _step_term(template, step: int):
