@@ -60,7 +60,8 @@ class Cases:
         return replace(self, layer=pick(self.layer), position=pick(self.position), width=self.width[chosen],
                        tables=pick(self.tables), weights=self.weights[chosen], activation=self.activation[chosen],
                        eta=self.eta[chosen], outputs=self.outputs[chosen], symbols=pick(self.symbols),
-                       labels=[self.labels[n] for n in np.arange(self.count)[chosen]], steps=None if self.steps is None else self.steps[chosen],
+                       labels=[self.labels[n] for n in np.arange(self.count)[chosen]],
+                       steps=None if self.steps is None else self.steps[chosen],
                        time=None if self.time is None else self.time[chosen], pairs=pick(self.pairs))
 
 

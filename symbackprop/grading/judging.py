@@ -198,7 +198,7 @@ def _free_step_limit(prepared: Prepared, sides) -> Verdict | None:
     be taken for the last step T and the sum to t for the whole)."""
     if not prepared.target.timed or prepared.target.kind == "delta":
         return None
-    limit = next((found for side in sides for found in [_step_limit_at_t(side)] if found), None)
+    limit = next(filter(None, map(_step_limit_at_t, sides)), None)
     if limit is None:
         return None
     words = prepared.words
@@ -218,7 +218,7 @@ def _step_limit_at_t(e, bound: bool = False) -> str | None:
             if last.has(TIME) or first.has(TIME):
                 return "ends at" if last.has(TIME) else "starts at"
         return _step_limit_at_t(e.function, bound or bool(steps))
-    return next((found for x in e.args for found in [_step_limit_at_t(x, bound)] if found), None)
+    return next(filter(None, (_step_limit_at_t(x, bound) for x in e.args)), None)
 
 
 def _answer_sides(prepared: Prepared, answer: Answer) -> list:
