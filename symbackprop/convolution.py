@@ -27,7 +27,7 @@ import sympy as sp
 from .errors import SpecError
 from .functions import Activation, Loss
 from .functions import activation as named_activation
-from .limits import MAX_CONV_UNITS, MAX_PARAMETERS
+from .limits import MAX_CONV_CONNECTIONS, MAX_CONV_UNITS, MAX_PARAMETERS
 from .network import Edge, Group, Network, Unit, _as_activation, _as_loss, check_size, layer_bias, layer_weight
 
 KINDS = ("conv", "max_pool", "avg_pool", "dense")
@@ -73,6 +73,13 @@ class Layer:
     @property
     def biases(self) -> int:
         return self.shape_out[0] if self.kind in ("conv", "dense") else 0
+
+    @property
+    def connections(self) -> int:
+        """The inputs its units read, padding included: what building the network costs."""
+        if self.kind == "dense":
+            return math.prod(self.shape_in) * self.shape_out[0]
+        return math.prod(self.shape_out) * (self.shape_in[0] if self.kind == "conv" else 1) * math.prod(self.kernel)
 
 
 @dataclass(frozen=True)
@@ -228,6 +235,11 @@ def convolutional(input_shape: Sequence[int], layers: Sequence[Mapping], loss: s
     input_shape, built = stack(input_shape, layers)
     check_size(sum(layer.parameter_count + (layer.biases if bias else 0) for layer in built),
                sum(math.prod(layer.shape_out) for layer in built), max_parameters, MAX_CONV_UNITS)
+    connections = sum(layer.connections for layer in built)
+    if connections > MAX_CONV_CONNECTIONS:
+        raise SpecError("network", f"has {connections:,} connections (each unit's inputs: channels x kernel in a "
+                                   f"conv layer), more than the limit of {MAX_CONV_CONNECTIONS:,}; use fewer "
+                                   "channels, a smaller kernel or a smaller input")
     if not any(layer.parameter_count for layer in built):
         raise SpecError("network.layer", "has no weights to learn (pooling layers only); add a conv or dense layer")
     # inputs x[n] by their place in C order: x[c][i] of a 1-D input would be the name of a dense unit a[l][j]

@@ -20,6 +20,11 @@ MAX_UNITS = 5_000
 #: ... of a convolutional network, whose units are one per output position of a few wide layers
 #: (the 1x28x28 conv(8, 5x5)-pool(2x2)-dense(10) network has 5,770).
 MAX_CONV_UNITS = 20_000
+#: ... and connections (one per input a unit reads): a conv unit reads channels x kernel inputs, so
+#: 64 channels of 3x3 on 64x8x8 are 8,202 units but 4.7 million connections (over 2 minutes and
+#: gigabytes, where 1x28x28 conv(24, 5x5)'s 394,000 took 29 s and 2 GB): as many as a dense
+#: network's weights may be.
+MAX_CONV_CONNECTIONS = MAX_PARAMETERS
 MAX_SPEC_BYTES = 1_000_000
 #: Checking processes of ``grade`` and ``serve``: each is a forked interpreter of 80-200 MB, and
 #: ``--workers 100000`` ran the machine out of memory.
