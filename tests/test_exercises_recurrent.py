@@ -113,6 +113,29 @@ def test_the_last_steps_term_alone_is_incorrect_and_named(made):
     assert "future term" in verdicts[-1].message.lower(), verdicts[-1].message
 
 
+def test_a_numbers_question_answered_with_the_general_formula_is_not_correct(made):
+    """q3 asks the number dE/dr_ij of the student's sequence: the general formula, the key's q2 answer
+    copied (its letters bound to the drawn weight), computes nothing and was graded correct. The same
+    on a layered set: the general dE/dw_ij for a weight's number. The number, with or without the
+    quantity's name on the left, is still graded by its value."""
+    general = r"\sum_{t=1}^{T} a_{i}(t - 1) \delta_{j}(t)"
+    rows = [{"student": "ada", "question": "q3", "answer": answer}
+            for answer in (general, r"a_i(t-1) \delta_j(t)", r"\frac{\partial E}{\partial r_{ij}} = " + general)]
+    verdicts = sb.grade(made, rows)
+    assert [v.verdict for v in verdicts] == ["cannot read"] * 3, [v.message for v in verdicts]
+    assert all("give the value" in v.message for v in verdicts)
+    variant = made.variant("ada")
+    i, j = (int(x) for x in re.findall(r"\d+", variant.targets["q3"])[1:])
+    value = f"{gradient_r(variant.example, i, j, range(3)):.6g}"
+    right = sb.grade(made, [{"student": "ada", "question": "q3", "answer": value},
+                            {"student": "ada", "question": "q3",
+                             "answer": r"\frac{\partial E}{\partial r_{ij}} = " + value}])
+    assert [v.verdict for v in right] == ["correct"] * 2, [v.message for v in right]
+    layered = sb.exercises(sb.compact("2-2-1", "sigmoid,sigmoid"), students=["ada"], seed=1, questions="grad_w")
+    assert [v.verdict for v in sb.grade(layered, [{"student": "ada", "question": "q1",
+                                                   "answer": r"\delta_j a_i"}])] == ["cannot read"]
+
+
 def test_questions_of_one_step_are_refused_on_a_recurrent_spec():
     with pytest.raises(SpecError, match="delta_hidden_bptt, grad_r, grad_r"):
         sb.exercises(sb.from_dict(ELMAN), questions="delta_hidden,grad_r")

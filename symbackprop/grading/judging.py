@@ -107,6 +107,8 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
         return Verdict("cannot read", f"{error}; {_NUMBER_ONLY}" if prepared.numbers_only else str(error))
     if prepared.numbers_only and any(side.free_symbols for side in answer.sides):
         return Verdict("cannot read", f"{prepared.target.name}: {_NUMBER_ONLY}")
+    if prepared.sheet and prepared.target.concrete is not None and answer.sides[-1].free_symbols & {P, U, S}:
+        return Verdict("cannot read", f"{prepared.target.name}: {_GENERAL_FORMULA}")
     if answer.remarks:
         headline = "Swapped unit indices." if answer.swapped else "An index names the wrong unit or layer."
         return Verdict("incorrect", headline, list(answer.remarks))
@@ -151,6 +153,11 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
 
 _NUMBER_ONLY = (f"a convolutional network's concrete target is graded as the worked example's number: give its value "
                 f"({DIGITS} significant digits), not a formula")
+
+
+#: a sheet's number answered with the general formula (its q2 answer for q3), which computes nothing
+_GENERAL_FORMULA = (f"the question asks for the number of your sheet; a formula in index letters is the "
+                    f"general one, not this quantity's value: give the value ({DIGITS} significant digits)")
 
 
 def _letters_hint(prepared: Prepared) -> str:
