@@ -373,3 +373,21 @@ def test_the_key_is_correct_and_renders_in_notations_with_other_signs_and_letter
     if not katex_node.missing():
         result = katex_node.render_all([str(p) for p in (tmp_path / "set").rglob("*.md")], timeout=120)
         assert result.returncode == 0, result.stdout[-3000:]
+
+
+@pytest.mark.parametrize("notation", ["default", "haykin", "nielsen"])
+def test_the_derivations_as_the_key_prints_them_with_their_left_hand_side_are_correct(notation):
+    """The key's answers to q1 and q2 carry their left-hand side (dE/dK_{u,v} = ..., delta_{m,n} = ...);
+    a student who writes them so was refused (dE/dK: cannot read) or graded incorrect (delta_{m,n} was read
+    as the conv layer's own delta at (m, n)). Another quantity on the left stays incorrect."""
+    from symbackprop.exercises import sheets
+    made = sb.exercises(sb.from_dict(CONV), notation=notation, questions="grad_kernel,delta_conv_input")
+    key = sheets.render(made, ["md"])["key.md"]
+    printed = re.findall(r"\*\*Answer:\*\* \$(.+?)\$\n", key)
+    assert len(printed) == 2 and all(" = " in answer for answer in printed), printed
+    rows = [{"student": "", "question": q, "answer": answer} for q, answer in zip(("q1", "q2"), printed)]
+    rows += [{"student": "", "question": "q1", "answer": printed[0].replace("{u,v}", "{v,u}", 1)},
+             {"student": "", "question": "q1", "answer": printed[0].split(" = ")[0]}]
+    verdicts = sb.grade(made, rows)
+    assert [v.verdict for v in verdicts] == ["correct", "correct", "incorrect", "incorrect"], \
+        [(r["answer"], v.message) for r, v in zip(rows, verdicts)]

@@ -17,7 +17,7 @@ import sympy as sp
 
 from ..parsing import FUNCTIONS, ExpressionError, parse_expression
 from .lexing import PARSER, TIME_INDEX, TIME_LETTERS, MAX_EXPONENT, step_at, step_of
-from .vocabulary import (ASKED, DELTA, ETA, LAST, OUTPUTS, SUM_END, TIME, U, Vocabulary, a, b, dEda, dEdr, dEdw, delta, dg, g, quoted,
+from .vocabulary import (ASKED, DELTA, ETA, LAST, OUTPUTS, SUM_END, TIME, U, Vocabulary, a, b, dEda, dEdK, dEdr, dEdw, delta, dg, g, quoted,
                          r, t, updated, w, written_key, z)
 
 #: literal functions a prime may follow: name -> name of the derivative's function
@@ -717,6 +717,8 @@ class Builder(lark.visitors.Transformer_NonRecursive):
                                       f"{numerator.column} is not what this question asks"
                                       + (f" (the derivative by {asked})" if asked else ""))
             return ASKED
+        if error and isinstance(lower, sp.Indexed) and lower.base == _KERNEL:  # a conv layer's dE/dK_{u,v}
+            return quoted(dEdK[lower.indices])
         if error and isinstance(lower, sp.Indexed):
             if bottom in ("activation", "hidden", "output", "input"):
                 return dEda[lower.indices]

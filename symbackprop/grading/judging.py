@@ -15,12 +15,12 @@ import numpy as np
 import sympy as sp
 
 from .evaluation import Cases, NotElementwise, Unbound, bindings, close, evaluate, value_at
-from .convolutional import BELOW, MESSAGES, evaluate_positions
+from .convolutional import BELOW, BOUND, MESSAGES, evaluate_positions
 from .mistakes import MISTAKE_NAMES
 from .prepared import Prepared
 from .reading import MAX_LENGTH, Answer, ExpressionError, read_answer
 from .spelling import lines_of
-from .vocabulary import DELTA, ETA, TIME, P, S, U, a, dEda, dEdr, dEdw, delta, quoted, t, updated, w, z
+from .vocabulary import DELTA, ETA, TIME, P, S, U, a, dEda, dEdK, dEdr, dEdw, delta, quoted, t, updated, w, z
 
 NUMBER_RTOL = 1e-3  # an expression with the worked example's numbers in it, against its value
 #: the significant digits a number-only answer is asked for (the sheets say so)
@@ -233,6 +233,12 @@ def _answer_sides(prepared: Prepared, answer: Answer) -> list:
     side says whether the answer is the change (Delta w) or the new weight (w <-, w^+)."""
     sides, relations = list(answer.sides), list(answer.relations)
     cases = prepared.cases
+    if prepared.positions is not None and len(sides) > 1 and _names_position_target(prepared, sides[0]):
+        sides.pop(0)  # dE/dK_{u,v} = ..., delta_{m,n} = ...: the key's own left-hand side
+    elif prepared.positions is not None and len(sides) > 1 and sides[0].has(dEdK):
+        raise _Wrong(f"The left-hand side is not {prepared.words['target']}.")
+    if prepared.positions is not None and any(side.has(dEdK) for side in sides):
+        raise _Wrong("The answer uses a kernel gradient dE/dK itself, the quantity to derive: write what it equals.")
     update = prepared.target.kind == "update_w"
     weight = prepared.weight
     new_value = False
@@ -271,6 +277,17 @@ def _answer_sides(prepared: Prepared, answer: Answer) -> list:
             values = values - evaluate(weight, cases)
         out.append((side, values))
     return out
+
+
+def _names_position_target(prepared: Prepared, side) -> bool:
+    """Whether a conv target's left-hand side is its own name, which its tables cannot evaluate:
+    dE/dK_{u,v} of grad_kernel, and delta_{m,n} (or dE/dz_{m,n}) of delta_conv_input, where a
+    delta by position is otherwise the conv layer's own delta_{i,j}."""
+    if prepared.target.kind == "grad_kernel":
+        return side == quoted(dEdK[BOUND])
+    sign = prepared.vocabulary.notation.delta_sign
+    own = delta[BOUND]
+    return side in ((own, quoted(own)) if sign == 1 else (sp.Mul(-1, own, evaluate=False),))
 
 
 def _judge(prepared: Prepared, side, values, number: int, count: int, at_example: bool,

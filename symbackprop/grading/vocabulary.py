@@ -37,6 +37,8 @@ ASKED = sp.Symbol("asked.")
 r = sp.IndexedBase("r")
 TIME, LAST = sp.Symbol("time."), sp.Symbol("T.")
 dEdw, dEdr = sp.IndexedBase("dEdw"), sp.IndexedBase("dEdr")
+#: a conv layer's dE/dK_{u,v} as written: only the name of grad_kernel's target, on its left-hand side
+dEdK = sp.IndexedBase("dEdK")
 FUNCTION_LETTERS = ("f", "g", "h", "phi", "varphi")
 ERROR_LETTERS = ("E", "L", "J", "C")  # the error, cost or loss, where the notation gives them no other meaning
 
