@@ -138,6 +138,19 @@ def test_a_number_with_the_sheets_name_on_the_left():
     assert refused.verdict == "cannot read" and "not what this question asks" in refused.message
 
 
+def test_the_questions_own_name_is_no_answer():
+    """dE/dw^{(1)}_{21} alone, the question as the sheet prints it, read as its own value: it was graded
+    correct (on a sheet too), full marks for copying the question. Also on the right of a number."""
+    weight = grading.prepare(SPEC.network, "grad_w[0][1][0]", "default", SPEC.values, SPEC.learning_rate,
+                             sheet=True)
+    for answer in (r"\frac{\partial E}{\partial w^{(1)}_{21}}", rf"{GRADIENT:.5g} = \frac{{\partial E}}{{\partial w^{{(1)}}_{{21}}}}",
+                   r"1.000 \frac{\partial E}{\partial w^{(1)}_{21}}"):
+        verdict = grading.check_prepared(weight, answer)
+        assert verdict.verdict == "incorrect" and "restates" in verdict.message, (answer, verdict.message)
+    delta = grading.prepare(SPEC.network, "delta[0][0]", "default", SPEC.values, SPEC.learning_rate)
+    assert grading.check_prepared(delta, r"\frac{\partial E}{\partial z^{(1)}_{1}}").verdict == "incorrect"
+
+
 def test_a_sheets_wrong_number_is_told_it_differs_from_the_sheet():
     made = exercises(SPEC, ["ana"], questions=["grad_w[0][1][0]"])
     spec = made.spec(made.variants[0])

@@ -20,7 +20,7 @@ from .mistakes import MISTAKE_NAMES
 from .prepared import Prepared
 from .reading import MAX_LENGTH, Answer, ExpressionError, read_answer
 from .spelling import lines_of
-from .vocabulary import DELTA, ETA, TIME, P, S, U, a, dEda, dEdK, dEdr, dEdw, delta, quoted, t, updated, w, z
+from .vocabulary import ASKED, DELTA, ETA, TIME, P, S, U, a, dEda, dEdK, dEdr, dEdw, delta, quoted, t, updated, w, z
 
 NUMBER_RTOL = 1e-3  # an expression with the worked example's numbers in it, against its value
 #: the significant digits a number-only answer is asked for (the sheets say so)
@@ -180,6 +180,8 @@ def _restates(prepared: Prepared, side) -> str | None:
     unworked (BP1's dE/da_k is the answer for an output unit, not for a hidden one)."""
     target, words = prepared.target, prepared.words
     if target.concrete is not None:
+        if side.has(ASKED):  # the question's own derivative as the sheet prints it, dE/dw^{(1)}_{21}
+            return f"{words['target']} is what the answer should work out"
         if target.kind != "delta":
             return None
         level, _, unit = target.concrete
