@@ -61,6 +61,15 @@ def verdict(prepared, text):
     return grading.check_prepared(prepared, text)
 
 
+def test_one_sum_over_two_letters_is_the_double_sum(kernel):
+    """Goodfellow et al. (2016) write the kernel gradient with one sum over i, j: its second letter was
+    dropped, so the right answer was graded 'Missing sum over positions'. With limits it is refused."""
+    assert grading.check_prepared(kernel, "\\sum_{i,j} \\delta_{i,j} a_{i+u,j+v}").verdict == "correct"
+    assert grading.check_prepared(kernel, "\\sum_{i, j} \\delta_{i,j} a_{i-u,j-v}").message == "Flipped indices."
+    limited = grading.check_prepared(kernel, "\\sum_{i,j}^{n} \\delta_{i,j} a_{i+u,j+v}")
+    assert limited.verdict == "cannot read" and "one sum per letter" in limited.message
+
+
 @pytest.mark.parametrize("notation", ["default", "nielsen"])
 def test_the_kernel_gradient_in_several_spellings_is_correct(notation):
     prepared = grading.prepare(SPEC.network, f"grad_w[0][0][0][{U}][{V}]", notation, SPEC.values, 0.5)

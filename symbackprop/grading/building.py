@@ -265,6 +265,9 @@ class Builder(lark.visitors.Transformer_NonRecursive):
     def summation_index(self, items, column):
         if self.vocabulary.timed and items and items[0] in TIME_LETTERS:  # \\sum_t, \\sum_{t=1}^{T}, \\sum_\\tau
             return TIME
+        if "," in "".join(map(str, items)):  # \sum_{i,j}^{n}: one sum per letter (without limits, two sums)
+            raise ExpressionError(f"the sum at column {column} runs over several letters; write one sum per letter, "
+                                  "as in \\sum_{i=1}^{n} \\sum_{j=1}^{n}")
         letters = [x for x in self.indices(items, column) if x != "="]
         if not letters or not letters[0].isalpha() or len(letters[0]) > 1:
             raise ExpressionError(f"the sum at column {column} needs one index letter, e.g. \\sum_k")

@@ -51,6 +51,8 @@ _OPERATOR_END = re.compile(r"([-+*/(=]|\\cdot|\\times|\\leftarrow|\\gets)\s*$")
 _D_FRACTION = re.compile(r"\\[dt]?frac\{\s*(?:\\mathrm\{d\}|d(?!elta))\s*(?=[A-Za-z\\])([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}"
                          r"\{\s*(?:\\mathrm\{d\}|d(?!elta))\s*(?=[A-Za-z\\])")
 _EQUATION_LABEL = re.compile(r"\\(?:tag|label)\{[^{}]*\}")
+#: one sum over two letters, \sum_{i,j} (Goodfellow et al. 2016 write the kernel gradient so): two sums
+_DOUBLE_SUM = re.compile(r"\\sum\s*_\s*\{\s*([A-Za-z])\s*,\s*([A-Za-z])\s*\}(?!\s*\^)")
 _WRAPPED_NAME = re.compile(r"\{\s*(\\(?:text|mathrm|operatorname|mathit)\{[A-Za-z]+\})\s*\}(?=\s*[_^'])")
 #: A symbol with its indices in braces before its time index, as the notes print it: {a^{l}_{j}}(t).
 _BRACED_TIMED = re.compile(r"\{\s*((?:\\[A-Za-z]+|[A-Za-z])(?:\s*[_^](?:\{[^{}]*\}|[A-Za-z0-9]))*)\s*\}"
@@ -80,6 +82,7 @@ def normalize(line: str, timed: bool = False) -> str:
     line = "".join(UNICODE.get(char, char) for char in line).replace("$", " ")
     line = re.sub(r"\\[\[\]()]", " ", line)  # \[ ... \] and \( ... \): display and inline math, like $
     line = _EQUATION_LABEL.sub(" ", line)
+    line = _DOUBLE_SUM.sub(r"\\sum_{\1} \\sum_{\2}", line)
     line = _without_remark(line)
     line = _D_FRACTION.sub(lambda m: rf"\frac{{\partial {m.group(1)}}}{{\partial ", line)
     line = _INDICATOR.sub(lambda m: _step(next(filter(None, m.groups()))), line)
