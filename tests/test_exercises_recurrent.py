@@ -136,6 +136,29 @@ def test_a_numbers_question_answered_with_the_general_formula_is_not_correct(mad
                                                    "answer": r"\delta_j a_i"}])] == ["cannot read"]
 
 
+@pytest.mark.parametrize("notation", ["default", "haykin", "nielsen"])
+def test_the_keys_printed_answers_with_their_left_hand_side_are_correct(notation):
+    """The key ends each question with its answer, the question's name on the left; the number's,
+    dE/d{r^{(1)}_{21}} = 0.03306, could not be read (the braces the notes put round a timed symbol,
+    and no sheet name for r). Another recurrent weight's name on the left is refused."""
+    from symbackprop.exercises import sheets
+    made = sb.exercises(sb.from_dict(ELMAN), students=STUDENTS[:2], seed=23, notation=notation)
+    key = sheets.render(made, ["md"])["key.md"]
+    printed = re.findall(r"\*\*Answer:\*\* \$(.+?)\$\n", key)
+    assert len(printed) == 2 + 2 and all(" = " in answer for answer in printed), printed  # q1, q2 once; q3 each
+    rows = [{"student": student, "question": question, "answer": answer}
+            for student, numbers in zip(STUDENTS[:2], printed[2:])
+            for question, answer in (("q1", printed[0]), ("q2", printed[1]), ("q3", numbers))]
+    verdicts = sb.grade(made, rows)
+    assert [v.verdict for v in verdicts] == ["correct"] * len(rows), [(r["answer"], v.message)
+                                                                      for r, v in zip(rows, verdicts)]
+    name, number = rows[2]["answer"].split(" = ")
+    other = re.sub(r"_\{(\d)(\d)\}", lambda m: "_{" + m.group(2) + m.group(1) + "}" if m.group(1) != m.group(2)
+                   else "_{" + m.group(1) + str(int(m.group(2)) % 3 + 1) + "}", name)
+    refused = sb.grade(made, [{"student": rows[2]["student"], "question": "q3", "answer": f"{other} = {number}"}])[0]
+    assert refused.verdict == "cannot read" and "not what this question asks" in refused.message, refused.message
+
+
 def test_questions_of_one_step_are_refused_on_a_recurrent_spec():
     with pytest.raises(SpecError, match="delta_hidden_bptt, grad_r, grad_r"):
         sb.exercises(sb.from_dict(ELMAN), questions="delta_hidden,grad_r")

@@ -59,6 +59,11 @@ _BRACED_TIMED = re.compile(r"\{\s*((?:\\[A-Za-z]+|[A-Za-z])(?:\s*[_^](?:\{[^{}]*
                            r"(?=\s*\(\s*(?:(?:[tnT]|\\tau)(?:\s*[+-]\s*\d+)?|\d+)\s*\))")
 
 
+#: a symbol in braces after \partial, as the notes print a timed one: \partial {r^{(1)}_{12}}
+_BRACED_DENOMINATOR = re.compile(r"(\\partial\s*)\{\s*((?:\\[A-Za-z]+|[A-Za-z])(?:\s*[_^](?:\{[^{}]*\}|[A-Za-z0-9]))*)"
+                                 r"\s*\}")
+
+
 def lines_of(text: str) -> list[str]:
     """The lines of a derivation (``\\begin{aligned}`` rows, ``\\\\`` or newlines); one line for a
     single formula.  Each is read (and :func:`normalize`-d) on its own."""
@@ -95,6 +100,7 @@ def normalize(line: str, timed: bool = False) -> str:
         left, sign, right = augmented.groups()
         line = rf"{left} \leftarrow {left} {sign} ({right})"
     if timed:
+        line = _BRACED_DENOMINATOR.sub(r"\1\2", line)
         line = _BRACED_TIMED.sub(lambda m: m.group(1), line)
     else:
         line = _NEXT_TIME.sub("^{+}", line)

@@ -28,7 +28,7 @@ from ..recurrent import UnrolledNetwork, recurrent_weight, unit_name, unrolled
 from .evaluation import PAD, Cases, activation_row, close, evaluate, value_at
 from .mistakes import MISTAKES, mutants_of, wording
 from .prepared import POINTS, Prepared, Target, bound_letters, family_of, letters_of, spec_parts
-from .vocabulary import LAST, TIME, P, S, U, Vocabulary, a, b, delta, dg, r, w, z
+from .vocabulary import ASKED, LAST, TIME, P, S, U, Vocabulary, a, b, delta, dg, printed_names, r, w, z
 
 #: The lengths of the two test networks' sequences: a delta has a past and a future, and a sum over
 #: part of the steps (t from T - 3, or from 3, where the first term of dE/dr vanishes as a_i(0) = 0)
@@ -64,14 +64,20 @@ def prepare(network: UnrolledNetwork, target: Target, notation: Notation, values
     if not close(evaluate(template, cases), reference, 1e-6):  # BPTT's formula must be the derivation's
         raise RuntimeError(f"internal: the {target.name} formula of bptt disagrees with the unrolled derivation")
     names = {}
+    weight = (recurrent_weight(*target.concrete) if target.concrete is not None
+              else r[P, U] if target.kind == "grad_r" else w[P, U])
+    printed = {}
     if target.concrete is not None:
         cases.symbols, cases.symbol_layer = _symbols(points)
         names = {str(symbol): symbol for symbol in cases.symbols}  # a[0][1](0), x[0](2), r[0][1][2], ...
+        cases.symbols[ASKED] = reference  # dE/dr^{(1)}_{21} as the sheet names the question
+        from ..notes.printing import symbol_table  # the sheet's names of the recurrent weights, only
+        printed = {key: symbol for key, symbol in printed_names(symbol_table(network, notation)).items()
+                   if symbol in network.recurrent_weights}
     offsets = {P: 0 if target.kind == "grad_r" else -1, U: 0, S: 1}
     vocabulary = Vocabulary(notation, letters_of(notation, target), False, ("l",), names, timed=True, offsets=offsets,
-                            bound=bound_letters(notation, target))
-    weight = (recurrent_weight(*target.concrete) if target.concrete is not None
-              else r[P, U] if target.kind == "grad_r" else w[P, U])
+                            bound=bound_letters(notation, target), printed=printed,
+                            asked=weight if printed else None)
     mutants = mutants_of(template, reference, cases, network.loss)
     if target.concrete is not None:
         mutants += _numbers_through_time(template, _formula("delta", hidden[0], bias), reference, cases,
