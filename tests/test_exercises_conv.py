@@ -391,3 +391,18 @@ def test_the_derivations_as_the_key_prints_them_with_their_left_hand_side_are_co
     verdicts = sb.grade(made, rows)
     assert [v.verdict for v in verdicts] == ["correct", "correct", "incorrect", "incorrect"], \
         [(r["answer"], v.message) for r, v in zip(rows, verdicts)]
+
+
+def test_a_sheet_of_many_kernels_breaks_across_pages_instead_of_running_off_one(tmp_path):
+    """24 output channels: 24 kernel matrices in one display, which ran past the foot of the page
+    (pdflatex: Overfull \\vbox), the last kernels printed off the paper."""
+    spec = sb.from_dict({"network": {"input_shape": [1, 4, 4], "loss": "half_sse",
+                                     "layer": [{"kind": "conv", "channels": 24, "kernel": [3, 3], "padding": 1,
+                                                "activation": "tanh"},
+                                               {"kind": "dense", "units": 2, "activation": "identity"}]}})
+    sb.exercises.write(sb.exercises(spec, questions="grad_w[l][o][c][u][v]"), tmp_path / "set", ["tex"])
+    for name in ("sheet.tex", "key.tex"):
+        result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", name],
+                                cwd=tmp_path / "set", capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stdout[-2000:]
+        assert "Overfull \\vbox" not in result.stdout, name
