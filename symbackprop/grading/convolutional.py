@@ -109,30 +109,32 @@ def prepare_many(network: ConvNetwork, targets: list[Target], notation: str | No
     SpecError in its place."""
     notation = notation if isinstance(notation, Notation) else notations.load(notation)
     out: list[Prepared | SpecError | None] = [None] * len(targets)
-    results, alike = {}, {}
+    results, gradients, alike = {}, {}, {}
     for n, (target, numbers) in enumerate(zip(targets, values)):
         if numbers is None:
             out[n] = SpecError("example", f"{target.name} is a number of the worked example; the spec has no [example]")
             continue
         results[n] = family_of(network).compiled.evaluate(numbers, learning_rate)
-        if not np.isfinite(float(results[n].gradients[parameter_of(network, target)])):
+        gradients[n] = float(results[n].gradients[parameter_of(network, target)])
+        if not np.isfinite(gradients[n]):
             out[n] = SpecError("example", f"{target.name} of the worked example is not finite; use smaller inputs or "
                                           "weights")
             continue
         alike.setdefault((target.kind, target.concrete[0]), []).append(n)
     for members in alike.values():
         found = _mistakes(network, [targets[n] for n in members], [values[n] for n in members],
-                          [results[n] for n in members])
+                          [results[n] for n in members], [gradients[n] for n in members])
+        words = wording(notation, targets[members[0]], network.loss.name)  # the same for one kind at one layer
         for n, mistakes in zip(members, found):
-            out[n] = _prepared(network, targets[n], notation, learning_rate, len(values[n].inputs), mistakes,
-                               float(results[n].gradients[parameter_of(network, targets[n])]), reveal, sheet)
+            out[n] = _prepared(network, targets[n], notation, words, learning_rate, len(values[n].inputs), mistakes,
+                               gradients[n], reveal, sheet)
     return out
 
 
-def _prepared(network: ConvNetwork, target: Target, notation: Notation, learning_rate: float, samples: int,
-              mistakes: list[tuple[str, float]], value: float, reveal: bool, sheet: bool) -> Prepared:
+def _prepared(network: ConvNetwork, target: Target, notation: Notation, words: dict, learning_rate: float,
+              samples: int, mistakes: list[tuple[str, float]], value: float, reveal: bool, sheet: bool) -> Prepared:
     parameter = parameter_of(network, target)
-    words = {**wording(notation, target, network.loss.name), "target": f"dE/d{parameter}", "weight": str(parameter)}
+    words = {**words, "target": f"dE/d{parameter}", "weight": str(parameter)}
     prepared = Prepared(target, Vocabulary(notation), _one_case(learning_rate), np.array([value]), parameter, [], words,
                         example=value, reveal=reveal, sheet=sheet, samples=samples, numbers_only=True)
     prepared.example_mutants = [((name,), [MESSAGES[name]], number) for name, number in mistakes]
@@ -147,14 +149,14 @@ def _one_case(learning_rate: float) -> Cases:
                  labels=[{"network": "the spec's"}])
 
 
-def _mistakes(network: ConvNetwork, targets: list[Target], values: list[Values], results: list) -> list[list]:
+def _mistakes(network: ConvNetwork, targets: list[Target], values: list[Values], results: list,
+              gradients: list[float]) -> list[list]:
     """Per target (all of one kind at one layer): (mistake, its value at the worked example, the
     mean over samples); a mistake that gives the right value (a zero term, a linear activation) is
     left out.  Every target's samples are rows of the same arrays."""
     first = targets[0]
     level = first.concrete[0]
     layer = network.stack[level]
-    gradients = [float(result.gradients[parameter_of(network, target)]) for target, result in zip(targets, results)]
     found = [[("sign error", -value)] for value in gradients]
     if layer.kind == "conv":
         samples = [len(numbers.inputs) for numbers in values]
@@ -173,12 +175,12 @@ def _mistakes(network: ConvNetwork, targets: list[Target], values: list[Values],
                 mine.append(("flipped indices", number))
         slopes = _slopes(network, level, tables)
         if slopes is not None:
-            flat = np.all(slopes.reshape(len(slopes), -1) != 0, axis=1)
-            flat = [bool(np.all(flat[end - count:end])) for end, count in zip(ends, samples)]
+            nonzero = np.all(slopes.reshape(len(slopes), -1) != 0, axis=1)
+            defined = [bool(np.all(nonzero[end - count:end])) for end, count in zip(ends, samples)]
             with np.errstate(all="ignore"):
                 numbers = mean(summand({**tables, delta: tables[delta] / slopes}, at))
-            for mine, number, defined in zip(found, numbers, flat):
-                if defined:  # where a slope is 0, dE/da is not delta / g'(z)
+            for mine, number, has_slope in zip(found, numbers, defined):
+                if has_slope:  # where a slope is 0, dE/da is not delta / g'(z)
                     mine.append(("missing activation derivative", number))
         terms = summand.terms(tables, at)  # one output position's term: the positions in C order
         order = [summand.names.index(x) for x in outputs]
@@ -194,15 +196,15 @@ def _tables(network: ConvNetwork, level: int, values: list[Values], results: lis
     row per sample of every worked example."""
     layer = network.stack[level]
     units = [network.unit_at(level, *index) for index in np.ndindex(*layer.shape_out)]
-    below = [network.unit_at(level - 1, *index) for index in np.ndindex(*layer.shape_in)]  # -1: the input
+    below = [network.unit_at(level - 1, *index) for index in np.ndindex(*layer.shape_in)] if level else []
     kernel = [kernel_weight(level, *index) for index in np.ndindex(layer.shape_out[0], layer.shape_in[0],
                                                                    *layer.kernel)]
     columns = lambda table, chosen: np.stack([table[unit.name] for unit in chosen], axis=-1)
     rows = {base: [] for base in (a, delta, K, b, A, Z)}
     for numbers, result in zip(values, results):
         count = len(numbers.inputs)
-        inputs = level == 0 and np.asarray(numbers.inputs, dtype=float).reshape(count, *layer.shape_in)
-        rows[a].append(inputs if level == 0 else columns(result.a, below).reshape(count, *layer.shape_in))
+        below_a = columns(result.a, below) if level else np.asarray(numbers.inputs, dtype=float)  # the input, flat
+        rows[a].append(below_a.reshape(count, *layer.shape_in))
         rows[delta].append(columns(result.delta, units).reshape(count, *layer.shape_out))
         rows[A].append(columns(result.a, units).reshape(count, *layer.shape_out))
         rows[Z].append(columns(result.z, units).reshape(count, *layer.shape_out))
