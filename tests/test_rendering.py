@@ -337,8 +337,8 @@ def test_user_notation_file_overrides_a_role(tmp_path):
 @pytest.mark.parametrize("spec", ["batch", "batch5"])
 def test_mini_batch_derives_the_mean_and_shows_every_sample(spec):
     text = notes(spec, "default", worked=True)
-    assert flat(r"E = \frac{\sum_{n=1}^{N} E_{n}}{N}") in flat(text)
-    mean = r"\frac{\partial E}{\partial w_{ij}} = \frac{\sum_{n=1}^{N} \frac{\partial E_{n}}{\partial w_{ij}}}{N}"
+    assert flat(r"E = \frac{1}{N} \sum_{n=1}^{N} E_{n}") in flat(text)  # as Bishop (2006, eq. 1.2) writes a mean
+    mean = r"\frac{\partial E}{\partial w_{ij}} = \frac{1}{N} \sum_{n=1}^{N} \frac{\partial E_{n}}{\partial w_{ij}}"
     assert flat(mean) in flat(text)
     samples = len(SPECS[spec].values.inputs)
     part = text[text.index("The gradient of every parameter for each sample"):text.index("Every parameter is updated")]

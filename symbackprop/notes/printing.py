@@ -245,6 +245,14 @@ class NotationPrinter(LatexPrinter):
                 role = "output" if self.layer.is_output else "hidden"
         return _script(n.symbol(role), letter, "" if base in (d.t, ERROR_SIGNAL) else tag)
 
+    def _print_Mul(self, expr):
+        # a mean as a text writes it, 1/N before the sum (Bishop 2006, eq. 1.2), not the sum over N
+        if len(expr.args) == 2 and any(isinstance(f, sp.Sum) for f in expr.args):
+            total, share = sorted(expr.args, key=lambda f: not isinstance(f, sp.Sum))
+            if (1 / share).is_Atom and share != 1 and sp.fraction(share)[0] == 1:
+                return rf"\frac{{1}}{{{self._print(1 / share)}}} {self._print(total)}"
+        return super()._print_Mul(expr)
+
     def _print_Sum(self, expr):
         # the sum over a layer's units, as lectures write it: \sum_k, with a sign pulled out
         if expr.function.could_extract_minus_sign():

@@ -484,7 +484,7 @@ class _Notes:
             return None
         n = self.notation
         printer = MatrixPrinter(n, net, {g["number"]: (g["function"], g["activation"].name) for g in self.groups
-                                         if not g["activation"].normalized})
+                                         if not g["activation"].normalized}, sample=self.batch)
         steps = matrix_form(net, n.weight_order == "from_to", n.delta_sign, n.bias == "weight" and bool(net.biases))
         equations = [self.number(Shown(printer.doprint(s.lhs), printer.doprint(s.rhs), s.rule)) for s in steps]
         shapes = [{"symbol": printer.doprint(w), "rows": w.shape[0], "columns": w.shape[1]}
