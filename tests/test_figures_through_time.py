@@ -14,6 +14,7 @@ from test_figures import ROOM_CM, SVG, assert_clean, assert_figure_clean, svg_ge
 import symbackprop as sb
 from symbackprop.notes import figures
 from symbackprop.notes.printing import NotationPrinter
+from symbackprop.recurrent import recurrent_weight
 
 #: "2-3-1 over 3" is the README's Elman network
 NETWORKS = {"2-3-1 over 3": ([2, 3, 1], 3), "1-1-1 over 1": ([1, 1, 1], 1), "1-2-1 over 5": ([1, 2, 1], 5),
@@ -47,8 +48,8 @@ def assert_shows_the_unrolled_network(network, figure, notation="default"):
             assert network.unit_at(step - 1, layer, 0).name in names
     recurrent = 0
     for arrow in figure.arrows:
-        if arrow.source in zero:  # the zero state feeds the first step's hidden units only
-            assert layer_of(network, arrow.destination)[0] == 0 and arrow.faint and not arrow.box
+        if arrow.source in zero:  # the zero state feeds the first step's hidden units only, grey unless labelled
+            assert layer_of(network, arrow.destination)[0] == 0 and arrow.faint != bool(arrow.box)
             continue
         (s_step, s_layer), (d_step, d_layer) = layer_of(network, arrow.source), layer_of(network, arrow.destination)
         if s_step == d_step:
@@ -66,16 +67,26 @@ def assert_every_weight_named_once(network, figure, notation):
     step's) or, when no copy has a clear place, in :attr:`Figure.unplaced` with its edge, as
     the network says its units are joined ("w\\colon x_2 \\to a_1", the recurrent ones from t - 1 to t)."""
     latex = NotationPrinter(sb.notation.load(notation), network).doprint
+    name = lambda unit: latex(unit.a).removesuffix(f"({unit.step + 1})")
     drawn = {node.name for node in figure.nodes}
     expected = {}  # weight LaTeX -> its entry, from the network's edges between drawn units
     for unit in network.units:
         for edge in unit.inputs:
             if unit.name in drawn and edge.source in drawn:
                 source, destination = network[edge.source], unit
-                names = [latex(u.a).removesuffix(f"({u.step + 1})") for u in (source, destination)]
+                names = [name(source), name(destination)]
                 if source.step != destination.step:
                     names = [names[0] + "(t - 1)", names[1] + "(t)"]
                 expected[latex(edge.weight)] = rf"{latex(edge.weight)}\colon {names[0]} \to {names[1]}"
+    # the zero state's edge to a_j(1) from the dashed unit in a_i(1)'s row carries r_ij, as a_i(t - 1) would
+    where = {node.name: node for node in figure.nodes}
+    for arrow in (a for a in figure.arrows if where[a.source].kind == "zero"):
+        destination = network[arrow.destination]
+        source = next(network[n.name] for n in figure.nodes if n.kind != "zero" and n.y == where[arrow.source].y
+                      and network[n.name].step == 0 and not network[n.name].is_input)
+        weight = latex(recurrent_weight(destination.position[0] - 1, source.position[1], destination.position[1]))
+        assert arrow.label in ("", weight)
+        expected[weight] = rf"{weight}\colon {name(source)}(t - 1) \to {name(destination)}(t)"
     labelled = [a.label for a in figure.arrows if a.box]
     assert len(labelled) == len(set(labelled)), "a tied weight labelled on two copies"
     assert all(a.label == "" for a in figure.arrows if not a.box)

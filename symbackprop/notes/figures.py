@@ -26,7 +26,7 @@ from xml.sax.saxutils import escape
 from .. import bptt
 from ..derivation import E
 from ..network import Network
-from ..recurrent import UnrolledNetwork
+from ..recurrent import UnrolledNetwork, recurrent_weight
 from .notation import Notation
 
 #: Above this many weights a figure labels only those into the first unit of each column.
@@ -428,9 +428,10 @@ def unrolled(network: UnrolledNetwork, latex) -> Figure | None:
     first step are the state before it, zero.  A unit is labelled without its time index,
     which the caption under each copy gives (the labels stay small, the edges less steep).
     Weights are tied across the steps, so each is labelled once, on a copy of its edge where
-    the label is clear of every other edge, whichever step's that is; the grey edges carry the
-    same weights, and the weights with no clear place on any copy are :attr:`Figure.unplaced`
-    (the recurrent edges and the inputs' cross each other in every copy).  Wide
+    the label is clear of every other edge, whichever step's that is (the zero state's edges
+    carry the recurrent weights too); the grey edges carry the same weights, and the weights
+    with no clear place on any copy are :attr:`Figure.unplaced` (the recurrent edges and the
+    inputs' cross each other in every copy).  Wide
     layers show their first units and their last, and a long sequence steps 1, 2, ..., T
     with the dots for the rest.  None when no such picture fits the page with every edge
     clear of the units it passes (several wide hidden layers: their bands make the edges
@@ -460,8 +461,7 @@ def _unrolled_labelled(placed: _Unrolled) -> Figure:
         copies = {label: group for label, group in copies.items()
                   if layout.arrows[group[0]].destination in layout.first_units}
     boxes = _place(layout, list(copies.values()))
-    arrows = tuple(replace(a, faint=True) if a.source in placed.zero else a
-                   for a in _marked(layout.arrows, boxes, True))
+    arrows = _marked(layout.arrows, boxes, True)
     unplaced = tuple(placed.edges[label] for label, group in copies.items() if not boxes.keys() & set(group))
     return Figure(layout.nodes, arrows, layout.gaps, "first" if crowded else "all", captions=placed.captions,
                   skipped=placed.skipped, unplaced=unplaced)
@@ -469,8 +469,6 @@ def _unrolled_labelled(placed: _Unrolled) -> Figure:
 
 class _Unrolled(NamedTuple):
     layout: _Layout
-    step: dict[str, int]  # node -> its time step (0-based; -1 for the zero state)
-    zero: set[str]  # the nodes of the state before the first step
     captions: tuple[tuple[Point, str], ...]
     skipped: tuple[Point, ...]
     edges: dict[str, str]  # a weight's LaTeX -> it on its edge, "w_{21}\colon x_2 \to a_1" (for the caption)
@@ -526,12 +524,10 @@ def _unrolled_layout(net: UnrolledNetwork, latex, shown_units: int, reach: float
                 nodes.append(Node(name, *where[name], radius, labels[name]))
             if gap_of[layer] is not None:
                 gaps.append((x(position, layer), top[layer] - gap_of[layer] * rows))
-    zero = set()
     for layer in range(1, last):
         for j in units_of[layer]:
             name = _ZERO.format(layer=layer, j=j)
-            zero.add(name)
-            where[name], step_of[name] = (0.0, y(layer, j)), -1
+            where[name] = (0.0, y(layer, j))
             nodes.append(Node(name, *where[name], radius, "0", "zero"))
     arrows, edges = [], {}
     now, before = latex(bptt.t), latex(bptt.t - 1)
@@ -547,9 +543,12 @@ def _unrolled_layout(net: UnrolledNetwork, latex, shown_units: int, reach: float
                         if step_of[edge.source] != step:
                             source, destination = f"{source}({before})", f"{destination}({now})"
                         edges[weight] = rf"{weight}\colon {source} \to {destination}"
-                if step == 0 and layer < last:
-                    zeros = [_ZERO.format(layer=layer, j=i) for i in units_of[layer]]
-                    arrows += [Arrow(name, unit.name, (where[name], where[unit.name])) for name in zeros]
+                if step == 0 and layer < last:  # the zero state's edges carry the recurrent weights too
+                    for i in units_of[layer]:
+                        weight, zero_unit = latex(recurrent_weight(layer - 1, i, j)), _ZERO.format(layer=layer, j=i)
+                        arrows.append(Arrow(zero_unit, unit.name, (where[zero_unit], where[unit.name]), weight))
+                        source = labels[net.unit_at(step, layer, i).name]
+                        edges[weight] = rf"{weight}\colon {source}({before}) \to {labels[unit.name]}({now})"
     low = min(node.y for node in nodes) - radius - 0.45
     captions = tuple(((x(position, 1), low), f"{latex(bptt.t)} = {step + 1}") for position, step in enumerate(steps))
     between = (x(len(steps) - 2, last - 1) + x(len(steps) - 1, 1)) / 2  # the last two steps drawn
@@ -558,7 +557,7 @@ def _unrolled_layout(net: UnrolledNetwork, latex, shown_units: int, reach: float
     marks = tuple((point, 0.6) for point, _ in captions) + tuple((point, 0.4) for point in skipped)
     first_units = {net.unit_at(step, layer, 0).name for step in steps for layer in range(1, last + 1)}
     layout = _Layout(tuple(nodes), arrows, tuple(gaps), first_units, marks)
-    return _Unrolled(layout, step_of, zero, captions, skipped, edges)
+    return _Unrolled(layout, captions, skipped, edges)
 
 
 # --- labels -------------------------------------------------------------------------------
