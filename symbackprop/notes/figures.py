@@ -431,9 +431,8 @@ def unrolled(network: UnrolledNetwork, latex) -> Figure | None:
     the label is clear of every other edge, whichever step's that is (the zero state's edges
     carry the recurrent weights too); the grey edges carry the same weights, and the weights
     with no clear place on any copy are :attr:`Figure.unplaced` (the recurrent edges and the
-    inputs' cross each other in every copy).  Wide
-    layers show their first units and their last, and a long sequence steps 1, 2, ..., T
-    with the dots for the rest.  None when no such picture fits the page with every edge
+    inputs' cross each other in every copy).  Wide layers show their first units and their
+    last, and a long sequence steps 1, 2, ..., T with the dots for the rest.  None when no such picture fits the page with every edge
     clear of the units it passes (several wide hidden layers: their bands make the edges
     between them too steep)."""
     widest = max(network.sizes)
@@ -575,7 +574,7 @@ def _labelled(layouts: list[_Layout], backward: bool, crowded: bool) -> Figure:
         choices.insert(0, ("all", weighted))
     for labelled, chosen in choices:
         for layout in layouts:
-            boxes = _place(layout, [[n] for n in chosen])
+            boxes = _place(layout, [[n] for n in chosen], every=True)
             if len(boxes) == len(chosen):
                 return Figure(layout.nodes, _marked(layout.arrows, boxes, labelled == "first"), layout.gaps,
                               labelled, backward)
@@ -592,12 +591,13 @@ def _marked(arrows: list[Arrow], boxes: dict[int, Box], faint: bool) -> tuple[Ar
 _PLACES = sorted((k / 40 for k in range(6, 35)), key=lambda s: abs(s - 0.5))
 
 
-def _place(layout: _Layout, groups: list[list[int]]) -> dict[int, Box]:
+def _place(layout: _Layout, groups: list[list[int]], every: bool = False) -> dict[int, Box]:
     """A box for as many groups of edges as it can, on one edge of each (the copies of a tied
     weight; else one edge alone), clear of units, of the other labels and of every other edge:
     greedily, the groups with fewest places first, each at its first edge's place nearest the
-    middle.  The places run from 15% to 85% of the edge in steps of 2.5% (near an end, where
-    edges fan out or in, a label often finds the gap between two others)."""
+    middle; none at all as soon as a group has no place when ``every`` group needs one.  The
+    places run from 15% to 85% of the edge in steps of 2.5% (near an end, where edges fan out
+    or in, a label often finds the gap between two others)."""
     arrows = layout.arrows
     obstacles = ([((n.x, n.y), n.radius + TIP_ROOM) for n in layout.nodes]
                  + [(g, 0.3) for g in layout.gaps] + list(layout.marks))
@@ -613,12 +613,16 @@ def _place(layout: _Layout, groups: list[list[int]]) -> dict[int, Box]:
                 if not any(box.meets_circle(c, r) for c, r in obstacles) and not any(
                         near.meets_segment(p, q) for m, a in enumerate(arrows) if m != n for p, q in pairwise(a.points)):
                     places[g].append((n, box))
+        if every and not places[g]:  # this label has no place: the layout fails, whatever the others find
+            return {}
     boxes: dict[int, Box] = {}
     for g in sorted(places, key=lambda g: len(places[g])):
         n, box = next(((n, b) for n, b in places[g] if not any(b.overlaps(o, LABEL_ROOM) for o in boxes.values())),
                       (None, None))
         if box is not None:
             boxes[n] = box
+        elif every:
+            return {}
     return boxes
 
 
