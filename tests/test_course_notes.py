@@ -532,3 +532,14 @@ def test_mini_batch_matrix_form_is_of_one_samples_error_not_of_the_mean():
     assert "for one sample $n$ of the mini-batch (the means (10) and (11) then give the gradients of $E$)" in matrix
     one = sb.render(derivation, format="md", parts=("matrix",))  # one sample: E itself
     assert r"\frac{\partial E}{\partial \boldsymbol{b}^{(2)}} = \boldsymbol{\delta}^{(2)}" in one and "E_{n}" not in one
+
+
+def test_haykins_recurrent_notes_define_the_error_signal_at_step_t_before_using_it():
+    """The Haykin Elman notes wrote E with (y_j(t) - d_j(t))^2 and delta_k(t) = -(y - d) phi', then
+    the worked example used e_1, never defined and without its step."""
+    text = elman_notes(notation="haykin")
+    assert r"$$e_{j}(t) = d_{j}(t) - y_{j}(t) \tag{4}$$" in text
+    assert r"\sum_{t=1}^{T} \sum_{j} e_{j}(t)^{2} \tag{3}" in text
+    assert r"$$\delta_{j}(t) = \varphi'(v_{j}(t)) e_{j}(t) \tag{6}$$" in text  # the box, as Haykin's for one step
+    assert r"(1) = e_{1}(1) = 0.1000 - (-0.4243) = 0.5243" in text and "y_{j}(t) - d_{j}(t)" not in text
+    assert "e_{j}" not in elman_notes(notation="default")

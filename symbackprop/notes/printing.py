@@ -136,8 +136,8 @@ def _built_symbol_table(network: Network, notation: Notation) -> dict[sp.Symbol,
     for name, target in network.targets.items():
         table[target] = timed(_script(notation.symbol("target"), index(network[name])), network[name])
     for unit_name in network.outputs:  # Haykin's error signal e_k = d_k - y_k
-        table[error_signal(unit_name)] = _script(notation.symbols.get("error_signal", "e"),
-                                                    index(network[unit_name]))
+        table[error_signal(unit_name)] = timed(_script(notation.symbols.get("error_signal", "e"),
+                                                          index(network[unit_name])), network[unit_name])
     table[d.E] = notation.symbol("error")
     table[d.ETA] = notation.symbol("learning_rate")
     return table
@@ -319,8 +319,9 @@ def in_notation(lhs: sp.Expr, rhs: sp.Expr, notation: Notation, network: Network
         rhs = sp.factor_terms(rhs)
     if "error_signal" in notation.symbols:
         pairs = [(network.targets[u], network[u].a, error_signal(u)) for u in network.outputs] if network else []
-        if layer is not None and layer.is_output:
-            pairs.append((d.t[layer.unit], d.a[layer.unit], ERROR_SIGNAL[layer.unit]))
+        if layer is not None and layer.is_output:  # of the unit, or of the unit at step t: t_k(t) - a_k(t)
+            pairs += [(d.t[x.indices], d.a[x.indices], ERROR_SIGNAL[x.indices]) for x in rhs.atoms(sp.Indexed)
+                      if x.base == d.t]
         for target, activation, signal in pairs:
             rhs = rhs.subs({target - activation: signal, activation - target: -signal})
     return lhs, rhs

@@ -208,7 +208,7 @@ class _Notes:
         first = self.hidden[-1] if self.hidden else self.output
         if self.recurrent is not None:  # at step t, the recurrent term and the error of every step
             return {**through_time.definitions(self, first, lambda: self._batch_error(first)),
-                    "functions": self._functions(first, self.notation.symbol("function")), "signal": None, "first": first}
+                    "functions": self._functions(first, self.notation.symbol("function")), "first": first}
         z_def = self._step(first, "definition", lambda e: getattr(e, "base", None) == generic.z)
         a_def = self._step(first, "definition", lambda e: getattr(e, "base", None) == generic.a)
         out = self.output
@@ -219,17 +219,27 @@ class _Notes:
             self.notation, None, first["layer"], function=self.notation.symbol("function"))
         forward = [self._show(first, z_def.lhs, self._layer_bias(z_def.rhs)),
                    self.number(shown(a_def.lhs, a_def.rhs, self.notation, a_printer, layer=first["layer"]))]
-        loss = self._show(out, e_def.lhs, _squared_signals(e_def.rhs, self.notation))
-        signal = None
-        if "error_signal" in self.notation.symbols:  # a name for d_j - y_j, printed as defined
-            u, printer = out["layer"].unit, NotationPrinter(self.notation, None, out["layer"], {"order": "none"})
-            signal = self.number(Shown(printer.doprint(ERROR_SIGNAL[u]), printer.doprint(
-                sp.Add(generic.t[u], -generic.a[u], evaluate=False))))
+        loss = self._show(out, e_def.lhs, self.squared_signals(e_def.rhs))
+        signal = self.signal()
         batch = self._batch_error(first)
         unit = first["layer"].unit
         delta = self._show(first, generic.delta[unit], sp.Derivative(generic.E, generic.z[unit]))
         return {"forward": forward, "functions": self._functions(first, a_printer.function), "loss": loss,
                 "signal": signal, "batch": batch, "delta": delta, "first": first}
+
+    def squared_signals(self, expression: sp.Expr) -> sp.Expr:
+        """E written with the error signals where the notation names them (Haykin: sum_j e_j^2)."""
+        return _squared_signals(expression, self.notation)
+
+    def signal(self, at=lambda e: e) -> Shown | None:
+        """e_j = d_j - y_j numbered, where the notation names the error signal (Haykin); ``at``
+        writes each symbol at step t (through_time.at_step) in recurrent notes."""
+        if "error_signal" not in self.notation.symbols:
+            return None
+        out = self.output
+        u, printer = out["layer"].unit, NotationPrinter(self.notation, None, out["layer"], {"order": "none"})
+        return self.number(Shown(printer.doprint(at(ERROR_SIGNAL[u])), printer.doprint(
+            sp.Add(at(generic.t[u]), -at(generic.a[u]), evaluate=False))))
 
     def _functions(self, first: dict, letter: str) -> list[dict]:
         """Each layer's activation function; where (2) writes the generic letter g and the layer
