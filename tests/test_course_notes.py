@@ -543,3 +543,11 @@ def test_haykins_recurrent_notes_define_the_error_signal_at_step_t_before_using_
     assert r"$$\delta_{j}(t) = \varphi'(v_{j}(t)) e_{j}(t) \tag{6}$$" in text  # the box, as Haykin's for one step
     assert r"(1) = e_{1}(1) = 0.1000 - (-0.4243) = 0.5243" in text and "y_{j}(t) - d_{j}(t)" not in text
     assert "e_{j}" not in elman_notes(notation="default")
+
+
+def test_a_mini_batchs_unit_tables_name_the_sample_not_a_bare_number():
+    """In a mini-batch of sequences the columns read "z (1)", "z (2)" (samples) beside rows
+    a_1(1), a_1(2) (time steps): the same parentheses for two different indices."""
+    text = xor_notes()
+    assert "| unit | $z$ ($n = 1$) | $a$ ($n = 1$) | $\\delta$ ($n = 1$) | $z$ ($n = 2$) |" in text
+    assert "$z$ (1)" not in text
