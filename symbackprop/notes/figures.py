@@ -461,7 +461,8 @@ def _unrolled_labelled(placed: _Unrolled) -> Figure:
                   if layout.arrows[group[0]].destination in layout.first_units}
     boxes = _place(layout, list(copies.values()))
     arrows = _marked(layout.arrows, boxes, True)
-    unplaced = tuple(placed.edges[label] for label, group in copies.items() if not boxes.keys() & set(group))
+    labelled = {layout.arrows[n].label for n in boxes}
+    unplaced = tuple(entry for label, entry in placed.edges.items() if label in copies and label not in labelled)
     return Figure(layout.nodes, arrows, layout.gaps, "first" if crowded else "all", captions=placed.captions,
                   skipped=placed.skipped, unplaced=unplaced)
 
@@ -470,7 +471,7 @@ class _Unrolled(NamedTuple):
     layout: _Layout
     captions: tuple[tuple[Point, str], ...]
     skipped: tuple[Point, ...]
-    edges: dict[str, str]  # a weight's LaTeX -> it on its edge, "w_{21}\colon x_2 \to a_1" (for the caption)
+    edges: dict[str, str]  # a weight's LaTeX -> it on its edge, "w_{21}\colon x_2 \to a_1", the recurrent ones last
 
 
 def _span(network: UnrolledNetwork, steps: int, reach: float) -> float:
@@ -528,7 +529,7 @@ def _unrolled_layout(net: UnrolledNetwork, latex, shown_units: int, reach: float
             name = _ZERO.format(layer=layer, j=j)
             where[name] = (0.0, y(layer, j))
             nodes.append(Node(name, *where[name], radius, "0", "zero"))
-    arrows, edges = [], {}
+    arrows, within, across = [], {}, {}  # each weight on its edge: a step's own, then the recurrent ones
     now, before = latex(bptt.t), latex(bptt.t - 1)
     for position, step in enumerate(steps):
         for layer in range(1, last + 1):
@@ -539,15 +540,16 @@ def _unrolled_layout(net: UnrolledNetwork, latex, shown_units: int, reach: float
                         weight = latex(edge.weight)
                         arrows.append(Arrow(edge.source, unit.name, (where[edge.source], where[unit.name]), weight))
                         source, destination = labels[edge.source], labels[unit.name]
-                        if step_of[edge.source] != step:
-                            source, destination = f"{source}({before})", f"{destination}({now})"
-                        edges[weight] = rf"{weight}\colon {source} \to {destination}"
+                        if step_of[edge.source] == step:
+                            within[weight] = rf"{weight}\colon {source} \to {destination}"
+                        else:
+                            across[weight] = rf"{weight}\colon {source}({before}) \to {destination}({now})"
                 if step == 0 and layer < last:  # the zero state's edges carry the recurrent weights too
                     for i in units_of[layer]:
                         weight, zero_unit = latex(recurrent_weight(layer - 1, i, j)), _ZERO.format(layer=layer, j=i)
                         arrows.append(Arrow(zero_unit, unit.name, (where[zero_unit], where[unit.name]), weight))
                         source = labels[net.unit_at(step, layer, i).name]
-                        edges[weight] = rf"{weight}\colon {source}({before}) \to {labels[unit.name]}({now})"
+                        across[weight] = rf"{weight}\colon {source}({before}) \to {labels[unit.name]}({now})"
     low = min(node.y for node in nodes) - radius - 0.45
     captions = tuple(((x(position, 1), low), f"{latex(bptt.t)} = {step + 1}") for position, step in enumerate(steps))
     between = (x(len(steps) - 2, last - 1) + x(len(steps) - 1, 1)) / 2  # the last two steps drawn
@@ -556,7 +558,7 @@ def _unrolled_layout(net: UnrolledNetwork, latex, shown_units: int, reach: float
     marks = tuple((point, 0.6) for point, _ in captions) + tuple((point, 0.4) for point in skipped)
     first_units = {net.unit_at(step, layer, 0).name for step in steps for layer in range(1, last + 1)}
     layout = _Layout(tuple(nodes), arrows, tuple(gaps), first_units, marks)
-    return _Unrolled(layout, captions, skipped, edges)
+    return _Unrolled(layout, captions, skipped, within | across)
 
 
 # --- labels -------------------------------------------------------------------------------
