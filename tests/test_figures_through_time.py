@@ -94,6 +94,8 @@ def assert_every_weight_named_once(network, figure, notation):
     if figure.labelled == "all":
         assert {*labelled, *(entry.split(r"\colon")[0] for entry in figure.unplaced)} == set(expected)
     assert all(entry == expected[entry.split(r"\colon")[0]] for entry in figure.unplaced)
+    recurrent = [r"(t - 1) \to" in entry for entry in figure.unplaced]
+    assert recurrent == sorted(recurrent), "a step's own weights first, then the recurrent ones"
 
 
 @pytest.mark.parametrize("notation", sb.notation.names())
