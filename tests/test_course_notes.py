@@ -551,3 +551,17 @@ def test_a_mini_batchs_unit_tables_name_the_sample_not_a_bare_number():
     text = xor_notes()
     assert "| unit | $z$ ($n = 1$) | $a$ ($n = 1$) | $\\delta$ ($n = 1$) | $z$ ($n = 2$) |" in text
     assert "$z$ (1)" not in text
+
+
+@pytest.mark.parametrize("notation", sb.notation.names())
+def test_the_mini_batch_mean_keeps_each_samples_error_inside_its_sum_in_every_preset(notation):
+    """Haykin's mini-batch notes printed E = E_n (sum_{n=1}^N 1) / N: his sign convention's
+    factor_terms took E_n, which did not depend on n, out of the sum."""
+    derivation = sb.derive(XOR.network)
+    worked = sb.example(XOR.network, XOR.values, XOR.learning_rate, derivation)
+    text = sb.render(derivation, worked, format="md", notation=notation, parts=("example",))
+    n, N = sb.notation.load(notation).letters.sample
+    error = sb.notation.load(notation).symbol("error")
+    assert not re.search(r"\\sum_\{\w=1\}\^\{\w+\} 1\b", text), "a sum of ones"
+    assert f"{error} = \\frac{{1}}{{{N}}} \\sum_{{{n}=1}}^{{{N}}} {error}_{{{n}}}" in text
+    assert f"\\frac{{1}}{{{N}}} \\sum_{{{n}=1}}^{{{N}}} \\frac{{\\partial {error}_{{{n}}}}}" in text  # the mean gradient

@@ -25,7 +25,8 @@ from .notation import load as load_notation
 
 #: Haykin's error signal e_k = d_k - y_k of a generic output unit.
 ERROR_SIGNAL = sp.IndexedBase("e")
-#: The error E_n of sample n of a mini-batch, as a function of a parameter.
+#: The error E_n of sample n of a mini-batch, as a function of a parameter and of n (so that
+#: SymPy keeps it inside a sum over the samples: factor_terms took E_n out, leaving sum_n 1).
 SAMPLE_ERROR = sp.Function("sample_error")
 #: The error E_n of sample n of a mini-batch, in formulas that hold for one sample.
 SAMPLE_E = sp.Symbol("sample_E")

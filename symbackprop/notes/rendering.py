@@ -263,7 +263,7 @@ class _Notes:
         """E = 1/N sum_n E_n for a mini-batch, else nothing."""
         if not self.batch:
             return []
-        return [self._show(first, generic.E, sp.Sum(SAMPLE_ERROR(generic.E), (SAMPLE, 1, BATCH)) / BATCH,
+        return [self._show(first, generic.E, sp.Sum(SAMPLE_ERROR(generic.E, SAMPLE), (SAMPLE, 1, BATCH)) / BATCH,
                            per_sample=False)]
 
     def _layer_bias(self, expression: sp.Expr) -> sp.Expr:
@@ -285,7 +285,7 @@ class _Notes:
         if self.batch:  # the mean of the samples' gradients
             for gradient in [e for e in equations if e.name in parameters]:
                 parameter = parameters[gradient.name]
-                mean = sp.Sum(SAMPLE_ERROR(parameter), (SAMPLE, 1, BATCH)) / BATCH
+                mean = sp.Sum(SAMPLE_ERROR(parameter, SAMPLE), (SAMPLE, 1, BATCH)) / BATCH
                 equations.append(self._show(first, sp.Derivative(generic.E, parameter), sp.diff(mean, parameter),
                                             name=gradient.name.replace("gradient_", "mean_"), per_sample=False))
         parameter = weight

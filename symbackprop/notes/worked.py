@@ -114,7 +114,7 @@ def worked(notes) -> dict:
     after = compiled.evaluate(Values(values.inputs, values.targets, evaluation.updated)).loss
     return {"samples": samples, "data": data, "units": units,
             "data_header": [tex(u.a) for u in net.inputs] + [tex(net.targets[u]) for u in net.outputs]
-            + [notes.E if samples == 1 else tex(SAMPLE_ERROR(generic.E))],
+            + [notes.E if samples == 1 else tex(SAMPLE_ERROR(generic.E, SAMPLE))],
             "symbols": [n.symbol(role) for role in ("pre_activation", "activation", "delta")],
             "gradients": [{"samples": chunk, "rows": [(symbol, [v[s] for s in chunk]) for symbol, v in gradients]}
                           for chunk in _chunks(samples, 2 * SAMPLES_PER_TABLE)] if samples > 1 else [],
