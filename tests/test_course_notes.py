@@ -565,3 +565,19 @@ def test_the_mini_batch_mean_keeps_each_samples_error_inside_its_sum_in_every_pr
     assert not re.search(r"\\sum_\{\w=1\}\^\{\w+\} 1\b", text), "a sum of ones"
     assert f"{error} = \\frac{{1}}{{{N}}} \\sum_{{{n}=1}}^{{{N}}} {error}_{{{n}}}" in text
     assert f"\\frac{{1}}{{{N}}} \\sum_{{{n}=1}}^{{{N}}} \\frac{{\\partial {error}_{{{n}}}}}" in text  # the mean gradient
+
+
+def test_haykins_mini_batch_step_is_minus_eta_times_the_mean_gradient():
+    """It printed Delta w = eta delta_1 x_1 = 0.5 x (-0.007708) x 0 = 0.001062: the first sample's
+    delta rule (0) with the mini-batch's step as its result."""
+    derivation = sb.derive(XOR.network)
+    worked = sb.example(XOR.network, XOR.values, XOR.learning_rate, derivation)
+    text = sb.render(derivation, worked, format="md", notation="haykin", parts=("example",))
+    step = next(line for line in text[text.index("By hand"):].splitlines() if line.startswith(r"$$\Delta"))
+    match = re.fullmatch(r"\$\$\\Delta \{w\^\{\(1\)\}_\{11\}\} = - \\eta \\frac\{\\partial \\mathcal\{E\}\}"
+                         r"\{\\partial \{w\^\{\(1\)\}_\{11\}\}\} = - 0\.5 \\times \((\S+)\) = (\S+)\$\$", step)
+    assert match, step
+    weight = next(p for p in XOR.network.parameters if p.name == "w[0][0][0]")
+    mean = np.mean([xor_gradient(XOR.values.parameters, weight, s) for s in range(4)])  # NumPy, our own
+    assert float(match.group(1)) == pytest.approx(mean, rel=1e-3)
+    assert float(match.group(2)) == pytest.approx(-XOR.learning_rate * mean, rel=1e-3)

@@ -214,9 +214,17 @@ def _arithmetic(notes, per_sample) -> list[Shown]:
     if samples > 1:
         lines.append(_mean(symbolic, weight, [e.gradients[weight] for e in per_sample],
                            ex.evaluation.gradients[weight]))
+    gradient = sp.Dummy("gradient")  # dE/dw by its name and its number (a mini-batch's: the mean)
+    substituted.table[gradient] = substituted.factor(ex.evaluation.gradients[weight])
+    symbolic.table[gradient] = symbolic.doprint(sp.Derivative(generic.E, weight))
+    substituted.table[generic.ETA] = f"{ex.learning_rate:g}"
     if n.update == "change":  # Haykin's delta rule, Delta w_ji = eta delta_j y_i, as he writes the step
-        substituted.table[generic.ETA] = f"{ex.learning_rate:g}"
         change = ex.evaluation.updated[weight] - values.parameters[weight]
+        if samples > 1:  # his rule is one sample's; a mini-batch steps by the mean gradient (Haykin 2009, sec. 4.3)
+            step = sp.Mul(-1, generic.ETA, gradient, evaluate=False)
+            lines.append(Shown(symbolic.doprint(sp.Symbol("Delta") * weight), " = ".join(
+                [symbolic.doprint(step), substituted.doprint(step), number(change)])))
+            return lines
         lhs, rhs = in_notation(sp.Symbol("Delta") * weight, -generic.ETA * derivation.gradients[weight], n, net)
         deltas = {u.delta for u in net.computing_units}
         if isinstance(rhs, sp.Mul):  # in his order: eta, then delta_j, then y_i
@@ -224,10 +232,6 @@ def _arithmetic(notes, per_sample) -> list[Shown]:
                          evaluate=False)
         line(lhs, rhs, change, evaluated=False)
         return lines
-    gradient = sp.Dummy("gradient")
-    substituted.table[gradient] = substituted.factor(ex.evaluation.gradients[weight])
-    symbolic.table[gradient] = symbolic.doprint(sp.Derivative(generic.E, weight))
-    substituted.table[generic.ETA] = f"{ex.learning_rate:g}"
     update = sp.Add(weight, sp.Mul(-1, generic.ETA, gradient, evaluate=False), evaluate=False)
     lines.append(Shown(symbolic.doprint(weight), " = ".join(
         [symbolic.doprint(update), substituted.doprint(update), number(ex.evaluation.updated[weight])]),
