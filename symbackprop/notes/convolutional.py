@@ -176,14 +176,41 @@ def _winner(example, network: ConvNetwork, printer: NotationPrinter, sign: int) 
             "winner": printer.doprint(generic.a[won]), "others": len(window) - 1}
 
 
-def chapter(network: ConvNetwork, notation: Notation, example=None, figure: bool = False) -> dict:
+def _primed(expression: sp.Expr, free: set) -> sp.Expr:
+    """``expression`` with each summation index that prints as the letter of a free index of
+    the equation renamed with a prime (o' in dE/dK_o = sum_o' ...): the same sum, readable."""
+    letters = {index.label for index in free}
+    return expression.xreplace({x: generic.Index(sp.Symbol(f"{x.label}'", integer=True), (x.lower, x.upper))
+                                for x in expression.atoms(sp.Idx) if x.label in letters and x not in free})
+
+
+def box(network: ConvNetwork) -> dict[str, tuple[sp.Expr, sp.Expr]]:
+    """The formulas of a conv layer that the notes' box of equations states, by name, as (lhs, rhs):
+    the kernel gradient, the bias gradient (with biases) and the flipped-kernel sum below; none
+    without a conv layer."""
+    if first_conv(network) is None:
+        return {}
+    formulas = cb.derive_conv(len(network.input_shape) - 1, bool(network.biases))
+    gradients = {s.lhs.variables[0].base: s for s in formulas.steps if s.rule == "gradient"}
+    flipped = next(s for s in formulas.steps if s.rule == "flipped_kernel")
+    named = {"gradient_kernel": gradients[cb.K], "gradient_kernel_bias": gradients.get(generic.b),
+             "error_below": flipped}
+    return {name: (step.lhs, step.rhs) for name, step in named.items() if step is not None}
+
+
+def chapter(network: ConvNetwork, notation: Notation, example=None, figure: bool = False,
+            number=None, boxed: dict | None = None) -> dict:
     """Everything the chapter prints, in the notation: the formulas of a conv layer (of the
     network's dimensions), pooling, the shapes of every tensor, the worked numbers (with an
-    ``example``) and the figure of the kernel sliding over the input (with ``figure``)."""
+    ``example``) and the figure of the kernel sliding over the input (with ``figure``).
+    Inside the whole notes, ``number`` numbers its equations and ``boxed`` holds the box's
+    numbered equations by name (:func:`box`), which the chapter derives and prints with their numbers."""
     dimensions = len(network.input_shape) - 1
     formulas = cb.derive_conv(dimensions, bool(network.biases))
     printer = ConvPrinter(notation, None)
-    show = lambda lhs, rhs: shown(lhs, rhs, notation, printer)
+    number = number or (lambda equation, name="": equation)
+    boxed = boxed or {}
+    show = lambda lhs, rhs, name="": boxed.get(name) or number(shown(lhs, rhs, notation, printer), name)
     steps = {step.rule: step for step in formulas.steps}
     z_def = formulas.steps[0]
     bias = next((s for s in formulas.steps if s.rule == "gradient" and s.lhs.variables[0].base == generic.b), None)
@@ -205,10 +232,12 @@ def chapter(network: ConvNetwork, notation: Notation, example=None, figure: bool
         "z": printer.doprint(generic.z[(cb.o, *outputs)]), "a_unit": printer.doprint(generic.a[(cb.c, *inputs)]),
         "forward": [show(z_def.lhs, z_def.rhs),
                     show(generic.a[(cb.o, *outputs)], generic.g(generic.z[(cb.o, *outputs)]))],
-        "tied": show(steps["tied_weight_sum"].lhs, steps["tied_weight_sum"].rhs),
-        "gradients": [show(kernel.lhs, kernel.rhs)] + ([show(bias.lhs, bias.rhs)] if bias is not None else []),
+        "tied": show(steps["tied_weight_sum"].lhs, _primed(steps["tied_weight_sum"].rhs, {cb.o})),
+        "gradients": [show(kernel.lhs, kernel.rhs, "gradient_kernel")]
+        + ([show(bias.lhs, bias.rhs, "gradient_kernel_bias")] if bias is not None else []),
         "below": [show(steps["sum_over_successors"].lhs, steps["sum_over_successors"].rhs),
-                  show(steps["flipped_kernel"].lhs, steps["flipped_kernel"].rhs)],
+                  show(steps["flipped_kernel"].lhs, steps["flipped_kernel"].rhs, "error_below")],
+        "boxed": bool(boxed),
         "average": (show(sp.Derivative(generic.E, generic.a[(cb.c, *inputs)]),
                          cb.derive_average_pool(dimensions)) if "avg_pool" in kinds else None),
         "max_pool": "max_pool" in kinds, "layers": layers,
