@@ -233,3 +233,30 @@ def test_a_network_of_pooling_and_dense_layers_gets_the_chapter_without_a_kernel
     assert sorted(p.suffix for p in paths) == [".md", ".tex"]
     md = paths[0].read_text()
     assert "An average pooling unit" in md and "In the worked example" not in md
+
+
+def test_the_one_dimensional_figure_puts_each_output_unit_under_its_window():
+    """1x12 input, kernel 3, stride 2, padding 1: the output row under the padded input row, every
+    output cell centred under the three cells it reads (the stride shows as gaps), an arrow from each
+    cell of the shaded field to its unit, cells as large as the 2-D grid's at least; TikZ and SVG
+    draw the same cells and arrows."""
+    spec = sb.from_dict(conv_spec([1, 12], [{"kind": "conv", "channels": 1, "kernel": [3], "stride": 2, "padding": 1,
+                                             "activation": "tanh"}, {"kind": "dense", "units": 1}],
+                                  {"inputs": [[0.1 * n for n in range(12)]], "targets": [0.5]}))
+    drawn = convolutional.sliding(spec.network, convolutional.ConvPrinter(load("default"), None))
+    figure = drawn["figure"]
+    rows = sorted({y for _, y, _, _ in figure.cells}, reverse=True)
+    above = sorted((x, side, shade) for x, y, side, shade in figure.cells if y == rows[0])
+    below = sorted((x, side, shade) for x, y, side, shade in figure.cells if y == rows[1])
+    assert len(rows) == 2 and len(above) == 12 + 2 and len(below) == 6 and drawn["below"]
+    side = above[0][1]
+    assert side >= convolutional.CELL
+    for i, (x, _, _) in enumerate(below):  # unit i reads padded cells 2i, 2i+1, 2i+2: under the middle one
+        assert x + side / 2 == pytest.approx(above[2 * i + 1][0] + side / 2)
+    field = [x for x, _, shade in above if shade == 1]
+    assert len(figure.arrows) == 3 and sorted(start[0] for start, _, _ in figure.arrows) == pytest.approx(
+        [x + side / 2 for x in field])
+    assert [shade for _, _, shade in below].count(1) == 1 and drawn["unit"] == "z_{0,3}"
+    svg = figure.svg()
+    assert figure.tikz().count(r"\draw[fill=") == svg.count("<rect x=") - 1 == 14 + 6
+    assert figure.tikz().count(r"\draw[->") == svg.count("marker-end") == 3
