@@ -76,10 +76,15 @@ NAIVE_TIMEOUT = 30.0
 SCALAR_LIMIT = 30_000
 #: Commands timed in a fresh interpreter, with their peak memory (the issue's bounds).
 ANSWER = "g'(z_j) \\sum_k w_{jk} \\delta_k"
+#: The recurrent rows: an Elman network, tanh hidden and identity output, unrolled over its steps.
+_ELMAN = ["--activation", "tanh,identity", "--recurrent"]
 COMMANDS = [("verify 784-30-10 --json", ["verify", "784-30-10", "--json"]),
             ("verify 784-100-10 --json", ["verify", "784-100-10", "--json"]),
             ("verify 784-300-100-10 --json", ["verify", "784-300-100-10", "--json"]),
             ("derive 784-100-10", ["derive", "784-100-10", "-o", "{scratch}"]),
+            ("derive 2-3-1, the handout", ["derive", "--handout", "-o", "{scratch}"]),
+            ("verify Elman 4-8-2, 5 steps", ["verify", "4-8-2", *_ELMAN, "--steps", "5", "--json"]),
+            ("derive Elman 2-3-1, 3 steps", ["derive", "2-3-1", *_ELMAN, "--steps", "3", "-o", "{scratch}"]),
             ("check, empty cache", ["check", "--target", "delta_hidden", "--answer", ANSWER]),
             ("check, references cached by the run before", ["check", "--target", "delta_hidden", "--answer", ANSWER])]
 COMMAND_TIMEOUT = 150.0
@@ -291,19 +296,21 @@ def cold_start() -> float:
         return time.perf_counter() - start
 
 
-def run_command(arguments: list[str], environment: dict, timeout: float) -> tuple[float | None, float]:
-    """(seconds or None after ``timeout``, peak resident MB) of ``python ARGUMENTS`` in a fresh
-    interpreter, measured by /usr/bin/time: a child forked from this process would report this
-    process's size as its own peak."""
+def run_command(arguments: list[str], environment: dict, timeout: float) -> tuple[float | None, float, float]:
+    """(seconds or None after ``timeout``, peak resident MB, CPU seconds) of ``python ARGUMENTS`` in
+    a fresh interpreter, measured by /usr/bin/time: a child forked from this process would report
+    this process's size as its own peak.  The CPU seconds (user and system) are what compares on a
+    machine shared with other work; the wall seconds grow with its load."""
     with tempfile.NamedTemporaryFile("r") as measured:
         start = time.perf_counter()
         try:
-            subprocess.run(["/usr/bin/time", "-o", measured.name, "-f", "%M", sys.executable, *arguments],
+            subprocess.run(["/usr/bin/time", "-o", measured.name, "-f", "%M %U %S", sys.executable, *arguments],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment, timeout=timeout,
                            check=True)
         except subprocess.TimeoutExpired:
-            return None, float("nan")
-        return time.perf_counter() - start, int(measured.read().split()[-1]) / 1024
+            return None, float("nan"), float("nan")
+        peak, user, system = measured.read().split()[-3:]
+        return time.perf_counter() - start, int(peak) / 1024, float(user) + float(system)
 
 
 def commands(baseline: str | None) -> list[dict]:
@@ -479,11 +486,13 @@ def report(rows: list[dict]) -> None:
 
 def report_commands(rows: list[dict]) -> None:
     cell = lambda measured: "" if measured is None else (
-        f"{fmt(measured[0])}, {measured[1]:,.0f} MB" if measured[0] is not None else f"> {COMMAND_TIMEOUT:.0f} s")
-    table("Commands in a fresh interpreter (seconds, peak resident memory)",
+        f"{fmt(measured[0])} ({fmt(measured[2])} CPU), {measured[1]:,.0f} MB" if measured[0] is not None
+        else f"> {COMMAND_TIMEOUT:.0f} s")
+    table("Commands in a fresh interpreter (wall seconds (CPU seconds), peak resident memory; the ratio "
+          "of CPU seconds)",
           ["command", "this version", "baseline version", "baseline / this", "import sympy, numpy"],
           [[r["command"], cell(r["ours"]), cell(r.get("baseline")),
-            ratio((r.get("baseline") or (None,))[0], r["ours"][0]), cell(r.get("import sympy, numpy"))]
+            ratio((r.get("baseline") or (None,) * 3)[2], r["ours"][2]), cell(r.get("import sympy, numpy"))]
            for r in rows])
 
 
@@ -542,6 +551,9 @@ def main() -> None:
           f"{load:.1f} at the start of the tables, {os.getloadavg()[0]:.1f} at their end")
     print("measuring the commands ...", file=sys.stderr, flush=True)
     lines = commands(args.baseline)
+    if args.commands_only:
+        report_commands(lines)
+        return
     print("measuring the convolutional network ...", file=sys.stderr, flush=True)
     conv = convolution(0.2 if quick else 1.0)
     if rows:

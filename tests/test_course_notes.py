@@ -458,16 +458,23 @@ def test_tables_and_displays_are_not_split_across_pages():
     assert long.index(r"\endhead") < long.index(r"\end{longtable}")
 
 
-@pytest.mark.parametrize("spec", [sb.compact("3-4-4-3", "tanh,sigmoid,softmax", loss="cross_entropy"),
-                                  sb.compact("2-3-1", "tanh,identity", steps=3), sb.compact("30-20-10", "relu,sigmoid")])
-def test_the_operation_counts_are_sympys_count_of_every_formula(spec):
-    """Counted once per shape of formula (a layer's gradients share one), the totals are still
-    sympy.count_ops summed over every definition, delta and gradient."""
+_CONV_LAYERS = [{"kind": "conv", "channels": 2, "kernel": [2, 2], "activation": "tanh"},
+                {"kind": "avg_pool", "size": [2, 2]}, {"kind": "dense", "units": 2, "activation": "softmax"}]
+
+
+@pytest.mark.parametrize("network", [sb.compact("3-4-4-3", "tanh,sigmoid,softmax", loss="cross_entropy").network,
+                                     sb.compact("2-3-1", "tanh,identity", steps=3).network,
+                                     sb.compact("30-20-10", "relu,sigmoid").network,
+                                     sb.compact("12-9-2", "sigmoid,sigmoid").network,
+                                     sb.convolutional([1, 5, 5], _CONV_LAYERS, "cross_entropy")])
+def test_the_operation_counts_are_sympys_count_of_every_formula(network):
+    """Counted once per shape of formula (a layer's gradients share one, a layer's net inputs too),
+    the totals are still sympy.count_ops summed over every definition, delta and gradient."""
     import sympy as sp
     from symbackprop.notes import cost
 
-    derivation = sb.derive(spec.network)
-    forward = sum(sp.count_ops(formula) for _, formula in spec.network.definitions)
+    derivation = sb.derive(network)
+    forward = sum(sp.count_ops(formula) for _, formula in network.definitions)
     backward = (sum(sp.count_ops(formula) for _, formula in derivation.backward_definitions())
                 + sum(sp.count_ops(formula) for formula in derivation.gradients.values()))
     assert cost._operations(derivation) == (forward, backward)

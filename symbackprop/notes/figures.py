@@ -598,6 +598,8 @@ def _place(nodes, arrows: list[Arrow], marks, chosen: list[int], crossed: float 
                           for m, a in enumerate(arrows) if m != n)
                 if met <= crossed:
                     where.append((met, box))
+        if not where:  # this label has no place: the layout fails, whatever the others find
+            return None
         places[n] = [box for _, box in sorted(where, key=lambda pair: pair[0])]  # stable: the middle first
     boxes: dict[int, Box] = {}
     for n in sorted(chosen, key=lambda n: len(places[n])):
