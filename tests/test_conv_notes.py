@@ -260,3 +260,14 @@ def test_the_one_dimensional_figure_puts_each_output_unit_under_its_window():
     svg = figure.svg()
     assert figure.tikz().count(r"\draw[fill=") == svg.count("<rect x=") - 1 == 14 + 6
     assert figure.tikz().count(r"\draw[->") == svg.count("marker-end") == 3
+
+
+def test_the_per_unit_parts_stay_within_the_layered_networks_bound_of_units():
+    """A conv network may have 20,000 units on a few weights: its unit tables and appendix are listed
+    up to 5,000 units (70x70 padded conv and a dense unit: 4,901), not beyond (75x75: 5,626), whatever
+    its parameters (4,911 and 5,636, both under 10,000)."""
+    from symbackprop.notes.rendering import lists_every_unit
+    layers = [{"kind": "conv", "channels": 1, "kernel": [3, 3], "padding": 1, "activation": "tanh"},
+              {"kind": "dense", "units": 1}]
+    assert lists_every_unit(sb.convolutional([1, 70, 70], layers))
+    assert not lists_every_unit(sb.convolutional([1, 75, 75], layers))
