@@ -271,3 +271,32 @@ def test_the_per_unit_parts_stay_within_the_layered_networks_bound_of_units():
               {"kind": "dense", "units": 1}]
     assert lists_every_unit(sb.convolutional([1, 70, 70], layers))
     assert not lists_every_unit(sb.convolutional([1, 75, 75], layers))
+
+
+SHAPES = {
+    "mini-batch": ([1, 4, 4], [{"kind": "conv", "channels": 1, "kernel": [2, 2], "activation": "sigmoid"},
+                               {"kind": "avg_pool", "size": [3, 3]}, {"kind": "dense", "units": 2, "activation": "identity"}],
+                   {"inputs": [[[[0.1, 0.2, 0.3, 0.4]] * 4], [[[0.5, -0.2, 0.3, 0.1]] * 4]],
+                    "targets": [[0.1, 0.2], [0.3, 0.4]]}),
+    "conv-output": ([1, 4, 4], [{"kind": "conv", "channels": 1, "kernel": [2, 2], "activation": "identity"}],
+                    {"inputs": [[[0.1, 0.2, 0.3, 0.4]] * 4], "targets": [0.1] * 9}),
+    "conv-below-conv": ([2, 5, 5], [{"kind": "conv", "channels": 2, "kernel": [2, 2], "activation": "relu"},
+                                    {"kind": "conv", "channels": 1, "kernel": [2, 2], "stride": 2, "activation": "tanh"},
+                                    {"kind": "dense", "units": 1}],
+                        {"inputs": [[[0.1, 0.2, 0.3, 0.4, 0.5]] * 5] * 2, "targets": [0.3]}),
+}
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+@pytest.mark.parametrize("name", SHAPES)
+def test_other_conv_networks_get_notes_that_compile_without_an_overfull_box(tmp_path, name):
+    """A mini-batch of images (its inputs, 16 a sample, overflowed a table by 190 pt), a conv layer
+    as the output (no hidden layer: the box keeps its index-form formulas, no hidden derivation),
+    and a conv layer below a conv layer."""
+    shape, layers, example = SHAPES[name]
+    tex = sb.write_notes(sb.from_dict(conv_spec(shape, layers, example)), tmp_path, formats=["tex"])[0]
+    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+                            cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert r"\section{Convolutional layers}" in tex.read_text()
+    assert "Overfull" not in (tex.parent / "notes.log").read_text()
