@@ -1,4 +1,5 @@
-"""The notes' chapter "Convolutional layers", for a convolutional network.
+"""The notes' chapter "Convolutional layers", for a convolutional network, and the formulas of a
+conv layer that the notes' box of equations states (:func:`box`), derived and numbered in the chapter.
 
 Every formula is one of :mod:`symbackprop.conv_backprop`'s index-form expressions printed in the
 notation (its letters for delta, a, z; K for the kernel): the forward formula with its index

@@ -191,13 +191,16 @@ class _Notes:
         self.equations = self._equations()
         self.output_steps = self._output_steps() if self.recurrent is None else None
         self.hidden_steps = self._hidden_steps() if self.hidden and self.recurrent is None else []
-        #: a convolutional network's chapter, after the hidden layers (numbered first), deriving the
-        #: box's conv equations
-        if self.convolutional:
-            self.hidden_layers  # noqa: B018 (numbers its equations)
-        self.conv = convolutional.chapter(
-            net, notation, example if "example" in self.parts else None, "figure" in self.parts, self.number,
-            {e.name: e for e in self.equations if e.name in convolutional.box(net)}) if self.convolutional else None
+        self.conv = self._conv_chapter(example) if self.convolutional else None
+
+    def _conv_chapter(self, example: Example | None) -> dict:
+        """A convolutional network's chapter, numbered after the hidden layers' equations (whose
+        g' per activation are numbered first, as the notes print them), printing the box's index-form
+        equations with the box's numbers where it derives them."""
+        _ = self.hidden_layers  # numbered before the chapter
+        boxed = {e.name: e for e in self.equations if e.name in convolutional.box(self.network)}
+        return convolutional.chapter(self.network, self.notation, example if "example" in self.parts else None,
+                                     "figure" in self.parts, self.number, boxed)
 
     # -- the layers ------------------------------------------------------------------------
 
