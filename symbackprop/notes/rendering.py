@@ -115,15 +115,18 @@ def rows(shown: list[Shown]) -> list[tuple[Shown, list[str]]]:
 
 def _broken(part: str, width: int = LINE_CHARACTERS, measure=_visible) -> list[str]:
     """``part`` in pieces of at most ``width`` characters (as ``measure`` counts them), each
-    after the first starting with the + or - it was broken before."""
+    after the first starting with the + , - or \\times it was broken before; never inside braces or
+    \\left...\\right, and inside parentheses only when the parenthesized group is itself too long
+    (a long substituted sum), not in a short one such as (1 - 0.146^2)."""
     parts, depth, start, last = [], 0, 0, None
-    for match in re.finditer(r"\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|[{}]| [+-] ", part):  # \rightarrow is no \right
-        token = match.group()
+    short = _short_groups(part, width, measure)
+    for match in re.finditer(r"\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|[{}]| [+-] | \\times ", part):
+        token = match.group()  # \rightarrow is no \right
         if token in ("{", r"\left"):
             depth += 1
         elif token in ("}", r"\right"):
             depth -= 1
-        elif depth == 0:
+        elif depth == 0 and not any(opened < match.start() < closed for opened, closed in short):
             if measure(part[start:match.start()]) > width and last is not None:
                 parts.append(part[start:last])
                 start = last + 1
@@ -132,6 +135,19 @@ def _broken(part: str, width: int = LINE_CHARACTERS, measure=_visible) -> list[s
         parts.append(part[start:last])
         start = last + 1
     return parts + [part[start:]]
+
+
+def _short_groups(part: str, width: int, measure) -> list[tuple[int, int]]:
+    """The (opening, closing) places of the parenthesized groups of ``part`` that fit ``width``."""
+    groups, opened = [], []
+    for n, character in enumerate(part):
+        if character == "(":
+            opened.append(n)
+        elif character == ")" and opened:
+            begin = opened.pop()
+            if measure(part[begin:n + 1]) <= width:
+                groups.append((begin, n))
+    return groups
 
 
 def _texescape(text: str) -> str:
