@@ -20,7 +20,7 @@ import sympy as sp
 
 from .. import bptt
 from .. import derivation as generic
-from ..convolution import ConvNetwork, refuse_sheets
+from ..convolution import ConvNetwork
 from ..derivation import Derivation, GenericLayer, Step, derive
 from .. import files
 from ..parts import PARTS
@@ -649,7 +649,6 @@ def render(derivation: Derivation, example: Example | None = None, report: Repor
 
 def lecture(derivation: Derivation, notation: Notation, example: Example | None = None, parts=()) -> _Notes:
     """What the notes print, for other documents built from the same derivation (exercise sheets)."""
-    refuse_sheets(derivation.network)
     return _Notes(derivation, example, None, notation, parts)
 
 
