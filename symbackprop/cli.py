@@ -180,7 +180,10 @@ def _exercises_parser(prog: str) -> argparse.ArgumentParser:
                                               "grad_w_hidden, update_w_hidden, ...), numbers with the unit drawn "
                                               "per student (delta, grad_w, grad_b, update_w), or a fixed one "
                                               "(delta[0][1]); default: delta_output,delta_hidden,grad_w_hidden,"
-                                              "delta,grad_w,update_w")
+                                              "delta,grad_w,update_w; a recurrent spec: delta_hidden_bptt,grad_r,"
+                                              "grad_r[h][i][j]; a convolutional spec: grad_kernel,delta_conv_input,"
+                                              "grad_w[l][o][c][u][v],grad_b[l][o] (also grad_w, grad_b of a dense "
+                                              "layer)")
     exercise.add_argument("--format", choices=["md", "tex", "all"], default="all", help="Markdown, LaTeX or both")
     exercise.add_argument("--templates", help="a directory of jinja2 templates overriding the built-in ones")
     exercise.add_argument("-o", "--output", required=True, help="directory for the sheets, the key and the set")
@@ -434,9 +437,14 @@ def _derive(args, spec) -> int:
     parts = [p for p in PARTS if p not in left_out]
     files.check_folder(Path(args.output))  # before the derivation, which can take seconds
     count, limit = len(spec.network.parameters), api.rendering.PER_WEIGHT_LIMIT
+    units = len(spec.network.computing_units)
     if count > limit:
         print(f"note: {count:,} parameters; above {limit:,} the notes leave out what lists every weight "
               "(the forward pass unit by unit, every delta and gradient, the parameter tables)", file=sys.stderr)
+    elif not api.rendering.lists_every_unit(spec.network):
+        print(f"note: {units:,} units; above {api.rendering.MAX_UNITS:,} the notes leave out what lists every "
+              "unit (the tables of the worked example, every formula of the appendix, the parameter tables)",
+              file=sys.stderr)
     paths = api.write_notes(spec, Path(args.output), formats, templates, notation, parts, inputs=_inputs(args),
                             truncate=args.truncate)
     for path in paths:

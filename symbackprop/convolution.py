@@ -118,15 +118,6 @@ class ConvNetwork(Network):
         return {"weights": weights, **({"biases": biases} if self.biases else {})}
 
 
-def refuse_sheets(network: Network) -> None:
-    """Raise SpecError for a convolutional network: exercise sheets print a conv layer as a dense
-    one (every kernel entry a separate weight), which would teach it wrong; until they have their
-    questions, derive (the notes' chapter), verify, example and check's generic targets work on one."""
-    if isinstance(network, ConvNetwork):
-        raise SpecError("network.layer", "exercise sheets of convolutional networks are not written yet; use "
-                                         "derive, verify and example (--json), which work on them")
-
-
 def weight_symbols(l: int, layer: Layer) -> np.ndarray | None:
     """The weight symbols of layer ``l`` as an object array nested as the spec's weights[l]."""
     if layer.kind == "conv":

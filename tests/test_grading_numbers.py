@@ -215,3 +215,24 @@ def test_a_batch_sum_for_the_mean_is_missing_one_over_n():
     result = grading.check_prepared(prepared, f"{np.sum(per_sample):.6g}")
     assert result.verdict == "incorrect" and result.message == "Missing 1/N over the batch.", result.message
     assert "2 samples" in result.diagnosis[0]
+
+
+# --- a number off by a factor 2 or 1/2 is told so ahead of mistakes that happen to give it ------------
+HIDDEN_DELTAS = [h * (1 - h) * PARAMETERS[f"w[1][{j}][0]"] * OUTPUT_DELTA for j, h in enumerate(HIDDEN)]
+KEYS = {"delta[1][0]": OUTPUT_DELTA, "grad_b[1][0]": OUTPUT_DELTA, "grad_w[1][1][0]": OUTPUT_DELTA * HIDDEN[1],
+        "delta[0][0]": HIDDEN_DELTAS[0], "delta[0][1]": HIDDEN_DELTAS[1], "grad_b[0][1]": HIDDEN_DELTAS[1],
+        "grad_w[0][0][1]": HIDDEN_DELTAS[1] * EXAMPLE["inputs"][0]}
+
+
+@pytest.mark.parametrize("target", KEYS)
+@pytest.mark.parametrize("notation", ["default", "haykin", "nielsen"])
+def test_twice_or_half_the_value_is_a_factor_2(target, notation):
+    """With two inputs, a hidden delta summed over the inputs instead of the units fed is exactly
+    twice the value: a student's number twice the key was told "Sum over the wrong index"."""
+    prepared = grading.prepare(SPEC.network, target, notation, SPEC.values, SPEC.learning_rate)
+    sign = -1 if notation == "haykin" and target.startswith("delta") else 1  # Haykin's delta is -dE/dv
+    key = sign * KEYS[target]
+    assert grading.check_prepared(prepared, f"{key:.6g}").verdict == "correct", (target, notation)
+    for factor, message in ((2, "Factor 2."), (0.5, "Factor 1/2.")):
+        result = grading.check_prepared(prepared, f"{factor * key:#.4g}")
+        assert result.verdict == "incorrect" and result.message == message, (target, notation, result.message)

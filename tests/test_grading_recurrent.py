@@ -388,3 +388,136 @@ def test_cross_entropy_over_several_steps_is_graded_per_step():
     gradient = grading.prepare(spec.network, "grad_r")
     assert grading.check_prepared(gradient, r"\sum_{t=1}^{T} a_i(t-1) \delta_j(t)").verdict == "correct"
     assert grading.check_prepared(gradient, r"a_i(T-1) \delta_j(T)").verdict == "incorrect"
+
+
+# --- numbers through time: the worked example's slips, by a NumPy BPTT written here -----------------
+README_ELMAN = sb.load(Path(__file__).parent / "elman.toml")
+
+
+@functools.lru_cache
+def readme_elman(target, notation="default"):
+    return grading.prepare(README_ELMAN.network, target, notation, README_ELMAN.values, README_ELMAN.learning_rate)
+
+
+def test_the_elman_test_spec_is_the_readmes():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("**Recurrent (Elman) networks**")[1].split("```toml\n")[1].split("```")[0]
+    ours = (Path(__file__).parent / "elman.toml").read_text()
+    strip = lambda text: [line.split("#")[0].rstrip() for line in text.splitlines() if line.split("#")[0].strip()]
+    assert strip(block) == strip(ours)
+
+
+SLOPES = {"tanh": (np.tanh, lambda a: 1 - a ** 2), "sigmoid": (lambda z: 1 / (1 + np.exp(-z)), lambda a: a * (1 - a))}
+
+
+def elman_gradient_r(spec=README_ELMAN, hidden=("tanh",), future=True, transposed=False, slope=True,
+                     dropped_step=None):
+    """dE/dr of an Elman spec (``hidden`` activations, identity output, 1/2 (y - t)^2 per step), one
+    matrix [i][j] per hidden layer, by BPTT in NumPy, optionally with one slip made at every step of
+    every hidden layer: the future term r_jm delta_m(t+1) left out, taken as r_mj delta_m(t+1), the
+    slope g'(z_j(t)) left out, or one step's term left out of the sum."""
+    p = {str(k): v for k, v in spec.values.parameters.items()}
+    sizes, steps = spec.network.sizes, spec.network.steps
+    depth = len(sizes) - 1
+    W = [np.array([[p[f"w[{n}][{i}][{j}]"] for j in range(sizes[n + 1])] for i in range(sizes[n])])
+         for n in range(depth)]
+    R = [np.array([[p[f"r[{h}][{i}][{j}]"] for j in range(sizes[h + 1])] for i in range(sizes[h + 1])])
+         for h in range(depth - 1)]
+    B = [np.array([p[f"b[{n}][{j}]"] for j in range(sizes[n + 1])]) for n in range(depth)]
+    x = spec.values.inputs[0].reshape(steps, sizes[0])
+    target = spec.values.targets[0].reshape(steps, sizes[-1])
+    a = [[np.zeros(sizes[h + 1]) for h in range(depth - 1)]]  # a[s][h]: hidden layer h after step s (0: none)
+    errors = []
+    for s in range(steps):
+        below, states = x[s], []
+        for h in range(depth - 1):
+            below = SLOPES[hidden[h]][0](below @ W[h] + a[-1][h] @ R[h] + B[h])
+            states.append(below)
+        a.append(states)
+        errors.append(below @ W[-1] + B[-1] - target[s])
+    deltas = [[np.zeros(sizes[h + 1]) for h in range(depth - 1)] for _ in range(steps + 1)]
+    for s in range(steps - 1, -1, -1):
+        above = errors[s]
+        for h in range(depth - 2, -1, -1):
+            ahead = (R[h].T if transposed else R[h]) @ deltas[s + 1][h] if future else 0.0
+            gain = SLOPES[hidden[h]][1](a[s + 1][h]) if slope else 1.0
+            deltas[s][h] = above = gain * (W[h + 1] @ above + ahead)
+    return [sum(np.outer(a[s][h], deltas[s][h]) for s in range(steps) if s != dropped_step) for h in range(depth - 1)]
+
+
+DEEP_ELMAN = sb.compact("2-3-2-1", "tanh,sigmoid,identity", steps=4)
+
+
+def test_the_numpy_bptt_is_the_finite_difference_of_the_error():
+    deep, _ = unrolled_loss([2, 3, 2, 1], ["tanh", "sigmoid", "identity"], 4)
+    found = elman_gradient_r(DEEP_ELMAN, ("tanh", "sigmoid"))
+    for h, i, j in ((0, 2, 1), (1, 0, 1), (1, 1, 1)):
+        expected = at(sp.diff(deep, sp.Symbol(f"r[{h}][{i}][{j}]")), point_of(DEEP_ELMAN.network, DEEP_ELMAN.values))
+        assert found[h][i, j] == pytest.approx(expected)
+    p = {str(k): v for k, v in README_ELMAN.values.parameters.items()}
+    loss, _ = unrolled_loss([2, 3, 1], ["tanh", "identity"], 3)
+    point = point_of(README_ELMAN.network, README_ELMAN.values)
+    for i, j in ((2, 2), (1, 2), (0, 1)):
+        assert elman_gradient_r()[0][i, j] == pytest.approx(at(sp.diff(loss, sp.Symbol(f"r[0][{i}][{j}]")), point))
+    assert elman_gradient_r()[0][2, 2] == pytest.approx(0.0170198, abs=1e-7)  # the README's key
+    assert p["r[0][2][2]"] == 0.1
+
+
+@pytest.mark.parametrize("weight", [(2, 2), (1, 2), (0, 1), (2, 0)])
+@pytest.mark.parametrize("notation", ["default", "haykin"])
+def test_a_number_through_time_with_a_slip_in_its_deltas_is_named(weight, notation):
+    """README's exercise set: the number dE/dr_ij computed with the future term dropped from every
+    delta, or with r_mj for r_jm, or without the slope, is named, not "differs"."""
+    i, j = weight
+    ready = readme_elman(f"grad_r[0][{i}][{j}]", notation)
+    assert grading.check_prepared(ready, f"{elman_gradient_r()[0][i, j]:.6g}").verdict == "correct"
+    slips = {"Missing the future term.": elman_gradient_r(future=False)[0],
+             "Transposed recurrent weight index.": elman_gradient_r(transposed=True)[0],
+             "Missing activation derivative.": elman_gradient_r(slope=False)[0]}
+    for message, values in slips.items():
+        if abs(values[i, j] - elman_gradient_r()[0][i, j]) < 1e-3 * abs(elman_gradient_r()[0][i, j]):
+            continue  # the slip changes nothing at this weight
+        result = grading.check_prepared(ready, f"{values[i, j]:.4g}")
+        assert result.verdict == "incorrect" and result.message == message, (weight, message, result.message)
+
+
+@pytest.mark.parametrize("weight", [(2, 2), (1, 2), (0, 1)])
+def test_a_number_through_time_missing_one_steps_term_is_named(weight):
+    i, j = weight
+    ready = readme_elman(f"grad_r[0][{i}][{j}]")
+    whole = elman_gradient_r()[0][i, j]
+    assert elman_gradient_r(dropped_step=0)[0][i, j] == whole  # a_i(0) = 0: the t = 1 term is no slip
+    last_term = whole - elman_gradient_r(dropped_step=2)[0][i, j]
+    last = grading.check_prepared(ready, f"{last_term:.4g}")  # = the sum without t = 2, as a_i(0) = 0
+    assert last.message == "Gradient from the last step only.", last.message
+    result = grading.check_prepared(ready, f"{elman_gradient_r(dropped_step=2)[0][i, j]:.4g}")
+    assert result.verdict == "incorrect" and result.message == "One step missing from the sum.", result.message
+
+
+def test_the_slips_through_time_get_the_same_verdict_cold_and_cached():
+    import pickle
+    for target, answer, message in (("grad_r[0][2][2]", "-0.0003338", "Missing the future term."),
+                                    ("grad_r[0][2][2]", "0.01506", "One step missing from the sum."),
+                                    ("grad_r", r"\sum_{\tau=1}^{t} a_i(\tau-1) \delta_j(\tau)", None)):
+        cold = readme_elman(target)
+        cached = pickle.loads(pickle.dumps(cold))
+        verdict = grading.check_prepared(cold, answer)
+        assert verdict == grading.check_prepared(cached, answer) and verdict.verdict == "incorrect"
+        assert message is None or verdict.message == message, verdict.message
+
+
+@pytest.mark.parametrize("weight", [(0, 2, 1), (1, 0, 1)])
+def test_the_slips_through_time_are_made_in_every_hidden_layer(weight):
+    """Two hidden layers: the lower one's deltas come from the upper one's, each computed with the slip."""
+    h, i, j = weight
+    ready = grading.prepare(DEEP_ELMAN.network, f"grad_r[{h}][{i}][{j}]", "default", DEEP_ELMAN.values,
+                            DEEP_ELMAN.learning_rate)
+    right = elman_gradient_r(DEEP_ELMAN, ("tanh", "sigmoid"))[h][i, j]
+    assert grading.check_prepared(ready, f"{right:.6g}").verdict == "correct"
+    for message, slip in (("Missing the future term.", {"future": False}),
+                          ("Transposed recurrent weight index.", {"transposed": True}),
+                          ("Missing activation derivative.", {"slope": False}),
+                          ("One step missing from the sum.", {"dropped_step": 1})):
+        value = elman_gradient_r(DEEP_ELMAN, ("tanh", "sigmoid"), **slip)[h][i, j]
+        result = grading.check_prepared(ready, f"{value:#.4g}")
+        assert result.verdict == "incorrect" and result.message == message, (weight, message, result.message)

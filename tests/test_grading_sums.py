@@ -155,3 +155,27 @@ def test_a_letter_bound_by_a_sum_is_not_the_same_letter_outside_it():
     # in the default notation (i feeds j, j feeds k) a sum over i is still the wrong index
     wrong = grading.check_prepared(on("sigmoid", "delta_hidden", "default"), r"g'(z_j) \sum_i w_{jk} \delta_k")
     assert wrong.verdict == "incorrect" and wrong.message == "Sum over the wrong index."
+
+
+@pytest.mark.parametrize("target, answer", [
+    ("grad_r", r"\sum_{\tau=1}^{t} \delta_j(\tau) a_i(\tau-1)"),
+    ("grad_r", r"\frac{\partial E}{\partial r_{ij}} = \sum_{\tau=1}^{t} a_i(\tau-1) \delta_j(\tau)"),
+    ("grad_r", r"\sum_{n=1}^{t} a_i(n-1) \delta_j(n)"),
+    ("grad_r", r"\sum_{\tau=1}^{t-1} a_i(\tau) \delta_j(\tau+1)"),
+    ("grad_r", r"\sum_{\tau=t}^{T} a_i(\tau-1) \delta_j(\tau)"),
+    ("grad_w_hidden", r"\sum_{\tau=1}^{t} x_i(\tau) \delta_j(\tau)"),
+])
+def test_a_total_gradient_has_no_free_step_for_its_sum_to_end_at(target, answer):
+    """dE/dr_ij sums over every step of the sequence: a limit t (the step of a delta, free there) was
+    taken as T, and the sum to t graded correct."""
+    result = verdict("elman", target, answer)
+    assert result.verdict == "incorrect", (answer, result.message)
+    assert "sums over every step, to T" in result.message, result.message
+
+
+def test_a_free_step_in_a_deltas_sum_is_its_own_step():
+    """delta_j(t) has t free: a time sum whose limits name t is read at that step."""
+    future = r"g'(z_j(t)) \left[\sum_k w_{jk}\delta_k(t) + \sum_{\tau=t+1}^{t+1} \sum_m r_{jm}\delta_m(\tau)\right]"
+    assert verdict("elman", "delta_hidden_bptt", future).verdict == "correct"
+    now = r"g'(z_j(t)) \left[\sum_k w_{jk}\delta_k(t) + \sum_{\tau=t}^{t} \sum_m r_{jm}\delta_m(\tau)\right]"
+    assert verdict("elman", "delta_hidden_bptt", now).message == "Time-index shift."

@@ -481,3 +481,18 @@ def test_a_hostile_notation_exits_two_from_the_command_line(tmp_path):
 def test_nielsen_softmax_denominator_keeps_its_layer_and_avoids_the_layer_letter():
     text = flat(notes("softmax", "nielsen"))
     assert flat(r"\frac{e^{{z^{L}_{j}}}}{\sum_{i} e^{{z^{L}_{i}}}}") in text and flat(r"\sum_{l} e") not in text
+
+
+def test_a_long_product_breaks_between_its_factors_not_inside_a_short_group():
+    """The substituted delta of a unit under max pooling, (1 - a^2) x delta x three brackets: it broke
+    inside (1 - 0.1460^2), leaving "= (1" alone on a line; a long sum inside parentheses (a recurrent
+    delta's) still breaks inside them, where nothing else would fit."""
+    from symbackprop.notes.rendering import aligned
+    product = (r"(1 - 0.1460^{2}) \times (-0.7568) \times [0.1460 > (-0.2738)] \times [0.1460 > (-0.1312)] "
+               r"\times [0.1460 \ge (-0.4526)]")
+    lines = [line.replace(r"&\quad", "").strip() for line in aligned(product).split(" \\\\\n ")]
+    assert len(lines) > 1 and all(line.count("(") == line.count(")") for line in lines), lines
+    assert lines[1].startswith(r"\times")
+    total = "(" + " + ".join(rf"{n}.1234 \times 0.5678" for n in range(9)) + ")"
+    inside = aligned(rf"0.5 \times {total}").split(" \\\\\n ")
+    assert len(inside) > 1 and inside[1].startswith(r"&\quad + ")

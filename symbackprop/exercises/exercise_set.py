@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import grading
+from ..convolution import ConvNetwork
 from ..derivation import derive
 from ..matrix import MatrixCompiled, evaluator
 from ..network import Network, layer_bias, layer_weight
@@ -28,6 +29,7 @@ from ..errors import SpecError
 from ..files import read_toml
 from ..limits import MAX_SPEC_BYTES
 from ..notes.notation import Notation
+from ..grading import convolutional
 from ..spec import Spec, from_dict, with_example
 from ..spec import load as load_spec
 from . import questions as asked
@@ -130,6 +132,8 @@ def exercises(spec: Spec | str | Path, students: Sequence[str] | str | Path | No
     network = spec.network
     notation_data = _notation_data(notation)
     chosen = asked.parse(questions, network)
+    if isinstance(network, ConvNetwork):
+        _check_printable(network)
     if students is None:
         rng = _rng(seed, "")
         handed_out = {}
@@ -140,13 +144,32 @@ def exercises(spec: Spec | str | Path, students: Sequence[str] | str | Path | No
                else roster.check_ids(list(students), "students", FILES))
         handed_out = access.codes_for(ids, codes or {})
         layered = network.layers is not None and not isinstance(network, UnrolledNetwork)
-        numbers = evaluator(derive(network)) if layered and any(q.numeric for q in chosen) else None
+        checked = layered or isinstance(network, ConvNetwork)
+        numbers = evaluator(derive(network)) if checked and any(q.numeric for q in chosen) else None
         variants = tuple(_draw(spec, student, seed, chosen, access.hash_code(handed_out[student], student, seed),
                                numbers) for student in ids)
     network_data = dict(spec.data.get("network", {}))
     made = ExerciseSet(network_data, notation_data, chosen, variants, handed_out)
     _check_gradable(made)
     return made
+
+
+#: The widest image or conv layer whose numbers a sheet and its key print as matrices on a page.
+MAX_COLUMNS = 8
+
+
+def _check_printable(network: ConvNetwork) -> None:
+    """Refuse a convolutional network the sheets cannot print: one without a dense output layer (its
+    units and error function are printed as a layer's), or an image (a conv layer's output) too wide
+    for a page."""
+    if network.stack[-1].kind != "dense":
+        raise SpecError("network.layer", f"ends in a {network.stack[-1].kind} layer; the exercise sheets of a "
+                                         "convolutional network need a dense output layer (kind = \"dense\") last")
+    widths = [network.input_shape[-1], *(layer.shape_out[-1] for layer in network.stack if layer.kind == "conv")]
+    if max(widths) > MAX_COLUMNS:
+        raise SpecError("network.input_shape", f"the sheets print the image and each conv layer's local gradients "
+                                               f"as matrices of at most {MAX_COLUMNS} columns, and this network's "
+                                               f"are {max(widths)} wide; use a smaller input for exercises")
 
 
 def _notation_data(notation: str | Path) -> str | dict:
@@ -174,7 +197,9 @@ def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...], cod
     """Numbers a student can work with by hand: two decimals, weights away from zero.  Numbers that
     teach nothing are drawn again: an input that rounds to 0 (printed 0 or -0), or a numeric
     question whose answer is 0 (a ReLU unit that is off, a weight from an input 0), checked with
-    ``numbers`` (the layered network's evaluator; None: no numeric question to check)."""
+    ``numbers`` (the layered or convolutional network's evaluator; None: no numeric question to check).
+    A convolutional spec's numbers are nested as it writes them: the image [channel][row][column],
+    the kernels K[out][in][kh][kw] and the dense weights W[i][j] in weights[l], biases[l]."""
     network, rng = spec.network, _rng(seed, student)
     for _ in range(MAX_DRAWS):
         inputs = [round(float(x), 2) for x in rng.uniform(-1, 1, len(network.inputs))]
@@ -188,9 +213,13 @@ def _draw(spec: Spec, student: str, seed: int, chosen: tuple[Question, ...], cod
         if isinstance(network, UnrolledNetwork):  # one row per time step, as a recurrent spec writes them
             inputs, targets = (_per_step(values, network.steps) for values in (inputs, targets))
         example = {"inputs": inputs, "targets": targets, "learning_rate": spec.learning_rate, "parameters": parameters}
+        if isinstance(network, ConvNetwork):
+            example = {"inputs": np.reshape(inputs, network.input_shape).tolist(), "targets": targets,
+                       "learning_rate": spec.learning_rate, **network.nested_parameters(
+                           {p: parameters[str(p)] for p in network.parameters})}
         asked_targets = {q.id: asked.target(q, network, rng) for q in chosen}
-        if 0 not in np.ravel(inputs) and not (numbers and _zero_answers(network, numbers, example,
-                                                               asked_targets.values())):
+        if 0 not in np.ravel(inputs) and not (numbers and _zero_answers(network, numbers, spec, example,
+                                                                        asked_targets.values())):
             return Variant(student, example, asked_targets, code_hash)
     raise SpecError("--questions", f"in {MAX_DRAWS} draws of {student[:40]!r}'s numbers some numeric question "
                                    "always had the answer 0; ask about other units or quantities")
@@ -202,19 +231,24 @@ def _per_step(values: list, steps: int) -> list[list]:
     return [values[n * width:(n + 1) * width] for n in range(steps)]
 
 
-def _zero_answers(network: Network, numbers: MatrixCompiled, example: dict, targets) -> bool:
+def _zero_answers(network: Network, numbers: MatrixCompiled, spec: Spec, example: dict, targets) -> bool:
     """Whether a numeric question's answer (for an update, the gradient it steps by) is 0."""
-    values = Values(np.array([example["inputs"]], dtype=float), np.array([example["targets"]], dtype=float),
-                    {p: example["parameters"][str(p)] for p in network.parameters})
+    conv = isinstance(network, ConvNetwork)
+    values = with_example(spec, example).values if conv else Values(
+        np.array([example["inputs"]], dtype=float), np.array([example["targets"]], dtype=float),
+        {p: example["parameters"][str(p)] for p in network.parameters})
     evaluation = numbers.evaluate(values, example["learning_rate"])
     for name in targets:
         target = grading.parse_target(name, network)
         if target.concrete is None or target.kind not in asked.DRAWN:
             continue
-        level, source, unit = target.concrete
-        if target.kind == "delta":
+        if conv:  # a kernel entry's or a bias's gradient
+            value = evaluation.gradients[convolutional.parameter_of(network, target)]
+        elif target.kind == "delta":
+            level, _, unit = target.concrete
             value = evaluation.delta[network[f"[{level}][{unit}]"].name][0]
         else:
+            level, source, unit = target.concrete
             parameter = layer_bias(level, unit) if target.kind == "grad_b" else layer_weight(level, source, unit)
             value = evaluation.gradients[parameter]
         if abs(value) < ZERO:

@@ -22,12 +22,14 @@ from .. import bptt
 from ..notes import rendering
 from ..derivation import E, derive
 from ..examples import Example, example
+from ..convolution import ConvNetwork
 from ..files import check_targets, replace_folder
 from ..network import layer_bias, layer_weight
 from ..recurrent import recurrent_weight
 from ..notes.printing import NotationPrinter, in_notation, shown
 from . import access, roster
 from .arithmetic import Line, WorkedNumbers, number
+from .conv_documents import ConvDocuments
 from .exercise_set import ExerciseSet, Variant, check_replaceable, write_text
 
 FORMATS = ("md", "tex")
@@ -59,6 +61,8 @@ class Asked:
 class _Documents:
     """Everything the documents of one set print, computed once."""
 
+    sheet, key = "sheet.j2", "key.j2"
+
     def __init__(self, made: ExerciseSet):
         self.made = made
         self.notation = made.notation_object
@@ -70,6 +74,7 @@ class _Documents:
         chapter = self.notes.through_time
         #: a recurrent network drawn unrolled, one copy per step side by side, as its notes draw it
         self.unrolled = chapter["figure"] if chapter else None
+        self.picture = (self.unrolled or self.notes.figure["forward"]).svg()
 
     def generic(self, question, derived: dict) -> Asked:
         """A derivation question, solved by the lecture steps of its layer up to the formula asked;
@@ -207,7 +212,14 @@ class _Documents:
 ESCAPES = {"md": roster.markdown_text, "tex": roster.latex_text, "html": markupsafe.escape}
 
 
-def _context(documents: _Documents, format: str) -> dict:
+def _documents(made: ExerciseSet) -> _Documents | ConvDocuments:
+    """The documents of a layered, recurrent or graph set, or of a convolutional one."""
+    if isinstance(made.spec(made.variants[0]).network, ConvNetwork):
+        return ConvDocuments(made)
+    return _Documents(made)
+
+
+def _context(documents: _Documents | ConvDocuments, format: str) -> dict:
     return {"escape": ESCAPES[format], "net": documents.network, "per_student": documents.made.per_student,
             "unrolled": documents.unrolled is not None}
 
@@ -217,20 +229,20 @@ class SheetRenderer:
     student first opens it (rendering every sheet of a class of 300 at start took 4 s)."""
 
     def __init__(self, made: ExerciseSet, format: str = "html", templates: Path | None = None):
-        self.documents, self.format, self.templates = _Documents(made), format, templates
+        self.documents, self.format, self.templates = _documents(made), format, templates
         self.context = _context(self.documents, format)
-        self.figure = self.documents.notes.figure["forward"].svg()
+        self.figure = self.documents.picture
 
     def __call__(self, variant: Variant) -> str:
-        return rendering.render_document("sheet.j2", self.documents.notes, self.format, self.templates,
+        return rendering.render_document(self.documents.sheet, self.documents.notes, self.format, self.templates,
                                          v=self.documents.variant(variant), svg="sheet.svg", **self.context)
 
 
 def render(made: ExerciseSet, formats=FORMATS, templates: Path | None = None) -> dict[str, str]:
     """Every file of the set: relative path -> text."""
-    documents = _Documents(made)
+    documents = _documents(made)
     variants = [documents.variant(v) for v in made.variants]
-    picture = (documents.unrolled or documents.notes.figure["forward"]).svg()
+    picture = documents.picture
     files = {"exercises.toml": write_text(made), "key.csv": key_csv(variants)}
     if made.codes:
         files["codes.csv"] = access.codes_csv(made.codes)
@@ -239,10 +251,10 @@ def render(made: ExerciseSet, formats=FORMATS, templates: Path | None = None) ->
         for variant in variants:
             folder = f"{variant['student']}/" if variant["student"] is not None else ""
             files[f"{folder}sheet.{format}"] = rendering.render_document(
-                "sheet.j2", documents.notes, format, templates, v=variant, svg="sheet.svg", **context)
+                documents.sheet, documents.notes, format, templates, v=variant, svg="sheet.svg", **context)
             if format in ("md", "html"):
                 files[f"{folder}sheet.svg"] = picture
-        files[f"key.{format}"] = rendering.render_document("key.j2", documents.notes, format, templates,
+        files[f"key.{format}"] = rendering.render_document(documents.key, documents.notes, format, templates,
                                                            variants=variants, svg="key.svg", **context)
         if format == "md":
             files["key.svg"] = picture

@@ -21,7 +21,8 @@ How an answer is decided (the README's "Checking homework" says the same):
   network at its worked example and at random points, with the spec's learning rate.
 * A recurrent network's targets (delta_hidden_bptt, grad_r, grad_r[h][i][j]) are graded the same
   way on unrolled networks (2-3-2 over 5 steps and 2-3-3-2 over 6, or the spec's), with the step t bound
-  too (the last step T for a gradient) and every sum over t running over the steps.
+  too (the last step T for a gradient) and every sum over t running over the steps; a gradient has
+  no step of its own, so its sum over t may not end at t.
 * The answer is evaluated at the same points with the index letters bound to the same
   units and each sum running over the layer of its index, so a sum written for one width
   cannot pass by luck.  Quantities an answer names that the network lacks (the target of a

@@ -51,15 +51,17 @@ class Cases:
     def count(self) -> int:
         return len(self.eta)
 
-    def rows(self, chosen: slice) -> Cases:
-        """The cases of ``chosen`` (one variant's, of cases built for a whole class); all of them: these."""
-        if chosen.indices(self.count) == (0, self.count, 1):
+    def rows(self, chosen: slice | np.ndarray) -> Cases:
+        """The cases ``chosen`` picks: a slice (one variant's, of cases built for a whole class; all of
+        them: these), or case numbers, repeats allowed (each case once per unit of a layer)."""
+        if isinstance(chosen, slice) and chosen.indices(self.count) == (0, self.count, 1):
             return self
         pick = lambda table: {key: value[chosen] for key, value in table.items()}
         return replace(self, layer=pick(self.layer), position=pick(self.position), width=self.width[chosen],
                        tables=pick(self.tables), weights=self.weights[chosen], activation=self.activation[chosen],
                        eta=self.eta[chosen], outputs=self.outputs[chosen], symbols=pick(self.symbols),
-                       labels=self.labels[chosen], steps=None if self.steps is None else self.steps[chosen],
+                       labels=[self.labels[n] for n in np.arange(self.count)[chosen]],
+                       steps=None if self.steps is None else self.steps[chosen],
                        time=None if self.time is None else self.time[chosen], pairs=pick(self.pairs))
 
 
@@ -286,11 +288,12 @@ def _sum(function, limits, cases: Cases, env):
     level = _summed_layer(variable, function, env, cases)
     first = int(lower) if lower.is_Integer else 0
     last = int(upper) if upper.is_Integer else PAD
-    for n in range(max(first, 0), min(last + 1, PAD)):
+    widths = cases.width[np.arange(cases.count), level]
+    for n in range(max(first, 0), min(last + 1, PAD, int(widths.max()))):  # a unit past every case's layer adds 0
         inner = {**env, variable: (level, np.full(cases.count, n))}
         term = _sum(function, limits[:-1], cases, inner)
-        total = total + np.where(n < cases.width[np.arange(cases.count), level], term, 0.0)
-    past = upper.is_Integer and last >= cases.width[np.arange(cases.count), level]  # units the layer lacks
+        total = total + np.where(n < widths, term, 0.0)
+    past = upper.is_Integer and last >= widths  # units the layer lacks
     return np.where(past, np.nan, total)
 
 

@@ -110,6 +110,9 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
     if answer.remarks:
         headline = "Swapped unit indices." if answer.swapped else "An index names the wrong unit or layer."
         return Verdict("incorrect", headline, list(answer.remarks))
+    free = _free_step_limit(prepared, answer.sides)
+    if free is not None:
+        return free
     try:
         sides = _answer_sides(prepared, answer)
     except Unbound as error:
@@ -187,6 +190,35 @@ def _restates(prepared: Prepared, side) -> str | None:
         return (f"d{prepared.vocabulary.notation.plain['error'][0]}/d{words['a_u']} is left unworked: for a hidden "
                 f"unit it is {words['sum_us']}, summed over {words['s']}.")
     return None
+
+
+def _free_step_limit(prepared: Prepared, sides) -> Verdict | None:
+    """A total gradient through time (dE/dr_ij, dE/dw_ij) has no step of its own, so a sum over the
+    steps that ends (or starts) at t, the step a delta_j(t) has free, is no reading of it (t would
+    be taken for the last step T and the sum to t for the whole)."""
+    if not prepared.target.timed or prepared.target.kind == "delta":
+        return None
+    limit = next(filter(None, map(_step_limit_at_t, sides)), None)
+    if limit is None:
+        return None
+    words = prepared.words
+    return Verdict("incorrect", f"The sum over the steps {limit} t, but {words['target']} has no step t of its own: "
+                                "the total gradient sums over every step, to T (\\sum_{t=1}^{T}).",
+                   [(f"t is the step of a delta such as {words['delta_u']}(t); {words['target']} adds the weight's "
+                     "uses at every step t = 1, ..., T of the sequence.")])
+
+
+def _step_limit_at_t(e, bound: bool = False) -> str | None:
+    """"ends at" or "starts at" for a sum over the steps whose limit is the free step t (one inside
+    another sum over the steps names that sum's step, and is read so)."""
+    if isinstance(e, sp.Sum):
+        steps = [limit for limit in e.limits if limit[0] == TIME]
+        if steps and not bound:
+            _, first, last = steps[-1]  # the outermost
+            if last.has(TIME) or first.has(TIME):
+                return "ends at" if last.has(TIME) else "starts at"
+        return _step_limit_at_t(e.function, bound or bool(steps))
+    return next(filter(None, (_step_limit_at_t(x, bound) for x in e.args)), None)
 
 
 def _answer_sides(prepared: Prepared, answer: Answer) -> list:

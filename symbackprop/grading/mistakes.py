@@ -217,11 +217,20 @@ def _if_has(atom, function):
 
 
 #: The mistakes the diagnosis names.  Messages are formatted with the notation's
-#: spellings of the target's quantities (see :func:`_words`).
+#: spellings of the target's quantities (see :func:`_words`).  The order is the priority: a mutant
+#: equal at every test point to one before it is told as that one, and a number is named after the
+#: first mutant it agrees with.  What changes the whole answer comes first: its sign, then a constant
+#: factor, the learning rate left out (1/eta, constant for a concrete target) before a factor 2 or
+#: 1/2: a number twice the key is twice the key, whatever part of a formula could also make it so
+#: (a hidden delta summed over its two inputs instead of the units it feeds is twice the right one).
 MISTAKES = (
     Mistake("sign error", lambda e, loss: -e, "{sign}"),
     Mistake("missing learning rate", _if_has(ETA, lambda e: e.xreplace({ETA: 1})),
             "The learning rate {eta} is missing: the step is {eta} times the gradient."),
+    Mistake("factor 2", lambda e, loss: 2 * e,
+            "Off by a factor 2: your answer is twice the correct one{half}."),
+    Mistake("factor 1/2", lambda e, loss: e / 2,
+            "Off by a factor 1/2: your answer is half the correct one{half}."),
     Mistake("missing activation derivative", _with_slope(lambda e, slope, zu: e.xreplace({slope: 1})),
             "The factor {g_u} (= d{a_u}/d{z_u}, the slope of unit {u}'s activation) is missing; the chain rule "
             "passes through it between the error and {z_u}: correct if multiplied by {g_u}."),
@@ -247,10 +256,6 @@ MISTAKES = (
     Mistake("output formula for a hidden unit", _output_formula,
             "This is the output-layer formula: a hidden unit has no target, its error comes back from the units "
             "it feeds: correct if {error_u} were {sum_us}, summed over {s}."),
-    Mistake("factor 2", lambda e, loss: 2 * e,
-            "Off by a factor 2: your answer is twice the correct one{half}."),
-    Mistake("factor 1/2", lambda e, loss: e / 2,
-            "Off by a factor 1/2: your answer is half the correct one{half}."),
     Mistake("input of the wrong layer", _untimed(lambda e, loss: _source_activation(e, lambda i: a[U])),
             "The input comes from the wrong layer: correct if {a_u} were {a_p} (d{z_u}/d{w_pu} is the activation "
             "of unit {p}, where the weight starts)."),

@@ -2,14 +2,19 @@
 
 Imported only when such a target is asked, so a feed-forward ``check`` never derives BPTT.
 The reference numbers are the concrete derivation's of unrolled networks (two test shapes
-over the :data:`TEST_STEPS` for a generic target; the spec's own network for grad_r[h][i][j]);
+over the :data:`TEST_STEPS` for a generic target; the spec's own network for grad_r[h][i][j], whose
+number is also compared with slips made through time: the deltas recomputed backwards with a
+mistake at every step, a step's term left out);
 the formula the mistakes mutate is :func:`symbackprop.bptt.derive_recurrent`'s, in the
 reader's symbols, and it must agree with those numbers before any answer is graded.  Every
 case binds the unit j, the unit i feeding it (for dE/dr_ij, a unit of j's own layer at t-1),
 a unit k it feeds, and the step t: a random step for a delta, the last step T for a gradient,
-so that an answer with a free t is its last step's term.
+so that an answer with a free t is its last step's term (a gradient's sum over the steps that ends at
+t is judged wrong before: the gradient has no step of its own).
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import sympy as sp
@@ -20,8 +25,8 @@ from ..network import layer_weight
 from ..notes.notation import Notation
 from ..numerics import Values
 from ..recurrent import UnrolledNetwork, recurrent_weight, unit_name, unrolled
-from .evaluation import PAD, Cases, activation_row, close, evaluate
-from .mistakes import mutants_of, wording
+from .evaluation import PAD, Cases, activation_row, close, evaluate, value_at
+from .mistakes import MISTAKES, mutants_of, wording
 from .prepared import POINTS, Prepared, Target, bound_letters, family_of, letters_of, spec_parts
 from .vocabulary import LAST, TIME, P, S, U, Vocabulary, a, b, delta, dg, r, w, z
 
@@ -67,8 +72,11 @@ def prepare(network: UnrolledNetwork, target: Target, notation: Notation, values
                             bound=bound_letters(notation, target))
     weight = (recurrent_weight(*target.concrete) if target.concrete is not None
               else r[P, U] if target.kind == "grad_r" else w[P, U])
-    prepared = Prepared(target, vocabulary, cases, reference, weight, mutants_of(template, reference, cases,
-                                                                                  network.loss),
+    mutants = mutants_of(template, reference, cases, network.loss)
+    if target.concrete is not None:
+        mutants += _numbers_through_time(template, _formula("delta", hidden[0], bias), reference, cases,
+                                         network.loss, mutants)
+    prepared = Prepared(target, vocabulary, cases, reference, weight, mutants,
                         wording(notation, target, network.loss.name), reveal=reveal, sheet=sheet)
     if target.concrete is not None and values is not None:
         prepared.example = family.compiled.evaluate(values, learning_rate).gradients[weight]
@@ -88,6 +96,67 @@ def _formula(kind: str, activation, bias: bool) -> sp.Expr:
         return dg(z[U, TIME]) * (generic.delta / slope).xreplace({**symbols, bptt.m: PEER})
     gradient = generic.gradient_recurrent if kind == "grad_r" else generic.gradient_weight
     return gradient.xreplace({**symbols, bptt.source: P})
+
+
+#: The mistakes in BPTT's delta_j(t) that a computation by hand makes at every step on its way
+#: backwards in time.  (A time-index shift, delta_m(t) or delta_m(t-1) for delta_m(t+1), asks for
+#: deltas not computed yet on that way: no one gets a number so.)
+RECURSION_MISTAKES = ("missing the future term", "transposed recurrent weight index", "missing activation derivative")
+_RECOMPUTED = ("Your number is {target} = sum over t of {step_term} with every {delta_u}(t) computed that way, "
+               "backwards from the last step.")
+_ONE_STEP = ("One step's term is missing from the sum over t: {r_pu_or_w} is the same weight at every step, so "
+             "{target} = sum over t = 1, ..., T of {step_term}, each step's term once.")
+
+
+def _numbers_through_time(template, delta_formula, reference, cases: Cases, loss, mutants: list) -> list:
+    """A concrete gradient's slips through time as mutants (names, messages, values): the deltas
+    computed backwards in time with one of :data:`RECURSION_MISTAKES` made at every step, then
+    summed as ``template`` sums them; and the sum over t without one step's term (kept where that
+    term is not zero: the t = 1 term of dE/dr_ij is, as a_i(0) = 0)."""
+    found = []
+    for mistake in MISTAKES:
+        changed = mistake.transform(delta_formula, loss) if mistake.name in RECURSION_MISTAKES else None
+        if changed is not None:
+            values = evaluate(template, _backwards(changed, cases))
+            found.append(((mistake.name,), (mistake.message, _RECOMPUTED), values))
+    whole = evaluate(template, cases)
+    for step in range(1, int(cases.steps.max()) + 1):
+        values = whole - evaluate(_step_term(template, step), cases)
+        found.append((("one step missing from the sum",), (_ONE_STEP,), values))
+    kept = []
+    for names, messages, values in found:
+        earlier = [reference, *(v for *_, v in mutants), *(v for *_, v in kept)]
+        if np.all(np.isfinite(values)) and not any(close(values, v) for v in earlier):
+            kept.append((names, messages, values))
+    return kept
+
+
+def _backwards(formula, cases: Cases) -> Cases:
+    """``cases`` (a concrete target's: each the spec's network) with every hidden delta computed
+    by ``formula`` (delta_j(t) from the deltas of step t above and of step t+1 in its layer), step
+    by step backwards from T, layer by layer downwards, from the derivation's output deltas.  Each
+    case is repeated once per unit of the widest hidden layer, so that a layer's units at a step
+    are one evaluation."""
+    count, layers = cases.count, int(np.count_nonzero(cases.width[0]))
+    widest = int(cases.width[0, 1:layers - 1].max())
+    repeated = cases.rows(np.repeat(np.arange(count), widest))  # its tables are copies
+    deltas = repeated.tables["delta"]
+    units = np.tile(np.arange(widest), count)
+    for step in range(int(cases.steps.max()), 0, -1):
+        for level in range(layers - 2, 0, -1):
+            env = {U: (np.full(len(units), level), units), S: (np.full(len(units), level + 1), np.zeros_like(units)),
+                   TIME: (None, np.full(len(units), step))}
+            found = np.broadcast_to(value_at(formula, repeated, env), units.shape).reshape(count, widest)
+            width = int(cases.width[0, level])
+            deltas[:, step, level, :width] = np.repeat(found[:, :width], widest, axis=0)
+    return replace(cases, tables={**cases.tables, "delta": deltas[::widest]})
+
+
+def _step_term(template, step: int):
+    """The term of ``step`` in ``template``'s sum over the steps (the sum left without it is the
+    whole less this)."""
+    return template.replace(lambda x: isinstance(x, sp.Sum) and TIME in x.variables,
+                            lambda s: s.function.xreplace({TIME: step}))
 
 
 def _sequence(network: UnrolledNetwork, rng) -> Values:

@@ -12,6 +12,7 @@ import math
 import sympy as sp
 
 from .. import derivation as generic
+from ..convolution import ConvNetwork
 from ..functions import A, Z
 from ..matrix import evaluator
 from ..network import Network, Unit
@@ -53,8 +54,9 @@ def factor(value: float) -> str:
 def by_layer(network: Network, backwards: bool = False) -> list[list[Unit]]:
     """Computing units per layer (per unit for a graph), each layer's units in order."""
     layers: dict = {}
+    conv = isinstance(network, ConvNetwork)  # its units have no position; a group is a layer
     for unit in network.computing_units:
-        layers.setdefault(unit.position[0] if unit.position else unit.name, []).append(unit)
+        layers.setdefault(unit.group if conv else unit.position[0] if unit.position else unit.name, []).append(unit)
     ordered = list(layers.values())
     return ordered[::-1] if backwards else ordered
 
@@ -75,7 +77,10 @@ def textbook_delta(network: Network, unit: Unit, formula: sp.Expr) -> sp.Expr:
 
 
 def forward_definition(network: Network, unit: Unit) -> sp.Expr:
-    """z = b + w a + ... with the bias first and the weights in the order of the units."""
+    """z = b + w a + ... with the bias first and the weights in the order of the units (a max
+    pooling unit's maximum as it is)."""
+    if unit.pool == "max":
+        return network.pre_activation(unit)
     terms = ([unit.bias] if unit.bias is not None else []) + [
         sp.Mul(edge.weight, network[edge.source].a, evaluate=False) for edge in unit.inputs]
     return sp.Add(*terms, evaluate=False)
@@ -159,12 +164,14 @@ def _chunks(count: int, size: int) -> list[list[int]]:
 
 
 def in_unit_order(net: Network) -> list[sp.Symbol]:
-    """Parameters unit by unit (from the output back), each unit's bias, then its weights."""
-    seen = {}
+    """Parameters unit by unit (from the output back), each unit's bias, then its weights (a
+    pooling unit's edges carry dz/da, no parameter)."""
+    parameters, seen = set(net.parameters), {}
     for layer in by_layer(net, backwards=True):
         for unit in layer:
             for p in ([unit.bias] if unit.bias is not None else []) + [e.weight for e in unit.inputs]:
-                seen.setdefault(p, None)
+                if p in parameters:
+                    seen.setdefault(p, None)
     return list(seen)
 
 
@@ -204,13 +211,16 @@ def _arithmetic(notes, per_sample) -> list[Shown]:
     # a hidden delta from the output's, and in a deeper network one of the first hidden layer from
     # the hidden layer above it; the gradient and the step are of a weight into the last unit shown
     hidden_layers = [layer for layer in by_layer(net, backwards=True) if layer[0].name not in net.outputs]
-    shown_units = [layer[0] for layer in hidden_layers[:1] + hidden_layers[1:][-1:]]
+    conv = isinstance(net, ConvNetwork)  # a unit that passes a local gradient on (max pooling stops most)
+    shown_units = [next((u for u in layer if numbers[u.delta] != 0), layer[0]) if conv else layer[0]
+                   for layer in hidden_layers[:1] + hidden_layers[1:][-1:]]
     for hidden in shown_units:
         line(hidden.delta, textbook_delta(net, hidden, derivation.deltas[hidden.name]), numbers[hidden.delta],
              evaluated=False)
-    unit = shown_units[-1] if shown_units else output
+    unit = shown_units[-1] if shown_units and not conv else output  # a kernel weight's sum: the chapter's
     weight = unit.inputs[0].weight
-    line(sp.Derivative(error, weight), derivation.gradients[weight], first.gradients[weight])
+    if not conv:
+        line(sp.Derivative(error, weight), derivation.gradients[weight], first.gradients[weight])
     if samples > 1:
         lines.append(_mean(symbolic, weight, [e.gradients[weight] for e in per_sample],
                            ex.evaluation.gradients[weight]))
