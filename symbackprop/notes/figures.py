@@ -603,6 +603,8 @@ def _place(layout: _Layout, groups: list[list[int]], every: bool = False) -> dic
     arrows = layout.arrows
     obstacles = ([((n.x, n.y), n.radius + TIP_ROOM) for n in layout.nodes]
                  + [(g, 0.3) for g in layout.gaps] + list(layout.marks))
+    spans = [Box(min(x for x, _ in a.points), min(y for _, y in a.points), max(x for x, _ in a.points),
+                 max(y for _, y in a.points)) for a in arrows]  # an edge whose span misses a box misses it
     places = {}
     for g, group in enumerate(groups):
         places[g] = []
@@ -612,8 +614,9 @@ def _place(layout: _Layout, groups: list[list[int]], every: bool = False) -> dic
                 x, y = _along(arrows[n].points, s)
                 box = Box(x - width / 2, y - height / 2, x + width / 2, y + height / 2)
                 near = Box(box.left - LABEL_ROOM, box.bottom - LABEL_ROOM, box.right + LABEL_ROOM, box.top + LABEL_ROOM)
-                if not any(box.meets_circle(c, r) for c, r in obstacles) and not any(
-                        near.meets_segment(p, q) for m, a in enumerate(arrows) if m != n for p, q in pairwise(a.points)):
+                if not any(near.meets_segment(p, q) for m, a in enumerate(arrows)
+                           if m != n and near.overlaps(spans[m], -1e-9) for p, q in pairwise(a.points)) \
+                        and not any(box.meets_circle(c, r) for c, r in obstacles):
                     places[g].append((n, box))
         if every and not places[g]:  # this label has no place: the layout fails, whatever the others find
             return {}
