@@ -397,8 +397,10 @@ def test_jupyter_shows_formulas_in_symbols_a_report_as_tables_a_spec_and_the_unr
     from symbackprop.notes.printing import NotationPrinter
     spec = SPECS["default"]
     d = sb.derive(spec.network)
-    pooled = sb.convolutional([1, 2, 2], [{"kind": "avg_pool", "size": [2, 2]}, {"kind": "dense", "units": 1}])
-    assert pooled is not None  # alive, and built last: its pooling edges weigh 1/4, which no symbol table prints
+    pooled = sb.convolutional([1, 4, 4], [{"kind": "conv", "channels": 1, "kernel": [2, 2]},
+                                          {"kind": "avg_pool", "size": [2, 2]}, {"kind": "dense", "units": 1}])
+    kernel = pooled.parameters[0]  # alive, and built last: its pooling edges weigh 1/4
+    assert str(kernel) == "K[0][0][0][0][0]" and kernel._repr_latex_() == r"$\displaystyle {K^{(1)}_{0,0,0,0}}$"
     shown = d.deltas["[0][1]"]._repr_latex_()  # a bare SymPy expression of the network's symbols
     assert not re.search(r"(a|delta|w|z|b|x|t)\[\d", shown), shown  # was a[0][1] delta[1][0] w[1][1][0]
     assert r"{\delta^{(2)}_{1}}" in shown and r"{w^{(2)}_{21}}" in shown and r"{a^{(1)}_{2}}" in shown
