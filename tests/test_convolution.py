@@ -320,16 +320,6 @@ def test_the_array_form_equals_the_scalar_code_of_the_concrete_derivation_on_a_b
         assert fast_fd[p] == pytest.approx(slow_fd[p], rel=1e-6, abs=1e-9), p
 
 
-def test_sheets_of_a_conv_net_are_refused_in_one_line_with_what_works(tmp_path):
-    """Until the sheets have their questions, they would print a conv layer as a dense one (and crashed
-    on the pooling slopes): exit 2, nothing written."""
-    path = tmp_path / "conv.toml"
-    path.write_text(ISSUE_SPEC)
-    result = run("exercises", str(path), "-o", str(tmp_path / "out"))
-    assert result.returncode == 2 and not (tmp_path / "out").exists()
-    assert result.stderr.strip().count("\n") == 0 and "use derive, verify and example" in result.stderr
-
-
 def test_the_delta_below_an_average_pool_is_checked_from_sympys_window_formula():
     """SymPy's dE/da below an average pool: 1/(S_h S_w) of the delta of the one window holding the
     unit (the window's condition kept); a wrong delta below the pool is caught."""
