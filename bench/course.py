@@ -8,6 +8,8 @@ own, as a lecturer's first run would:
 * ``exercises 2-3-1 --students ROSTER --format md`` (six questions, the default);
 * ``grade SET key.csv`` (every answer right) and ``grade SET wrong.csv`` (every answer of the key
   negated, each still incorrect with its diagnosis; both from a cold cache);
+* the same three on the README's convolutional spec (:data:`CONV_SPEC`: four questions, two of them
+  each student's own kernel and bias gradients), as ratios to the layered set's in the same run;
 * ``serve``: seconds from the start of the command to its first answered ``/api/check``, with an
   empty cache and again (a restart) with the cache the first start left;
 * then every student logs in once (their code verified, as the page does when it opens) and every
@@ -34,6 +36,29 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 TIMEOUT = 150.0
+#: the README's spec of *Convolutional networks*: a 1x5x5 image, a 3x3 conv layer of 2 channels
+#: with padding, 2x2 max pooling, a dense softmax layer
+CONV_STEPS = ("conv exercises", "conv grade key", "conv grade wrong")
+CONV_SPEC = """[network]
+input_shape = [1, 5, 5]
+loss = "cross_entropy"
+
+[[network.layer]]
+kind = "conv"
+channels = 2
+kernel = [3, 3]
+padding = 1
+activation = "tanh"
+
+[[network.layer]]
+kind = "max_pool"
+size = [2, 2]
+
+[[network.layer]]
+kind = "dense"
+units = 3
+activation = "softmax"
+"""
 CONCURRENCY = 300
 TOKEN = "bench-admin-token"
 #: Runs ``python -m symbackprop`` from the directory in argv[1], ahead of an editable install of
@@ -147,6 +172,28 @@ def _wrong(key: Path, wrong: Path) -> None:
         writer.writerows({**row, "answer": f"-({row['answer']})"} for row in rows)
 
 
+def written_and_graded(command: list[str], network: str, roster: Path, scratch: Path, prefix: str, fresh) -> dict:
+    """``exercises`` on ``network`` for the roster, then ``grade`` of its key and of every key answer
+    negated, each from a cold cache; steps named with ``prefix``."""
+    scratch.mkdir()
+    steps = [f"{prefix}{step}" for step in ("exercises", "grade key", "grade wrong")]
+    try:
+        return dict(zip(steps, _written_and_graded(command, network, roster, scratch, prefix, fresh)))
+    except subprocess.CalledProcessError as error:  # e.g. a baseline without exercises on that network
+        return dict.fromkeys(steps, f"exit {error.returncode}")
+
+
+def _written_and_graded(command: list[str], network: str, roster: Path, scratch: Path, prefix: str, fresh) -> list:
+    row = {f"{prefix}exercises": timed([*command, "exercises", network, "--students", str(roster), "--format", "md",
+                                        "-o", str(scratch / "set")], fresh(f"{prefix}exercises"))}
+    toml, key = scratch / "set" / "exercises.toml", scratch / "set" / "key.csv"
+    _wrong(key, scratch / "wrong.csv")
+    for step, answers in (("grade key", key), ("grade wrong", scratch / "wrong.csv")):
+        row[prefix + step] = timed([*command, "grade", str(toml), str(answers), "-o", str(scratch / step.replace(" ", "-"))],
+                                   fresh(prefix + step))
+    return list(row.values())
+
+
 def measure(tree: str, students: int, scratch: Path, db: str | None = None) -> dict:
     """The course's commands for ``students`` with the package in ``tree``; ``serve`` on the database
     ``db`` (a postgresql:// URL) when given, else on a new SQLite file."""
@@ -155,14 +202,14 @@ def measure(tree: str, students: int, scratch: Path, db: str | None = None) -> d
     fresh = lambda name: {**base, "XDG_CACHE_HOME": str(scratch / f"cache-{name}")}
     roster = scratch / "roster.csv"
     roster.write_text("student\n" + "".join(f"s{n:04d}\n" for n in range(students)), encoding="utf-8")
-    row = {"exercises": timed([*command, "exercises", "2-3-1", "--students", str(roster), "--format", "md",
-                               "-o", str(scratch / "set")], fresh("exercises"))}
-    toml, key = scratch / "set" / "exercises.toml", scratch / "set" / "key.csv"
-    _wrong(key, scratch / "wrong.csv")
-    row["grade key"] = timed([*command, "grade", str(toml), str(key), "-o", str(scratch / "key-report")], fresh("key"))
-    row["grade wrong"] = timed([*command, "grade", str(toml), str(scratch / "wrong.csv"), "-o",
-                                str(scratch / "wrong-report")], fresh("wrong"))
-    with open(scratch / "set" / "codes.csv", encoding="utf-8") as stream:
+    spec = scratch / "conv.toml"
+    spec.write_text(CONV_SPEC, encoding="utf-8")
+    row = {}
+    for prefix, network in (("", "2-3-1"), ("conv ", str(spec))):
+        row.update(written_and_graded(command, network, roster, scratch / f"{prefix.strip() or 'layered'}", prefix,
+                                      fresh))
+    toml, key = scratch / "layered" / "set" / "exercises.toml", scratch / "layered" / "set" / "key.csv"
+    with open(scratch / "layered" / "set" / "codes.csv", encoding="utf-8") as stream:
         codes = {r["student"]: r["code"] for r in csv.DictReader(stream)}
     with open(key, encoding="utf-8") as stream:
         answers = [r for r in csv.DictReader(stream) if r["question"] == "q4"]
@@ -193,16 +240,28 @@ def course(trees: dict[str, str], counts: list[int], db: str | None = None) -> l
     return rows
 
 
+def _seconds(value) -> str:
+    if isinstance(value, str):  # the command failed
+        return value
+    return f"> {TIMEOUT:.0f} s" if value is None else f"{value[0]:.1f} s ({value[1]:.1f} s CPU)"
+
+
+def _ratio(a, b) -> str:
+    """b / a in wall time and in CPU time, when both ran."""
+    if not isinstance(a, tuple) or not isinstance(b, tuple):
+        return ""
+    return f"{b[0] / a[0]:.1f} ({b[1] / a[1]:.1f} CPU)"
+
+
 def report(rows: list[dict]) -> None:
-    seconds = lambda value: f"> {TIMEOUT:.0f} s" if value is None else f"{value[0]:.1f} s ({value[1]:.1f} s CPU)"
-    ratio = lambda a, b: f"{b[0] / a[0]:.1f}" if a is not None and b is not None else ""
+    seconds, ratio = _seconds, _ratio
     trees = [name for name in rows[0] if name != "students"]
     print("\nA course (2-3-1, six questions; each command in a fresh interpreter, cold cache unless said)\n")
     header = ["students", "step", *trees, *(["baseline / this"] if "baseline" in trees else [])]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join(["---:", "---"] + ["---:"] * (len(header) - 2)) + "|")
     for row in rows:
-        for step in ("exercises", "grade key", "grade wrong", "serve start", "serve restart"):
+        for step in ("exercises", "grade key", "grade wrong", "serve start", "serve restart", *CONV_STEPS):
             cells = [seconds(row[t].get(step)) for t in trees]
             extra = [ratio(row["this"][step], row["baseline"][step])] if "baseline" in trees else []
             print(f"| {row['students']:,} | {step} | " + " | ".join(cells + extra) + " |")
@@ -213,6 +272,15 @@ def report(rows: list[dict]) -> None:
                          f"{c['ok']}/{c['count']} ok, {c['rate']:.0f}/s, p95 {c['p95']:.2f} s")
         print(f"| {row['students']:,} | concurrent checks (codes verified) | " + " | ".join(shown)
               + (" | |" if "baseline" in trees else " |"))
+    print("\nThe README's convolutional spec (four questions, two of each student's own numbers) against 2-3-1 "
+          "(six), in the same run\n")
+    print("| students | step | " + " | ".join(f"{t}: 2-3-1 | {t}: conv | {t}: conv / 2-3-1" for t in trees) + " |")
+    print("|" + "|".join(["---:", "---"] + ["---:"] * (3 * len(trees))) + "|")
+    for row in rows:
+        for step in ("exercises", "grade key", "grade wrong"):
+            cells = [cell for t in trees for cell in (seconds(row[t][step]), seconds(row[t][f"conv {step}"]),
+                                                      ratio(row[t][step], row[t][f"conv {step}"]))]
+            print(f"| {row['students']:,} | {step} | " + " | ".join(cells) + " |")
     if len(rows) > 1:
         steps = ("grade key", "grade wrong", "serve start")
         growth = {t: [(rows[-1][t][s][0] / rows[0][t][s][0], rows[-1][t][s][1] / rows[0][t][s][1]) for s in steps

@@ -437,9 +437,14 @@ def _derive(args, spec) -> int:
     parts = [p for p in PARTS if p not in left_out]
     files.check_folder(Path(args.output))  # before the derivation, which can take seconds
     count, limit = len(spec.network.parameters), api.rendering.PER_WEIGHT_LIMIT
+    units = len(spec.network.computing_units)
     if count > limit:
         print(f"note: {count:,} parameters; above {limit:,} the notes leave out what lists every weight "
               "(the forward pass unit by unit, every delta and gradient, the parameter tables)", file=sys.stderr)
+    elif not api.rendering.lists_every_unit(spec.network):
+        print(f"note: {units:,} units; above {api.rendering.MAX_UNITS:,} the notes leave out what lists every "
+              "unit (the tables of the worked example, every formula of the appendix, the parameter tables)",
+              file=sys.stderr)
     paths = api.write_notes(spec, Path(args.output), formats, templates, notation, parts, inputs=_inputs(args),
                             truncate=args.truncate)
     for path in paths:

@@ -165,29 +165,56 @@ def _at(expression: sp.Expr, point: dict) -> float:
     return float(expression.xreplace(point))
 
 
+class Summand:
+    """A generic formula (a sum over indices of a product of indexed quantities) made NumPy code
+    once, for many rows of numbers at once (a student's samples, a class's students): its terms
+    at every point of the summed indices' grid.  ``constants`` holds the sizes, stride and
+    padding, ``bound`` the indices given per row (o, c, u, v of a kernel weight).  An index
+    outside its array (K outside the kernel, a in the padding) reads 0, as the formulas mean."""
+
+    def __init__(self, expression: sp.Expr, constants: dict, bound: tuple = ()):
+        limits, term = [], expression
+        while isinstance(term, sp.Sum):
+            limits, term = list(term.limits) + limits, term.function
+        #: the summed indices, in the order of the grid's axes
+        self.names = [index for index, _, _ in limits]
+        self._grids = np.meshgrid(*(np.arange(int(low.xreplace(constants)), int(high.xreplace(constants)) + 1)
+                                    for _, low, high in limits), indexing="ij")
+        self._shape = self._grids[0].shape if self._grids else ()
+        arguments = [*self.names, *bound]
+        self._indexed = sorted(term.atoms(sp.Indexed), key=sp.default_sort_key)
+        self._where = [[sp.lambdify(arguments, index.xreplace(constants), "numpy") for index in indexed.indices]
+                       for indexed in self._indexed]
+        placeholders = {indexed: sp.Symbol(f"q{n}") for n, indexed in enumerate(self._indexed)}
+        self._term = sp.lambdify([*placeholders.values(), *arguments],
+                                 term.xreplace(placeholders).xreplace(constants), "numpy")
+
+    def terms(self, tables: dict, at: np.ndarray) -> np.ndarray:
+        """The terms, (rows, *grid): ``tables`` holds each base's arrays (K, a, delta), one per
+        row, ``at`` each row's bound indices (rows x bound)."""
+        rows, lifted = len(at), (1,) * len(self._shape)
+        shape = (rows, *self._shape)
+        arguments = [*(grid[None] for grid in self._grids), *(at[:, k].reshape(rows, *lifted) for k in range(at.shape[1]))]
+        row = np.arange(rows).reshape(rows, *lifted)
+        values = []
+        for indexed, where in zip(self._indexed, self._where):
+            table = tables[indexed.base]
+            where = [np.broadcast_to(index(*arguments), shape).astype(int) for index in where]
+            inside = np.all([(0 <= w) & (w < size) for w, size in zip(where, table.shape[1:])], axis=0)
+            clipped = tuple(np.clip(w, 0, size - 1) for w, size in zip(where, table.shape[1:]))
+            values.append(np.where(inside, table[(row, *clipped)], 0.0))
+        return np.broadcast_to(self._term(*values, *arguments), shape)
+
+    def __call__(self, tables: dict, at: np.ndarray) -> np.ndarray:
+        """The formula's value per row: its terms summed."""
+        return self.terms(tables, at).reshape(len(at), -1).sum(axis=1)
+
+
 def _evaluated(expression: sp.Expr, tables: dict, constants: dict) -> float:
-    """A generic formula (a sum over indices of a product of indexed quantities) at numbers:
-    ``tables`` holds each base's array (K, a, delta), ``constants`` the sizes, stride, padding and
-    bound indices.  The sum runs over index grids at once; an index outside its array (K outside
-    the kernel, a in the padding) reads 0, as the formulas mean."""
-    limits, term = [], expression
-    while isinstance(term, sp.Sum):
-        limits, term = list(term.limits) + limits, term.function
-    names = [index for index, _, _ in limits]
-    grids = np.meshgrid(*(np.arange(int(low.xreplace(constants)), int(high.xreplace(constants)) + 1)
-                          for _, low, high in limits), indexing="ij")
-    shape = grids[0].shape if grids else ()
-    placeholders, values = {}, []
-    for n, indexed in enumerate(sorted(term.atoms(sp.Indexed), key=sp.default_sort_key)):
-        table = tables[indexed.base]
-        where = [np.broadcast_to(sp.lambdify(names, index.xreplace(constants), "numpy")(*grids), shape).astype(int)
-                 for index in indexed.indices]
-        inside = np.all([(0 <= w) & (w < size) for w, size in zip(where, table.shape)], axis=0)
-        clipped = tuple(np.clip(w, 0, size - 1) for w, size in zip(where, table.shape))
-        placeholders[indexed] = sp.Symbol(f"q{n}")
-        values.append(np.where(inside, table[clipped], 0.0))
-    function = sp.lambdify([*placeholders.values(), *names], term.xreplace(placeholders).xreplace(constants), "numpy")
-    return float(np.sum(np.broadcast_to(function(*values, *grids), shape)))
+    """A generic formula at one point: ``tables`` holds each base's array (K, a, delta),
+    ``constants`` the sizes, stride, padding and bound indices."""
+    rows = {base: table[None] for base, table in tables.items()}
+    return float(Summand(expression, constants)(rows, np.zeros((1, 0), dtype=int))[0])
 
 
 def _tables(network: ConvNetwork, layer: int, point: dict) -> dict:

@@ -167,8 +167,8 @@ def test_mini_batch_box_states_the_samples_gradients_and_their_means():
     equations = box(text)
     assert r"$$\frac{\partial E_{n}}{\partial w_{ij}} = a_{i} \delta_{j}" in equations
     assert r"$$\frac{\partial E_{n}}{\partial b_{j}} = \delta_{j}" in equations
-    assert (r"$$\frac{\partial E}{\partial w_{ij}} = \frac{\sum_{n=1}^{N} \frac{\partial E_{n}}{\partial w_{ij}}}{N}"
-            in equations)
+    assert (r"$$\frac{\partial E}{\partial w_{ij}} = \frac{1}{N} \sum_{n=1}^{N} \frac{\partial E_{n}}{\partial w_{ij}}"
+            in equations)  # 1/N before the sum, not a sum of fractions over N in a fraction
     assert r"$$w_{ij} \leftarrow w_{ij} - \eta \frac{\partial E}{\partial w_{ij}}" in equations
     assert r"\delta_{j} = \frac{\partial E_{n}}{\partial z_{j}}" in text  # a sample's local gradient
     algorithm = text[text.index("**The algorithm"):]
@@ -306,6 +306,16 @@ def test_cost_and_saturation_section_from_the_network_in_every_preset(notation):
     assert shown == pytest.approx(smallest, rel=5e-4) and "against 0.2500 at a net input of 0" in section
 
 
+def test_the_saturation_sentence_of_two_sigmoid_layers_gives_each_clause_its_subject():
+    """The XOR mini-batch read "...; in layer 2 (logistic sigmoid) is g'(z) = 0.2283": no subject."""
+    derivation = sb.derive(XOR.network)
+    worked = sb.example(XOR.network, XOR.values, XOR.learning_rate, derivation)
+    text = sb.render(derivation, worked, format="md", parts=("example",))
+    section = text[text.index("## What backpropagation costs, and where it saturates"):]
+    assert "the smallest in layer 1 (logistic sigmoid) is $" in section
+    assert "; in layer 2 (logistic sigmoid) it is $" in section
+
+
 def test_haykin_worked_step_is_his_delta_rule():
     spec = sb.from_dict(sb.spec.DEFAULT)
     derivation = sb.derive(spec.network)
@@ -425,15 +435,45 @@ def course(tmp_path_factory):
             for name, spec in specs.items()}
 
 
+def compiled(course, name):
+    """The document's .tex compiled (twice: the tables settle their widths)."""
+    tex = next(p for p in course[name] if p.suffix == ".tex")
+    if not tex.with_suffix(".pdf").exists():
+        for _ in range(2):
+            result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+                                    cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
+            assert result.returncode == 0, result.stdout[-2000:]
+    return tex
+
+
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
 @pytest.mark.parametrize("name", ["mazur", "elman", "xor", "deep"])
 def test_the_course_documents_compile_without_overfull_lines(course, name):
-    tex = next(p for p in course[name] if p.suffix == ".tex")
-    for _ in range(2):  # twice: the tables settle their widths
-        result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-                                cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stdout[-2000:]
-    assert "Overfull" not in tex.with_suffix(".log").read_text()
+    assert "Overfull" not in compiled(course, name).with_suffix(".log").read_text()
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None or shutil.which("pdftotext") is None,
+                    reason="pdflatex and pdftotext not installed (.ci/run installs them)")
+@pytest.mark.parametrize("name", ["mazur", "elman", "xor", "deep"])
+def test_no_page_ends_with_a_heading_a_lead_in_or_a_paragraphs_first_line(course, name):
+    """Mazur's page 3 ended with "... is updated from the same gradients, all at once:", its
+    table overleaf; the XOR handout's page 4 with the first line of "By hand, ...", the rest
+    and its display overleaf.  Read from the PDF as laid out: body text starts at the left
+    margin, a paragraph's first line a little in (its indent), displays and tables far in."""
+    pdf = compiled(course, name).with_suffix(".pdf")
+    pages = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, timeout=60,
+                           check=True).stdout.split("\f")[:-1]
+    # lines of text: not the page number, nor the sub- and superscripts set on lines of their own
+    lines = [[line.rstrip() for line in page.splitlines() if len(line.strip()) > 15] for page in pages]
+    margin = min(len(line) - len(line.lstrip()) for page in lines for line in page)
+    indent = lambda line: len(line) - len(line.lstrip()) - margin
+    assert len(pages) > 2
+    for number, (page, following) in enumerate(zip(lines, lines[1:]), 1):
+        last, first = page[-1], following[0]
+        where = f"page {number} of {name} ends with"
+        assert not re.fullmatch(r"\d+(\.\d+)*\s+[A-Z].*", last.strip()), f"{where} a heading: {last!r}"
+        assert not (last.endswith(":") and indent(first) > 10), f"{where} a lead-in, {first.strip()!r} overleaf"
+        assert not (0 < indent(last) <= 6 and indent(first) == 0), f"{where} a paragraph's first line: {last!r}"
 
 
 @katex_node.requires_katex
@@ -478,3 +518,66 @@ def test_the_operation_counts_are_sympys_count_of_every_formula(network):
     backward = (sum(sp.count_ops(formula) for _, formula in derivation.backward_definitions())
                 + sum(sp.count_ops(formula) for formula in derivation.gradients.values()))
     assert cost._operations(derivation) == (forward, backward)
+
+
+def test_mini_batch_matrix_form_is_of_one_samples_error_not_of_the_mean():
+    """dE/db = delta holds for one sample's error E_n; for E, the mean over the batch, it is
+    false (the mean of the samples' deltas), so the matrix form of a mini-batch says E_n."""
+    derivation = sb.derive(XOR.network)
+    worked = sb.example(XOR.network, XOR.values, XOR.learning_rate, derivation)
+    text = sb.render(derivation, worked, format="md", parts=("example", "matrix"))
+    matrix = text[text.index("## Matrix form"):text.index("## A worked example")]
+    assert r"\frac{\partial E_{n}}{\partial \boldsymbol{b}^{(2)}} = \boldsymbol{\delta}^{(2)}" in matrix
+    assert r"\nabla_{\boldsymbol{a}} E_{n}" in matrix and r"\partial E}" not in matrix
+    assert "for one sample $n$ of the mini-batch (the means (10) and (11) then give the gradients of $E$)" in matrix
+    one = sb.render(derivation, format="md", parts=("matrix",))  # one sample: E itself
+    assert r"\frac{\partial E}{\partial \boldsymbol{b}^{(2)}} = \boldsymbol{\delta}^{(2)}" in one and "E_{n}" not in one
+
+
+def test_haykins_recurrent_notes_define_the_error_signal_at_step_t_before_using_it():
+    """The Haykin Elman notes wrote E with (y_j(t) - d_j(t))^2 and delta_k(t) = -(y - d) phi', then
+    the worked example used e_1, never defined and without its step."""
+    text = elman_notes(notation="haykin")
+    assert r"$$e_{j}(t) = d_{j}(t) - y_{j}(t) \tag{4}$$" in text
+    assert r"\sum_{t=1}^{T} \sum_{j} e_{j}(t)^{2} \tag{3}" in text
+    assert r"$$\delta_{j}(t) = \varphi'(v_{j}(t)) e_{j}(t) \tag{6}$$" in text  # the box, as Haykin's for one step
+    assert r"(1) = e_{1}(1) = 0.1000 - (-0.4243) = 0.5243" in text and "y_{j}(t) - d_{j}(t)" not in text
+    assert "e_{j}" not in elman_notes(notation="default")
+
+
+def test_a_mini_batchs_unit_tables_name_the_sample_not_a_bare_number():
+    """In a mini-batch of sequences the columns read "z (1)", "z (2)" (samples) beside rows
+    a_1(1), a_1(2) (time steps): the same parentheses for two different indices."""
+    text = xor_notes()
+    assert "| unit | $z$ ($n = 1$) | $a$ ($n = 1$) | $\\delta$ ($n = 1$) | $z$ ($n = 2$) |" in text
+    assert "$z$ (1)" not in text
+
+
+@pytest.mark.parametrize("notation", sb.notation.names())
+def test_the_mini_batch_mean_keeps_each_samples_error_inside_its_sum_in_every_preset(notation):
+    """Haykin's mini-batch notes printed E = E_n (sum_{n=1}^N 1) / N: his sign convention's
+    factor_terms took E_n, which did not depend on n, out of the sum."""
+    derivation = sb.derive(XOR.network)
+    worked = sb.example(XOR.network, XOR.values, XOR.learning_rate, derivation)
+    text = sb.render(derivation, worked, format="md", notation=notation, parts=("example",))
+    n, N = sb.notation.load(notation).letters.sample
+    error = sb.notation.load(notation).symbol("error")
+    assert not re.search(r"\\sum_\{\w=1\}\^\{\w+\} 1\b", text), "a sum of ones"
+    assert f"{error} = \\frac{{1}}{{{N}}} \\sum_{{{n}=1}}^{{{N}}} {error}_{{{n}}}" in text
+    assert f"\\frac{{1}}{{{N}}} \\sum_{{{n}=1}}^{{{N}}} \\frac{{\\partial {error}_{{{n}}}}}" in text  # the mean gradient
+
+
+def test_haykins_mini_batch_step_is_minus_eta_times_the_mean_gradient():
+    """It printed Delta w = eta delta_1 x_1 = 0.5 x (-0.007708) x 0 = 0.001062: the first sample's
+    delta rule (0) with the mini-batch's step as its result."""
+    derivation = sb.derive(XOR.network)
+    worked = sb.example(XOR.network, XOR.values, XOR.learning_rate, derivation)
+    text = sb.render(derivation, worked, format="md", notation="haykin", parts=("example",))
+    step = next(line for line in text[text.index("By hand"):].splitlines() if line.startswith(r"$$\Delta"))
+    match = re.fullmatch(r"\$\$\\Delta \{w\^\{\(1\)\}_\{11\}\} = - \\eta \\frac\{\\partial \\mathcal\{E\}\}"
+                         r"\{\\partial \{w\^\{\(1\)\}_\{11\}\}\} = - 0\.5 \\times \((\S+)\) = (\S+)\$\$", step)
+    assert match, step
+    weight = next(p for p in XOR.network.parameters if p.name == "w[0][0][0]")
+    mean = np.mean([xor_gradient(XOR.values.parameters, weight, s) for s in range(4)])  # NumPy, our own
+    assert float(match.group(1)) == pytest.approx(mean, rel=1e-3)
+    assert float(match.group(2)) == pytest.approx(-XOR.learning_rate * mean, rel=1e-3)

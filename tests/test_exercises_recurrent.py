@@ -239,3 +239,18 @@ def test_a_symbol_in_braces_before_its_time_index_is_read_as_the_notes_print_it(
     assert verdicts[0].verdict == "correct", verdicts[0].message
     assert verdicts[1].verdict == "incorrect" and "last step" in verdicts[1].message.lower()
     assert verdicts[2].verdict != "correct"  # a sum in braces is no symbol: (t - 1) is not its time index
+
+
+def test_the_sheet_names_every_weight_its_unrolled_figure_has_no_clear_label_for(made, written):
+    """The sheet shows the notes' unrolled figure; a tied weight with no clear place on any copy
+    of its edge is named under it, as the notes' caption names it."""
+    from symbackprop.notes import through_time
+    from symbackprop.notes.printing import NotationPrinter
+
+    network = made.spec(made.variants[0]).network
+    latex = NotationPrinter(sb.notation.load("default"), network).doprint
+    figure = through_time.figure(network, latex)
+    labelled = {arrow.label for arrow in figure.arrows if arrow.label}
+    sheet = (written / "ada" / "sheet.md").read_text(encoding="utf-8")
+    unnamed = [latex(w) for w in network.weights if latex(w) not in labelled and latex(w) + r"\colon" not in sheet]
+    assert figure.unplaced and not unnamed, unnamed

@@ -76,11 +76,10 @@ def segment_meets_box(p, q, box) -> bool:
     return inside(p) or inside(q) or any(segments_cross(p, q, a, b) for a, b in pairwise(corners + corners[:1]))
 
 
-def assert_clean(labels, circles, paths, room, captions=(), crossings=0):
+def assert_clean(labels, circles, paths, room, captions=()):
     """labels: boxes of the weights; circles: {name: (centre, radius)}; paths: [(points, touched
     names)]; captions: boxes of other text.  A weight's label, grown by a little less than half
-    of ``room``, meets its own edge and at most ``crossings`` others (an unrolled figure's first
-    units' labels may meet any number: figures.UNROLLED_CROSSED)."""
+    of ``room``, meets its own edge and no other (on a crossing, a reader cannot tell which it names)."""
     for i, a in enumerate(labels + list(captions)):
         for b in (labels + list(captions))[i + 1:]:
             assert not boxes_overlap(a, b), f"labels {a} and {b} overlap"
@@ -90,7 +89,7 @@ def assert_clean(labels, circles, paths, room, captions=(), crossings=0):
         near = (min(a[0], a[2]) - 0.4 * room, min(a[1], a[3]) - 0.4 * room,
                 max(a[0], a[2]) + 0.4 * room, max(a[1], a[3]) + 0.4 * room)
         met = [touched for points, touched in paths if any(segment_meets_box(p, q, near) for p, q in pairwise(points))]
-        assert 1 <= len(met) <= 1 + crossings, f"label {a} meets the edges between {met}, not its own edge alone"
+        assert len(met) == 1, f"label {a} meets the edges between {met}, not its own edge alone"
     for points, touched in paths:
         for name, (centre, radius) in circles.items():
             if name in touched:
@@ -209,11 +208,11 @@ def test_tikz_as_typeset_has_no_overlapping_label_and_no_edge_through_a_unit(tmp
 
 # --- the figure's own layout, over random networks -----------------------------------------
 
-def assert_figure_clean(figure: figures.Figure, crossings=0):
+def assert_figure_clean(figure: figures.Figure):
     labels = [(a.box.left, a.box.bottom, a.box.right, a.box.top) for a in figure.arrows if a.box]
     circles = {n.name: ((n.x, n.y), n.radius) for n in figure.nodes}
     paths = [(a.points, {a.source, a.destination}) for a in figure.arrows]
-    assert_clean(labels, circles, paths, room=ROOM_CM, crossings=crossings)
+    assert_clean(labels, circles, paths, room=ROOM_CM)
     assert_inside_canvas(figure.svg())
 
 

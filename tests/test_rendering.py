@@ -337,8 +337,8 @@ def test_user_notation_file_overrides_a_role(tmp_path):
 @pytest.mark.parametrize("spec", ["batch", "batch5"])
 def test_mini_batch_derives_the_mean_and_shows_every_sample(spec):
     text = notes(spec, "default", worked=True)
-    assert flat(r"E = \frac{\sum_{n=1}^{N} E_{n}}{N}") in flat(text)
-    mean = r"\frac{\partial E}{\partial w_{ij}} = \frac{\sum_{n=1}^{N} \frac{\partial E_{n}}{\partial w_{ij}}}{N}"
+    assert flat(r"E = \frac{1}{N} \sum_{n=1}^{N} E_{n}") in flat(text)  # as Bishop (2006, eq. 1.2) writes a mean
+    mean = r"\frac{\partial E}{\partial w_{ij}} = \frac{1}{N} \sum_{n=1}^{N} \frac{\partial E_{n}}{\partial w_{ij}}"
     assert flat(mean) in flat(text)
     samples = len(SPECS[spec].values.inputs)
     part = text[text.index("The gradient of every parameter for each sample"):text.index("Every parameter is updated")]
@@ -397,8 +397,10 @@ def test_jupyter_shows_formulas_in_symbols_a_report_as_tables_a_spec_and_the_unr
     from symbackprop.notes.printing import NotationPrinter
     spec = SPECS["default"]
     d = sb.derive(spec.network)
-    pooled = sb.convolutional([1, 2, 2], [{"kind": "avg_pool", "size": [2, 2]}, {"kind": "dense", "units": 1}])
-    assert pooled is not None  # alive, and built last: its pooling edges weigh 1/4, which no symbol table prints
+    pooled = sb.convolutional([1, 4, 4], [{"kind": "conv", "channels": 1, "kernel": [2, 2]},
+                                          {"kind": "avg_pool", "size": [2, 2]}, {"kind": "dense", "units": 1}])
+    kernel = pooled.parameters[0]  # alive, and built last: its pooling edges weigh 1/4
+    assert str(kernel) == "K[0][0][0][0][0]" and kernel._repr_latex_() == r"$\displaystyle {K^{(1)}_{0,0,0,0}}$"
     shown = d.deltas["[0][1]"]._repr_latex_()  # a bare SymPy expression of the network's symbols
     assert not re.search(r"(a|delta|w|z|b|x|t)\[\d", shown), shown  # was a[0][1] delta[1][0] w[1][1][0]
     assert r"{\delta^{(2)}_{1}}" in shown and r"{w^{(2)}_{21}}" in shown and r"{a^{(1)}_{2}}" in shown
@@ -481,3 +483,18 @@ def test_a_hostile_notation_exits_two_from_the_command_line(tmp_path):
 def test_nielsen_softmax_denominator_keeps_its_layer_and_avoids_the_layer_letter():
     text = flat(notes("softmax", "nielsen"))
     assert flat(r"\frac{e^{{z^{L}_{j}}}}{\sum_{i} e^{{z^{L}_{i}}}}") in text and flat(r"\sum_{l} e") not in text
+
+
+def test_a_long_product_breaks_between_its_factors_not_inside_a_short_group():
+    """The substituted delta of a unit under max pooling, (1 - a^2) x delta x three brackets: it broke
+    inside (1 - 0.1460^2), leaving "= (1" alone on a line; a long sum inside parentheses (a recurrent
+    delta's) still breaks inside them, where nothing else would fit."""
+    from symbackprop.notes.rendering import aligned
+    product = (r"(1 - 0.1460^{2}) \times (-0.7568) \times [0.1460 > (-0.2738)] \times [0.1460 > (-0.1312)] "
+               r"\times [0.1460 \ge (-0.4526)]")
+    lines = [line.replace(r"&\quad", "").strip() for line in aligned(product).split(" \\\\\n ")]
+    assert len(lines) > 1 and all(line.count("(") == line.count(")") for line in lines), lines
+    assert lines[1].startswith(r"\times")
+    total = "(" + " + ".join(rf"{n}.1234 \times 0.5678" for n in range(9)) + ")"
+    inside = aligned(rf"0.5 \times {total}").split(" \\\\\n ")
+    assert len(inside) > 1 and inside[1].startswith(r"&\quad + ")

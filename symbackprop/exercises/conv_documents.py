@@ -115,6 +115,7 @@ class ConvDocuments:
                                  layer_rows(self.network))
         self.picture = conv["figure"]["figure"].svg()
         self._generic: dict[str, ConvAsked] = {}
+        self._places: dict[tuple, list] = {}
 
     def _output_layer(self) -> tuple:
         """The dense output layer's net input and activation, the error function and its letters,
@@ -195,7 +196,6 @@ class ConvDocuments:
         layer, sign = self.network.stack[level], self.notation.delta_sign
         formulas = cb.derive_conv(len(layer.kernel), bool(self.network.biases))
         tables = chapter_of._tables(worked, self.network, level, sign)
-        constants = {cb.s: layer.stride, cb.p: layer.padding}
         outputs, offsets, inputs = cb._positions(len(layer.kernel))
         if quantity == "grad_w":
             formula, entry = formulas.gradient_kernel, tuple(rest)
@@ -205,15 +205,28 @@ class ConvDocuments:
             formula, (channel,) = formulas.gradient_bias, rest
             asked = generic.b[_numbered(channel)]
             bound = {cb.o: channel}
-        indices = chapter_of._summand(formula)[1]
-        terms = chapter_of._terms(formula.xreplace(bound), constants,
-                                  [chapter_of._grid(x, layer) for x in indices], tables)
+        terms = self._terms(formula, bound, level, tables)
         summed = chapter_of._worked_sum(sign * sp.Derivative(E, asked), terms, self.printer)
         doprint, channel = self.printer.doprint, rest[0]
         grids = [Shown(doprint(generic.delta[(channel, *outputs)]), doprint(_matrix(tables[generic.delta][channel])))]
         if quantity == "grad_w":
             grids.append(Shown(doprint(generic.a[(rest[1], *inputs)]), doprint(_matrix(tables[generic.a][rest[1]]))))
         return summed, grids, doprint(sp.Derivative(E, asked))
+
+    def _terms(self, formula: sp.Expr, bound: dict, level: int, tables: dict) -> list[tuple[tuple, list[float]]]:
+        """:func:`notes.convolutional._terms` of a kernel entry's or bias's formula at ``tables``: which
+        terms lie inside the arrays and where each factor reads depend on the entry alone, so SymPy
+        works them out once per entry for the class (on tables of each element's own place), and a
+        student's terms read their numbers from those places."""
+        key = (level, formula, tuple(bound.items()))
+        if key not in self._places:
+            layer = self.network.stack[level]
+            places = {base: np.arange(table.size, dtype=float).reshape(table.shape) for base, table in tables.items()}
+            self._places[key] = chapter_of._terms(formula.xreplace(bound), {cb.s: layer.stride, cb.p: layer.padding},
+                                                  [chapter_of._grid(x, layer) for x in chapter_of._summand(formula)[1]],
+                                                  places)
+        return [(factors, [float(tables[factor.base].flat[int(place)]) if isinstance(factor, sp.Indexed) else place
+                           for factor, place in zip(factors, places)]) for factors, places in self._places[key]]
 
     def _dense_number(self, quantity: str, level: int, rest: list, worked) -> tuple:
         """A dense layer's weight w_ij (from unit i of the layer below, flattened) or bias: the

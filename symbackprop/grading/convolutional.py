@@ -17,8 +17,9 @@ import re
 import numpy as np
 import sympy as sp
 
-from ..conv_backprop import _constants, _evaluated, _positions, _tables, c, derive_conv, o
+from ..conv_backprop import K, Summand, _constants, _evaluated, _positions, c, derive_conv, o
 from ..convolution import ConvNetwork, convolutional, kernel_weight, weight_symbols
+from ..derivation import a, b, delta
 from ..errors import SpecError
 from ..functions import A, Z
 from ..network import layer_bias
@@ -94,22 +95,49 @@ def parameter_of(network: ConvNetwork, target: Target) -> sp.Symbol:
 def prepare(network: ConvNetwork, target: Target, notation: str | Notation, values: Values | None,
             learning_rate: float, reveal: bool, sheet: bool) -> Prepared:
     """The worked example's value of ``target`` and its known mistakes' values."""
-    if values is None:
-        raise SpecError("example", f"{target.name} is a number of the worked example; the spec has no [example]")
+    prepared = prepare_many(network, [target], notation, [values], learning_rate, reveal, sheet)[0]
+    if isinstance(prepared, SpecError):
+        raise prepared
+    return prepared
+
+
+def prepare_many(network: ConvNetwork, targets: list[Target], notation: str | Notation, values: list[Values | None],
+                 learning_rate: float, reveal: bool, sheet: bool) -> list[Prepared | SpecError]:
+    """:func:`prepare` of each (target, values) pair, e.g. one question for every student of a
+    class: the mistaken formulas of a layer's kernel or bias gradient are made NumPy code once and
+    evaluated over every pair's samples at once.  A pair that cannot be prepared gets its
+    SpecError in its place."""
     notation = notation if isinstance(notation, Notation) else notations.load(notation)
+    out: list[Prepared | SpecError | None] = [None] * len(targets)
+    results, gradients, alike = {}, {}, {}
+    for n, (target, numbers) in enumerate(zip(targets, values)):
+        if numbers is None:
+            out[n] = SpecError("example", f"{target.name} is a number of the worked example; the spec has no [example]")
+            continue
+        results[n] = family_of(network).compiled.evaluate(numbers, learning_rate)
+        gradients[n] = float(results[n].gradients[parameter_of(network, target)])
+        if not np.isfinite(gradients[n]):
+            out[n] = SpecError("example", f"{target.name} of the worked example is not finite; use smaller inputs or "
+                                          "weights")
+            continue
+        alike.setdefault((target.kind, target.concrete[0]), []).append(n)
+    for members in alike.values():
+        found = _mistakes(network, [targets[n] for n in members], [values[n] for n in members],
+                          [results[n] for n in members], [gradients[n] for n in members])
+        words = wording(notation, targets[members[0]], network.loss.name)  # the same for one kind at one layer
+        for n, mistakes in zip(members, found):
+            out[n] = _prepared(network, targets[n], notation, words, learning_rate, len(values[n].inputs), mistakes,
+                               gradients[n], reveal, sheet)
+    return out
+
+
+def _prepared(network: ConvNetwork, target: Target, notation: Notation, words: dict, learning_rate: float,
+              samples: int, mistakes: list[tuple[str, float]], value: float, reveal: bool, sheet: bool) -> Prepared:
     parameter = parameter_of(network, target)
-    result = family_of(network).compiled.evaluate(values, learning_rate)
-    value = float(result.gradients[parameter])
-    if not np.isfinite(value):
-        raise SpecError("example", f"{target.name} of the worked example is not finite; use smaller inputs or weights")
-    samples = [_point(network, values, result, n) for n in range(len(values.inputs))]
-    mistakes = _mistakes(network, target, samples, value)
-    words = {**wording(notation, target, network.loss.name), "target": f"dE/d{parameter}", "weight": str(parameter)}
-    cases = _one_case(learning_rate)
-    prepared = Prepared(target, Vocabulary(notation), cases, np.array([value]), parameter, [], words,
-                        example=value, reveal=reveal, sheet=sheet, samples=len(values.inputs), numbers_only=True)
-    prepared.example_mutants = [((name,), [MESSAGES[name]], number)
-                                for name, number in mistakes]
+    words = {**words, "target": f"dE/d{parameter}", "weight": str(parameter)}
+    prepared = Prepared(target, Vocabulary(notation), _one_case(learning_rate), np.array([value]), parameter, [], words,
+                        example=value, reveal=reveal, sheet=sheet, samples=samples, numbers_only=True)
+    prepared.example_mutants = [((name,), [MESSAGES[name]], number) for name, number in mistakes]
     return prepared
 
 
@@ -121,66 +149,84 @@ def _one_case(learning_rate: float) -> Cases:
                  labels=[{"network": "the spec's"}])
 
 
-def _point(network: ConvNetwork, values: Values, result, sample: int) -> dict:
-    """Every unit's a, z and delta and every parameter at one sample, symbol -> number."""
-    point = {u.a: float(x) for u, x in zip(network.inputs, values.inputs[sample])}
-    point.update(values.parameters)
-    for unit in network.computing_units:
-        point.update({unit.a: float(result.a[unit.name][sample]), unit.z: float(result.z[unit.name][sample]),
-                      unit.delta: float(result.delta[unit.name][sample])})
-    return point
-
-
-def _mistakes(network: ConvNetwork, target: Target, samples: list[dict], value: float) -> list[tuple[str, float]]:
-    """(mistake, its value at the worked example, mean over samples) for a conv layer's parameter;
-    a mistake that gives the right value (a zero term, a linear activation) is left out."""
-    found = [("sign error", -value)]
-    level, *rest = target.concrete
+def _mistakes(network: ConvNetwork, targets: list[Target], values: list[Values], results: list,
+              gradients: list[float]) -> list[list]:
+    """Per target (all of one kind at one layer): (mistake, its value at the worked example, the
+    mean over samples); a mistake that gives the right value (a zero term, a linear activation) is
+    left out.  Every target's samples are rows of the same arrays."""
+    first = targets[0]
+    level = first.concrete[0]
     layer = network.stack[level]
-    if layer.kind != "conv":
-        return found
-    generic = derive_conv(len(layer.kernel), bool(network.biases))
-    _, offsets, _ = _positions(len(layer.kernel))
-    formula = generic.gradient_kernel if target.kind == "grad_w" else generic.gradient_bias
-    bound = dict(zip([o, c, *offsets], rest))
+    found = [[("sign error", -value)] for value in gradients]
+    if layer.kind == "conv":
+        samples = [len(numbers.inputs) for numbers in values]
+        ends = np.cumsum(samples)
+        mean = lambda rows: [np.mean(rows[end - count:end], axis=0) for end, count in zip(ends, samples)]
+        tables = _tables(network, level, values, results)
+        at = np.repeat(np.array([target.concrete[1:] for target in targets]), samples, axis=0)
+        generic = derive_conv(len(layer.kernel), bool(network.biases))
+        outputs, offsets, _ = _positions(len(layer.kernel))
+        formula = generic.gradient_kernel if first.kind == "grad_w" else generic.gradient_bias
+        bound = (o, c, *offsets)[:at.shape[1]]
+        summand = Summand(formula, _constants(layer, {}), bound)
+        if first.kind == "grad_w":
+            flipped = Summand(formula.xreplace({x: -x for x in offsets}), _constants(layer, {}), bound)
+            for mine, number in zip(found, mean(flipped(tables, at))):
+                mine.append(("flipped indices", number))
+        slopes = _slopes(network, level, tables)
+        if slopes is not None:
+            nonzero = np.all(slopes.reshape(len(slopes), -1) != 0, axis=1)
+            defined = [bool(np.all(nonzero[end - count:end])) for end, count in zip(ends, samples)]
+            with np.errstate(all="ignore"):
+                numbers = mean(summand({**tables, delta: tables[delta] / slopes}, at))
+            for mine, number, has_slope in zip(found, numbers, defined):
+                if has_slope:  # where a slope is 0, dE/da is not delta / g'(z)
+                    mine.append(("missing activation derivative", number))
+        terms = summand.terms(tables, at)  # one output position's term: the positions in C order
+        order = [summand.names.index(x) for x in outputs]
+        terms = terms.transpose(0, *(1 + k for k in order)).reshape(len(at), -1)
+        for mine, numbers in zip(found, mean(terms)):
+            mine += [("missing sum over positions", float(number)) for number in numbers]
+    return [[(name, float(number)) for name, number in mine if not np.isclose(number, value, rtol=1e-9, atol=1e-12)]
+            for mine, value in zip(found, gradients)]
 
-    def mean(expression, points) -> float:
-        return float(np.mean([_evaluated(expression, _tables(network, level, point), _constants(layer, bound))
-                              for point in points]))
 
-    if target.kind == "grad_w":
-        found.append(("flipped indices", mean(formula.xreplace({x: -x for x in offsets}), samples)))
-    slopes = _without_slope(network, level, samples)
-    if slopes is not None:
-        found.append(("missing activation derivative", mean(formula, slopes)))
-    term, limits = formula, []
-    while isinstance(term, sp.Sum):
-        limits, term = list(term.limits) + limits, term.function
-    positions = [x for x, _, _ in limits]
-    for at in np.ndindex(*layer.shape_out[1:]):
-        found.append(("missing sum over positions", mean(term.xreplace(dict(zip(positions, at))), samples)))
-    return [(name, number) for name, number in found if not np.isclose(number, value, rtol=1e-9, atol=1e-12)]
+def _tables(network: ConvNetwork, level: int, values: list[Values], results: list) -> dict:
+    """The conv layer's K, b, input a, delta, and its own a and z (as the symbols A and Z), one
+    row per sample of every worked example."""
+    layer = network.stack[level]
+    units = [network.unit_at(level, *index) for index in np.ndindex(*layer.shape_out)]
+    below = [network.unit_at(level - 1, *index) for index in np.ndindex(*layer.shape_in)] if level else []
+    kernel = [kernel_weight(level, *index) for index in np.ndindex(layer.shape_out[0], layer.shape_in[0],
+                                                                   *layer.kernel)]
+    columns = lambda table, chosen: np.stack([table[unit.name] for unit in chosen], axis=-1)
+    rows = {base: [] for base in (a, delta, K, b, A, Z)}
+    for numbers, result in zip(values, results):
+        count = len(numbers.inputs)
+        below_a = columns(result.a, below) if level else np.asarray(numbers.inputs, dtype=float)  # the input, flat
+        rows[a].append(below_a.reshape(count, *layer.shape_in))
+        rows[delta].append(columns(result.delta, units).reshape(count, *layer.shape_out))
+        rows[A].append(columns(result.a, units).reshape(count, *layer.shape_out))
+        rows[Z].append(columns(result.z, units).reshape(count, *layer.shape_out))
+        weights = np.array([numbers.parameters.get(w, 0.0) for w in kernel], dtype=float)
+        rows[K].append(np.broadcast_to(weights.reshape(1, layer.shape_out[0], layer.shape_in[0], *layer.kernel),
+                                       (count, layer.shape_out[0], layer.shape_in[0], *layer.kernel)))
+        if network.biases:
+            rows[b].append(np.broadcast_to([numbers.parameters[layer_bias(level, x)] for x in range(layer.biases)],
+                                           (count, layer.biases)))
+    return {base: np.concatenate(arrays).astype(float) for base, arrays in rows.items() if arrays}
 
 
-def _without_slope(network: ConvNetwork, level: int, samples: list[dict]) -> list[dict] | None:
-    """The samples with each unit of layer ``level`` carrying dE/da (delta / g'(z)) as its delta;
-    None for a softmax layer (no slope per unit) or where a slope is 0."""
+def _slopes(network: ConvNetwork, level: int, tables: dict) -> np.ndarray | None:
+    """g'(z) of each unit of layer ``level`` per row of ``tables`` (from its a where the
+    activation's derivative is written in it); None for a softmax layer (no slope per unit)."""
     activation = network.group_by_name[f"layer {level + 1}"].activation  # groups count from 1
     if activation.normalized:
         return None
-    out = []
-    for point in samples:
-        changed = dict(point)
-        for index in np.ndindex(*network.stack[level].shape_out):
-            unit = network.unit_at(level, *index)
-            slope = activation.derivative_in_activation
-            slope = slope.subs(A, unit.a) if slope is not None else activation.derivative.subs(Z, unit.z)
-            slope = float(slope.xreplace(point))
-            if slope == 0:
-                return None
-            changed[unit.delta] = point[unit.delta] / slope
-        out.append(changed)
-    return out
+    slope, variable = activation.derivative_in_activation, A
+    if slope is None:
+        slope, variable = activation.derivative, Z
+    return np.broadcast_to(sp.lambdify([variable], slope, "numpy")(tables[variable]), tables[variable].shape)
 
 
 #: the generic targets of a conv layer (one channel, stride 1, no padding): dE/dK_{u,v}, and the

@@ -192,8 +192,10 @@ def prepare_many(network: Network, target_names: Sequence[str], notation: str | 
         except SpecError as error:
             out[n] = error
             continue
-        if target.timed or target.concrete is None or isinstance(network, ConvNetwork):  # through time,
-            # generic (no numbers of their own), or a conv network's (its own preparation)
+        if isinstance(network, ConvNetwork) and target.concrete is not None:  # a conv network's numbers
+            alike.setdefault(("conv",), []).append(n)
+            continue
+        if target.timed or target.concrete is None:  # through time, or generic (no numbers of their own)
             if target.concrete is None and name in generic:
                 out[n] = generic[name]
                 continue
@@ -205,10 +207,14 @@ def prepare_many(network: Network, target_names: Sequence[str], notation: str | 
                 generic[name] = out[n]
             continue
         alike.setdefault((target.kind, target.output, target.concrete[0]), []).append(n)
-    for members in alike.values():
+    for group, members in alike.items():
         targets = [parse_target(target_names[n], network) for n in members]
-        done = _prepare_alike(network, targets, notation, [values[n] for n in members], learning_rate, seed, reveal,
-                              sheet)
+        if group == ("conv",):
+            done = convolutional.prepare_many(network, targets, notation, [values[n] for n in members],
+                                              learning_rate, reveal, sheet)
+        else:
+            done = _prepare_alike(network, targets, notation, [values[n] for n in members], learning_rate, seed,
+                                  reveal, sheet)
         for n, prepared in zip(members, done):
             out[n] = prepared
     return out

@@ -1,4 +1,5 @@
-"""The notes' chapter "Convolutional layers", for a convolutional network.
+"""The notes' chapter "Convolutional layers", for a convolutional network, and the formulas of a
+conv layer that the notes' box of equations states (:func:`box`), derived and numbered in the chapter.
 
 Every formula is one of :mod:`symbackprop.conv_backprop`'s index-form expressions printed in the
 notation (its letters for delta, a, z; K for the kernel): the forward formula with its index
@@ -176,14 +177,41 @@ def _winner(example, network: ConvNetwork, printer: NotationPrinter, sign: int) 
             "winner": printer.doprint(generic.a[won]), "others": len(window) - 1}
 
 
-def chapter(network: ConvNetwork, notation: Notation, example=None, figure: bool = False) -> dict:
+def _primed(expression: sp.Expr, free: set) -> sp.Expr:
+    """``expression`` with each summation index that prints as the letter of a free index of
+    the equation renamed with a prime (o' in dE/dK_o = sum_o' ...): the same sum, readable."""
+    letters = {index.label for index in free}
+    return expression.xreplace({x: generic.Index(sp.Symbol(f"{x.label}'", integer=True), (x.lower, x.upper))
+                                for x in expression.atoms(sp.Idx) if x.label in letters and x not in free})
+
+
+def box(network: ConvNetwork) -> dict[str, tuple[sp.Expr, sp.Expr]]:
+    """The formulas of a conv layer that the notes' box of equations states, by name, as (lhs, rhs):
+    the kernel gradient, the bias gradient (with biases) and the flipped-kernel sum below; none
+    without a conv layer."""
+    if first_conv(network) is None:
+        return {}
+    formulas = cb.derive_conv(len(network.input_shape) - 1, bool(network.biases))
+    gradients = {s.lhs.variables[0].base: s for s in formulas.steps if s.rule == "gradient"}
+    flipped = next(s for s in formulas.steps if s.rule == "flipped_kernel")
+    named = {"gradient_kernel": gradients[cb.K], "gradient_kernel_bias": gradients.get(generic.b),
+             "error_below": flipped}
+    return {name: (step.lhs, step.rhs) for name, step in named.items() if step is not None}
+
+
+def chapter(network: ConvNetwork, notation: Notation, example=None, figure: bool = False,
+            number=None, boxed: dict | None = None) -> dict:
     """Everything the chapter prints, in the notation: the formulas of a conv layer (of the
     network's dimensions), pooling, the shapes of every tensor, the worked numbers (with an
-    ``example``) and the figure of the kernel sliding over the input (with ``figure``)."""
+    ``example``) and the figure of the kernel sliding over the input (with ``figure``).
+    Inside the whole notes, ``number`` numbers its equations and ``boxed`` holds the box's
+    numbered equations by name (:func:`box`), which the chapter derives and prints with their numbers."""
     dimensions = len(network.input_shape) - 1
     formulas = cb.derive_conv(dimensions, bool(network.biases))
     printer = ConvPrinter(notation, None)
-    show = lambda lhs, rhs: shown(lhs, rhs, notation, printer)
+    number = number or (lambda equation, name="": equation)
+    boxed = boxed or {}
+    show = lambda lhs, rhs, name="": boxed.get(name) or number(shown(lhs, rhs, notation, printer), name)
     steps = {step.rule: step for step in formulas.steps}
     z_def = formulas.steps[0]
     bias = next((s for s in formulas.steps if s.rule == "gradient" and s.lhs.variables[0].base == generic.b), None)
@@ -205,10 +233,12 @@ def chapter(network: ConvNetwork, notation: Notation, example=None, figure: bool
         "z": printer.doprint(generic.z[(cb.o, *outputs)]), "a_unit": printer.doprint(generic.a[(cb.c, *inputs)]),
         "forward": [show(z_def.lhs, z_def.rhs),
                     show(generic.a[(cb.o, *outputs)], generic.g(generic.z[(cb.o, *outputs)]))],
-        "tied": show(steps["tied_weight_sum"].lhs, steps["tied_weight_sum"].rhs),
-        "gradients": [show(kernel.lhs, kernel.rhs)] + ([show(bias.lhs, bias.rhs)] if bias is not None else []),
+        "tied": show(steps["tied_weight_sum"].lhs, _primed(steps["tied_weight_sum"].rhs, {cb.o})),
+        "gradients": [show(kernel.lhs, kernel.rhs, "gradient_kernel")]
+        + ([show(bias.lhs, bias.rhs, "gradient_kernel_bias")] if bias is not None else []),
         "below": [show(steps["sum_over_successors"].lhs, steps["sum_over_successors"].rhs),
-                  show(steps["flipped_kernel"].lhs, steps["flipped_kernel"].rhs)],
+                  show(steps["flipped_kernel"].lhs, steps["flipped_kernel"].rhs, "error_below")],
+        "boxed": bool(boxed),
         "average": (show(sp.Derivative(generic.E, generic.a[(cb.c, *inputs)]),
                          cb.derive_average_pool(dimensions)) if "avg_pool" in kinds else None),
         "max_pool": "max_pool" in kinds, "layers": layers,
@@ -218,19 +248,25 @@ def chapter(network: ConvNetwork, notation: Notation, example=None, figure: bool
     }
 
 
-#: The widest a grid of the figure may be (cm), and its largest cell.
+#: The widest a grid of the figure may be (cm), and its largest cell; a 1-D layer's two rows, one
+#: above the other, may be wider and their cells larger.
 GRID_WIDTH, CELL = 6.5, 0.5
+ROW_WIDTH, ROW_CELL = 12.0, 0.8
+#: How far (cm) the dashed window stands out of the cells it frames: in 1-D it shares cells with the
+#: receptive field, and a frame on the same lines would hide it.
+OUTSET = 0.08
 
 
 @dataclass(frozen=True)
 class Sliding:
     """The figure's one geometry, in cm (y up), written as TikZ and as SVG: cells of the padded
     input and of the output (``shade`` 0 white, 1 the receptive field or its output unit, 2 the
-    padding), outlines (the window at the next position, dashed), one arrow and the labels."""
+    padding), outlines (the window at the next position, dashed), arrows (straight, or bent by
+    ``bend`` degrees) and the labels."""
 
     cells: tuple[tuple[float, float, float, int], ...]  # x, y of the lower left corner, side, shade
     outlines: tuple[tuple[float, float, float, float], ...]  # left, bottom, right, top
-    arrow: tuple[tuple[float, float], tuple[float, float]]
+    arrows: tuple[tuple[tuple[float, float], tuple[float, float], int], ...]  # from, to, bend
     labels: tuple[tuple[float, float, str], ...]  # centre x, y, LaTeX
 
     def tikz(self) -> str:
@@ -240,8 +276,9 @@ class Sliding:
                   for x, y, side, shade in self.cells]
         lines += [rf"\draw[dashed,very thick] ({l:.2f},{b:.2f}) rectangle ({r:.2f},{t:.2f});"
                   for l, b, r, t in self.outlines]
-        (x0, y0), (x1, y1) = self.arrow
-        lines.append(rf"\draw[->,thick] ({x0:.2f},{y0:.2f}) to[bend left=20] ({x1:.2f},{y1:.2f});")
+        for (x0, y0), (x1, y1), bend in self.arrows:
+            path = rf"to[bend left={bend}]" if bend else "--"
+            lines.append(rf"\draw[->,thick] ({x0:.2f},{y0:.2f}) {path} ({x1:.2f},{y1:.2f});")
         lines += [rf"\node at ({x:.2f},{y:.2f}) {{${text}$}};" for x, y, text in self.labels]
         return "\n".join(lines + [r"\end{tikzpicture}"])
 
@@ -266,34 +303,74 @@ class Sliding:
             sx, sy = px(l, t)
             out.append(f'<rect x="{sx:.1f}" y="{sy:.1f}" width="{(r - l) * PIXELS:.1f}" height="{(t - b) * PIXELS:.1f}" '
                        'fill="none" stroke="black" stroke-width="2.5" stroke-dasharray="6 4"/>')
-        (x0, y0), (x1, y1) = (px(*p) for p in self.arrow)
-        out.append(f'<path d="M{x0:.1f},{y0:.1f} Q{(x0 + x1) / 2:.1f},{min(y0, y1) - 0.6 * PIXELS:.1f} {x1:.1f},{y1:.1f}" '
-                   'fill="none" stroke="black" stroke-width="1.5" marker-end="url(#arrow)"/>')
+        for start, end, bend in self.arrows:
+            (x0, y0), (x1, y1) = px(*start), px(*end)
+            middle = f"Q{(x0 + x1) / 2:.1f},{min(y0, y1) - 0.6 * PIXELS:.1f}" if bend else "L"
+            out.append(f'<path d="M{x0:.1f},{y0:.1f} {middle} {x1:.1f},{y1:.1f}" '
+                       'fill="none" stroke="black" stroke-width="1.5" marker-end="url(#arrow)"/>')
         out += [_svg_label(*px(x, y), text, UNIT_EM) for x, y, text in self.labels]
         return "\n".join(out + ["</svg>"]) + "\n"
 
 
 def sliding(network: ConvNetwork, printer: NotationPrinter) -> dict:
-    """The first conv layer's padded input and its output side by side, the receptive field of the
-    output's middle unit (channel 0) shaded in the input and that unit shaded in the output, the
-    window at the next position dashed; 1-D layers as one row.  Call it on a network with a conv layer."""
+    """The first conv layer's padded input and its output, the receptive field of the output's
+    middle unit (channel 0) shaded in the input and that unit shaded in the output, the window at
+    the next position dashed: in 2-D the two grids side by side with an arrow from the field to its
+    unit; in 1-D the output row under the input row, each output unit under the middle of its
+    window (a stride shows as the gaps between them), an arrow from each cell of the field to the
+    unit.  Call it on a network with a conv layer."""
     l = first_conv(network)
     layer = network.stack[l]
-    rows_in, columns_in = ((1,) + layer.shape_in[1:])[-2:]
-    rows_out, columns_out = ((1,) + layer.shape_out[1:])[-2:]
-    kh, kw = ((1,) + layer.kernel)[-2:]
+    dimensions = len(layer.kernel)
+    outputs, offsets, inputs = cb._positions(dimensions)
+    grid = _row(layer) if dimensions == 1 else _grids(layer)
+    labels = ((grid["kernel"][0], grid["kernel"][1], printer.doprint(cb.K[(0, 0, *offsets)])),
+              (*grid["input"], printer.doprint(generic.a[(cb.c, *inputs)])),
+              (*grid["output"], printer.doprint(generic.z[(cb.o, *outputs)])))
+    return {"figure": Sliding(grid["cells"], grid["outlines"], grid["arrows"], labels), "layer": l + 1,
+            "unit": printer.doprint(generic.z[(0, *grid["unit"][-dimensions:])]), "following": grid["following"],
+            "padding": layer.padding, "stride": layer.stride, "below": dimensions == 1}
+
+
+def _row(layer) -> dict:
+    """A 1-D layer: the padded input row above, the output row below it."""
+    (length,), (outputs,), (k,) = layer.shape_in[1:], layer.shape_out[1:], layer.kernel
     p, s = layer.padding, layer.stride
-    ph, pw = (0 if len(layer.kernel) == 1 else p), p
-    side = min(CELL, GRID_WIDTH / (columns_in + 2 * pw), GRID_WIDTH / (rows_in + 2 * ph))
+    side = min(ROW_CELL, ROW_WIDTH / (length + 2 * p))
+    unit = outputs // 2
+    following = unit + 1 < outputs  # the window at the next position, if there is one
+    field = range(unit * s, unit * s + k)  # in padded coordinates
+    top, gap = 1.6, 1.6  # the input row's bottom edge, and the room for the arrows
+    cells = [(q * side, top, side, 1 if q in field else 2 if not p <= q < length + p else 0)
+             for q in range(length + 2 * p)]
+    under = lambda i: (i * s + k / 2 - 0.5) * side  # the left edge of output unit i, under its window's middle
+    bottom = top - gap - side
+    cells += [(under(i), bottom, side, 1 if i == unit else 0) for i in range(outputs)]
+    shift = s if following else -s
+    outlines = (((unit * s + shift) * side - OUTSET, top - OUTSET, (unit * s + shift + k) * side + OUTSET,
+                 top + side + OUTSET),)
+    arrows = tuple((((q + 0.5) * side, top), (under(unit) + side / 2, bottom + side), 0) for q in field)
+    return {"cells": tuple(cells), "outlines": outlines, "arrows": arrows, "unit": (0, unit), "following": following,
+            "kernel": ((unit * s + k / 2) * side, top + side + 0.5), "input": (-0.8, top + side / 2),
+            "output": (-0.8, bottom + side / 2)}
+
+
+def _grids(layer) -> dict:
+    """A 2-D layer: the padded input grid and the output grid side by side."""
+    rows_in, columns_in = layer.shape_in[1:]
+    rows_out, columns_out = layer.shape_out[1:]
+    kh, kw = layer.kernel
+    p, s = layer.padding, layer.stride
+    side = min(CELL, GRID_WIDTH / (columns_in + 2 * p), GRID_WIDTH / (rows_in + 2 * p))
     unit = (rows_out // 2, columns_out // 2)
     window = [(unit[0] * s + u, unit[1] * s + v) for u in range(kh) for v in range(kw)]  # in padded coordinates
     cells = []
-    height_in = (rows_in + 2 * ph) * side
-    for r, q in itertools.product(range(rows_in + 2 * ph), range(columns_in + 2 * pw)):
-        padding = not (ph <= r < rows_in + ph and pw <= q < columns_in + pw)
+    height_in = (rows_in + 2 * p) * side
+    for r, q in itertools.product(range(rows_in + 2 * p), range(columns_in + 2 * p)):
+        padding = not (p <= r < rows_in + p and p <= q < columns_in + p)
         cells.append((q * side, height_in - (r + 1) * side, side, 1 if (r, q) in window else 2 if padding else 0))
     gap = 2.0
-    x_out = (columns_in + 2 * pw) * side + gap
+    x_out = (columns_in + 2 * p) * side + gap
     height_out = rows_out * side
     top_out = height_in - (height_in - height_out) / 2
     for r, q in itertools.product(range(rows_out), range(columns_out)):
@@ -304,13 +381,8 @@ def sliding(network: ConvNetwork, printer: NotationPrinter) -> dict:
     outlines = ((left, height_in - (unit[0] * s + kh) * side, left + kw * side, height_in - unit[0] * s * side),)
     centre = ((unit[1] * s + kw / 2) * side, height_in - (unit[0] * s + kh / 2) * side)
     target = (x_out + (unit[1] + 0.5) * side, top_out - (unit[0] + 0.5) * side)
-    dimensions = len(layer.kernel)
-    outputs, _, inputs = cb._positions(dimensions)
     below = -0.45
-    labels = ((centre[0], height_in + 0.35, printer.doprint(cb.K[(0, 0, *cb._positions(dimensions)[1])])),
-              ((columns_in + 2 * pw) * side / 2, below, printer.doprint(generic.a[(cb.c, *inputs)])),
-              (x_out + columns_out * side / 2, top_out - height_out + below,
-               printer.doprint(generic.z[(cb.o, *outputs)])))
-    return {"figure": Sliding(tuple(cells), outlines, (centre, target), labels), "layer": l + 1,
-            "unit": printer.doprint(generic.z[(0, *unit[-dimensions:])]), "following": following,
-            "padding": p, "stride": s}
+    return {"cells": tuple(cells), "outlines": outlines, "arrows": ((centre, target, 20),), "unit": unit,
+            "following": following, "kernel": (centre[0], height_in + 0.35),
+            "input": ((columns_in + 2 * p) * side / 2, below),
+            "output": (x_out + columns_out * side / 2, top_out - height_out + below)}

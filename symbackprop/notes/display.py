@@ -13,7 +13,6 @@ from .. import derivation as d
 from .. import network as networks
 from ..derivation import Derivation, GenericLayer, Step, derive
 from ..examples import Example, example
-from ..convolution import ConvNetwork
 from ..network import Network
 from ..recurrent import UnrolledNetwork
 from ..spec import Spec
@@ -77,7 +76,7 @@ def _in_notation(symbol: sp.Symbol) -> str | None:
     network that has it); None for any other symbol."""
     for ref in reversed(networks.BUILT):
         network = ref()
-        if network is not None and not isinstance(network, ConvNetwork):  # its pooling edges weigh numbers
+        if network is not None:
             table = symbol_table(network, load("default"))
             if symbol in table:
                 return table[symbol]

@@ -6,9 +6,11 @@ is (in centimetres), so the geometry that is tested is the geometry that is draw
 stand in columns by depth, an input just before the first unit it feeds; an edge spanning
 several columns bends through a free slot of each, so no edge crosses a unit it does not
 touch.  Each weight's label sits on its own edge where it overlaps no other label, no unit
-and no other edge (a reader could not tell which of two edges it names); above :data:`LABELLED_EDGES` edges, or where no such place exists, only the weights
-into the first unit of each column are labelled, and :attr:`Figure.labelled` says so for
-the caption.  Labels are the printer's own LaTeX: TikZ typesets it, and for SVG a handful
+and no other edge (a reader could not tell which of two edges it names); above
+:data:`LABELLED_EDGES` edges, or where no such place exists, only the weights into the first
+unit of each column are labelled, and :attr:`Figure.labelled` says so for the caption.  An
+unrolled recurrent network labels each tied weight once, on whichever copy of its edge has
+such a place, and :attr:`Figure.unplaced` names the others for the caption.  Labels are the printer's own LaTeX: TikZ typesets it, and for SVG a handful
 of rules turn it into text with sub- and superscripts (GitHub and Jupyter show an SVG
 image; neither runs a TeX engine on it).
 """
@@ -24,7 +26,7 @@ from xml.sax.saxutils import escape
 from .. import bptt
 from ..derivation import E
 from ..network import Network
-from ..recurrent import UnrolledNetwork
+from ..recurrent import UnrolledNetwork, recurrent_weight
 from .notation import Notation
 
 #: Above this many weights a figure labels only those into the first unit of each column.
@@ -119,6 +121,7 @@ class Figure:
     backward: bool = False
     captions: tuple[tuple[Point, str], ...] = ()  # LaTeX set at a point: the time step under each copy
     skipped: tuple[Point, ...] = ()  # where left-out time steps are (a horizontal ellipsis)
+    unplaced: tuple[str, ...] = ()  # the tied weights an unrolled figure has no clear place for, on their edges (LaTeX)
 
     @property
     def elided(self) -> bool:
@@ -424,47 +427,51 @@ def unrolled(network: UnrolledNetwork, latex) -> Figure | None:
     layer's band, clear of the units of the columns it crosses; the dashed units before the
     first step are the state before it, zero.  A unit is labelled without its time index,
     which the caption under each copy gives (the labels stay small, the edges less steep).
-    Weights are tied across the steps, so only the first copy's are labelled (and the
-    recurrent ones from step 1 to step 2); the grey edges carry the same weights.  Wide
-    layers show their first units and their last, and a long sequence steps 1, 2, ..., T
-    with the dots for the rest.  None when no such picture fits the page with every edge
+    Weights are tied across the steps, so each is labelled once, on a copy of its edge where
+    the label is clear of every other edge, whichever step's that is (the zero state's edges
+    carry the recurrent weights too); the grey edges carry the same weights, and the weights
+    with no clear place on any copy are :attr:`Figure.unplaced` (the recurrent edges and the
+    inputs' cross each other in every copy).  Wide layers show their first units and their
+    last, and a long sequence steps 1, 2, ..., T with the dots for the rest.  None when no such picture fits the page with every edge
     clear of the units it passes (several wide hidden layers: their bands make the edges
     between them too steep)."""
     widest = max(network.sizes)
     drawn = []
-    for reach in _REACHES:  # the first clear layout that labels some weights, else the first clear one
+    for reach in _REACHES:  # of each reach's first clear layout, the one naming fewest weights in the caption
         for shown in [SHOWN_UNITS] + [n for n in range(SHOWN_UNITS - 1, 2, -1) if n < widest]:
             placed = _unrolled_layout(network, latex, shown, reach)
             if _clear(placed.layout.nodes, placed.layout.arrows):
                 drawn.append(_unrolled_labelled(placed))
-                if drawn[-1].labelled != "none":
-                    return drawn[-1]
                 break
-    return drawn[0] if drawn else None
-
-
-#: Edges an unrolled figure's labels may meet besides their own, when all its weights are labelled
-#: and when those into the first units are: the recurrent edges leave its tied weights no place
-#: clear of every other edge, and a crossed label beats none (the recurrent weights unlabelled
-#: was what a lecturer missed most in these figures).
-UNROLLED_CROSSED = (1, math.inf)
+    return min(drawn, key=lambda figure: len(figure.unplaced), default=None)
 
 
 def _unrolled_labelled(placed: _Unrolled) -> Figure:
-    """The first copy's weights labelled where they stay legible, the zero state's edges grey."""
-    first_copy = lambda arrow: placed.step.get(arrow.source) == 0
-    crowded = sum(1 for a in placed.layout.arrows if a.label and first_copy(a)) > LABELLED_EDGES
-    figure = _labelled([placed.layout], False, crowded, first_copy, UNROLLED_CROSSED)
-    arrows = tuple(replace(a, faint=True) if a.source in placed.zero else a for a in figure.arrows)
-    return replace(figure, arrows=arrows, captions=placed.captions, skipped=placed.skipped)
+    """Each tied weight labelled once, on the first copy of its edge with a place clear of
+    every other edge (a crowded figure: those into the first unit of each layer); the weights
+    with no such place on any copy are :attr:`Figure.unplaced`, named in the caption."""
+    layout = placed.layout
+    copies: dict[str, list[int]] = {}
+    for n, arrow in enumerate(layout.arrows):
+        if arrow.label:
+            copies.setdefault(arrow.label, []).append(n)
+    crowded = len(copies) > LABELLED_EDGES
+    if crowded:
+        copies = {label: group for label, group in copies.items()
+                  if layout.arrows[group[0]].destination in layout.first_units}
+    boxes = _place(layout, list(copies.values()))
+    arrows = _marked(layout.arrows, boxes, True)
+    labelled = {layout.arrows[n].label for n in boxes}
+    unplaced = tuple(entry for label, entry in placed.edges.items() if label in copies and label not in labelled)
+    return Figure(layout.nodes, arrows, layout.gaps, "first" if crowded else "all", captions=placed.captions,
+                  skipped=placed.skipped, unplaced=unplaced)
 
 
 class _Unrolled(NamedTuple):
     layout: _Layout
-    step: dict[str, int]  # node -> its time step (0-based; -1 for the zero state)
-    zero: set[str]  # the nodes of the state before the first step
     captions: tuple[tuple[Point, str], ...]
     skipped: tuple[Point, ...]
+    edges: dict[str, str]  # a weight's LaTeX -> it on its edge, "w_{21}\colon x_2 \to a_1", the recurrent ones last
 
 
 def _span(network: UnrolledNetwork, steps: int, reach: float) -> float:
@@ -517,25 +524,32 @@ def _unrolled_layout(net: UnrolledNetwork, latex, shown_units: int, reach: float
                 nodes.append(Node(name, *where[name], radius, labels[name]))
             if gap_of[layer] is not None:
                 gaps.append((x(position, layer), top[layer] - gap_of[layer] * rows))
-    zero = set()
     for layer in range(1, last):
         for j in units_of[layer]:
             name = _ZERO.format(layer=layer, j=j)
-            zero.add(name)
-            where[name], step_of[name] = (0.0, y(layer, j)), -1
+            where[name] = (0.0, y(layer, j))
             nodes.append(Node(name, *where[name], radius, "0", "zero"))
-    arrows = []
+    arrows, within, across = [], {}, {}  # each weight on its edge: a step's own, then the recurrent ones
+    now, before = latex(bptt.t), latex(bptt.t - 1)
     for position, step in enumerate(steps):
         for layer in range(1, last + 1):
             for j in units_of[layer]:
                 unit = net.unit_at(step, layer, j)
                 for edge in unit.inputs:
                     if edge.source in where:  # a recurrent edge's source is shown with the step before
-                        arrows.append(Arrow(edge.source, unit.name, (where[edge.source], where[unit.name]),
-                                            latex(edge.weight)))
-                if step == 0 and layer < last:
-                    zeros = [_ZERO.format(layer=layer, j=i) for i in units_of[layer]]
-                    arrows += [Arrow(name, unit.name, (where[name], where[unit.name])) for name in zeros]
+                        weight = latex(edge.weight)
+                        arrows.append(Arrow(edge.source, unit.name, (where[edge.source], where[unit.name]), weight))
+                        source, destination = labels[edge.source], labels[unit.name]
+                        if step_of[edge.source] == step:
+                            within[weight] = rf"{weight}\colon {source} \to {destination}"
+                        else:
+                            across[weight] = rf"{weight}\colon {source}({before}) \to {destination}({now})"
+                if step == 0 and layer < last:  # the zero state's edges carry the recurrent weights too
+                    for i in units_of[layer]:
+                        weight, zero_unit = latex(recurrent_weight(layer - 1, i, j)), _ZERO.format(layer=layer, j=i)
+                        arrows.append(Arrow(zero_unit, unit.name, (where[zero_unit], where[unit.name]), weight))
+                        source = labels[net.unit_at(step, layer, i).name]
+                        across[weight] = rf"{weight}\colon {source}({before}) \to {labels[unit.name]}({now})"
     low = min(node.y for node in nodes) - radius - 0.45
     captions = tuple(((x(position, 1), low), f"{latex(bptt.t)} = {step + 1}") for position, step in enumerate(steps))
     between = (x(len(steps) - 2, last - 1) + x(len(steps) - 1, 1)) / 2  # the last two steps drawn
@@ -544,69 +558,76 @@ def _unrolled_layout(net: UnrolledNetwork, latex, shown_units: int, reach: float
     marks = tuple((point, 0.6) for point, _ in captions) + tuple((point, 0.4) for point in skipped)
     first_units = {net.unit_at(step, layer, 0).name for step in steps for layer in range(1, last + 1)}
     layout = _Layout(tuple(nodes), arrows, tuple(gaps), first_units, marks)
-    return _Unrolled(layout, step_of, zero, captions, skipped)
+    return _Unrolled(layout, captions, skipped, within | across)
 
 
 # --- labels -------------------------------------------------------------------------------
 
-def _labelled(layouts: list[_Layout], backward: bool, crowded: bool, among=None, crossed=(0, 0)) -> Figure:
+def _labelled(layouts: list[_Layout], backward: bool, crowded: bool) -> Figure:
     """The first layout, in order of preference, where every label chosen sits on its own edge
-    alone (or met by at most ``crossed`` others, when all are labelled and when the first are):
-    all the weights labelled, those into the first unit of each column, or none.  ``among``
-    (arrow -> bool) keeps the labels to some edges, one copy of tied weights: the others are grey."""
+    alone: all the weights labelled, those into the first unit of each column, or none."""
     first_layout = layouts[0]
     arrows = first_layout.arrows
-    weighted = [n for n, a in enumerate(arrows) if a.label and (among is None or among(a))]
+    weighted = [n for n, a in enumerate(arrows) if a.label]
     into = (lambda a: a.source) if backward else (lambda a: a.destination)
     first = [n for n in weighted if into(arrows[n]) in first_layout.first_units]
-    choices = [("first", first, crossed[1]), ("none", [], 0)]
+    choices = [("first", first), ("none", [])]
     if not crowded:
-        choices.insert(0, ("all", weighted, crossed[0]))
-    for labelled, chosen, most in choices:
+        choices.insert(0, ("all", weighted))
+    for labelled, chosen in choices:
         for layout in layouts:
-            nodes, arrows, gaps = layout.nodes, layout.arrows, layout.gaps
-            boxes = _place(nodes, arrows, [(g, 0.3) for g in gaps] + list(layout.marks), chosen, most)
-            if boxes is not None:
-                faint = labelled == "first" or among is not None
-                arrows = [Arrow(a.source, a.destination, a.points, a.label if n in boxes else "", boxes.get(n),
-                                faint and bool(a.label) and n not in boxes) for n, a in enumerate(arrows)]
-                return Figure(nodes, tuple(arrows), gaps, labelled, backward)
+            boxes = _place(layout, [[n] for n in chosen], every=True)
+            if len(boxes) == len(chosen):
+                return Figure(layout.nodes, _marked(layout.arrows, boxes, labelled == "first"), layout.gaps,
+                              labelled, backward)
     raise AssertionError("labelling no weight always succeeds")
+
+
+def _marked(arrows: list[Arrow], boxes: dict[int, Box], faint: bool) -> tuple[Arrow, ...]:
+    """The arrows with their labels' boxes; the weighted ones left unlabelled grey when ``faint``."""
+    return tuple(replace(a, label=a.label if n in boxes else "", box=boxes.get(n),
+                         faint=faint and bool(a.label) and n not in boxes) for n, a in enumerate(arrows))
 
 
 #: Where along its edge a label may sit, as a fraction of the edge, the middle first.
 _PLACES = sorted((k / 40 for k in range(6, 35)), key=lambda s: abs(s - 0.5))
 
 
-def _place(nodes, arrows: list[Arrow], marks, chosen: list[int], crossed: float = 0) -> dict[int, Box] | None:
-    """A box on its own edge for every chosen label, clear of units, of each other and of every
-    other edge but ``crossed`` (None if there is none): greedily, the edges with fewest places
-    first, each at the place met by fewest other edges, then nearest its middle; the places run
-    from 15% to 85% of the edge in steps of 2.5% (near an end, where edges fan out or in, a
-    label often finds the gap between two others)."""
-    obstacles = [((n.x, n.y), n.radius + TIP_ROOM) for n in nodes] + list(marks)
+def _place(layout: _Layout, groups: list[list[int]], every: bool = False) -> dict[int, Box]:
+    """A box for as many groups of edges as it can, on one edge of each (the copies of a tied
+    weight; else one edge alone), clear of units, of the other labels and of every other edge:
+    greedily, the groups with fewest places first, each at its first edge's place nearest the
+    middle; none at all as soon as a group has no place when ``every`` group needs one.  The
+    places run from 15% to 85% of the edge in steps of 2.5% (near an end, where edges fan out
+    or in, a label often finds the gap between two others)."""
+    arrows = layout.arrows
+    obstacles = ([((n.x, n.y), n.radius + TIP_ROOM) for n in layout.nodes]
+                 + [(g, 0.3) for g in layout.gaps] + list(layout.marks))
+    spans = [Box(min(x for x, _ in a.points), min(y for _, y in a.points), max(x for x, _ in a.points),
+                 max(y for _, y in a.points)) for a in arrows]  # an edge whose span misses a box misses it
     places = {}
-    for n in chosen:
-        width, height = _extent(arrows[n].label, LABEL_EM)
-        where = []
-        for s in _PLACES:
-            x, y = _along(arrows[n].points, s)
-            box = Box(x - width / 2, y - height / 2, x + width / 2, y + height / 2)
-            if not any(box.meets_circle(c, r) for c, r in obstacles):
+    for g, group in enumerate(groups):
+        places[g] = []
+        for n in group:
+            width, height = _extent(arrows[n].label, LABEL_EM)
+            for s in _PLACES:
+                x, y = _along(arrows[n].points, s)
+                box = Box(x - width / 2, y - height / 2, x + width / 2, y + height / 2)
                 near = Box(box.left - LABEL_ROOM, box.bottom - LABEL_ROOM, box.right + LABEL_ROOM, box.top + LABEL_ROOM)
-                met = sum(any(near.meets_segment(p, q) for p, q in pairwise(a.points))
-                          for m, a in enumerate(arrows) if m != n)
-                if met <= crossed:
-                    where.append((met, box))
-        if not where:  # this label has no place: the layout fails, whatever the others find
-            return None
-        places[n] = [box for _, box in sorted(where, key=lambda pair: pair[0])]  # stable: the middle first
+                if not any(near.meets_segment(p, q) for m, a in enumerate(arrows)
+                           if m != n and near.overlaps(spans[m], -1e-9) for p, q in pairwise(a.points)) \
+                        and not any(box.meets_circle(c, r) for c, r in obstacles):
+                    places[g].append((n, box))
+        if every and not places[g]:  # this label has no place: the layout fails, whatever the others find
+            return {}
     boxes: dict[int, Box] = {}
-    for n in sorted(chosen, key=lambda n: len(places[n])):
-        box = next((b for b in places[n] if not any(b.overlaps(o, LABEL_ROOM) for o in boxes.values())), None)
-        if box is None:
-            return None
-        boxes[n] = box
+    for g in sorted(places, key=lambda g: len(places[g])):
+        n, box = next(((n, b) for n, b in places[g] if not any(b.overlaps(o, LABEL_ROOM) for o in boxes.values())),
+                      (None, None))
+        if box is not None:
+            boxes[n] = box
+        elif every:
+            return {}
     return boxes
 
 

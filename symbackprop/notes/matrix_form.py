@@ -23,7 +23,7 @@ from ..derivation import Derivation
 from ..functions import A, Z
 from ..network import Network, layer_bias, layer_weight
 from .notation import Notation
-from .printing import NotationPrinter
+from .printing import SAMPLE_E, NotationPrinter
 
 
 @dataclass(frozen=True)
@@ -150,10 +150,13 @@ def explicit(expression: sp.MatrixExpr, derivation: Derivation, rows_are_sources
 class MatrixPrinter(NotationPrinter):
     """Matrix symbols W[l], delta[l], ... as the notation writes them: W^{(l)}, delta^{(l)};
     g' of each layer under its own name where one letter stands for different activations
-    (``functions``: layer number -> (letter, activation name))."""
+    (``functions``: layer number -> (letter, activation name)); of one ``sample``'s error E_n in
+    mini-batch notes, where E is the mean and dE/db = delta would be false."""
 
-    def __init__(self, notation: Notation, network: Network, functions: dict[str, tuple[str, str]]):
+    def __init__(self, notation: Notation, network: Network, functions: dict[str, tuple[str, str]],
+                 sample: bool = False):
         super().__init__(notation, network)
+        self.error = self._print(SAMPLE_E) if sample else notation.symbol("error")
         activations = lambda letter: {name for f, name in functions.values() if f == letter}
         self.functions = {layer: rf"{{{f}^{{{self._mark(int(layer) - notation.first_layer + 1)}}}}}"
                           if len(activations(f)) > 1 else f for layer, (f, _) in functions.items()}
@@ -191,12 +194,12 @@ class MatrixPrinter(NotationPrinter):
                 "z": bold("pre_activation"), "b": bold("bias"), "delta": bold("delta"),
                 "a": vector, "ahat": augmented,
                 "slope": rf"{function}'(\boldsymbol{{{n.symbol('pre_activation')}}}^{{{mark}}})",
-                "error": rf"\nabla_{{\boldsymbol{{{n.symbol('output')}}}}} {n.symbol('error')}",
+                "error": rf"\nabla_{{\boldsymbol{{{n.symbol('output')}}}}} {self.error}",
                 "jacobian": rf"\frac{{\partial \boldsymbol{{{n.symbol('output')}}}}}"
                             rf"{{\partial \boldsymbol{{{n.symbol('pre_activation')}}}^{{{mark}}}}}",
-                "db": rf"\frac{{\partial {n.symbol('error')}}}"
+                "db": rf"\frac{{\partial {self.error}}}"
                       rf"{{\partial \boldsymbol{{{n.symbol('bias')}}}^{{{mark}}}}}",
-                "dW": rf"\frac{{\partial {n.symbol('error')}}}{{\partial "
+                "dW": rf"\frac{{\partial {self.error}}}{{\partial "
                       rf"{n.symbol('weight_matrix')}^{{{mark}}}}}"}[name]
 
     def _print_Transpose(self, expr):

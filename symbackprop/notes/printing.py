@@ -13,19 +13,22 @@ import re
 import weakref
 from dataclasses import dataclass
 
+import numpy as np
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from .. import derivation as d
 from ..derivation import GenericLayer
 from ..bptt import r as RECURRENT
+from ..convolution import ConvNetwork
 from ..network import Network, Unit, is_shared_bias
 from .notation import Notation
 from .notation import load as load_notation
 
 #: Haykin's error signal e_k = d_k - y_k of a generic output unit.
 ERROR_SIGNAL = sp.IndexedBase("e")
-#: The error E_n of sample n of a mini-batch, as a function of a parameter.
+#: The error E_n of sample n of a mini-batch, as a function of a parameter and of n (so that
+#: SymPy keeps it inside a sum over the samples: factor_terms took E_n out, leaving sum_n 1).
 SAMPLE_ERROR = sp.Function("sample_error")
 #: The error E_n of sample n of a mini-batch, in formulas that hold for one sample.
 SAMPLE_E = sp.Symbol("sample_E")
@@ -100,13 +103,19 @@ def _built_symbol_table(network: Network, notation: Notation) -> dict[sp.Symbol,
     outputs = set(network.outputs)
 
     def index(unit: Unit) -> str:
+        if isinstance(network, ConvNetwork):  # counted from 0 as the spec's arrays: x_{c,i,j}, z_{o,i,j}
+            return ",".join(map(str, _conv_place(network, unit)[1]))
         return str(unit.position[1] + 1) if unit.position else rf"\mathrm{{{unit.name}}}"
 
-    def mark(unit: Unit) -> str:
-        if not unit.position:
-            return ""
-        layer = unit.position[0] - 1 + notation.first_layer
+    def layer_mark(layer: int) -> str:
+        """The mark of layer ``layer`` (1 = the first after the inputs) in the notation."""
+        layer = layer - 1 + notation.first_layer
         return f"({layer})" if notation.layer_style == "parenthesized" else str(layer)
+
+    def mark(unit: Unit) -> str:
+        if isinstance(network, ConvNetwork):
+            return layer_mark(_conv_place(network, unit)[0] + 1)
+        return layer_mark(unit.position[0]) if unit.position else ""
 
     def weight(source: str, destination: str, sup: str) -> str:
         return _script(notation.symbol("weight"), _join(*notation.weight_indices(source, destination),
@@ -125,10 +134,16 @@ def _built_symbol_table(network: Network, notation: Notation) -> dict[sp.Symbol,
         table[unit.delta] = timed(_script(notation.symbol("delta"), i, sup), unit)
         if unit.bias is not None and unit.bias.name.startswith("b["):
             own = "" if is_shared_bias(unit.bias) else i  # a layer's one bias has no unit index
+            if isinstance(network, ConvNetwork):  # one bias per output channel of a conv layer
+                own = str(_numbers(unit.bias.name)[1])
             table[unit.bias] = (weight("0", own, sup) if notation.bias == "weight"
                                 else _script(notation.symbol("bias"), own, sup))
         for edge in unit.inputs:
-            if edge.weight.name.startswith("w["):
+            if not isinstance(edge.weight, sp.Symbol):  # a pooling unit's dz/da: a number or Heaviside steps
+                continue
+            if isinstance(network, ConvNetwork) and edge.weight.name.startswith(("w[", "K[")):
+                table[edge.weight] = _conv_weight(edge.weight, notation, layer_mark)
+            elif edge.weight.name.startswith("w["):
                 table[edge.weight] = weight(index(network[edge.source]), i, sup)
             elif edge.weight.name.startswith("r["):
                 table[edge.weight] = _script(recurrent_symbol(notation), _join(
@@ -136,11 +151,36 @@ def _built_symbol_table(network: Network, notation: Notation) -> dict[sp.Symbol,
     for name, target in network.targets.items():
         table[target] = timed(_script(notation.symbol("target"), index(network[name])), network[name])
     for unit_name in network.outputs:  # Haykin's error signal e_k = d_k - y_k
-        table[error_signal(unit_name)] = _script(notation.symbols.get("error_signal", "e"),
-                                                    index(network[unit_name]))
+        table[error_signal(unit_name)] = timed(_script(notation.symbols.get("error_signal", "e"),
+                                                          index(network[unit_name])), network[unit_name])
     table[d.E] = notation.symbol("error")
     table[d.ETA] = notation.symbol("learning_rate")
     return table
+
+
+def _numbers(name: str) -> list[int]:
+    """The integers of a name such as ``[0][1][2][3]`` or ``K[0][1][0][2][2]``."""
+    return [int(n) for n in re.findall(r"\[(\d+)\]", name)]
+
+
+def _conv_place(network, unit: Unit) -> tuple[int, tuple[int, ...]]:
+    """(layer, index) of a convolutional network's unit: layer -1 and (c, i, j) for an input
+    (named by its place in C order), else the stack's layer and (o, i, j) or (j,)."""
+    numbers = _numbers(unit.name)
+    if unit.is_input:
+        return -1, tuple(int(n) for n in np.unravel_index(numbers[0], network.input_shape))
+    return numbers[0], tuple(numbers[1:])
+
+
+def _conv_weight(weight: sp.Symbol, notation: Notation, layer_mark) -> str:
+    """K^{(l)}_{o,c,u,v} (the notation's kernel letter, K unless it names one) of a kernel entry; a
+    dense layer's weight as the notation orders its indices, the source counted in C order."""
+    layer, *indices = _numbers(weight.name)
+    if weight.name.startswith("K["):
+        return _script(notation.symbols.get("kernel", "K"), ",".join(map(str, indices)), layer_mark(layer + 1))
+    source, destination = (str(n) for n in indices)
+    return _script(notation.symbol("weight"), _join(*notation.weight_indices(source, destination),
+                                                    notation.weight_separator), layer_mark(layer + 1))
 
 
 class NotationPrinter(LatexPrinter):
@@ -245,6 +285,14 @@ class NotationPrinter(LatexPrinter):
                 role = "output" if self.layer.is_output else "hidden"
         return _script(n.symbol(role), letter, "" if base in (d.t, ERROR_SIGNAL) else tag)
 
+    def _print_Mul(self, expr):
+        # a mean as a text writes it, 1/N before the sum (Bishop 2006, eq. 1.2), not the sum over N
+        if len(expr.args) == 2 and any(isinstance(f, sp.Sum) for f in expr.args):
+            total, share = sorted(expr.args, key=lambda f: not isinstance(f, sp.Sum))
+            if (1 / share).is_Atom and share != 1 and sp.fraction(share)[0] == 1:
+                return rf"\frac{{1}}{{{self._print(1 / share)}}} {self._print(total)}"
+        return super()._print_Mul(expr)
+
     def _print_Sum(self, expr):
         # the sum over a layer's units, as lectures write it: \sum_k, with a sign pulled out
         if expr.function.could_extract_minus_sign():
@@ -266,6 +314,16 @@ class NotationPrinter(LatexPrinter):
         for term in terms[1:]:
             text += f" - {self._print(-term)}" if term.could_extract_minus_sign() else f" + {self._print(term)}"
         return text
+
+    def _print_Heaviside(self, expr, exp=None):
+        # a max pooling unit's dz/da (convolution._max_slopes): Iverson's bracket [a_m >= a_q], 1 when it holds
+        argument, *tie = expr.args
+        if not isinstance(self.network, ConvNetwork) or not isinstance(argument, sp.Add) or len(argument.args) != 2:
+            return super()._print_Heaviside(expr, exp)
+        high, low = sorted(argument.args, key=lambda term: term.could_extract_minus_sign())
+        relation = r"\ge" if tie and tie[0] == 1 else ">"
+        text = f"[{self._print(high)} {relation} {self._print(-low)}]"
+        return f"{text}^{{{exp}}}" if exp else text
 
     def _print_KroneckerDelta(self, expr, exp=None):
         # I_km (Bishop's identity-matrix entry): delta_km would clash with the local gradient
@@ -311,8 +369,9 @@ def in_notation(lhs: sp.Expr, rhs: sp.Expr, notation: Notation, network: Network
         rhs = sp.factor_terms(rhs)
     if "error_signal" in notation.symbols:
         pairs = [(network.targets[u], network[u].a, error_signal(u)) for u in network.outputs] if network else []
-        if layer is not None and layer.is_output:
-            pairs.append((d.t[layer.unit], d.a[layer.unit], ERROR_SIGNAL[layer.unit]))
+        if layer is not None and layer.is_output:  # of the unit, or of the unit at step t: t_k(t) - a_k(t)
+            pairs += [(d.t[x.indices], d.a[x.indices], ERROR_SIGNAL[x.indices]) for x in rhs.atoms(sp.Indexed)
+                      if x.base == d.t]
         for target, activation, signal in pairs:
             rhs = rhs.subs({target - activation: signal, activation - target: -signal})
     return lhs, rhs

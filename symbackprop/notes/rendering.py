@@ -25,7 +25,7 @@ from ..derivation import Derivation, GenericLayer, Step, derive
 from .. import files
 from ..parts import PARTS
 from ..examples import Example, check_finite, example
-from ..limits import SIMPLIFY_SECONDS
+from ..limits import MAX_UNITS, SIMPLIFY_SECONDS
 from ..network import is_shared_bias
 from ..spec import Spec
 from ..verification import Report, verify
@@ -51,6 +51,13 @@ PER_WEIGHT_LIMIT = 10_000
 APPENDIX = ("concrete", "verification")
 
 
+def lists_every_unit(network) -> bool:
+    """Whether the notes list every unit and weight: up to :data:`PER_WEIGHT_LIMIT` parameters and
+    MAX_UNITS computing units (a conv network may have 20,000 units on a few weights; its per-unit
+    parts stay within the layered networks' bound)."""
+    return len(network.parameters) <= PER_WEIGHT_LIMIT and len(network.computing_units) <= MAX_UNITS
+
+
 @functools.lru_cache(maxsize=8)
 def _environment(templates: Path | None) -> jinja2.Environment:
     """One sandboxed environment per template folder, so each template is compiled once (a set of
@@ -62,6 +69,7 @@ def _environment(templates: Path | None) -> jinja2.Environment:
     env.filters["texescape"] = _texescape
     env.filters["number"] = number
     env.filters["aligned"] = aligned
+    env.filters["rows"] = rows
     return env
 
 
@@ -88,25 +96,58 @@ def aligned(rhs: str) -> str:
     return " \\\\\n ".join(lines)
 
 
-def _broken(part: str) -> list[str]:
-    """``part`` in pieces of at most :data:`LINE_CHARACTERS`, each after the first starting
-    with the + or - it was broken before."""
-    pieces, depth, start, last = [], 0, 0, None
-    for match in re.finditer(r"\\left|\\right|[{}]| [+-] ", part):
-        token = match.group()
+#: About how many characters of a formula fit a row of a table of formulas, its left side included.
+TABLE_CHARACTERS = 108
+
+
+def _wide(tex: str) -> int:
+    """:func:`_visible`, an arrow (the arrows notation's w_{i\\rightarrow j}) counted as wide as it prints."""
+    return _visible(tex) + 2 * tex.count(r"\rightarrow")
+
+
+def rows(shown: list[Shown]) -> list[tuple[Shown, list[str]]]:
+    """Each formula of a table of formulas (the appendix) with its right-hand side in lines that fit
+    the page beside the widest left-hand side: a long sum (a kernel weight's gradient sums over every
+    position, a net input over every unit below) broken before a + or -."""
+    width = TABLE_CHARACTERS - max((_wide(s.lhs) for s in shown), default=0)
+    return [(s, [s.rhs] if _wide(s.rhs) <= width else _broken(s.rhs, width, _wide)) for s in shown]
+
+
+def _broken(part: str, width: int = LINE_CHARACTERS, measure=_visible) -> list[str]:
+    """``part`` in pieces of at most ``width`` characters (as ``measure`` counts them), each
+    after the first starting with the + , - or \\times it was broken before; never inside braces or
+    \\left...\\right, and inside parentheses only when the parenthesized group is itself too long
+    (a long substituted sum), not in a short one such as (1 - 0.146^2)."""
+    parts, depth, start, last = [], 0, 0, None
+    short = _short_groups(part, width, measure)
+    for match in re.finditer(r"\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|[{}]| [+-] | \\times ", part):
+        token = match.group()  # \rightarrow is no \right
         if token in ("{", r"\left"):
             depth += 1
         elif token in ("}", r"\right"):
             depth -= 1
-        elif depth == 0:
-            if _visible(part[start:match.start()]) > LINE_CHARACTERS and last is not None:
-                pieces.append(part[start:last])
+        elif depth == 0 and not any(opened < match.start() < closed for opened, closed in short):
+            if measure(part[start:match.start()]) > width and last is not None:
+                parts.append(part[start:last])
                 start = last + 1
             last = match.start()
-    if _visible(part[start:]) > LINE_CHARACTERS and last is not None and last > start:
-        pieces.append(part[start:last])
+    if measure(part[start:]) > width and last is not None and last > start:
+        parts.append(part[start:last])
         start = last + 1
-    return pieces + [part[start:]]
+    return parts + [part[start:]]
+
+
+def _short_groups(part: str, width: int, measure) -> list[tuple[int, int]]:
+    """The (opening, closing) places of the parenthesized groups of ``part`` that fit ``width``."""
+    groups, opened = [], []
+    for n, character in enumerate(part):
+        if character == "(":
+            opened.append(n)
+        elif character == ")" and opened:
+            begin = opened.pop()
+            if measure(part[begin:n + 1]) <= width:
+                groups.append((begin, n))
+    return groups
 
 
 def _texescape(text: str) -> str:
@@ -145,8 +186,9 @@ class _Notes:
             derivation, net, notation, example, report)
         self.parts = set(parts)
         self.truncate = truncate
-        self.per_weight = len(net.parameters) <= PER_WEIGHT_LIMIT
-        self.per_weight_limit = PER_WEIGHT_LIMIT
+        self.per_weight = lists_every_unit(net)
+        self.per_weight_limit, self.per_unit_limit = PER_WEIGHT_LIMIT, MAX_UNITS
+        self.convolutional = isinstance(net, ConvNetwork)
         self.printer = NotationPrinter(notation, net)
         self.tex = self.printer.doprint
         self.E = self.tex(generic.E)
@@ -165,11 +207,23 @@ class _Notes:
         self.equations = self._equations()
         self.output_steps = self._output_steps() if self.recurrent is None else None
         self.hidden_steps = self._hidden_steps() if self.hidden and self.recurrent is None else []
+        self.conv = self._conv_chapter(example) if self.convolutional else None
+
+    def _conv_chapter(self, example: Example | None) -> dict:
+        """A convolutional network's chapter, numbered after the hidden layers' equations (whose
+        g' per activation are numbered first, as the notes print them), printing the box's index-form
+        equations with the box's numbers where it derives them."""
+        _ = self.hidden_layers  # numbered before the chapter
+        boxed = {e.name: e for e in self.equations if e.name in convolutional.box(self.network)}
+        return convolutional.chapter(self.network, self.notation, example if "example" in self.parts else None,
+                                     "figure" in self.parts, self.number, boxed)
 
     # -- the layers ------------------------------------------------------------------------
 
     def layer_number(self, group) -> str:
         """The notation's number of a layer ("2"; Nielsen counts the inputs as layer 1)."""
+        if isinstance(self.network, ConvNetwork):  # the stack's layers, in order
+            return str(self.network.groups.index(group) + self.notation.first_layer)
         units = [self.network[n] for n in group.units]
         if not units[0].position:
             return ""
@@ -180,7 +234,8 @@ class _Notes:
         function = self.notation.function_for(group.activation.name)
         printer = NotationPrinter(self.notation, None, layer, function=function)
         steps = [s for s in self.derivation.steps if s.level == "generic" and s.subject == group.name]
-        return {"name": group.name, "number": self.layer_number(group), "layer": layer, "printer": printer,
+        kind = self.network.stack[self.network.groups.index(group)].kind if isinstance(self.network, ConvNetwork) else None
+        return {"name": group.name, "number": self.layer_number(group), "layer": layer, "printer": printer, "kind": kind,
                 "steps": steps, "activation": group.activation, "function": function,
                 "units": [self.tex(self.network[n].a) for n in group.units],
                 "member": printer.doprint(generic.m if group.activation.normalized else layer.unit),
@@ -208,7 +263,7 @@ class _Notes:
         first = self.hidden[-1] if self.hidden else self.output
         if self.recurrent is not None:  # at step t, the recurrent term and the error of every step
             return {**through_time.definitions(self, first, lambda: self._batch_error(first)),
-                    "functions": self._functions(first, self.notation.symbol("function")), "signal": None, "first": first}
+                    "functions": self._functions(first, self.notation.symbol("function")), "first": first}
         z_def = self._step(first, "definition", lambda e: getattr(e, "base", None) == generic.z)
         a_def = self._step(first, "definition", lambda e: getattr(e, "base", None) == generic.a)
         out = self.output
@@ -219,17 +274,27 @@ class _Notes:
             self.notation, None, first["layer"], function=self.notation.symbol("function"))
         forward = [self._show(first, z_def.lhs, self._layer_bias(z_def.rhs)),
                    self.number(shown(a_def.lhs, a_def.rhs, self.notation, a_printer, layer=first["layer"]))]
-        loss = self._show(out, e_def.lhs, _squared_signals(e_def.rhs, self.notation))
-        signal = None
-        if "error_signal" in self.notation.symbols:  # a name for d_j - y_j, printed as defined
-            u, printer = out["layer"].unit, NotationPrinter(self.notation, None, out["layer"], {"order": "none"})
-            signal = self.number(Shown(printer.doprint(ERROR_SIGNAL[u]), printer.doprint(
-                sp.Add(generic.t[u], -generic.a[u], evaluate=False))))
+        loss = self._show(out, e_def.lhs, self.squared_signals(e_def.rhs))
+        signal = self.signal()
         batch = self._batch_error(first)
         unit = first["layer"].unit
         delta = self._show(first, generic.delta[unit], sp.Derivative(generic.E, generic.z[unit]))
         return {"forward": forward, "functions": self._functions(first, a_printer.function), "loss": loss,
                 "signal": signal, "batch": batch, "delta": delta, "first": first}
+
+    def squared_signals(self, expression: sp.Expr) -> sp.Expr:
+        """E written with the error signals where the notation names them (Haykin: sum_j e_j^2)."""
+        return _squared_signals(expression, self.notation)
+
+    def signal(self, at=lambda e: e) -> Shown | None:
+        """e_j = d_j - y_j numbered, where the notation names the error signal (Haykin); ``at``
+        writes each symbol at step t (through_time.at_step) in recurrent notes."""
+        if "error_signal" not in self.notation.symbols:
+            return None
+        out = self.output
+        u, printer = out["layer"].unit, NotationPrinter(self.notation, None, out["layer"], {"order": "none"})
+        return self.number(Shown(printer.doprint(at(ERROR_SIGNAL[u])), printer.doprint(
+            sp.Add(at(generic.t[u]), -at(generic.a[u]), evaluate=False))))
 
     def _functions(self, first: dict, letter: str) -> list[dict]:
         """Each layer's activation function; where (2) writes the generic letter g and the layer
@@ -244,7 +309,7 @@ class _Notes:
                 named = NotationPrinter(self.notation, None, group["layer"], function=generic_letter)
                 equation = replace(equation, lhs=named.doprint(definition.lhs),
                                    rhs=f"{equation.lhs} = {equation.rhs}")  # g(z) = sigma(z) = ...
-            functions.append({"number": group["number"], "is_output": group is self.output,
+            functions.append({"number": group["number"], "is_output": group is self.output, "kind": group["kind"],
                               "function": group["function"], "activation": group["activation"].name,
                               "normalized": act is None, "shown": equation})
         return functions
@@ -253,7 +318,7 @@ class _Notes:
         """E = 1/N sum_n E_n for a mini-batch, else nothing."""
         if not self.batch:
             return []
-        return [self._show(first, generic.E, sp.Sum(SAMPLE_ERROR(generic.E), (SAMPLE, 1, BATCH)) / BATCH,
+        return [self._show(first, generic.E, sp.Sum(SAMPLE_ERROR(generic.E, SAMPLE), (SAMPLE, 1, BATCH)) / BATCH,
                            per_sample=False)]
 
     def _layer_bias(self, expression: sp.Expr) -> sp.Expr:
@@ -275,7 +340,7 @@ class _Notes:
         if self.batch:  # the mean of the samples' gradients
             for gradient in [e for e in equations if e.name in parameters]:
                 parameter = parameters[gradient.name]
-                mean = sp.Sum(SAMPLE_ERROR(parameter), (SAMPLE, 1, BATCH)) / BATCH
+                mean = sp.Sum(SAMPLE_ERROR(parameter, SAMPLE), (SAMPLE, 1, BATCH)) / BATCH
                 equations.append(self._show(first, sp.Derivative(generic.E, parameter), sp.diff(mean, parameter),
                                             name=gradient.name.replace("gradient_", "mean_"), per_sample=False))
         parameter = weight
@@ -311,6 +376,12 @@ class _Notes:
             equations.append(self._show(first, bias.lhs, bias.rhs, name="gradient_bias"))
         weight = self._step(first, "gradient", of(generic.w))
         equations.append(self._show(first, weight.lhs, weight.rhs, name="gradient_weight"))
+        if self.convolutional:  # a kernel weight sums (gradient_weight) over its edges: in index form
+            printer = convolutional.ConvPrinter(self.notation, None)
+            for name, (lhs, rhs) in convolutional.box(self.network).items():
+                if self.batch:
+                    lhs, rhs = _of_sample(lhs), _of_sample(rhs)
+                equations.append(self.number(shown(lhs, rhs, self.notation, printer), name))
         return equations
 
     @cached_property
@@ -484,7 +555,7 @@ class _Notes:
             return None
         n = self.notation
         printer = MatrixPrinter(n, net, {g["number"]: (g["function"], g["activation"].name) for g in self.groups
-                                         if not g["activation"].normalized})
+                                         if not g["activation"].normalized}, sample=self.batch)
         steps = matrix_form(net, n.weight_order == "from_to", n.delta_sign, n.bias == "weight" and bool(net.biases))
         equations = [self.number(Shown(printer.doprint(s.lhs), printer.doprint(s.rhs), s.rule)) for s in steps]
         shapes = [{"symbol": printer.doprint(w), "rows": w.shape[0], "columns": w.shape[1]}
@@ -494,7 +565,7 @@ class _Notes:
 
     @cached_property
     def figure(self) -> dict | None:
-        if "figure" not in self.parts:
+        if "figure" not in self.parts or self.convolutional:  # its units are drawn as grids in its chapter
             return None
         drawn = figures.draw(self.network, self.tex, self.notation)
         return {"tikz": drawn["forward"].tikz(), "backward_tikz": drawn["backward"].tikz(), **drawn}
@@ -577,13 +648,6 @@ def render(derivation: Derivation, example: Example | None = None, report: Repor
     if isinstance(notation, str):
         notation = load_notation(notation)
     env = _environment(templates)
-    if isinstance(derivation.network, ConvNetwork):  # the chapter on convolutional layers
-        chapter = convolutional.chapter(derivation.network, notation, example if "example" in parts else None,
-                                        "figure" in parts)
-        with guarded(templates):
-            formatting = env.get_template(f"{format}.j2").module
-            return rendered(env.get_template("conv_notes.j2"), dict(conv=chapter, n=notation, f=formatting,
-                                                                     format=format, svg=figure))
     notes = _Notes(derivation, example, report, notation, parts, truncate)
     shown = figure if "figure" in notes.parts else None
     with guarded(templates):

@@ -48,8 +48,8 @@ def formulas(network: Network) -> bptt.GenericRecurrent | None:
 
 def definitions(notes, group: dict, batch) -> dict:
     """The network's definitions at step t, numbered in this order: the net input with its
-    recurrent term, the activation, the error summed over the steps, ``batch()`` (the mean
-    over a mini-batch of sequences), the local gradient."""
+    recurrent term, the activation, the error summed over the steps, the error signal where
+    the notation names it, ``batch()`` (the mean over a mini-batch of sequences), the local gradient."""
     generic = notes.recurrent
     z_def = next(s for s in generic.steps if s.rule == "definition" and s.lhs == derivation.z[bptt.j, bptt.t])
     a_def = next(s for s in generic.steps if s.rule == "definition" and s.lhs == derivation.a[bptt.j, bptt.t])
@@ -57,8 +57,8 @@ def definitions(notes, group: dict, batch) -> dict:
     e_def = notes._step(out, "definition", lambda e: e == derivation.E)
     unit = group["layer"].unit
     forward = [notes._show(group, z_def.lhs, z_def.rhs), notes._show(group, a_def.lhs, a_def.rhs)]
-    loss = notes._show(out, e_def.lhs, sp.Sum(at_step(e_def.rhs), (bptt.t, 1, bptt.T)))
-    return {"forward": forward, "loss": loss, "batch": batch(),
+    loss = notes._show(out, e_def.lhs, sp.Sum(at_step(notes.squared_signals(e_def.rhs)), (bptt.t, 1, bptt.T)))
+    return {"forward": forward, "loss": loss, "signal": notes.signal(at_step), "batch": batch(),
             "delta": notes._show(group, derivation.delta[unit, bptt.t],
                                  sp.Derivative(derivation.E, derivation.z[unit, bptt.t]))}
 

@@ -12,6 +12,7 @@ import math
 import sympy as sp
 
 from .. import derivation as generic
+from ..convolution import ConvNetwork
 from ..functions import A, Z
 from ..matrix import evaluator
 from ..network import Network, Unit
@@ -53,8 +54,9 @@ def factor(value: float) -> str:
 def by_layer(network: Network, backwards: bool = False) -> list[list[Unit]]:
     """Computing units per layer (per unit for a graph), each layer's units in order."""
     layers: dict = {}
+    conv = isinstance(network, ConvNetwork)  # its units have no position; a group is a layer
     for unit in network.computing_units:
-        layers.setdefault(unit.position[0] if unit.position else unit.name, []).append(unit)
+        layers.setdefault(unit.group if conv else unit.position[0] if unit.position else unit.name, []).append(unit)
     ordered = list(layers.values())
     return ordered[::-1] if backwards else ordered
 
@@ -75,7 +77,10 @@ def textbook_delta(network: Network, unit: Unit, formula: sp.Expr) -> sp.Expr:
 
 
 def forward_definition(network: Network, unit: Unit) -> sp.Expr:
-    """z = b + w a + ... with the bias first and the weights in the order of the units."""
+    """z = b + w a + ... with the bias first and the weights in the order of the units (a max
+    pooling unit's maximum as it is)."""
+    if unit.pool == "max":
+        return network.pre_activation(unit)
     terms = ([unit.bias] if unit.bias is not None else []) + [
         sp.Mul(edge.weight, network[edge.source].a, evaluate=False) for edge in unit.inputs]
     return sp.Add(*terms, evaluate=False)
@@ -114,7 +119,7 @@ def worked(notes) -> dict:
     after = compiled.evaluate(Values(values.inputs, values.targets, evaluation.updated)).loss
     return {"samples": samples, "data": data, "units": units,
             "data_header": [tex(u.a) for u in net.inputs] + [tex(net.targets[u]) for u in net.outputs]
-            + [notes.E if samples == 1 else tex(SAMPLE_ERROR(generic.E))],
+            + [notes.E if samples == 1 else tex(SAMPLE_ERROR(generic.E, SAMPLE))],
             "symbols": [n.symbol(role) for role in ("pre_activation", "activation", "delta")],
             "gradients": [{"samples": chunk, "rows": [(symbol, [v[s] for s in chunk]) for symbol, v in gradients]}
                           for chunk in _chunks(samples, 2 * SAMPLES_PER_TABLE)] if samples > 1 else [],
@@ -159,12 +164,14 @@ def _chunks(count: int, size: int) -> list[list[int]]:
 
 
 def in_unit_order(net: Network) -> list[sp.Symbol]:
-    """Parameters unit by unit (from the output back), each unit's bias, then its weights."""
-    seen = {}
+    """Parameters unit by unit (from the output back), each unit's bias, then its weights (a
+    pooling unit's edges carry dz/da, no parameter)."""
+    parameters, seen = set(net.parameters), {}
     for layer in by_layer(net, backwards=True):
         for unit in layer:
             for p in ([unit.bias] if unit.bias is not None else []) + [e.weight for e in unit.inputs]:
-                seen.setdefault(p, None)
+                if p in parameters:
+                    seen.setdefault(p, None)
     return list(seen)
 
 
@@ -204,19 +211,30 @@ def _arithmetic(notes, per_sample) -> list[Shown]:
     # a hidden delta from the output's, and in a deeper network one of the first hidden layer from
     # the hidden layer above it; the gradient and the step are of a weight into the last unit shown
     hidden_layers = [layer for layer in by_layer(net, backwards=True) if layer[0].name not in net.outputs]
-    shown_units = [layer[0] for layer in hidden_layers[:1] + hidden_layers[1:][-1:]]
+    conv = isinstance(net, ConvNetwork)  # a unit that passes a local gradient on (max pooling stops most)
+    shown_units = [next((u for u in layer if numbers[u.delta] != 0), layer[0]) if conv else layer[0]
+                   for layer in hidden_layers[:1] + hidden_layers[1:][-1:]]
     for hidden in shown_units:
         line(hidden.delta, textbook_delta(net, hidden, derivation.deltas[hidden.name]), numbers[hidden.delta],
              evaluated=False)
-    unit = shown_units[-1] if shown_units else output
+    unit = shown_units[-1] if shown_units and not conv else output  # a kernel weight's sum: the chapter's
     weight = unit.inputs[0].weight
-    line(sp.Derivative(error, weight), derivation.gradients[weight], first.gradients[weight])
+    if not conv:
+        line(sp.Derivative(error, weight), derivation.gradients[weight], first.gradients[weight])
     if samples > 1:
         lines.append(_mean(symbolic, weight, [e.gradients[weight] for e in per_sample],
                            ex.evaluation.gradients[weight]))
+    gradient = sp.Dummy("gradient")  # dE/dw by its name and its number (a mini-batch's: the mean)
+    substituted.table[gradient] = substituted.factor(ex.evaluation.gradients[weight])
+    symbolic.table[gradient] = symbolic.doprint(sp.Derivative(generic.E, weight))
+    substituted.table[generic.ETA] = f"{ex.learning_rate:g}"
     if n.update == "change":  # Haykin's delta rule, Delta w_ji = eta delta_j y_i, as he writes the step
-        substituted.table[generic.ETA] = f"{ex.learning_rate:g}"
         change = ex.evaluation.updated[weight] - values.parameters[weight]
+        if samples > 1:  # his rule is one sample's; a mini-batch steps by the mean gradient (Haykin 2009, sec. 4.3)
+            step = sp.Mul(-1, generic.ETA, gradient, evaluate=False)
+            lines.append(Shown(symbolic.doprint(sp.Symbol("Delta") * weight), " = ".join(
+                [symbolic.doprint(step), substituted.doprint(step), number(change)])))
+            return lines
         lhs, rhs = in_notation(sp.Symbol("Delta") * weight, -generic.ETA * derivation.gradients[weight], n, net)
         deltas = {u.delta for u in net.computing_units}
         if isinstance(rhs, sp.Mul):  # in his order: eta, then delta_j, then y_i
@@ -224,10 +242,6 @@ def _arithmetic(notes, per_sample) -> list[Shown]:
                          evaluate=False)
         line(lhs, rhs, change, evaluated=False)
         return lines
-    gradient = sp.Dummy("gradient")
-    substituted.table[gradient] = substituted.factor(ex.evaluation.gradients[weight])
-    symbolic.table[gradient] = symbolic.doprint(sp.Derivative(generic.E, weight))
-    substituted.table[generic.ETA] = f"{ex.learning_rate:g}"
     update = sp.Add(weight, sp.Mul(-1, generic.ETA, gradient, evaluate=False), evaluate=False)
     lines.append(Shown(symbolic.doprint(weight), " = ".join(
         [symbolic.doprint(update), substituted.doprint(update), number(ex.evaluation.updated[weight])]),
