@@ -406,3 +406,44 @@ def test_a_sheet_of_many_kernels_breaks_across_pages_instead_of_running_off_one(
                                 cwd=tmp_path / "set", capture_output=True, text=True, timeout=120, check=False)
         assert result.returncode == 0, result.stdout[-2000:]
         assert "Overfull \\vbox" not in result.stdout, name
+
+
+def _printed_answers(made) -> list[str]:
+    from symbackprop.exercises import sheets
+    return re.findall(r"\*\*Answer:\*\* \$(.+?)\$\n", sheets.render(made, ["md"])["key.md"])
+
+
+@pytest.mark.parametrize("notation", ["default", "haykin", "nielsen"])
+def test_a_number_with_the_name_the_key_prints_on_its_left_is_read_and_another_entrys_name_is_refused(notation):
+    """The key prints dE/dK_{1,0,2,2} = -0.09785 (the kernel entry 0-based, no layer), dE/db_{1} = ...;
+    a student who copied that form got "cannot read".  The name of another entry is refused, saying so."""
+    made = sb.exercises(sb.from_dict(CONV), notation=notation,
+                        questions="grad_w[0][1][0][2][2],grad_b[0][1],grad_w[2][3][1],grad_b[2][2]")
+    printed = _printed_answers(made)
+    assert len(printed) == 4 and all(" = " in answer for answer in printed), printed
+    rows = [{"student": "", "question": f"q{n + 1}", "answer": answer} for n, answer in enumerate(printed)]
+    names = [answer.split(" = ")[0] for answer in printed]
+    values = [answer.split(" = ")[1] for answer in printed]
+    rows += [{"student": "", "question": "q1", "answer": f"{names[1]} = {values[0]}"},
+             {"student": "", "question": "q3", "answer": f"{names[0]} = {values[2]}"},
+             {"student": "", "question": "q1", "answer": f"{names[0].replace('2,2', '2,1')} = {values[0]}"}]
+    verdicts = sb.grade(made, rows)
+    assert [v.verdict for v in verdicts[:4]] == ["correct"] * 4, [(r["answer"], v.message) for r, v in
+                                                                  zip(rows, verdicts)]
+    for row, verdict in zip(rows[4:], verdicts[4:]):
+        assert verdict.verdict == "cannot read" and "not what this question asks" in verdict.message, \
+            (row["answer"], verdict.message)
+        assert names[0].split("partial", 2)[2].strip(" }") in verdict.message or \
+            names[2].split("partial", 2)[2].strip(" }") in verdict.message, verdict.message  # the asked name
+
+
+@pytest.mark.parametrize("notation, questions", [("default", "grad_b[0][1],grad_b[2][1]"),
+                                                 ("haykin", "grad_b[0][1],grad_w[2][0][1]")])
+def test_a_name_two_questions_print_alike_is_read_as_each_ones_own(notation, questions):
+    """b_{1} is the conv layer's bias and the dense layer's (Haykin's w_{10} the conv bias and the dense
+    weight from unit 0 to unit 1): the question's text shows which, so each question reads it as its own."""
+    made = sb.exercises(sb.from_dict(CONV), notation=notation, questions=questions)
+    printed = _printed_answers(made)
+    assert printed[0].split(" = ")[0] == printed[1].split(" = ")[0], printed
+    verdicts = sb.grade(made, [{"student": "", "question": q, "answer": a} for q, a in zip(("q1", "q2"), printed)])
+    assert [v.verdict for v in verdicts] == ["correct", "correct"], [v.message for v in verdicts]

@@ -24,6 +24,7 @@ from .. import grading
 from ..convolution import ConvNetwork
 from ..derivation import E, derive
 from ..examples import example
+from ..grading.convolutional import numbered, sheet_parameter, sheet_printer
 from ..notes import convolutional as chapter_of
 from ..notes.notation import Notation
 from ..notes.printing import ERROR_SIGNAL, NotationPrinter, Shown, shown
@@ -83,11 +84,6 @@ def _one_channel(expression: sp.Expr) -> sp.Expr:
     term = term.replace(lambda e: isinstance(e, sp.Indexed),
                         lambda e: e.base[tuple(x for x in e.indices if not channel(x))])
     return cb._total(term, *(x for x in indices if not channel(x)))
-
-
-def _numbered(n: int) -> generic.Index:
-    """An index that prints as the number ``n`` (a layer's printer tags an index by its letter)."""
-    return generic.Index(sp.Symbol(str(n), integer=True), sp.Integer(n + 1))
 
 
 def _matrix(values, digits: int = KEY_DIGITS) -> sp.Matrix:
@@ -198,16 +194,14 @@ class ConvDocuments:
         tables = chapter_of._tables(worked, self.network, level, sign)
         outputs, offsets, inputs = cb._positions(len(layer.kernel))
         if quantity == "grad_w":
-            formula, entry = formulas.gradient_kernel, tuple(rest)
-            asked = cb.K[entry]
-            bound = dict(zip([cb.o, cb.c, *offsets], entry))
+            formula, bound = formulas.gradient_kernel, dict(zip([cb.o, cb.c, *offsets], rest))
         else:
-            formula, (channel,) = formulas.gradient_bias, rest
-            asked = generic.b[_numbered(channel)]
-            bound = {cb.o: channel}
+            formula, bound = formulas.gradient_bias, {cb.o: rest[0]}
+        asked = sheet_parameter(self.network, quantity, level, rest)
+        printer = sheet_printer(self.network, self.notation, level, self.derivation)
         terms = self._terms(formula, bound, level, tables)
-        summed = chapter_of._worked_sum(sign * sp.Derivative(E, asked), terms, self.printer)
-        doprint, channel = self.printer.doprint, rest[0]
+        summed = chapter_of._worked_sum(sign * sp.Derivative(E, asked), terms, printer)
+        doprint, channel = printer.doprint, rest[0]
         grids = [Shown(doprint(generic.delta[(channel, *outputs)]), doprint(_matrix(tables[generic.delta][channel])))]
         if quantity == "grad_w":
             grids.append(Shown(doprint(generic.a[(rest[1], *inputs)]), doprint(_matrix(tables[generic.a][rest[1]]))))
@@ -233,19 +227,15 @@ class ConvDocuments:
         layer's gradient a_i delta_j (delta_j) with the numbers, beside the layer's input and local
         gradients as rows (of the first sample)."""
         group = self.derivation.generic[f"layer {level + 1}"]  # the derivation counts groups from 1
-        printer, sign = NotationPrinter(self.notation, None, group), self.notation.delta_sign
+        printer, sign = sheet_printer(self.network, self.notation, level, self.derivation), self.notation.delta_sign
         data = worked.as_dict()
         first = (lambda x: x) if len(worked.values.inputs) == 1 else (lambda x: x[0])
         below = np.ravel(first(data["a"])[level])  # the layer's input, flattened in C order
         deltas = sign * np.ravel(first(data["delta"])[level])
-        unit = _numbered(rest[-1])
-        factors = [(generic.delta[unit], deltas[rest[-1]])]
+        asked = sheet_parameter(self.network, quantity, level, rest)
+        factors = [(generic.delta[numbered(rest[-1])], deltas[rest[-1]])]
         if quantity == "grad_w":
-            source = _numbered(rest[0])
-            asked = generic.w[(source, unit)]
-            factors.insert(0, (generic.a[source], below[rest[0]]))
-        else:
-            asked = generic.b[unit]
+            factors.insert(0, (generic.a[numbered(rest[0])], below[rest[0]]))
         terms = [(tuple(f for f, _ in factors), [v for _, v in factors])]
         summed = chapter_of._worked_sum(sign * sp.Derivative(E, asked), terms, printer)
         column = below[:, None] if below.size > ROW else below  # a long input as a column, to fit the page

@@ -659,9 +659,9 @@ class Builder(lark.visitors.Transformer_NonRecursive):
         """A concrete network's own symbol, w[0][1][2], z[1][0], or the notation's letter with
         brackets (Haykin's v[1][0] is z[1][0])."""
         names = self.vocabulary.names
-        if not names:
+        if not names and not self.vocabulary.printed:
             return None
-        if sym.brackets:
+        if sym.brackets and names:
             role = self.vocabulary.role_of(sym.head)
             base = {"input": "x", "activation": "a", "hidden": "a", "output": "a", "pre_activation": "z",
                     "weight": "w", "recurrent_weight": "r", "bias": "b", "target": "t", "delta": "delta"}.get(
@@ -675,9 +675,9 @@ class Builder(lark.visitors.Transformer_NonRecursive):
             return self.signed_delta(names[key], role)
         printed = self.vocabulary.printed
         if printed and sym.subs and not sym.primes and len(sym.sups) <= 1 and not sym.times:
-            key = written_key(sym.head, "".join(sym.sups[0]) if sym.sups else "",
-                              "".join(x for items in sym.subs for x in items))
-            if key in printed:
+            written = (sym.head, "".join(sym.sups[0]) if sym.sups else "", "".join(x for items in sym.subs for x in items))
+            key = next((k for k in (written_key(*written, commas=True), written_key(*written)) if k in printed), None)
+            if key is not None:  # a conv sheet's K_{1,0,2,2} with its commas, w_{21} however written
                 return self.signed_delta(printed[key], self.vocabulary.role_of(sym.head))
             if any(x.isdigit() for items in sym.subs for x in items):
                 raise ExpressionError(f"{sym.written} at column {sym.column} is not a symbol of your sheet: write the "
@@ -716,9 +716,9 @@ class Builder(lark.visitors.Transformer_NonRecursive):
         if error and isinstance(lower, sp.Symbol) and (self.vocabulary.names or self.vocabulary.printed):
             if lower != self.vocabulary.asked:  # a concrete question's own derivative, or none
                 asked = next((k for k, v in self.vocabulary.printed.items() if v == self.vocabulary.asked), "")
-                raise ExpressionError(f"\\partial {numerator.written} / \\partial {denominator.written} at column "
-                                      f"{numerator.column} is not what this question asks"
-                                      + (f" (the derivative by {asked})" if asked else ""))
+                raise NotAsked(f"\\partial {numerator.written} / \\partial {denominator.written} at column "
+                               f"{numerator.column} is not what this question asks"
+                               + (f" (the derivative by {_braced(asked)})" if asked else ""))
             return ASKED
         if error and isinstance(lower, sp.Indexed) and lower.base == _KERNEL:  # a conv layer's dE/dK_{u,v}
             return quoted(dEdK[lower.indices])
@@ -759,6 +759,15 @@ class Builder(lark.visitors.Transformer_NonRecursive):
                         else sp.Integer(0))
         raise ExpressionError(f"\\partial {numerator.written} / \\partial {denominator.written} at column "
                               f"{numerator.column}: not a derivative this checker reads; write what it equals")
+
+
+def _braced(key: str) -> str:
+    """A written key as LaTeX again: K_1,0,2,2 as K_{1,0,2,2}, w^(1)_21 as w^{(1)}_{21}."""
+    return re.sub(r"([_^])([^_^]+)", r"\1{\2}", key)
+
+
+class NotAsked(ExpressionError):
+    """A concrete question's derivative written by another quantity of the sheet than the one asked."""
 
 
 def _first_letter(script) -> str:

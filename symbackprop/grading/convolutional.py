@@ -19,18 +19,20 @@ import sympy as sp
 
 from ..conv_backprop import K, Summand, _constants, _evaluated, _positions, c, derive_conv, o
 from ..convolution import ConvNetwork, convolutional, kernel_weight, weight_symbols
-from ..derivation import a, b, delta
+from ..derivation import Index, a, b, delta, w
 from ..errors import SpecError
 from ..functions import A, Z
 from ..network import layer_bias
 from ..notes import notation as notations
+from ..notes.convolutional import ConvPrinter
 from ..notes.notation import Notation
+from ..notes.printing import NotationPrinter
 from ..numerics import Values
 from ..parsing import ExpressionError
 from .evaluation import _NUMPY, Cases, NotElementwise, Unbound, _activation_functions
 from .mistakes import wording
 from .prepared import Prepared, Target, family_of, random_values
-from .vocabulary import SUM_END, P, S, U, Vocabulary
+from .vocabulary import ASKED, SUM_END, P, S, U, Vocabulary, printed_key
 
 _TARGET = re.compile(r"(grad_w|grad_b)((?:\[\d+\])+)")
 USE = "grad_w[l][o][c][u][v] (grad_w[l][o][c][u] in 1-D, grad_w[l][i][j] of a dense layer) or grad_b[l][o]"
@@ -85,6 +87,53 @@ def parse_target(name: str, network: ConvNetwork) -> Target:
     return Target(squeezed, kind, False, numbers)
 
 
+def numbered(n: int) -> Index:
+    """An index that prints as the number ``n`` (a layer's printer tags an index by its letter)."""
+    return Index(sp.Symbol(str(n), integer=True), sp.Integer(n + 1))
+
+
+def sheet_parameter(network: ConvNetwork, kind: str, level: int, rest) -> sp.Expr:
+    """The parameter a sheet's number question differentiates by, as the sheet and the key print it:
+    a conv layer's kernel entry K_{o,c,u,v} and bias b_{o} (0-based, without a layer), a dense
+    layer's weight w from unit i of the layer below (flattened) to unit j, and its bias."""
+    if network.stack[level].kind == "conv":
+        return K[tuple(rest)] if kind == "grad_w" else b[numbered(rest[0])]
+    unit = numbered(rest[-1])
+    return w[(numbered(rest[0]), unit)] if kind == "grad_w" else b[unit]
+
+
+def sheet_printer(network: ConvNetwork, notation: Notation, level: int, derivation) -> NotationPrinter:
+    """The printer of layer ``level``'s numbers: the conv chapter's (several indices) for a conv
+    layer, the dense layer's own (its letters and order) for a dense one."""
+    if network.stack[level].kind == "conv":
+        return ConvPrinter(notation, None)
+    return NotationPrinter(notation, None, derivation.generic[f"layer {level + 1}"])  # groups count from 1
+
+
+_SHEET_NAMES: dict = {}
+
+
+def sheet_names(network: ConvNetwork, notation: Notation) -> dict[str, list[sp.Symbol]]:
+    """The written key (:func:`printed_key`) of every parameter's name as a sheet prints it -> the
+    parameters so named (two may share one: a conv bias b_{1} and a dense one)."""
+    cache_key = (network, repr(notation))
+    if cache_key not in _SHEET_NAMES:
+        derivation, names = family_of(network).derivation, {}
+        for level, layer in enumerate(network.stack):
+            symbols = weight_symbols(level, layer)
+            if symbols is None:
+                continue
+            printer = sheet_printer(network, notation, level, derivation)
+            entries = [("grad_w", index) for index in np.ndindex(*symbols.shape)]
+            entries += [("grad_b", (o,)) for o in range(layer.biases if network.biases else 0)]
+            for kind, index in entries:
+                parameter = parameter_of(network, Target("", kind, False, (level, *index)))
+                key = printed_key(printer.doprint(sheet_parameter(network, kind, level, index)), commas=True)
+                names.setdefault(key, []).append(parameter)
+        _SHEET_NAMES[cache_key] = names
+    return _SHEET_NAMES[cache_key]
+
+
 def parameter_of(network: ConvNetwork, target: Target) -> sp.Symbol:
     level, *rest = target.concrete
     if target.kind == "grad_b":
@@ -135,8 +184,16 @@ def _prepared(network: ConvNetwork, target: Target, notation: Notation, words: d
               samples: int, mistakes: list[tuple[str, float]], value: float, reveal: bool, sheet: bool) -> Prepared:
     parameter = parameter_of(network, target)
     words = {**words, "target": f"dE/d{parameter}", "weight": str(parameter)}
-    prepared = Prepared(target, Vocabulary(notation), _one_case(learning_rate), np.array([value]), parameter, [], words,
-                        example=value, reveal=reveal, sheet=sheet, samples=samples, numbers_only=True)
+    level, *rest = target.concrete
+    printer = sheet_printer(network, notation, level, family_of(network).derivation)
+    own = printed_key(printer.doprint(sheet_parameter(network, target.kind, level, rest)), commas=True)
+    # a name two parameters print alike (b_{1} of a conv and of a dense layer) is the question's own
+    printed = {**{key: named[0] for key, named in sheet_names(network, notation).items()}, own: parameter}
+    cases = _one_case(learning_rate)
+    cases.symbols[ASKED] = np.array([value])  # dE/dK_{0,0,1,2} as the key names the question
+    prepared = Prepared(target, Vocabulary(notation, printed=printed, asked=parameter), cases, np.array([value]),
+                        parameter, [], words, example=value, reveal=reveal, sheet=sheet, samples=samples,
+                        numbers_only=True)
     prepared.example_mutants = [((name,), [MESSAGES[name]], number) for name, number in mistakes]
     return prepared
 

@@ -15,6 +15,7 @@ import numpy as np
 import sympy as sp
 
 from .evaluation import Cases, NotElementwise, Unbound, bindings, close, evaluate, value_at
+from .building import NotAsked
 from .convolutional import BELOW, BOUND, MESSAGES, evaluate_positions
 from .mistakes import MISTAKE_NAMES
 from .prepared import Prepared
@@ -104,8 +105,9 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
     try:
         answer = read_answer(text, prepared.vocabulary)
     except ExpressionError as error:
-        return Verdict("cannot read", f"{error}; {_NUMBER_ONLY}" if prepared.numbers_only else str(error))
-    if prepared.numbers_only and any(side.free_symbols for side in answer.sides):
+        refused = prepared.numbers_only and not isinstance(error, NotAsked)
+        return Verdict("cannot read", f"{error}; {_NUMBER_ONLY}" if refused else str(error))
+    if prepared.numbers_only and any(side.free_symbols - {ASKED} for side in answer.sides):
         return Verdict("cannot read", f"{prepared.target.name}: {_NUMBER_ONLY}")
     if prepared.sheet and prepared.target.concrete is not None and answer.sides[-1].free_symbols & {P, U, S}:
         return Verdict("cannot read", f"{prepared.target.name}: {_GENERAL_FORMULA}")
@@ -138,7 +140,7 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
     except ExpressionError as error:
         return Verdict("cannot read", str(error))
     at_example = (answer.decimals and prepared.target.concrete is not None and prepared.example is not None
-                  and any(side.free_symbols for side, _ in sides))  # a number alone mixes nothing
+                  and any(side.free_symbols - {ASKED} for side, _ in sides))  # a number alone mixes nothing
     for number, (side, values) in enumerate(sides):
         verdict = _judge(prepared, side, values, number, len(sides), at_example and bool(side.free_symbols),
                          answer.digits)

@@ -127,10 +127,11 @@ def _latex_name(latex: str) -> str:
     return font or (hat + "hat" if hat else plain)
 
 
-def written_key(head: str, sups: str, subs: str) -> str:
+def written_key(head: str, sups: str, subs: str, commas: bool = False) -> str:
     """A symbol with number indices as one string, however it was written: ``\\delta_{1}^{(1)}``,
-    ``\\delta^{(1)}_1`` and the notes' ``{\\delta^{(1)}_{1}}`` are all ``delta^(1)_1``."""
-    subs = re.sub(r"[\s,{}]", "", subs)
+    ``\\delta^{(1)}_1`` and the notes' ``{\\delta^{(1)}_{1}}`` are all ``delta^(1)_1``; ``commas``
+    keeps the commas between indices (a conv sheet's K_{1,10,0,1} is not K_{11,0,0,1})."""
+    subs = re.sub(r"[\s{}]" if commas else r"[\s,{}]", "", subs)
     return head + (f"^{sups}" if sups else "") + (f"_{subs}" if subs else "")
 
 
@@ -142,7 +143,14 @@ def printed_names(table: Mapping[sp.Expr, str]) -> dict[str, sp.Expr]:
     -> the symbol: the names a sheet shows, read back."""
     names = {}
     for symbol, latex in table.items():
-        match = _PRINTED.fullmatch(re.sub(r"[{}\s]", "", latex.replace("\\mathrm{", "").replace("\\text{", "")))
-        if match:
-            names[written_key(match.group(1), match.group(2) or "", match.group(3) or "")] = symbol
+        key = printed_key(latex)
+        if key is not None:
+            names[key] = symbol
     return names
+
+
+def printed_key(latex: str, commas: bool = False) -> str | None:
+    """The :func:`written_key` of a name as the notes and sheets print it (None if it is no symbol
+    with indices)."""
+    match = _PRINTED.fullmatch(re.sub(r"[{}\s]", "", latex.replace("\\mathrm{", "").replace("\\text{", "")))
+    return written_key(match.group(1), match.group(2) or "", match.group(3) or "", commas) if match else None
