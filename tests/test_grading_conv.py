@@ -251,3 +251,33 @@ def test_a_softmax_conv_layer_is_prepared_and_its_g_prime_refused():
         prepared = grading.prepare(spec.network, target, "default", spec.values, 0.5)
         result = verdict(prepared, text)
         assert result.verdict == "incorrect" and "softmax" in result.message
+
+
+@pytest.mark.parametrize("text, letter", [
+    ("\\sum_i \\sum_j \\delta_{i,j} a_{i+u,j+v} + 0 a_{p,q}", "p"),
+    ("\\sum_i \\sum_j \\delta_{p,q} a_{i+u,j+v}", "p")])
+def test_a_letter_bound_by_nothing_is_called_free_not_a_missing_sum(kernel, text, letter):
+    """p and q are no position the layer sums over (i, j) nor the target's (u, v): the answer was
+    diagnosed 'Missing sum over positions', which sends the student to add a sum that is already there."""
+    result = verdict(kernel, text)
+    assert result.verdict == "incorrect" and "missing sum" not in result.message.lower(), result.message
+    assert f"{letter} " in result.message and "free" in result.message and "u and v" in result.message, \
+        result.message
+
+
+def test_a_letter_bound_by_nothing_in_the_delta_below_is_called_free(below):
+    result = verdict(below, "g'(z_{m,n}) \\sum_i \\sum_j \\delta_{i,j} K_{m-i,n-j} + 0 \\delta_{r,r}")
+    assert result.verdict == "incorrect" and "free" in result.message and "m and n" in result.message, \
+        result.message
+    assert verdict(below, "g'(z_{m,n}) \\delta_{i,j} K_{m-i,n-j}").message == "Missing sum over positions."
+
+
+@pytest.mark.parametrize("target, words", [("grad_w[0][1]", "weights[0] of a conv layer take 5 indices, "
+                                                            "grad_w[l][o][c][u][v]"),
+                                           ("grad_w[0][0][0][0][0][0]", "take 5 indices"),
+                                           ("grad_w[1][0]", "weights[1] of a dense layer take 3 indices, "
+                                                            "grad_w[l][i][j]")])
+def test_a_kernel_target_with_the_wrong_number_of_indices_says_how_many_it_takes(target, words):
+    with pytest.raises(SpecError) as error:
+        grading.prepare(SPEC.network, target, "default", SPEC.values, 0.5)
+    assert words in error.value.message and "outside" not in error.value.message, error.value.message

@@ -78,7 +78,11 @@ def parse_target(name: str, network: ConvNetwork) -> Target:
     if kind == "grad_w":
         if symbols is None:
             raise SpecError("--target", f"{squeezed}: layer {level} is a pooling layer, it has no weights")
-        if len(numbers) - 1 != symbols.ndim or any(n >= size for n, size in zip(numbers[1:], symbols.shape)):
+        if len(numbers) - 1 != symbols.ndim:
+            form = "grad_w" + "".join(f"[{x}]" for x in ("locuv" if layer.kind == "conv" else "lij")[:symbols.ndim + 1])
+            raise SpecError("--target", f"{squeezed}: weights[{level}] of a {layer.kind} layer take "
+                                        f"{symbols.ndim + 1} indices, {form} (0-based)")
+        if any(n >= size for n, size in zip(numbers[1:], symbols.shape)):
             raise SpecError("--target", f"{squeezed} is outside weights[{level}] of shape "
                                         f"{'x'.join(map(str, symbols.shape))} (0-based)")
     elif not network.biases or len(numbers) != 2 or numbers[1] >= layer.biases:
@@ -289,6 +293,8 @@ def _slopes(network: ConvNetwork, level: int, tables: dict) -> np.ndarray | None
 #: the generic targets of a conv layer (one channel, stride 1, no padding): dE/dK_{u,v}, and the
 #: delta of a unit (m, n) of the layer below, the full convolution of delta with the flipped kernel
 GENERIC = ("grad_kernel", "delta_conv_input")
+#: the output positions (i, j) a generic conv answer sums over: one left unsummed is a missing sum
+POSITIONS = tuple(str(x.label) for x in _positions(2)[0])
 #: what the target's free letters (u, v; m, n) are bound to
 BOUND = (sp.Symbol("first."), sp.Symbol("second."))
 _LETTERS = {"grad_kernel": ("u", "v"), "delta_conv_input": ("m", "n")}

@@ -16,7 +16,7 @@ import sympy as sp
 
 from .evaluation import Cases, NotElementwise, Unbound, bindings, close, evaluate, value_at
 from .building import NotAsked
-from .convolutional import BELOW, BOUND, MESSAGES, evaluate_positions
+from .convolutional import BELOW, BOUND, MESSAGES, POSITIONS, evaluate_positions
 from .mistakes import MISTAKE_NAMES
 from .prepared import Prepared
 from .reading import MAX_LENGTH, Answer, ExpressionError, read_answer
@@ -120,14 +120,15 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
     try:
         sides = _answer_sides(prepared, answer)
     except Unbound as error:
-        if prepared.positions is not None and len(str(error)) == 1:  # a position letter, not summed
+        if prepared.positions is not None and str(error) in POSITIONS:  # an output position, not summed
             messages = BELOW if prepared.target.kind == "delta_conv_input" else MESSAGES
             return Verdict("incorrect", "Missing sum over positions.", [messages["missing sum over positions"]
                                                                          .format(**prepared.words)])
         if prepared.positions is not None:
             letters = " and ".join(prepared.vocabulary.letters)
-            return Verdict("incorrect", f"{error} has no value in {prepared.words['target']}: it depends on "
-                                        f"{letters} only, through sums over the positions of the layer.")
+            return Verdict("incorrect", f"The index {error} is free: no sum binds it, and {prepared.words['target']} "
+                                        f"depends on {letters} only, through sums over the layer's output positions "
+                                        f"{', '.join(POSITIONS)}.")
         return Verdict("incorrect", f"The index {error} is neither bound to the unit of the target nor summed "
                                     f"over; the formula for {prepared.words['u']} cannot depend on it.",
                        [_letters_hint(prepared)])
