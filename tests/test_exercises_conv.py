@@ -447,3 +447,30 @@ def test_a_name_two_questions_print_alike_is_read_as_each_ones_own(notation, que
     assert printed[0].split(" = ")[0] == printed[1].split(" = ")[0], printed
     verdicts = sb.grade(made, [{"student": "", "question": q, "answer": a} for q, a in zip(("q1", "q2"), printed)])
     assert [v.verdict for v in verdicts] == ["correct", "correct"], [v.message for v in verdicts]
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+def test_a_16_channel_conv_and_a_dense_layer_of_10_fit_the_page_width(tmp_path):
+    """The 16 biases of the conv layer ran 21 pt past the right margin, the dense layer's table of 10
+    columns 47 pt and the key's row of its 64 inputs (a column) off the foot of the page (pdflatex:
+    Overfull \\hbox, \\vbox): long rows wrap, the table is split by columns; every number is still there."""
+    spec = sb.from_dict({"network": {"input_shape": [1, 4, 4], "loss": "half_sse",
+                                     "layer": [{"kind": "conv", "channels": 16, "kernel": [3, 3], "padding": 1,
+                                                "activation": "tanh"},
+                                               {"kind": "max_pool", "size": [2, 2]},
+                                               {"kind": "dense", "units": 10, "activation": "identity"}]}})
+    made = sb.exercises(spec, students=["ada"], seed=1, questions="grad_w[l][o][c][u][v],grad_b[l][o],grad_w,grad_b")
+    sb.exercises.write(made, tmp_path / "set", ["tex", "md"])
+    for tex in (tmp_path / "set" / "key.tex", tmp_path / "set" / "ada" / "sheet.tex"):
+        result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+                                cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stdout[-2000:]
+        assert "Overfull" not in result.stdout, (tex.name, result.stdout[result.stdout.find("Overfull"):][:300])
+    sheet = (tmp_path / "set" / "ada" / "sheet.md").read_text(encoding="utf-8")
+    drawn = made.variant("ada").example
+    shown = [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", sheet)]  # a weight -1 prints as -1
+    for value in [*drawn["biases"][0], *drawn["biases"][2], *np.ravel(drawn["weights"][2])]:
+        assert any(abs(value - x) < 1e-9 for x in shown), value
+    assert "column 9" in sheet and len(re.findall(r"\| row \| column", sheet)) == 2
+    rows = list(csv.DictReader((tmp_path / "set" / "key.csv").read_text(encoding="utf-8").splitlines()))
+    assert [v.verdict for v in sb.grade(made, rows)] == ["correct"] * len(rows)

@@ -238,9 +238,8 @@ class ConvDocuments:
             factors.insert(0, (generic.a[numbered(rest[0])], below[rest[0]]))
         terms = [(tuple(f for f, _ in factors), [v for _, v in factors])]
         summed = chapter_of._worked_sum(sign * sp.Derivative(E, asked), terms, printer)
-        column = below[:, None] if below.size > ROW else below  # a long input as a column, to fit the page
-        grids = [Shown(printer.doprint(generic.a[group.predecessor]), printer.doprint(_matrix(column))),
-                 Shown(printer.doprint(generic.delta[group.unit]), printer.doprint(_matrix(deltas)))]
+        grids = [*_wrapped(generic.a, group.predecessor, below, printer),
+                 *_wrapped(generic.delta, group.unit, deltas, printer)]
         return summed, grids, printer.doprint(sp.Derivative(E, asked))
 
     # -- the variants ----------------------------------------------------------------------
@@ -276,27 +275,55 @@ class ConvDocuments:
                 tensors = [Shown(doprint(cb.K[(o, c, *offsets)]), matrix(kernels[o, c]))
                            for o, c in np.ndindex(*kernels.shape[:2])]
                 if net.biases:
-                    tensors.append(Shown(doprint(generic.b[cb.o]), matrix([nested["biases"][l]])))
-            elif layer.kind == "dense":  # a table (it may be longer than a page), the biases a matrix
+                    tensors += _wrapped(generic.b, cb.o, nested["biases"][l], self.printer, SHEET_DIGITS)
+            elif layer.kind == "dense":  # tables (they may be longer than a page), the biases a matrix
+                weights = np.asarray(nested["weights"][l], dtype=float)
                 out.append({"layer": l + 1, "kind": layer.kind, "tensors": [],
-                            "table": [[str(i), *(number(x, SHEET_DIGITS) for x in row)]
-                                      for i, row in enumerate(nested["weights"][l])]})
+                            "tables": [{"first": start, "rows": [[str(i), *(number(x, SHEET_DIGITS)
+                                                                            for x in row[start:start + ROW])]
+                                                                 for i, row in enumerate(weights)]}
+                                       for start in range(0, weights.shape[1], ROW)]})
                 if net.biases:
-                    tensors.append(Shown(self.notes.letters["bias"], matrix([nested["biases"][l]])))
+                    group = self.derivation.generic[f"layer {l + 1}"]
+                    tensors += _wrapped(generic.b, group.unit, nested["biases"][l],
+                                        sheet_printer(net, self.notation, l, self.derivation), SHEET_DIGITS)
             if tensors:
                 out.append({"layer": l + 1, "kind": layer.kind + (" biases" if layer.kind == "dense" else ""),
                             "tensors": tensors})
-        out.append({"layer": None, "tensors": [Shown(self.notes.letters["target"], matrix(spec.values.targets))]})
+        targets = spec.values.targets
+        output = self.derivation.generic[self.network.groups[-1].name]
+        out.append({"layer": None, "tensors": _wrapped(generic.t, output.unit, targets[0], self._output_printer(),
+                                                       SHEET_DIGITS) if len(targets) == 1
+                    else [Shown(self.notes.letters["target"], matrix(targets))]})
         return out
+
+    def _output_printer(self) -> NotationPrinter:
+        return sheet_printer(self.network, self.notation, len(self.network.stack) - 1, self.derivation)
 
     def _outputs(self, worked) -> list[Shown]:
         """The key's forward and backward numbers of the output layer: its activations and local gradients."""
         ev, net = worked.evaluation, self.network
         first = lambda table: [float(np.ravel(table[u])[0]) for u in net.outputs]
-        matrix = lambda values: self.printer.doprint(_matrix(values))
-        unit = self.notes.letters
-        return [Shown(unit["a"], matrix(first(ev.a))),
-                Shown(unit["delta"], matrix([self.notation.delta_sign * x for x in first(ev.delta)]))]
+        unit, printer = self.derivation.generic[net.groups[-1].name].unit, self._output_printer()
+        return [*_wrapped(generic.a, unit, first(ev.a), printer),
+                *_wrapped(generic.delta, unit, [self.notation.delta_sign * x for x in first(ev.delta)], printer)]
+
+
+def _wrapped(base: sp.IndexedBase, letter, values, printer: NotationPrinter, digits: int = KEY_DIGITS) -> list[Shown]:
+    """A vector as a row named by its letter (b_{o} = [...]), or, longer than :data:`ROW`, as rows
+    of at most ROW entries named by their first and last entries (b_{0}, ..., b_{7} = [...]), so that
+    it fits the page's width."""
+    values = list(np.ravel(np.asarray(values, dtype=float)))
+    doprint = printer.doprint
+    if len(values) <= ROW:
+        return [Shown(doprint(base[letter]), doprint(_matrix(values, digits)))]
+    rows = []
+    for start in range(0, len(values), ROW):
+        row = values[start:start + ROW]
+        names = [doprint(base[numbered(n)]) for n in (start, start + len(row) - 1)[:len(row)]]
+        rows.append(Shown(", \\ldots, ".join(names) if len(row) > 2 else ", ".join(names),
+                          doprint(_matrix(row, digits))))
+    return rows
 
 
 def layer_rows(network: ConvNetwork) -> list[dict]:
