@@ -247,7 +247,12 @@ def _unit_name(layer: int, index: int) -> str:
 
 def layer_weight(layer: int, source: int, dest: int) -> sp.Symbol:
     """w[l][i][j] of a layered network: unit i of layer l to unit j of layer l+1 (0 = inputs)."""
-    return sp.Symbol(f"w[{layer}][{source}][{dest}]", real=True)
+    return sp.Symbol(layer_weight_name(layer, source, dest), real=True)
+
+
+def layer_weight_name(layer: int, source: int, dest: int) -> str:
+    """The name of :func:`layer_weight`: looking a weight up by name is cheaper than making its Symbol."""
+    return f"w[{layer}][{source}][{dest}]"
 
 
 def layer_bias(layer: int, unit: int) -> sp.Symbol:
