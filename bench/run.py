@@ -322,9 +322,9 @@ def _faster(measured: tuple, best: tuple) -> bool:
 
 
 def commands(baseline: str | None) -> list[dict]:
-    """The fastest of :data:`COMMAND_REPEATS` runs of each command of :data:`COMMANDS` in a fresh interpreter, and the same with the code in
-    ``baseline`` (an earlier version, e.g. ``git archive COMMIT | tar -x -C DIR``), and
-    ``import sympy, numpy`` (what any check costs before it starts).  Bytecode caches are
+    """The fastest of :data:`COMMAND_REPEATS` runs of each command of :data:`COMMANDS` in a fresh
+    interpreter, and the same with the code in ``baseline`` (an earlier version, e.g. ``git archive
+    COMMIT | tar -x -C DIR``), and ``import sympy, numpy`` (what any check costs before it starts).  Bytecode caches are
     allowed, as on a user's machine: written for every module first, and SymPy's by an untimed run."""
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     trees = {"ours": ["-m", "symbackprop"]}

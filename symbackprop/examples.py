@@ -15,7 +15,7 @@ from .derivation import Derivation, derive
 from .convolution import ConvNetwork
 from .matrix import evaluator
 from .errors import SpecError
-from .network import Network, layer_bias, layer_weight, shared_bias
+from .network import Network, layer_bias, layer_weight_name, shared_bias
 from .numerics import Evaluation, Values
 from .recurrent import UnrolledNetwork
 
@@ -113,8 +113,8 @@ def nested_parameters(net: Network, table: dict) -> dict:
         return net.nested_parameters(table)
     if net.layers is None:
         return {"parameters": {str(p): table[p] for p in net.parameters}}
-    sizes = net.layers
-    weights = [[[table[layer_weight(layer, i, j)] for j in range(sizes[layer + 1])] for i in range(sizes[layer])]
+    sizes, by_name = net.layers, {p.name: value for p, value in table.items()}
+    weights = [[[by_name[layer_weight_name(layer, i, j)] for j in range(sizes[layer + 1])] for i in range(sizes[layer])]
                for layer in range(len(sizes) - 1)]
     out = {"weights": weights}
     if net.biases:

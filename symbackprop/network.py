@@ -11,7 +11,7 @@ import re
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import sympy as sp
 
@@ -245,12 +245,14 @@ def _unit_name(layer: int, index: int) -> str:
     return f"[{layer}][{index}]"
 
 
-@lru_cache(maxsize=None)
 def layer_weight(layer: int, source: int, dest: int) -> sp.Symbol:
-    """w[l][i][j] of a layered network: unit i of layer l to unit j of layer l+1 (0 = inputs).
-    Remembered: ``verify --json`` of 784-100-10 asks again for all 79,400 to nest the gradients,
-    and making a Symbol with its assumptions costs more than the lookup."""
-    return sp.Symbol(f"w[{layer}][{source}][{dest}]", real=True)
+    """w[l][i][j] of a layered network: unit i of layer l to unit j of layer l+1 (0 = inputs)."""
+    return sp.Symbol(layer_weight_name(layer, source, dest), real=True)
+
+
+def layer_weight_name(layer: int, source: int, dest: int) -> str:
+    """The name of :func:`layer_weight`: looking a weight up by name is cheaper than making its Symbol."""
+    return f"w[{layer}][{source}][{dest}]"
 
 
 def layer_bias(layer: int, unit: int) -> sp.Symbol:
