@@ -16,3 +16,10 @@ settings.load_profile("bounded")
 
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="symbackprop-tests-")  # before symbackprop is imported
 atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items):
+    """The tests on other array libraries run last: JAX starts threads when it loads, and a
+    process forked after that (grading workers, the answer page's, every command a test starts)
+    may deadlock; in one process with the others it warned on every fork that followed."""
+    items.sort(key=lambda item: item.path.name == "test_backends.py")
