@@ -114,8 +114,8 @@ def nested_parameters(net: Network, table: dict) -> dict:
     if net.layers is None:
         return {"parameters": {str(p): table[p] for p in net.parameters}}
     sizes, by_name = net.layers, {p.name: value for p, value in table.items()}
-    weights = [[[by_name[layer_weight_name(layer, i, j)] for j in range(sizes[layer + 1])] for i in range(sizes[layer])]
-               for layer in range(len(sizes) - 1)]
+    weights = [[[by_name[layer_weight_name(layer, i, j)] for j in range(sizes[layer + 1])]
+                for i in range(sizes[layer])] for layer in range(len(sizes) - 1)]
     out = {"weights": weights}
     if net.biases:
         out["biases"] = [table[shared_bias(layer)] if shared_bias(layer) in table

@@ -56,13 +56,13 @@ def _forward(net, shapes: dict) -> int:
     for unit in net.computing_units:
         plain = (unit.pool is None and all(edge.weight.is_Symbol for edge in unit.inputs)
                  and len({edge.source for edge in unit.inputs}) == len(unit.inputs))
-        key = ("net input", unit.group, len(unit.inputs), unit.bias is not None)
-        if not plain:
-            total += _count(net.pre_activation(unit), shapes)
-        else:
+        if plain:
+            key = ("net input", unit.group, len(unit.inputs), unit.bias is not None)
             if key not in shapes:
                 shapes[key] = _count(net.pre_activation(unit), shapes)
             total += shapes[key]
+        else:
+            total += _count(net.pre_activation(unit), shapes)
         total += _count(net.activation_of(unit), shapes)
     return total
 
