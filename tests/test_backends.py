@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import sympy as sp
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from test_matrix import layered_networks, recurrent_networks
 
 import symbackprop as sb

@@ -5,8 +5,6 @@ example and against central differences of a NumPy network of our own, LaTeX wit
 box and Markdown in KaTeX, in every preset and as a handout."""
 import copy
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -21,6 +19,7 @@ from symbackprop.notes.rendering import APPENDIX
 from symbackprop.parts import PARTS
 
 import katex_node
+from compiling import compile_tex, requires_pdflatex
 from test_convolution import ISSUE_SPEC, _numpy_loss, conv_spec
 
 HAND_CHECKED = conv_spec([1, 3, 3], [{"kind": "conv", "channels": 1, "kernel": [2, 2], "activation": "identity"}],
@@ -99,13 +98,11 @@ def test_derive_writes_the_chapter_and_the_worked_value_is_examples(written):
     assert float(value) == pytest.approx(grad, rel=1e-3)
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+@requires_pdflatex
 @pytest.mark.parametrize("notation", [*sb.notation.names(), *(f"handout-{name}" for name in HANDOUTS)])
 def test_the_notes_compile_without_an_overfull_box(written, notation):
     tex = next(p for p in written[notation] if p.suffix == ".tex")
-    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-                            cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stdout[-2000:]
+    compile_tex(tex)
     text = tex.read_text()
     assert r"\section{Convolutional layers}" in text and r"\section{A worked example}" in text
     assert (r"\appendix" in text) == (not notation.startswith("handout"))
@@ -287,7 +284,7 @@ SHAPES = {
 }
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+@requires_pdflatex
 @pytest.mark.parametrize("name", SHAPES)
 def test_other_conv_networks_get_notes_that_compile_without_an_overfull_box(tmp_path, name):
     """A mini-batch of images (its inputs, 16 a sample, overflowed a table by 190 pt), a conv layer
@@ -295,8 +292,6 @@ def test_other_conv_networks_get_notes_that_compile_without_an_overfull_box(tmp_
     and a conv layer below a conv layer."""
     shape, layers, example = SHAPES[name]
     tex = sb.write_notes(sb.from_dict(conv_spec(shape, layers, example)), tmp_path, formats=["tex"])[0]
-    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-                            cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stdout[-2000:]
+    compile_tex(tex)
     assert r"\section{Convolutional layers}" in tex.read_text()
     assert "Overfull" not in (tex.parent / "notes.log").read_text()

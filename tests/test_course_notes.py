@@ -16,6 +16,7 @@ import symbackprop as sb
 from symbackprop.notes.worked import number
 
 import katex_node
+from compiling import compile_tex, requires_pdflatex
 
 #: Mazur (2015), "A Step by Step Backpropagation Example", transcribed: one bias per layer
 #: (b1 = 0.35, b2 = 0.60), kept fixed by the update.
@@ -440,13 +441,11 @@ def compiled(course, name):
     tex = next(p for p in course[name] if p.suffix == ".tex")
     if not tex.with_suffix(".pdf").exists():
         for _ in range(2):
-            result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-                                    cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
-            assert result.returncode == 0, result.stdout[-2000:]
+            compile_tex(tex)
     return tex
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+@requires_pdflatex
 @pytest.mark.parametrize("name", ["mazur", "elman", "xor", "deep"])
 def test_the_course_documents_compile_without_overfull_lines(course, name):
     assert "Overfull" not in compiled(course, name).with_suffix(".log").read_text()

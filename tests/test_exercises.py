@@ -4,7 +4,6 @@ import csv
 import io
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from symbackprop.errors import SpecError
 from symbackprop.exercises import roster, sheets, toml_writer
 
 import katex_node
+from compiling import compile_tex, requires_pdflatex
 
 ROOT = Path(__file__).parent.parent
 #: Legal ids that need escaping in LaTeX, Markdown and CSV alike.
@@ -291,14 +291,11 @@ def written(tmp_path_factory):
     return root
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+@requires_pdflatex
 @pytest.mark.parametrize("notation", NOTATIONS)
 def test_sheets_and_keys_compile_with_pdflatex(written, notation):
     for tex in [written / notation / "key.tex", *(written / notation).glob("*/sheet.tex")]:
-        result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-                                cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
-        assert result.returncode == 0, (tex, result.stdout[-2000:])
-        assert "Overfull \\hbox" not in result.stdout, tex
+        assert "Overfull \\hbox" not in compile_tex(tex), tex
     assert len(list((written / notation).glob("*/sheet.pdf"))) == 1 + len(AWKWARD)
 
 

@@ -6,7 +6,6 @@ and render, and no number computed at a student's worked example on their sheet 
 import csv
 import json
 import re
-import shutil
 import subprocess
 import sys
 
@@ -19,6 +18,7 @@ from symbackprop.examples import example
 from symbackprop.exercises import toml_writer
 
 import katex_node
+from compiling import compile_tex, requires_pdflatex
 
 IMAGE = [[[0.1, 0.2, -0.3, 0.4, 0.5], [0.0, -0.1, 0.2, 0.3, -0.4], [0.5, 0.1, 0.1, -0.2, 0.3],
           [0.2, 0.2, -0.5, 0.1, 0.0], [-0.3, 0.4, 0.1, 0.2, 0.6]]]
@@ -209,13 +209,10 @@ def test_sheets_and_key_render_in_katex(written):
     assert result.returncode == 0, result.stdout[-3000:]
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+@requires_pdflatex
 def test_sheet_and_key_compile_with_pdflatex(written):
     for tex in (written / "key.tex", written / "ada" / "sheet.tex"):
-        result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-                                cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
-        assert result.returncode == 0, (tex, result.stdout[-2000:])
-        assert "Overfull" not in result.stdout, tex
+        assert "Overfull" not in compile_tex(tex), tex
 
 
 def _numbers(text: str) -> list[float]:
@@ -402,10 +399,7 @@ def test_a_sheet_of_many_kernels_breaks_across_pages_instead_of_running_off_one(
                                                {"kind": "dense", "units": 2, "activation": "identity"}]}})
     sb.exercises.write(sb.exercises(spec, questions="grad_w[l][o][c][u][v]"), tmp_path / "set", ["tex"])
     for name in ("sheet.tex", "key.tex"):
-        result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", name],
-                                cwd=tmp_path / "set", capture_output=True, text=True, timeout=120, check=False)
-        assert result.returncode == 0, result.stdout[-2000:]
-        assert "Overfull \\vbox" not in result.stdout, name
+        assert "Overfull \\vbox" not in compile_tex(tmp_path / "set" / name), name
 
 
 def _printed_answers(made) -> list[str]:
@@ -449,7 +443,7 @@ def test_a_name_two_questions_print_alike_is_read_as_each_ones_own(notation, que
     assert [v.verdict for v in verdicts] == ["correct", "correct"], [v.message for v in verdicts]
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+@requires_pdflatex
 def test_a_16_channel_conv_and_a_dense_layer_of_10_fit_the_page_width(tmp_path):
     """The 16 biases of the conv layer ran 21 pt past the right margin, the dense layer's table of 10
     columns 47 pt and the key's row of its 64 inputs (a column) off the foot of the page (pdflatex:
@@ -462,10 +456,8 @@ def test_a_16_channel_conv_and_a_dense_layer_of_10_fit_the_page_width(tmp_path):
     made = sb.exercises(spec, students=["ada"], seed=1, questions="grad_w[l][o][c][u][v],grad_b[l][o],grad_w,grad_b")
     sb.exercises.write(made, tmp_path / "set", ["tex", "md"])
     for tex in (tmp_path / "set" / "key.tex", tmp_path / "set" / "ada" / "sheet.tex"):
-        result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-                                cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
-        assert result.returncode == 0, result.stdout[-2000:]
-        assert "Overfull" not in result.stdout, (tex.name, result.stdout[result.stdout.find("Overfull"):][:300])
+        output = compile_tex(tex)
+        assert "Overfull" not in output, (tex.name, output[output.find("Overfull"):][:300])
     sheet = (tmp_path / "set" / "ada" / "sheet.md").read_text(encoding="utf-8")
     drawn = made.variant("ada").example
     shown = [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", sheet)]  # a weight -1 prints as -1

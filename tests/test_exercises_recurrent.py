@@ -4,8 +4,6 @@ and agreeing with finite differences of a NumPy Elman network written here, the 
 mistakes through time graded incorrect and named, and sheets and key that compile."""
 import csv
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ import symbackprop as sb
 from symbackprop.errors import SpecError
 
 import katex_node
+from compiling import compile_tex, requires_pdflatex
 
 ELMAN = {"network": {"layers": [2, 3, 1], "activation": ["tanh", "identity"], "loss": "half_sse",
                      "recurrent": True, "steps": 3},
@@ -182,13 +181,10 @@ def test_sheets_and_key_render_in_katex(written):
     assert result.returncode == 0, result.stdout[-3000:]
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+@requires_pdflatex
 def test_sheet_and_key_compile_with_pdflatex(written):
     for tex in (written / "key.tex", written / "ada" / "sheet.tex"):
-        result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-                                cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
-        assert result.returncode == 0, (tex, result.stdout[-2000:])
-        assert "Overfull" not in result.stdout, tex
+        assert "Overfull" not in compile_tex(tex), tex
 
 
 def test_the_answer_page_serves_the_questions_through_time(written, tmp_path):

@@ -3,8 +3,6 @@ touch, in the SVG as written and in the TikZ as pdflatex typesets it; the bias u
 the notation has one; the local gradients drawn backwards along the same edges."""
 import math
 import re
-import shutil
-import subprocess
 from itertools import pairwise
 from pathlib import Path
 from xml.etree import ElementTree
@@ -17,6 +15,8 @@ from hypothesis import strategies as st
 import symbackprop as sb
 from symbackprop.notes import figures
 from symbackprop.notes.printing import NotationPrinter
+
+from compiling import compile_tex, requires_pdflatex
 
 SVG = "{http://www.w3.org/2000/svg}"
 README = Path(__file__).parent.parent / "README.md"
@@ -161,9 +161,7 @@ def typeset(pictures: list[str], directory: Path) -> dict[int, dict]:
     document = (r"\documentclass[11pt]{article}\usepackage[margin=2.2cm]{geometry}\usepackage{amsmath,amssymb,bm}"
                 r"\usepackage{tikz}" + REPORT + r"\begin{document}" + "\n\n".join(body) + r"\end{document}")
     (directory / "figure.tex").write_text(document)
-    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "figure.tex"], cwd=directory,
-                            check=False, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout[-2000:]
+    compile_tex(directory / "figure.tex")
     log = (directory / "figure.log").read_text()
     pictures, current = [], {}
     for line in log.splitlines():
@@ -190,7 +188,7 @@ def tikz_geometry(picture: str, placed: dict):
     return labels, circles, paths
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+@requires_pdflatex
 @pytest.mark.parametrize("notation", sb.notation.names())
 def test_tikz_as_typeset_has_no_overlapping_label_and_no_edge_through_a_unit(tmp_path, notation):
     drawings = [figure for network in NETWORKS.values() for figure in drawn(network, notation).values()]

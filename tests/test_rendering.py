@@ -15,6 +15,7 @@ import sympy as sp
 import symbackprop as sb
 
 import katex_node
+from compiling import compile_tex
 
 ELMAN = {"network": {"inputs": ["x1", "x2"], "outputs": ["y1", "y2"], "loss": "half_sse", "units": [
     {"name": "h1", "inputs": ["x1"], "weights": ["u"], "activation": "tanh", "bias": "c"},
@@ -69,9 +70,7 @@ def notes(spec: str, notation: str, format: str = "md", worked: bool = False, **
 
 def pdflatex(tex: Path) -> str:
     """Compile ``tex`` (twice when it has numbered displays: longtable settles its widths) and return the log."""
-    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-                            cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stdout[-2000:]
+    compile_tex(tex)
     return tex.with_suffix(".log").read_text(errors="replace")
 
 
@@ -400,6 +399,9 @@ def test_jupyter_shows_formulas_in_symbols_a_report_as_tables_a_spec_and_the_unr
     pooled = sb.convolutional([1, 4, 4], [{"kind": "conv", "channels": 1, "kernel": [2, 2]},
                                           {"kind": "avg_pool", "size": [2, 2]}, {"kind": "dense", "units": 1}])
     kernel = pooled.parameters[0]  # alive, and built last: its pooling edges weigh 1/4
+    shadow = sb.convolutional([1, 2, 2], [{"kind": "conv", "channels": 1, "kernel": [1, 1]},
+                                          {"kind": "dense", "units": 2}])  # its delta[1][0] printed from 0
+    assert "delta[1][0]" in {str(u.delta) for u in shadow.computing_units}
     assert str(kernel) == "K[0][0][0][0][0]" and kernel._repr_latex_() == r"$\displaystyle {K^{(1)}_{0,0,0,0}}$"
     shown = d.deltas["[0][1]"]._repr_latex_()  # a bare SymPy expression of the network's symbols
     assert not re.search(r"(a|delta|w|z|b|x|t)\[\d", shown), shown  # was a[0][1] delta[1][0] w[1][1][0]

@@ -1,7 +1,6 @@
 """The notes' chapter on backpropagation through time: in every notation, compiling, with
 the future term, the truncated range and the worked example's numbers."""
 import re
-import shutil
 import subprocess
 import sys
 
@@ -9,6 +8,8 @@ import pytest
 
 import symbackprop as sb
 from symbackprop.recurrent import recurrent_weight
+
+from compiling import compile_tex, requires_pdflatex
 
 SPEC = sb.from_dict({"network": {"layers": [2, 3, 1], "activation": ["tanh", "identity"], "loss": "half_sse",
                                  "recurrent": True, "steps": 3},
@@ -24,13 +25,11 @@ def written(tmp_path_factory):
             for name in sb.notation.names()}
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+@requires_pdflatex
 @pytest.mark.parametrize("notation", sb.notation.names())
 def test_the_chapter_compiles_in_every_notation(written, notation):
     tex = next(p for p in written[notation] if p.suffix == ".tex")
-    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-                            cwd=tex.parent, capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stdout[-2000:]
+    compile_tex(tex)
     assert r"\section{Backpropagation through time}" in tex.read_text()
     assert r"\node[zero]" in tex.read_text()  # the unrolled figure
     assert "Overfull" not in (tex.parent / "notes.log").read_text()
@@ -72,7 +71,7 @@ def test_a_bad_truncation_exits_2_with_one_line_and_writes_nothing(tmp_path, arg
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+@requires_pdflatex
 def test_a_wide_layer_over_many_steps_keeps_the_chapter_on_the_page(tmp_path):
     spec = sb.compact("2-6-1", activation="tanh,identity", steps=8)
     tex = next(p for p in sb.write_notes(spec, tmp_path, formats=["tex"]) if p.suffix == ".tex")

@@ -11,6 +11,7 @@ import sympy as sp
 
 from .. import derivation as d
 from .. import network as networks
+from ..convolution import ConvNetwork
 from ..derivation import Derivation, GenericLayer, Step, derive
 from ..examples import Example, example
 from ..network import Network
@@ -73,13 +74,13 @@ def _network(self: Network) -> str:
 
 def _in_notation(symbol: sp.Symbol) -> str | None:
     """LaTeX of a symbol of a network alive in this process, in the default notation (the newest
-    network that has it); None for any other symbol."""
-    for ref in reversed(networks.BUILT):
-        network = ref()
-        if network is not None:
-            table = symbol_table(network, load("default"))
-            if symbol in table:
-                return table[symbol]
+    network that has it, a convolutional one last: its units are named as a layered net's,
+    delta[1][0], but printed counted from 0); None for any other symbol."""
+    alive = [network for network in map(lambda ref: ref(), reversed(networks.BUILT)) if network is not None]
+    for network in sorted(alive, key=lambda network: isinstance(network, ConvNetwork)):
+        table = symbol_table(network, load("default"))
+        if symbol in table:
+            return table[symbol]
     return None
 
 
