@@ -116,15 +116,6 @@ def test_targets_outside_the_network_are_refused_naming_it(target, words):
         grading.prepare(SPEC.network, target, "default", SPEC.values, 0.5)
 
 
-@pytest.mark.parametrize("text", CORPUS)
-def test_hostile_answers_are_refused_quickly_and_run_nothing(prepared, text, tmp_path):
-    canary = tmp_path / "canary"
-    start = time.perf_counter()
-    assert verdict(prepared, text.format(canary=canary)).verdict in ("cannot read", "incorrect")
-    assert time.perf_counter() - start < 2.0
-    assert not canary.exists()
-
-
 @pytest.fixture(scope="module")
 def kernel():
     return grading.prepare(SPEC.network, "grad_kernel", "default", SPEC.values, 0.5)
@@ -166,15 +157,6 @@ def test_grad_kernel_needs_a_convolutional_spec():
         grading.prepare(sb.compact("2-3-2", "sigmoid,sigmoid").network, "grad_kernel")
 
 
-@pytest.mark.parametrize("text", CORPUS)
-def test_hostile_answers_to_the_kernel_formula_are_refused_quickly_and_run_nothing(kernel, text, tmp_path):
-    canary = tmp_path / "canary"
-    start = time.perf_counter()
-    assert verdict(kernel, text.format(canary=canary)).verdict in ("cannot read", "incorrect")
-    assert time.perf_counter() - start < 2.0
-    assert not canary.exists()
-
-
 @pytest.fixture(scope="module")
 def below():
     return grading.prepare(SPEC.network, "delta_conv_input", "default", SPEC.values, 0.5)
@@ -206,11 +188,13 @@ def test_no_false_accept_of_the_delta_below(below, text):
     assert verdict(below, text).verdict == "incorrect"
 
 
-@pytest.mark.parametrize("text", CORPUS[::3])
-def test_hostile_answers_to_the_delta_below_are_refused_quickly(below, text, tmp_path):
+@pytest.mark.parametrize("target", ["prepared", "kernel", "below"])  # a number, the two conv formulas
+@pytest.mark.parametrize("text", CORPUS)
+def test_hostile_answers_are_refused_quickly_and_run_nothing(request, target, text, tmp_path):
+    prepared = request.getfixturevalue(target)
     canary = tmp_path / "canary"
     start = time.perf_counter()
-    assert verdict(below, text.format(canary=canary)).verdict in ("cannot read", "incorrect")
+    assert verdict(prepared, text.format(canary=canary)).verdict in ("cannot read", "incorrect")
     assert time.perf_counter() - start < 2.0
     assert not canary.exists()
 
