@@ -148,23 +148,33 @@ class Submissions:
 
     def attempts(self, student: str | None = None, latest: int | None = None) -> list[Attempt]:
         """One student's attempts (or everyone's), oldest first; ``latest``: only the last so many."""
-        where, arguments = ("WHERE student = ?", [student]) if student is not None else ("", [])
-        query = f"SELECT id, student, question, target, answer, result, time FROM attempts {where} ORDER BY id"
-        if latest is not None:
-            query = f"SELECT * FROM ({query} DESC LIMIT ?) ORDER BY id"
-            arguments.append(latest)
-        rows = self._connection().execute(query, arguments).fetchall()
-        return [Attempt(n, s, q, t, a, Verdict(**json.loads(r)), time) for n, s, q, t, a, r, time in rows]
+        return select_attempts(self._connection(), "?", student, latest)
 
     def counts(self, column: str) -> dict[str, dict[str, int]]:
         """Per ``student`` or per ``question``: how many attempts had each verdict."""
-        if column not in ("student", "question"):
-            raise ValueError(column)
-        counts: dict[str, dict[str, int]] = {}
-        query = f"SELECT {column}, verdict, COUNT(*) FROM attempts GROUP BY {column}, verdict ORDER BY {column}"
-        for key, verdict, count in self._connection().execute(query):
-            counts.setdefault(key, {})[verdict] = count
-        return counts
+        return count_verdicts(self._connection(), column)
+
+
+def select_attempts(connection, mark: str, student: str | None, latest: int | None) -> list[Attempt]:
+    """:meth:`Submissions.attempts` on an open connection whose driver's placeholder is ``mark``."""
+    where, arguments = (f"WHERE student = {mark}", [student]) if student is not None else ("", [])
+    query = f"SELECT id, student, question, target, answer, result, time FROM attempts {where} ORDER BY id"
+    if latest is not None:
+        query = f"SELECT * FROM ({query} DESC LIMIT {mark}) AS latest ORDER BY id"
+        arguments.append(latest)
+    rows = connection.execute(query, arguments).fetchall()
+    return [Attempt(n, s, q, t, a, Verdict(**json.loads(r)), time) for n, s, q, t, a, r, time in rows]
+
+
+def count_verdicts(connection, column: str) -> dict[str, dict[str, int]]:
+    """:meth:`Submissions.counts` on an open connection."""
+    if column not in ("student", "question"):
+        raise ValueError(column)
+    counts: dict[str, dict[str, int]] = {}
+    query = f"SELECT {column}, verdict, COUNT(*) FROM attempts GROUP BY {column}, verdict ORDER BY {column}"
+    for key, verdict, count in connection.execute(query).fetchall():
+        counts.setdefault(key, {})[verdict] = count
+    return counts
 
 
 def count_request(connection, mark: str, student: str, now: float, per_minute: int) -> int | None:

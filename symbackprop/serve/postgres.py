@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 
 from ..errors import SpecError
 from ..grading import Verdict
-from .database import Attempt, count_request
+from .database import Attempt, count_request, count_verdicts, select_attempts
 
 try:
     import psycopg
@@ -146,24 +146,12 @@ class PostgresSubmissions:
             return count_request(connection, "%s", _storable(student), now, per_minute)
 
     def attempts(self, student: str | None = None, latest: int | None = None) -> list[Attempt]:
-        where, arguments = ("WHERE student = %s", [_storable(student)]) if student is not None else ("", [])
-        query = f"SELECT id, student, question, target, answer, result, time FROM attempts {where} ORDER BY id"
-        if latest is not None:
-            query = f"SELECT * FROM ({query} DESC LIMIT %s) AS latest ORDER BY id"
-            arguments.append(latest)
         with self._connection() as connection:
-            rows = connection.execute(query, arguments).fetchall()
-        return [Attempt(n, s, q, t, a, Verdict(**json.loads(r)), time) for n, s, q, t, a, r, time in rows]
+            return select_attempts(connection, "%s", None if student is None else _storable(student), latest)
 
     def counts(self, column: str) -> dict[str, dict[str, int]]:
-        if column not in ("student", "question"):
-            raise ValueError(column)
-        counts: dict[str, dict[str, int]] = {}
-        query = f"SELECT {column}, verdict, COUNT(*) FROM attempts GROUP BY {column}, verdict ORDER BY {column}"
         with self._connection() as connection:
-            for key, verdict, count in connection.execute(query).fetchall():
-                counts.setdefault(key, {})[verdict] = count
-        return counts
+            return count_verdicts(connection, column)
 
 
 def _without_password(url: str) -> str:
