@@ -604,6 +604,26 @@ def test_an_admin_token_under_16_characters_is_refused(made, tmp_path):
     assert not (tmp_path / "db.sqlite").exists()
 
 
+def _report_mask(connection) -> None:
+    connection.send(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+
+def test_a_worker_starts_with_ctrl_c_held_until_it_ignores_it():
+    """The server listens before its workers are forked, so a Ctrl-C can land between a worker's
+    fork and its SIG_IGN: it must wait (blocked) rather than raise in the worker."""
+    import multiprocessing
+
+    from symbackprop.grading import workers
+
+    context = multiprocessing.get_context("fork")
+    mine, theirs = context.Pipe()
+    process = context.Process(target=_report_mask, args=(theirs,), daemon=True)
+    workers._fork(process)
+    assert signal.SIGINT in mine.recv()  # blocked in the child as it starts
+    process.join(10)
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # and never in the parent
+
+
 def test_ctrl_c_in_serve_run_is_one_line(made, tmp_path):
     """A terminal's Ctrl-C reaches the whole process group: the server and its checking workers."""
     port = free_port()

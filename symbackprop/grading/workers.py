@@ -35,8 +35,10 @@ def die_with(parent: int, inherited: list) -> None:
     """A forked worker ends with its parent, however the parent ends (even SIGKILL): Linux sends it
     SIGKILL then (prctl PR_SET_PDEATHSIG); and it holds no other process's pipe ends, so a read
     from its own pipe ends too once the parent is gone.  Ctrl-C, which a terminal sends to the whole
-    process group, is the parent's to handle: it closes the pool (a traceback per worker otherwise)."""
+    process group, is the parent's to handle: it closes the pool (a traceback per worker otherwise).
+    The worker was forked with SIGINT blocked (:func:`_fork`), so one sent before it ignores them waits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     for connection in inherited:
         connection.close()
     if sys.platform.startswith("linux"):
@@ -69,6 +71,17 @@ def _serve(connection, prepared: dict, parent: int, inherited: list) -> None:
         connection.send((row, verdict.as_dict()))
 
 
+def _fork(process) -> None:
+    """Start ``process`` with SIGINT blocked in the forking thread, which the child inherits: a Ctrl-C
+    that lands between the fork and the worker's own SIG_IGN gave a traceback from the worker (the
+    server listens before its workers are forked)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 @functools.cache
 def _forker() -> ThreadPoolExecutor:
     """The one thread every worker is forked from.  Linux sends PR_SET_PDEATHSIG when the *thread*
@@ -96,7 +109,7 @@ class Pool:
         inherited = [mine, *(worker["connection"] for worker in self.workers)]
         process = self.context.Process(target=_serve, args=(theirs, self.prepared, os.getpid(), inherited),
                                        daemon=True)
-        _forker().submit(process.start).result()
+        _forker().submit(_fork, process).result()
         theirs.close()
         return {"process": process, "connection": mine, "task": None, "since": 0.0}
 
