@@ -53,8 +53,10 @@ MAX_DOCUMENT_CHARACTERS = 50_000_000
 TEMPLATE_MEMORY_BYTES = 2 * 1024 ** 3
 #: Bits of an integer a template may compute (``10**10**10`` would take minutes in one step).
 MAX_TEMPLATE_INTEGER_BITS = 100_000
-#: How often the watcher of :func:`time_limit` looks at the clock.
+#: How often the watcher of :func:`time_limit` looks at the clock ...
 _POLL_SECONDS = 0.02
+#: ... and the CPU seconds after which it raises an expiry again that the block has not ended on.
+_REFIRE_SECONDS = 0.25
 
 
 class _Expired(BaseException):
@@ -62,40 +64,55 @@ class _Expired(BaseException):
     ``except Exception`` clauses swallows it; :func:`time_limit` turns it into TimeoutError."""
 
 
+def _cpu_clock(thread_id: int):
+    """The CPU-time clock of one thread, where the platform has one (Linux, macOS): other threads'
+    work (a test runner's, a server's) must not use up this block's time.  Elsewhere the process's."""
+    try:
+        clock = time.pthread_getcpuclockid(thread_id)
+    except (AttributeError, OSError):
+        return time.process_time
+    return lambda: time.clock_gettime(clock)
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float):
     """Raise TimeoutError inside the block once it has used ``seconds`` of CPU time.
 
-    CPU time, not wall time, so that whether a formula gets simplified does not depend on how
-    busy the machine is (the notes stay the same on a loaded one).  A watcher thread raises
-    the exception asynchronously in the calling thread, so this works in the main thread, in
-    other threads and in worker processes alike, on every platform (a SIGALRM timer works
-    only in a main thread, and not on Windows).  Like a signal, it lands between two Python
-    bytecodes: SymPy's simplification is Python throughout.
+    CPU time of the calling thread, not wall time, so that whether a formula gets simplified does
+    not depend on how busy the machine is (the notes stay the same on a loaded one).  A watcher
+    thread raises the exception asynchronously in the calling thread, so this works in the main
+    thread, in other threads and in worker processes alike (a SIGALRM timer works only in a main
+    thread, and not on Windows).  Like a signal, it lands between two Python bytecodes: SymPy's
+    simplification is Python throughout.  It can land in code that swallows every exception (a
+    garbage-collector callback prints "Exception ignored in" and goes on), so the watcher raises
+    it again every ``_REFIRE_SECONDS`` of CPU time until the block has ended.
     """
-    target = ctypes.c_ulong(threading.get_ident())
+    thread_id = threading.get_ident()
+    target, clock = ctypes.c_ulong(thread_id), _cpu_clock(thread_id)
     lock, stop = threading.Lock(), threading.Event()
     state = {"done": False, "fired": False}
-    deadline = time.process_time() + seconds
+    deadline = clock() + seconds
 
     def watch():
+        nonlocal deadline
         while not stop.wait(_POLL_SECONDS):
-            if time.process_time() >= deadline:
-                with lock:
-                    if not state["done"]:
-                        state["fired"] = True
-                        ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(_Expired))
-                return
+            with lock:  # the thread is inside the block while it is not done, so its clock is valid
+                if state["done"]:
+                    return
+                if clock() >= deadline:
+                    state["fired"] = True
+                    deadline = clock() + _REFIRE_SECONDS
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(_Expired))
 
     threading.Thread(target=watch, daemon=True, name="symbackprop time limit").start()
     try:
         try:
             yield
         finally:
+            state["done"] = True  # first: from here on the watcher raises nothing new
             stop.set()
-            with lock:
-                state["done"] = True
-                if state["fired"]:  # withdraw it, if it has not landed yet
+            with lock:  # a firing under way has ended; withdraw it, if it has not landed yet
+                if state["fired"]:
                     ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)
     except _Expired:
         raise TimeoutError(f"took more than {seconds:g} s of CPU time") from None
