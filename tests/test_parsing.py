@@ -171,10 +171,10 @@ HOSTILE = [
 @pytest.mark.parametrize("text", HOSTILE, ids=lambda text: repr(text[:30]))
 def test_hostile_input_is_rejected_fast_and_runs_nothing(text, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    start = time.perf_counter()
+    start = time.thread_time()
     with pytest.raises(ExpressionError) as info:
         parse(text)
-    assert time.perf_counter() - start < 1.0
+    assert time.thread_time() - start < 1.0
     message = str(info.value)
     assert message and "\n" not in message
     assert not (tmp_path / "CANARY").exists()
@@ -245,9 +245,9 @@ def test_error_messages_name_the_problem(text, bounds, fragments):
 
 
 def test_oversized_text_is_rejected_before_any_work():
-    start = time.perf_counter()
+    start = time.thread_time()  # CPU time: a loaded machine does not make it slower
     error_for("(" * 1_000_000)
-    assert time.perf_counter() - start < 0.05
+    assert time.thread_time() - start < 0.05
 
 
 def test_long_chains_do_not_hit_the_recursion_limit():
