@@ -55,7 +55,7 @@ import sympy as sp
 import symbackprop as sb
 from symbackprop import numerics
 
-import course  # noqa: E402 - bench/course.py, next to this file
+import course  # bench/course.py, next to this file
 
 try:
     import torch

@@ -235,7 +235,7 @@ class InPlace:
         constant, terms = expression.as_coeff_add()
         total = self._value(terms[0]) if constant == 0 else repr(float(constant))
         for term in terms[constant == 0:]:
-            coefficient, rest = term.as_coeff_Mul()
+            coefficient, _ = term.as_coeff_Mul()
             if coefficient < 0:
                 total = self._call("subtract", [total, self._value(-term)])
             else:

@@ -29,7 +29,7 @@ from . import backends, bptt
 from . import derivation as dv
 from . import numerics
 from .convolution import ConvNetwork
-from .derivation import Derivation, GenericLayer
+from .derivation import Derivation
 from .functions import K, Z
 from .numerics import Evaluation, Values
 from .recurrent import UnrolledNetwork, recurrent_weight

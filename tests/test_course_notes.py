@@ -467,9 +467,9 @@ def test_no_page_ends_with_a_heading_a_lead_in_or_a_paragraphs_first_line(course
     margin = min(len(line) - len(line.lstrip()) for page in lines for line in page)
     indent = lambda line: len(line) - len(line.lstrip()) - margin
     assert len(pages) > 2
-    for number, (page, following) in enumerate(zip(lines, lines[1:]), 1):
+    for page_number, (page, following) in enumerate(zip(lines, lines[1:]), 1):
         last, first = page[-1], following[0]
-        where = f"page {number} of {name} ends with"
+        where = f"page {page_number} of {name} ends with"
         assert not re.fullmatch(r"\d+(\.\d+)*\s+[A-Z].*", last.strip()), f"{where} a heading: {last!r}"
         assert not (last.endswith(":") and indent(first) > 10), f"{where} a lead-in, {first.strip()!r} overleaf"
         assert not (0 < indent(last) <= 6 and indent(first) == 0), f"{where} a paragraph's first line: {last!r}"

@@ -75,7 +75,7 @@ def _reference_mistakes(values: Values, target: str) -> dict[str, list[float]]:
     delta = table(result.delta, level, layer.shape_out)
     a = table(result.a, level, layer.shape_out)
     slope = 1 - a ** 2 if level == 0 else a * (1 - a)
-    (height, width), (kh, kw), s, p = layer.shape_out[1:], layer.kernel, layer.stride, layer.padding
+    (height, width), s, p = layer.shape_out[1:], layer.stride, layer.padding
 
     def read(sample, channel, row, column):
         inside = 0 <= row < layer.shape_in[1] and 0 <= column < layer.shape_in[2]

@@ -31,7 +31,7 @@ TERM = r"a_i(t-1) \delta_j(t)"
 
 
 @pytest.mark.parametrize("answer", [rf"\sum_{{t=1}}^{{T}} {TERM}", rf"\sum_t {TERM}", rf"\sum_{{t=2}}^{{T}} {TERM}",
-                                    rf"\sum_{{\tau=1}}^{{T}} a_i(\tau-1) \delta_j(\tau)",
+                                    r"\sum_{\tau=1}^{T} a_i(\tau-1) \delta_j(\tau)",
                                     rf"\frac{{\partial E}}{{\partial r_{{ij}}}} = \sum_{{t = 1}}^{{T}} {TERM}"])
 def test_a_time_sum_over_every_step_is_the_gradient(answer):
     assert verdict("elman", "grad_r", answer).verdict == "correct", answer

@@ -155,7 +155,7 @@ class ConvDocuments:
             simple = {cb.s: 1, cb.p: 0}
             conv, show = self.notes.conv, lambda lhs, rhs: shown(lhs, rhs, self.notation, self.printer)
             dimensions = formulas.dimensions
-            outputs, offsets, inputs = cb._positions(dimensions)
+            _, offsets, inputs = cb._positions(dimensions)
             if question.kind == "grad_kernel":
                 general = [conv["tied"], conv["gradients"][0]]
                 answer = show(sp.Derivative(E, cb.K[tuple(offsets)]),

@@ -359,7 +359,7 @@ def _generic_mutants(below: bool, cases: list[dict], reference: np.ndarray, bias
     """The known mistakes' values, from SymPy's generic formulas (:func:`derive_conv`) changed as
     students change them: the kernel index the wrong way round, the activation derivative left out."""
     generic = derive_conv(2, bias)
-    (i, j), offsets, inputs = _positions(2)
+    _, offsets, inputs = _positions(2)
     yield ("sign error",), -reference
     if below:
         error = generic.error_below

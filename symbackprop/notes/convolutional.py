@@ -137,7 +137,7 @@ def _worked(example, network: ConvNetwork, notation: Notation, printer: Notation
     layer = network.stack[l]
     dimensions = len(layer.kernel)
     formulas = cb.derive_conv(dimensions, bool(network.biases))
-    outputs, offsets, inputs = cb._positions(dimensions)
+    _, offsets, inputs = cb._positions(dimensions)
     sign = notation.delta_sign
     tables = _tables(example, network, l, sign)
     constants = {cb.s: layer.stride, cb.p: layer.padding}

@@ -121,8 +121,9 @@ def saturation(notes) -> list[dict]:
                 continue
             found.pop()
         found.append({"group": group.name, "layer": notes.layer_number(group), "activation": activation.name,
-                      "unit": notes.tex(unit.a), "slope": notes.tex(sp.Derivative(g(unit.z), unit.z)), "z": number(evaluation.z[unit.name][0]),
-                      "a": number(evaluation.a[unit.name][0]), "factor": number(smallest), "value": smallest,
+                      "unit": notes.tex(unit.a), "slope": notes.tex(sp.Derivative(g(unit.z), unit.z)),
+                      "z": number(evaluation.z[unit.name][0]), "a": number(evaluation.a[unit.name][0]),
+                      "factor": number(smallest), "value": smallest,
                       "at_zero": _at_zero(activation)})
     return found
 

@@ -125,9 +125,9 @@ def chapter(notes, truncate: int | None) -> dict | None:
     slope = show(by_rule["activation_derivative"][0], "activation_derivative", [D["forward"][1]])
     local = show(by_rule["local_gradient"][0], "local_gradient", [substituted, slope])
     tied = []
-    for factor, total, gradient in zip(by_rule["differentiate"][2:], by_rule["tied_weight_sum"], by_rule["gradient"]):
+    for weight_factor, total, gradient in zip(by_rule["differentiate"][2:], by_rule["tied_weight_sum"], by_rule["gradient"]):
         tied.append({"parameter": printer.doprint(gradient.lhs.variables[0]),
-                     "sum": show(total, "tied_weight_sum"), "factor": show(factor, "weight_factor", [forward]),
+                     "sum": show(total, "tied_weight_sum"), "factor": show(weight_factor, "weight_factor", [forward]),
                      "gradient": notes.equation({derivation.w: "gradient_weight", derivation.b: "gradient_bias"}
                                                 .get(gradient.lhs.variables[0].base, "gradient_recurrent"))})
     truncated = by_rule["truncated_sum"][0]
