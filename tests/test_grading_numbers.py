@@ -151,6 +151,48 @@ def test_the_questions_own_name_is_no_answer():
     assert grading.check_prepared(delta, r"\frac{\partial E}{\partial z^{(1)}_{1}}").verdict == "incorrect"
 
 
+def _same_reply_for_every_threshold(prepared, template: str, thresholds) -> set[str]:
+    replies = set()
+    for c in thresholds:
+        result = grading.check_prepared(prepared, template.replace("C", f"({c:.7f})"))
+        shown = {k: v for k, v in (result.counterexample or {}).items() if k != "answer"}
+        replies.add(repr((result.verdict, result.message, result.diagnosis, sorted(shown.items()))))
+    return replies
+
+
+def test_a_formula_cannot_compare_the_key_with_a_number():
+    """The red team's oracle: a step function (or a narrow bump) of the quantities a student works out,
+    graded at the worked example, answered whether the key lies below a threshold c; 22 requests pinned
+    a key to 6 digits.  A formula in those symbols is checked at the random points only, so the reply
+    is the same on both sides of the key."""
+    delta = grading.prepare(SPEC.network, "delta[0][0]", "default", SPEC.values, SPEC.learning_rate, sheet=True)
+    weight = grading.prepare(SPEC.network, "grad_w[0][1][0]", "default", SPEC.values, SPEC.learning_rate,
+                             sheet=True)
+    for prepared, key, templates in (
+            (delta, _gradient("b[0][0]"), [r"\delta^{(1)}_{1} + H(\delta^{(1)}_{1} - C)",
+                                          r"\delta^{(1)}_{1} + \exp(-100000000 (\delta^{(1)}_{1} - C)^2)"]),
+            (weight, GRADIENT, [r"\delta^{(1)}_{1} x_{2} + H(\delta^{(1)}_{1} x_{2} + 10.00 - 10 - C)",
+                                r"\frac{\partial E}{\partial w^{(1)}_{21}} + H(\frac{\partial E}{\partial w^{(1)}_{21}} - C)"])):
+        for template in templates:
+            for near in (1e-3, 1e-5):
+                assert len(_same_reply_for_every_threshold(prepared, template, (key - near, key + near))) == 1, \
+                    (template, near)
+    # a formula in them stays a formula: the sheet's symbols and a number on the left still read
+    assert grading.check_prepared(weight, r"\delta^{(1)}_{1} x_{2}").verdict == "correct"
+    assert grading.check_prepared(weight, rf"\delta^{{(1)}}_{{1}} x_{{2}} = {GRADIENT:.6g}").verdict == "correct"
+
+
+def test_the_key_through_time_cannot_be_compared_with_a_number_either():
+    from test_recurrent import ELMAN_111
+    spec = sb.from_dict(ELMAN_111)
+    ready = grading.prepare(spec.network, "grad_r[0][0][0]", "default", spec.values, spec.learning_rate)
+    key = -0.218090762  # worked by hand in tests/test_recurrent.py
+    assert grading.check_prepared(ready, "a[0][0](0)*delta[0][0](1)").verdict == "correct"
+    template = "a[0][0](0)*delta[0][0](1) + H(a[0][0](0)*delta[0][0](1) - C)"
+    for near in (1e-3, 1e-5):
+        assert len(_same_reply_for_every_threshold(ready, template, (key - near, key + near))) == 1, near
+
+
 def test_a_sheets_wrong_number_is_told_it_differs_from_the_sheet():
     made = exercises(SPEC, ["ana"], questions=["grad_w[0][1][0]"])
     spec = made.spec(made.variants[0])

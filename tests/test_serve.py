@@ -164,6 +164,25 @@ def test_codes_are_listed_printed_on_each_sheet_and_stored_only_as_hashes(made):
     assert not access.verify(made["codes"]["ann"], other)
 
 
+def test_a_student_left_off_the_roster_and_added_again_keeps_their_code(tmp_path):
+    """The red team: written again without bob, the set's codes.csv lost bob's row, and with bob back
+    he got a new code, so the sheet he held no longer opened the page."""
+    from symbackprop.cli import main
+
+    def write(*students):
+        roster = tmp_path / "roster.csv"
+        roster.write_text("student\n" + "".join(f"{s}\n" for s in students))
+        assert main(["exercises", "2-2-1", "--students", str(roster), "--questions", "delta_output",
+                     "--format", "md", "-o", str(tmp_path / "set")]) == 0
+        return access.read_codes(tmp_path / "set" / "codes.csv")
+
+    first = write("ann", "bob")
+    assert write("ann") == first  # bob's row kept, ann's code unchanged
+    assert write("ann", "bob") == first
+    made = exercise_set.load(tmp_path / "set" / "exercises.toml")
+    assert access.verify(first["bob"], made.variant("bob").code_hash)
+
+
 def test_codes_are_drawn_at_random_not_from_the_seed():
     first, second = (exercise_set.exercises(sb.compact("2-2-1"), ["ann", "bob"], "delta_output", seed=1)
                      for _ in range(2))

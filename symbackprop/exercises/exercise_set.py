@@ -70,6 +70,9 @@ class ExerciseSet:
     questions: tuple[Question, ...]
     variants: tuple[Variant, ...]
     codes: Mapping[str, str] = field(default_factory=dict, repr=False)  # student -> code, only as made
+    #: the codes of an earlier codes.csv whose students are off the roster: kept in the new codes.csv,
+    #: so that a student added again gets the code on the sheet they hold
+    retired_codes: Mapping[str, str] = field(default_factory=dict, repr=False)
     _specs: dict = field(default_factory=dict, repr=False)
 
     @cached_property
@@ -134,6 +137,7 @@ def exercises(spec: Spec | str | Path, students: Sequence[str] | str | Path | No
     chosen = asked.parse(questions, network)
     if isinstance(network, ConvNetwork):
         _check_printable(network)
+    retired = {}
     if students is None:
         rng = _rng(seed, "")
         handed_out = {}
@@ -143,13 +147,14 @@ def exercises(spec: Spec | str | Path, students: Sequence[str] | str | Path | No
         ids = (roster.read_roster(Path(students), FILES) if isinstance(students, (str, Path))
                else roster.check_ids(list(students), "students", FILES))
         handed_out = access.codes_for(ids, codes or {})
+        retired = {student: code for student, code in (codes or {}).items() if student not in handed_out}
         layered = network.layers is not None and not isinstance(network, UnrolledNetwork)
         checked = layered or isinstance(network, ConvNetwork)
         numbers = evaluator(derive(network)) if checked and any(q.numeric for q in chosen) else None
         variants = tuple(_draw(spec, student, seed, chosen, access.hash_code(handed_out[student], student, seed),
                                numbers) for student in ids)
     network_data = dict(spec.data.get("network", {}))
-    made = ExerciseSet(network_data, notation_data, chosen, variants, handed_out)
+    made = ExerciseSet(network_data, notation_data, chosen, variants, handed_out, retired)
     _check_gradable(made)
     return made
 

@@ -245,7 +245,7 @@ def render(made: ExerciseSet, formats=FORMATS, templates: Path | None = None) ->
     picture = documents.picture
     files = {"exercises.toml": write_text(made), "key.csv": key_csv(variants)}
     if made.codes:
-        files["codes.csv"] = access.codes_csv(made.codes)
+        files["codes.csv"] = access.codes_csv({**made.codes, **made.retired_codes})
     for format in formats:
         context = _context(documents, format)
         for variant in variants:

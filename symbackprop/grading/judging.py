@@ -117,6 +117,8 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
     free = _free_step_limit(prepared, answer.sides)
     if free is not None:
         return free
+    if prepared.example is not None and any(side.free_symbols & prepared.worked_out for side in answer.sides):
+        prepared = _at_random_points(prepared)
     try:
         sides = _answer_sides(prepared, answer)
     except Unbound as error:
@@ -141,10 +143,13 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
     except ExpressionError as error:
         return Verdict("cannot read", str(error))
     at_example = (answer.decimals and prepared.target.concrete is not None and prepared.example is not None
+                  and not prepared.random_only
                   and any(side.free_symbols - {ASKED} for side, _ in sides))  # a number alone mixes nothing
     for number, (side, values) in enumerate(sides):
         verdict = _judge(prepared, side, values, number, len(sides), at_example and bool(side.free_symbols),
                          answer.digits)
+        if verdict is not None and prepared.random_only and answer.decimals and side.free_symbols:
+            return replace(verdict, diagnosis=[*verdict.diagnosis, _MIXED_WORKED_OUT])
         if verdict is not None:
             return verdict
     restated = final and _restates(prepared, sides[-1][0])
@@ -152,6 +157,20 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
         return Verdict("incorrect", "The answer restates what it should derive.", [restated])
     correct = "Correct." if len(sides) == 1 else "Correct: every side equals the target."
     return Verdict("correct", correct, [_AT_EXAMPLE_ONLY] if at_example and any(s.free_symbols for s, _ in sides) else [])
+
+
+_MIXED_WORKED_OUT = ("A formula with a unit's z, a or delta in it is checked as a formula, at random points, "
+                     "where numbers read off your worked example do not hold: give the value, or the formula "
+                     "in the network's symbols only.")
+
+
+def _at_random_points(prepared: Prepared) -> Prepared:
+    """``prepared`` without its first test point, the worked example: an answer in the symbols the
+    student works out is a formula, and only there could its value give the key away."""
+    rest = slice(1, None)
+    return replace(prepared, cases=prepared.cases.rows(rest), reference=prepared.reference[rest],
+                   mutants=[(names, messages, values[rest]) for names, messages, values in prepared.mutants],
+                   random_only=True)
 
 
 _NUMBER_ONLY = (f"a convolutional network's concrete target is graded as the worked example's number: give its value "
@@ -435,7 +454,7 @@ def _may_show(prepared: Prepared, case: int) -> bool:
     """Whether a reply may show values at test point ``case``: not at a concrete target's worked
     example (point 0) unless the grader reveals it, for every value there is the exercise's answer
     or a step towards it (an answer's value there, divided by its factor, gives the key away)."""
-    return case != 0 or prepared.target.concrete is None or prepared.reveal
+    return case != 0 or prepared.target.concrete is None or prepared.reveal or prepared.random_only
 
 
 def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = None, side=None) -> dict:
@@ -471,7 +490,8 @@ def _counterexample(prepared: Prepared, values: np.ndarray, case: int | None = N
     else:
         used = side.free_symbols if side is not None else ()
         shown = {str(symbol): symbol for symbol in sorted(used, key=str) if symbol in cases.symbols}
-        found["at"] = "the spec's worked example (first sample)" if case == 0 else f"random point {case}"
+        found["at"] = ("the spec's worked example (first sample)" if case == 0 and not prepared.random_only
+                       else f"random point {case + prepared.random_only}")
     if prepared.target.kind == "update_w":
         shown[words["eta"]] = ETA
     sign = prepared.vocabulary.notation.delta_sign  # a Haykin student's delta is -dE/dz

@@ -56,6 +56,18 @@ class Prepared:
     renamed: Prepared | None = None  # an output target read with the hidden-layer letters (j fed by i)
     numbers_only: bool = False  # a convolutional network's concrete target: the answer is a number
     positions: list | None = None  # a conv layer's generic target: per case, its tables (:mod:`.convolutional`)
+    #: a concrete target's symbols whose values the student works out (see :func:`worked_out`)
+    worked_out: frozenset = frozenset()
+    random_only: bool = False  # the worked example's test point left out, for an answer in those symbols
+
+
+def worked_out(symbols, network: Network) -> frozenset:
+    """The symbols among ``symbols`` that a sheet does not print: every z, a and delta of a computing
+    unit and the question's own derivative.  At the worked example their values are the exercise's
+    answer or steps to it, so an answer written in them is compared at the random points only: at
+    the example, a step function of them (H(delta - c)) would tell whether the key is below c."""
+    given = {*network.parameters, *(u.a for u in network.inputs), *network.targets.values()}
+    return frozenset(set(symbols) - given)
 
 
 def spec_parts(network: Network):

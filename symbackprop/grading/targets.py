@@ -26,7 +26,8 @@ from ..recurrent import UnrolledNetwork
 from . import convolutional
 from .evaluation import Cases, build_cases, close, evaluate
 from .mistakes import mutants_per_group, wording
-from .prepared import POINTS, Prepared, Target, bound_letters, family_of, letters_of, random_values, spec_parts
+from .prepared import (POINTS, Prepared, Target, bound_letters, family_of, letters_of, random_values, spec_parts,
+                       worked_out)
 from .vocabulary import ASKED, ETA, OUTPUTS, P, S, U, Vocabulary, a, delta, dg, printed_names, t, w, z
 
 GENERIC_TARGETS = ("delta_output", "delta_hidden", "grad_w_output", "grad_w_hidden", "grad_b_output",
@@ -283,7 +284,8 @@ def _prepared(network, target, notation, cases, reference, mutants, names, table
                             ("l", "L") if target.output else ("l",), {str(s): s for s in names},
                             per_step=isinstance(network, UnrolledNetwork),  # delta_output at any step t
                             printed=printed, asked=asked, bound=bound_letters(notation, target))
-    prepared = Prepared(target, vocabulary, cases, reference, weight, mutants, words, reveal=reveal, sheet=sheet)
+    prepared = Prepared(target, vocabulary, cases, reference, weight, mutants, words, reveal=reveal, sheet=sheet,
+                        worked_out=worked_out(cases.symbols, network))
     hidden_letters = Letters(notation.letters.hidden[:2], notation.letters.hidden)
     if target.concrete is None and target.output and notation.letters.output != hidden_letters.output:
         renamed = replace(notation, letters=hidden_letters)

@@ -27,7 +27,7 @@ from ..numerics import Values
 from ..recurrent import UnrolledNetwork, recurrent_weight, unit_name, unrolled
 from .evaluation import PAD, Cases, activation_row, close, evaluate, value_at
 from .mistakes import MISTAKES, mutants_of, wording
-from .prepared import POINTS, Prepared, Target, bound_letters, family_of, letters_of, spec_parts
+from .prepared import POINTS, Prepared, Target, bound_letters, family_of, letters_of, spec_parts, worked_out
 from .vocabulary import ASKED, LAST, TIME, P, S, U, Vocabulary, a, b, delta, dg, printed_names, r, w, z
 
 #: The lengths of the two test networks' sequences: a delta has a past and a future, and a sum over
@@ -83,7 +83,8 @@ def prepare(network: UnrolledNetwork, target: Target, notation: Notation, values
         mutants += _numbers_through_time(template, _formula("delta", hidden[0], bias), reference, cases,
                                          network.loss, mutants)
     prepared = Prepared(target, vocabulary, cases, reference, weight, mutants,
-                        wording(notation, target, network.loss.name), reveal=reveal, sheet=sheet)
+                        wording(notation, target, network.loss.name), reveal=reveal, sheet=sheet,
+                        worked_out=worked_out(cases.symbols, network))
     if target.concrete is not None and values is not None:
         prepared.example = family.compiled.evaluate(values, learning_rate).gradients[weight]
         if len(values.inputs) == 1:
