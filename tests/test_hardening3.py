@@ -101,8 +101,11 @@ def test_check_without_reveal_shows_no_number_computed_at_the_worked_example(wor
     shown = _numbers(reply())
     leaked = [(x, y, k) for x in shown for y in worked for k in (1, 1.5) if abs(x - k * y) <= 1e-6 * abs(y)]
     assert not leaked, leaked
-    revealed = _numbers(reply("--reveal"))  # the grader's own view still shows them
-    assert any(abs(x - y) <= 1e-9 * abs(y) for x in revealed for y in worked)
+    revealed = reply("--reveal")
+    if any(letter in answer for letter in ("a[", "z[", "delta[")):  # worked out: a formula, at random points
+        assert revealed["counterexample"]["at"].startswith("random point"), revealed
+    else:  # the grader's own view still shows them
+        assert any(abs(x - y) <= 1e-9 * abs(y) for x in _numbers(revealed) for y in worked)
 
 
 def test_a_number_alone_is_not_told_it_mixes_numbers_with_symbols():
@@ -445,8 +448,9 @@ def test_a_submissions_file_of_millions_of_rows_is_refused_before_grading(tmp_pa
 
 def test_the_page_answers_a_mixed_answer_to_a_numeric_question_without_a_number(made, server):
     """2. through the page: the worked example's value of 1.5 x an answer was the counterexample."""
-    status, reply = server.check(made, "ann", "q3", "1.500*a[1][0]")
-    assert status == 200 and reply["verdict"] == "incorrect" and reply["counterexample"] == {}, reply
+    status, reply = server.check(made, "ann", "q3", "1.500*a[1][0]")  # a[1][0] is worked out: random points
+    assert status == 200 and reply["verdict"] == "incorrect", reply
+    assert reply["counterexample"]["at"].startswith("random point"), reply
     assert not any(character.isdigit() for character in reply["message"] + " ".join(reply["diagnosis"]))
 
 
