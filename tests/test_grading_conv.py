@@ -181,6 +181,16 @@ def test_each_named_mistake_in_the_delta_below_is_named(below, text, name):
     assert (result.verdict, result.message) == ("incorrect", name)
 
 
+@pytest.mark.parametrize("text", ["\\frac{\\partial E}{\\partial a_{m,n}}",
+                                  "(1 - a_{m,n}^2) \\frac{\\partial E}{\\partial a_{m,n}}",
+                                  "g'(z_{m,n}) \\frac{\\partial E}{\\partial a_{m,n}}"])
+def test_the_delta_below_with_de_da_left_unworked_restates_it(below, text):
+    """The red team: on a tanh layer this was "g'(z_j) is not defined for a softmax layer"."""
+    result = verdict(below, text)
+    assert (result.verdict, result.message) == ("incorrect", "The answer restates what it should derive."), result
+    assert "softmax" not in " ".join(result.diagnosis) and "K_{m-i,n-j}" in result.diagnosis[0]
+
+
 @pytest.mark.parametrize("text", ["g'(z_{m,n}) \\sum_{i=1}^{1} \\sum_j \\delta_{i,j} K_{m-i,n-j}",
                                   "g'(z_{m,n}) \\sum_i \\sum_j \\delta_{i,j} K_{m-i+1,n-j}",
                                   "g'(z_{m,n}) \\sum_i \\sum_j \\delta_{i,j} K_{n-j,m-i}"])

@@ -135,6 +135,8 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
                                     f"over; the formula for {prepared.words['u']} cannot depend on it.",
                        [_letters_hint(prepared)])
     except NotElementwise:
+        if prepared.target.kind == "delta_conv_input" and any(side.has(dEda) for side in answer.sides):
+            return Verdict("incorrect", "The answer restates what it should derive.", [_CONV_UNWORKED])
         return Verdict("incorrect", f"{prepared.words['g_u']} is not defined for a softmax layer: each output "
                                     "depends on every z of its layer (the Jacobian is a matrix); write what "
                                     "the delta equals, e.g. in terms of a and t.")
@@ -157,6 +159,11 @@ def _check_read(prepared: Prepared, text: str, final: bool = True) -> Verdict:
         return Verdict("incorrect", "The answer restates what it should derive.", [restated])
     correct = "Correct." if len(sides) == 1 else "Correct: every side equals the target."
     return Verdict("correct", correct, [_AT_EXAMPLE_ONLY] if at_example and any(s.free_symbols for s, _ in sides) else [])
+
+
+#: delta_conv_input with dE/da_{m,n} of the unit below left in it (its test layers have no values for it)
+_CONV_UNWORKED = ("dE/da_{m,n} is left unworked: unit (m, n) of the layer below feeds every output position whose "
+                  "window covers it, so dE/da_{m,n} sums delta_{i,j} K_{m-i,n-j} over them.")
 
 
 _MIXED_WORKED_OUT = ("A formula with a unit's z, a or delta in it is checked as a formula, at random points, "
