@@ -247,9 +247,10 @@ def _prepare_alike(network: Network, targets: list[Target], notation: Notation, 
     rows = np.repeat(finite, size)
     if not close(evaluate(template, cases)[rows], reference[rows], 1e-6):  # the template must be the derivation's
         raise RuntimeError(f"internal: the {first.name} template disagrees with the derivation")
-    table = None
+    table, worked = None, frozenset()
     if first.concrete is not None:
         cases.symbols = {**_symbol_values(cases, names), ASKED: numbers[:, column]}  # dE/dz, dE/dw, dE/db
+        worked = worked_out(cases.symbols, network)
         cases.symbol_layer = {symbol: spot[1] for symbol, spot in names.items() if spot[0] == "z"}
         from ..notes.printing import symbol_table  # a sheet's names, only for a concrete target
 
@@ -263,15 +264,15 @@ def _prepare_alike(network: Network, targets: list[Target], notation: Notation, 
                                    np.isfinite(reference[mine][0])))
             continue
         out.append(_prepared(network, target, notation, cases.rows(mine), reference[mine], mutants[n], names, table,
-                             reveal, sheet))
+                             worked, reveal, sheet))
         if target.concrete is not None:
             _attach_example(out[-1], network, numbers, learning_rate)
     return out
 
 
-def _prepared(network, target, notation, cases, reference, mutants, names, table, reveal, sheet) -> Prepared:
+def _prepared(network, target, notation, cases, reference, mutants, names, table, worked, reveal, sheet) -> Prepared:
     """One target's :class:`Prepared` from its cases, reference and mutants (``table``: the sheet's
-    symbols, for a concrete target)."""
+    symbols, for a concrete target; ``worked``: those the student works out)."""
     weight = w[P, U] if target.concrete is None else layer_weight(*target.concrete)
     printed, asked = {}, None
     words = wording(notation, target, network.loss.name)
@@ -285,7 +286,7 @@ def _prepared(network, target, notation, cases, reference, mutants, names, table
                             per_step=isinstance(network, UnrolledNetwork),  # delta_output at any step t
                             printed=printed, asked=asked, bound=bound_letters(notation, target))
     prepared = Prepared(target, vocabulary, cases, reference, weight, mutants, words, reveal=reveal, sheet=sheet,
-                        worked_out=worked_out(cases.symbols, network))
+                        worked_out=worked)
     hidden_letters = Letters(notation.letters.hidden[:2], notation.letters.hidden)
     if target.concrete is None and target.output and notation.letters.output != hidden_letters.output:
         renamed = replace(notation, letters=hidden_letters)

@@ -75,11 +75,11 @@ def _fork(process) -> None:
     """Start ``process`` with SIGINT blocked in the forking thread, which the child inherits: a Ctrl-C
     that lands between the fork and the worker's own SIG_IGN gave a traceback from the worker (the
     server listens before its workers are forked)."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         process.start()
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @functools.cache
